@@ -1,0 +1,1 @@
+//! outcall-core
