@@ -1,1 +1,18 @@
-//! outcall-core
+//! outcall's pure core: every decision the Worker makes, with no I/O.
+//!
+//! The Worker (`outcall-edge`) parses a request into these types, asks this crate what to do,
+//! calls one SQL function and answers. Everything here is plain Rust and unit-tested on the host.
+
+pub mod classification;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod ids;
+pub mod outcome;
+pub mod phone;
+pub mod sip;
+pub mod twilio;
+pub mod twiml;
+pub mod vapi;
+pub mod webhook;
+pub mod xml;
