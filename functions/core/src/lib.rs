@@ -6,6 +6,7 @@
 pub mod classification;
 pub mod config;
 pub mod context;
+pub mod dispatch;
 pub mod error;
 pub mod ids;
 pub mod outcome;

@@ -1,0 +1,120 @@
+//! Turning a claimed row into Twilio's create-call request.
+
+use crate::classification::Classification;
+use crate::config::Config;
+use crate::ids::{PendingCallId, SessionId};
+use crate::phone::PhoneNumber;
+use crate::twilio;
+use crate::twiml::{self, TwimlError};
+use serde::Deserialize;
+
+/// Path of the Worker route Twilio posts status callbacks to.
+pub const STATUS_CALLBACK_PATH: &str = "/twilio/status";
+
+/// What `claim_pending_call()` returns: everything needed to dial, in one round trip.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Claim {
+    pub session_id: SessionId,
+    pub pending_call_id: PendingCallId,
+    pub attempt: i32,
+    pub phone: PhoneNumber,
+    #[serde(default)]
+    pub classification: Option<Classification>,
+}
+
+/// What `claim_pending_call()` answered.
+#[derive(Debug, Clone)]
+pub enum ClaimAnswer {
+    Claimed(Box<Claim>),
+    /// No such row.
+    NotFound,
+    /// The row exists but is not to be dialled now (already claimed, not due, finished...).
+    NotClaimable { reason: String },
+}
+
+impl ClaimAnswer {
+    /// `{"claimed": false, "reason": ...}` or a claim; a bare `null` means not claimable.
+    pub fn from_rpc(value: serde_json::Value) -> Result<Self, serde_json::Error> {
+        if value.is_null() {
+            return Ok(Self::NotClaimable { reason: "not claimable".into() });
+        }
+        if value.get("claimed").and_then(serde_json::Value::as_bool) == Some(false) {
+            let reason = value.get("reason").and_then(serde_json::Value::as_str).unwrap_or("not claimable");
+            return Ok(if reason == "not_found" { Self::NotFound } else { Self::NotClaimable { reason: reason.into() } });
+        }
+        serde_json::from_value(value).map(|claim| Self::Claimed(Box::new(claim)))
+    }
+}
+
+/// The create-call request for a claim: form pairs ready to encode.
+pub fn create_call_form(config: &Config, claim: &Claim) -> Result<Vec<(&'static str, String)>, TwimlError> {
+    let sip_uri = config.vapi_sip.uri_for(claim.pending_call_id);
+    let twiml = twiml::call_twiml(claim.classification.as_ref(), &sip_uri)?;
+    Ok(twilio::create_call_form(
+        &claim.phone,
+        &config.twilio_from_number,
+        &twiml,
+        &config.public_url(STATUS_CALLBACK_PATH),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::VARIABLES;
+
+    fn config() -> Config {
+        Config::from_lookup(|name| {
+            Some(match name {
+                "SUPABASE_URL" | "TWILIO_API_BASE" => "http://127.0.0.1:1".to_owned(),
+                "PUBLIC_BASE_URL" => "https://calls.example.com".to_owned(),
+                "TWILIO_FROM_NUMBER" => "+15005550006".to_owned(),
+                "VAPI_SIP_HOST" => "sip.vapi.ai".to_owned(),
+                "VAPI_SIP_USER" => "outcall".to_owned(),
+                other if VARIABLES.contains(&other) => "x".to_owned(),
+                _ => return None,
+            })
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn claim_becomes_a_create_call_request_with_only_the_id_in_sip() {
+        let claim: Claim = serde_json::from_str(
+            r#"{"session_id":"11111111-1111-1111-1111-111111111111","pending_call_id":"6f9619ff-8b86-d011-b42d-00c04fc964ff",
+                "attempt":1,"phone":"+15550002001","classification":{"id":"22222222-2222-2222-2222-222222222222",
+                "classification_type":"ivr_only","ivr_actions":[{"action":"dtmf","value":"3","timing_ms":2000}]}}"#,
+        )
+        .unwrap();
+        let form = create_call_form(&config(), &claim).unwrap();
+        let get = |k: &str| form.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("To"), Some("+15550002001"));
+        assert_eq!(get("From"), Some("+15005550006"));
+        assert_eq!(get("StatusCallback"), Some("https://calls.example.com/twilio/status"));
+        let twiml = get("Twiml").unwrap();
+        assert!(twiml.contains(r#"<Pause length="2"/><Play digits="3"/>"#));
+        assert!(twiml.contains("<Sip>sip:outcall@sip.vapi.ai?X-pendingcallid=6f9619ff-8b86-d011-b42d-00c04fc964ff</Sip>"));
+    }
+
+    #[test]
+    fn reads_every_claim_answer() {
+        use serde_json::json;
+        assert!(matches!(ClaimAnswer::from_rpc(json!({"claimed": false, "reason": "not_found"})), Ok(ClaimAnswer::NotFound)));
+        assert!(matches!(
+            ClaimAnswer::from_rpc(json!({"claimed": false, "reason": "not_due"})),
+            Ok(ClaimAnswer::NotClaimable { reason }) if reason == "not_due"
+        ));
+        assert!(matches!(ClaimAnswer::from_rpc(serde_json::Value::Null), Ok(ClaimAnswer::NotClaimable { .. })));
+        let claim = json!({"session_id":"11111111-1111-1111-1111-111111111111",
+            "pending_call_id":"6f9619ff-8b86-d011-b42d-00c04fc964ff","attempt":2,"phone":"+15550001001","classification":null});
+        assert!(matches!(ClaimAnswer::from_rpc(claim), Ok(ClaimAnswer::Claimed(c)) if c.attempt == 2));
+        assert!(ClaimAnswer::from_rpc(json!({"session_id": 1})).is_err());
+    }
+
+    #[test]
+    fn a_claim_with_a_bad_phone_is_refused_at_parse() {
+        let raw = r#"{"session_id":"11111111-1111-1111-1111-111111111111","pending_call_id":"6f9619ff-8b86-d011-b42d-00c04fc964ff",
+            "attempt":1,"phone":"555","classification":null}"#;
+        assert!(serde_json::from_str::<Claim>(raw).is_err());
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per route.
+
+pub mod health;
+pub mod twilio_status;
+pub mod vapi;
+pub mod webhook;

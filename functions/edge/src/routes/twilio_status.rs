@@ -1,0 +1,42 @@
+//! `POST /twilio/status`: Twilio's status callbacks, verified by `X-Twilio-Signature`.
+
+use crate::db::Db;
+use crate::http::{self, Answer};
+use outcall_core::error::ApiError;
+use outcall_core::twilio::{signature_is_valid, StatusEvent};
+use serde_json::json;
+use worker::{Env, Request};
+
+pub async fn handle(mut req: Request, env: &Env) -> Answer {
+    let config = http::config(env)?;
+    let url = req.url().map_err(|_| ApiError::bad_request("invalid_url", "the request URL could not be read"))?;
+    let body = http::body_text(&mut req).await?;
+    let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+
+    // Twilio signs the public URL it called, which behind a proxy differs from the one we see.
+    let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let signed_url = config.public_url(&format!("{}{}", url.path(), query));
+    let signature = http::header(&req, "X-Twilio-Signature")
+        .ok_or_else(|| ApiError::unauthorized("X-Twilio-Signature is missing"))?;
+    if !signature_is_valid(&config.twilio_auth_token, &signed_url, &form, &signature) {
+        return Err(ApiError::new(403, "invalid_signature", "X-Twilio-Signature does not match"));
+    }
+
+    let event = StatusEvent::parse(&form).map_err(|e| ApiError::bad_request("invalid_callback", e.to_string()))?;
+    let applied = Db::new(&config)
+        .rpc(
+            "apply_twilio_status",
+            json!({
+                "p_call_sid": event.call_sid.as_str(),
+                "p_call_status": event.status.as_str(),
+                "p_sequence_number": event.sequence_number,
+                "p_answered_by": event.answered_by,
+                "p_duration_seconds": event.duration_seconds,
+            }),
+        )
+        .await?;
+    if applied.is_null() {
+        return Err(ApiError::not_found(format!("no call session has CallSid {}", event.call_sid.as_str())));
+    }
+    http::json(200, &applied)
+}
