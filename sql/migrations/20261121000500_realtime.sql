@@ -1,0 +1,28 @@
+-- Realtime for dashboards: the three tables in Supabase's `supabase_realtime` publication, with full
+-- old values on UPDATE/DELETE. What each subscriber sees is still decided by RLS (authenticated only).
+
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_publication where pubname = 'supabase_realtime') then
+    create publication supabase_realtime;
+  end if;
+end
+$$;
+
+do $$
+declare
+  t text;
+begin
+  foreach t in array array['pending_calls', 'call_sessions', 'call_classifications'] loop
+    -- pg_publication_tables also lists the tables of a FOR ALL TABLES publication, which cannot be altered.
+    if not exists (select 1 from pg_catalog.pg_publication_tables
+                    where pubname = 'supabase_realtime' and schemaname = 'public' and tablename = t) then
+      execute pg_catalog.format('alter publication supabase_realtime add table public.%I', t);
+    end if;
+  end loop;
+end
+$$;
+
+alter table public.pending_calls replica identity full;
+alter table public.call_sessions replica identity full;
+alter table public.call_classifications replica identity full;

@@ -1,0 +1,157 @@
+-- apply_twilio_status(p_call_sid text, p_call_status text, p_sequence_number int, p_answered_by text, p_duration_seconds int)
+begin;
+select plan(56);
+
+select has_function('public', 'apply_twilio_status', array['text', 'text', 'integer', 'text', 'integer']);
+select function_returns('public', 'apply_twilio_status', array['text', 'text', 'integer', 'text', 'integer'], 'jsonb');
+
+-- A pending call, claimed and dialled with CallSid p_sid; returns its session id.
+create function pg_temp.dialled(p_id uuid, p_sid text) returns uuid language plpgsql as $$
+declare
+  v_session uuid;
+begin
+  insert into public.pending_calls (id, employee_name, phone) values (p_id, 'Test', '+15550001001');
+  v_session := (public.claim_pending_call(p_id) ->> 'session_id')::uuid;
+  perform public.record_dial_result(v_session, p_sid, null, null);
+  return v_session;
+end $$;
+create function pg_temp.row_status(p_id uuid) returns text language sql as
+  $$ select call_status || coalesce(' / ' || last_error, '') from public.pending_calls where id = p_id $$;
+create function pg_temp.session_status(p_sid text) returns text language sql as
+  $$ select status from public.call_sessions where call_sid = p_sid $$;
+
+select pg_temp.dialled('00000000-0000-0000-0000-0000000a0001', 'CA01') is not null as dialled \gset
+
+-- Unknown sid / bad status -----------------------------------------------------------------------
+select is(public.apply_twilio_status('CA_unknown', 'ringing', 1, null, null), null, 'unknown CallSid: null');
+select throws_ok($$select public.apply_twilio_status('CA01', 'answered', 1, null, null)$$, '22023', null,
+                 'an unknown CallStatus is refused');
+select throws_ok($$select public.apply_twilio_status('CA01', null, 1, null, null)$$, '22023', null,
+                 'a missing CallStatus is refused');
+select throws_ok($$select public.apply_twilio_status('CA01', 'dial_failed', 1, null, null)$$, '22023', null,
+                 'our own dial_failed is not a Twilio status');
+
+-- Forward, one step at a time ------------------------------------------------------------------------
+select is(public.apply_twilio_status('CA01', 'initiated', 0, null, null),
+          jsonb_build_object('session_id', (select id from public.call_sessions where call_sid = 'CA01'),
+                             'pending_call_id', '00000000-0000-0000-0000-0000000a0001',
+                             'session_status', 'initiated', 'call_status', 'calling', 'changed', true),
+          'initiated: applied, the documented fields');
+select is(public.apply_twilio_status('CA01', 'initiated', 0, null, null) -> 'changed', 'false'::jsonb,
+          'initiated again (duplicate): changed false');
+select is(public.apply_twilio_status('CA01', 'ringing', 1, null, null) ->> 'session_status', 'ringing', 'ringing: applied');
+select is((select twilio_sequence_number from public.call_sessions where call_sid = 'CA01'), 1, 'sequence number recorded');
+select is(public.apply_twilio_status('CA01', 'initiated', 0, null, null),
+          jsonb_build_object('session_id', (select id from public.call_sessions where call_sid = 'CA01'),
+                             'pending_call_id', '00000000-0000-0000-0000-0000000a0001',
+                             'session_status', 'ringing', 'call_status', 'calling', 'changed', false),
+          'initiated after ringing (out of order): changed false, still ringing');
+select is(public.apply_twilio_status('CA01', 'queued', 0, null, null) -> 'changed', 'false'::jsonb,
+          'queued after ringing: changed false');
+select is((select twilio_sequence_number from public.call_sessions where call_sid = 'CA01'), 1,
+          'a stale event does not move the sequence number back');
+select is((select answered_at from public.call_sessions where call_sid = 'CA01'), null, 'not answered yet');
+select is(public.apply_twilio_status('CA01', 'in-progress', 2, 'human', null) -> 'changed', 'true'::jsonb, 'in-progress: applied');
+select row_eq($$select status, answered_by, answered_at = now(), ended_at from public.call_sessions where call_sid = 'CA01'$$,
+              row('in-progress'::text, 'human'::text, true, null::timestamptz),
+              'in-progress sets answered_by and answered_at');
+select is(public.apply_twilio_status('CA01', 'ringing', 1, null, null) -> 'changed', 'false'::jsonb,
+          'ringing after in-progress: changed false');
+select is(public.apply_twilio_status('CA01', 'completed', 3, 'human', 42),
+          jsonb_build_object('session_id', (select id from public.call_sessions where call_sid = 'CA01'),
+                             'pending_call_id', '00000000-0000-0000-0000-0000000a0001',
+                             'session_status', 'completed', 'call_status', 'calling', 'changed', true),
+          'completed by a human: session completed, row left to the VAPI report');
+select row_eq($$select status, duration_seconds, ended_at = now(), twilio_sequence_number from public.call_sessions where call_sid = 'CA01'$$,
+              row('completed'::text, 42, true, 3), 'completed records duration, ended_at, sequence number');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0001'), 'calling', 'the row is still calling');
+
+-- After a terminal status nothing moves ---------------------------------------------------------------
+select is(public.apply_twilio_status('CA01', 'completed', 3, 'human', 42) -> 'changed', 'false'::jsonb, 'completed again: changed false');
+select is(public.apply_twilio_status('CA01', 'busy', 4, null, 0) -> 'changed', 'false'::jsonb, 'busy after completed: changed false');
+select is(public.apply_twilio_status('CA01', 'in-progress', 2, null, null) -> 'changed', 'false'::jsonb, 'in-progress after completed: changed false');
+select row_eq($$select status, duration_seconds from public.call_sessions where call_sid = 'CA01'$$,
+              row('completed'::text, 42), 'the completed session is unchanged');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0001'), 'calling', 'the row is unchanged');
+
+-- Each unsuccessful terminal status ends the row failed with last_error = the status ----------------------
+select pg_temp.dialled('00000000-0000-0000-0000-0000000a0002', 'CA02') is not null as d2 \gset
+select pg_temp.dialled('00000000-0000-0000-0000-0000000a0003', 'CA03') is not null as d3 \gset
+select pg_temp.dialled('00000000-0000-0000-0000-0000000a0004', 'CA04') is not null as d4 \gset
+select pg_temp.dialled('00000000-0000-0000-0000-0000000a0005', 'CA05') is not null as d5 \gset
+select is(public.apply_twilio_status('CA02', 'busy', 2, null, 0) ->> 'call_status', 'failed', 'busy: row failed');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0002'), 'failed / busy', 'busy: last_error busy');
+select is(pg_temp.session_status('CA02'), 'busy', 'busy: session busy');
+select is(public.apply_twilio_status('CA03', 'no-answer', 2, null, 0) ->> 'call_status', 'failed', 'no-answer: row failed');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0003'), 'failed / no-answer', 'no-answer: last_error no-answer');
+select is(pg_temp.session_status('CA03'), 'no-answer', 'no-answer: session no-answer');
+select is(public.apply_twilio_status('CA04', 'failed', 1, null, null) ->> 'call_status', 'failed', 'failed: row failed');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0004'), 'failed / failed', 'failed: last_error failed');
+select is(pg_temp.session_status('CA04'), 'failed', 'failed: session failed');
+select is(public.apply_twilio_status('CA05', 'canceled', 1, null, null) ->> 'call_status', 'failed', 'canceled: row failed');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0005'), 'failed / canceled', 'canceled: last_error canceled');
+select is(pg_temp.session_status('CA05'), 'canceled', 'canceled: session canceled');
+select ok((select bool_and(ended_at = now()) from public.call_sessions where call_sid in ('CA02', 'CA03', 'CA04', 'CA05')),
+          'terminal statuses set ended_at');
+-- a late, lower status for a failed call changes nothing
+select is(public.apply_twilio_status('CA02', 'ringing', 1, null, null) -> 'changed', 'false'::jsonb, 'ringing after busy: changed false');
+select is(public.apply_twilio_status('CA02', 'completed', 3, 'human', 10) -> 'changed', 'false'::jsonb, 'completed after busy: changed false');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0002'), 'failed / busy', 'the busy row stays failed / busy');
+
+-- Voicemail: completed with a machine AnsweredBy ---------------------------------------------------------
+select pg_temp.dialled('00000000-0000-0000-0000-0000000a0006', 'CA06') is not null as d6 \gset
+select is(public.apply_twilio_status('CA06', 'completed', 3, 'machine_end_beep', 20) ->> 'call_status', 'failed',
+          'completed + machine_end_beep: row failed');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0006'), 'failed / voicemail', 'last_error voicemail');
+select row_eq($$select status, answered_by, duration_seconds from public.call_sessions where call_sid = 'CA06'$$,
+              row('completed'::text, 'machine_end_beep'::text, 20), 'the session keeps AnsweredBy');
+-- AnsweredBy reported on in-progress, absent on completed
+select pg_temp.dialled('00000000-0000-0000-0000-0000000a0007', 'CA07') is not null as d7 \gset
+select is(public.apply_twilio_status('CA07', 'in-progress', 2, 'machine_start', null) ->> 'call_status', 'calling',
+          'in-progress + machine_start: row still calling');
+select is(public.apply_twilio_status('CA07', 'completed', 3, null, 15) ->> 'call_status', 'failed',
+          'then completed without AnsweredBy: the remembered machine makes it voicemail');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0007'), 'failed / voicemail', 'last_error voicemail');
+-- every machine value
+select bool_and(pg_temp.dialled(('00000000-0000-0000-0000-0000000b000' || n)::uuid, 'CAM' || n) is not null) as dm
+  from generate_series(1, 4) as n \gset
+select is(array(select public.apply_twilio_status('CAM' || n, 'completed', 3, v, 5) ->> 'call_status'
+                  from unnest(array['machine_start', 'machine_end_silence', 'machine_end_other', 'fax'])
+                       with ordinality as t(v, n) order by n),
+          array['failed', 'failed', 'failed', 'failed'],
+          'machine_start, machine_end_silence, machine_end_other and fax are voicemail too');
+-- a human or unknown AnsweredBy is not voicemail
+select pg_temp.dialled('00000000-0000-0000-0000-0000000a0008', 'CA08') is not null as d8 \gset
+select is(public.apply_twilio_status('CA08', 'completed', 3, 'unknown', 30) ->> 'call_status', 'calling',
+          'completed + AnsweredBy unknown: row left to the VAPI report');
+
+-- Skipping steps is fine (callbacks may be lost or not subscribed) -----------------------------------------
+select pg_temp.dialled('00000000-0000-0000-0000-0000000a0009', 'CA09') is not null as d9 \gset
+select is(public.apply_twilio_status('CA09', 'in-progress', 2, null, null) -> 'changed', 'true'::jsonb, 'queued -> in-progress directly');
+select is(public.apply_twilio_status('CA09', 'ringing', 1, null, null) -> 'changed', 'false'::jsonb, 'the late ringing is ignored');
+
+-- A terminal row is never left ----------------------------------------------------------------------
+select pg_temp.dialled('00000000-0000-0000-0000-0000000a0010', 'CA10') is not null as d10 \gset
+update public.pending_calls set call_status = 'cancelled' where id = '00000000-0000-0000-0000-0000000a0010';
+select is(public.apply_twilio_status('CA10', 'busy', 2, null, 0),
+          jsonb_build_object('session_id', (select id from public.call_sessions where call_sid = 'CA10'),
+                             'pending_call_id', '00000000-0000-0000-0000-0000000a0010',
+                             'session_status', 'busy', 'call_status', 'cancelled', 'changed', true),
+          'busy for a cancelled row: the session records it, the row stays cancelled');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0010'), 'cancelled', 'no last_error on the cancelled row');
+
+-- An old attempt's late status does not end the row of a newer attempt ---------------------------------
+select pg_temp.dialled('00000000-0000-0000-0000-0000000a0011', 'CA11') is not null as d11 \gset
+update public.pending_calls set attempts = 2 where id = '00000000-0000-0000-0000-0000000a0011';
+insert into public.call_sessions (pending_call_id, attempt, call_sid, status)
+values ('00000000-0000-0000-0000-0000000a0011', 2, 'CA11b', 'ringing');
+select is(public.apply_twilio_status('CA11', 'no-answer', 5, null, 0) ->> 'call_status', 'calling',
+          'no-answer of attempt 1 leaves the row of attempt 2 calling');
+select is(pg_temp.session_status('CA11'), 'no-answer', 'attempt 1''s session records it');
+
+-- Named arguments, optional ones omitted (as PostgREST calls it)
+select is(public.apply_twilio_status(p_call_sid := 'CA09', p_call_status := 'completed') -> 'changed', 'true'::jsonb,
+          'sequence number, AnsweredBy and duration may be omitted');
+
+select * from finish();
+rollback;
