@@ -249,6 +249,9 @@ as $$
     'clinic_name', c.clinic_name,
     'clinic_timezone', c.clinic_timezone,
     'appointment_time', c.appointment_time,
+    -- What the assistant says: the appointment on the clinic's wall clock.
+    'appointment_local', to_char(c.appointment_time at time zone c.clinic_timezone,
+                                 'FMDay, FMMonth FMDD, YYYY "at" FMHH12:MI AM'),
     'procedures', to_jsonb(c.procedures),
     'instructions', c.instructions,
     'variables', c.variables)
@@ -257,7 +260,7 @@ as $$
 $$;
 
 comment on function public.call_context(uuid) is
-  'What a call needs and nothing else (read-only): {pending_call_id, exam_id, employee_name, employee_dob, client_name, clinic_name, clinic_timezone, appointment_time, procedures, instructions, variables} or null.';
+  'What a call needs and nothing else (read-only): {pending_call_id, exam_id, employee_name, employee_dob, client_name, clinic_name, clinic_timezone, appointment_time, appointment_local, procedures, instructions, variables} or null.';
 
 -- apply_vapi_status ---------------------------------------------------------------------------------
 -- VAPI's status-update: scheduled < queued < ringing < in-progress < forwarding < ended. Recorded on the

@@ -21,11 +21,12 @@ select is(public.call_context('00000000-0000-0000-0000-0000000a0001'),
   '{"pending_call_id": "00000000-0000-0000-0000-0000000a0001", "exam_id": "EX-42",
     "employee_name": "Ada Lovelace", "employee_dob": "1990-12-10", "client_name": "Acme Corp",
     "clinic_name": "Downtown Clinic", "clinic_timezone": "America/Chicago",
-    "appointment_time": "2026-12-01T15:30:00+00:00", "procedures": ["Audiogram", "Drug screen"],
+    "appointment_time": "2026-12-01T15:30:00+00:00", "appointment_local": "Tuesday, December 1, 2026 at 9:30 AM",
+    "procedures": ["Audiogram", "Drug screen"],
     "instructions": {"bring_id": true, "notes": "fasting"}, "variables": {"agent_name": "Sam"}}'::jsonb,
   'the context of a full row');
 select is(array(select jsonb_object_keys(public.call_context('00000000-0000-0000-0000-0000000a0001')) order by 1),
-          array['appointment_time', 'client_name', 'clinic_name', 'clinic_timezone', 'employee_dob', 'employee_name',
+          array['appointment_local', 'appointment_time', 'client_name', 'clinic_name', 'clinic_timezone', 'employee_dob', 'employee_name',
                 'exam_id', 'instructions', 'pending_call_id', 'procedures', 'variables'],
           'exactly the documented fields');
 select ok(not (public.call_context('00000000-0000-0000-0000-0000000a0001') ?| array['phone', 'call_status', 'last_error',
@@ -34,7 +35,7 @@ select ok(not (public.call_context('00000000-0000-0000-0000-0000000a0001') ?| ar
 select is(public.call_context('00000000-0000-0000-0000-0000000a0002'),
   '{"pending_call_id": "00000000-0000-0000-0000-0000000a0002", "exam_id": null, "employee_name": "Bob",
     "employee_dob": null, "client_name": null, "clinic_name": null, "clinic_timezone": "America/New_York",
-    "appointment_time": null, "procedures": [], "instructions": {}, "variables": {}}'::jsonb,
+    "appointment_time": null, "appointment_local": null, "procedures": [], "instructions": {}, "variables": {}}'::jsonb,
   'a minimal row: nulls and defaults, every key present');
 select is(public.call_context('00000000-0000-0000-0000-0000000000ff'), null, 'unknown id: null');
 select is(public.call_context(null), null, 'null id: null');
