@@ -4,23 +4,9 @@ use outcall_core::twilio::signature;
 use outcall_e2e::{sample_row, Scenario, Stack};
 use serde_json::{json, Value};
 
-/// Inserts a due, pending row without firing the webhook (replica mode skips triggers), so the
-/// test alone decides what reaches the Worker.
+/// A due, pending row the webhook was not told about.
 async fn quiet_pending_row(stack: &Stack) -> String {
-    let db = stack.db().await;
-    let row = sample_row(&Scenario::Human.fresh_phone(), "Quinn Adler");
-    let tx_sql = format!(
-        "begin; set local session_replication_role = replica;
-         insert into pending_calls select * from jsonb_populate_record(null::pending_calls, '{}'::jsonb || jsonb_build_object('id', gen_random_uuid()));
-         commit;",
-        row.to_string().replace('\'', "''")
-    );
-    db.batch_execute(&tx_sql).await.unwrap();
-    let found = db
-        .query_one("select id::text from pending_calls where exam_id = $1", &[&row["exam_id"].as_str().unwrap()])
-        .await
-        .unwrap();
-    found.get(0)
+    stack.insert_quietly(&sample_row(&Scenario::Human.fresh_phone(), "Quinn Adler")).await
 }
 
 async fn untouched(stack: &Stack, id: &str) {

@@ -1,0 +1,83 @@
+//! `./dev bench`: measured on the running local stack.
+//! - the latency of an assistant-request answered by the Worker (wasm in workerd, via wrangler dev);
+//! - PostgREST round trips per dispatched call and per context request (counted at the gateway).
+
+use outcall_e2e::{sample_row, Scenario, Stack};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const LATENCY_SAMPLES: usize = 300;
+const DISPATCHES: usize = 20;
+
+#[tokio::main]
+async fn main() {
+    let stack = Stack::from_env();
+    // Rows inserted with the webhook off, so only the benchmark decides what the Worker is asked.
+    let mut ids = Vec::new();
+    for i in 0..=DISPATCHES {
+        ids.push(stack.insert_quietly(&sample_row(&Scenario::Human.fresh_phone(), &format!("Bench Person {i}"))).await);
+    }
+
+    // 1. assistant-request latency (warm-up first: the first request instantiates the wasm module).
+    let context_id = ids.pop().unwrap();
+    let message = json!({"type": "assistant-request",
+        "call": {"id": "bench", "assistantOverrides": {"variableValues": {"pendingcallid": context_id}}}});
+    for _ in 0..20 {
+        stack.vapi_message(message.clone()).await;
+    }
+    reset_gateway(&stack).await;
+    let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+    for _ in 0..LATENCY_SAMPLES {
+        let started = Instant::now();
+        let (status, body) = stack.vapi_message(message.clone()).await;
+        samples.push(started.elapsed());
+        assert_eq!(status, 200);
+        assert!(body["assistantId"].is_string(), "{body}");
+    }
+    let per_context = gateway_count(&stack, "/rpc/call_context").await as f64 / LATENCY_SAMPLES as f64;
+    let total_per_context = gateway_total(&stack).await as f64 / LATENCY_SAMPLES as f64;
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).min(samples.len()) - 1];
+    println!("assistant-request, answered by the Worker (wrangler dev → workerd → PostgREST → Postgres), {LATENCY_SAMPLES} sequential requests:");
+    println!("  p50 {:?}  p90 {:?}  p99 {:?}  max {:?}", pct(0.50), pct(0.90), pct(0.99), samples[samples.len() - 1]);
+    println!("  PostgREST round trips per context request: {per_context:.2} (call_context), {total_per_context:.2} in all");
+
+    // 2. round trips per dispatched call: the webhook route alone (claim, Twilio, record result).
+    reset_gateway(&stack).await;
+    let secret = stack.webhook_secret.clone();
+    let started = Instant::now();
+    for id in &ids {
+        let payload = json!({"type": "INSERT", "table": "pending_calls", "schema": "public", "record": {"id": id}});
+        let (status, body) = stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], payload.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["dispatched"], true, "{body}");
+    }
+    let elapsed = started.elapsed();
+    let claims = gateway_count(&stack, "/rpc/claim_pending_call").await;
+    let records = gateway_count(&stack, "/rpc/record_dial_result").await;
+    println!("dispatch via the webhook route, {DISPATCHES} rows:");
+    println!(
+        "  PostgREST round trips per dispatched call: {:.2} (claim_pending_call {:.2} + record_dial_result {:.2})",
+        (claims + records) as f64 / DISPATCHES as f64,
+        claims as f64 / DISPATCHES as f64,
+        records as f64 / DISPATCHES as f64
+    );
+    println!("  webhook → Twilio request → CallSid recorded: {:?} per call (sequential)", elapsed / DISPATCHES as u32);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+async fn gateway_stats(stack: &Stack) -> Value {
+    stack.http.get(format!("{}/_sandbox/gateway", stack.sandbox_url)).send().await.unwrap().json().await.unwrap()
+}
+
+async fn gateway_count(stack: &Stack, path: &str) -> u64 {
+    gateway_stats(stack).await["requests"][path].as_u64().unwrap_or(0)
+}
+
+async fn gateway_total(stack: &Stack) -> u64 {
+    gateway_stats(stack).await["requests"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0)
+}
+
+async fn reset_gateway(stack: &Stack) {
+    stack.http.post(format!("{}/_sandbox/gateway/reset", stack.sandbox_url)).send().await.unwrap();
+}

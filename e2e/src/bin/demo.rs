@@ -1,0 +1,110 @@
+//! `./dev demo`: an outside system inserts ~20 pending calls covering every sandbox scenario; we
+//! follow them live and print each call's outcome.
+
+use outcall_e2e::{sample_row, Scenario, Stack};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+const NAMES: [&str; 21] = [
+    "Dana Whitfield", "Luis Ortega", "Mei Tanaka", "Omar Haddad", "Grace Kim", "Ines Duarte", "Tomasz Nowak",
+    "Aisha Bello", "Ravi Menon", "Sofia Rossi", "Jonah Fischer", "Leila Karimi", "Marcus Reed", "Hana Sato",
+    "Pedro Alves", "Nora Lindqvist", "Kofi Mensah", "Elena Petrova", "Sam Okafor", "Yara Haddad", "Felix Braun",
+];
+
+/// The recorded menu of the IVR scenarios' phone systems: listen, press 2, listen, say "scheduling".
+fn menu() -> Value {
+    json!([{"action": "wait", "value": "", "timing_ms": 2000},
+           {"action": "dtmf", "value": "2", "timing_ms": 1500},
+           {"action": "speech", "value": "scheduling", "timing_ms": 1000}])
+}
+
+#[tokio::main]
+async fn main() {
+    let stack = Stack::from_env();
+    let mut rows = Vec::new();
+    for (i, name) in NAMES.iter().enumerate() {
+        let scenario = Scenario::ALL[i % Scenario::ALL.len()];
+        let phone = scenario.fresh_phone();
+        if matches!(scenario, Scenario::IvrThenHuman | Scenario::IvrOnly) {
+            let kind = if scenario == Scenario::IvrOnly { "ivr_only" } else { "ivr_then_human" };
+            let cached = stack
+                .insert("call_classifications", json!({"phone_number": phone, "classification_type": kind, "ivr_actions": menu()}))
+                .await;
+            assert!(cached.status().is_success(), "classification insert failed: {}", cached.status());
+        }
+        rows.push((scenario, phone, name.to_string()));
+    }
+    let batch: Vec<Value> = rows.iter().map(|(_, phone, name)| sample_row(phone, name)).collect();
+    let response = stack.insert("pending_calls", Value::Array(batch)).await;
+    assert_eq!(response.status(), 201, "insert refused");
+    let inserted: Vec<Value> = response.json().await.unwrap();
+    let ids: Vec<String> = inserted.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    println!("inserted {} rows through PostgREST; the database webhook dials each one", ids.len());
+
+    let started = Instant::now();
+    let id_list = ids.join(",");
+    let finals = loop {
+        let current = stack.select("pending_calls", &format!("id=in.({id_list})")).await;
+        let count = |s: &str| current.iter().filter(|r| r["call_status"] == s).count();
+        let done = count("completed") + count("failed") + count("cancelled");
+        print!(
+            "\r  {:>5.1}s  {done:>2}/{} done · pending {} · dispatching {} · calling {} · completed {} · failed {}   ",
+            started.elapsed().as_secs_f32(),
+            ids.len(),
+            count("pending"),
+            count("dispatching"),
+            count("calling"),
+            count("completed"),
+            count("failed"),
+        );
+        std::io::stdout().flush().ok();
+        if done == ids.len() {
+            break current;
+        }
+        if started.elapsed() > Duration::from_secs(180) {
+            println!();
+            eprintln!("demo: not every call finished within 180 s");
+            std::process::exit(1);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    println!("\n");
+    // Let the last Twilio callbacks land so the sandbox's records are complete.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let calls = stack.sandbox_calls().await;
+
+    println!("{:<16} {:<15} {:<18} {:<10} {:<24} {:>6} {:>8}  {}", "phone", "scenario", "employee", "status", "ended / error", "secs", "cost", "SIP headers");
+    let mut bad_sip = 0;
+    for (scenario, phone, name) in &rows {
+        let row = finals.iter().find(|r| r["phone"] == phone.as_str()).unwrap();
+        let id = row["id"].as_str().unwrap();
+        let call = calls.iter().find(|c| c["form"]["To"] == phone.as_str() || c["form"]["To"][0] == phone.as_str());
+        let headers = call.and_then(|c| c["sip"]["headers"].as_object());
+        let sip = match headers {
+            None => "not dialled".to_owned(),
+            Some(h) if h.len() == 1 && h.get("X-pendingcallid").and_then(Value::as_str) == Some(id) => "X-pendingcallid only".to_owned(),
+            Some(h) => {
+                bad_sip += 1;
+                format!("UNEXPECTED {h:?}")
+            }
+        };
+        let outcome = row["ended_reason"].as_str().or(row["last_error"].as_str()).unwrap_or("-");
+        println!(
+            "{:<16} {:<15} {:<18} {:<10} {:<24} {:>6} {:>8}  {}",
+            phone,
+            scenario.name(),
+            name,
+            row["call_status"].as_str().unwrap_or("?"),
+            outcome,
+            row["duration_seconds"].as_f64().map(|d| format!("{d:.0}")).unwrap_or_else(|| "-".into()),
+            row["cost"].as_f64().map(|c| format!("${c:.4}")).unwrap_or_else(|| "-".into()),
+            sip,
+        );
+    }
+    println!("\nall {} calls reached a terminal state in {:.1} s", ids.len(), started.elapsed().as_secs_f32());
+    if bad_sip > 0 {
+        eprintln!("demo: {bad_sip} calls carried unexpected SIP headers");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,160 @@
+//! Configuration from environment variables. Missing or malformed values are
+//! reported all at once so a misconfigured stack fails with one clear message.
+
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    /// PostgREST base URL without a trailing slash.
+    pub postgrest_url: String,
+    pub database_url: String,
+    pub jwt_secret: String,
+    pub twilio_account_sid: String,
+    pub twilio_auth_token: String,
+    pub vapi_server_url: String,
+    pub vapi_secret: String,
+    /// Real sleep = nominal duration × scale. Recorded timings stay nominal.
+    pub time_scale: f64,
+}
+
+/// Everything wrong with the environment, one entry per variable.
+#[derive(Debug)]
+pub struct ConfigError(pub Vec<String>);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:54321";
+
+impl Config {
+    /// Reads the configuration through `get` (the process environment in `main`).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let mut required = |name: &str, what: &str| -> String {
+            match get(name).filter(|v| !v.trim().is_empty()) {
+                Some(v) => v.trim().to_string(),
+                None => {
+                    problems.push(format!("{name} is not set ({what})"));
+                    String::new()
+                }
+            }
+        };
+        let postgrest_url = required(
+            "POSTGREST_URL",
+            "PostgREST base URL, e.g. http://127.0.0.1:54331",
+        );
+        let database_url = required("DATABASE_URL", "Postgres URL for the pg_net delivery loop");
+        let jwt_secret = required(
+            "SUPABASE_JWT_SECRET",
+            "the secret PostgREST verifies JWTs with",
+        );
+        let twilio_account_sid = required("TWILIO_ACCOUNT_SID", "the account sid the Worker uses");
+        let twilio_auth_token = required("TWILIO_AUTH_TOKEN", "signs status callbacks");
+        let vapi_server_url = required("VAPI_SERVER_URL", "the Worker's VAPI endpoint");
+        let vapi_secret = required("VAPI_SECRET", "sent as X-Vapi-Secret");
+
+        let addr_text = get("SANDBOX_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_string());
+        let addr = match addr_text.trim().parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                problems.push(format!(
+                    "SANDBOX_ADDR={addr_text:?} is not an ip:port address"
+                ));
+                SocketAddr::from(([127, 0, 0, 1], 54321))
+            }
+        };
+        let time_scale = match get("SANDBOX_TIME_SCALE") {
+            None => 1.0,
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(s) if s.is_finite() && s >= 0.0 => s,
+                _ => {
+                    problems.push(format!(
+                        "SANDBOX_TIME_SCALE={v:?} is not a non-negative number"
+                    ));
+                    1.0
+                }
+            },
+        };
+        for (name, url) in [
+            ("POSTGREST_URL", &postgrest_url),
+            ("VAPI_SERVER_URL", &vapi_server_url),
+        ] {
+            if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
+                problems.push(format!(
+                    "{name}={url:?} must start with http:// or https://"
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        Ok(Config {
+            addr,
+            postgrest_url: postgrest_url.trim_end_matches('/').to_string(),
+            database_url,
+            jwt_secret,
+            twilio_account_sid,
+            twilio_auth_token,
+            vapi_server_url,
+            vapi_secret,
+            time_scale,
+        })
+    }
+
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn full() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("POSTGREST_URL", "http://127.0.0.1:54331/"),
+            (
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:54329/postgres",
+            ),
+            (
+                "SUPABASE_JWT_SECRET",
+                "super-secret-jwt-token-with-at-least-32-characters",
+            ),
+            ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+            ("TWILIO_AUTH_TOKEN", "token"),
+            ("VAPI_SERVER_URL", "http://127.0.0.1:8787/vapi/events"),
+            ("VAPI_SECRET", "vsecret"),
+        ])
+    }
+
+    #[test]
+    fn defaults_and_trailing_slash() {
+        let env = full();
+        let c = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("valid");
+        assert_eq!(c.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(c.postgrest_url, "http://127.0.0.1:54331");
+        assert_eq!(c.time_scale, 1.0);
+    }
+
+    #[test]
+    fn reports_every_missing_variable() {
+        let mut env = full();
+        env.remove("VAPI_SECRET");
+        env.remove("DATABASE_URL");
+        env.insert("SANDBOX_TIME_SCALE", "fast");
+        let err = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+    }
+}

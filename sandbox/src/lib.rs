@@ -1,0 +1,80 @@
+//! outcall-sandbox: local stand-ins for Twilio, VAPI, pg_net delivery and
+//! Supabase's `/rest/v1` gateway, in one process, with an inspection API.
+
+pub mod clock;
+pub mod config;
+pub mod gateway;
+pub mod inspect;
+pub mod jwt;
+pub mod logging;
+pub mod pgnet;
+pub mod state;
+pub mod twilio;
+pub mod vapi;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri};
+use axum::Router;
+
+pub use config::Config;
+pub use state::AppState;
+
+/// Every route of the sandbox. Unknown paths get a JSON 404.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .merge(gateway::routes())
+        .merge(twilio::api::routes())
+        .merge(inspect::routes())
+        .fallback(|uri: Uri| async move {
+            inspect::api_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route for {}", uri.path()),
+            )
+        })
+        .layer(DefaultBodyLimit::max(gateway::BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Serves until SIGINT/SIGTERM, with the pg_net delivery loop alongside.
+pub async fn serve(config: Config) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let state = AppState::new(config);
+    log!(
+        info,
+        "sandbox",
+        "listening on http://{} (time scale {})",
+        listener.local_addr()?,
+        state.config.time_scale
+    );
+    tokio::spawn(pgnet::run(state.clone()));
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    log!(info, "sandbox", "shutting down");
+}
