@@ -108,11 +108,14 @@ begin
   select * into v_call from public.pending_calls where id = v_pending_call_id for update;
   select * into v_session from public.call_sessions where id = p_session_id for update;
 
-  -- Only a session still waiting for its dial result takes one; any later result is a duplicate.
-  if v_session.status = 'dialing' then
-    if v_sid is not null then
+  if v_sid is not null then
+    -- Twilio may call back before its 201 reaches us, so a status callback can have stored the sid
+    -- (and moved the session on) already; dialed_at marks that the dial result itself was recorded.
+    if v_session.dialed_at is null and v_session.status <> 'dial_failed'
+       and (v_session.call_sid is null or v_session.call_sid = v_sid) then
       update public.call_sessions
-         set status = 'queued', call_sid = v_sid, dialed_at = now()
+         set call_sid = v_sid, dialed_at = now(),
+             status = case when status = 'dialing' then 'queued' else status end
        where id = v_session.id
       returning * into v_session;
       if v_call.call_status = 'dispatching' and v_call.attempts = v_session.attempt then
@@ -120,18 +123,20 @@ begin
          where id = v_call.id
         returning * into v_call;
       end if;
-    else
-      update public.call_sessions
-         set status = 'dial_failed', error = v_error, error_code = nullif(btrim(p_error_code), ''),
-             ended_at = now()
-       where id = v_session.id
-      returning * into v_session;
-      -- No retries yet: a failed dial ends the row. (Retries will choose retry_pending here.)
-      if v_call.call_status = 'dispatching' and v_call.attempts = v_session.attempt then
-        update public.pending_calls set call_status = 'failed', last_error = v_error
-         where id = v_call.id
-        returning * into v_call;
-      end if;
+      v_changed := true;
+    end if;
+  elsif v_session.status = 'dialing' then
+    -- Only a session still waiting for its dial result takes a failure; a later one is a duplicate.
+    update public.call_sessions
+       set status = 'dial_failed', error = v_error, error_code = nullif(btrim(p_error_code), ''),
+           ended_at = now()
+     where id = v_session.id
+    returning * into v_session;
+    -- No retries yet: a failed dial ends the row. (Retries will choose retry_pending here.)
+    if v_call.call_status = 'dispatching' and v_call.attempts = v_session.attempt then
+      update public.pending_calls set call_status = 'failed', last_error = v_error
+       where id = v_call.id
+      returning * into v_call;
     end if;
     v_changed := true;
   end if;
@@ -153,7 +158,8 @@ create or replace function public.apply_twilio_status(
   p_call_status text,
   p_sequence_number int default null,
   p_answered_by text default null,
-  p_duration_seconds int default null
+  p_duration_seconds int default null,
+  p_session_id uuid default null
 ) returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -180,12 +186,27 @@ begin
       using errcode = 'invalid_parameter_value';
   end if;
 
+  -- By CallSid; or, for a callback that beat the dial result, by the session id the StatusCallback
+  -- URL carries, when that session has no CallSid yet.
   select pending_call_id into v_pending_call_id from public.call_sessions where call_sid = p_call_sid;
   if not found then
-    return null;
+    select pending_call_id into v_pending_call_id
+      from public.call_sessions
+     where id = p_session_id and call_sid is null and status <> 'dial_failed';
+    if not found then
+      return null;
+    end if;
   end if;
   select * into v_call from public.pending_calls where id = v_pending_call_id for update;
-  select * into v_session from public.call_sessions where call_sid = p_call_sid for update;
+  select * into v_session from public.call_sessions
+   where call_sid = p_call_sid or (id = p_session_id and call_sid is null)
+   order by (call_sid = p_call_sid) desc nulls last
+   limit 1
+     for update;
+  if v_session.call_sid is null then
+    update public.call_sessions set call_sid = p_call_sid where id = v_session.id returning * into v_session;
+    v_changed := true;
+  end if;
 
   v_cur_rank := case
     when v_session.status = any (c_terminal) then 5
@@ -205,6 +226,11 @@ begin
      where id = v_session.id
     returning * into v_session;
     v_changed := true;
+
+    -- A live call is `calling` even if its dial result has not been recorded yet.
+    if v_new_rank < 5 and v_call.call_status = 'dispatching' and v_call.attempts = v_session.attempt then
+      update public.pending_calls set call_status = 'calling' where id = v_call.id returning * into v_call;
+    end if;
 
     -- The row follows only its current attempt, and never leaves a terminal state.
     if v_new_rank = 5
@@ -232,7 +258,7 @@ begin
 end
 $$;
 
-comment on function public.apply_twilio_status(text, text, int, text, int) is
+comment on function public.apply_twilio_status(text, text, int, text, int, uuid) is
   'Applies a Twilio status callback, monotonically. busy/no-answer/failed/canceled and a machine-answered completed end the row failed. Returns {session_id, pending_call_id, session_status, call_status, changed} or null (unknown sid).';
 
 -- call_context --------------------------------------------------------------------------------------

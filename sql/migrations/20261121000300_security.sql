@@ -30,7 +30,7 @@ create policy "authenticated can read" on public.call_classifications
 revoke all on function
   public.claim_pending_call(uuid),
   public.record_dial_result(uuid, text, text, text),
-  public.apply_twilio_status(text, text, int, text, int),
+  public.apply_twilio_status(text, text, int, text, int, uuid),
   public.call_context(uuid),
   public.apply_vapi_status(uuid, text, text),
   public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric)
@@ -38,7 +38,7 @@ revoke all on function
 grant execute on function
   public.claim_pending_call(uuid),
   public.record_dial_result(uuid, text, text, text),
-  public.apply_twilio_status(text, text, int, text, int),
+  public.apply_twilio_status(text, text, int, text, int, uuid),
   public.call_context(uuid),
   public.apply_vapi_status(uuid, text, text),
   public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric)

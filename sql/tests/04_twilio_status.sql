@@ -1,9 +1,10 @@
--- apply_twilio_status(p_call_sid text, p_call_status text, p_sequence_number int, p_answered_by text, p_duration_seconds int)
+-- apply_twilio_status(p_call_sid text, p_call_status text, p_sequence_number int, p_answered_by text,
+--                     p_duration_seconds int, p_session_id uuid)
 begin;
-select plan(56);
+select plan(65);
 
-select has_function('public', 'apply_twilio_status', array['text', 'text', 'integer', 'text', 'integer']);
-select function_returns('public', 'apply_twilio_status', array['text', 'text', 'integer', 'text', 'integer'], 'jsonb');
+select has_function('public', 'apply_twilio_status', array['text', 'text', 'integer', 'text', 'integer', 'uuid']);
+select function_returns('public', 'apply_twilio_status', array['text', 'text', 'integer', 'text', 'integer', 'uuid'], 'jsonb');
 
 -- A pending call, claimed and dialled with CallSid p_sid; returns its session id.
 create function pg_temp.dialled(p_id uuid, p_sid text) returns uuid language plpgsql as $$
@@ -152,6 +153,26 @@ select is(pg_temp.session_status('CA11'), 'no-answer', 'attempt 1''s session rec
 -- Named arguments, optional ones omitted (as PostgREST calls it)
 select is(public.apply_twilio_status(p_call_sid := 'CA09', p_call_status := 'completed') -> 'changed', 'true'::jsonb,
           'sequence number, AnsweredBy and duration may be omitted');
+
+-- A callback that beats the dial result (Twilio calls back before its 201 reaches us) ---------------
+insert into public.pending_calls (id, employee_name, phone) values ('00000000-0000-0000-0000-0000000a0020', 'Race', '+15550001020');
+select (public.claim_pending_call('00000000-0000-0000-0000-0000000a0020') ->> 'session_id') as race_session \gset
+select is(public.apply_twilio_status('CA20', 'initiated', 0, null, null), null,
+          'by CallSid alone the early callback is unknown');
+select is(public.apply_twilio_status('CA20', 'initiated', 0, null, null, :'race_session') ->> 'session_status', 'initiated',
+          'with the session id from the callback URL it is applied');
+select is((select call_sid from public.call_sessions where id = :'race_session'), 'CA20', 'and the CallSid is stored');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0020'), 'calling', 'the row is calling');
+select is(public.apply_twilio_status('CA21', 'ringing', 1, null, null, :'race_session'), null,
+          'another CallSid cannot take over a session that has one');
+select is(public.record_dial_result(:'race_session', 'CA20', null, null) -> 'changed', 'true'::jsonb,
+          'the late dial result is still recorded');
+select is((select status || ' ' || (dialed_at is not null)::text from public.call_sessions where id = :'race_session'),
+          'initiated true', 'without moving the session back to queued');
+select is(public.record_dial_result(:'race_session', 'CA20', null, null) -> 'changed', 'false'::jsonb,
+          'a duplicate dial result changes nothing');
+select is(public.record_dial_result(:'race_session', 'CA99', null, null) -> 'changed', 'false'::jsonb,
+          'a dial result with another CallSid changes nothing');
 
 select * from finish();
 rollback;

@@ -30,7 +30,7 @@ create temp table rpc (sig regprocedure);
 insert into rpc values
   ('public.claim_pending_call(uuid)'),
   ('public.record_dial_result(uuid, text, text, text)'),
-  ('public.apply_twilio_status(text, text, int, text, int)'),
+  ('public.apply_twilio_status(text, text, int, text, int, uuid)'),
   ('public.call_context(uuid)'),
   ('public.apply_vapi_status(uuid, text, text)'),
   ('public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric)');

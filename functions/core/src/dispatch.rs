@@ -11,6 +11,22 @@ use serde::Deserialize;
 /// Path of the Worker route Twilio posts status callbacks to.
 pub const STATUS_CALLBACK_PATH: &str = "/twilio/status";
 
+/// The status-callback URL of one attempt. It names the session because Twilio may call back before
+/// its answer to the create request (with the CallSid) has reached us.
+pub fn status_callback_url(config: &Config, session: SessionId) -> String {
+    config.public_url(&format!("{STATUS_CALLBACK_PATH}?session={session}"))
+}
+
+/// The session named in a status callback's query string, if any.
+pub fn session_from_query(query: Option<&str>) -> Result<Option<SessionId>, crate::ids::BadId> {
+    let value = query
+        .into_iter()
+        .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+        .find(|(name, _)| name == "session")
+        .map(|(_, value)| value.into_owned());
+    value.map(|v| SessionId::parse(&v)).transpose()
+}
+
 /// What `claim_pending_call()` returns: everything needed to dial, in one round trip.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Claim {
@@ -54,7 +70,7 @@ pub fn create_call_form(config: &Config, claim: &Claim) -> Result<Vec<(&'static 
         &claim.phone,
         &config.twilio_from_number,
         &twiml,
-        &config.public_url(STATUS_CALLBACK_PATH),
+        &status_callback_url(config, claim.session_id),
     ))
 }
 
@@ -90,10 +106,22 @@ mod tests {
         let get = |k: &str| form.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("To"), Some("+15550002001"));
         assert_eq!(get("From"), Some("+15005550006"));
-        assert_eq!(get("StatusCallback"), Some("https://calls.example.com/twilio/status"));
+        assert_eq!(
+            get("StatusCallback"),
+            Some("https://calls.example.com/twilio/status?session=11111111-1111-1111-1111-111111111111")
+        );
         let twiml = get("Twiml").unwrap();
         assert!(twiml.contains(r#"<Pause length="2"/><Play digits="3"/>"#));
         assert!(twiml.contains("<Sip>sip:outcall@sip.vapi.ai?X-pendingcallid=6f9619ff-8b86-d011-b42d-00c04fc964ff</Sip>"));
+    }
+
+    #[test]
+    fn the_session_is_read_back_from_the_callback_query() {
+        let id = SessionId::parse("11111111-1111-1111-1111-111111111111").unwrap();
+        assert_eq!(session_from_query(Some("session=11111111-1111-1111-1111-111111111111")), Ok(Some(id)));
+        assert_eq!(session_from_query(Some("x=1")), Ok(None));
+        assert_eq!(session_from_query(None), Ok(None));
+        assert!(session_from_query(Some("session=nope")).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use crate::db::Db;
 use crate::http::{self, Answer};
+use outcall_core::dispatch::session_from_query;
 use outcall_core::error::ApiError;
 use outcall_core::twilio::{signature_is_valid, StatusEvent};
 use serde_json::json;
@@ -23,6 +24,8 @@ pub async fn handle(mut req: Request, env: &Env) -> Answer {
     }
 
     let event = StatusEvent::parse(&form).map_err(|e| ApiError::bad_request("invalid_callback", e.to_string()))?;
+    let session = session_from_query(url.query())
+        .map_err(|e| ApiError::bad_request("invalid_session", format!("session: {e}")))?;
     let applied = Db::new(&config)
         .rpc(
             "apply_twilio_status",
@@ -32,6 +35,7 @@ pub async fn handle(mut req: Request, env: &Env) -> Answer {
                 "p_sequence_number": event.sequence_number,
                 "p_answered_by": event.answered_by,
                 "p_duration_seconds": event.duration_seconds,
+                "p_session_id": session,
             }),
         )
         .await?;
