@@ -152,9 +152,22 @@ impl Stack {
         id
     }
 
+    /// Asserts that nothing happened to a quietly inserted row: still pending, no attempt, no session.
+    pub async fn assert_untouched(&self, id: &str) {
+        let row = self.pending_call(id).await;
+        assert_eq!(row["call_status"], "pending", "{row}");
+        assert_eq!(row["attempts"], 0, "{row}");
+        assert!(self.sessions(id).await.is_empty(), "no session may exist for {id}");
+    }
+
     /// POSTs JSON to a Worker route with extra headers; returns status and JSON body.
     pub async fn post_worker(&self, path: &str, headers: &[(&str, &str)], body: impl Into<reqwest::Body>) -> (u16, Value) {
-        let mut request = self.http.post(format!("{}{}", self.worker_url, path)).header("Content-Type", "application/json");
+        self.post_to(&self.worker_url, path, headers, body).await
+    }
+
+    /// As `post_worker`, to a Worker at another address.
+    pub async fn post_to(&self, base: &str, path: &str, headers: &[(&str, &str)], body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let mut request = self.http.post(format!("{base}{path}")).header("Content-Type", "application/json");
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

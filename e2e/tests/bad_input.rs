@@ -9,13 +9,6 @@ async fn quiet_pending_row(stack: &Stack) -> String {
     stack.insert_quietly(&sample_row(&Scenario::Human.fresh_phone(), "Quinn Adler")).await
 }
 
-async fn untouched(stack: &Stack, id: &str) {
-    let row = stack.pending_call(id).await;
-    assert_eq!(row["call_status"], "pending", "{row}");
-    assert_eq!(row["attempts"], 0);
-    assert!(stack.sessions(id).await.is_empty());
-}
-
 fn insert_payload(id: &str) -> String {
     json!({"type": "INSERT", "table": "pending_calls", "schema": "public", "record": {"id": id}, "old_record": null}).to_string()
 }
@@ -36,7 +29,7 @@ async fn the_webhook_refuses_a_wrong_or_missing_secret_and_malformed_json() {
         .post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], insert_payload("not-a-uuid"))
         .await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_record")));
-    untouched(&stack, &id).await;
+    stack.assert_untouched(&id).await;
 
     // The same request with the right secret does dispatch: the refusals above were the secret's doing.
     let (status, body) = stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], insert_payload(&id)).await;
@@ -74,7 +67,7 @@ async fn vapi_requests_need_the_credential() {
         "call": {"assistantOverrides": {"variableValues": {"pendingcallid": id}}}}});
     let (status, _) = stack.post_worker("/vapi/events", &[("X-Vapi-Secret", "nope")], report.to_string()).await;
     assert_eq!(status, 401);
-    untouched(&stack, &id).await;
+    stack.assert_untouched(&id).await;
 }
 
 #[tokio::test]
@@ -119,7 +112,7 @@ async fn the_context_served_to_vapi_is_the_rows() {
     assert_eq!(vars["client_name"], "Northwind Freight");
     assert_eq!(vars["callback_number"], "+15005550006");
     assert_eq!(vars["language"], "en");
-    untouched(&stack, &id).await; // serving context is read-only
+    stack.assert_untouched(&id).await; // serving context is read-only
 }
 
 #[tokio::test]
