@@ -184,48 +184,14 @@ impl Stack {
     }
 }
 
-/// The sandbox's scenarios, chosen by the dialled number (`+1555000` + digit + 3 digits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
-    Human = 1,
-    IvrThenHuman = 2,
-    IvrOnly = 3,
-    Voicemail = 4,
-    Busy = 5,
-    NoAnswer = 6,
-    Failed = 7,
-}
+pub use outcall_sandbox::twilio::scenario::Scenario;
 
-impl Scenario {
-    pub const ALL: [Scenario; 7] = [
-        Scenario::Human,
-        Scenario::IvrThenHuman,
-        Scenario::IvrOnly,
-        Scenario::Voicemail,
-        Scenario::Busy,
-        Scenario::NoAnswer,
-        Scenario::Failed,
-    ];
-
-    /// A number of this scenario not handed out before by this process.
-    pub fn fresh_phone(self) -> String {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let base = std::process::id() % 500;
-        let n = (base + NEXT.fetch_add(1, Ordering::Relaxed)) % 1000;
-        format!("+1555000{}{:03}", self as u8, n)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::Human => "human",
-            Scenario::IvrThenHuman => "ivr_then_human",
-            Scenario::IvrOnly => "ivr_only",
-            Scenario::Voicemail => "voicemail",
-            Scenario::Busy => "busy",
-            Scenario::NoAnswer => "no-answer",
-            Scenario::Failed => "failed",
-        }
-    }
+/// A number playing `scenario` that this process has not handed out before (numbers are also the
+/// key of the classification cache, so tests must not share them).
+pub fn fresh_phone(scenario: Scenario) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let suffix = (std::process::id() % 500 + NEXT.fetch_add(1, Ordering::Relaxed)) % 1000;
+    scenario.number(suffix as u16)
 }
 
 /// A realistic pending call for `phone` (the shape a clinic-scheduling backend inserts).

@@ -1,12 +1,12 @@
 //! Bad input gets its documented error and writes nothing.
 
 use outcall_core::twilio::signature;
-use outcall_e2e::{sample_row, Scenario, Stack};
+use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
 
 /// A due, pending row the webhook was not told about.
 async fn quiet_pending_row(stack: &Stack) -> String {
-    stack.insert_quietly(&sample_row(&Scenario::Human.fresh_phone(), "Quinn Adler")).await
+    stack.insert_quietly(&sample_row(&fresh_phone(Scenario::Human), "Quinn Adler")).await
 }
 
 fn insert_payload(id: &str) -> String {

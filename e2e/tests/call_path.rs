@@ -1,13 +1,13 @@
 //! A `pending_calls` row inserted through PostgREST becomes a Twilio call (sandbox) that replays
 //! the cached IVR, dials VAPI over SIP with only `X-pendingcallid`, and ends with results written back.
 
-use outcall_e2e::{sample_row, Scenario, Stack};
+use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
 
 const UNIQUE_HEADER: &str = "X-pendingcallid";
 
 async fn place(stack: &Stack, scenario: Scenario, name: &str) -> (String, String) {
-    let phone = scenario.fresh_phone();
+    let phone = fresh_phone(scenario);
     let row = stack.insert_pending_call(sample_row(&phone, name)).await;
     (row["id"].as_str().unwrap().to_owned(), phone)
 }
@@ -82,7 +82,7 @@ async fn a_human_answered_call_completes_with_its_context_and_results() {
 #[tokio::test]
 async fn a_cached_ivr_is_replayed_at_its_timing_before_dialling_vapi() {
     let stack = Stack::from_env();
-    let phone = Scenario::IvrThenHuman.fresh_phone();
+    let phone = fresh_phone(Scenario::IvrThenHuman);
     let classification = stack
         .insert(
             "call_classifications",
@@ -123,7 +123,7 @@ async fn a_cached_ivr_is_replayed_at_its_timing_before_dialling_vapi() {
 #[tokio::test]
 async fn an_expired_classification_is_not_replayed() {
     let stack = Stack::from_env();
-    let phone = Scenario::Human.fresh_phone();
+    let phone = fresh_phone(Scenario::Human);
     let inserted = stack
         .insert(
             "call_classifications",

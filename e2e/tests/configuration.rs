@@ -2,7 +2,7 @@
 //! route that would act, and writes nothing. Runs a second Worker (wasm in workerd via wrangler dev)
 //! with one variable left out, and stops it by its process group.
 
-use outcall_e2e::{sample_row, Scenario, Stack};
+use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -68,7 +68,7 @@ impl Drop for Worker {
 async fn a_missing_variable_is_a_configuration_error_that_writes_nothing() {
     let stack = Stack::from_env();
     let worker = Worker::start_without(LEFT_OUT).await;
-    let id = stack.insert_quietly(&sample_row(&Scenario::Human.fresh_phone(), "Vera Lund")).await;
+    let id = stack.insert_quietly(&sample_row(&fresh_phone(Scenario::Human), "Vera Lund")).await;
 
     let health: serde_json::Value = reqwest::get(format!("{}/health", worker.url)).await.unwrap().json().await.unwrap();
     assert_eq!(health["configured"], false);

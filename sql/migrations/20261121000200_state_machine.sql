@@ -288,6 +288,22 @@ $$;
 comment on function public.call_context(uuid) is
   'What a call needs and nothing else (read-only): {pending_call_id, exam_id, employee_name, employee_dob, client_name, clinic_name, clinic_timezone, appointment_time, appointment_local, procedures, instructions, variables} or null.';
 
+-- The session a VAPI event belongs to -------------------------------------------------------------
+-- The session of this VAPI call, else the latest attempt that has a call_sid; locked. All nulls if none.
+create or replace function outcall_private.lock_vapi_session(p_pending_call_id uuid, p_vapi_call_id text)
+returns public.call_sessions
+language sql volatile
+set search_path = ''
+as $$
+  select *
+    from public.call_sessions
+   where pending_call_id = p_pending_call_id
+     and (vapi_call_id = p_vapi_call_id or call_sid is not null)
+   order by coalesce(vapi_call_id = p_vapi_call_id, false) desc, attempt desc
+   limit 1
+     for update
+$$;
+
 -- apply_vapi_status ---------------------------------------------------------------------------------
 -- VAPI's status-update: scheduled < queued < ringing < in-progress < forwarding < ended. Recorded on the
 -- current session (the one with this vapi_call_id, else the latest attempt that has a call_sid).
@@ -313,14 +329,8 @@ begin
     return null;
   end if;
 
-  select * into v_session
-    from public.call_sessions
-   where pending_call_id = v_call.id
-     and (vapi_call_id = v_vapi_call_id or call_sid is not null)
-   order by coalesce(vapi_call_id = v_vapi_call_id, false) desc, attempt desc
-   limit 1
-     for update;
-  if not found then
+  v_session := outcall_private.lock_vapi_session(v_call.id, v_vapi_call_id);
+  if v_session.id is null then
     return null;
   end if;
 
@@ -381,15 +391,8 @@ begin
     return null;
   end if;
 
-  -- The session of this VAPI call, else the latest attempt that has a call_sid.
-  select * into v_session
-    from public.call_sessions
-   where pending_call_id = v_call.id
-     and (vapi_call_id = v_vapi_call_id or call_sid is not null)
-   order by coalesce(vapi_call_id = v_vapi_call_id, false) desc, attempt desc
-   limit 1
-     for update;
-  if not found then
+  v_session := outcall_private.lock_vapi_session(v_call.id, v_vapi_call_id);
+  if v_session.id is null then
     return null;
   end if;
 

@@ -2,7 +2,7 @@
 //! - the latency of an assistant-request answered by the Worker (wasm in workerd, via wrangler dev);
 //! - PostgREST round trips per dispatched call and per context request (counted at the gateway).
 
-use outcall_e2e::{sample_row, Scenario, Stack};
+use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ async fn main() {
     // Rows inserted with the webhook off, so only the benchmark decides what the Worker is asked.
     let mut ids = Vec::new();
     for i in 0..=DISPATCHES {
-        ids.push(stack.insert_quietly(&sample_row(&Scenario::Human.fresh_phone(), &format!("Bench Person {i}"))).await);
+        ids.push(stack.insert_quietly(&sample_row(&fresh_phone(Scenario::Human), &format!("Bench Person {i}"))).await);
     }
 
     // 1. assistant-request latency (warm-up first: the first request instantiates the wasm module).

@@ -1,7 +1,7 @@
 //! `./dev demo`: an outside system inserts ~20 pending calls covering every sandbox scenario; we
 //! follow them live and print each call's outcome.
 
-use outcall_e2e::{sample_row, Scenario, Stack};
+use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ async fn main() {
     let mut rows = Vec::new();
     for (i, name) in NAMES.iter().enumerate() {
         let scenario = Scenario::ALL[i % Scenario::ALL.len()];
-        let phone = scenario.fresh_phone();
+        let phone = fresh_phone(scenario);
         if matches!(scenario, Scenario::IvrThenHuman | Scenario::IvrOnly) {
             let kind = if scenario == Scenario::IvrOnly { "ivr_only" } else { "ivr_then_human" };
             let cached = stack

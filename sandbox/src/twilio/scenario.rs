@@ -22,6 +22,22 @@ impl Serialize for Scenario {
 const PREFIX: &str = "+1555000";
 
 impl Scenario {
+    pub const ALL: [Scenario; 7] = [
+        Scenario::Human,
+        Scenario::IvrThenHuman,
+        Scenario::IvrOnly,
+        Scenario::Voicemail,
+        Scenario::Busy,
+        Scenario::NoAnswer,
+        Scenario::Failed,
+    ];
+
+    /// The number that plays this scenario, with `suffix` (0–999) as its last three digits.
+    pub fn number(self, suffix: u16) -> String {
+        let digit = Scenario::ALL.iter().position(|s| *s == self).unwrap_or(0) + 1;
+        format!("{PREFIX}{digit}{:03}", suffix % 1000)
+    }
+
     /// Any number outside the `+1555000Sxxx` plan is answered by a human.
     pub fn for_number(to: &str) -> Scenario {
         let Some(rest) = to.strip_prefix(PREFIX) else {
@@ -85,6 +101,15 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_scenarios_number_plays_it() {
+        for scenario in Scenario::ALL {
+            for suffix in [0, 7, 999] {
+                assert_eq!(Scenario::for_number(&scenario.number(suffix)), scenario);
+            }
+        }
+    }
 
     #[test]
     fn numbers_select_scenarios() {
