@@ -23,7 +23,8 @@ pub struct Stack {
 
 impl Stack {
     pub fn from_env() -> Self {
-        let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.dev/stack.env")).unwrap_or_default();
+        let file =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.dev/stack.env")).unwrap_or_default();
         let from_file: HashMap<&str, &str> = file.lines().filter_map(|l| l.split_once('=')).collect();
         let get = |name: &str| {
             std::env::var(name)
@@ -72,7 +73,8 @@ impl Stack {
     }
 
     pub async fn select(&self, table: &str, query: &str) -> Vec<Value> {
-        let response = self.rest(reqwest::Method::GET, &format!("{table}?{query}"), &self.service_key).send().await.unwrap();
+        let response =
+            self.rest(reqwest::Method::GET, &format!("{table}?{query}"), &self.service_key).send().await.unwrap();
         assert!(response.status().is_success(), "select {table}?{query}: {}", response.status());
         response.json().await.unwrap()
     }
@@ -161,12 +163,23 @@ impl Stack {
     }
 
     /// POSTs JSON to a Worker route with extra headers; returns status and JSON body.
-    pub async fn post_worker(&self, path: &str, headers: &[(&str, &str)], body: impl Into<reqwest::Body>) -> (u16, Value) {
+    pub async fn post_worker(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
         self.post_to(&self.worker_url, path, headers, body).await
     }
 
     /// As `post_worker`, to a Worker at another address.
-    pub async fn post_to(&self, base: &str, path: &str, headers: &[(&str, &str)], body: impl Into<reqwest::Body>) -> (u16, Value) {
+    pub async fn post_to(
+        &self,
+        base: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
         let mut request = self.http.post(format!("{base}{path}")).header("Content-Type", "application/json");
         for (name, value) in headers {
             request = request.header(*name, *value);

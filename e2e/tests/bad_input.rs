@@ -10,7 +10,8 @@ async fn quiet_pending_row(stack: &Stack) -> String {
 }
 
 fn insert_payload(id: &str) -> String {
-    json!({"type": "INSERT", "table": "pending_calls", "schema": "public", "record": {"id": id}, "old_record": null}).to_string()
+    json!({"type": "INSERT", "table": "pending_calls", "schema": "public", "record": {"id": id}, "old_record": null})
+        .to_string()
 }
 
 #[tokio::test]
@@ -18,21 +19,23 @@ async fn the_webhook_refuses_a_wrong_or_missing_secret_and_malformed_json() {
     let stack = Stack::from_env();
     let id = quiet_pending_row(&stack).await;
 
-    let (status, body) = stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", "wrong")], insert_payload(&id)).await;
+    let (status, body) =
+        stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", "wrong")], insert_payload(&id)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
     let (status, _) = stack.post_worker("/hooks/pending-calls", &[], insert_payload(&id)).await;
     assert_eq!(status, 401);
     let secret = stack.webhook_secret.clone();
-    let (status, body) = stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], "{\"type\": \"INSERT\",").await;
+    let (status, body) =
+        stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], "{\"type\": \"INSERT\",").await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")));
-    let (status, body) = stack
-        .post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], insert_payload("not-a-uuid"))
-        .await;
+    let (status, body) =
+        stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], insert_payload("not-a-uuid")).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_record")));
     stack.assert_untouched(&id).await;
 
     // The same request with the right secret does dispatch: the refusals above were the secret's doing.
-    let (status, body) = stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], insert_payload(&id)).await;
+    let (status, body) =
+        stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], insert_payload(&id)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["dispatched"], true);
     assert_eq!(stack.sessions(&id).await.len(), 1);
@@ -43,7 +46,8 @@ async fn a_webhook_for_an_unknown_row_dials_nothing() {
     let stack = Stack::from_env();
     let secret = stack.webhook_secret.clone();
     let unknown = uuid::Uuid::new_v4().to_string();
-    let (status, body) = stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], insert_payload(&unknown)).await;
+    let (status, body) =
+        stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], insert_payload(&unknown)).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], "not_found");
     assert!(stack.sessions(&unknown).await.is_empty());

@@ -39,7 +39,8 @@ async fn a_human_answered_call_completes_with_its_context_and_results() {
     // The Twilio request: who, from, where to report, which events, inline TwiML.
     assert_eq!(form_field(&call, "To"), [phone.as_str()]);
     assert_eq!(form_field(&call, "From"), ["+15005550006"]);
-    let callback = format!("{}/twilio/status?session={}", stack.worker_url, stack.sessions(&id).await[0]["id"].as_str().unwrap());
+    let callback =
+        format!("{}/twilio/status?session={}", stack.worker_url, stack.sessions(&id).await[0]["id"].as_str().unwrap());
     assert_eq!(form_field(&call, "StatusCallback"), [callback.as_str()]);
     assert_eq!(form_field(&call, "StatusCallbackEvent"), ["initiated", "ringing", "answered", "completed"]);
     assert!(form_field(&call, "Url").is_empty());

@@ -29,7 +29,10 @@ impl Worker {
         let main = root.join("functions/edge/build/worker/shim.mjs");
         std::fs::write(
             dir.join("wrangler.toml"),
-            format!("name = \"outcall-misconfigured\"\nmain = \"{}\"\ncompatibility_date = \"2026-11-01\"\n", main.display()),
+            format!(
+                "name = \"outcall-misconfigured\"\nmain = \"{}\"\ncompatibility_date = \"2026-11-01\"\n",
+                main.display()
+            ),
         )
         .unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -85,7 +88,8 @@ async fn a_missing_variable_is_a_configuration_error_that_writes_nothing() {
     let vapi_secret = stack.vapi_secret.clone();
     let message = json!({"message": {"type": "assistant-request",
         "call": {"assistantOverrides": {"variableValues": {"pendingcallid": id}}}}});
-    let (status, body) = stack.post_to(&worker.url, "/vapi/events", &[("X-Vapi-Secret", &vapi_secret)], message.to_string()).await;
+    let (status, body) =
+        stack.post_to(&worker.url, "/vapi/events", &[("X-Vapi-Secret", &vapi_secret)], message.to_string()).await;
     assert_eq!((status, body["error"]["code"].as_str()), (500, Some("configuration_error")));
 
     stack.assert_untouched(&id).await;

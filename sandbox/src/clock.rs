@@ -25,10 +25,7 @@ pub struct NominalClock {
 
 impl NominalClock {
     pub fn new(scale: f64) -> NominalClock {
-        NominalClock {
-            scale,
-            elapsed_ms: 0,
-        }
+        NominalClock { scale, elapsed_ms: 0 }
     }
 
     pub fn elapsed_ms(&self) -> u64 {

@@ -49,15 +49,9 @@ impl Config {
                 }
             }
         };
-        let postgrest_url = required(
-            "POSTGREST_URL",
-            "PostgREST base URL, e.g. http://127.0.0.1:54331",
-        );
+        let postgrest_url = required("POSTGREST_URL", "PostgREST base URL, e.g. http://127.0.0.1:54331");
         let database_url = required("DATABASE_URL", "Postgres URL for the pg_net delivery loop");
-        let jwt_secret = required(
-            "SUPABASE_JWT_SECRET",
-            "the secret PostgREST verifies JWTs with",
-        );
+        let jwt_secret = required("SUPABASE_JWT_SECRET", "the secret PostgREST verifies JWTs with");
         let twilio_account_sid = required("TWILIO_ACCOUNT_SID", "the account sid the Worker uses");
         let twilio_auth_token = required("TWILIO_AUTH_TOKEN", "signs status callbacks");
         let vapi_server_url = required("VAPI_SERVER_URL", "the Worker's VAPI endpoint");
@@ -67,9 +61,7 @@ impl Config {
         let addr = match addr_text.trim().parse::<SocketAddr>() {
             Ok(a) => a,
             Err(_) => {
-                problems.push(format!(
-                    "SANDBOX_ADDR={addr_text:?} is not an ip:port address"
-                ));
+                problems.push(format!("SANDBOX_ADDR={addr_text:?} is not an ip:port address"));
                 SocketAddr::from(([127, 0, 0, 1], 54321))
             }
         };
@@ -78,21 +70,14 @@ impl Config {
             Some(v) => match v.trim().parse::<f64>() {
                 Ok(s) if s.is_finite() && s >= 0.0 => s,
                 _ => {
-                    problems.push(format!(
-                        "SANDBOX_TIME_SCALE={v:?} is not a non-negative number"
-                    ));
+                    problems.push(format!("SANDBOX_TIME_SCALE={v:?} is not a non-negative number"));
                     1.0
                 }
             },
         };
-        for (name, url) in [
-            ("POSTGREST_URL", &postgrest_url),
-            ("VAPI_SERVER_URL", &vapi_server_url),
-        ] {
+        for (name, url) in [("POSTGREST_URL", &postgrest_url), ("VAPI_SERVER_URL", &vapi_server_url)] {
             if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
-                problems.push(format!(
-                    "{name}={url:?} must start with http:// or https://"
-                ));
+                problems.push(format!("{name}={url:?} must start with http:// or https://"));
             }
         }
         if !problems.is_empty() {
@@ -124,14 +109,8 @@ mod tests {
     fn full() -> HashMap<&'static str, &'static str> {
         HashMap::from([
             ("POSTGREST_URL", "http://127.0.0.1:54331/"),
-            (
-                "DATABASE_URL",
-                "postgres://postgres@127.0.0.1:54329/postgres",
-            ),
-            (
-                "SUPABASE_JWT_SECRET",
-                "super-secret-jwt-token-with-at-least-32-characters",
-            ),
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:54329/postgres"),
+            ("SUPABASE_JWT_SECRET", "super-secret-jwt-token-with-at-least-32-characters"),
             ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
             ("TWILIO_AUTH_TOKEN", "token"),
             ("VAPI_SERVER_URL", "http://127.0.0.1:8787/vapi/events"),

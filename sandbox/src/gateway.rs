@@ -21,10 +21,7 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route(PREFIX, any(proxy))
-        .route("/rest/v1/", any(proxy))
-        .route("/rest/v1/{*path}", any(proxy))
+    Router::new().route(PREFIX, any(proxy)).route("/rest/v1/", any(proxy)).route("/rest/v1/{*path}", any(proxy))
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus
@@ -48,11 +45,7 @@ fn is_hop_header(name: &HeaderName) -> bool {
 }
 
 fn passthrough(headers: &HeaderMap) -> HeaderMap {
-    headers
-        .iter()
-        .filter(|(name, _)| !is_hop_header(name))
-        .map(|(n, v)| (n.clone(), v.clone()))
-        .collect()
+    headers.iter().filter(|(name, _)| !is_hop_header(name)).map(|(n, v)| (n.clone(), v.clone())).collect()
 }
 
 fn kong_error(status: StatusCode, message: &str) -> Response {
@@ -67,11 +60,7 @@ fn split_apikey(query: &str) -> (Option<String>, String) {
     for part in query.split('&').filter(|p| !p.is_empty()) {
         match part.strip_prefix("apikey=") {
             Some(v) if key.is_none() => {
-                key = Some(
-                    percent_encoding::percent_decode_str(v)
-                        .decode_utf8_lossy()
-                        .into_owned(),
-                )
+                key = Some(percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
             }
             _ => kept.push(part),
         }
@@ -89,16 +78,10 @@ async fn proxy(
     let (query_key, query) = split_apikey(uri.query().unwrap_or_default());
     // Preflight requests carry no credentials; PostgREST answers CORS itself.
     if method != Method::OPTIONS {
-        let key = headers
-            .get("apikey")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or(query_key);
+        let key = headers.get("apikey").and_then(|v| v.to_str().ok()).map(str::to_string).or(query_key);
         match key {
             None => return kong_error(StatusCode::UNAUTHORIZED, "No API key found in request"),
-            Some(k) if !state.keys.accepts(k.trim()) => {
-                return kong_error(StatusCode::UNAUTHORIZED, "Invalid API key")
-            }
+            Some(k) if !state.keys.accepts(k.trim()) => return kong_error(StatusCode::UNAUTHORIZED, "Invalid API key"),
             Some(_) => {}
         }
     }
@@ -122,16 +105,8 @@ async fn proxy(
     let response = match upstream {
         Ok(r) => r,
         Err(e) => {
-            crate::log!(
-                error,
-                "gateway",
-                "{method} {path} upstream error: {}",
-                crate::logging::error_chain(&e)
-            );
-            return kong_error(
-                StatusCode::BAD_GATEWAY,
-                "An invalid response was received from the upstream server",
-            );
+            crate::log!(error, "gateway", "{method} {path} upstream error: {}", crate::logging::error_chain(&e));
+            return kong_error(StatusCode::BAD_GATEWAY, "An invalid response was received from the upstream server");
         }
     };
     let status = response.status();
@@ -139,16 +114,8 @@ async fn proxy(
     let bytes = match response.bytes().await {
         Ok(b) => b,
         Err(e) => {
-            crate::log!(
-                error,
-                "gateway",
-                "{method} {path} upstream body error: {}",
-                crate::logging::error_chain(&e)
-            );
-            return kong_error(
-                StatusCode::BAD_GATEWAY,
-                "An invalid response was received from the upstream server",
-            );
+            crate::log!(error, "gateway", "{method} {path} upstream body error: {}", crate::logging::error_chain(&e));
+            return kong_error(StatusCode::BAD_GATEWAY, "An invalid response was received from the upstream server");
         }
     };
     let mut out = Response::new(Body::from(bytes));
@@ -163,10 +130,7 @@ mod tests {
 
     #[test]
     fn apikey_query_is_taken_out() {
-        assert_eq!(
-            split_apikey("select=*&apikey=a%2Eb&id=eq.1"),
-            (Some("a.b".into()), "select=*&id=eq.1".into())
-        );
+        assert_eq!(split_apikey("select=*&apikey=a%2Eb&id=eq.1"), (Some("a.b".into()), "select=*&id=eq.1".into()));
         assert_eq!(split_apikey("id=eq.1"), (None, "id=eq.1".into()));
         assert_eq!(split_apikey(""), (None, String::new()));
     }

@@ -14,10 +14,7 @@ use crate::state::AppState;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route(
-            "/_sandbox/health",
-            get(|| async { Json(json!({ "ok": true })) }),
-        )
+        .route("/_sandbox/health", get(|| async { Json(json!({ "ok": true })) }))
         .route("/_sandbox/calls", get(list_calls))
         .route("/_sandbox/calls/{sid}", get(get_call))
         .route("/_sandbox/webhooks", get(webhooks))
@@ -28,11 +25,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 /// The sandbox's own error shape.
 pub fn api_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": message.into() } })),
-    )
-        .into_response()
+    (status, Json(json!({ "error": { "code": code, "message": message.into() } }))).into_response()
 }
 
 /// A query parameter, percent-decoded without turning `+` into a space, so
@@ -47,20 +40,14 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 
 async fn list_calls(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
     let to = query_param(query.as_deref(), "to");
-    let calls = state
-        .calls
-        .list(|r| to.as_deref().is_none_or(|t| r.to == t));
+    let calls = state.calls.list(|r| to.as_deref().is_none_or(|t| r.to == t));
     Json(calls).into_response()
 }
 
 async fn get_call(State(state): State<Arc<AppState>>, Path(sid): Path<String>) -> Response {
     match state.calls.get(&sid) {
         Some(call) => Json(call).into_response(),
-        None => api_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no call with sid {sid}"),
-        ),
+        None => api_error(StatusCode::NOT_FOUND, "not_found", format!("no call with sid {sid}")),
     }
 }
 
@@ -95,14 +82,8 @@ mod tests {
 
     #[test]
     fn plus_survives_in_query() {
-        assert_eq!(
-            query_param(Some("to=+15550001001"), "to").as_deref(),
-            Some("+15550001001")
-        );
-        assert_eq!(
-            query_param(Some("x=1&to=%2B1555"), "to").as_deref(),
-            Some("+1555")
-        );
+        assert_eq!(query_param(Some("to=+15550001001"), "to").as_deref(), Some("+15550001001"));
+        assert_eq!(query_param(Some("x=1&to=%2B1555"), "to").as_deref(), Some("+1555"));
         assert_eq!(query_param(Some("x=1"), "to"), None);
         assert_eq!(query_param(None, "to"), None);
     }

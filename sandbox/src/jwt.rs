@@ -18,10 +18,7 @@ pub struct ApiKeys {
 
 impl ApiKeys {
     pub fn derive(secret: &str) -> ApiKeys {
-        ApiKeys {
-            anon: role_key(secret, "anon"),
-            service_role: role_key(secret, "service_role"),
-        }
+        ApiKeys { anon: role_key(secret, "anon"), service_role: role_key(secret, "service_role") }
     }
 
     /// Whether `candidate` is one of the two keys, compared in constant time.
@@ -38,13 +35,8 @@ pub fn role_key(secret: &str, role: &str) -> String {
     let header = r#"{"alg":"HS256","typ":"JWT"}"#;
     // Claims in the order Supabase's own keys use; `role` is one of our constants.
     let claims = format!(r#"{{"iss":"supabase-demo","role":"{role}","exp":{KEY_EXPIRY}}}"#);
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(claims)
-    );
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
+    let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
     mac.update(signing_input.as_bytes());
     let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
     format!("{signing_input}.{signature}")
@@ -62,9 +54,7 @@ mod tests {
     use super::*;
 
     fn decode_json(part: &str) -> serde_json::Value {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(part)
-            .expect("base64url without padding");
+        let bytes = URL_SAFE_NO_PAD.decode(part).expect("base64url without padding");
         serde_json::from_slice(&bytes).expect("json")
     }
 
@@ -75,18 +65,14 @@ mod tests {
         let parts: Vec<&str> = key.split('.').collect();
         assert_eq!(parts.len(), 3);
         assert!(!key.contains('='), "no padding");
-        assert_eq!(
-            decode_json(parts[0]),
-            serde_json::json!({"alg": "HS256", "typ": "JWT"})
-        );
+        assert_eq!(decode_json(parts[0]), serde_json::json!({"alg": "HS256", "typ": "JWT"}));
         assert_eq!(
             decode_json(parts[1]),
             serde_json::json!({"iss": "supabase-demo", "role": "service_role", "exp": KEY_EXPIRY})
         );
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
         mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
-        mac.verify_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap())
-            .expect("valid HS256 signature");
+        mac.verify_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).expect("valid HS256 signature");
     }
 
     #[test]

@@ -28,11 +28,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(twilio::api::routes())
         .merge(inspect::routes())
         .fallback(|uri: Uri| async move {
-            inspect::api_error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no route for {}", uri.path()),
-            )
+            inspect::api_error(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
         })
         .layer(DefaultBodyLimit::max(gateway::BODY_LIMIT))
         .with_state(state)
@@ -42,31 +38,22 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub async fn serve(config: Config) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let state = AppState::new(config);
-    log!(
-        info,
-        "sandbox",
-        "listening on http://{} (time scale {})",
-        listener.local_addr()?,
-        state.config.time_scale
-    );
+    log!(info, "sandbox", "listening on http://{} (time scale {})", listener.local_addr()?, state.config.time_scale);
     tokio::spawn(pgnet::run(state.clone()));
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
 }
 
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = interrupt => {}
             _ = term.recv() => {}

@@ -50,9 +50,6 @@ mod tests {
     #[test]
     fn chain_includes_causes() {
         let cause = "x".parse::<u8>().unwrap_err();
-        assert_eq!(
-            super::error_chain(&Outer(cause)),
-            "db error: invalid digit found in string"
-        );
+        assert_eq!(super::error_chain(&Outer(cause)), "db error: invalid digit found in string");
     }
 }

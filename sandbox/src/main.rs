@@ -13,12 +13,7 @@ See sandbox/README.md for the environment variables.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] | ["serve"] => serve(),
         ["keys"] => keys(),
         ["-h" | "--help" | "help"] => {
@@ -33,10 +28,7 @@ fn main() -> ExitCode {
 }
 
 fn keys() -> ExitCode {
-    match std::env::var("SUPABASE_JWT_SECRET")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-    {
+    match std::env::var("SUPABASE_JWT_SECRET").ok().filter(|s| !s.trim().is_empty()) {
         Some(secret) => {
             let keys = ApiKeys::derive(secret.trim());
             println!("SUPABASE_ANON_KEY={}", keys.anon);

@@ -56,12 +56,7 @@ pub async fn run(state: Arc<AppState>) {
             Ok((client, connection)) => {
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {
-                        crate::log!(
-                            warn,
-                            "pgnet",
-                            "database connection closed: {}",
-                            crate::logging::error_chain(&e)
-                        );
+                        crate::log!(warn, "pgnet", "database connection closed: {}", crate::logging::error_chain(&e));
                     }
                 });
                 if failing {
@@ -89,20 +84,11 @@ pub async fn run(state: Arc<AppState>) {
                 Ok(_) => missing_schema_logged = false,
                 Err(e) if is_missing_schema(&e) => {
                     if !missing_schema_logged {
-                        crate::log!(
-                            info,
-                            "pgnet",
-                            "net.http_request_queue does not exist yet; still polling"
-                        );
+                        crate::log!(info, "pgnet", "net.http_request_queue does not exist yet; still polling");
                         missing_schema_logged = true;
                     }
                 }
-                Err(e) => crate::log!(
-                    warn,
-                    "pgnet",
-                    "poll failed: {}",
-                    crate::logging::error_chain(&e)
-                ),
+                Err(e) => crate::log!(warn, "pgnet", "poll failed: {}", crate::logging::error_chain(&e)),
             }
             tokio::time::sleep(POLL_EVERY).await;
         }
@@ -135,15 +121,8 @@ async fn poll_once(state: &Arc<AppState>, client: &Client) -> Result<usize, toki
         let content = String::from_utf8_lossy(&outcome.body).into_owned();
         let status = outcome.status.map(i32::from);
         let headers = Value::Object(outcome.headers.clone()).to_string();
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
-            &request.id,
-            &status,
-            &outcome.content_type,
-            &headers,
-            &content,
-            &outcome.timed_out,
-            &outcome.error,
-        ];
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+            [&request.id, &status, &outcome.content_type, &headers, &content, &outcome.timed_out, &outcome.error];
         // One bad response row must not lose the rest of the batch.
         if let Err(e) = client.execute(STORE_RESPONSE, &params).await {
             crate::log!(
@@ -162,33 +141,21 @@ fn decode(row: &Row) -> Request {
     // pg_net stores bodies as bytea; accept text too in case a stand-in schema differs.
     let body = row
         .try_get::<_, Option<Vec<u8>>>(4)
-        .or_else(|_| {
-            row.try_get::<_, Option<String>>(4)
-                .map(|s| s.map(String::into_bytes))
-        })
+        .or_else(|_| row.try_get::<_, Option<String>>(4).map(|s| s.map(String::into_bytes)))
         .ok()
         .flatten()
         .unwrap_or_default();
     let headers_text: String = row.try_get(3).unwrap_or_default();
-    let headers = serde_json::from_str::<Value>(&headers_text)
-        .ok()
-        .and_then(|v| v.as_object().cloned())
-        .unwrap_or_default();
+    let headers =
+        serde_json::from_str::<Value>(&headers_text).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
     let timeout_ms = row.try_get::<_, i32>(5).unwrap_or(0);
     Request {
         id: row.try_get(0).unwrap_or_default(),
-        method: row
-            .try_get::<_, String>(1)
-            .unwrap_or_else(|_| "POST".into())
-            .to_ascii_uppercase(),
+        method: row.try_get::<_, String>(1).unwrap_or_else(|_| "POST".into()).to_ascii_uppercase(),
         url: row.try_get(2).unwrap_or_default(),
         headers,
         body,
-        timeout_ms: if timeout_ms > 0 {
-            timeout_ms
-        } else {
-            DEFAULT_TIMEOUT_MS
-        },
+        timeout_ms: if timeout_ms > 0 { timeout_ms } else { DEFAULT_TIMEOUT_MS },
     }
 }
 
@@ -206,10 +173,8 @@ async fn send(state: &AppState, request: &Request) -> Outcome {
     let Ok(method) = reqwest::Method::from_bytes(request.method.as_bytes()) else {
         return failed(format!("unsupported method {}", request.method), false);
     };
-    let mut builder = state
-        .http
-        .request(method.clone(), &request.url)
-        .timeout(Duration::from_millis(request.timeout_ms as u64));
+    let mut builder =
+        state.http.request(method.clone(), &request.url).timeout(Duration::from_millis(request.timeout_ms as u64));
     for (name, value) in &request.headers {
         let value = match value {
             Value::String(s) => s.clone(),
@@ -222,30 +187,16 @@ async fn send(state: &AppState, request: &Request) -> Outcome {
     }
     let response = match builder.send().await {
         Ok(r) => r,
-        Err(e) if e.is_timeout() => {
-            return failed(
-                format!("Timeout of {} ms reached", request.timeout_ms),
-                true,
-            )
-        }
+        Err(e) if e.is_timeout() => return failed(format!("Timeout of {} ms reached", request.timeout_ms), true),
         Err(e) => return failed(crate::logging::error_chain(&e), false),
     };
     let status = response.status().as_u16();
     let headers: Map<String, Value> = response
         .headers()
         .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
-            )
-        })
+        .map(|(k, v)| (k.to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned())))
         .collect();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
     match response.bytes().await {
         Ok(body) => Outcome {
             status: Some(status),
@@ -256,10 +207,7 @@ async fn send(state: &AppState, request: &Request) -> Outcome {
             error: None,
             elapsed_ms: started.elapsed().as_millis() as u64,
         },
-        Err(e) if e.is_timeout() => failed(
-            format!("Timeout of {} ms reached", request.timeout_ms),
-            true,
-        ),
+        Err(e) if e.is_timeout() => failed(format!("Timeout of {} ms reached", request.timeout_ms), true),
         Err(e) => failed(crate::logging::error_chain(&e), false),
     }
 }
@@ -275,9 +223,7 @@ fn record(state: &AppState, request: &Request, outcome: &Outcome) {
         "pgnet",
         "request id={} -> {} in {} ms",
         request.id,
-        outcome
-            .status
-            .map_or_else(|| status.to_string(), |s| s.to_string()),
+        outcome.status.map_or_else(|| status.to_string(), |s| s.to_string()),
         outcome.elapsed_ms
     );
     state.webhooks.push(Delivery {

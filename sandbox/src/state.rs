@@ -118,11 +118,7 @@ impl CallStore {
     /// Snapshots of the calls that satisfy `keep`, oldest first.
     pub fn list(&self, keep: impl Fn(&CallRecord) -> bool) -> Vec<CallRecord> {
         let handles = lock(&self.inner).order.clone();
-        handles
-            .iter()
-            .map(|h| lock(h).clone())
-            .filter(|r| keep(r))
-            .collect()
+        handles.iter().map(|h| lock(h).clone()).filter(|r| keep(r)).collect()
     }
 
     pub fn clear(&self) {
@@ -139,9 +135,7 @@ pub struct Records<T> {
 
 impl<T> Default for Records<T> {
     fn default() -> Self {
-        Records {
-            items: Mutex::new(Vec::new()),
-        }
+        Records { items: Mutex::new(Vec::new()) }
     }
 }
 
@@ -180,6 +174,5 @@ pub fn json_or_text(bytes: &[u8]) -> Value {
     if bytes.is_empty() {
         return Value::Null;
     }
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }

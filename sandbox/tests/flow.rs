@@ -27,34 +27,21 @@ struct Stub {
 }
 
 async fn worker_vapi(State(stub): State<Stub>, headers: HeaderMap, body: Bytes) -> Json<Value> {
-    stub.seen
-        .lock()
-        .unwrap()
-        .push(("/vapi/events".into(), headers, body.clone()));
+    stub.seen.lock().unwrap().push(("/vapi/events".into(), headers, body.clone()));
     let msg: Value = serde_json::from_slice(&body).unwrap();
     match msg["message"]["type"].as_str() {
         Some("assistant-request") => Json(stub.assistant_reply.clone()),
         Some("tool-calls") => {
             let id = msg["message"]["toolCallList"][0]["id"].clone();
-            Json(
-                json!({"results": [{"toolCallId": id, "name": "fetch_pending_call",
-                                     "result": "{\"appointment_time\":\"2030-01-02 09:00\"}"}]}),
-            )
+            Json(json!({"results": [{"toolCallId": id, "name": "fetch_pending_call",
+                                     "result": "{\"appointment_time\":\"2030-01-02 09:00\"}"}]}))
         }
         _ => Json(json!({})),
     }
 }
 
-async fn worker_other(
-    State(stub): State<Stub>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> String {
-    stub.seen
-        .lock()
-        .unwrap()
-        .push((uri.to_string(), headers.clone(), body));
+async fn worker_other(State(stub): State<Stub>, uri: Uri, headers: HeaderMap, body: Bytes) -> String {
+    stub.seen.lock().unwrap().push((uri.to_string(), headers.clone(), body));
     if uri.path() == "/twiml" {
         r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>Hi</Say><Dial><Sip>sip:u@sip.vapi.ai?X-pendingcallid=p-2</Sip></Dial></Response>"#.into()
     } else {
@@ -81,23 +68,13 @@ struct Env {
 
 async fn start(assistant_reply: Value) -> Env {
     let seen: Seen = Arc::default();
-    let stub = Stub {
-        seen: seen.clone(),
-        assistant_reply,
-    };
-    let worker = spawn(
-        Router::new()
-            .route("/vapi/events", post(worker_vapi))
-            .fallback(any(worker_other))
-            .with_state(stub),
-    )
-    .await;
+    let stub = Stub { seen: seen.clone(), assistant_reply };
+    let worker =
+        spawn(Router::new().route("/vapi/events", post(worker_vapi)).fallback(any(worker_other)).with_state(stub))
+            .await;
     let vars = [
         ("POSTGREST_URL", worker.clone()),
-        (
-            "DATABASE_URL",
-            "postgres://postgres@127.0.0.1:1/none".into(),
-        ),
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none".into()),
         ("SUPABASE_JWT_SECRET", SECRET.into()),
         ("TWILIO_ACCOUNT_SID", SID.into()),
         ("TWILIO_AUTH_TOKEN", TOKEN.into()),
@@ -105,25 +82,15 @@ async fn start(assistant_reply: Value) -> Env {
         ("VAPI_SECRET", "vapi-secret".into()),
         ("SANDBOX_TIME_SCALE", "0".into()),
     ];
-    let config =
-        Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
-            .unwrap();
+    let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
     let sandbox = spawn(router(AppState::new(config))).await;
-    Env {
-        sandbox,
-        worker,
-        seen,
-        http: reqwest::Client::new(),
-    }
+    Env { sandbox, worker, seen, http: reqwest::Client::new() }
 }
 
 impl Env {
     async fn create(&self, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
-            .post(format!(
-                "{}/2010-04-01/Accounts/{SID}/Calls.json",
-                self.sandbox
-            ))
+            .post(format!("{}/2010-04-01/Accounts/{SID}/Calls.json", self.sandbox))
             .basic_auth(SID, Some(TOKEN))
             .form(form)
             .send()
@@ -186,39 +153,22 @@ async fn human_call_end_to_end() {
     let call = env.wait_done(&sid).await;
     assert_eq!(call["scenario"], "human");
     assert_eq!(call["final_status"], "completed");
-    let at: Vec<&Value> = call["executed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| &v["at_ms"])
-        .collect();
+    let at: Vec<&Value> = call["executed"].as_array().unwrap().iter().map(|v| &v["at_ms"]).collect();
     assert_eq!(at, [0, 2000, 3100]);
     assert_eq!(call["sip"]["headers"], json!({"X-pendingcallid": "p-1"}));
     assert_eq!(call["sip"]["params"], json!({"transport": "tcp"}));
 
     let callbacks = call["status_callbacks"].as_array().unwrap();
-    let statuses: Vec<&str> = callbacks
-        .iter()
-        .map(|c| c["params"]["CallStatus"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        statuses,
-        ["initiated", "ringing", "in-progress", "completed"]
-    );
-    let seqs: Vec<&str> = callbacks
-        .iter()
-        .map(|c| c["params"]["SequenceNumber"].as_str().unwrap())
-        .collect();
+    let statuses: Vec<&str> = callbacks.iter().map(|c| c["params"]["CallStatus"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["initiated", "ringing", "in-progress", "completed"]);
+    let seqs: Vec<&str> = callbacks.iter().map(|c| c["params"]["SequenceNumber"].as_str().unwrap()).collect();
     assert_eq!(seqs, ["0", "1", "2", "3"]);
     assert_eq!(callbacks[3]["params"]["CallDuration"], "23");
     assert!(callbacks.iter().all(|c| c["status"] == 200));
 
     // The Worker got exactly those callbacks, each with a valid signature over the full URL.
     let seen = env.seen.lock().unwrap().clone();
-    let status_posts: Vec<_> = seen
-        .iter()
-        .filter(|(p, _, _)| p.starts_with("/twilio/status"))
-        .collect();
+    let status_posts: Vec<_> = seen.iter().filter(|(p, _, _)| p.starts_with("/twilio/status")).collect();
     assert_eq!(status_posts.len(), 4);
     for (_, headers, body) in &status_posts {
         let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
@@ -228,42 +178,16 @@ async fn human_call_end_to_end() {
 
     // VAPI: the message sequence, the secret, the variables and the transcript.
     let vapi = &call["vapi"];
-    let types: Vec<&str> = vapi["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        [
-            "assistant-request",
-            "tool-calls",
-            "status-update",
-            "status-update",
-            "end-of-call-report"
-        ]
-    );
+    let types: Vec<&str> = vapi["messages"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["assistant-request", "tool-calls", "status-update", "status-update", "end-of-call-report"]);
     assert_eq!(vapi["variable_values"]["pendingcallid"], "p-1");
     assert_eq!(vapi["variable_values"]["employee_name"], "Jo Doe");
     let first = &vapi["messages"][0]["request"]["message"];
-    assert_eq!(
-        first["call"]["assistantOverrides"]["variableValues"],
-        json!({"pendingcallid": "p-1"})
-    );
-    assert_eq!(
-        first["call"]["phoneCallProviderDetails"]["sip"]["headers"],
-        json!({"x-pendingcallid": "p-1"})
-    );
+    assert_eq!(first["call"]["assistantOverrides"]["variableValues"], json!({"pendingcallid": "p-1"}));
+    assert_eq!(first["call"]["phoneCallProviderDetails"]["sip"]["headers"], json!({"x-pendingcallid": "p-1"}));
     let tool = &vapi["messages"][1]["request"]["message"];
-    assert_eq!(
-        tool["toolCallList"][0]["arguments"],
-        json!({"pendingcallid": "p-1"})
-    );
-    assert_eq!(
-        tool["toolWithToolCallList"][0]["toolCall"]["function"]["name"],
-        "fetch_pending_call"
-    );
+    assert_eq!(tool["toolCallList"][0]["arguments"], json!({"pendingcallid": "p-1"}));
+    assert_eq!(tool["toolWithToolCallList"][0]["toolCall"]["function"]["name"], "fetch_pending_call");
     let report = &vapi["messages"][4]["request"]["message"];
     assert_eq!(report["endedReason"], "customer-ended-call");
     assert_eq!(report["durationSeconds"], 20);
@@ -272,27 +196,16 @@ async fn human_call_end_to_end() {
     assert!(transcript.starts_with(
         "AI: Hello, this is the scheduling assistant calling on behalf of Acme about Jo Doe's appointment at North Clinic.\nUser: "
     ));
-    assert!(
-        transcript.contains("the appointment on 2030-01-02 09:00"),
-        "tool result used"
-    );
+    assert!(transcript.contains("the appointment on 2030-01-02 09:00"), "tool result used");
     assert_eq!(report["analysis"]["successEvaluation"], "true");
-    let vapi_posts: Vec<_> = seen
-        .iter()
-        .filter(|(p, _, _)| p == "/vapi/events")
-        .collect();
+    let vapi_posts: Vec<_> = seen.iter().filter(|(p, _, _)| p == "/vapi/events").collect();
     assert_eq!(vapi_posts.len(), 5);
-    assert!(vapi_posts
-        .iter()
-        .all(|(_, h, _)| h["x-vapi-secret"] == "vapi-secret"));
+    assert!(vapi_posts.iter().all(|(_, h, _)| h["x-vapi-secret"] == "vapi-secret"));
 
     // Twilio's own view of the call, and the inspection filter.
     let resource: Value = env
         .http
-        .get(format!(
-            "{}/2010-04-01/Accounts/{SID}/Calls/{sid}.json",
-            env.sandbox
-        ))
+        .get(format!("{}/2010-04-01/Accounts/{SID}/Calls/{sid}.json", env.sandbox))
         .basic_auth(SID, Some(TOKEN))
         .send()
         .await
@@ -300,10 +213,7 @@ async fn human_call_end_to_end() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        (resource["status"].as_str(), resource["duration"].as_str()),
-        (Some("completed"), Some("23"))
-    );
+    assert_eq!((resource["status"].as_str(), resource["duration"].as_str()), (Some("completed"), Some("23")));
     let filtered: Value = env
         .http
         .get(format!("{}/_sandbox/calls?to=+15550001001", env.sandbox))
@@ -320,18 +230,9 @@ async fn human_call_end_to_end() {
 async fn unanswered_scenarios_send_only_the_final_callback() {
     let env = start(good_assistant()).await;
     let callback = format!("{}/status", env.worker);
-    for (to, expected) in [
-        ("+15550005001", "busy"),
-        ("+15550006001", "no-answer"),
-        ("+15550007001", "failed"),
-    ] {
+    for (to, expected) in [("+15550005001", "busy"), ("+15550006001", "no-answer"), ("+15550007001", "failed")] {
         let created: Value = env
-            .create(&[
-                ("To", to),
-                ("From", "+15550000000"),
-                ("Twiml", TWIML),
-                ("StatusCallback", &callback),
-            ])
+            .create(&[("To", to), ("From", "+15550000000"), ("Twiml", TWIML), ("StatusCallback", &callback)])
             .await
             .json()
             .await
@@ -351,44 +252,20 @@ async fn unanswered_scenarios_send_only_the_final_callback() {
 async fn url_mode_and_assistant_error() {
     let env = start(json!({"error": "unknown call"})).await;
     let url = format!("{}/twiml", env.worker);
-    let created: Value = env
-        .create(&[
-            ("To", "+15550004001"),
-            ("From", "+15550000000"),
-            ("Url", &url),
-        ])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let created: Value =
+        env.create(&[("To", "+15550004001"), ("From", "+15550000000"), ("Url", &url)]).await.json().await.unwrap();
     let call = env.wait_done(created["sid"].as_str().unwrap()).await;
     assert!(call["twiml"].as_str().unwrap().contains("p-2"));
-    assert_eq!(
-        call["vapi"]["ended_reason"],
-        "assistant-request-returned-error"
-    );
-    let types: Vec<&str> = call["vapi"]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        ["assistant-request", "status-update", "end-of-call-report"]
-    );
+    assert_eq!(call["vapi"]["ended_reason"], "assistant-request-returned-error");
+    let types: Vec<&str> =
+        call["vapi"]["messages"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["assistant-request", "status-update", "end-of-call-report"]);
 
     let seen = env.seen.lock().unwrap().clone();
-    let (_, headers, body) = seen
-        .iter()
-        .find(|(p, _, _)| p == "/twiml")
-        .expect("TwiML requested");
+    let (_, headers, body) = seen.iter().find(|(p, _, _)| p == "/twiml").expect("TwiML requested");
     let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
     assert!(params.contains(&("CallStatus".into(), "in-progress".into())));
-    assert_eq!(
-        headers["x-twilio-signature"].to_str().unwrap(),
-        signature::sign(TOKEN, &url, &params)
-    );
+    assert_eq!(headers["x-twilio-signature"].to_str().unwrap(), signature::sign(TOKEN, &url, &params));
 }
 
 #[tokio::test]
@@ -396,10 +273,7 @@ async fn twilio_rejections() {
     let env = start(good_assistant()).await;
     let unauthorized = env
         .http
-        .post(format!(
-            "{}/2010-04-01/Accounts/{SID}/Calls.json",
-            env.sandbox
-        ))
+        .post(format!("{}/2010-04-01/Accounts/{SID}/Calls.json", env.sandbox))
         .basic_auth(SID, Some("wrong"))
         .form(&[("To", "+15550001001")])
         .send()
@@ -412,33 +286,14 @@ async fn twilio_rejections() {
         json!({"code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401})
     );
 
-    let bad_to = env
-        .create(&[
-            ("To", "5550001001"),
-            ("From", "+15550000000"),
-            ("Twiml", TWIML),
-        ])
-        .await;
+    let bad_to = env.create(&[("To", "5550001001"), ("From", "+15550000000"), ("Twiml", TWIML)]).await;
     assert_eq!(bad_to.status(), 400);
     assert_eq!(bad_to.json::<Value>().await.unwrap()["code"], 21211);
     let long = format!("<Response><Say>{}</Say></Response>", "a".repeat(4000));
-    let too_long = env
-        .create(&[
-            ("To", "+15550001001"),
-            ("From", "+15550000000"),
-            ("Twiml", &long),
-        ])
-        .await;
+    let too_long = env.create(&[("To", "+15550001001"), ("From", "+15550000000"), ("Twiml", &long)]).await;
     assert_eq!(too_long.json::<Value>().await.unwrap()["code"], 32018);
-    let calls: Value = env
-        .http
-        .get(format!("{}/_sandbox/calls", env.sandbox))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let calls: Value =
+        env.http.get(format!("{}/_sandbox/calls", env.sandbox)).send().await.unwrap().json().await.unwrap();
     assert_eq!(calls, json!([]), "rejected requests place no call");
 }
 
@@ -448,21 +303,9 @@ async fn gateway_checks_apikey_and_proxies() {
     let url = format!("{}/rest/v1/pending_calls?select=id&id=eq.1", env.sandbox);
     let missing = env.http.get(&url).send().await.unwrap();
     assert_eq!(missing.status(), 401);
-    assert_eq!(
-        missing.json::<Value>().await.unwrap(),
-        json!({"message": "No API key found in request"})
-    );
-    let wrong = env
-        .http
-        .get(&url)
-        .header("apikey", "nope")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        wrong.json::<Value>().await.unwrap(),
-        json!({"message": "Invalid API key"})
-    );
+    assert_eq!(missing.json::<Value>().await.unwrap(), json!({"message": "No API key found in request"}));
+    let wrong = env.http.get(&url).header("apikey", "nope").send().await.unwrap();
+    assert_eq!(wrong.json::<Value>().await.unwrap(), json!({"message": "Invalid API key"}));
 
     let key = outcall_sandbox::jwt::role_key(SECRET, "service_role");
     let ok = env
@@ -480,25 +323,10 @@ async fn gateway_checks_apikey_and_proxies() {
     assert_eq!(echoed["auth"], format!("Bearer {key}"));
     assert_eq!(echoed["prefer"], "count=exact");
 
-    let health: Value = env
-        .http
-        .get(format!("{}/_sandbox/health", env.sandbox))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value =
+        env.http.get(format!("{}/_sandbox/health", env.sandbox)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health, json!({"ok": true}));
-    let unknown = env
-        .http
-        .get(format!("{}/_sandbox/calls/CAnope", env.sandbox))
-        .send()
-        .await
-        .unwrap();
+    let unknown = env.http.get(format!("{}/_sandbox/calls/CAnope", env.sandbox)).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
-    assert_eq!(
-        unknown.json::<Value>().await.unwrap()["error"]["code"],
-        "not_found"
-    );
+    assert_eq!(unknown.json::<Value>().await.unwrap()["error"]["code"], "not_found");
 }

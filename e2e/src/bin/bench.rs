@@ -40,7 +40,9 @@ async fn main() {
     let pct = |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).min(samples.len()) - 1];
     println!("assistant-request, answered by the Worker (wrangler dev → workerd → PostgREST → Postgres), {LATENCY_SAMPLES} sequential requests:");
     println!("  p50 {:?}  p90 {:?}  p99 {:?}  max {:?}", pct(0.50), pct(0.90), pct(0.99), samples[samples.len() - 1]);
-    println!("  PostgREST round trips per context request: {per_context:.2} (call_context), {total_per_context:.2} in all");
+    println!(
+        "  PostgREST round trips per context request: {per_context:.2} (call_context), {total_per_context:.2} in all"
+    );
 
     // 2. round trips per dispatched call: the webhook route alone (claim, Twilio, record result).
     reset_gateway(&stack).await;
@@ -48,7 +50,8 @@ async fn main() {
     let started = Instant::now();
     for id in &ids {
         let payload = json!({"type": "INSERT", "table": "pending_calls", "schema": "public", "record": {"id": id}});
-        let (status, body) = stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], payload.to_string()).await;
+        let (status, body) =
+            stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], payload.to_string()).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["dispatched"], true, "{body}");
     }

@@ -7,9 +7,27 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 const NAMES: [&str; 21] = [
-    "Dana Whitfield", "Luis Ortega", "Mei Tanaka", "Omar Haddad", "Grace Kim", "Ines Duarte", "Tomasz Nowak",
-    "Aisha Bello", "Ravi Menon", "Sofia Rossi", "Jonah Fischer", "Leila Karimi", "Marcus Reed", "Hana Sato",
-    "Pedro Alves", "Nora Lindqvist", "Kofi Mensah", "Elena Petrova", "Sam Okafor", "Yara Haddad", "Felix Braun",
+    "Dana Whitfield",
+    "Luis Ortega",
+    "Mei Tanaka",
+    "Omar Haddad",
+    "Grace Kim",
+    "Ines Duarte",
+    "Tomasz Nowak",
+    "Aisha Bello",
+    "Ravi Menon",
+    "Sofia Rossi",
+    "Jonah Fischer",
+    "Leila Karimi",
+    "Marcus Reed",
+    "Hana Sato",
+    "Pedro Alves",
+    "Nora Lindqvist",
+    "Kofi Mensah",
+    "Elena Petrova",
+    "Sam Okafor",
+    "Yara Haddad",
+    "Felix Braun",
 ];
 
 /// The recorded menu of the IVR scenarios' phone systems: listen, press 2, listen, say "scheduling".
@@ -29,7 +47,10 @@ async fn main() {
         if matches!(scenario, Scenario::IvrThenHuman | Scenario::IvrOnly) {
             let kind = if scenario == Scenario::IvrOnly { "ivr_only" } else { "ivr_then_human" };
             let cached = stack
-                .insert("call_classifications", json!({"phone_number": phone, "classification_type": kind, "ivr_actions": menu()}))
+                .insert(
+                    "call_classifications",
+                    json!({"phone_number": phone, "classification_type": kind, "ivr_actions": menu()}),
+                )
                 .await;
             assert!(cached.status().is_success(), "classification insert failed: {}", cached.status());
         }
@@ -74,7 +95,10 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let calls = stack.sandbox_calls().await;
 
-    println!("{:<16} {:<15} {:<18} {:<10} {:<24} {:>6} {:>8}  {}", "phone", "scenario", "employee", "status", "ended / error", "secs", "cost", "SIP headers");
+    println!(
+        "{:<16} {:<15} {:<18} {:<10} {:<24} {:>6} {:>8}  SIP headers",
+        "phone", "scenario", "employee", "status", "ended / error", "secs", "cost"
+    );
     let mut bad_sip = 0;
     for (scenario, phone, name) in &rows {
         let row = finals.iter().find(|r| r["phone"] == phone.as_str()).unwrap();
@@ -83,7 +107,9 @@ async fn main() {
         let headers = call.and_then(|c| c["sip"]["headers"].as_object());
         let sip = match headers {
             None => "not dialled".to_owned(),
-            Some(h) if h.len() == 1 && h.get("X-pendingcallid").and_then(Value::as_str) == Some(id) => "X-pendingcallid only".to_owned(),
+            Some(h) if h.len() == 1 && h.get("X-pendingcallid").and_then(Value::as_str) == Some(id) => {
+                "X-pendingcallid only".to_owned()
+            }
             Some(h) => {
                 bad_sip += 1;
                 format!("UNEXPECTED {h:?}")

@@ -132,9 +132,15 @@ mod tests {
     fn rejects_invalid_values() {
         let mut vars = full();
         vars.insert("TWILIO_FROM_NUMBER", "5550000".into());
-        assert!(matches!(Config::from_lookup(|n| vars.get(n).cloned()), Err(ConfigError::Invalid { name: "TWILIO_FROM_NUMBER", .. })));
+        assert!(matches!(
+            Config::from_lookup(|n| vars.get(n).cloned()),
+            Err(ConfigError::Invalid { name: "TWILIO_FROM_NUMBER", .. })
+        ));
         let mut vars = full();
         vars.insert("SUPABASE_URL", "db.example".into());
-        assert!(matches!(Config::from_lookup(|n| vars.get(n).cloned()), Err(ConfigError::Invalid { name: "SUPABASE_URL", .. })));
+        assert!(matches!(
+            Config::from_lookup(|n| vars.get(n).cloned()),
+            Err(ConfigError::Invalid { name: "SUPABASE_URL", .. })
+        ));
     }
 }

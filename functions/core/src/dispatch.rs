@@ -45,7 +45,9 @@ pub enum ClaimAnswer {
     /// No such row.
     NotFound,
     /// The row exists but is not to be dialled now (already claimed, not due, finished...).
-    NotClaimable { reason: String },
+    NotClaimable {
+        reason: String,
+    },
 }
 
 impl ClaimAnswer {
@@ -56,7 +58,11 @@ impl ClaimAnswer {
         }
         if value.get("claimed").and_then(serde_json::Value::as_bool) == Some(false) {
             let reason = value.get("reason").and_then(serde_json::Value::as_str).unwrap_or("not claimable");
-            return Ok(if reason == "not_found" { Self::NotFound } else { Self::NotClaimable { reason: reason.into() } });
+            return Ok(if reason == "not_found" {
+                Self::NotFound
+            } else {
+                Self::NotClaimable { reason: reason.into() }
+            });
         }
         serde_json::from_value(value).map(|claim| Self::Claimed(Box::new(claim)))
     }
@@ -112,7 +118,9 @@ mod tests {
         );
         let twiml = get("Twiml").unwrap();
         assert!(twiml.contains(r#"<Pause length="2"/><Play digits="3"/>"#));
-        assert!(twiml.contains("<Sip>sip:outcall@sip.vapi.ai?X-pendingcallid=6f9619ff-8b86-d011-b42d-00c04fc964ff</Sip>"));
+        assert!(
+            twiml.contains("<Sip>sip:outcall@sip.vapi.ai?X-pendingcallid=6f9619ff-8b86-d011-b42d-00c04fc964ff</Sip>")
+        );
     }
 
     #[test]
@@ -127,7 +135,10 @@ mod tests {
     #[test]
     fn reads_every_claim_answer() {
         use serde_json::json;
-        assert!(matches!(ClaimAnswer::from_rpc(json!({"claimed": false, "reason": "not_found"})), Ok(ClaimAnswer::NotFound)));
+        assert!(matches!(
+            ClaimAnswer::from_rpc(json!({"claimed": false, "reason": "not_found"})),
+            Ok(ClaimAnswer::NotFound)
+        ));
         assert!(matches!(
             ClaimAnswer::from_rpc(json!({"claimed": false, "reason": "not_due"})),
             Ok(ClaimAnswer::NotClaimable { reason }) if reason == "not_due"

@@ -45,9 +45,15 @@ mod tests {
     fn conversations_complete_and_everything_else_did_not_reach() {
         assert_eq!(Outcome::from_ended_reason("customer-ended-call"), Outcome::Completed);
         assert_eq!(Outcome::from_ended_reason("assistant-ended-call"), Outcome::Completed);
-        for reason in ["voicemail", "silence-timed-out", "assistant-request-returned-error", "customer-did-not-answer",
-            "call.start.error-subscription-concurrency-limit-reached", "", "something-new"]
-        {
+        for reason in [
+            "voicemail",
+            "silence-timed-out",
+            "assistant-request-returned-error",
+            "customer-did-not-answer",
+            "call.start.error-subscription-concurrency-limit-reached",
+            "",
+            "something-new",
+        ] {
             assert_eq!(Outcome::from_ended_reason(reason), Outcome::NotReached, "{reason}");
         }
     }

@@ -14,7 +14,12 @@ pub const STATUS_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "compl
 pub const RING_TIMEOUT_SECONDS: u32 = 30;
 
 /// `POST /2010-04-01/Accounts/{sid}/Calls.json`, as form pairs in Twilio's names.
-pub fn create_call_form(to: &PhoneNumber, from: &PhoneNumber, twiml: &str, status_callback: &str) -> Vec<(&'static str, String)> {
+pub fn create_call_form(
+    to: &PhoneNumber,
+    from: &PhoneNumber,
+    twiml: &str,
+    status_callback: &str,
+) -> Vec<(&'static str, String)> {
     let mut form = vec![
         ("To", to.to_string()),
         ("From", from.to_string()),
@@ -147,7 +152,8 @@ pub enum StatusEventError {
 
 impl StatusEvent {
     pub fn parse(form: &[(String, String)]) -> Result<Self, StatusEventError> {
-        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+        let field =
+            |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
         let number = |name: &'static str| -> Result<Option<i32>, StatusEventError> {
             field(name).map(|v| v.parse::<i32>().map_err(|_| StatusEventError::BadNumber(name))).transpose()
         };
@@ -200,7 +206,12 @@ mod tests {
         assert_eq!(signature("12345", url, &params), "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
         assert!(signature_is_valid("12345", url, &params, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
         assert!(!signature_is_valid("12346", url, &params, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
-        assert!(!signature_is_valid("12345", "https://mycompany.com/myapp.php", &params, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
+        assert!(!signature_is_valid(
+            "12345",
+            "https://mycompany.com/myapp.php",
+            &params,
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        ));
     }
 
     #[test]
@@ -208,7 +219,8 @@ mod tests {
         let to = PhoneNumber::parse("+15550001001").unwrap();
         let from = PhoneNumber::parse("+15005550006").unwrap();
         let form = create_call_form(&to, &from, "<Response/>", "https://w.example/twilio/status");
-        let events: Vec<&str> = form.iter().filter(|(k, _)| *k == "StatusCallbackEvent").map(|(_, v)| v.as_str()).collect();
+        let events: Vec<&str> =
+            form.iter().filter(|(k, _)| *k == "StatusCallbackEvent").map(|(_, v)| v.as_str()).collect();
         assert_eq!(events, STATUS_EVENTS);
         let body = encode_form(&form);
         assert!(body.starts_with("To=%2B15550001001&From=%2B15005550006&Twiml=%3CResponse%2F%3E"));
@@ -250,13 +262,19 @@ mod tests {
         let bad_status = pairs(&[("CallSid", "CA0123456789abcdef0123456789abcdef"), ("CallStatus", "exploded")]);
         assert_eq!(StatusEvent::parse(&bad_status), Err(StatusEventError::BadStatus));
         assert_eq!(StatusEvent::parse(&pairs(&[("CallStatus", "ringing")])), Err(StatusEventError::MissingSid));
-        let bad_seq = pairs(&[("CallSid", "CA0123456789abcdef0123456789abcdef"), ("CallStatus", "ringing"), ("SequenceNumber", "x")]);
+        let bad_seq = pairs(&[
+            ("CallSid", "CA0123456789abcdef0123456789abcdef"),
+            ("CallStatus", "ringing"),
+            ("SequenceNumber", "x"),
+        ]);
         assert_eq!(StatusEvent::parse(&bad_seq), Err(StatusEventError::BadNumber("SequenceNumber")));
     }
 
     #[test]
     fn every_call_status_round_trips() {
-        for s in ["queued", "initiated", "ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled"] {
+        for s in
+            ["queued", "initiated", "ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled"]
+        {
             assert_eq!(CallStatus::parse(s).unwrap().as_str(), s);
         }
     }

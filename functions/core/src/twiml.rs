@@ -136,7 +136,8 @@ mod tests {
 
     #[test]
     fn unknown_and_human_systems_dial_at_once() {
-        let expected = format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial><Sip>{URI}</Sip></Dial></Response>"#);
+        let expected =
+            format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial><Sip>{URI}</Sip></Dial></Response>"#);
         assert_eq!(call_twiml(None, URI).unwrap(), expected);
         // A human classification never replays, even if actions were stored.
         let human = classified(ClassificationType::Human, vec![act(IvrActionKind::Dtmf, "1", 1000)]);

@@ -12,10 +12,22 @@ pub const PENDING_CALL_VARIABLE: &str = "pendingcallid";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerMessage {
-    AssistantRequest { pending_call_id: Option<PendingCallId> },
-    ToolCalls { pending_call_id: Option<PendingCallId>, calls: Vec<ToolCall> },
-    StatusUpdate { pending_call_id: Option<PendingCallId>, status: String, vapi_call_id: Option<String> },
-    EndOfCallReport { pending_call_id: Option<PendingCallId>, report: CallReport },
+    AssistantRequest {
+        pending_call_id: Option<PendingCallId>,
+    },
+    ToolCalls {
+        pending_call_id: Option<PendingCallId>,
+        calls: Vec<ToolCall>,
+    },
+    StatusUpdate {
+        pending_call_id: Option<PendingCallId>,
+        status: String,
+        vapi_call_id: Option<String>,
+    },
+    EndOfCallReport {
+        pending_call_id: Option<PendingCallId>,
+        report: CallReport,
+    },
     /// Any other message type: acknowledged with a 2xx and otherwise ignored.
     Other(String),
 }
@@ -152,8 +164,10 @@ pub fn assistant_refusal() -> Value {
 
 /// The answer to `tool-calls`: one result per call, in order. Each result is a string.
 pub fn tool_results(results: Vec<(String, String, String)>) -> Value {
-    let results: Vec<Value> =
-        results.into_iter().map(|(id, name, result)| json!({"toolCallId": id, "name": name, "result": result})).collect();
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|(id, name, result)| json!({"toolCallId": id, "name": name, "result": result}))
+        .collect();
     json!({ "results": results })
 }
 
@@ -169,15 +183,19 @@ mod tests {
 
     #[test]
     fn assistant_request_reads_the_header_variable() {
-        let body = format!(r#"{{"message":{{"type":"assistant-request","call":{{"id":"c1",
-            "assistantOverrides":{{"variableValues":{{"pendingcallid":"{ID}"}}}}}}}}}}"#);
+        let body = format!(
+            r#"{{"message":{{"type":"assistant-request","call":{{"id":"c1",
+            "assistantOverrides":{{"variableValues":{{"pendingcallid":"{ID}"}}}}}}}}}}"#
+        );
         assert_eq!(parse_message(&body).unwrap(), ServerMessage::AssistantRequest { pending_call_id: id() });
     }
 
     #[test]
     fn falls_back_to_the_raw_sip_header() {
-        let body = format!(r#"{{"message":{{"type":"assistant-request","call":{{
-            "phoneCallProviderDetails":{{"sip":{{"headers":{{"X-PendingCallId":"{ID}"}}}}}}}}}}}}"#);
+        let body = format!(
+            r#"{{"message":{{"type":"assistant-request","call":{{
+            "phoneCallProviderDetails":{{"sip":{{"headers":{{"X-PendingCallId":"{ID}"}}}}}}}}}}}}"#
+        );
         assert_eq!(parse_message(&body).unwrap(), ServerMessage::AssistantRequest { pending_call_id: id() });
         let none = r#"{"message":{"type":"assistant-request","call":{}}}"#;
         assert_eq!(parse_message(none).unwrap(), ServerMessage::AssistantRequest { pending_call_id: None });
@@ -185,10 +203,12 @@ mod tests {
 
     #[test]
     fn tool_calls_in_flat_and_function_shapes() {
-        let body = format!(r#"{{"message":{{"type":"tool-calls","call":{{}},"toolCallList":[
+        let body = format!(
+            r#"{{"message":{{"type":"tool-calls","call":{{}},"toolCallList":[
             {{"id":"a","name":"fetch_pending_call","arguments":{{"pendingcallid":"{ID}"}}}},
             {{"id":"b","type":"function","function":{{"name":"fetch_pending_call","arguments":"{{\"pending_call_id\":\"{ID}\"}}"}}}},
-            {{"id":"c","name":"fetch_pending_call","parameters":{{}}}}]}}}}"#);
+            {{"id":"c","name":"fetch_pending_call","parameters":{{}}}}]}}}}"#
+        );
         let ServerMessage::ToolCalls { calls, pending_call_id } = parse_message(&body).unwrap() else { panic!() };
         assert_eq!(calls.len(), 3);
         assert_eq!(calls[0].pending_call_id(None), id());
@@ -200,11 +220,15 @@ mod tests {
 
     #[test]
     fn end_of_call_report_fields() {
-        let body = format!(r#"{{"message":{{"type":"end-of-call-report","endedReason":"customer-ended-call",
+        let body = format!(
+            r#"{{"message":{{"type":"end-of-call-report","endedReason":"customer-ended-call",
             "call":{{"id":"vapi-1","cost":0.31,"assistantOverrides":{{"variableValues":{{"pendingcallid":"{ID}"}}}}}},
             "artifact":{{"transcript":"AI: hi"}},"analysis":{{"summary":"ok","successEvaluation":true,
-            "structuredData":{{"confirmed":true}}}},"durationSeconds":42.5}}}}"#);
-        let ServerMessage::EndOfCallReport { pending_call_id, report } = parse_message(&body).unwrap() else { panic!() };
+            "structuredData":{{"confirmed":true}}}},"durationSeconds":42.5}}}}"#
+        );
+        let ServerMessage::EndOfCallReport { pending_call_id, report } = parse_message(&body).unwrap() else {
+            panic!()
+        };
         assert_eq!(pending_call_id, id());
         assert_eq!(report.outcome, Outcome::Completed);
         assert_eq!(report.vapi_call_id.as_deref(), Some("vapi-1"));
@@ -221,9 +245,16 @@ mod tests {
         let body = r#"{"message":{"type":"status-update","status":"in-progress","call":{"id":"v"}}}"#;
         assert_eq!(
             parse_message(body).unwrap(),
-            ServerMessage::StatusUpdate { pending_call_id: None, status: "in-progress".into(), vapi_call_id: Some("v".into()) }
+            ServerMessage::StatusUpdate {
+                pending_call_id: None,
+                status: "in-progress".into(),
+                vapi_call_id: Some("v".into())
+            }
         );
-        assert_eq!(parse_message(r#"{"message":{"type":"speech-update"}}"#).unwrap(), ServerMessage::Other("speech-update".into()));
+        assert_eq!(
+            parse_message(r#"{"message":{"type":"speech-update"}}"#).unwrap(),
+            ServerMessage::Other("speech-update".into())
+        );
     }
 
     #[test]

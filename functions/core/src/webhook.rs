@@ -50,8 +50,10 @@ mod tests {
 
     #[test]
     fn an_insert_into_pending_calls_is_dispatched() {
-        let hook = parse(r#"{"type":"INSERT","table":"pending_calls","schema":"public",
-            "record":{"id":"6f9619ff-8b86-d011-b42d-00c04fc964ff","phone":"+15550001001"},"old_record":null}"#);
+        let hook = parse(
+            r#"{"type":"INSERT","table":"pending_calls","schema":"public",
+            "record":{"id":"6f9619ff-8b86-d011-b42d-00c04fc964ff","phone":"+15550001001"},"old_record":null}"#,
+        );
         assert_eq!(
             hook.action().unwrap(),
             WebhookAction::Dispatch(PendingCallId::parse("6f9619ff-8b86-d011-b42d-00c04fc964ff").unwrap())

@@ -15,7 +15,8 @@ pub async fn create_call(config: &Config, form: &[(&str, String)]) -> DialOutcom
 async fn send(config: &Config, form: &[(&str, String)]) -> worker::Result<(u16, String)> {
     let credentials = format!("{}:{}", config.twilio_account_sid, config.twilio_auth_token);
     let headers = Headers::new();
-    headers.set("Authorization", &format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials)))?;
+    headers
+        .set("Authorization", &format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials)))?;
     headers.set("Content-Type", "application/x-www-form-urlencoded")?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(&encode_form(form))));

@@ -25,14 +25,8 @@ const MAX_TIMEOUT_SECS: u64 = 600;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route(
-            "/2010-04-01/Accounts/{account_sid}/Calls.json",
-            post(create_call).get(list_calls),
-        )
-        .route(
-            "/2010-04-01/Accounts/{account_sid}/Calls/{call_file}",
-            get(get_call),
-        )
+        .route("/2010-04-01/Accounts/{account_sid}/Calls.json", post(create_call).get(list_calls))
+        .route("/2010-04-01/Accounts/{account_sid}/Calls/{call_file}", get(get_call))
 }
 
 fn twilio_error(status: StatusCode, error: TwilioError) -> Response {
@@ -44,10 +38,7 @@ fn bad_param(code: u32, message: impl Into<String>) -> TwilioError {
 }
 
 fn unauthorized() -> Response {
-    twilio_error(
-        StatusCode::UNAUTHORIZED,
-        TwilioError::new(20003, "Authenticate"),
-    )
+    twilio_error(StatusCode::UNAUTHORIZED, TwilioError::new(20003, "Authenticate"))
 }
 
 /// HTTP Basic `AccountSid:AuthToken`, for the account named in the path.
@@ -55,21 +46,15 @@ fn authenticate(state: &AppState, headers: &HeaderMap, path_sid: &str) -> bool {
     let credentials = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        })
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
         .and_then(|b64| STANDARD.decode(b64.trim()).ok())
         .and_then(|raw| String::from_utf8(raw).ok());
-    credentials
-        .as_deref()
-        .and_then(|c| c.split_once(':'))
-        .is_some_and(|(sid, token)| {
-            let cfg = &state.config;
-            let sid_ok = constant_time_eq(sid.as_bytes(), cfg.twilio_account_sid.as_bytes());
-            let token_ok = constant_time_eq(token.as_bytes(), cfg.twilio_auth_token.as_bytes());
-            sid_ok & token_ok && sid == path_sid
-        })
+    credentials.as_deref().and_then(|c| c.split_once(':')).is_some_and(|(sid, token)| {
+        let cfg = &state.config;
+        let sid_ok = constant_time_eq(sid.as_bytes(), cfg.twilio_account_sid.as_bytes());
+        let token_ok = constant_time_eq(token.as_bytes(), cfg.twilio_auth_token.as_bytes());
+        sid_ok & token_ok && sid == path_sid
+    })
 }
 
 /// A decoded form body, keeping repeated keys.
@@ -81,10 +66,7 @@ impl Form {
     }
 
     fn first(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// A non-blank value for `key`.
@@ -93,10 +75,7 @@ impl Form {
     }
 
     fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Single keys as strings, repeated keys as arrays of their values.
@@ -120,68 +99,43 @@ pub fn is_e164(number: &str) -> bool {
     let Some(digits) = number.strip_prefix('+') else {
         return false;
     };
-    (2..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
+    (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
 }
 
 fn is_http_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"));
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
     rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
 }
 
 fn method_param(form: &Form, key: &str) -> Result<HttpMethod, TwilioError> {
     match form.value(key) {
         None => Ok(HttpMethod::Post),
-        Some(m) => HttpMethod::parse(m)
-            .ok_or_else(|| bad_param(20001, format!("{key} must be GET or POST"))),
+        Some(m) => HttpMethod::parse(m).ok_or_else(|| bad_param(20001, format!("{key} must be GET or POST"))),
     }
 }
 
 /// Validates a create request the way Twilio does; the first problem wins.
 fn plan_call(form: &Form, account_sid: &str, sid: &str) -> Result<CallPlan, TwilioError> {
-    let to = form
-        .value("To")
-        .ok_or_else(|| bad_param(21201, "No 'To' number is specified"))?;
-    let from = form
-        .value("From")
-        .ok_or_else(|| bad_param(21213, "No 'From' number is specified"))?;
+    let to = form.value("To").ok_or_else(|| bad_param(21201, "No 'To' number is specified"))?;
+    let from = form.value("From").ok_or_else(|| bad_param(21213, "No 'From' number is specified"))?;
     if !is_e164(to) {
         return Err(bad_param(21211, format!("Invalid 'To' Phone Number: {to}")));
     }
     if !is_e164(from) {
-        return Err(bad_param(
-            21212,
-            format!("Invalid 'From' Phone Number: {from}"),
-        ));
+        return Err(bad_param(21212, format!("Invalid 'From' Phone Number: {from}")));
     }
     if form.value("ApplicationSid").is_some() {
-        return Err(bad_param(
-            21218,
-            "ApplicationSid is not supported by the sandbox; send Twiml or Url",
-        ));
+        return Err(bad_param(21218, "ApplicationSid is not supported by the sandbox; send Twiml or Url"));
     }
     let twiml = form.value("Twiml");
     let url = form.value("Url");
     match (twiml, url) {
-        (None, None) => {
-            return Err(bad_param(
-                21205,
-                "Either Url, Twiml or ApplicationSid is required",
-            ))
-        }
+        (None, None) => return Err(bad_param(21205, "Either Url, Twiml or ApplicationSid is required")),
         (Some(_), Some(_)) => return Err(bad_param(21205, "Give only one of Url and Twiml")),
         (Some(doc), None) if doc.chars().count() > MAX_TWIML_CHARS => {
-            return Err(bad_param(
-                32018,
-                "Twiml size exceeded maximum allowed value of 4000 characters",
-            ));
+            return Err(bad_param(32018, "Twiml size exceeded maximum allowed value of 4000 characters"));
         }
-        (None, Some(u)) if !is_http_url(u) => {
-            return Err(bad_param(21205, format!("Url is not a valid URL: {u}")))
-        }
+        (None, Some(u)) if !is_http_url(u) => return Err(bad_param(21205, format!("Url is not a valid URL: {u}"))),
         _ => {}
     }
     let url_method = method_param(form, "Method")?;
@@ -189,10 +143,7 @@ fn plan_call(form: &Form, account_sid: &str, sid: &str) -> Result<CallPlan, Twil
     let callbacks = match form.value("StatusCallback") {
         None => None,
         Some(cb) if !is_http_url(cb) => {
-            return Err(bad_param(
-                21609,
-                format!("StatusCallback is not a valid URL: {cb}"),
-            ));
+            return Err(bad_param(21609, format!("StatusCallback is not a valid URL: {cb}")));
         }
         Some(cb) => Some(CallbackConfig {
             url: cb.to_string(),
@@ -221,12 +172,7 @@ fn plan_call(form: &Form, account_sid: &str, sid: &str) -> Result<CallPlan, Twil
         None => None,
         Some("Enable") => Some(false),
         Some("DetectMessageEnd") => Some(true),
-        Some(other) => {
-            return Err(bad_param(
-                20001,
-                format!("Invalid MachineDetection: {other}"),
-            ))
-        }
+        Some(other) => return Err(bad_param(20001, format!("Invalid MachineDetection: {other}"))),
     };
     Ok(CallPlan {
         info: CallInfo {
@@ -306,12 +252,7 @@ async fn create_call(
     let plan = match plan_call(&form, &account_sid, &sid) {
         Ok(plan) => plan,
         Err(rejected) => {
-            crate::log!(
-                warn,
-                "twilio",
-                "create call rejected code={}",
-                rejected.code
-            );
+            crate::log!(warn, "twilio", "create call rejected code={}", rejected.code);
             return twilio_error(StatusCode::BAD_REQUEST, rejected);
         }
     };
@@ -341,12 +282,7 @@ async fn create_call(
     };
     let resource = call_resource(&record);
     let handle = state.calls.insert(record);
-    crate::log!(
-        info,
-        "twilio",
-        "call created sid={sid} scenario={}",
-        plan.scenario.name()
-    );
+    crate::log!(info, "twilio", "call created sid={sid} scenario={}", plan.scenario.name());
     tokio::spawn(call::play(state.clone(), handle, plan));
     (StatusCode::CREATED, Json(resource)).into_response()
 }
@@ -360,21 +296,11 @@ async fn get_call(
         return unauthorized();
     }
     let sid = call_file.strip_suffix(".json").unwrap_or(&call_file);
-    match state
-        .calls
-        .get(sid)
-        .filter(|r| r.account_sid == account_sid)
-    {
+    match state.calls.get(sid).filter(|r| r.account_sid == account_sid) {
         Some(record) => Json(call_resource(&record)).into_response(),
         None => twilio_error(
             StatusCode::NOT_FOUND,
-            TwilioError::new(
-                20404,
-                format!(
-                    "The requested resource {} was not found",
-                    call_uri(&account_sid, sid)
-                ),
-            ),
+            TwilioError::new(20404, format!("The requested resource {} was not found", call_uri(&account_sid, sid))),
         ),
     }
 }
@@ -390,17 +316,10 @@ async fn list_calls(
         return unauthorized();
     }
     let filters = Form::parse(query.unwrap_or_default().as_bytes());
-    let page_size = filters
-        .value("PageSize")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(50)
-        .clamp(1, 1000);
+    let page_size = filters.value("PageSize").and_then(|p| p.parse::<usize>().ok()).unwrap_or(50).clamp(1, 1000);
     let matches = |field: &str, value: &str| filters.value(field).is_none_or(|f| f == value);
     let mut calls = state.calls.list(|r| {
-        r.account_sid == account_sid
-            && matches("To", &r.to)
-            && matches("From", &r.from)
-            && matches("Status", &r.status)
+        r.account_sid == account_sid && matches("To", &r.to) && matches("From", &r.from) && matches("Status", &r.status)
     });
     calls.reverse();
     calls.truncate(page_size);
@@ -429,26 +348,13 @@ mod tests {
         for ok in ["+15550001001", "+442071838750", "+12"] {
             assert!(is_e164(ok), "{ok}");
         }
-        for bad in [
-            "15550001001",
-            "+0123",
-            "+1555-000",
-            "+1234567890123456",
-            "+",
-            "",
-            "+1 555",
-        ] {
+        for bad in ["15550001001", "+0123", "+1555-000", "+1234567890123456", "+", "", "+1 555"] {
             assert!(!is_e164(bad), "{bad}");
         }
     }
 
     fn form(pairs: &[(&str, &str)]) -> Form {
-        Form(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Form(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     fn code(result: Result<CallPlan, TwilioError>) -> u32 {
@@ -457,11 +363,7 @@ mod tests {
 
     #[test]
     fn validation() {
-        let base = [
-            ("To", "+15550001001"),
-            ("From", "+15550000000"),
-            ("Twiml", "<Response/>"),
-        ];
+        let base = [("To", "+15550001001"), ("From", "+15550000000"), ("Twiml", "<Response/>")];
         let plan = plan_call(&form(&base), "AC1", "CA1").expect("valid");
         assert_eq!(plan.timeout_secs, 60);
         assert!(plan.callbacks.is_none());
@@ -470,38 +372,18 @@ mod tests {
         assert_eq!(rejected(&base[1..]), 21201);
         assert_eq!(rejected(&[base[0], base[2]]), 21213);
         assert_eq!(rejected(&[base[0], base[1]]), 21205);
-        assert_eq!(
-            rejected(&[base[0], base[1], base[2], ("Url", "http://x/y")]),
-            21205
-        );
+        assert_eq!(rejected(&[base[0], base[1], base[2], ("Url", "http://x/y")]), 21205);
         let long = "x".repeat(MAX_TWIML_CHARS + 1);
         assert_eq!(rejected(&[base[0], base[1], ("Twiml", &long)]), 32018);
         assert_eq!(rejected(&[("To", "555"), base[1], base[2]]), 21211);
         assert_eq!(rejected(&[base[0], ("From", "+0"), base[2]]), 21212);
-        assert_eq!(
-            rejected(&[base[0], base[1], base[2], ("ApplicationSid", "AP1")]),
-            21218
-        );
-        assert_eq!(
-            rejected(&[base[0], base[1], base[2], ("SendDigits", "12x")]),
-            21206
-        );
-        assert_eq!(
-            rejected(&[base[0], base[1], base[2], ("Timeout", "soon")]),
-            20001
-        );
-        let bad_event = [
-            base[0],
-            base[1],
-            base[2],
-            ("StatusCallback", "http://w/s"),
-            ("StatusCallbackEvent", "hangup"),
-        ];
+        assert_eq!(rejected(&[base[0], base[1], base[2], ("ApplicationSid", "AP1")]), 21218);
+        assert_eq!(rejected(&[base[0], base[1], base[2], ("SendDigits", "12x")]), 21206);
+        assert_eq!(rejected(&[base[0], base[1], base[2], ("Timeout", "soon")]), 20001);
+        let bad_event =
+            [base[0], base[1], base[2], ("StatusCallback", "http://w/s"), ("StatusCallbackEvent", "hangup")];
         assert_eq!(rejected(&bad_event), 20001);
-        assert_eq!(
-            rejected(&[base[0], base[1], base[2], ("StatusCallback", "ftp://w")]),
-            21609
-        );
+        assert_eq!(rejected(&[base[0], base[1], base[2], ("StatusCallback", "ftp://w")]), 21609);
     }
 
     #[test]
@@ -519,10 +401,7 @@ mod tests {
         let cb = plan.callbacks.expect("callback");
         assert!(cb.events.initiated && cb.events.completed && !cb.events.ringing);
         assert_eq!(plan.timeout_secs, 600);
-        assert_eq!(
-            f.to_json()["StatusCallbackEvent"],
-            json!(["initiated", "completed"])
-        );
+        assert_eq!(f.to_json()["StatusCallbackEvent"], json!(["initiated", "completed"]));
         assert_eq!(f.to_json()["To"], json!("+15550001001"));
     }
 }

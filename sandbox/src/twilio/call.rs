@@ -72,9 +72,7 @@ async fn connect(
         return ("no-answer", 0);
     }
     sleep_nominal(scale, ANSWERED_AT - RINGING_AT).await;
-    progress.answered_by = plan
-        .machine_detection
-        .map(|end| plan.scenario.answered_by(end).to_string());
+    progress.answered_by = plan.machine_detection.map(|end| plan.scenario.answered_by(end).to_string());
     lock(call).start_time = Some(chrono::Utc::now().to_rfc2822());
     progress.reach("in-progress", None);
     ("completed", run_answered(state, call, plan).await)
@@ -84,11 +82,7 @@ async fn connect(
 /// whole nominal seconds the call lasted.
 async fn run_answered(state: &Arc<AppState>, call: &CallHandle, plan: &CallPlan) -> u64 {
     let mut clock = NominalClock::new(state.config.time_scale);
-    let mut host = LiveCall {
-        state: state.clone(),
-        call: call.clone(),
-        scenario: plan.scenario,
-    };
+    let mut host = LiveCall { state: state.clone(), call: call.clone(), scenario: plan.scenario };
     if let Some(digits) = &plan.send_digits {
         host.record_verb(json!({ "verb": "SendDigits", "digits": digits, "at_ms": 0 }));
         clock.advance(twiml::digits_ms(digits).unwrap_or(0)).await;
@@ -111,37 +105,21 @@ async fn run_answered(state: &Arc<AppState>, call: &CallHandle, plan: &CallPlan)
 }
 
 /// Requests the call's TwiML from `Url`, signed like any Twilio webhook.
-async fn fetch_twiml(
-    state: &AppState,
-    plan: &CallPlan,
-    url: &str,
-    method: HttpMethod,
-) -> Result<String, TwilioError> {
+async fn fetch_twiml(state: &AppState, plan: &CallPlan, url: &str, method: HttpMethod) -> Result<String, TwilioError> {
     let mut params = plan.info.params("in-progress");
-    if let Some(by) = plan
-        .machine_detection
-        .map(|end| plan.scenario.answered_by(end))
-    {
+    if let Some(by) = plan.machine_detection.map(|end| plan.scenario.answered_by(end)) {
         params.push(("AnsweredBy".into(), by.into()));
     }
     let delivered = send_signed(state, method, url, &params).await;
     match (delivered.status, delivered.body) {
         (Some(status), serde_json::Value::String(doc)) if (200..300).contains(&status) => Ok(doc),
-        (Some(status), _) if (200..300).contains(&status) => Err(TwilioError::new(
-            12100,
-            "Document parse failure: the Url did not return TwiML",
-        )),
-        (Some(status), _) => Err(TwilioError::new(
-            11200,
-            format!("HTTP retrieval failure: status {status}"),
-        )),
-        (None, _) => Err(TwilioError::new(
-            11200,
-            format!(
-                "HTTP retrieval failure: {}",
-                delivered.error.unwrap_or_default()
-            ),
-        )),
+        (Some(status), _) if (200..300).contains(&status) => {
+            Err(TwilioError::new(12100, "Document parse failure: the Url did not return TwiML"))
+        }
+        (Some(status), _) => Err(TwilioError::new(11200, format!("HTTP retrieval failure: status {status}"))),
+        (None, _) => {
+            Err(TwilioError::new(11200, format!("HTTP retrieval failure: {}", delivered.error.unwrap_or_default())))
+        }
     }
 }
 
@@ -204,12 +182,7 @@ impl CallHost for LiveCall {
             record.errors.push(error.clone());
             record.sid.clone()
         };
-        crate::log!(
-            warn,
-            "twilio",
-            "call sid={sid} error code={}",
-            error["code"]
-        );
+        crate::log!(warn, "twilio", "call sid={sid} error code={}", error["code"]);
     }
 
     async fn dial(&mut self, sip: SipUri, clock: &mut NominalClock) {

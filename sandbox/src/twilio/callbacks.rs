@@ -74,10 +74,7 @@ impl EventSet {
 }
 
 pub fn is_final(status: &str) -> bool {
-    matches!(
-        status,
-        "completed" | "busy" | "no-answer" | "failed" | "canceled"
-    )
+    matches!(status, "completed" | "busy" | "no-answer" | "failed" | "canceled")
 }
 
 #[derive(Debug, Clone)]
@@ -127,18 +124,11 @@ pub struct Delivered {
 
 /// Sends a webhook signed like Twilio's: POST as a form, GET with the
 /// parameters appended to the query string.
-pub async fn send_signed(
-    state: &AppState,
-    method: HttpMethod,
-    url: &str,
-    params: &[(String, String)],
-) -> Delivered {
+pub async fn send_signed(state: &AppState, method: HttpMethod, url: &str, params: &[(String, String)]) -> Delivered {
     let token = &state.config.twilio_auth_token;
     let request = match method {
         HttpMethod::Post => {
-            let body = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(params)
-                .finish();
+            let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
             state
                 .http
                 .post(url)
@@ -147,9 +137,7 @@ pub async fn send_signed(
                 .body(body)
         }
         HttpMethod::Get => {
-            let query = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(params)
-                .finish();
+            let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
             let separator = if url.contains('?') { '&' } else { '?' };
             let full = format!("{url}{separator}{query}");
             let sig = signature::sign(token, &full, &[]);
@@ -157,32 +145,19 @@ pub async fn send_signed(
         }
     };
     let started = Instant::now();
-    let result = request
-        .header("User-Agent", "TwilioProxy/1.1")
-        .timeout(WEBHOOK_TIMEOUT)
-        .send()
-        .await;
+    let result = request.header("User-Agent", "TwilioProxy/1.1").timeout(WEBHOOK_TIMEOUT).send().await;
     let (status, body, error) = match result {
         Ok(response) => {
             let status = response.status().as_u16();
             match response.bytes().await {
                 Ok(bytes) => (Some(status), json_or_text(&bytes), None),
-                Err(e) => (
-                    Some(status),
-                    Value::Null,
-                    Some(crate::logging::error_chain(&e)),
-                ),
+                Err(e) => (Some(status), Value::Null, Some(crate::logging::error_chain(&e))),
             }
         }
         Err(e) if e.is_timeout() => (None, Value::Null, Some("timed out after 15 s".to_string())),
         Err(e) => (None, Value::Null, Some(crate::logging::error_chain(&e))),
     };
-    Delivered {
-        status,
-        body,
-        error,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-    }
+    Delivered { status, body, error, elapsed_ms: started.elapsed().as_millis() as u64 }
 }
 
 /// Delivers one call's callbacks in order on a task of its own, so a slow
@@ -195,41 +170,23 @@ pub struct CallbackQueue {
 }
 
 impl CallbackQueue {
-    pub fn start(
-        state: Arc<AppState>,
-        call: CallHandle,
-        config: Option<CallbackConfig>,
-    ) -> CallbackQueue {
+    pub fn start(state: Arc<AppState>, call: CallHandle, config: Option<CallbackConfig>) -> CallbackQueue {
         let Some(cfg) = config.clone() else {
-            return CallbackQueue {
-                config: None,
-                tx: None,
-                task: None,
-                next_sequence: 0,
-            };
+            return CallbackQueue { config: None, tx: None, task: None, next_sequence: 0 };
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<(String, String)>>();
         let task = tokio::spawn(async move {
             while let Some(params) = rx.recv().await {
                 let delivered = send_signed(&state, cfg.method, &cfg.url, &params).await;
                 let sid = lock(&call).sid.clone();
-                let status_param = params
-                    .iter()
-                    .find(|(k, _)| k == "CallStatus")
-                    .map_or("", |(_, v)| v.as_str());
+                let status_param = params.iter().find(|(k, _)| k == "CallStatus").map_or("", |(_, v)| v.as_str());
                 crate::log!(
                     info,
                     "twilio",
                     "status callback sid={sid} status={status_param} -> {}",
-                    delivered.status.map_or_else(
-                        || delivered.error.clone().unwrap_or_default(),
-                        |s| s.to_string()
-                    )
+                    delivered.status.map_or_else(|| delivered.error.clone().unwrap_or_default(), |s| s.to_string())
                 );
-                let params_obj: Map<String, Value> = params
-                    .into_iter()
-                    .map(|(k, v)| (k, Value::String(v)))
-                    .collect();
+                let params_obj: Map<String, Value> = params.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
                 lock(&call).status_callbacks.push(json!({
                     "method": if cfg.method == HttpMethod::Get { "GET" } else { "POST" },
                     "url": cfg.url,
@@ -241,12 +198,7 @@ impl CallbackQueue {
                 }));
             }
         });
-        CallbackQueue {
-            config,
-            tx: Some(tx),
-            task: Some(task),
-            next_sequence: 0,
-        }
+        CallbackQueue { config, tx: Some(tx), task: Some(task), next_sequence: 0 }
     }
 
     /// Queues the callback for `status` if the call subscribed to it.
@@ -282,13 +234,7 @@ mod tests {
     #[test]
     fn default_is_final_event_only() {
         let set = EventSet::parse([]).unwrap();
-        assert_eq!(
-            set,
-            EventSet {
-                completed: true,
-                ..EventSet::default()
-            }
-        );
+        assert_eq!(set, EventSet { completed: true, ..EventSet::default() });
         for s in ["initiated", "ringing", "in-progress"] {
             assert!(!set.wants(s), "{s}");
         }
@@ -310,20 +256,12 @@ mod tests {
         let set = EventSet::parse(["Initiated completed", " "]).unwrap();
         assert!(set.wants("initiated") && set.wants("no-answer"));
         assert!(!set.wants("ringing"));
-        assert_eq!(
-            EventSet::parse(["answered", "hangup"]).unwrap_err(),
-            "hangup"
-        );
+        assert_eq!(EventSet::parse(["answered", "hangup"]).unwrap_err(), "hangup");
     }
 
     #[test]
     fn call_params() {
-        let info = CallInfo {
-            sid: "CA1".into(),
-            account_sid: "AC1".into(),
-            from: "+1".into(),
-            to: "+2".into(),
-        };
+        let info = CallInfo { sid: "CA1".into(), account_sid: "AC1".into(), from: "+1".into(), to: "+2".into() };
         let params = info.params("ringing");
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("CallStatus"), Some("ringing"));

@@ -20,10 +20,7 @@ pub struct TwilioError {
 
 impl TwilioError {
     pub fn new(code: u32, message: impl Into<String>) -> TwilioError {
-        TwilioError {
-            code,
-            message: message.into(),
-        }
+        TwilioError { code, message: message.into() }
     }
 
     pub fn more_info(&self) -> String {
@@ -37,11 +34,7 @@ impl TwilioError {
 
     /// An entry of a call record's `errors`.
     pub fn record(&self, verb: Option<&str>, at_ms: Option<u64>) -> Value {
-        let level = if WARNING_CODES.contains(&self.code) {
-            "warning"
-        } else {
-            "error"
-        };
+        let level = if WARNING_CODES.contains(&self.code) { "warning" } else { "error" };
         json!({ "code": self.code, "level": level, "message": self.message, "verb": verb, "at_ms": at_ms,
                 "more_info": self.more_info() })
     }

@@ -136,14 +136,8 @@ mod tests {
 
     #[test]
     fn serialized_names() {
-        assert_eq!(
-            serde_json::to_value(Scenario::IvrThenHuman).unwrap(),
-            "ivr_then_human"
-        );
-        assert_eq!(
-            serde_json::to_value(Scenario::NoAnswer).unwrap(),
-            "no-answer"
-        );
+        assert_eq!(serde_json::to_value(Scenario::IvrThenHuman).unwrap(), "ivr_then_human");
+        assert_eq!(serde_json::to_value(Scenario::NoAnswer).unwrap(), "no-answer");
     }
 
     #[test]

@@ -16,8 +16,7 @@ pub fn sign(auth_token: &str, url: &str, params: &[(String, String)]) -> String 
         data.push_str(name);
         data.push_str(value);
     }
-    let mut mac =
-        Hmac::<Sha1>::new_from_slice(auth_token.as_bytes()).expect("HMAC accepts any key length");
+    let mut mac = Hmac::<Sha1>::new_from_slice(auth_token.as_bytes()).expect("HMAC accepts any key length");
     mac.update(data.as_bytes());
     STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -27,9 +26,7 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -43,11 +40,7 @@ mod tests {
             ("Caller", "+12349013030"),
         ]);
         assert_eq!(
-            sign(
-                "12345",
-                "https://mycompany.com/myapp.php?foo=1&bar=2",
-                &params
-            ),
+            sign("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &params),
             "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
         );
     }

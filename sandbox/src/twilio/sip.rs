@@ -34,10 +34,7 @@ pub fn parse(raw: &str) -> Result<SipUri, TwilioError> {
     } else if lower.starts_with("sips:") {
         &uri[5..]
     } else {
-        return Err(TwilioError::new(
-            12200,
-            "Dial->Sip: the SIP URI must start with sip: or sips:",
-        ));
+        return Err(TwilioError::new(12200, "Dial->Sip: the SIP URI must start with sip: or sips:"));
     };
     let (address, header_part) = match rest.split_once('?') {
         Some((a, h)) => (a, Some(h)),
@@ -50,10 +47,7 @@ pub fn parse(raw: &str) -> Result<SipUri, TwilioError> {
         None => ("", user_host),
     };
     if host.is_empty() {
-        return Err(TwilioError::new(
-            12200,
-            "Dial->Sip: the SIP URI has no host",
-        ));
+        return Err(TwilioError::new(12200, "Dial->Sip: the SIP URI has no host"));
     }
     let params = address_parts
         .filter(|p| !p.is_empty())
@@ -64,11 +58,7 @@ pub fn parse(raw: &str) -> Result<SipUri, TwilioError> {
         .collect();
 
     let mut headers = BTreeMap::new();
-    for pair in header_part
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
+    for pair in header_part.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         check_header_name(name)?;
         headers.insert(name.to_string(), decode(value));
@@ -86,16 +76,10 @@ pub fn parse(raw: &str) -> Result<SipUri, TwilioError> {
 fn check_header_name(name: &str) -> Result<(), TwilioError> {
     let lower = name.to_ascii_lowercase();
     if lower.starts_with("x-twilio") {
-        return Err(TwilioError::new(
-            32113,
-            format!("Dial->Sip: header {name} uses the reserved X-Twilio prefix"),
-        ));
+        return Err(TwilioError::new(32113, format!("Dial->Sip: header {name} uses the reserved X-Twilio prefix")));
     }
     if !lower.starts_with("x-") || lower.len() == 2 {
-        return Err(TwilioError::new(
-            13252,
-            format!("Dial->Sip: custom header {name:?} must start with X-"),
-        ));
+        return Err(TwilioError::new(13252, format!("Dial->Sip: custom header {name:?} must start with X-")));
     }
     Ok(())
 }
@@ -111,24 +95,13 @@ mod tests {
 
     #[test]
     fn user_host_headers_and_params() {
-        let sip = parse(
-            " sip:outcall@sip.vapi.ai;transport=tls;lr?X-pendingcallid=abc%2D1&X-Note=a%20b%2Bc+d ",
-        )
-        .expect("valid");
+        let sip = parse(" sip:outcall@sip.vapi.ai;transport=tls;lr?X-pendingcallid=abc%2D1&X-Note=a%20b%2Bc+d ")
+            .expect("valid");
         assert_eq!(sip.user, "outcall");
         assert_eq!(sip.host, "sip.vapi.ai");
-        assert_eq!(
-            sip.uri,
-            "sip:outcall@sip.vapi.ai;transport=tls;lr?X-pendingcallid=abc%2D1&X-Note=a%20b%2Bc+d"
-        );
-        assert_eq!(
-            sip.headers.get("X-pendingcallid").map(String::as_str),
-            Some("abc-1")
-        );
-        assert_eq!(
-            sip.headers.get("X-Note").map(String::as_str),
-            Some("a b+c+d")
-        );
+        assert_eq!(sip.uri, "sip:outcall@sip.vapi.ai;transport=tls;lr?X-pendingcallid=abc%2D1&X-Note=a%20b%2Bc+d");
+        assert_eq!(sip.headers.get("X-pendingcallid").map(String::as_str), Some("abc-1"));
+        assert_eq!(sip.headers.get("X-Note").map(String::as_str), Some("a b+c+d"));
         assert_eq!(sip.params.get("transport").map(String::as_str), Some("tls"));
         assert_eq!(sip.params.get("lr").map(String::as_str), Some(""));
         assert_eq!(sip.headers.len(), 2, "URI params are not headers");
@@ -145,10 +118,7 @@ mod tests {
     #[test]
     fn no_user_no_headers() {
         let sip = parse("sips:sip.vapi.ai:5061").unwrap();
-        assert_eq!(
-            (sip.user.as_str(), sip.host.as_str()),
-            ("", "sip.vapi.ai:5061")
-        );
+        assert_eq!((sip.user.as_str(), sip.host.as_str()), ("", "sip.vapi.ai:5061"));
         assert!(sip.headers.is_empty());
         assert_eq!(sip.header_part_len, 0);
     }
@@ -158,10 +128,7 @@ mod tests {
         assert_eq!(parse("sip:u@h?pendingcallid=1").unwrap_err().code, 13252);
         assert_eq!(parse("sip:u@h?X-a=1&Foo=2").unwrap_err().code, 13252);
         assert_eq!(parse("sip:u@h?X-Twilio-Foo=1").unwrap_err().code, 32113);
-        assert_eq!(
-            parse("sip:u@h?x-twiliosomething=1").unwrap_err().code,
-            32113
-        );
+        assert_eq!(parse("sip:u@h?x-twiliosomething=1").unwrap_err().code, 32113);
         assert!(parse("sip:u@h?x-lower=1").is_ok());
     }
 

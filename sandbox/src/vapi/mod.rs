@@ -26,10 +26,7 @@ const COST_PER_SECOND: f64 = 0.0123;
 /// `X-pendingcallid` → `pendingcallid`: the rule VAPI applies to SIP headers.
 pub fn variable_name(header: &str) -> String {
     let lower = header.to_ascii_lowercase();
-    lower
-        .strip_prefix("x-")
-        .map(str::to_string)
-        .unwrap_or(lower)
+    lower.strip_prefix("x-").map(str::to_string).unwrap_or(lower)
 }
 
 /// The Worker's reply to one message.
@@ -109,10 +106,7 @@ impl Conversation<'_> {
     async fn send(&self, kind: &str, call_status: &str, fields: Value, timeout: Duration) -> Reply {
         let mut message = Map::new();
         message.insert("type".into(), json!(kind));
-        message.insert(
-            "timestamp".into(),
-            json!(chrono::Utc::now().timestamp_millis()),
-        );
+        message.insert("timestamp".into(), json!(chrono::Utc::now().timestamp_millis()));
         message.insert("call".into(), self.call_object(call_status));
         if let Value::Object(extra) = fields {
             message.extend(extra);
@@ -132,36 +126,14 @@ impl Conversation<'_> {
             Ok(response) => {
                 let status = response.status().as_u16();
                 match response.bytes().await {
-                    Ok(bytes) => (
-                        Reply {
-                            status: Some(status),
-                            body: Some(json_or_text(&bytes)),
-                        },
-                        None,
-                    ),
-                    Err(e) => (
-                        Reply {
-                            status: Some(status),
-                            body: None,
-                        },
-                        Some(crate::logging::error_chain(&e)),
-                    ),
+                    Ok(bytes) => (Reply { status: Some(status), body: Some(json_or_text(&bytes)) }, None),
+                    Err(e) => (Reply { status: Some(status), body: None }, Some(crate::logging::error_chain(&e))),
                 }
             }
-            Err(e) if e.is_timeout() => (
-                Reply {
-                    status: None,
-                    body: None,
-                },
-                Some(format!("timed out after {timeout:?}")),
-            ),
-            Err(e) => (
-                Reply {
-                    status: None,
-                    body: None,
-                },
-                Some(crate::logging::error_chain(&e)),
-            ),
+            Err(e) if e.is_timeout() => {
+                (Reply { status: None, body: None }, Some(format!("timed out after {timeout:?}")))
+            }
+            Err(e) => (Reply { status: None, body: None }, Some(crate::logging::error_chain(&e))),
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         crate::log!(
@@ -169,9 +141,7 @@ impl Conversation<'_> {
             "vapi",
             "call id={} message={kind} -> {} in {elapsed_ms} ms",
             self.id,
-            reply
-                .status
-                .map_or_else(|| error.clone().unwrap_or_default(), |s| s.to_string())
+            reply.status.map_or_else(|| error.clone().unwrap_or_default(), |s| s.to_string())
         );
         if let Some(record) = lock(self.call).vapi.as_mut() {
             record.messages.push(json!({
@@ -187,28 +157,16 @@ impl Conversation<'_> {
     }
 
     /// Sends the closing status-update and end-of-call-report.
-    async fn finish(
-        &self,
-        ended_reason: &str,
-        duration_secs: u64,
-        script: Option<&script::Script>,
-    ) {
+    async fn finish(&self, ended_reason: &str, duration_secs: u64, script: Option<&script::Script>) {
         if let Some(record) = lock(self.call).vapi.as_mut() {
             record.ended_reason = Some(ended_reason.to_string());
         }
-        self.send(
-            "status-update",
-            "ended",
-            json!({ "status": "ended", "endedReason": ended_reason }),
-            SERVER_TIMEOUT,
-        )
-        .await;
+        self.send("status-update", "ended", json!({ "status": "ended", "endedReason": ended_reason }), SERVER_TIMEOUT)
+            .await;
 
         let ended_at = chrono::Utc::now();
         let started_at = ended_at - chrono::Duration::seconds(duration_secs as i64);
-        let iso = |t: chrono::DateTime<chrono::Utc>| {
-            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        };
+        let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let cost = (COST_PER_SECOND * duration_secs as f64 * 10_000.0).round() / 10_000.0;
         let cost_breakdown = json!({
             "transport": 0.0, "stt": round4(cost * 0.2), "llm": round4(cost * 0.3), "tts": round4(cost * 0.3),
@@ -223,8 +181,7 @@ impl Conversation<'_> {
             .enumerate()
             .map(|(i, (who, text))| {
                 // Turns spread evenly over the call, for a plausible timeline.
-                let offset = duration_secs as f64 * i as f64
-                    / script.map_or(1, |s| s.lines.len().max(1)) as f64;
+                let offset = duration_secs as f64 * i as f64 / script.map_or(1, |s| s.lines.len().max(1)) as f64;
                 json!({
                     "role": if *who == script::Speaker::Ai { "bot" } else { "user" },
                     "message": text,
@@ -261,8 +218,7 @@ impl Conversation<'_> {
             "analysis": analysis,
             "call": call,
         });
-        self.send("end-of-call-report", "ended", report, SERVER_TIMEOUT)
-            .await;
+        self.send("end-of-call-report", "ended", report, SERVER_TIMEOUT).await;
     }
 }
 
@@ -282,23 +238,9 @@ fn tool_result_object(reply: Option<&Value>) -> Option<Map<String, Value>> {
 
 /// Runs the VAPI side of a bridged call; advances `clock` by the nominal
 /// length of the conversation.
-pub async fn converse(
-    state: &AppState,
-    call: &CallHandle,
-    sip: &SipUri,
-    scenario: Scenario,
-    clock: &mut NominalClock,
-) {
-    let sip_headers: Map<String, Value> = sip
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), json!(v)))
-        .collect();
-    let variables: Map<String, Value> = sip
-        .headers
-        .iter()
-        .map(|(k, v)| (variable_name(k), json!(v)))
-        .collect();
+pub async fn converse(state: &AppState, call: &CallHandle, sip: &SipUri, scenario: Scenario, clock: &mut NominalClock) {
+    let sip_headers: Map<String, Value> = sip.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), json!(v))).collect();
+    let variables: Map<String, Value> = sip.headers.iter().map(|(k, v)| (variable_name(k), json!(v))).collect();
     let mut convo = Conversation {
         state,
         call,
@@ -314,11 +256,8 @@ pub async fn converse(
         messages: Vec::new(),
     });
 
-    let deadline =
-        crate::clock::real(clock.scale(), ASSISTANT_REQUEST_NOMINAL_MS).max(MIN_REAL_DEADLINE);
-    let reply = convo
-        .send("assistant-request", "ringing", json!({}), deadline)
-        .await;
+    let deadline = crate::clock::real(clock.scale(), ASSISTANT_REQUEST_NOMINAL_MS).max(MIN_REAL_DEADLINE);
+    let reply = convo.send("assistant-request", "ringing", json!({}), deadline).await;
     match judge_assistant_reply(reply.status, reply.body.as_ref()) {
         AssistantDecision::End(reason) => {
             convo.finish(reason, 0, None).await;
@@ -352,25 +291,13 @@ pub async fn converse(
         .await;
     let tool_result = tool_result_object(tool_reply.body.as_ref());
 
-    convo
-        .send(
-            "status-update",
-            "in-progress",
-            json!({ "status": "in-progress" }),
-            SERVER_TIMEOUT,
-        )
-        .await;
+    convo.send("status-update", "in-progress", json!({ "status": "in-progress" }), SERVER_TIMEOUT).await;
     let duration_secs = scenario.conversation_secs();
     clock.advance(duration_secs * 1000).await;
 
-    let ctx = script::Context {
-        variables: &convo.variables,
-        tool_result: tool_result.as_ref(),
-    };
+    let ctx = script::Context { variables: &convo.variables, tool_result: tool_result.as_ref() };
     let script = script::for_scenario(scenario, &ctx);
-    convo
-        .finish(scenario.ended_reason(), duration_secs, Some(&script))
-        .await;
+    convo.finish(scenario.ended_reason(), duration_secs, Some(&script)).await;
 }
 
 #[cfg(test)]
@@ -391,30 +318,15 @@ mod tests {
             Proceed(v) => assert_eq!(v.get("employee_name"), Some(&json!("J"))),
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            judge_assistant_reply(Some(200), Some(&json!({"assistant": {}}))),
-            Proceed(Map::new())
-        );
+        assert_eq!(judge_assistant_reply(Some(200), Some(&json!({"assistant": {}}))), Proceed(Map::new()));
         assert_eq!(
             judge_assistant_reply(Some(200), Some(&json!({"error": "no"}))),
             End("assistant-request-returned-error")
         );
-        assert_eq!(
-            judge_assistant_reply(Some(200), Some(&json!("not json"))),
-            End("assistant-request-returned-error")
-        );
-        assert_eq!(
-            judge_assistant_reply(Some(500), Some(&ok)),
-            End("assistant-request-failed")
-        );
-        assert_eq!(
-            judge_assistant_reply(None, None),
-            End("assistant-request-failed")
-        );
-        assert_eq!(
-            judge_assistant_reply(Some(200), Some(&json!({}))),
-            End("assistant-request-returned-no-assistant")
-        );
+        assert_eq!(judge_assistant_reply(Some(200), Some(&json!("not json"))), End("assistant-request-returned-error"));
+        assert_eq!(judge_assistant_reply(Some(500), Some(&ok)), End("assistant-request-failed"));
+        assert_eq!(judge_assistant_reply(None, None), End("assistant-request-failed"));
+        assert_eq!(judge_assistant_reply(Some(200), Some(&json!({}))), End("assistant-request-returned-no-assistant"));
         assert_eq!(
             judge_assistant_reply(Some(200), Some(&json!({"assistantId": 5}))),
             End("assistant-request-returned-invalid-assistant")
@@ -424,10 +336,7 @@ mod tests {
     #[test]
     fn tool_results() {
         let reply = json!({"results": [{"toolCallId": "c", "name": "fetch_pending_call", "result": "{\"clinic_name\":\"N\"}"}]});
-        assert_eq!(
-            tool_result_object(Some(&reply)).unwrap().get("clinic_name"),
-            Some(&json!("N"))
-        );
+        assert_eq!(tool_result_object(Some(&reply)).unwrap().get("clinic_name"), Some(&json!("N")));
         let plain = json!({"results": [{"result": "not json"}]});
         assert!(tool_result_object(Some(&plain)).is_none());
         assert!(tool_result_object(None).is_none());

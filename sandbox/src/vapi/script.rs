@@ -42,12 +42,7 @@ impl Script {
     pub fn transcript(&self) -> String {
         self.lines
             .iter()
-            .map(|(who, text)| {
-                format!(
-                    "{}: {text}",
-                    if *who == Speaker::Ai { "AI" } else { "User" }
-                )
-            })
+            .map(|(who, text)| format!("{}: {text}", if *who == Speaker::Ai { "AI" } else { "User" }))
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -70,8 +65,7 @@ fn greeting(ctx: &Context) -> String {
 }
 
 fn clinic_or(ctx: &Context, fallback: &str) -> String {
-    ctx.get("clinic_name")
-        .unwrap_or_else(|| fallback.to_string())
+    ctx.get("clinic_name").unwrap_or_else(|| fallback.to_string())
 }
 
 pub fn for_scenario(scenario: Scenario, ctx: &Context) -> Script {
@@ -83,7 +77,13 @@ pub fn for_scenario(scenario: Scenario, ctx: &Context) -> Script {
     match scenario {
         Scenario::IvrOnly => Script {
             lines: vec![
-                (User, format!("Thank you for calling {}. Our office is closed. Please call back during business hours.", clinic_or(ctx, "our office"))),
+                (
+                    User,
+                    format!(
+                        "Thank you for calling {}. Our office is closed. Please call back during business hours.",
+                        clinic_or(ctx, "our office")
+                    ),
+                ),
                 (Ai, "I reached an automated system. I will try again later. Goodbye.".to_string()),
             ],
             summary: "The call reached an automated phone system; no person was available.",
@@ -92,7 +92,13 @@ pub fn for_scenario(scenario: Scenario, ctx: &Context) -> Script {
         },
         Scenario::Voicemail => Script {
             lines: vec![
-                (User, format!("You have reached {}. Please leave a message after the tone.", clinic_or(ctx, "this number"))),
+                (
+                    User,
+                    format!(
+                        "You have reached {}. Please leave a message after the tone.",
+                        clinic_or(ctx, "this number")
+                    ),
+                ),
                 (Ai, format!("{} Please call us back to confirm {appointment}. Thank you.", greeting(ctx))),
             ],
             summary: "The call went to voicemail; the assistant left a message.",
@@ -102,7 +108,13 @@ pub fn for_scenario(scenario: Scenario, ctx: &Context) -> Script {
         _ => {
             let mut lines = Vec::new();
             if scenario == Scenario::IvrThenHuman {
-                lines.push((User, format!("Thank you for calling {}. Please hold while we connect you.", clinic_or(ctx, "the clinic"))));
+                lines.push((
+                    User,
+                    format!(
+                        "Thank you for calling {}. Please hold while we connect you.",
+                        clinic_or(ctx, "the clinic")
+                    ),
+                ));
             }
             lines.extend([
                 (Ai, greeting(ctx)),
@@ -127,26 +139,13 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Map<String, Value> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
     }
 
     #[test]
     fn greeting_uses_every_variable() {
-        let v = vars(&[
-            ("client_name", "Acme"),
-            ("employee_name", "Jo Doe"),
-            ("clinic_name", "North Clinic"),
-        ]);
-        let script = for_scenario(
-            Scenario::Human,
-            &Context {
-                variables: &v,
-                tool_result: None,
-            },
-        );
+        let v = vars(&[("client_name", "Acme"), ("employee_name", "Jo Doe"), ("clinic_name", "North Clinic")]);
+        let script = for_scenario(Scenario::Human, &Context { variables: &v, tool_result: None });
         assert!(script.transcript().starts_with(
             "AI: Hello, this is the scheduling assistant calling on behalf of Acme about Jo Doe's appointment at North Clinic.\nUser: "
         ));
@@ -156,27 +155,15 @@ mod tests {
     #[test]
     fn missing_variables_are_skipped_and_tool_result_fills_in() {
         let empty = Map::new();
-        let script = for_scenario(
-            Scenario::Human,
-            &Context {
-                variables: &empty,
-                tool_result: None,
-            },
-        );
-        assert!(script.transcript().starts_with(
-            "AI: Hello, this is the scheduling assistant calling about an appointment.\n"
-        ));
+        let script = for_scenario(Scenario::Human, &Context { variables: &empty, tool_result: None });
+        assert!(script
+            .transcript()
+            .starts_with("AI: Hello, this is the scheduling assistant calling about an appointment.\n"));
         assert!(!script.transcript().contains("{"));
 
         let tool = vars(&[("clinic_name", "South"), ("employee_name", "")]);
         let v = vars(&[("pendingcallid", "p1")]);
-        let script = for_scenario(
-            Scenario::IvrThenHuman,
-            &Context {
-                variables: &v,
-                tool_result: Some(&tool),
-            },
-        );
+        let script = for_scenario(Scenario::IvrThenHuman, &Context { variables: &v, tool_result: Some(&tool) });
         let t = script.transcript();
         assert!(t.starts_with("User: Thank you for calling South."), "{t}");
         assert!(t.contains("about an appointment at South."), "{t}");
@@ -185,10 +172,7 @@ mod tests {
     #[test]
     fn unreached_scenarios_are_not_successes() {
         let empty = Map::new();
-        let ctx = Context {
-            variables: &empty,
-            tool_result: None,
-        };
+        let ctx = Context { variables: &empty, tool_result: None };
         assert!(!for_scenario(Scenario::IvrOnly, &ctx).success);
         assert!(!for_scenario(Scenario::Voicemail, &ctx).success);
     }
