@@ -4,7 +4,7 @@
 --
 -- Configuration (no URL or secret in migrations), set once per environment by a superuser/postgres:
 --   insert into outcall_private.settings (name, value) values
---     ('webhook_url', 'https://<worker>/webhooks/pending-call'), ('webhook_secret', '<secret>')
+--     ('webhook_url', 'https://<worker>/hooks/pending-calls'), ('webhook_secret', '<secret>')
 --   on conflict (name) do update set value = excluded.value;
 -- With either missing (or empty) the trigger sends nothing.
 

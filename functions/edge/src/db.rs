@@ -29,12 +29,22 @@ impl Db {
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|_| ApiError::upstream(format!("{function}: unreadable answer")))?;
         if !(200..300).contains(&status) {
-            // PostgREST's error body names the constraint or function, never row data.
-            return Err(ApiError::upstream(format!("{function} failed ({status}): {body}")));
+            return Err(ApiError::upstream(format!("{function} failed ({status}): {}", postgrest_error(&body))));
         }
         if body.trim().is_empty() {
             return Ok(Value::Null);
         }
         serde_json::from_str(&body).map_err(|_| ApiError::upstream(format!("{function}: answer is not JSON")))
+    }
+}
+
+/// PostgREST's error code and message. Its `details` can quote the row (names, dates of birth), so
+/// they never travel further.
+fn postgrest_error(body: &str) -> String {
+    let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let field = |name: &str| parsed.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
+    match (field("code"), field("message")) {
+        (code, message) if !code.is_empty() || !message.is_empty() => format!("{code} {message}").trim().to_owned(),
+        _ => "no error details".to_owned(),
     }
 }
