@@ -39,7 +39,14 @@ async fn main() {
     samples.sort();
     let pct = |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).min(samples.len()) - 1];
     println!("assistant-request, answered by the Worker (wrangler dev → workerd → PostgREST → Postgres), {LATENCY_SAMPLES} sequential requests:");
-    println!("  p50 {:?}  p90 {:?}  p99 {:?}  max {:?}", pct(0.50), pct(0.90), pct(0.99), samples[samples.len() - 1]);
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    println!(
+        "  p50 {}  p90 {}  p99 {}  max {}",
+        ms(pct(0.50)),
+        ms(pct(0.90)),
+        ms(pct(0.99)),
+        ms(samples[samples.len() - 1])
+    );
     println!(
         "  PostgREST round trips per context request: {per_context:.2} (call_context), {total_per_context:.2} in all"
     );
@@ -65,7 +72,8 @@ async fn main() {
         claims as f64 / DISPATCHES as f64,
         records as f64 / DISPATCHES as f64
     );
-    println!("  webhook → Twilio request → CallSid recorded: {:?} per call (sequential)", elapsed / DISPATCHES as u32);
+    let per_call = elapsed.as_secs_f64() * 1000.0 / DISPATCHES as f64;
+    println!("  webhook → claim → Twilio request → CallSid recorded: {per_call:.1} ms per call (sequential)");
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
