@@ -161,7 +161,7 @@ async fn an_invalid_phone_is_refused_on_insert_and_nothing_is_written() {
 }
 
 #[tokio::test]
-async fn anon_reads_nothing_and_unknown_routes_are_json_404() {
+async fn anon_reads_nothing_and_unknown_routes_are_json_errors() {
     let stack = Stack::from_env();
     quiet_pending_row(&stack).await;
     let response = stack.rest(reqwest::Method::GET, "pending_calls?select=id", &stack.anon_key).send().await.unwrap();
@@ -173,4 +173,8 @@ async fn anon_reads_nothing_and_unknown_routes_are_json_404() {
 
     let (status, body) = stack.post_worker("/nope", &[], "{}").await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    let response = stack.http.get(format!("{}/vapi/events", stack.worker_url)).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
 }

@@ -22,6 +22,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         (Method::Post, "/hooks/pending-calls") => routes::webhook::handle(req, &env).await,
         (Method::Post, "/twilio/status") => routes::twilio_status::handle(req, &env).await,
         (Method::Post, "/vapi/events") => routes::vapi::handle(req, &env).await,
+        (method, path @ ("/health" | "/hooks/pending-calls" | "/twilio/status" | "/vapi/events")) => {
+            Err(ApiError::new(405, "method_not_allowed", format!("{path} does not take {method}")))
+        }
         (_, path) => Err(ApiError::not_found(format!("no route for {path}"))),
     };
     answer.or_else(|error| http::error(&error))
