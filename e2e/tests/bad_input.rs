@@ -39,6 +39,11 @@ async fn the_webhook_refuses_a_wrong_or_missing_secret_and_malformed_json() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["dispatched"], true);
     assert_eq!(stack.sessions(&id).await.len(), 1);
+    // Delivered again (pg_net or a replay): the row is already claimed, so nothing is dialled twice.
+    let (status, body) =
+        stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], insert_payload(&id)).await;
+    assert_eq!((status, &body["dispatched"]), (200, &json!(false)), "{body}");
+    assert_eq!(stack.sessions(&id).await.len(), 1);
 }
 
 #[tokio::test]

@@ -24,9 +24,6 @@ macro_rules! uuid_id {
             pub fn parse(raw: &str) -> Result<Self, BadId> {
                 Uuid::parse_str(raw.trim()).map(Self).map_err(|_| BadId)
             }
-            pub fn as_uuid(&self) -> Uuid {
-                self.0
-            }
         }
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -48,8 +48,6 @@ pub fn calls_url(api_base: &str, account_sid: &str) -> String {
 #[derive(Debug, Clone, Deserialize)]
 pub struct CreatedCall {
     pub sid: String,
-    #[serde(default)]
-    pub status: Option<String>,
 }
 
 /// Twilio's error body: `{code, message, more_info, status}`.

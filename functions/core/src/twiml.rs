@@ -84,18 +84,6 @@ fn push_pause(steps: &mut Vec<Step>, seconds: u64) -> u64 {
     seconds
 }
 
-/// How long the replay takes before the dial, in milliseconds (speech not counted).
-pub fn nominal_duration_ms(steps: &[Step]) -> u64 {
-    steps
-        .iter()
-        .map(|step| match step {
-            Step::Pause(seconds) => u64::from(*seconds) * 1000,
-            Step::Digits(digits) => digits.bytes().filter(|b| *b == b'w').count() as u64 * 500,
-            Step::Say(_) => 0,
-        })
-        .sum()
-}
-
 /// The whole document for one call. `human` and unknown phone systems are dialled at once; menus
 /// are replayed first.
 pub fn call_twiml(classification: Option<&Classification>, sip_uri: &str) -> Result<String, TwimlError> {
