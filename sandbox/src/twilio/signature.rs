@@ -1,4 +1,7 @@
 //! `X-Twilio-Signature`: base64(HMAC-SHA1(auth token, url + sorted name+value pairs)).
+//!
+//! Written apart from outcall-core's verifier on purpose: the Worker is checked against an independent
+//! signer, so one shared mistake cannot pass unnoticed. Both are held to Twilio's documented vector.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
