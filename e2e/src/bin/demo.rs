@@ -96,14 +96,31 @@ async fn main() {
     let calls = stack.sandbox_calls().await;
 
     println!(
-        "{:<16} {:<15} {:<18} {:<10} {:<24} {:>6} {:>8}  SIP headers",
-        "phone", "scenario", "employee", "status", "ended / error", "secs", "cost"
+        "{:<16} {:<15} {:<18} {:<10} {:<24} {:>6} {:>8}  {:<30} SIP headers",
+        "phone", "scenario", "employee", "status", "ended / error", "secs", "cost", "replayed before the dial"
     );
     let mut bad_sip = 0;
     for (scenario, phone, name) in &rows {
         let row = finals.iter().find(|r| r["phone"] == phone.as_str()).unwrap();
         let id = row["id"].as_str().unwrap();
-        let call = calls.iter().find(|c| c["form"]["To"] == phone.as_str() || c["form"]["To"][0] == phone.as_str());
+        let call = calls.iter().find(|c| c["to"] == phone.as_str());
+        // The TwiML verbs Twilio executed before handing the call to VAPI: the IVR replay.
+        let replay: Vec<String> = call
+            .and_then(|c| c["executed"].as_array())
+            .map(|verbs| {
+                verbs
+                    .iter()
+                    .take_while(|v| v["verb"] != "Dial")
+                    .map(|v| match v["verb"].as_str().unwrap_or("?") {
+                        "Pause" => format!("{}s", v["length"]),
+                        "Play" => format!("#{}", v["digits"].as_str().unwrap_or("")),
+                        "Say" => format!("\"{}\"", v["text"].as_str().unwrap_or("")),
+                        other => other.to_owned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let replay = if replay.is_empty() { "-".to_owned() } else { replay.join(" ") };
         let headers = call.and_then(|c| c["sip"]["headers"].as_object());
         let sip = match headers {
             None => "not dialled".to_owned(),
@@ -117,7 +134,7 @@ async fn main() {
         };
         let outcome = row["ended_reason"].as_str().or(row["last_error"].as_str()).unwrap_or("-");
         println!(
-            "{:<16} {:<15} {:<18} {:<10} {:<24} {:>6} {:>8}  {}",
+            "{:<16} {:<15} {:<18} {:<10} {:<24} {:>6} {:>8}  {:<30} {}",
             phone,
             scenario.name(),
             name,
@@ -125,6 +142,7 @@ async fn main() {
             outcome,
             row["duration_seconds"].as_f64().map(|d| format!("{d:.0}")).unwrap_or_else(|| "-".into()),
             row["cost"].as_f64().map(|c| format!("${c:.4}")).unwrap_or_else(|| "-".into()),
+            replay,
             sip,
         );
     }
