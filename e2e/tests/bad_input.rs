@@ -145,6 +145,31 @@ async fn twilio_callbacks_need_a_valid_signature() {
     assert_eq!(response.status(), 403);
     let response = post(None).await.unwrap();
     assert_eq!(response.status(), 401);
+    // Correctly signed but out of range: a CallStatus Twilio does not send, a session that is no id.
+    let odd = vec![params[0].clone(), ("CallStatus".to_owned(), "exploded".to_owned())];
+    let response = stack
+        .http
+        .post(&url)
+        .header("X-Twilio-Signature", signature(&stack.twilio_auth_token, &url, &odd))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("CallSid=CA0123456789abcdef0123456789abcdef&CallStatus=exploded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "invalid_callback");
+    let with_session = format!("{url}?session=not-a-uuid");
+    let response = stack
+        .http
+        .post(&with_session)
+        .header("X-Twilio-Signature", signature(&stack.twilio_auth_token, &with_session, &params))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "invalid_session");
     // Correctly signed, but no such call: 404, not a silent success.
     let response = post(Some(signature(&stack.twilio_auth_token, &url, &params))).await.unwrap();
     assert_eq!(response.status(), 404);
