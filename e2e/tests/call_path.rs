@@ -64,6 +64,21 @@ async fn a_human_answered_call_completes_with_its_context_and_results() {
     let result: Value = serde_json::from_str(tool["reply"]["results"][0]["result"].as_str().unwrap()).unwrap();
     assert_eq!(result["employee_name"], "Dana Whitfield");
 
+    // The database webhook (pg_net, after commit) carried Supabase's payload with the secret header.
+    let deliveries: Vec<Value> =
+        stack.http.get(format!("{}/_sandbox/webhooks", stack.sandbox_url)).send().await.unwrap().json().await.unwrap();
+    let hook =
+        deliveries.iter().find(|d| d["request_body"]["record"]["id"] == id.as_str()).expect("a webhook delivery");
+    assert_eq!(hook["url"], format!("{}/hooks/pending-calls", stack.worker_url));
+    assert_eq!(hook["response_status"], 200);
+    assert_eq!(hook["request_headers"]["X-Webhook-Secret"], stack.webhook_secret.as_str());
+    let payload = &hook["request_body"];
+    assert_eq!(
+        (payload["type"].as_str(), payload["table"].as_str(), payload["schema"].as_str()),
+        (Some("INSERT"), Some("pending_calls"), Some("public"))
+    );
+    assert!(payload["old_record"].is_null());
+
     // Results written back to the row and its session.
     assert_eq!(row["call_status"], "completed");
     assert_eq!(row["attempts"], 1);
