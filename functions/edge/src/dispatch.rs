@@ -11,14 +11,16 @@ use outcall_core::twilio::DialOutcome;
 use serde::Serialize;
 use serde_json::json;
 
+/// What the dispatch did, as the webhook answers it.
 #[derive(Debug, Serialize)]
 pub struct Dispatched {
     pub pending_call_id: PendingCallId,
     pub dispatched: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_sid: Option<String>,
+    /// Why nothing was dialled: the row was not claimable, or the dial failed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub reason: Option<String>,
 }
 
 pub async fn dispatch(config: &Config, db: &Db, id: PendingCallId) -> Result<Dispatched, ApiError> {
@@ -30,7 +32,7 @@ pub async fn dispatch(config: &Config, db: &Db, id: PendingCallId) -> Result<Dis
         ClaimAnswer::NotFound => return Err(ApiError::not_found(format!("no pending call has id {id}"))),
         // Already claimed, not due or finished: nothing to dial, and that is not an error.
         ClaimAnswer::NotClaimable { reason } => {
-            return Ok(Dispatched { pending_call_id: id, dispatched: false, call_sid: None, error: Some(reason) })
+            return Ok(Dispatched { pending_call_id: id, dispatched: false, call_sid: None, reason: Some(reason) })
         }
     };
     let outcome = match create_call_form(config, &claim) {
@@ -46,5 +48,5 @@ pub async fn dispatch(config: &Config, db: &Db, id: PendingCallId) -> Result<Dis
         json!({"p_session_id": claim.session_id, "p_call_sid": call_sid, "p_error": error, "p_error_code": error_code}),
     )
     .await?;
-    Ok(Dispatched { pending_call_id: id, dispatched: call_sid.is_some(), call_sid, error })
+    Ok(Dispatched { pending_call_id: id, dispatched: call_sid.is_some(), call_sid, reason: error })
 }

@@ -1,6 +1,6 @@
 //! Building responses and reading requests, the same way on every route.
 
-use outcall_core::config::{Config, ConfigError};
+use outcall_core::config::Config;
 use outcall_core::error::{constant_time_eq, ApiError};
 use serde::Serialize;
 use worker::{Env, Request, Response};
@@ -23,7 +23,7 @@ pub fn config(env: &Env) -> Result<Config, ApiError> {
     Config::from_lookup(|name| {
         env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).ok()
     })
-    .map_err(|e: ConfigError| e.into())
+    .map_err(ApiError::from)
 }
 
 pub async fn body_text(req: &mut Request) -> Result<String, ApiError> {
