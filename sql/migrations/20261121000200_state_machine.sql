@@ -1,5 +1,6 @@
 -- The state machine: every transition is one call of one of these functions, in one transaction.
--- Contract: docs/architecture.md ("SQL functions"). All return jsonb; null = nothing to do / unknown id.
+-- Contract: docs/architecture.md ("SQL functions"). All return jsonb; null = unknown id (the claim answers
+-- {"claimed": false, ...} instead).
 --
 -- Rules kept by every function:
 --   * idempotent and monotonic: a duplicate or stale event changes nothing and says changed=false;
@@ -13,6 +14,36 @@
 -- Optional trailing parameters default to null, so a PostgREST call may omit them (it matches by name).
 -- Arguments that make no sense (unknown Twilio status, both/neither CallSid and error, unknown report
 -- outcome) raise invalid_parameter_value (22023; PostgREST answers 400).
+
+-- How a pending call's status moves on an attempt's news ---------------------------------------------
+-- The one place it does: only the row's current attempt moves it, only forward
+-- (dispatching -> calling -> completed | failed), never out of a terminal state. Returns the row after.
+create or replace function outcall_private.advance_pending_call(
+  p_call public.pending_calls,
+  p_attempt int,
+  p_to text,
+  p_error text default null
+) returns public.pending_calls
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_call public.pending_calls := p_call;
+  v_from text[] := case p_to
+                     when 'calling' then array['dispatching']
+                     when 'completed' then array['dispatching', 'calling']
+                     when 'failed' then array['dispatching', 'calling']
+                   end;
+begin
+  if p_attempt = p_call.attempts and p_call.call_status = any (v_from) then
+    update public.pending_calls
+       set call_status = p_to, last_error = coalesce(p_error, last_error)
+     where id = p_call.id
+    returning * into v_call;
+  end if;
+  return v_call;
+end
+$$;
 
 -- claim_pending_call --------------------------------------------------------------------------------
 create or replace function public.claim_pending_call(p_pending_call_id uuid) returns jsonb
@@ -118,11 +149,7 @@ begin
              status = case when status = 'dialing' then 'queued' else status end
        where id = v_session.id
       returning * into v_session;
-      if v_call.call_status = 'dispatching' and v_call.attempts = v_session.attempt then
-        update public.pending_calls set call_status = 'calling'
-         where id = v_call.id
-        returning * into v_call;
-      end if;
+      v_call := outcall_private.advance_pending_call(v_call, v_session.attempt, 'calling');
       v_changed := true;
     end if;
   elsif v_session.status = 'dialing' then
@@ -133,11 +160,7 @@ begin
      where id = v_session.id
     returning * into v_session;
     -- No retries yet: a failed dial ends the row. (Retries will choose retry_pending here.)
-    if v_call.call_status = 'dispatching' and v_call.attempts = v_session.attempt then
-      update public.pending_calls set call_status = 'failed', last_error = v_error
-       where id = v_call.id
-      returning * into v_call;
-    end if;
+    v_call := outcall_private.advance_pending_call(v_call, v_session.attempt, 'failed', v_error);
     v_changed := true;
   end if;
 
@@ -227,24 +250,18 @@ begin
     returning * into v_session;
     v_changed := true;
 
-    -- A live call is `calling` even if its dial result has not been recorded yet.
-    if v_new_rank < 5 and v_call.call_status = 'dispatching' and v_call.attempts = v_session.attempt then
-      update public.pending_calls set call_status = 'calling' where id = v_call.id returning * into v_call;
-    end if;
-
-    -- The row follows only its current attempt, and never leaves a terminal state.
-    if v_new_rank = 5
-       and v_call.call_status not in ('completed', 'failed', 'cancelled')
-       and v_call.attempts = v_session.attempt then
+    -- A live call is `calling` even if its dial result has not been recorded yet. Of the endings,
+    -- busy / no-answer / failed / canceled and a machine answering fail the row; a plain completed
+    -- leaves it to VAPI's end-of-call report.
+    if v_new_rank < 5 then
+      v_call := outcall_private.advance_pending_call(v_call, v_session.attempt, 'calling');
+    else
       v_last_error := case
         when p_call_status in ('busy', 'no-answer', 'failed', 'canceled') then p_call_status
         when v_session.answered_by = any (c_machine) then 'voicemail'
-        -- a plain completed: VAPI's end-of-call report decides
       end;
       if v_last_error is not null then
-        update public.pending_calls set call_status = 'failed', last_error = v_last_error
-         where id = v_call.id
-        returning * into v_call;
+        v_call := outcall_private.advance_pending_call(v_call, v_session.attempt, 'failed', v_last_error);
       end if;
     end if;
   end if;
@@ -418,17 +435,13 @@ begin
              structured_data = p_structured_data,
              transcript = p_transcript,
              duration_seconds = p_duration_seconds,
-             cost = p_cost,
-             call_status = case
-               when call_status in ('completed', 'failed', 'cancelled') then call_status
-               when p_outcome = 'completed' then 'completed'
-               else 'failed' end,
-             last_error = case
-               when call_status in ('completed', 'failed', 'cancelled') then last_error
-               when p_outcome = 'not_reached' then coalesce(p_ended_reason, 'not_reached')
-               else last_error end
+             cost = p_cost
        where id = v_call.id
       returning * into v_call;
+      v_call := outcall_private.advance_pending_call(
+        v_call, v_session.attempt,
+        case p_outcome when 'completed' then 'completed' else 'failed' end,
+        case p_outcome when 'not_reached' then coalesce(p_ended_reason, 'not_reached') end);
     end if;
     v_changed := true;
   end if;

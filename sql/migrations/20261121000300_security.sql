@@ -55,8 +55,11 @@ grant execute on function
   outcall_private.is_valid_timezone(text),
   outcall_private.ivr_actions_valid(jsonb)
   to service_role;
--- The state-machine functions run with the caller's rights and share one private helper.
+-- The state-machine functions run with the caller's rights and share private helpers.
 grant usage on schema outcall_private to service_role;
-grant execute on function outcall_private.lock_vapi_session(uuid, text) to service_role;
+grant execute on function
+  outcall_private.lock_vapi_session(uuid, text),
+  outcall_private.advance_pending_call(public.pending_calls, int, text, text)
+  to service_role;
 -- (Functions are executable by PUBLIC by default and that cannot be revoked per schema: a migration that
 -- adds a function to outcall_private revokes it explicitly.)
