@@ -123,8 +123,10 @@ impl Stack {
         self.http.get(format!("{}/_sandbox/calls", self.sandbox_url)).send().await.unwrap().json().await.unwrap()
     }
 
+    /// The calls the sandbox received for one number (its `?to=` filter; `+` is taken literally).
     pub async fn sandbox_calls_to(&self, phone: &str) -> Vec<Value> {
-        self.sandbox_calls().await.into_iter().filter(|c| c["form"]["To"] == phone).collect()
+        let url = format!("{}/_sandbox/calls?to={phone}", self.sandbox_url);
+        self.http.get(url).send().await.unwrap().json().await.unwrap()
     }
 
     pub async fn db(&self) -> tokio_postgres::Client {

@@ -98,17 +98,14 @@ impl Env {
             .unwrap()
     }
 
+    /// `GET /_sandbox/...` as JSON.
+    async fn inspect(&self, path: &str) -> Value {
+        self.http.get(format!("{}/_sandbox/{path}", self.sandbox)).send().await.unwrap().json().await.unwrap()
+    }
+
     async fn wait_done(&self, sid: &str) -> Value {
         for _ in 0..500 {
-            let call: Value = self
-                .http
-                .get(format!("{}/_sandbox/calls/{sid}", self.sandbox))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let call = self.inspect(&format!("calls/{sid}")).await;
             if call["done"] == true {
                 return call;
             }
@@ -214,15 +211,7 @@ async fn human_call_end_to_end() {
         .await
         .unwrap();
     assert_eq!((resource["status"].as_str(), resource["duration"].as_str()), (Some("completed"), Some("23")));
-    let filtered: Value = env
-        .http
-        .get(format!("{}/_sandbox/calls?to=+15550001001", env.sandbox))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let filtered = env.inspect("calls?to=+15550001001").await;
     assert_eq!(filtered.as_array().unwrap().len(), 1);
 }
 
@@ -292,8 +281,7 @@ async fn twilio_rejections() {
     let long = format!("<Response><Say>{}</Say></Response>", "a".repeat(4000));
     let too_long = env.create(&[("To", "+15550001001"), ("From", "+15550000000"), ("Twiml", &long)]).await;
     assert_eq!(too_long.json::<Value>().await.unwrap()["code"], 32018);
-    let calls: Value =
-        env.http.get(format!("{}/_sandbox/calls", env.sandbox)).send().await.unwrap().json().await.unwrap();
+    let calls = env.inspect("calls").await;
     assert_eq!(calls, json!([]), "rejected requests place no call");
 }
 
@@ -323,8 +311,7 @@ async fn gateway_checks_apikey_and_proxies() {
     assert_eq!(echoed["auth"], format!("Bearer {key}"));
     assert_eq!(echoed["prefer"], "count=exact");
 
-    let health: Value =
-        env.http.get(format!("{}/_sandbox/health", env.sandbox)).send().await.unwrap().json().await.unwrap();
+    let health = env.inspect("health").await;
     assert_eq!(health, json!({"ok": true}));
     let unknown = env.http.get(format!("{}/_sandbox/calls/CAnope", env.sandbox)).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
