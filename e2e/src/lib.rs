@@ -1,6 +1,8 @@
 //! Driving the running local stack (`./dev up`) as its users do: an outside system inserting rows
 //! through PostgREST, Twilio and VAPI calling the Worker, an operator reading the sandbox.
 
+pub mod worker;
+
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,6 +17,7 @@ pub struct Stack {
     pub service_key: String,
     pub database_url: String,
     pub sandbox_url: String,
+    pub twilio_account_sid: String,
     pub twilio_auth_token: String,
     pub vapi_secret: String,
     pub webhook_secret: String,
@@ -39,6 +42,7 @@ impl Stack {
             service_key: get("SUPABASE_SERVICE_ROLE_KEY"),
             database_url: get("DATABASE_URL"),
             sandbox_url: get("SANDBOX_URL"),
+            twilio_account_sid: get("TWILIO_ACCOUNT_SID"),
             twilio_auth_token: get("TWILIO_AUTH_TOKEN"),
             vapi_secret: get("VAPI_SECRET"),
             webhook_secret: get("WEBHOOK_SECRET"),
@@ -137,23 +141,117 @@ impl Stack {
     }
 
     /// Inserts a row with the database webhook switched off for this transaction only, so the
-    /// caller alone decides what reaches the Worker. Returns the new id.
+    /// caller alone decides what reaches the Worker; the sweep and drains still find it due.
     pub async fn insert_quietly(&self, row: &Value) -> String {
+        self.insert_without_webhook(row).await
+    }
+
+    /// Inserts a row no webhook announces and no sweep finds due (`next_attempt_at` = infinity), so
+    /// only the test's own requests can touch it.
+    pub async fn insert_parked(&self, row: &Value) -> String {
+        self.insert_without_webhook(&merge(row.clone(), json!({"next_attempt_at": "infinity"}))).await
+    }
+
+    /// Inserts a row and claims it as the Worker would, without dialling. The row is parked until the
+    /// claim, which makes it due in the same transaction, so no drain can take it first; a claim the
+    /// limits refuse is tried again. Returns the row id and the session id.
+    pub async fn insert_claimed(&self, row: &Value) -> (String, String) {
+        let id = self.insert_parked(row).await;
+        let mut db = self.db().await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let tx = db.transaction().await.unwrap();
+            tx.execute("update pending_calls set next_attempt_at = now() where id = $1::text::uuid", &[&id])
+                .await
+                .unwrap();
+            let claim: String =
+                tx.query_one("select public.claim_pending_call($1::text::uuid)::text", &[&id]).await.unwrap().get(0);
+            let claim: Value = serde_json::from_str(&claim).unwrap();
+            if let Some(session) = claim["session_id"].as_str() {
+                tx.commit().await.unwrap();
+                return (id, session.to_owned());
+            }
+            drop(tx); // rolled back: the row stays parked
+            assert!(Instant::now() < deadline, "never claimed: {claim}");
+            tokio::time::sleep(Duration::from_millis(claim["retry_after_ms"].as_u64().unwrap_or(100))).await;
+        }
+    }
+
+    /// Inserts in replica mode (triggers off, so no webhook). Returns the new id.
+    async fn insert_without_webhook(&self, row: &Value) -> String {
         let columns: Vec<&str> = row.as_object().expect("a row object").keys().map(String::as_str).collect();
         let list = columns.join(", ");
         let mut db = self.db().await;
         let tx = db.transaction().await.unwrap();
         tx.batch_execute("set local session_replication_role = replica").await.unwrap();
-        let id: String = tx
+        let inserted = tx
             .query_one(
                 &format!("insert into pending_calls ({list}) select {list} from jsonb_populate_record(null::pending_calls, $1::text::jsonb) returning id::text"),
                 &[&row.to_string()],
             )
             .await
-            .expect("quiet insert")
-            .get(0);
+            .expect("quiet insert");
         tx.commit().await.unwrap();
-        id
+        inserted.get(0)
+    }
+
+    /// A duration of the dispatch policy (`outcall_private.dispatch_policy`), e.g. `retry_delays[1]`.
+    pub async fn policy_seconds(&self, expression: &str) -> f64 {
+        let sql = format!("select extract(epoch from {expression})::float8 from outcall_private.dispatch_policy");
+        self.db().await.query_one(&sql, &[]).await.expect("dispatch policy").get(0)
+    }
+
+    /// Changes the dispatch policy (`outcall_private.dispatch_policy`; `assignments` is SQL, e.g.
+    /// `max_concurrent_calls = 2`) and returns what it was, for `restore_policy`.
+    pub async fn set_policy(&self, assignments: &str) -> String {
+        let db = self.db().await;
+        let saved: String =
+            db.query_one("select to_jsonb(p)::text from outcall_private.dispatch_policy p", &[]).await.unwrap().get(0);
+        db.batch_execute(&format!("update outcall_private.dispatch_policy set {assignments}")).await.unwrap();
+        saved
+    }
+
+    pub async fn restore_policy(&self, saved: &str) {
+        let db = self.db().await;
+        db.execute(
+            "update outcall_private.dispatch_policy p set max_concurrent_calls = s.max_concurrent_calls,
+               calls_per_second = s.calls_per_second, retry_delays = s.retry_delays,
+               reconcile_after = s.reconcile_after, window_days = s.window_days,
+               window_start = s.window_start, window_end = s.window_end
+             from jsonb_populate_record(null::outcall_private.dispatch_policy, $1::text::jsonb) as s",
+            &[&saved],
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Runs the minute sweep now, as the cron trigger does (wrangler dev's `/__scheduled`).
+    pub async fn sweep(&self) {
+        let url = format!("{}/__scheduled?cron=*+*+*+*+*", self.worker_url);
+        let response = self.http.get(url).send().await.expect("worker reachable");
+        assert!(response.status().is_success(), "sweep: {}", response.status());
+    }
+
+    /// Creates a call at the sandbox's Twilio directly, whose status callbacks go nowhere (a Worker
+    /// that lost track of it). Returns the CallSid.
+    pub async fn create_untracked_call(&self, to: &str, session: &str) -> String {
+        let url = format!("{}/2010-04-01/Accounts/{}/Calls.json", self.sandbox_url, self.twilio_account_sid);
+        let form = [
+            ("To", to.to_owned()),
+            ("From", "+15005550006".to_owned()),
+            ("Twiml", "<Response><Hangup/></Response>".to_owned()),
+            ("StatusCallback", format!("http://127.0.0.1:9/twilio/status?session={session}")),
+        ];
+        let response = self
+            .http
+            .post(url)
+            .basic_auth(&self.twilio_account_sid, Some(&self.twilio_auth_token))
+            .form(&form)
+            .send()
+            .await
+            .expect("sandbox reachable");
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.unwrap()["sid"].as_str().unwrap().to_owned()
     }
 
     /// Asserts that nothing happened to a quietly inserted row: still pending, no attempt, no session.
@@ -209,6 +307,31 @@ pub fn fresh_phone(scenario: Scenario) -> String {
     scenario.number(suffix as u16)
 }
 
+/// The people of `./dev demo` (the personal-data test looks for them in every log).
+pub const DEMO_NAMES: [&str; 21] = [
+    "Dana Whitfield",
+    "Luis Ortega",
+    "Mei Tanaka",
+    "Omar Haddad",
+    "Grace Kim",
+    "Ines Duarte",
+    "Tomasz Nowak",
+    "Aisha Bello",
+    "Ravi Menon",
+    "Sofia Rossi",
+    "Jonah Fischer",
+    "Leila Karimi",
+    "Marcus Reed",
+    "Hana Sato",
+    "Pedro Alves",
+    "Nora Lindqvist",
+    "Kofi Mensah",
+    "Elena Petrova",
+    "Sam Okafor",
+    "Yara Haddad",
+    "Felix Braun",
+];
+
 /// A realistic pending call for `phone` (the shape a clinic-scheduling backend inserts).
 pub fn sample_row(phone: &str, employee_name: &str) -> Value {
     json!({
@@ -224,4 +347,12 @@ pub fn sample_row(phone: &str, employee_name: &str) -> Value {
         "instructions": {"special_instructions": "Bring photo ID", "callback_number": "+15005550006"},
         "variables": {"language": "en"}
     })
+}
+
+/// `base` with the fields of `extra` set on it (both JSON objects).
+pub fn merge(mut base: Value, extra: Value) -> Value {
+    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    base
 }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 /// A due, pending row the webhook was not told about.
 async fn quiet_pending_row(stack: &Stack) -> String {
-    stack.insert_quietly(&sample_row(&fresh_phone(Scenario::Human), "Quinn Adler")).await
+    stack.insert_parked(&sample_row(&fresh_phone(Scenario::Human), "Quinn Adler")).await
 }
 
 fn insert_payload(id: &str) -> String {
@@ -33,17 +33,28 @@ async fn the_webhook_refuses_a_wrong_or_missing_secret_and_malformed_json() {
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_record")));
     stack.assert_untouched(&id).await;
 
-    // The same request with the right secret does dispatch: the refusals above were the secret's doing.
+    // The same request with the right secret is accepted: the refusals above were the secret's doing.
+    // (The row is parked, not due, so nothing is dialled.)
     let (status, body) =
         stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], insert_payload(&id)).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["dispatched"], true);
-    assert_eq!(stack.sessions(&id).await.len(), 1);
-    // Delivered again (pg_net or a replay): the row is already claimed, so nothing is dialled twice.
+    assert_eq!((status, &body["dispatched"], &body["reason"]), (200, &json!(false), &json!("not_claimable")), "{body}");
+    stack.assert_untouched(&id).await;
+}
+
+#[tokio::test]
+async fn a_webhook_delivered_twice_dials_once() {
+    let stack = Stack::from_env();
+    let phone = fresh_phone(Scenario::Human);
+    let row = stack.insert_pending_call(sample_row(&phone, "Quinn Adler")).await;
+    let id = row["id"].as_str().unwrap();
+    stack.wait_terminal(id).await;
+    // Delivered again (pg_net or a replay): the row is no longer claimable, so nothing is dialled again.
+    let secret = stack.webhook_secret.clone();
     let (status, body) =
-        stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], insert_payload(&id)).await;
+        stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], insert_payload(id)).await;
     assert_eq!((status, &body["dispatched"]), (200, &json!(false)), "{body}");
-    assert_eq!(stack.sessions(&id).await.len(), 1);
+    assert_eq!(stack.sessions(id).await.len(), 1);
+    assert_eq!(stack.sandbox_calls_to(&phone).await.len(), 1);
 }
 
 #[tokio::test]
@@ -65,7 +76,7 @@ async fn vapi_requests_need_the_credential() {
     let message = json!({"message": {"type": "assistant-request",
         "call": {"assistantOverrides": {"variableValues": {"pendingcallid": id}}}}});
     let (status, body) = stack.post_worker("/vapi/events", &[("X-Vapi-Secret", "nope")], message.to_string()).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("invalid_signature")));
     let (status, _) = stack.post_worker("/vapi/events", &[], message.to_string()).await;
     assert_eq!(status, 401);
     let secret = stack.vapi_secret.clone();
@@ -75,7 +86,7 @@ async fn vapi_requests_need_the_credential() {
     let report = json!({"message": {"type": "end-of-call-report", "endedReason": "customer-ended-call",
         "call": {"assistantOverrides": {"variableValues": {"pendingcallid": id}}}}});
     let (status, _) = stack.post_worker("/vapi/events", &[("X-Vapi-Secret", "nope")], report.to_string()).await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 403);
     stack.assert_untouched(&id).await;
 }
 

@@ -1,7 +1,7 @@
 //! A `pending_calls` row inserted through PostgREST becomes a Twilio call (sandbox) that replays
 //! the cached IVR, dials VAPI over SIP with only `X-pendingcallid`, and ends with results written back.
 
-use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
+use outcall_e2e::{fresh_phone, merge, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
 
 const UNIQUE_HEADER: &str = "X-pendingcallid";
@@ -169,44 +169,16 @@ async fn an_ivr_only_system_completes_with_the_assistant_ending_the_call() {
 }
 
 #[tokio::test]
-async fn voicemail_ends_the_row_as_not_reached() {
+async fn voicemail_on_the_last_attempt_fails_the_row_as_not_reached() {
     let stack = Stack::from_env();
-    let (id, _) = place(&stack, Scenario::Voicemail, "Omar Haddad").await;
-    stack.sandbox_call_for(&id).await;
-    let row = stack.wait_terminal(&id).await;
+    let phone = fresh_phone(Scenario::Voicemail);
+    let row = stack.insert_pending_call(merge(sample_row(&phone, "Omar Haddad"), json!({"max_attempts": 1}))).await;
+    let id = row["id"].as_str().unwrap();
+    stack.sandbox_call_for(id).await;
+    let row = stack.wait_terminal(id).await;
     assert_eq!(row["call_status"], "failed");
     assert_eq!(row["ended_reason"], "voicemail");
     assert_eq!(row["last_error"], "voicemail");
-}
-
-async fn unanswered(scenario: Scenario, twilio_status: &str) {
-    let stack = Stack::from_env();
-    let (id, phone) = place(&stack, scenario, "Grace Kim").await;
-    let row = stack.wait_terminal(&id).await;
-    assert_eq!(row["call_status"], "failed");
-    assert_eq!(row["last_error"], twilio_status);
-    let sessions = stack.sessions(&id).await;
-    assert_eq!(sessions.len(), 1);
-    assert_eq!(sessions[0]["status"], twilio_status);
-    let calls = stack.sandbox_calls_to(&phone).await;
-    assert_eq!(calls.len(), 1, "dialled once");
-    assert!(calls[0]["sip"].is_null(), "never reached VAPI");
-    assert_eq!(calls[0]["final_status"], twilio_status);
-}
-
-#[tokio::test]
-async fn a_busy_line_fails_the_row() {
-    unanswered(Scenario::Busy, "busy").await;
-}
-
-#[tokio::test]
-async fn an_unanswered_call_fails_the_row() {
-    unanswered(Scenario::NoAnswer, "no-answer").await;
-}
-
-#[tokio::test]
-async fn a_failed_call_fails_the_row() {
-    unanswered(Scenario::Failed, "failed").await;
 }
 
 #[tokio::test]

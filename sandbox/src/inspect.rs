@@ -21,6 +21,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/_sandbox/reset", post(reset))
         .route("/_sandbox/gateway", get(gateway_counts))
         .route("/_sandbox/gateway/reset", post(reset_gateway_counts))
+        .route("/_sandbox/stats", get(stats))
+        .route("/_sandbox/stats/reset", post(reset_stats))
 }
 
 /// The sandbox's own error shape.
@@ -66,6 +68,16 @@ async fn gateway_counts(State(state): State<Arc<AppState>>) -> Response {
 
 async fn reset_gateway_counts(State(state): State<Arc<AppState>>) -> Response {
     crate::state::lock(&state.gateway_requests).clear();
+    Json(json!({ "ok": true })).into_response()
+}
+
+/// Calls created, peak concurrency and calls per second, attempts dialled twice.
+async fn stats(State(state): State<Arc<AppState>>) -> Response {
+    Json(state.stats.snapshot()).into_response()
+}
+
+async fn reset_stats(State(state): State<Arc<AppState>>) -> Response {
+    state.stats.reset();
     Json(json!({ "ok": true })).into_response()
 }
 

@@ -3,12 +3,14 @@
 
 pub mod clock;
 pub mod config;
+pub mod faults;
 pub mod gateway;
 pub mod inspect;
 pub mod jwt;
 pub mod logging;
 pub mod pgnet;
 pub mod state;
+pub mod stats;
 pub mod twilio;
 pub mod vapi;
 
@@ -27,6 +29,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(gateway::routes())
         .merge(twilio::api::routes())
         .merge(inspect::routes())
+        .merge(faults::api::routes())
         .fallback(|uri: Uri| async move {
             inspect::api_error(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
         })

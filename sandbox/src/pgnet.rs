@@ -38,6 +38,8 @@ struct Request {
 }
 
 struct Outcome {
+    /// Never sent: the `drop_webhook` fault.
+    dropped: bool,
     status: Option<u16>,
     content_type: Option<String>,
     headers: Map<String, Value>,
@@ -108,8 +110,10 @@ async fn poll_once(state: &Arc<AppState>, client: &Client) -> Result<usize, toki
     for row in rows {
         let request = decode(&row);
         let state = state.clone();
+        // Drawn here, in id order, so a seed drops the same requests of the same queue.
+        let drop = state.faults.drop_webhook();
         sending.spawn(async move {
-            let outcome = send(&state, &request).await;
+            let outcome = if drop { Outcome::dropped(&request) } else { send(&state, &request).await };
             (request, outcome)
         });
     }
@@ -137,6 +141,28 @@ async fn poll_once(state: &Arc<AppState>, client: &Client) -> Result<usize, toki
     Ok(count)
 }
 
+impl Outcome {
+    fn failed(error: String, timed_out: bool, started: Instant) -> Outcome {
+        Outcome {
+            dropped: false,
+            status: None,
+            content_type: None,
+            headers: Map::new(),
+            body: Vec::new(),
+            timed_out,
+            error: Some(error),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+
+    /// A request lost on the way: stored at once as the timeout pg_net would
+    /// have reported (waiting out the timeout would stall the whole batch).
+    fn dropped(request: &Request) -> Outcome {
+        let error = format!("Timeout of {} ms reached (dropped by the drop_webhook fault)", request.timeout_ms);
+        Outcome { dropped: true, ..Outcome::failed(error, true, Instant::now()) }
+    }
+}
+
 fn decode(row: &Row) -> Request {
     // pg_net stores bodies as bytea; accept text too in case a stand-in schema differs.
     let body = row
@@ -161,15 +187,7 @@ fn decode(row: &Row) -> Request {
 
 async fn send(state: &AppState, request: &Request) -> Outcome {
     let started = Instant::now();
-    let failed = |error: String, timed_out: bool| Outcome {
-        status: None,
-        content_type: None,
-        headers: Map::new(),
-        body: Vec::new(),
-        timed_out,
-        error: Some(error),
-        elapsed_ms: started.elapsed().as_millis() as u64,
-    };
+    let failed = |error: String, timed_out: bool| Outcome::failed(error, timed_out, started);
     let Ok(method) = reqwest::Method::from_bytes(request.method.as_bytes()) else {
         return failed(format!("unsupported method {}", request.method), false);
     };
@@ -199,6 +217,7 @@ async fn send(state: &AppState, request: &Request) -> Outcome {
     let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
     match response.bytes().await {
         Ok(body) => Outcome {
+            dropped: false,
             status: Some(status),
             content_type,
             headers,
@@ -212,12 +231,18 @@ async fn send(state: &AppState, request: &Request) -> Outcome {
     }
 }
 
+/// The delivery's `status` in `/_sandbox/webhooks`.
+fn delivery_status(outcome: &Outcome) -> &'static str {
+    match (outcome.dropped, &outcome.error, outcome.timed_out) {
+        (true, _, _) => "dropped",
+        (false, _, true) => "timed_out",
+        (false, Some(_), false) => "error",
+        (false, None, false) => "delivered",
+    }
+}
+
 fn record(state: &AppState, request: &Request, outcome: &Outcome) {
-    let status = match (&outcome.error, outcome.timed_out) {
-        (_, true) => "timed_out",
-        (Some(_), false) => "error",
-        (None, false) => "delivered",
-    };
+    let status = delivery_status(outcome);
     crate::log!(
         info,
         "pgnet",
@@ -239,4 +264,35 @@ fn record(state: &AppState, request: &Request, outcome: &Outcome) {
         elapsed_ms: outcome.elapsed_ms,
         delivered_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> Request {
+        Request {
+            id: 7,
+            method: "POST".into(),
+            url: "http://127.0.0.1:1/hook".into(),
+            headers: Map::new(),
+            body: Vec::new(),
+            timeout_ms: 5000,
+        }
+    }
+
+    #[test]
+    fn a_dropped_request_reads_as_a_timeout() {
+        let outcome = Outcome::dropped(&request());
+        assert_eq!(delivery_status(&outcome), "dropped");
+        assert!(outcome.timed_out && outcome.status.is_none());
+        assert!(outcome.error.unwrap().starts_with("Timeout of 5000 ms reached"));
+    }
+
+    #[test]
+    fn delivery_statuses() {
+        let started = Instant::now();
+        assert_eq!(delivery_status(&Outcome::failed("x".into(), true, started)), "timed_out");
+        assert_eq!(delivery_status(&Outcome::failed("refused".into(), false, started)), "error");
+    }
 }

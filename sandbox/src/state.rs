@@ -3,12 +3,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::faults::Faults;
 use crate::jwt::ApiKeys;
+use crate::stats::Stats;
 use crate::twilio::scenario::Scenario;
 
 pub struct AppState {
@@ -19,6 +22,10 @@ pub struct AppState {
     pub webhooks: Records<Delivery>,
     /// Requests through the `/rest/v1` gateway by path, for counting round trips.
     pub gateway_requests: Mutex<std::collections::BTreeMap<String, u64>>,
+    pub faults: Faults,
+    pub stats: Stats,
+    /// When the sandbox started: the origin of `created_ms`/`ended_ms`.
+    pub started: Instant,
 }
 
 impl AppState {
@@ -36,7 +43,15 @@ impl AppState {
             calls: CallStore::default(),
             webhooks: Records::default(),
             gateway_requests: Mutex::default(),
+            faults: Faults::default(),
+            stats: Stats::default(),
+            started: Instant::now(),
         })
+    }
+
+    /// Real time since the sandbox started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 }
 
@@ -54,6 +69,14 @@ pub struct CallRecord {
     pub sid: String,
     pub account_sid: String,
     pub received_at: String,
+    /// Real milliseconds since the sandbox started: when the create was
+    /// processed, and when the final status was decided.
+    pub created_ms: u64,
+    pub ended_ms: Option<u64>,
+    /// The attempt that placed the call: `?session=` of its StatusCallback URL.
+    pub session: Option<String>,
+    /// Faults injected into this call, in order (`twilio_504`, `duplicate_status_callback`, ...).
+    pub faults: Vec<String>,
     pub scenario: Scenario,
     pub to: String,
     pub from: String,
@@ -82,6 +105,8 @@ pub struct VapiRecord {
     pub variable_values: serde_json::Map<String, Value>,
     pub ended_reason: Option<String>,
     pub messages: Vec<Value>,
+    /// Whether the end-of-call-report went out `before` or `after` Twilio's final status callback.
+    pub report_order: Option<&'static str>,
 }
 
 pub type CallHandle = Arc<Mutex<CallRecord>>;
@@ -157,7 +182,7 @@ pub struct Delivery {
     pub id: i64,
     pub method: String,
     pub url: String,
-    /// `delivered`, `timed_out` or `error`.
+    /// `delivered`, `timed_out`, `error`, or `dropped` (the `drop_webhook` fault: never sent).
     pub status: String,
     pub request_headers: Value,
     /// Parsed as JSON when it is JSON, else the text (lossy UTF-8).

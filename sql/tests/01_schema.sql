@@ -1,6 +1,6 @@
 -- Tables, columns, defaults, constraints, indexes, housekeeping triggers.
 begin;
-select plan(93);
+select plan(96);
 
 -- Shape -------------------------------------------------------------------------------------------
 select tables_are('public', array['pending_calls', 'call_sessions', 'call_classifications']);
@@ -15,7 +15,7 @@ select columns_are('public', 'call_sessions', array[
   'id', 'pending_call_id', 'attempt', 'call_sid', 'status', 'twilio_sequence_number', 'answered_by',
   'classification_id', 'classification_type', 'vapi_call_id', 'vapi_status', 'error', 'error_code',
   'created_at', 'dialed_at', 'answered_at', 'ended_at', 'report_received_at', 'duration_seconds', 'cost',
-  'ended_reason', 'updated_at']);
+  'ended_reason', 'updated_at', 'reconciled_at']);
 select columns_are('public', 'call_classifications', array[
   'id', 'phone_number', 'classification_type', 'ivr_actions', 'confidence', 'classification_expires_at',
   'is_active', 'created_at', 'updated_at']);
@@ -34,6 +34,10 @@ select has_index('public', 'call_sessions', 'call_sessions_call_sid_key', array[
 select has_index('public', 'call_classifications', 'call_classifications_one_active_per_phone', array['phone_number']);
 select has_index('public', 'pending_calls', 'pending_calls_status_next_attempt_idx', array['call_status', 'next_attempt_at']);
 select index_is_unique('public', 'call_classifications', 'call_classifications_one_active_per_phone');
+-- (reliability: claim_next_due, the capacity count, the sweep)
+select has_index('public', 'pending_calls', 'pending_calls_due_idx', array['next_attempt_at', 'created_at']);
+select has_index('public', 'call_sessions', 'call_sessions_live_idx', array['status', 'updated_at']);
+select has_index('public', 'call_sessions', 'call_sessions_report_missing_idx', array['ended_at']);
 
 -- Defaults ----------------------------------------------------------------------------------------
 insert into public.pending_calls (id, employee_name, phone)

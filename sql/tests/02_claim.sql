@@ -1,9 +1,50 @@
 -- claim_pending_call(p_pending_call_id uuid)
 begin;
-select plan(43);
+select plan(48);
 
 select has_function('public', 'claim_pending_call', array['uuid']);
 select function_returns('public', 'claim_pending_call', array['uuid'], 'jsonb');
+
+-- A row locked by another transaction is skipped, not waited for (FOR UPDATE SKIP LOCKED) ------------
+-- (First thing: a claim holds the dispatch lock, outcall_private.rate_state, until its transaction ends, so
+-- the other connection claims while this transaction has claimed nothing yet.)
+select is(dblink_connect('locker', format('host=%s port=%s dbname=%s user=%s',
+  coalesce(host(inet_server_addr()), split_part(current_setting('unix_socket_directories'), ',', 1)),
+  current_setting('port'), current_database(), current_user)), 'OK', 'a second connection (dblink) is open');
+select is(dblink_exec('locker', $$insert into public.pending_calls (id, employee_name, phone, next_attempt_at)
+                                  values ('00000000-0000-0000-0000-0000000a0100', 'Locked', '+15550001100',
+                                          now() - interval '1 hour')$$),
+          'INSERT 0 1', 'the other connection commits a pending row');
+-- (due also by this transaction's older now())
+select is((select next_attempt_at <= now() from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0100'),
+          true, 'the committed row is visible here and due');
+select is(dblink_exec('locker', 'begin'), 'BEGIN', 'the other connection opens a transaction');
+select is((select id from dblink('locker', $$select id from public.pending_calls
+                                             where id = '00000000-0000-0000-0000-0000000a0100' for update$$) as t(id uuid)),
+          '00000000-0000-0000-0000-0000000a0100'::uuid, 'the other transaction locks the row');
+set local lock_timeout = '2s';
+select is(public.claim_pending_call('00000000-0000-0000-0000-0000000a0100'), '{"claimed": false, "reason": "not_claimable"}'::jsonb,
+          'a row locked by someone else: not_claimable, at once');
+select is((select call_status from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0100'),
+          'pending', 'the locked row is untouched');
+select is(dblink_exec('locker', 'rollback'), 'ROLLBACK', 'the other transaction releases the lock');
+-- The other connection claims it in a transaction it rolls back, with the calling window open all week
+select is(dblink_exec('locker', 'begin'), 'BEGIN', 'the other connection opens another transaction');
+select is(dblink_exec('locker', $$update outcall_private.dispatch_policy
+                                    set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00'$$),
+          'UPDATE 1', 'which opens the calling window all week');
+select is((select j ->> 'attempt' from dblink('locker',
+             $$select public.claim_pending_call('00000000-0000-0000-0000-0000000a0100')::text$$) as t(j jsonb)),
+          '1', 'once released, the row is claimed (by the other connection)');
+select is(dblink_exec('locker', 'rollback'), 'ROLLBACK', 'the other connection rolls back its claim and policy');
+select is(dblink_exec('locker', $$delete from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0100'$$),
+          'DELETE 1', 'the other connection cleans up');
+select is(dblink_disconnect('locker'), 'OK', 'the second connection is closed');
+
+-- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
+update outcall_private.dispatch_policy
+   set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00',
+       max_concurrent_calls = 1000, calls_per_second = 1e9;
 
 -- Fixtures ---------------------------------------------------------------------------------------
 insert into public.call_classifications (id, phone_number, classification_type, ivr_actions, confidence) values
@@ -36,25 +77,26 @@ insert into public.pending_calls (id, employee_name, phone, call_status) values
   ('00000000-0000-0000-0000-0000000a0010', 'Jo', '+15550001010', 'failed'),
   ('00000000-0000-0000-0000-0000000a0011', 'Kim', '+15550001011', 'cancelled');
 insert into public.pending_calls (id, employee_name, phone, call_status, attempts, next_attempt_at) values
-  ('00000000-0000-0000-0000-0000000a0012', 'Lu', '+15550001001', 'retry_pending', 1, now() - interval '1 minute');
+  ('00000000-0000-0000-0000-0000000a0012', 'Lu', '+15550001012', 'retry_pending', 1, now() - interval '1 minute');
 
 -- Happy path, with the phone's classification ----------------------------------------------------
 create temp table r as select public.claim_pending_call('00000000-0000-0000-0000-0000000a0001') as j;
 
 select is((select array(select jsonb_object_keys(j) order by 1) from r),
-          array['attempt', 'classification', 'pending_call_id', 'phone', 'session_id'],
+          array['attempt', 'classification', 'more_due', 'pending_call_id', 'phone', 'session_id'],
           'claim returns exactly the documented fields');
 select is((select j - 'session_id' from r),
           jsonb_build_object(
             'pending_call_id', '00000000-0000-0000-0000-0000000a0001',
             'attempt', 1,
             'phone', '+15550001001',
+            'more_due', true,
             'classification', jsonb_build_object(
               'id', '00000000-0000-0000-0000-0000000c0001',
               'classification_type', 'ivr_then_human',
               'ivr_actions', '[{"action": "dtmf", "value": "1", "timing_ms": 2000},
                                {"action": "speech", "value": "nurse", "timing_ms": 500}]'::jsonb)),
-          'claim returns the call, attempt 1 and the active classification');
+          'claim returns the call, attempt 1, more_due (other rows are due) and the active classification');
 select is((select (j ->> 'session_id')::uuid from r),
           (select id from public.call_sessions where pending_call_id = '00000000-0000-0000-0000-0000000a0001'),
           'session_id is the new session');
@@ -128,33 +170,16 @@ select is(public.claim_pending_call('00000000-0000-0000-0000-0000000a0005') ->> 
 update public.pending_calls set call_status = 'retry_pending' where id = '00000000-0000-0000-0000-0000000a0005';
 select is(public.claim_pending_call('00000000-0000-0000-0000-0000000a0005'), '{"claimed": false, "reason": "not_claimable"}'::jsonb, 'no attempt beyond max_attempts');
 
--- A row locked by another transaction is skipped, not waited for (FOR UPDATE SKIP LOCKED) ------------
-select is(dblink_connect('locker', format('host=%s port=%s dbname=%s user=%s',
-  coalesce(host(inet_server_addr()), split_part(current_setting('unix_socket_directories'), ',', 1)),
-  current_setting('port'), current_database(), current_user)), 'OK', 'a second connection (dblink) is open');
-select is(dblink_exec('locker', $$insert into public.pending_calls (id, employee_name, phone, next_attempt_at)
-                                  values ('00000000-0000-0000-0000-0000000a0100', 'Locked', '+15550001100',
-                                          now() - interval '1 hour')$$),
-          'INSERT 0 1', 'the other connection commits a pending row');
--- (due also by this transaction's older now())
-select is((select next_attempt_at <= now() from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0100'),
-          true, 'the committed row is visible here and due');
-select is(dblink_exec('locker', 'begin'), 'BEGIN', 'the other connection opens a transaction');
-select is((select id from dblink('locker', $$select id from public.pending_calls
-                                             where id = '00000000-0000-0000-0000-0000000a0100' for update$$) as t(id uuid)),
-          '00000000-0000-0000-0000-0000000a0100'::uuid, 'the other transaction locks the row');
-set local lock_timeout = '2s';
-select is(public.claim_pending_call('00000000-0000-0000-0000-0000000a0100'), '{"claimed": false, "reason": "not_claimable"}'::jsonb,
-          'a row locked by someone else: not_claimable, at once');
-select is((select call_status from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0100'),
-          'pending', 'the locked row is untouched');
-select is(dblink_exec('locker', 'rollback'), 'ROLLBACK', 'the other transaction releases the lock');
-select is((select j ->> 'attempt' from dblink('locker',
-             $$select public.claim_pending_call('00000000-0000-0000-0000-0000000a0100')::text$$) as t(j jsonb)),
-          '1', 'once released, the row is claimed (by the other connection)');
-select is(dblink_exec('locker', $$delete from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0100'$$),
-          'DELETE 1', 'the other connection cleans up');
-select is(dblink_disconnect('locker'), 'OK', 'the second connection is closed');
+-- more_due: whether other pending/retry_pending rows are due (the Worker then keeps dialling) -----------------
+update public.pending_calls set next_attempt_at = now() + interval '1 hour'
+ where call_status in ('pending', 'retry_pending');
+insert into public.pending_calls (id, employee_name, phone) values
+  ('00000000-0000-0000-0000-0000000a0021', 'Mo', '+15550001021'),
+  ('00000000-0000-0000-0000-0000000a0022', 'Ned', '+15550001022');
+select is(public.claim_pending_call('00000000-0000-0000-0000-0000000a0021') -> 'more_due', 'true'::jsonb,
+          'more_due true: another row is due');
+select is(public.claim_pending_call('00000000-0000-0000-0000-0000000a0022') -> 'more_due', 'false'::jsonb,
+          'more_due false: no other row is due (rows not yet due and the claimed ones do not count)');
 
 select * from finish();
 rollback;

@@ -1,9 +1,16 @@
--- record_dial_result(p_session_id uuid, p_call_sid text, p_error text, p_error_code text)
+-- record_dial_result(p_session_id uuid, p_call_sid text, p_error text, p_error_code text, p_retryable boolean)
+-- (Retries of a failed dial: 13_retries.sql.)
 begin;
-select plan(33);
+select plan(34);
 
-select has_function('public', 'record_dial_result', array['uuid', 'text', 'text', 'text']);
-select function_returns('public', 'record_dial_result', array['uuid', 'text', 'text', 'text'], 'jsonb');
+-- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
+update outcall_private.dispatch_policy
+   set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00',
+       max_concurrent_calls = 1000, calls_per_second = 1e9;
+
+select has_function('public', 'record_dial_result', array['uuid', 'text', 'text', 'text', 'boolean']);
+select hasnt_function('public', 'record_dial_result', array['uuid', 'text', 'text', 'text'], 'the 4-argument version is gone');
+select function_returns('public', 'record_dial_result', array['uuid', 'text', 'text', 'text', 'boolean'], 'jsonb');
 
 insert into public.pending_calls (id, employee_name, phone) values
   ('00000000-0000-0000-0000-0000000a0001', 'Ada', '+15550001001'),
@@ -44,13 +51,13 @@ select row_eq($$select status, call_sid, error from public.call_sessions
 select row_eq($$select call_status, last_error from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0001'$$,
               row('calling'::text, null::text), 'the row keeps its first result');
 
--- Not dialled: an error ---------------------------------------------------------------------------
+-- Not dialled: a permanent error (the Worker says not retryable) ----------------------------------------
 select is(public.record_dial_result(pg_temp.sess('00000000-0000-0000-0000-0000000a0002'), null,
-                                    'The phone number you are attempting to call is not valid', '21211'),
+                                    'The phone number you are attempting to call is not valid', '21211', false),
           jsonb_build_object('session_id', pg_temp.sess('00000000-0000-0000-0000-0000000a0002'),
                              'pending_call_id', '00000000-0000-0000-0000-0000000a0002',
                              'call_status', 'failed', 'changed', true),
-          'an error: row failed, changed');
+          'a permanent error: row failed at once, changed');
 select row_eq($$select status, call_sid, error, error_code, ended_at = now(), dialed_at from public.call_sessions
                 where pending_call_id = '00000000-0000-0000-0000-0000000a0002'$$,
               row('dial_failed'::text, null::text, 'The phone number you are attempting to call is not valid'::text,
@@ -130,7 +137,7 @@ insert into s select '00000000-0000-0000-0000-0000000a0006',
                      (public.claim_pending_call('00000000-0000-0000-0000-0000000a0006') ->> 'session_id')::uuid;
 select is(public.record_dial_result(p_session_id := pg_temp.sess('00000000-0000-0000-0000-0000000a0006'),
                                     p_error := 'timeout') ->> 'call_status',
-          'failed', 'p_call_sid and p_error_code may be omitted');
+          'retry_pending', 'p_call_sid, p_error_code and p_retryable may be omitted (an error is retryable by default)');
 
 select * from finish();
 rollback;

@@ -1,7 +1,12 @@
 -- apply_twilio_status(p_call_sid text, p_call_status text, p_sequence_number int, p_answered_by text,
 --                     p_duration_seconds int, p_session_id uuid)
 begin;
-select plan(65);
+select plan(68);
+
+-- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
+update outcall_private.dispatch_policy
+   set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00',
+       max_concurrent_calls = 1000, calls_per_second = 1e9;
 
 select has_function('public', 'apply_twilio_status', array['text', 'text', 'integer', 'text', 'integer', 'uuid']);
 select function_returns('public', 'apply_twilio_status', array['text', 'text', 'integer', 'text', 'integer', 'uuid'], 'jsonb');
@@ -36,7 +41,8 @@ select throws_ok($$select public.apply_twilio_status('CA01', 'dial_failed', 1, n
 select is(public.apply_twilio_status('CA01', 'initiated', 0, null, null),
           jsonb_build_object('session_id', (select id from public.call_sessions where call_sid = 'CA01'),
                              'pending_call_id', '00000000-0000-0000-0000-0000000a0001',
-                             'session_status', 'initiated', 'call_status', 'calling', 'changed', true),
+                             'session_status', 'initiated', 'call_status', 'calling', 'changed', true,
+                             'slot_freed', false),
           'initiated: applied, the documented fields');
 select is(public.apply_twilio_status('CA01', 'initiated', 0, null, null) -> 'changed', 'false'::jsonb,
           'initiated again (duplicate): changed false');
@@ -45,7 +51,8 @@ select is((select twilio_sequence_number from public.call_sessions where call_si
 select is(public.apply_twilio_status('CA01', 'initiated', 0, null, null),
           jsonb_build_object('session_id', (select id from public.call_sessions where call_sid = 'CA01'),
                              'pending_call_id', '00000000-0000-0000-0000-0000000a0001',
-                             'session_status', 'ringing', 'call_status', 'calling', 'changed', false),
+                             'session_status', 'ringing', 'call_status', 'calling', 'changed', false,
+                             'slot_freed', false),
           'initiated after ringing (out of order): changed false, still ringing');
 select is(public.apply_twilio_status('CA01', 'queued', 0, null, null) -> 'changed', 'false'::jsonb,
           'queued after ringing: changed false');
@@ -61,8 +68,9 @@ select is(public.apply_twilio_status('CA01', 'ringing', 1, null, null) -> 'chang
 select is(public.apply_twilio_status('CA01', 'completed', 3, 'human', 42),
           jsonb_build_object('session_id', (select id from public.call_sessions where call_sid = 'CA01'),
                              'pending_call_id', '00000000-0000-0000-0000-0000000a0001',
-                             'session_status', 'completed', 'call_status', 'calling', 'changed', true),
-          'completed by a human: session completed, row left to the VAPI report');
+                             'session_status', 'completed', 'call_status', 'calling', 'changed', true,
+                             'slot_freed', true),
+          'completed by a human: session completed (its place is free), row left to the VAPI report');
 select row_eq($$select status, duration_seconds, ended_at = now(), twilio_sequence_number from public.call_sessions where call_sid = 'CA01'$$,
               row('completed'::text, 42, true, 3), 'completed records duration, ended_at, sequence number');
 select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0001'), 'calling', 'the row is still calling');
@@ -75,56 +83,75 @@ select row_eq($$select status, duration_seconds from public.call_sessions where 
               row('completed'::text, 42), 'the completed session is unchanged');
 select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0001'), 'calling', 'the row is unchanged');
 
--- Each unsuccessful terminal status ends the row failed with last_error = the status ----------------------
+-- Each unsuccessful terminal status is retried, last_error = the status (the schedule: 13_retries.sql) ------
 select pg_temp.dialled('00000000-0000-0000-0000-0000000a0002', 'CA02') is not null as d2 \gset
 select pg_temp.dialled('00000000-0000-0000-0000-0000000a0003', 'CA03') is not null as d3 \gset
 select pg_temp.dialled('00000000-0000-0000-0000-0000000a0004', 'CA04') is not null as d4 \gset
 select pg_temp.dialled('00000000-0000-0000-0000-0000000a0005', 'CA05') is not null as d5 \gset
-select is(public.apply_twilio_status('CA02', 'busy', 2, null, 0) ->> 'call_status', 'failed', 'busy: row failed');
-select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0002'), 'failed / busy', 'busy: last_error busy');
+select is(public.apply_twilio_status('CA02', 'busy', 2, null, 0) - 'session_id' - 'pending_call_id',
+          '{"session_status": "busy", "call_status": "retry_pending", "changed": true, "slot_freed": true}'::jsonb,
+          'busy: row retry_pending, the place is free');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0002'), 'retry_pending / busy', 'busy: last_error busy');
 select is(pg_temp.session_status('CA02'), 'busy', 'busy: session busy');
-select is(public.apply_twilio_status('CA03', 'no-answer', 2, null, 0) ->> 'call_status', 'failed', 'no-answer: row failed');
-select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0003'), 'failed / no-answer', 'no-answer: last_error no-answer');
+select is(public.apply_twilio_status('CA03', 'no-answer', 2, null, 0) ->> 'call_status', 'retry_pending', 'no-answer: row retry_pending');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0003'), 'retry_pending / no-answer', 'no-answer: last_error no-answer');
 select is(pg_temp.session_status('CA03'), 'no-answer', 'no-answer: session no-answer');
-select is(public.apply_twilio_status('CA04', 'failed', 1, null, null) ->> 'call_status', 'failed', 'failed: row failed');
-select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0004'), 'failed / failed', 'failed: last_error failed');
+select is(public.apply_twilio_status('CA04', 'failed', 1, null, null) ->> 'call_status', 'retry_pending', 'failed: row retry_pending');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0004'), 'retry_pending / failed', 'failed: last_error failed');
 select is(pg_temp.session_status('CA04'), 'failed', 'failed: session failed');
-select is(public.apply_twilio_status('CA05', 'canceled', 1, null, null) ->> 'call_status', 'failed', 'canceled: row failed');
-select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0005'), 'failed / canceled', 'canceled: last_error canceled');
+select is(public.apply_twilio_status('CA05', 'canceled', 1, null, null) ->> 'call_status', 'retry_pending', 'canceled: row retry_pending');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0005'), 'retry_pending / canceled', 'canceled: last_error canceled');
 select is(pg_temp.session_status('CA05'), 'canceled', 'canceled: session canceled');
 select ok((select bool_and(ended_at = now()) from public.call_sessions where call_sid in ('CA02', 'CA03', 'CA04', 'CA05')),
           'terminal statuses set ended_at');
 -- a late, lower status for a failed call changes nothing
 select is(public.apply_twilio_status('CA02', 'ringing', 1, null, null) -> 'changed', 'false'::jsonb, 'ringing after busy: changed false');
-select is(public.apply_twilio_status('CA02', 'completed', 3, 'human', 10) -> 'changed', 'false'::jsonb, 'completed after busy: changed false');
-select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0002'), 'failed / busy', 'the busy row stays failed / busy');
+select is(public.apply_twilio_status('CA02', 'completed', 3, 'human', 10) - 'session_id' - 'pending_call_id',
+          '{"session_status": "busy", "call_status": "retry_pending", "changed": false, "slot_freed": false}'::jsonb,
+          'completed after busy: changed false, no place freed twice');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0002'), 'retry_pending / busy', 'the busy row stays retry_pending / busy');
 
--- Voicemail: completed with a machine AnsweredBy ---------------------------------------------------------
+-- A machine (or fax) answered: Twilio's completed still leaves the row to VAPI's report --------------------
+-- Only VAPI's end-of-call report decides a completed call, whoever answered (so Twilio's and VAPI's news end
+-- the row the same whichever comes first: 07_call_report.sql, 13_retries.sql). The session records AnsweredBy.
 select pg_temp.dialled('00000000-0000-0000-0000-0000000a0006', 'CA06') is not null as d6 \gset
-select is(public.apply_twilio_status('CA06', 'completed', 3, 'machine_end_beep', 20) ->> 'call_status', 'failed',
-          'completed + machine_end_beep: row failed');
-select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0006'), 'failed / voicemail', 'last_error voicemail');
-select row_eq($$select status, answered_by, duration_seconds from public.call_sessions where call_sid = 'CA06'$$,
-              row('completed'::text, 'machine_end_beep'::text, 20), 'the session keeps AnsweredBy');
+select is(public.apply_twilio_status('CA06', 'completed', 3, 'machine_end_beep', 20),
+          jsonb_build_object('session_id', (select id from public.call_sessions where call_sid = 'CA06'),
+                             'pending_call_id', '00000000-0000-0000-0000-0000000a0006',
+                             'session_status', 'completed', 'call_status', 'calling', 'changed', true,
+                             'slot_freed', true),
+          'completed + machine_end_beep: session completed (its place is free), row left to the VAPI report');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0006'), 'calling', 'the row is still calling, no last_error');
+select row_eq($$select status, answered_by, duration_seconds, ended_at = now() from public.call_sessions where call_sid = 'CA06'$$,
+              row('completed'::text, 'machine_end_beep'::text, 20, true), 'the session records AnsweredBy, duration, ended_at');
+-- then VAPI's report says voicemail (outcome not_reached): that retries the row
+select is(public.apply_call_report('00000000-0000-0000-0000-0000000a0006', null, 'not_reached', 'voicemail',
+                                   null, null, null, null, null, null) ->> 'call_status', 'retry_pending',
+          'then VAPI''s report voicemail (not_reached): row retry_pending');
+select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0006'), 'retry_pending / voicemail',
+          'last_error voicemail (VAPI''s ended reason)');
 -- AnsweredBy reported on in-progress, absent on completed
 select pg_temp.dialled('00000000-0000-0000-0000-0000000a0007', 'CA07') is not null as d7 \gset
 select is(public.apply_twilio_status('CA07', 'in-progress', 2, 'machine_start', null) ->> 'call_status', 'calling',
           'in-progress + machine_start: row still calling');
-select is(public.apply_twilio_status('CA07', 'completed', 3, null, 15) ->> 'call_status', 'failed',
-          'then completed without AnsweredBy: the remembered machine makes it voicemail');
-select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0007'), 'failed / voicemail', 'last_error voicemail');
--- every machine value
+select is(public.apply_twilio_status('CA07', 'completed', 3, null, 15) ->> 'call_status', 'calling',
+          'then completed without AnsweredBy: row still calling');
+select row_eq($$select status, answered_by from public.call_sessions where call_sid = 'CA07'$$,
+              row('completed'::text, 'machine_start'::text), 'the session keeps the AnsweredBy of in-progress');
+-- every AnsweredBy value
 select bool_and(pg_temp.dialled(('00000000-0000-0000-0000-0000000b000' || n)::uuid, 'CAM' || n) is not null) as dm
-  from generate_series(1, 4) as n \gset
+  from generate_series(1, 6) as n \gset
 select is(array(select public.apply_twilio_status('CAM' || n, 'completed', 3, v, 5) ->> 'call_status'
-                  from unnest(array['machine_start', 'machine_end_silence', 'machine_end_other', 'fax'])
+                  from unnest(array['machine_start', 'machine_end_silence', 'machine_end_other', 'fax', 'human', 'unknown'])
                        with ordinality as t(v, n) order by n),
-          array['failed', 'failed', 'failed', 'failed'],
-          'machine_start, machine_end_silence, machine_end_other and fax are voicemail too');
--- a human or unknown AnsweredBy is not voicemail
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0008', 'CA08') is not null as d8 \gset
-select is(public.apply_twilio_status('CA08', 'completed', 3, 'unknown', 30) ->> 'call_status', 'calling',
-          'completed + AnsweredBy unknown: row left to the VAPI report');
+          array_fill('calling'::text, array[6]),
+          'completed + machine_start, machine_end_silence, machine_end_other, fax, human or unknown: row still calling');
+select is(array(select answered_by from public.call_sessions where call_sid like 'CAM_' order by call_sid),
+          array['machine_start', 'machine_end_silence', 'machine_end_other', 'fax', 'human', 'unknown'],
+          'each session records its AnsweredBy');
+select is((select count(*)::int from public.pending_calls
+            where id::text like '00000000-0000-0000-0000-0000000b000_' and call_status = 'calling' and last_error is null),
+          6, 'no row has a last_error');
 
 -- Skipping steps is fine (callbacks may be lost or not subscribed) -----------------------------------------
 select pg_temp.dialled('00000000-0000-0000-0000-0000000a0009', 'CA09') is not null as d9 \gset
@@ -137,7 +164,8 @@ update public.pending_calls set call_status = 'cancelled' where id = '00000000-0
 select is(public.apply_twilio_status('CA10', 'busy', 2, null, 0),
           jsonb_build_object('session_id', (select id from public.call_sessions where call_sid = 'CA10'),
                              'pending_call_id', '00000000-0000-0000-0000-0000000a0010',
-                             'session_status', 'busy', 'call_status', 'cancelled', 'changed', true),
+                             'session_status', 'busy', 'call_status', 'cancelled', 'changed', true,
+                             'slot_freed', true),
           'busy for a cancelled row: the session records it, the row stays cancelled');
 select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0010'), 'cancelled', 'no last_error on the cancelled row');
 

@@ -1,7 +1,12 @@
 -- apply_call_report(p_pending_call_id, p_vapi_call_id, p_outcome, p_ended_reason, p_summary, p_success_evaluation,
 --                   p_structured_data, p_transcript, p_duration_seconds, p_cost)
 begin;
-select plan(35);
+select plan(38);
+
+-- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
+update outcall_private.dispatch_policy
+   set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00',
+       max_concurrent_calls = 1000, calls_per_second = 1e9;
 
 select has_function('public', 'apply_call_report',
   array['uuid', 'text', 'text', 'text', 'text', 'text', 'jsonb', 'text', 'numeric', 'numeric']);
@@ -60,37 +65,56 @@ select is((select ended_reason from public.call_sessions where call_sid = 'CA01'
 select is(public.apply_twilio_status('CA01', 'completed', 9, 'machine_end_beep', 62) ->> 'call_status', 'completed',
           'a late machine completed from Twilio does not leave completed');
 
--- Nobody reached: failed, last_error = ended reason ----------------------------------------------------
+-- Nobody reached: retried, last_error = ended reason (the schedule, the last attempt: 13_retries.sql) -----
 select is(pg_temp.report('00000000-0000-0000-0000-0000000a0002', 'vapi-2', 'not_reached', 'customer-did-not-answer', null),
           jsonb_build_object('pending_call_id', '00000000-0000-0000-0000-0000000a0002', 'session_id', :'s2'::uuid,
-                             'call_status', 'failed', 'changed', true),
-          'not_reached: row failed');
+                             'call_status', 'retry_pending', 'changed', true),
+          'not_reached: row retry_pending');
 select row_eq($$select call_status, last_error, ended_reason, transcript from public.pending_calls
                 where id = '00000000-0000-0000-0000-0000000a0002'$$,
-              row('failed'::text, 'customer-did-not-answer'::text, 'customer-did-not-answer'::text, 'AI: Hello. User: Hi.'::text),
+              row('retry_pending'::text, 'customer-did-not-answer'::text, 'customer-did-not-answer'::text, 'AI: Hello. User: Hi.'::text),
               'not_reached: last_error is the ended reason, results recorded');
 select is(public.apply_call_report('00000000-0000-0000-0000-0000000a0002', 'vapi-2', 'completed', 'customer-ended-call',
                                    null, null, null, null, null, null) -> 'changed', 'false'::jsonb,
           'a completed report after not_reached: changed false');
-select is((select call_status from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0002'), 'failed',
-          'still failed');
+select is((select call_status from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0002'), 'retry_pending',
+          'still retry_pending');
 
--- A report after Twilio already ended the row: results recorded, status and last_error kept ------------
-select is(public.apply_twilio_status('CA03', 'completed', 3, 'machine_end_beep', 20) ->> 'call_status', 'failed',
-          'Twilio says voicemail first');
-select is(pg_temp.report('00000000-0000-0000-0000-0000000a0003', 'vapi-3', 'completed', 'voicemail', 'Left no message.'),
+-- A machine answered: Twilio's completed leaves the row to the report, which says voicemail ------------------
+-- (its last attempt, so voicemail ends it failed; the same with attempts left: 04_twilio_status.sql, and
+-- both orders of the race: 13_retries.sql)
+update public.pending_calls set max_attempts = 1 where id = '00000000-0000-0000-0000-0000000a0003';
+select is(public.apply_twilio_status('CA03', 'completed', 3, 'machine_end_beep', 20) ->> 'call_status', 'calling',
+          'Twilio completed, answered by a machine, on the last attempt: the row still calls');
+select is(pg_temp.report('00000000-0000-0000-0000-0000000a0003', 'vapi-3', 'not_reached', 'voicemail', 'Left no message.'),
           jsonb_build_object('pending_call_id', '00000000-0000-0000-0000-0000000a0003', 'session_id', :'s3'::uuid,
                              'call_status', 'failed', 'changed', true),
-          'the report after a terminal row: changed (recorded), status unchanged');
+          'then VAPI''s report voicemail (not_reached) on the last attempt: failed');
 select row_eq($$select call_status, last_error, ended_reason, summary, transcript, duration_seconds, cost
                   from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0003'$$,
               row('failed'::text, 'voicemail'::text, 'voicemail'::text, 'Left no message.'::text,
                   'AI: Hello. User: Hi.'::text, 61.5::numeric, 0.42::numeric),
-              'the results are recorded on the terminal row, its status and last_error kept');
-select ok((select report_received_at is not null from public.call_sessions where call_sid = 'CA03'),
-          'the session is stamped');
+              'last_error voicemail (the ended reason), the results recorded');
+select row_eq($$select status, answered_by, report_received_at is not null from public.call_sessions where call_sid = 'CA03'$$,
+              row('completed'::text, 'machine_end_beep'::text, true),
+              'the session keeps Twilio''s status and AnsweredBy and is stamped');
 select is(pg_temp.report('00000000-0000-0000-0000-0000000a0003', 'vapi-3', 'completed', 'voicemail', 'again') -> 'changed',
           'false'::jsonb, 'and a duplicate of it changes nothing');
+
+-- A report after Twilio already ended the row: results recorded, status and last_error kept ------------
+-- (busy on the last attempt; a report after a retry_pending row: 13_retries.sql)
+select pg_temp.dialled('00000000-0000-0000-0000-0000000a0009', 'CA09') as s9 \gset
+update public.pending_calls set max_attempts = 1 where id = '00000000-0000-0000-0000-0000000a0009';
+select is(public.apply_twilio_status('CA09', 'busy', 2, null, 0) ->> 'call_status', 'failed',
+          'Twilio says busy first, on the last attempt: failed');
+select is(pg_temp.report('00000000-0000-0000-0000-0000000a0009', 'vapi-9', 'not_reached', 'customer-busy', 'Busy.'),
+          jsonb_build_object('pending_call_id', '00000000-0000-0000-0000-0000000a0009', 'session_id', :'s9'::uuid,
+                             'call_status', 'failed', 'changed', true),
+          'the report after a terminal row: changed (recorded), status unchanged');
+select row_eq($$select call_status, last_error, ended_reason, summary from public.pending_calls
+                where id = '00000000-0000-0000-0000-0000000a0009'$$,
+              row('failed'::text, 'busy'::text, 'customer-busy'::text, 'Busy.'::text),
+              'the results are recorded on the terminal row, its status and last_error kept');
 
 -- A cancelled row stays cancelled --------------------------------------------------------------------
 update public.pending_calls set call_status = 'cancelled' where id = '00000000-0000-0000-0000-0000000a0004';
@@ -141,7 +165,7 @@ select is((select report_received_at from public.call_sessions where call_sid = 
 select pg_temp.dialled('00000000-0000-0000-0000-0000000a0008', 'CA08') as s8 \gset
 select is(public.apply_call_report(p_pending_call_id := '00000000-0000-0000-0000-0000000a0008', p_vapi_call_id := null,
                                    p_outcome := 'not_reached') ->> 'call_status',
-          'failed', 'the results may be omitted');
+          'retry_pending', 'the results may be omitted');
 select is((select last_error from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0008'), 'not_reached',
           'not_reached without an ended reason: last_error not_reached');
 

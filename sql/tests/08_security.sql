@@ -1,6 +1,11 @@
 -- Privileges and RLS: anon nothing, authenticated read-only, service_role everything.
 begin;
-select plan(71);
+select plan(87);
+
+-- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
+update outcall_private.dispatch_policy
+   set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00',
+       max_concurrent_calls = 1000, calls_per_second = 1e9;
 
 -- Catalog: RLS, policies, privileges ----------------------------------------------------------------
 select ok((select bool_and(relrowsecurity) from pg_class
@@ -29,18 +34,22 @@ select table_privs_are('public', t, 'service_role',
 create temp table rpc (sig regprocedure);
 insert into rpc values
   ('public.claim_pending_call(uuid)'),
-  ('public.record_dial_result(uuid, text, text, text)'),
+  ('public.record_dial_result(uuid, text, text, text, boolean)'),
   ('public.apply_twilio_status(text, text, int, text, int, uuid)'),
   ('public.call_context(uuid)'),
   ('public.apply_vapi_status(uuid, text, text)'),
-  ('public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric)');
+  ('public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric)'),
+  ('public.claim_next_due()'),
+  ('public.reserve_dial_slot(uuid)'),
+  ('public.sweep_stale_sessions(int)'),
+  ('public.reconcile_dialing_session(uuid, jsonb, boolean)');
 grant select on rpc to public;
 select is(array(select sig::text from rpc where has_function_privilege('anon', sig, 'execute')), array[]::text[],
           'anon can execute none of the functions');
 select is(array(select sig::text from rpc where has_function_privilege('authenticated', sig, 'execute')), array[]::text[],
           'authenticated can execute none of the functions');
-select is((select count(*)::int from rpc where has_function_privilege('service_role', sig, 'execute')), 6,
-          'service_role can execute all six functions');
+select is((select count(*)::int from rpc where has_function_privilege('service_role', sig, 'execute')), 10,
+          'service_role can execute all ten functions');
 select is((select count(*)::int from rpc, aclexplode(coalesce((select proacl from pg_proc where oid = sig), '{}'))
             where grantee = 0), 0,
           'no function is executable by PUBLIC');
@@ -56,6 +65,15 @@ select is(array(select p.oid::regprocedure::text from pg_proc p
           array[]::text[], 'anon and authenticated can execute nothing in outcall_private');
 select table_privs_are('outcall_private', 'settings', r, array[]::text[], 'outcall_private.settings: nothing for ' || r)
   from unnest(array['anon', 'authenticated', 'service_role']) as r;
+select table_privs_are('outcall_private', t, r, array[]::text[], 'outcall_private.' || t || ': nothing for ' || r)
+  from unnest(array['dispatch_policy', 'rate_state', 'live_sessions']) as t, unnest(array['anon', 'authenticated']) as r;
+-- The RPCs run with the caller's rights: service_role reads the policy, keeps the rate state, never changes the policy.
+select table_privs_are('outcall_private', 'dispatch_policy', 'service_role', array['SELECT'],
+                       'outcall_private.dispatch_policy: service_role may only read it');
+select table_privs_are('outcall_private', 'rate_state', 'service_role', array['SELECT', 'UPDATE'],
+                       'outcall_private.rate_state: service_role reads and updates it');
+select table_privs_are('outcall_private', 'live_sessions', 'service_role', array['SELECT'],
+                       'outcall_private.live_sessions: service_role reads it');
 
 select ok(pg_has_role('authenticator', 'anon', 'member') and pg_has_role('authenticator', 'authenticated', 'member')
           and pg_has_role('authenticator', 'service_role', 'member'), 'authenticator can become each API role');
@@ -79,6 +97,7 @@ select throws_ok($$insert into public.pending_calls (employee_name, phone) value
                  'anon cannot insert');
 select throws_ok($$select public.claim_pending_call('00000000-0000-0000-0000-0000000a0002')$$, '42501', null,
                  'anon cannot claim');
+select throws_ok('select public.claim_next_due()', '42501', null, 'anon cannot claim the next due row');
 select throws_ok($$select public.call_context('00000000-0000-0000-0000-0000000a0001')$$, '42501', null,
                  'anon cannot read a call context');
 select throws_ok($$select public.apply_call_report('00000000-0000-0000-0000-0000000a0001', 'v', 'completed', null, null, null, null, null, null, null)$$,
@@ -113,6 +132,7 @@ select throws_ok($$insert into public.call_classifications (phone_number, classi
                  '42501', null, 'authenticated cannot insert classifications');
 select throws_ok($$select public.claim_pending_call('00000000-0000-0000-0000-0000000a0002')$$, '42501', null,
                  'authenticated cannot claim');
+select throws_ok('select public.sweep_stale_sessions()', '42501', null, 'authenticated cannot sweep');
 select throws_ok($$select public.record_dial_result('00000000-0000-0000-0000-0000000a0002', 'CA', null, null)$$, '42501', null,
                  'authenticated cannot record a dial result');
 select throws_ok($$select public.apply_twilio_status('CA', 'ringing', 1, null, null)$$, '42501', null,
@@ -158,6 +178,18 @@ select lives_ok($$update public.pending_calls set call_status = 'cancelled' wher
                 'service_role updates rows');
 select lives_ok($$delete from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0002'$$,
                 'service_role deletes rows');
+-- the reliability functions (their private helpers, the policy and the rate state are within its rights)
+select lives_ok($$insert into public.pending_calls (id, employee_name, phone) values
+                  ('00000000-0000-0000-0000-0000000a0004', 'Di', '+15550001004')$$, 'service_role inserts another row');
+select is(public.claim_next_due() ->> 'pending_call_id', '00000000-0000-0000-0000-0000000a0004',
+          'service_role claims the next due row');
+select is(public.reserve_dial_slot((select id from public.call_sessions
+                                     where pending_call_id = '00000000-0000-0000-0000-0000000a0004')) ->> 'reserved',
+          'true', 'service_role reserves a dial slot');
+select is(public.sweep_stale_sessions(), '{"reports_missing": 0, "to_reconcile": []}'::jsonb, 'service_role sweeps');
+select is(public.reconcile_dialing_session((select id from public.call_sessions
+                                             where pending_call_id = '00000000-0000-0000-0000-0000000a0004'), '[]')
+            ->> 'outcome', 'not_dialled', 'service_role reconciles a dialing session');
 select throws_ok('select * from outcall_private.settings', '42501', null, 'service_role cannot read the private settings');
 reset role;
 

@@ -1,6 +1,8 @@
 //! `./dev bench`: measured on the running local stack.
 //! - the latency of an assistant-request answered by the Worker (wasm in workerd, via wrangler dev);
-//! - PostgREST round trips per dispatched call and per context request (counted at the gateway).
+//! - PostgREST round trips per dispatched call and per context request (counted at the gateway);
+//! - slot refill latency: one call's end → the next Twilio create request, with a backlog of due rows;
+//! - dispatches per second with the limits lifted.
 
 use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
@@ -75,8 +77,95 @@ async fn main() {
     let per_call = elapsed.as_secs_f64() * 1000.0 / DISPATCHES as f64;
     println!("  webhook → claim → Twilio request → CallSid recorded: {per_call:.1} ms per call (sequential)");
     tokio::time::sleep(Duration::from_millis(200)).await;
+
+    slot_refill(&stack).await;
+    dispatch_rate(&stack).await;
 }
 
+const REFILL_ROWS: usize = 40;
+const REFILL_SLOTS: u64 = 2;
+
+/// With two slots and a backlog of due rows, how long a slot stays empty: from the moment a call ends
+/// (the sandbox decides its final status and sends the callback) to the next create request it receives.
+async fn slot_refill(stack: &Stack) {
+    let saved = stack.set_policy(&format!("max_concurrent_calls = {REFILL_SLOTS}, calls_per_second = 1000")).await;
+    // Only this part's calls in the sandbox's record.
+    stack.http.post(format!("{}/_sandbox/reset", stack.sandbox_url)).send().await.unwrap();
+    let mut ids = Vec::new();
+    let rows: Vec<Value> =
+        (0..REFILL_ROWS).map(|i| sample_row(&fresh_phone(Scenario::Human), &format!("Refill Person {i}"))).collect();
+    let response = stack.insert("pending_calls", Value::Array(rows)).await;
+    assert_eq!(response.status(), 201);
+    for row in response.json::<Vec<Value>>().await.unwrap() {
+        ids.push(row["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        stack.wait_terminal(id).await;
+    }
+    stack.restore_policy(&saved).await;
+
+    let calls = stack.sandbox_calls().await;
+    let mut created: Vec<u64> = calls.iter().filter_map(|c| c["created_ms"].as_u64()).collect();
+    created.sort();
+    let mut ended: Vec<u64> = calls.iter().filter_map(|c| c["ended_ms"].as_u64()).collect();
+    ended.sort();
+    // Each end is refilled by the first create after it; the last REFILL_SLOTS ends had nothing left to refill.
+    let mut gaps: Vec<u64> = ended
+        .iter()
+        .take(ended.len().saturating_sub(REFILL_SLOTS as usize))
+        .filter_map(|end| created.iter().find(|c| *c >= end).map(|c| c - end))
+        .collect();
+    gaps.sort();
+    let pct = |p: f64| gaps[((gaps.len() as f64 * p).ceil() as usize).clamp(1, gaps.len()) - 1];
+    println!("slot refill, {REFILL_ROWS} due rows through {REFILL_SLOTS} slots (call ends → next Twilio create, {} refills):", gaps.len());
+    println!("  p50 {} ms  p90 {} ms  p99 {} ms  max {} ms", pct(0.5), pct(0.9), pct(0.99), gaps[gaps.len() - 1]);
+}
+
+const RATE_ROWS: usize = 300;
+const RATE_SENDERS: usize = 16;
+
+/// With the limits lifted, how many rows per second the Worker claims and dials: webhooks for
+/// RATE_ROWS quietly inserted rows, sent RATE_SENDERS at a time (a burst as pg_net delivers one).
+async fn dispatch_rate(stack: &Stack) {
+    let saved = stack.set_policy("max_concurrent_calls = 100000, calls_per_second = 100000").await;
+    let mut ids = Vec::new();
+    for i in 0..RATE_ROWS {
+        ids.push(stack.insert_quietly(&sample_row(&fresh_phone(Scenario::Human), &format!("Rate Person {i}"))).await);
+    }
+    let secret = stack.webhook_secret.clone();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(ids.clone()));
+    let started = Instant::now();
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..RATE_SENDERS {
+        let (stack, queue, secret) = (stack.clone(), queue.clone(), secret.clone());
+        senders.spawn(async move {
+            let mut dispatched = 0;
+            loop {
+                let next = queue.lock().unwrap().pop();
+                let Some(id) = next else { break };
+                let payload =
+                    json!({"type": "INSERT", "table": "pending_calls", "schema": "public", "record": {"id": id}});
+                let (status, body) = stack
+                    .post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], payload.to_string())
+                    .await;
+                assert_eq!(status, 200, "{body}");
+                dispatched += u32::from(body["dispatched"] == true);
+            }
+            dispatched
+        });
+    }
+    let mut dispatched = 0;
+    while let Some(n) = senders.join_next().await {
+        dispatched += n.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("dispatch rate, limits lifted ({RATE_ROWS} webhooks, {RATE_SENDERS} at a time):");
+    println!("  {dispatched} dialled in {elapsed:.2} s: {:.0} dispatches per second", dispatched as f64 / elapsed);
+    for id in &ids {
+        stack.wait_terminal(id).await;
+    }
+    stack.restore_policy(&saved).await;
+}
 async fn gateway_stats(stack: &Stack) -> Value {
     stack.http.get(format!("{}/_sandbox/gateway", stack.sandbox_url)).send().await.unwrap().json().await.unwrap()
 }

@@ -1,34 +1,10 @@
 //! `./dev demo`: an outside system inserts ~20 pending calls covering every sandbox scenario; we
 //! follow them live and print each call's outcome.
 
-use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
+use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack, DEMO_NAMES};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::time::{Duration, Instant};
-
-const NAMES: [&str; 21] = [
-    "Dana Whitfield",
-    "Luis Ortega",
-    "Mei Tanaka",
-    "Omar Haddad",
-    "Grace Kim",
-    "Ines Duarte",
-    "Tomasz Nowak",
-    "Aisha Bello",
-    "Ravi Menon",
-    "Sofia Rossi",
-    "Jonah Fischer",
-    "Leila Karimi",
-    "Marcus Reed",
-    "Hana Sato",
-    "Pedro Alves",
-    "Nora Lindqvist",
-    "Kofi Mensah",
-    "Elena Petrova",
-    "Sam Okafor",
-    "Yara Haddad",
-    "Felix Braun",
-];
 
 /// The recorded menu of the IVR scenarios' phone systems: listen, press 2, listen, say "scheduling".
 fn menu() -> Value {
@@ -41,7 +17,7 @@ fn menu() -> Value {
 async fn main() {
     let stack = Stack::from_env();
     let mut rows = Vec::new();
-    for (i, name) in NAMES.iter().enumerate() {
+    for (i, name) in DEMO_NAMES.iter().enumerate() {
         let scenario = Scenario::ALL[i % Scenario::ALL.len()];
         let phone = fresh_phone(scenario);
         if matches!(scenario, Scenario::IvrThenHuman | Scenario::IvrOnly) {

@@ -2,7 +2,10 @@
 
 use crate::error::ApiError;
 use crate::phone::PhoneNumber;
+use crate::retry::Backoff;
 use crate::sip::SipTarget;
+use crate::vapi_auth::VapiCredential;
+use std::time::Duration;
 
 /// Every setting the Worker needs, with the Worker-variable name it is read from.
 #[derive(Debug, Clone)]
@@ -15,10 +18,15 @@ pub struct Config {
     pub twilio_api_base: String,
     pub vapi_assistant_id: String,
     pub vapi_sip: SipTarget,
-    pub vapi_secret: String,
+    /// How VAPI's server messages are authenticated (`VAPI_SECRET`, `VAPI_CREDENTIAL_TYPE`).
+    pub vapi_credential: VapiCredential,
     pub webhook_secret: String,
     /// The base URL Twilio and VAPI use to reach this Worker (what Twilio signs).
     pub public_base_url: String,
+    /// Waits between tries of a Twilio request (`PROVIDER_RETRY_DELAYS_MS`).
+    pub provider_backoff: Backoff,
+    /// How long one Twilio request may take before it counts as unanswered (`TWILIO_TIMEOUT_MS`).
+    pub twilio_timeout: Duration,
 }
 
 /// Names of every variable, in the order they are checked (README lists the same).
@@ -35,6 +43,15 @@ pub const VARIABLES: [&str; 12] = [
     "VAPI_SECRET",
     "WEBHOOK_SECRET",
     "PUBLIC_BASE_URL",
+];
+
+/// Optional variables, with their defaults (README lists the same).
+pub const OPTIONAL_VARIABLES: [(&str, &str); 5] = [
+    ("VAPI_CREDENTIAL_TYPE", "bearer"),
+    ("VAPI_SIGNATURE_HEADER", "x-signature"),
+    ("VAPI_TIMESTAMP_HEADER", "x-timestamp"),
+    ("PROVIDER_RETRY_DELAYS_MS", "1000,4000,10000"),
+    ("TWILIO_TIMEOUT_MS", "10000"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +74,11 @@ impl Config {
         let get = |name: &'static str| -> Result<String, ConfigError> {
             lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name))
         };
+        let optional = |name: &'static str| -> String {
+            let default = OPTIONAL_VARIABLES.iter().find(|(n, _)| *n == name).map_or("", |(_, d)| d);
+            lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+        };
+        let invalid = |name: &'static str, reason: String| ConfigError::Invalid { name, reason };
         let url = |name: &'static str| -> Result<String, ConfigError> {
             let value = get(name)?;
             if value.starts_with("https://") || value.starts_with("http://") {
@@ -75,9 +97,23 @@ impl Config {
             twilio_api_base: url("TWILIO_API_BASE")?,
             vapi_assistant_id: get("VAPI_ASSISTANT_ID")?,
             vapi_sip: SipTarget { user: get("VAPI_SIP_USER")?, host: get("VAPI_SIP_HOST")? },
-            vapi_secret: get("VAPI_SECRET")?,
+            vapi_credential: match optional("VAPI_CREDENTIAL_TYPE").as_str() {
+                "bearer" => VapiCredential::Bearer { secret: get("VAPI_SECRET")? },
+                "hmac" => VapiCredential::Hmac {
+                    secret: get("VAPI_SECRET")?,
+                    signature_header: optional("VAPI_SIGNATURE_HEADER"),
+                    timestamp_header: optional("VAPI_TIMESTAMP_HEADER"),
+                },
+                other => return Err(invalid("VAPI_CREDENTIAL_TYPE", format!("{other:?} is not bearer or hmac"))),
+            },
             webhook_secret: get("WEBHOOK_SECRET")?,
             public_base_url: url("PUBLIC_BASE_URL")?,
+            provider_backoff: Backoff::parse(&optional("PROVIDER_RETRY_DELAYS_MS"))
+                .map_err(|reason| invalid("PROVIDER_RETRY_DELAYS_MS", reason))?,
+            twilio_timeout: match optional("TWILIO_TIMEOUT_MS").parse::<u64>() {
+                Ok(ms @ 100..=60_000) => Duration::from_millis(ms),
+                _ => return Err(invalid("TWILIO_TIMEOUT_MS", "must be milliseconds between 100 and 60000".into())),
+            },
         })
     }
 
@@ -142,5 +178,36 @@ mod tests {
             Config::from_lookup(|n| vars.get(n).cloned()),
             Err(ConfigError::Invalid { name: "SUPABASE_URL", .. })
         ));
+        for (name, value) in [
+            ("VAPI_CREDENTIAL_TYPE", "oauth"),
+            ("PROVIDER_RETRY_DELAYS_MS", "1s"),
+            ("TWILIO_TIMEOUT_MS", "0"),
+            ("TWILIO_TIMEOUT_MS", "soon"),
+        ] {
+            let mut vars = full();
+            vars.insert(name, value.into());
+            assert!(
+                matches!(Config::from_lookup(|n| vars.get(n).cloned()), Err(ConfigError::Invalid { name: n, .. }) if n == name),
+                "{name}={value}"
+            );
+        }
+    }
+
+    #[test]
+    fn optional_variables_have_the_documented_defaults() {
+        let vars = full();
+        let config = Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
+        assert_eq!(config.vapi_credential, VapiCredential::Bearer { secret: "value-of-VAPI_SECRET".into() });
+        assert_eq!(config.provider_backoff, Backoff::default());
+        assert_eq!(config.twilio_timeout, Duration::from_secs(10));
+
+        let mut vars = full();
+        vars.insert("VAPI_CREDENTIAL_TYPE", "hmac".into());
+        vars.insert("PROVIDER_RETRY_DELAYS_MS", "50,200".into());
+        let config = Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
+        assert!(
+            matches!(config.vapi_credential, VapiCredential::Hmac { ref signature_header, .. } if signature_header == "x-signature")
+        );
+        assert_eq!(config.provider_backoff.retries(), 2);
     }
 }

@@ -36,35 +36,72 @@ pub struct Claim {
     pub phone: PhoneNumber,
     #[serde(default)]
     pub classification: Option<Classification>,
+    /// Whether other rows were due when this one was claimed (then the Worker keeps dialling).
+    #[serde(default)]
+    pub more_due: bool,
 }
 
-/// What `claim_pending_call()` answered.
+/// What `claim_pending_call()` and `claim_next_due()` answered.
 #[derive(Debug, Clone)]
 pub enum ClaimAnswer {
     Claimed(Box<Claim>),
     /// No such row.
     NotFound,
-    /// The row exists but is not to be dialled now (already claimed, not due, finished...).
-    NotClaimable {
+    /// Nothing to dial now: the row is taken, finished or not due (`not_claimable`), outside its calling
+    /// window (`outside_window`), every slot is live (`at_capacity`), the calls-per-second slot is ahead
+    /// (`rate_limited`), its phone is being dialled (`phone_dialing`) or nothing is due (`idle`).
+    NotClaimed {
         reason: String,
+        /// When a try is worth repeating soon: the rate limit's next slot, a phone's dial finishing.
+        retry_after_ms: Option<u64>,
     },
 }
 
 impl ClaimAnswer {
-    /// `{"claimed": false, "reason": ...}` or a claim; a bare `null` means not claimable.
+    /// `{"claimed": false, "reason": ..., "retry_after_ms"?: n}` or a claim; a bare `null` means not claimable.
     pub fn from_rpc(value: serde_json::Value) -> Result<Self, serde_json::Error> {
         if value.is_null() {
-            return Ok(Self::NotClaimable { reason: "not claimable".into() });
+            return Ok(Self::NotClaimed { reason: "not_claimable".into(), retry_after_ms: None });
         }
         if value.get("claimed").and_then(serde_json::Value::as_bool) == Some(false) {
-            let reason = value.get("reason").and_then(serde_json::Value::as_str).unwrap_or("not claimable");
+            let reason = value.get("reason").and_then(serde_json::Value::as_str).unwrap_or("not_claimable");
+            let retry_after_ms = value.get("retry_after_ms").and_then(serde_json::Value::as_u64);
             return Ok(if reason == "not_found" {
                 Self::NotFound
             } else {
-                Self::NotClaimable { reason: reason.into() }
+                Self::NotClaimed { reason: reason.into(), retry_after_ms }
             });
         }
         serde_json::from_value(value).map(|claim| Self::Claimed(Box::new(claim)))
+    }
+}
+
+/// How long a drain may keep claiming after the event that started it. A webhook or a callback's
+/// drain runs after its answer (Workers allow 30 s of `waitUntil`); the minute sweep gets most of its
+/// minute.
+pub const EVENT_DRAIN_BUDGET_MS: u64 = 20_000;
+pub const SWEEP_DRAIN_BUDGET_MS: u64 = 50_000;
+
+/// The next move of a drain (the loop that dials due rows one after another while slots are free).
+#[derive(Debug, Clone)]
+pub enum DrainStep {
+    Dial(Box<Claim>),
+    /// Claim again after this many milliseconds.
+    Wait(u64),
+    /// Done: nothing due, every slot live, or the budget spent. The reason is for logs.
+    Stop(String),
+}
+
+/// Decides a drain's next move from the last claim answer and the time it has used.
+pub fn drain_step(answer: ClaimAnswer, elapsed_ms: u64, budget_ms: u64) -> DrainStep {
+    match answer {
+        ClaimAnswer::Claimed(claim) if elapsed_ms < budget_ms => DrainStep::Dial(claim),
+        ClaimAnswer::Claimed(_) => DrainStep::Stop("budget spent".into()),
+        ClaimAnswer::NotClaimed { retry_after_ms: Some(wait), .. } if elapsed_ms + wait < budget_ms => {
+            DrainStep::Wait(wait)
+        }
+        ClaimAnswer::NotClaimed { reason, .. } => DrainStep::Stop(reason),
+        ClaimAnswer::NotFound => DrainStep::Stop("not_found".into()),
     }
 }
 
@@ -140,10 +177,14 @@ mod tests {
             Ok(ClaimAnswer::NotFound)
         ));
         assert!(matches!(
-            ClaimAnswer::from_rpc(json!({"claimed": false, "reason": "not_due"})),
-            Ok(ClaimAnswer::NotClaimable { reason }) if reason == "not_due"
+            ClaimAnswer::from_rpc(json!({"claimed": false, "reason": "not_claimable"})),
+            Ok(ClaimAnswer::NotClaimed { reason, retry_after_ms: None }) if reason == "not_claimable"
         ));
-        assert!(matches!(ClaimAnswer::from_rpc(serde_json::Value::Null), Ok(ClaimAnswer::NotClaimable { .. })));
+        assert!(matches!(
+            ClaimAnswer::from_rpc(json!({"claimed": false, "reason": "rate_limited", "retry_after_ms": 420})),
+            Ok(ClaimAnswer::NotClaimed { reason, retry_after_ms: Some(420) }) if reason == "rate_limited"
+        ));
+        assert!(matches!(ClaimAnswer::from_rpc(serde_json::Value::Null), Ok(ClaimAnswer::NotClaimed { .. })));
         let claim = json!({"session_id":"11111111-1111-1111-1111-111111111111",
             "pending_call_id":"6f9619ff-8b86-d011-b42d-00c04fc964ff","attempt":2,"phone":"+15550001001","classification":null});
         assert!(matches!(ClaimAnswer::from_rpc(claim), Ok(ClaimAnswer::Claimed(c)) if c.attempt == 2));
@@ -155,5 +196,29 @@ mod tests {
         let raw = r#"{"session_id":"11111111-1111-1111-1111-111111111111","pending_call_id":"6f9619ff-8b86-d011-b42d-00c04fc964ff",
             "attempt":1,"phone":"555","classification":null}"#;
         assert!(serde_json::from_str::<Claim>(raw).is_err());
+    }
+
+    fn not_claimed(reason: &str, retry_after_ms: Option<u64>) -> ClaimAnswer {
+        ClaimAnswer::NotClaimed { reason: reason.into(), retry_after_ms }
+    }
+
+    #[test]
+    fn a_drain_dials_waits_for_the_rate_and_stops_when_slots_are_full_or_nothing_is_due() {
+        let claim: Claim =
+            serde_json::from_value(serde_json::json!({"session_id":"11111111-1111-1111-1111-111111111111",
+            "pending_call_id":"6f9619ff-8b86-d011-b42d-00c04fc964ff","attempt":1,"phone":"+15550001001"}))
+            .unwrap();
+        let claimed = || ClaimAnswer::Claimed(Box::new(claim.clone()));
+        assert!(matches!(drain_step(claimed(), 0, 1000), DrainStep::Dial(_)));
+        assert!(matches!(drain_step(claimed(), 1000, 1000), DrainStep::Stop(_)));
+        assert!(matches!(drain_step(not_claimed("rate_limited", Some(300)), 500, 1000), DrainStep::Wait(300)));
+        assert!(
+            matches!(drain_step(not_claimed("rate_limited", Some(600)), 500, 1000), DrainStep::Stop(r) if r == "rate_limited")
+        );
+        assert!(matches!(drain_step(not_claimed("phone_dialing", Some(250)), 0, 1000), DrainStep::Wait(250)));
+        assert!(
+            matches!(drain_step(not_claimed("at_capacity", None), 0, 1000), DrainStep::Stop(r) if r == "at_capacity")
+        );
+        assert!(matches!(drain_step(not_claimed("idle", None), 0, 1000), DrainStep::Stop(r) if r == "idle"));
     }
 }

@@ -1,15 +1,18 @@
-//! Dialling one pending call: claim → create the Twilio call → record the result.
-//! Two database round trips and one Twilio request per dispatched call.
+//! Dispatching: claim a due row (SQL checks the window and the global limits), dial it, record it.
+//! `dispatch` serves one row (the database webhook); `drain` keeps dialling due rows while slots are
+//! free (after a dial, when a call ends, and in the minute sweep).
 
 use crate::db::Db;
-use crate::twilio;
+use crate::dial::{dial, Dial};
+use crate::time::{now_ms, sleep};
 use outcall_core::config::Config;
-use outcall_core::dispatch::{create_call_form, ClaimAnswer};
+use outcall_core::dispatch::{drain_step, ClaimAnswer, DrainStep};
 use outcall_core::error::ApiError;
 use outcall_core::ids::PendingCallId;
-use outcall_core::twilio::DialOutcome;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
+use std::time::Duration;
+use worker::console_log;
 
 /// What the dispatch did, as the webhook answers it.
 #[derive(Debug, Serialize)]
@@ -18,35 +21,67 @@ pub struct Dispatched {
     pub dispatched: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_sid: Option<String>,
-    /// Why nothing was dialled: the row was not claimable, or the dial failed.
+    /// Why nothing was dialled: not claimable now (and why), the dial failed, or its fate is unknown yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Whether other rows were due when this one was claimed (the caller then drains).
+    #[serde(skip)]
+    pub more_due: bool,
 }
 
 pub async fn dispatch(config: &Config, db: &Db, id: PendingCallId) -> Result<Dispatched, ApiError> {
     let answer = db.rpc("claim_pending_call", json!({"p_pending_call_id": id})).await?;
-    let claim = match ClaimAnswer::from_rpc(answer)
-        .map_err(|e| ApiError::upstream(format!("claim_pending_call answered an unexpected shape: {e}")))?
-    {
+    let claim = match claim_answer(answer, "claim_pending_call")? {
         ClaimAnswer::Claimed(claim) => claim,
         ClaimAnswer::NotFound => return Err(ApiError::not_found(format!("no pending call has id {id}"))),
-        // Already claimed, not due or finished: nothing to dial, and that is not an error.
-        ClaimAnswer::NotClaimable { reason } => {
-            return Ok(Dispatched { pending_call_id: id, dispatched: false, call_sid: None, reason: Some(reason) })
+        // Taken, not due, outside its window or no free slot: not an error, and the row stays due.
+        ClaimAnswer::NotClaimed { reason, .. } => {
+            return Ok(Dispatched {
+                pending_call_id: id,
+                dispatched: false,
+                call_sid: None,
+                reason: Some(reason),
+                more_due: false,
+            })
         }
     };
-    let outcome = match create_call_form(config, &claim) {
-        Ok(form) => twilio::create_call(config, &form).await,
-        Err(e) => DialOutcome::Failed { reason: e.to_string(), code: None },
+    let (call_sid, reason) = match dial(config, db, &claim).await? {
+        Dial::Placed(sid) => (Some(sid), None),
+        Dial::Failed(reason) => (None, Some(reason)),
+        Dial::Unknown => (None, Some("unknown: the sweep will ask Twilio".to_owned())),
     };
-    let (call_sid, error, error_code) = match &outcome {
-        DialOutcome::Dialled(sid) => (Some(sid.as_str().to_owned()), None, None),
-        DialOutcome::Failed { reason, code } => (None, Some(reason.clone()), code.clone()),
-    };
-    db.rpc(
-        "record_dial_result",
-        json!({"p_session_id": claim.session_id, "p_call_sid": call_sid, "p_error": error, "p_error_code": error_code}),
-    )
-    .await?;
-    Ok(Dispatched { pending_call_id: id, dispatched: call_sid.is_some(), call_sid, reason: error })
+    Ok(Dispatched { pending_call_id: id, dispatched: call_sid.is_some(), call_sid, reason, more_due: claim.more_due })
+}
+
+/// Dials due rows one after another until nothing is due, every slot is live, or `budget_ms` is spent.
+/// Returns how many rows it dialled. Errors end the drain; the sweep picks up from there.
+pub async fn drain(config: &Config, db: &Db, budget_ms: u64) -> u32 {
+    let started = now_ms();
+    let mut dialled = 0;
+    loop {
+        let answer = match db.rpc("claim_next_due", json!({})).await.and_then(|a| claim_answer(a, "claim_next_due")) {
+            Ok(answer) => answer,
+            Err(e) => {
+                console_log!("drain: stopped after {dialled} dials: {}", e.message);
+                return dialled;
+            }
+        };
+        match drain_step(answer, now_ms().saturating_sub(started), budget_ms) {
+            DrainStep::Dial(claim) => match dial(config, db, &claim).await {
+                Ok(_) if claim.more_due => dialled += 1,
+                Ok(_) => return dialled + 1,
+                Err(e) => {
+                    console_log!("drain: session {} not recorded: {}", claim.session_id, e.message);
+                    return dialled;
+                }
+            },
+            DrainStep::Wait(ms) => sleep(Duration::from_millis(ms)).await,
+            DrainStep::Stop(_) => return dialled,
+        }
+    }
+}
+
+fn claim_answer(answer: Value, function: &str) -> Result<ClaimAnswer, ApiError> {
+    ClaimAnswer::from_rpc(answer)
+        .map_err(|e| ApiError::upstream(format!("{function} answered an unexpected shape: {e}")))
 }

@@ -1,27 +1,79 @@
-//! The one request the Worker makes to Twilio: create a call.
+//! Twilio's REST API: one request with a timeout, and reads retried by the backoff policy.
+//! Creating a call is not retried here: a create that may have been processed needs a look first
+//! (see `dial`).
 
+use crate::time::{now, sleep};
 use base64::Engine;
+use futures_util::future::{select, Either};
 use outcall_core::config::Config;
-use outcall_core::twilio::{calls_url, dial_outcome, encode_form, DialOutcome};
-use worker::{wasm_bindgen::JsValue, Fetch, Headers, Method, Request, RequestInit};
+use outcall_core::retry::{parse_retry_after, verdict, Reply, Verdict};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use worker::{wasm_bindgen::JsValue, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
-pub async fn create_call(config: &Config, form: &[(&str, String)]) -> DialOutcome {
-    match send(config, form).await {
-        Ok((status, body)) => dial_outcome(status, &body),
-        Err(e) => DialOutcome::Failed { reason: format!("twilio unreachable: {e}"), code: None },
-    }
+/// One try's answer.
+pub struct Sent {
+    pub reply: Reply,
+    pub body: String,
+    pub retry_after: Option<Duration>,
 }
 
-async fn send(config: &Config, form: &[(&str, String)]) -> worker::Result<(u16, String)> {
+/// Sends one request; no answer within `TWILIO_TIMEOUT_MS` (or a failed connection) is `NoAnswer`.
+pub async fn send(config: &Config, method: Method, url: &str, form: Option<&str>) -> Sent {
+    let no_answer = Sent { reply: Reply::NoAnswer, body: String::new(), retry_after: None };
+    let Ok(request) = build(config, method, url, form) else { return no_answer };
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    let answer = {
+        let response = std::pin::pin!(fetch.send_with_signal(&signal));
+        let timeout = std::pin::pin!(Delay::from(config.twilio_timeout));
+        match select(response, timeout).await {
+            Either::Left((Ok(response), _)) => Some(response),
+            Either::Left((Err(_), _)) => None,
+            Either::Right(_) => {
+                controller.abort();
+                None
+            }
+        }
+    };
+    let Some(mut response) = answer else { return no_answer };
+    let retry_after = response.headers().get("Retry-After").ok().flatten().and_then(|v| parse_retry_after(&v, now()));
+    Sent { reply: Reply::Status(response.status_code()), body: response.text().await.unwrap_or_default(), retry_after }
+}
+
+fn build(config: &Config, method: Method, url: &str, form: Option<&str>) -> worker::Result<Request> {
     let credentials = format!("{}:{}", config.twilio_account_sid, config.twilio_auth_token);
     let headers = Headers::new();
     headers
         .set("Authorization", &format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials)))?;
-    headers.set("Content-Type", "application/x-www-form-urlencoded")?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(&encode_form(form))));
-    let request = Request::new_with_init(&calls_url(&config.twilio_api_base, &config.twilio_account_sid), &init)?;
-    let mut response = Fetch::Request(request).send().await?;
-    let status = response.status_code();
-    Ok((status, response.text().await.unwrap_or_default()))
+    if let Some(form) = form {
+        headers.set("Content-Type", "application/x-www-form-urlencoded")?;
+        init.with_body(Some(JsValue::from_str(form)));
+    }
+    init.with_method(method).with_headers(headers);
+    Request::new_with_init(url, &init)
+}
+
+/// A read (`GET`), retried on 429, 503, 504 and silence by the backoff policy (reads change nothing, so
+/// every retryable failure may simply be tried again). The error says what the last try got.
+pub async fn get<T: DeserializeOwned>(config: &Config, url: &str) -> Result<T, String> {
+    let mut retry = 0;
+    loop {
+        let sent = send(config, Method::Get, url, None).await;
+        let failure = match (verdict(sent.reply), sent.reply) {
+            (Verdict::Success, _) => {
+                return serde_json::from_str(&sent.body).map_err(|e| format!("twilio answered unreadable JSON: {e}"))
+            }
+            (Verdict::Permanent, Reply::Status(status)) => return Err(format!("twilio {status}")),
+            (_, Reply::Status(status)) => format!("twilio {status}"),
+            (_, Reply::NoAnswer) => "twilio did not answer".to_owned(),
+        };
+        retry += 1;
+        match config.provider_backoff.delay(retry, sent.retry_after) {
+            Some(wait) => sleep(wait).await,
+            None => return Err(failure),
+        }
+    }
 }

@@ -12,11 +12,13 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
+use super::api_faults;
 use super::call::{self, CallPlan};
 use super::callbacks::{CallInfo, CallbackConfig, EventSet, HttpMethod};
 use super::scenario::Scenario;
 use super::twiml::digits_ms;
-use super::TwilioError;
+use super::{twilio_date, TwilioError};
+use crate::faults::TwilioFault;
 use crate::jwt::constant_time_eq;
 use crate::state::{AppState, CallRecord};
 
@@ -29,16 +31,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/2010-04-01/Accounts/{account_sid}/Calls/{call_file}", get(get_call))
 }
 
-fn twilio_error(status: StatusCode, error: TwilioError) -> Response {
-    (status, Json(error.api_body(status.as_u16()))).into_response()
-}
-
 fn bad_param(code: u32, message: impl Into<String>) -> TwilioError {
     TwilioError::new(code, message)
 }
 
 fn unauthorized() -> Response {
-    twilio_error(StatusCode::UNAUTHORIZED, TwilioError::new(20003, "Authenticate"))
+    TwilioError::new(20003, "Authenticate").api_response(StatusCode::UNAUTHORIZED)
 }
 
 /// HTTP Basic `AccountSid:AuthToken`, for the account named in the path.
@@ -201,8 +199,8 @@ pub fn call_resource(r: &CallRecord) -> Value {
     json!({
         "sid": r.sid,
         "account_sid": r.account_sid,
-        "date_created": r.created.to_rfc2822(),
-        "date_updated": chrono::Utc::now().to_rfc2822(),
+        "date_created": twilio_date(r.created),
+        "date_updated": twilio_date(chrono::Utc::now()),
         "parent_call_sid": null,
         "to": r.to,
         "to_formatted": r.to,
@@ -247,21 +245,38 @@ async fn create_call(
     if !authenticate(&state, &headers, &account_sid) {
         return unauthorized();
     }
-    let form = Form::parse(&body);
+    let fault = state.faults.twilio_request();
+    if let Some(refused) = api_faults::refusal(fault, "create") {
+        return refused;
+    }
+    let processed = place_call(&state, account_sid, &body, fault);
+    api_faults::spoil(fault, "create", processed).await
+}
+
+/// Validates a create request and, when valid, records the call and starts playing it.
+fn place_call(state: &Arc<AppState>, account_sid: String, body: &[u8], fault: Option<TwilioFault>) -> Response {
+    let form = Form::parse(body);
     let sid = format!("CA{}", uuid::Uuid::new_v4().simple());
     let plan = match plan_call(&form, &account_sid, &sid) {
         Ok(plan) => plan,
         Err(rejected) => {
             crate::log!(warn, "twilio", "create call rejected code={}", rejected.code);
-            return twilio_error(StatusCode::BAD_REQUEST, rejected);
+            return rejected.api_response(StatusCode::BAD_REQUEST);
         }
     };
     let now = chrono::Utc::now();
+    let created = state.uptime();
+    let session = plan.callbacks.as_ref().and_then(|cb| session_param(&cb.url));
     let record = CallRecord {
         created: now,
         sid: sid.clone(),
         account_sid,
         received_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        created_ms: created.as_millis() as u64,
+        ended_ms: None,
+        session: session.clone(),
+        // Only a fault that lets the create through reaches here: the call exists, its answer is spoilt.
+        faults: fault.map(|f| f.kind().name().to_string()).into_iter().collect(),
         scenario: plan.scenario,
         to: plan.info.to.clone(),
         from: plan.info.from.clone(),
@@ -282,9 +297,17 @@ async fn create_call(
     };
     let resource = call_resource(&record);
     let handle = state.calls.insert(record);
+    state.stats.call_created(created, &sid, session.as_deref());
     crate::log!(info, "twilio", "call created sid={sid} scenario={}", plan.scenario.name());
     tokio::spawn(call::play(state.clone(), handle, plan));
     (StatusCode::CREATED, Json(resource)).into_response()
+}
+
+/// The `session` query parameter of a StatusCallback URL: the attempt the Worker dialled for.
+fn session_param(url: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    let query = query.split('#').next().unwrap_or_default();
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "session").map(|(_, v)| v.into_owned())
 }
 
 async fn get_call(
@@ -295,14 +318,19 @@ async fn get_call(
     if !authenticate(&state, &headers, &account_sid) {
         return unauthorized();
     }
-    let sid = call_file.strip_suffix(".json").unwrap_or(&call_file);
-    match state.calls.get(sid).filter(|r| r.account_sid == account_sid) {
-        Some(record) => Json(call_resource(&record)).into_response(),
-        None => twilio_error(
-            StatusCode::NOT_FOUND,
-            TwilioError::new(20404, format!("The requested resource {} was not found", call_uri(&account_sid, sid))),
-        ),
+    let fault = state.faults.twilio_request();
+    if let Some(refused) = api_faults::refusal(fault, "fetch") {
+        return refused;
     }
+    let sid = call_file.strip_suffix(".json").unwrap_or(&call_file);
+    let processed = match state.calls.get(sid).filter(|r| r.account_sid == account_sid) {
+        Some(record) => Json(call_resource(&record)).into_response(),
+        None => {
+            TwilioError::new(20404, format!("The requested resource {} was not found", call_uri(&account_sid, sid)))
+                .api_response(StatusCode::NOT_FOUND)
+        }
+    };
+    api_faults::spoil(fault, "fetch", processed).await
 }
 
 /// The first page of calls, newest first, filtered by `To`, `From` and `Status`.
@@ -315,6 +343,10 @@ async fn list_calls(
     if !authenticate(&state, &headers, &account_sid) {
         return unauthorized();
     }
+    let fault = state.faults.twilio_request();
+    if let Some(refused) = api_faults::refusal(fault, "list") {
+        return refused;
+    }
     let filters = Form::parse(query.unwrap_or_default().as_bytes());
     let page_size = filters.value("PageSize").and_then(|p| p.parse::<usize>().ok()).unwrap_or(50).clamp(1, 1000);
     let matches = |field: &str, value: &str| filters.value(field).is_none_or(|f| f == value);
@@ -325,7 +357,7 @@ async fn list_calls(
     calls.truncate(page_size);
     let uri = format!("/2010-04-01/Accounts/{account_sid}/Calls.json?PageSize={page_size}&Page=0");
     let end = calls.len().saturating_sub(1);
-    Json(json!({
+    let processed = Json(json!({
         "calls": calls.iter().map(call_resource).collect::<Vec<_>>(),
         "start": 0,
         "end": end,
@@ -336,7 +368,8 @@ async fn list_calls(
         "next_page_uri": null,
         "uri": uri,
     }))
-    .into_response()
+    .into_response();
+    api_faults::spoil(fault, "list", processed).await
 }
 
 #[cfg(test)]
@@ -384,6 +417,15 @@ mod tests {
             [base[0], base[1], base[2], ("StatusCallback", "http://w/s"), ("StatusCallbackEvent", "hangup")];
         assert_eq!(rejected(&bad_event), 20001);
         assert_eq!(rejected(&[base[0], base[1], base[2], ("StatusCallback", "ftp://w")]), 21609);
+    }
+
+    #[test]
+    fn session_from_callback_url() {
+        let session = |url: &str| session_param(url);
+        assert_eq!(session("http://w/twilio/status?session=abc-1").as_deref(), Some("abc-1"));
+        assert_eq!(session("http://w/s?x=1&session=a%2Db#frag").as_deref(), Some("a-b"));
+        assert_eq!(session("http://w/s?sessions=1"), None);
+        assert_eq!(session("http://w/s"), None);
     }
 
     #[test]

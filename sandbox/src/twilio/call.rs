@@ -9,7 +9,7 @@ use super::callbacks::{send_signed, CallInfo, CallbackConfig, CallbackQueue, Htt
 use super::scenario::Scenario;
 use super::sip::SipUri;
 use super::twiml::{self, CallHost};
-use super::TwilioError;
+use super::{twilio_date, TwilioError};
 use crate::clock::{sleep_nominal, NominalClock};
 use crate::state::{lock, AppState, CallHandle};
 use crate::vapi;
@@ -42,47 +42,60 @@ pub async fn play(state: Arc<AppState>, call: CallHandle, plan: CallPlan) {
         answered_by: None,
     };
     progress.reach("initiated", None);
-    let (status, duration_secs) = connect(&state, &call, &plan, &mut progress).await;
-    progress.end(status, duration_secs).await;
+    let ending = connect(&state, &call, &plan, &mut progress).await;
+    progress.end(&state, ending.status, ending.duration_secs).await;
+    for report in ending.held_reports {
+        report.send().await;
+    }
+    lock(&call).done = true;
 }
 
-/// From `initiated` to the end of the call: the final status and the whole
-/// nominal seconds since the answer.
-async fn connect(
-    state: &Arc<AppState>,
-    call: &CallHandle,
-    plan: &CallPlan,
-    progress: &mut Progress,
-) -> (&'static str, u64) {
+/// How a call ended.
+struct Ending {
+    status: &'static str,
+    /// Whole nominal seconds since the answer.
+    duration_secs: u64,
+    /// VAPI's end-of-call-reports that go out after Twilio's final callback.
+    held_reports: Vec<vapi::EndOfCallReport>,
+}
+
+impl Ending {
+    fn unanswered(status: &'static str) -> Ending {
+        Ending { status, duration_secs: 0, held_reports: Vec::new() }
+    }
+}
+
+/// From `initiated` to the end of the call.
+async fn connect(state: &Arc<AppState>, call: &CallHandle, plan: &CallPlan, progress: &mut Progress) -> Ending {
     let scale = state.config.time_scale;
     if plan.scenario == Scenario::Failed {
         sleep_nominal(scale, FAILED_AT).await;
-        return ("failed", 0);
+        return Ending::unanswered("failed");
     }
     sleep_nominal(scale, RINGING_AT).await;
     progress.reach("ringing", None);
     if plan.scenario == Scenario::Busy {
         sleep_nominal(scale, BUSY_AT - RINGING_AT).await;
-        return ("busy", 0);
+        return Ending::unanswered("busy");
     }
     // Nobody picks up, or the Timeout ends the ringing before the callee would answer.
     let ring_ms = plan.timeout_secs * 1000;
     if plan.scenario == Scenario::NoAnswer || ring_ms < ANSWERED_AT - RINGING_AT {
         sleep_nominal(scale, ring_ms).await;
-        return ("no-answer", 0);
+        return Ending::unanswered("no-answer");
     }
     sleep_nominal(scale, ANSWERED_AT - RINGING_AT).await;
     progress.answered_by = plan.machine_detection.map(|end| plan.scenario.answered_by(end).to_string());
-    lock(call).start_time = Some(chrono::Utc::now().to_rfc2822());
+    lock(call).start_time = Some(twilio_date(chrono::Utc::now()));
     progress.reach("in-progress", None);
-    ("completed", run_answered(state, call, plan).await)
+    run_answered(state, call, plan).await
 }
 
-/// Executes the call's TwiML from the moment it is answered; returns the
-/// whole nominal seconds the call lasted.
-async fn run_answered(state: &Arc<AppState>, call: &CallHandle, plan: &CallPlan) -> u64 {
+/// Executes the call's TwiML from the moment it is answered.
+async fn run_answered(state: &Arc<AppState>, call: &CallHandle, plan: &CallPlan) -> Ending {
     let mut clock = NominalClock::new(state.config.time_scale);
-    let mut host = LiveCall { state: state.clone(), call: call.clone(), scenario: plan.scenario };
+    let mut host =
+        LiveCall { state: state.clone(), call: call.clone(), scenario: plan.scenario, held_reports: Vec::new() };
     if let Some(digits) = &plan.send_digits {
         host.record_verb(json!({ "verb": "SendDigits", "digits": digits, "at_ms": 0 }));
         clock.advance(twiml::digits_ms(digits).unwrap_or(0)).await;
@@ -101,7 +114,7 @@ async fn run_answered(state: &Arc<AppState>, call: &CallHandle, plan: &CallPlan)
         // Twilio says "an application error has occurred" and hangs up.
         Err(e) => host.record_error(e.record(None, Some(clock.elapsed_ms()))),
     }
-    clock.elapsed_ms() / 1000
+    Ending { status: "completed", duration_secs: clock.elapsed_ms() / 1000, held_reports: host.held_reports }
 }
 
 /// Requests the call's TwiML from `Url`, signed like any Twilio webhook.
@@ -150,17 +163,19 @@ impl Progress {
         self.queue.notify(status, params);
     }
 
-    /// Final status; the record is `done` once every callback was answered.
-    async fn end(mut self, status: &str, duration_secs: u64) {
+    /// The final status is decided (the call stops counting as live);
+    /// returns once every callback was answered.
+    async fn end(mut self, state: &AppState, status: &str, duration_secs: u64) {
         {
             let mut record = lock(&self.call);
             record.final_status = Some(status.to_string());
             record.duration = Some(duration_secs);
-            record.end_time = Some(chrono::Utc::now().to_rfc2822());
+            record.end_time = Some(twilio_date(chrono::Utc::now()));
+            record.ended_ms = Some(state.uptime().as_millis() as u64);
         }
+        state.stats.call_ended();
         self.reach(status, Some(duration_secs));
         self.queue.finish().await;
-        lock(&self.call).done = true;
     }
 }
 
@@ -169,6 +184,7 @@ struct LiveCall {
     state: Arc<AppState>,
     call: CallHandle,
     scenario: Scenario,
+    held_reports: Vec<vapi::EndOfCallReport>,
 }
 
 impl CallHost for LiveCall {
@@ -187,6 +203,7 @@ impl CallHost for LiveCall {
 
     async fn dial(&mut self, sip: SipUri, clock: &mut NominalClock) {
         lock(&self.call).sip = serde_json::to_value(&sip).ok();
-        vapi::converse(&self.state, &self.call, &sip, self.scenario, clock).await;
+        let held = vapi::converse(&self.state, &self.call, &sip, self.scenario, clock).await;
+        self.held_reports.extend(held);
     }
 }

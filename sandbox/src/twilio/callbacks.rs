@@ -8,7 +8,9 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::signature;
+use super::callback_order::CallbackOrder;
+use super::{signature, twilio_date};
+use crate::faults::FaultKind;
 use crate::state::{json_or_text, lock, AppState, CallHandle};
 
 /// How long Twilio waits for a webhook response.
@@ -160,22 +162,42 @@ pub async fn send_signed(state: &AppState, method: HttpMethod, url: &str, params
     Delivered { status, body, error, elapsed_ms: started.elapsed().as_millis() as u64 }
 }
 
+type Params = Vec<(String, String)>;
+
 /// Delivers one call's callbacks in order on a task of its own, so a slow
 /// webhook delays later callbacks (as with Twilio) but not the call itself.
+/// The fault settings may swap them in pairs or send one twice; each copy
+/// keeps its SequenceNumber and signature.
 pub struct CallbackQueue {
+    state: Arc<AppState>,
+    call: CallHandle,
     config: Option<CallbackConfig>,
-    tx: Option<mpsc::UnboundedSender<Vec<(String, String)>>>,
+    tx: Option<mpsc::UnboundedSender<Params>>,
     task: Option<JoinHandle<()>>,
     next_sequence: u32,
+    order: CallbackOrder<Params>,
+    overtaken: bool,
 }
 
 impl CallbackQueue {
     pub fn start(state: Arc<AppState>, call: CallHandle, config: Option<CallbackConfig>) -> CallbackQueue {
-        let Some(cfg) = config.clone() else {
-            return CallbackQueue { config: None, tx: None, task: None, next_sequence: 0 };
+        let mut queue = CallbackQueue {
+            state: state.clone(),
+            call: call.clone(),
+            config: config.clone(),
+            tx: None,
+            task: None,
+            next_sequence: 0,
+            order: CallbackOrder::new(false),
+            overtaken: false,
         };
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<(String, String)>>();
-        let task = tokio::spawn(async move {
+        let Some(cfg) = config else {
+            return queue;
+        };
+        queue.order = CallbackOrder::new(state.faults.reorder_status_callbacks());
+        let (tx, mut rx) = mpsc::unbounded_channel::<Params>();
+        queue.tx = Some(tx);
+        queue.task = Some(tokio::spawn(async move {
             while let Some(params) = rx.recv().await {
                 let delivered = send_signed(&state, cfg.method, &cfg.url, &params).await;
                 let sid = lock(&call).sid.clone();
@@ -197,29 +219,57 @@ impl CallbackQueue {
                     "elapsed_ms": delivered.elapsed_ms,
                 }));
             }
-        });
-        CallbackQueue { config, tx: Some(tx), task: Some(task), next_sequence: 0 }
+        }));
+        queue
     }
 
     /// Queues the callback for `status` if the call subscribed to it.
     /// `params` are the call's parameters for that status plus any extras.
-    pub fn notify(&mut self, status: &str, mut params: Vec<(String, String)>) {
-        let (Some(cfg), Some(tx)) = (&self.config, &self.tx) else {
+    pub fn notify(&mut self, status: &str, mut params: Params) {
+        let Some(cfg) = &self.config else {
             return;
         };
         if !cfg.events.wants(status) {
             return;
         }
-        params.push(("Timestamp".into(), chrono::Utc::now().to_rfc2822()));
+        params.push(("Timestamp".into(), twilio_date(chrono::Utc::now())));
         params.push(("CallbackSource".into(), "call-progress-events".into()));
         params.push(("SequenceNumber".into(), self.next_sequence.to_string()));
         self.next_sequence += 1;
-        // The receiver only stops when the task panicked; the call goes on regardless.
-        let _ = tx.send(params);
+        let released = self.order.release(params);
+        if released.len() == 2 && !self.overtaken {
+            self.overtaken = true;
+            self.note_fault(FaultKind::ReorderStatusCallbacks);
+        }
+        for params in released {
+            self.send(params);
+        }
     }
 
-    /// Waits until every queued callback was delivered.
+    fn send(&self, params: Params) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let copies = if self.state.faults.duplicate_status_callback() { 2 } else { 1 };
+        for _ in 0..copies {
+            // The receiver only stops when the task panicked; the call goes on regardless.
+            let _ = tx.send(params.clone());
+        }
+        if copies > 1 {
+            lock(&self.call).faults.push(FaultKind::DuplicateStatusCallback.name().to_string());
+        }
+    }
+
+    fn note_fault(&self, kind: FaultKind) {
+        self.state.faults.record(kind);
+        lock(&self.call).faults.push(kind.name().to_string());
+    }
+
+    /// Sends what is still held back and waits until every callback was delivered.
     pub async fn finish(mut self) {
+        if let Some(held) = self.order.flush() {
+            self.send(held);
+        }
         drop(self.tx.take());
         if let Some(task) = self.task.take() {
             let _ = task.await;

@@ -2,8 +2,10 @@
 //! messages VAPI would POST to the Worker (assistant-request, tool-calls,
 //! status-update, end-of-call-report).
 
+pub mod report;
 pub mod script;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
@@ -12,6 +14,7 @@ use crate::clock::NominalClock;
 use crate::state::{json_or_text, lock, AppState, CallHandle, VapiRecord};
 use crate::twilio::scenario::Scenario;
 use crate::twilio::sip::SipUri;
+pub use report::EndOfCallReport;
 
 /// VAPI's fixed deadline for the assistant-request reply.
 pub const ASSISTANT_REQUEST_NOMINAL_MS: u64 = 7_500;
@@ -20,8 +23,6 @@ pub const ASSISTANT_REQUEST_NOMINAL_MS: u64 = 7_500;
 pub const MIN_REAL_DEADLINE: Duration = Duration::from_secs(5);
 /// VAPI's default server timeout for every other message.
 pub const SERVER_TIMEOUT: Duration = Duration::from_secs(20);
-/// Price per nominal second of conversation.
-const COST_PER_SECOND: f64 = 0.0123;
 
 /// `X-pendingcallid` → `pendingcallid`: the rule VAPI applies to SIP headers.
 pub fn variable_name(header: &str) -> String {
@@ -78,16 +79,16 @@ pub fn judge_assistant_reply(status: Option<u16>, body: Option<&Value>) -> Assis
 }
 
 /// One VAPI call, from the SIP INVITE to the end-of-call-report.
-struct Conversation<'a> {
-    state: &'a AppState,
-    call: &'a CallHandle,
+struct Conversation {
+    state: Arc<AppState>,
+    call: CallHandle,
     id: String,
     sip_headers: Map<String, Value>,
     variables: Map<String, Value>,
     started: chrono::DateTime<chrono::Utc>,
 }
 
-impl Conversation<'_> {
+impl Conversation {
     fn call_object(&self, status: &str) -> Value {
         json!({
             "id": self.id,
@@ -143,7 +144,7 @@ impl Conversation<'_> {
             self.id,
             reply.status.map_or_else(|| error.clone().unwrap_or_default(), |s| s.to_string())
         );
-        if let Some(record) = lock(self.call).vapi.as_mut() {
+        if let Some(record) = lock(&self.call).vapi.as_mut() {
             record.messages.push(json!({
                 "type": kind,
                 "request": body,
@@ -156,74 +157,17 @@ impl Conversation<'_> {
         reply
     }
 
-    /// Sends the closing status-update and end-of-call-report.
-    async fn finish(&self, ended_reason: &str, duration_secs: u64, script: Option<&script::Script>) {
-        if let Some(record) = lock(self.call).vapi.as_mut() {
+    /// Sends the closing status-update and builds the end-of-call-report,
+    /// which the caller sends now or after Twilio's final callback.
+    async fn finish(self, ended_reason: &str, duration_secs: u64, script: Option<&script::Script>) -> EndOfCallReport {
+        if let Some(record) = lock(&self.call).vapi.as_mut() {
             record.ended_reason = Some(ended_reason.to_string());
         }
         self.send("status-update", "ended", json!({ "status": "ended", "endedReason": ended_reason }), SERVER_TIMEOUT)
             .await;
-
-        let ended_at = chrono::Utc::now();
-        let started_at = ended_at - chrono::Duration::seconds(duration_secs as i64);
-        let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let cost = (COST_PER_SECOND * duration_secs as f64 * 10_000.0).round() / 10_000.0;
-        let cost_breakdown = json!({
-            "transport": 0.0, "stt": round4(cost * 0.2), "llm": round4(cost * 0.3), "tts": round4(cost * 0.3),
-            "vapi": round4(cost * 0.2), "total": cost,
-        });
-        let transcript = script.map(script::Script::transcript).unwrap_or_default();
-        let base_ms = started_at.timestamp_millis();
-        let messages: Vec<Value> = script
-            .map(|s| s.lines.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-            .map(|(i, (who, text))| {
-                // Turns spread evenly over the call, for a plausible timeline.
-                let offset = duration_secs as f64 * i as f64 / script.map_or(1, |s| s.lines.len().max(1)) as f64;
-                json!({
-                    "role": if *who == script::Speaker::Ai { "bot" } else { "user" },
-                    "message": text,
-                    "time": base_ms + (offset * 1000.0) as i64,
-                    "secondsFromStart": offset,
-                })
-            })
-            .collect();
-        let summary = script.map_or("", |s| s.summary);
-        let analysis = json!({
-            "summary": summary,
-            "successEvaluation": if script.is_some_and(|s| s.success) { "true" } else { "false" },
-            "structuredData": script.map_or(json!({}), |s| s.structured.clone()),
-        });
-        let mut call = self.call_object("ended");
-        if let Value::Object(c) = &mut call {
-            c.insert("cost".into(), json!(cost));
-            c.insert("costBreakdown".into(), cost_breakdown.clone());
-            c.insert("startedAt".into(), json!(iso(started_at)));
-            c.insert("endedAt".into(), json!(iso(ended_at)));
-            c.insert("endedReason".into(), json!(ended_reason));
-        }
-        let report = json!({
-            "endedReason": ended_reason,
-            "durationSeconds": duration_secs,
-            "durationMs": duration_secs * 1000,
-            "cost": cost,
-            "costBreakdown": cost_breakdown,
-            "startedAt": iso(started_at),
-            "endedAt": iso(ended_at),
-            "transcript": transcript,
-            "summary": summary,
-            "artifact": { "transcript": transcript, "messages": messages },
-            "analysis": analysis,
-            "call": call,
-        });
-        self.send("end-of-call-report", "ended", report, SERVER_TIMEOUT).await;
+        let fields = report::fields(ended_reason, duration_secs, script, self.call_object("ended"));
+        EndOfCallReport::new(self, fields)
     }
-}
-
-fn round4(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
 }
 
 /// The `result` of the first tool-call result, as an object when it is JSON.
@@ -237,13 +181,20 @@ fn tool_result_object(reply: Option<&Value>) -> Option<Map<String, Value>> {
 }
 
 /// Runs the VAPI side of a bridged call; advances `clock` by the nominal
-/// length of the conversation.
-pub async fn converse(state: &AppState, call: &CallHandle, sip: &SipUri, scenario: Scenario, clock: &mut NominalClock) {
+/// length of the conversation. Returns the end-of-call-report when it is held
+/// back until Twilio's final status callback was answered.
+pub async fn converse(
+    state: &Arc<AppState>,
+    call: &CallHandle,
+    sip: &SipUri,
+    scenario: Scenario,
+    clock: &mut NominalClock,
+) -> Option<EndOfCallReport> {
     let sip_headers: Map<String, Value> = sip.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), json!(v))).collect();
     let variables: Map<String, Value> = sip.headers.iter().map(|(k, v)| (variable_name(k), json!(v))).collect();
     let mut convo = Conversation {
-        state,
-        call,
+        state: state.clone(),
+        call: call.clone(),
         id: uuid::Uuid::new_v4().to_string(),
         sip_headers,
         variables,
@@ -254,14 +205,14 @@ pub async fn converse(state: &AppState, call: &CallHandle, sip: &SipUri, scenari
         variable_values: convo.variables.clone(),
         ended_reason: None,
         messages: Vec::new(),
+        report_order: None,
     });
 
     let deadline = crate::clock::real(clock.scale(), ASSISTANT_REQUEST_NOMINAL_MS).max(MIN_REAL_DEADLINE);
     let reply = convo.send("assistant-request", "ringing", json!({}), deadline).await;
     match judge_assistant_reply(reply.status, reply.body.as_ref()) {
         AssistantDecision::End(reason) => {
-            convo.finish(reason, 0, None).await;
-            return;
+            return convo.finish(reason, 0, None).await.send_unless_held().await;
         }
         AssistantDecision::Proceed(overrides) => {
             convo.variables.extend(overrides);
@@ -297,7 +248,7 @@ pub async fn converse(state: &AppState, call: &CallHandle, sip: &SipUri, scenari
 
     let ctx = script::Context { variables: &convo.variables, tool_result: tool_result.as_ref() };
     let script = script::for_scenario(scenario, &ctx);
-    convo.finish(scenario.ended_reason(), duration_secs, Some(&script)).await;
+    convo.finish(scenario.ended_reason(), duration_secs, Some(&script)).await.send_unless_held().await
 }
 
 #[cfg(test)]

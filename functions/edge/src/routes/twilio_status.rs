@@ -1,14 +1,15 @@
 //! `POST /twilio/status`: Twilio's status callbacks, verified by `X-Twilio-Signature`.
 
 use crate::db::Db;
+use crate::dispatch::drain;
 use crate::http::{self, Answer};
-use outcall_core::dispatch::session_from_query;
+use outcall_core::dispatch::{session_from_query, EVENT_DRAIN_BUDGET_MS};
 use outcall_core::error::ApiError;
 use outcall_core::twilio::{signature_is_valid, StatusEvent};
-use serde_json::json;
-use worker::{Env, Request};
+use serde_json::{json, Value};
+use worker::{Context, Env, Request};
 
-pub async fn handle(mut req: Request, env: &Env) -> Answer {
+pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Answer {
     let config = http::config(env)?;
     let url = req.url().map_err(|_| ApiError::bad_request("invalid_url", "the request URL could not be read"))?;
     let body = http::body_text(&mut req).await?;
@@ -26,7 +27,8 @@ pub async fn handle(mut req: Request, env: &Env) -> Answer {
     let event = StatusEvent::parse(&form).map_err(|e| ApiError::bad_request("invalid_callback", e.to_string()))?;
     let session = session_from_query(url.query())
         .map_err(|e| ApiError::bad_request("invalid_session", format!("session: {e}")))?;
-    let applied = Db::new(&config)
+    let db = Db::new(&config);
+    let applied = db
         .rpc(
             "apply_twilio_status",
             json!({
@@ -41,6 +43,12 @@ pub async fn handle(mut req: Request, env: &Env) -> Answer {
         .await?;
     if applied.is_null() {
         return Err(ApiError::not_found(format!("no call session has CallSid {}", event.call_sid.as_str())));
+    }
+    // The call that ended freed a slot: dial the next due row now, not at the next sweep.
+    if applied.get("slot_freed").and_then(Value::as_bool) == Some(true) {
+        ctx.wait_until(async move {
+            drain(&config, &db, EVENT_DRAIN_BUDGET_MS).await;
+        });
     }
     http::json(200, &applied)
 }

@@ -3,6 +3,7 @@
 
 use crate::db::Db;
 use crate::http::{self, Answer};
+use crate::time::now_ms;
 use outcall_core::config::Config;
 use outcall_core::context::CallContext;
 use outcall_core::error::ApiError;
@@ -11,13 +12,10 @@ use outcall_core::vapi::{self, parse_message, CallReport, ServerMessage, ToolCal
 use serde_json::{json, Value};
 use worker::{Env, Request};
 
-/// VAPI's legacy credential header (the bearer-token credential with no prefix).
-pub const SECRET_HEADER: &str = "X-Vapi-Secret";
-
 pub async fn handle(mut req: Request, env: &Env) -> Answer {
     let config = http::config(env)?;
-    http::require_secret(&req, SECRET_HEADER, &config.vapi_secret)?;
     let body = http::body_text(&mut req).await?;
+    config.vapi_credential.verify(|name| http::header(&req, name), &body, now_ms() as i64)?;
     let message = parse_message(&body).map_err(|e| ApiError::bad_request("invalid_message", e.to_string()))?;
     let db = Db::new(&config);
     match message {

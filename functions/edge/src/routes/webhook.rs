@@ -1,17 +1,18 @@
 //! `POST /hooks/pending-calls`: Supabase's database webhook for a new `pending_calls` row.
 
 use crate::db::Db;
-use crate::dispatch::dispatch;
+use crate::dispatch::{dispatch, drain};
 use crate::http::{self, Answer};
+use outcall_core::dispatch::EVENT_DRAIN_BUDGET_MS;
 use outcall_core::error::ApiError;
 use outcall_core::webhook::{DatabaseWebhook, WebhookAction};
 use serde_json::json;
-use worker::{Env, Request};
+use worker::{Context, Env, Request};
 
 /// The header the database trigger sends the shared secret in.
 pub const SECRET_HEADER: &str = "X-Webhook-Secret";
 
-pub async fn handle(mut req: Request, env: &Env) -> Answer {
+pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Answer {
     let config = http::config(env)?;
     http::require_secret(&req, SECRET_HEADER, &config.webhook_secret)?;
     let body = http::body_text(&mut req).await?;
@@ -21,6 +22,18 @@ pub async fn handle(mut req: Request, env: &Env) -> Answer {
         WebhookAction::Ignore(reason) => return http::json(200, &json!({"ignored": reason})),
         WebhookAction::Dispatch(id) => id,
     };
-    let result = dispatch(&config, &Db::new(&config), id).await?;
-    http::json(200, &result)
+    // The dial runs under waitUntil: pg_net gives up on us after two seconds, and a dial that is
+    // backing off must not be cancelled with the request. The answer waits for it all the same.
+    let (answer, result) = futures_channel::oneshot::channel();
+    ctx.wait_until(async move {
+        let db = Db::new(&config);
+        let dispatched = dispatch(&config, &db, id).await;
+        let more_due = matches!(&dispatched, Ok(d) if d.more_due);
+        let _ = answer.send(dispatched);
+        if more_due {
+            drain(&config, &db, EVENT_DRAIN_BUDGET_MS).await;
+        }
+    });
+    let dispatched = result.await.map_err(|_| ApiError::upstream("the dispatch was interrupted"))??;
+    http::json(200, &dispatched)
 }
