@@ -130,3 +130,21 @@ async fn a_dial_that_never_reached_twilio_is_retried_as_a_new_attempt() {
     assert_eq!((row["call_status"].as_str(), row["attempts"].as_i64()), (Some("completed"), Some(2)), "{row}");
     assert_eq!(stack.sandbox_calls_to(&phone).await.len(), 1, "only the second attempt reached Twilio");
 }
+
+#[tokio::test]
+async fn a_call_twilio_does_not_know_is_ended_so_it_holds_no_slot() {
+    let stack = Stack::from_env();
+    let phone = fresh_phone(Scenario::Human);
+    let (id, session) = stack.insert_claimed(&merge(sample_row(&phone, "Ada Moreau"), json!({"max_attempts": 1}))).await;
+    let unknown_sid = format!("CA{}", uuid::Uuid::new_v4().simple());
+    stack
+        .db()
+        .await
+        .execute("select public.record_dial_result($1::text::uuid, $2::text)", &[&session, &unknown_sid])
+        .await
+        .unwrap();
+    let ended = wait_session_leaves(&stack, &id, "queued").await;
+    assert_eq!(ended["status"], "canceled", "{ended}");
+    let row = stack.wait_terminal(&id).await;
+    assert_eq!((row["call_status"].as_str(), row["last_error"].as_str()), (Some("failed"), Some("canceled")));
+}

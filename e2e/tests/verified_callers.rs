@@ -10,7 +10,8 @@ use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
 
 /// A row in `calling` with a session that has a (made-up) CallSid, as after a real dial, but with no
-/// live call behind it, so only the requests of the test can change it.
+/// live call behind it, so only the requests of the test can change it. (Left live, the sweep would
+/// end it as `canceled` once Twilio says it knows no such call; `hang_up` frees its slot at once.)
 async fn dialled_row(stack: &Stack) -> (String, String, String) {
     let (id, session) = stack.insert_claimed(&sample_row(&fresh_phone(Scenario::Human), "Ruth Okafor")).await;
     let db = stack.db().await;
@@ -70,7 +71,7 @@ fn report(id: &str) -> String {
 #[tokio::test]
 async fn vapi_messages_without_the_bearer_credential_change_nothing() {
     let stack = Stack::from_env();
-    let (id, _, _) = dialled_row(&stack).await;
+    let (id, _, sid) = dialled_row(&stack).await;
     let before = snapshot(&stack, &id).await;
     let (status, body) = stack.post_worker("/vapi/events", &[("X-Vapi-Secret", "forged")], report(&id)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("invalid_signature")), "{body}");
@@ -85,13 +86,14 @@ async fn vapi_messages_without_the_bearer_credential_change_nothing() {
     let (status, body) = stack.post_worker("/vapi/events", &[("Authorization", &bearer)], report(&id)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(stack.pending_call(&id).await["call_status"], "completed");
+    hang_up(&stack, &sid).await;
 }
 
 #[tokio::test]
 async fn vapi_messages_without_a_valid_hmac_change_nothing() {
     let stack = Stack::from_env();
     let worker = SpareWorker::start("vapi-hmac", &[("VAPI_CREDENTIAL_TYPE", Some("hmac"))]).await;
-    let (id, _, _) = dialled_row(&stack).await;
+    let (id, _, sid) = dialled_row(&stack).await;
     let body = report(&id);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let signed = |timestamp: u64, secret: &str| hex(&hmac_sha256(secret, &format!("{timestamp}.{body}")));
@@ -128,5 +130,11 @@ async fn vapi_messages_without_a_valid_hmac_change_nothing() {
     let (status, answer) = post(vec![("x-signature", signed(now, &secret)), ("x-timestamp", now.to_string())]).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(stack.pending_call(&id).await["call_status"], "completed");
+    hang_up(&stack, &sid).await;
     drop(worker);
+}
+
+/// Ends the made-up call's session as Twilio would, so it holds no call slot.
+async fn hang_up(stack: &Stack, sid: &str) {
+    stack.db().await.execute("select public.apply_twilio_status($1::text, 'completed')", &[&sid]).await.unwrap();
 }

@@ -3,11 +3,12 @@
 
 use crate::db::Db;
 use crate::dispatch::drain;
-use crate::twilio;
+use crate::twilio::{self, ReadError};
 use outcall_core::config::Config;
 use outcall_core::dispatch::SWEEP_DRAIN_BUDGET_MS;
 use outcall_core::error::ApiError;
 use outcall_core::reconcile::{call_url, calls_to_url, candidates, CallPage, CallResource, StaleSession, SweepReport};
+use outcall_core::twilio::CallStatus;
 use serde_json::json;
 use worker::console_log;
 
@@ -40,14 +41,22 @@ async fn reconcile(config: &Config, db: &Db, session: &StaleSession) -> Result<(
     let base = (&config.twilio_api_base, &config.twilio_account_sid);
     match &session.call_sid {
         Some(sid) => {
-            let call: CallResource = twilio::get(config, &call_url(base.0, base.1, sid)).await?;
-            let status = call.call_status().ok_or_else(|| format!("unknown Twilio status {}", call.status))?;
+            // A CallSid Twilio does not know is no live call: the session ended as `canceled` (never began).
+            let (status, duration) = match twilio::get::<CallResource>(config, &call_url(base.0, base.1, sid)).await {
+                Ok(call) => {
+                    let status = call.call_status().ok_or_else(|| format!("unknown Twilio status {}", call.status))?;
+                    (status, call.duration_seconds())
+                }
+                Err(ReadError::NotFound) => (CallStatus::Canceled, None),
+                Err(e) => return Err(e.to_string()),
+            };
             let args = json!({"p_call_sid": sid, "p_call_status": status.as_str(),
-                              "p_duration_seconds": call.duration_seconds(), "p_session_id": session.session_id});
+                              "p_duration_seconds": duration, "p_session_id": session.session_id});
             db.rpc("apply_twilio_status", args).await.map_err(|e| e.message)?;
         }
         None => {
-            let page: CallPage = twilio::get(config, &calls_to_url(base.0, base.1, &session.phone)).await?;
+            let page: CallPage =
+                twilio::get(config, &calls_to_url(base.0, base.1, &session.phone)).await.map_err(|e| e.to_string())?;
             let args =
                 json!({"p_session_id": session.session_id, "p_candidates": candidates(&page.calls), "p_final": true});
             db.rpc("reconcile_dialing_session", args).await.map_err(|e| e.message)?;

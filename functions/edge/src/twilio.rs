@@ -56,24 +56,44 @@ fn build(config: &Config, method: Method, url: &str, form: Option<&str>) -> work
     Request::new_with_init(url, &init)
 }
 
+/// Why a read failed.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Twilio has no such resource (404).
+    NotFound,
+    /// Anything else, after the retries: what the last try got.
+    Failed(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotFound => f.write_str("twilio 404: no such resource"),
+            Self::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
 /// A read (`GET`), retried on 429, 503, 504 and silence by the backoff policy (reads change nothing, so
-/// every retryable failure may simply be tried again). The error says what the last try got.
-pub async fn get<T: DeserializeOwned>(config: &Config, url: &str) -> Result<T, String> {
+/// every retryable failure may simply be tried again).
+pub async fn get<T: DeserializeOwned>(config: &Config, url: &str) -> Result<T, ReadError> {
     let mut retry = 0;
     loop {
         let sent = send(config, Method::Get, url, None).await;
         let failure = match (verdict(sent.reply), sent.reply) {
             (Verdict::Success, _) => {
-                return serde_json::from_str(&sent.body).map_err(|e| format!("twilio answered unreadable JSON: {e}"))
+                return serde_json::from_str(&sent.body)
+                    .map_err(|e| ReadError::Failed(format!("twilio answered unreadable JSON: {e}")))
             }
-            (Verdict::Permanent, Reply::Status(status)) => return Err(format!("twilio {status}")),
+            (Verdict::Permanent, Reply::Status(404)) => return Err(ReadError::NotFound),
+            (Verdict::Permanent, Reply::Status(status)) => return Err(ReadError::Failed(format!("twilio {status}"))),
             (_, Reply::Status(status)) => format!("twilio {status}"),
             (_, Reply::NoAnswer) => "twilio did not answer".to_owned(),
         };
         retry += 1;
         match config.provider_backoff.delay(retry, sent.retry_after) {
             Some(wait) => sleep(wait).await,
-            None => return Err(failure),
+            None => return Err(ReadError::Failed(failure)),
         }
     }
 }
