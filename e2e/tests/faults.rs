@@ -118,10 +118,11 @@ async fn run(stack: Stack) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let injected = sandbox_get(&stack, "/_sandbox/faults").await["injected"].clone();
-    let observed: Vec<String> = ["calls_created", "peak_concurrency", "peak_calls_per_second", "sessions_dialled_twice"]
-        .iter()
-        .map(|k| format!("{k} {}", stats[*k]))
-        .collect();
+    let observed: Vec<String> =
+        ["calls_created", "peak_concurrency", "peak_calls_per_second", "sessions_dialled_twice"]
+            .iter()
+            .map(|k| format!("{k} {}", stats[*k]))
+            .collect();
     println!("sandbox saw: {}\nfaults injected: {injected}", observed.join(", "));
 
     // Nothing doubled, limits held, as the sandbox (Twilio's side) saw it.

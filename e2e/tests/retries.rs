@@ -135,7 +135,8 @@ async fn a_dial_that_never_reached_twilio_is_retried_as_a_new_attempt() {
 async fn a_call_twilio_does_not_know_is_ended_so_it_holds_no_slot() {
     let stack = Stack::from_env();
     let phone = fresh_phone(Scenario::Human);
-    let (id, session) = stack.insert_claimed(&merge(sample_row(&phone, "Ada Moreau"), json!({"max_attempts": 1}))).await;
+    let (id, session) =
+        stack.insert_claimed(&merge(sample_row(&phone, "Ada Moreau"), json!({"max_attempts": 1}))).await;
     let unknown_sid = format!("CA{}", uuid::Uuid::new_v4().simple());
     stack
         .db()

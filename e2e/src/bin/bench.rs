@@ -155,9 +155,11 @@ async fn dispatch_rate(stack: &Stack) {
             loop {
                 let next = queue.lock().unwrap().pop();
                 let Some(id) = next else { break };
-                let payload = json!({"type": "INSERT", "table": "pending_calls", "schema": "public", "record": {"id": id}});
-                let (status, body) =
-                    stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], payload.to_string()).await;
+                let payload =
+                    json!({"type": "INSERT", "table": "pending_calls", "schema": "public", "record": {"id": id}});
+                let (status, body) = stack
+                    .post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], payload.to_string())
+                    .await;
                 assert_eq!(status, 200, "{body}");
             }
         });
@@ -180,7 +182,10 @@ async fn dispatch_rate(stack: &Stack) {
         .unwrap();
     let (dialled, seconds): (i64, f64) = (row.get(0), row.get(1));
     println!("dispatch rate, limits lifted ({RATE_ROWS} rows due at once, webhooks {RATE_SENDERS} at a time):");
-    println!("  {dialled} dialled in {seconds:.2} s (first claim → last CallSid): {:.0} dispatches per second", dialled as f64 / seconds);
+    println!(
+        "  {dialled} dialled in {seconds:.2} s (first claim → last CallSid): {:.0} dispatches per second",
+        dialled as f64 / seconds
+    );
 }
 
 async fn gateway_stats(stack: &Stack) -> Value {

@@ -38,6 +38,7 @@ async fn main() {
     let inserted: Vec<Value> = response.json().await.unwrap();
     let ids: Vec<String> = inserted.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
     println!("inserted {} rows through PostgREST; the database webhook dials each one", ids.len());
+    println!("(busy, unanswered, failed and voicemail lines are retried on the schedule, scaled to seconds here)");
 
     let started = Instant::now();
     let id_list = ids.join(",");
@@ -46,12 +47,13 @@ async fn main() {
         let count = |s: &str| current.iter().filter(|r| r["call_status"] == s).count();
         let done = count("completed") + count("failed") + count("cancelled");
         print!(
-            "\r  {:>5.1}s  {done:>2}/{} done · pending {} · dispatching {} · calling {} · completed {} · failed {}   ",
+            "\r  {:>5.1}s  {done:>2}/{} done · pending {} · dispatching {} · calling {} · retry_pending {} · completed {} · failed {}   ",
             started.elapsed().as_secs_f32(),
             ids.len(),
             count("pending"),
             count("dispatching"),
             count("calling"),
+            count("retry_pending"),
             count("completed"),
             count("failed"),
         );
@@ -72,8 +74,16 @@ async fn main() {
     let calls = stack.sandbox_calls().await;
 
     println!(
-        "{:<16} {:<15} {:<18} {:<10} {:<24} {:>6} {:>8}  {:<30} SIP headers",
-        "phone", "scenario", "employee", "status", "ended / error", "secs", "cost", "replayed before the dial"
+        "{:<16} {:<15} {:<18} {:<10} {:>8} {:<24} {:>6} {:>8}  {:<30} SIP headers",
+        "phone",
+        "scenario",
+        "employee",
+        "status",
+        "attempts",
+        "ended / error",
+        "secs",
+        "cost",
+        "replayed before the dial"
     );
     let mut bad_sip = 0;
     for (scenario, phone, name) in &rows {
@@ -110,11 +120,12 @@ async fn main() {
         };
         let outcome = row["ended_reason"].as_str().or(row["last_error"].as_str()).unwrap_or("-");
         println!(
-            "{:<16} {:<15} {:<18} {:<10} {:<24} {:>6} {:>8}  {:<30} {}",
+            "{:<16} {:<15} {:<18} {:<10} {:>8} {:<24} {:>6} {:>8}  {:<30} {}",
             phone,
             scenario.name(),
             name,
             row["call_status"].as_str().unwrap_or("?"),
+            row["attempts"],
             outcome,
             row["duration_seconds"].as_f64().map(|d| format!("{d:.0}")).unwrap_or_else(|| "-".into()),
             row["cost"].as_f64().map(|c| format!("${c:.4}")).unwrap_or_else(|| "-".into()),
