@@ -127,10 +127,14 @@ impl Stack {
         self.http.get(format!("{}/_sandbox/calls", self.sandbox_url)).send().await.unwrap().json().await.unwrap()
     }
 
-    /// The calls the sandbox received for one number (its `?to=` filter; `+` is taken literally).
-    pub async fn sandbox_calls_to(&self, phone: &str) -> Vec<Value> {
+    /// The calls the sandbox received for one row: those to its number whose StatusCallback names one
+    /// of its sessions (numbers repeat across test binaries; sessions do not).
+    pub async fn sandbox_calls_of(&self, pending_call_id: &str) -> Vec<Value> {
+        let phone = self.pending_call(pending_call_id).await["phone"].as_str().expect("a row").to_owned();
+        let sessions: Vec<Value> = self.sessions(pending_call_id).await.into_iter().map(|s| s["id"].clone()).collect();
         let url = format!("{}/_sandbox/calls?to={phone}", self.sandbox_url);
-        self.http.get(url).send().await.unwrap().json().await.unwrap()
+        let calls: Vec<Value> = self.http.get(url).send().await.unwrap().json().await.unwrap();
+        calls.into_iter().filter(|c| sessions.contains(&c["session"])).collect()
     }
 
     pub async fn db(&self) -> tokio_postgres::Client {

@@ -37,7 +37,7 @@ async fn retried_then_failed(scenario: Scenario, twilio_status: &str) {
     let statuses: Vec<&str> = sessions.iter().map(|s| s["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, [twilio_status, twilio_status]);
     assert_spaced_by_the_schedule(&stack, &sessions).await;
-    let calls = stack.sandbox_calls_to(&phone).await;
+    let calls = stack.sandbox_calls_of(&id).await;
     assert_eq!(calls.len(), 2, "one dial per attempt");
     assert!(calls.iter().all(|c| c["sip"].is_null() && c["final_status"] == twilio_status));
 }
@@ -65,7 +65,7 @@ async fn a_row_whose_webhook_never_came_is_dialled_by_the_sweep() {
     stack.sweep().await;
     let row = stack.wait_terminal(&id).await;
     assert_eq!(row["call_status"], "completed", "{row}");
-    assert_eq!(stack.sandbox_calls_to(&phone).await.len(), 1);
+    assert_eq!(stack.sandbox_calls_of(&id).await.len(), 1);
 }
 
 /// Waits (sweeping now and then) until the row's first session has left `status`.
@@ -100,7 +100,7 @@ async fn a_call_whose_callbacks_were_lost_is_settled_by_asking_twilio() {
     assert_eq!((settled["call_sid"].as_str(), settled["status"].as_str()), (Some(sid.as_str()), Some("busy")));
     let row = stack.wait_terminal(&id).await;
     assert_eq!((row["call_status"].as_str(), row["last_error"].as_str()), (Some("failed"), Some("busy")));
-    assert_eq!(stack.sandbox_calls_to(&phone).await.len(), 1, "reconciled, not redialled");
+    assert_eq!(stack.sandbox_calls_of(&id).await.len(), 1, "reconciled, not redialled");
 }
 
 #[tokio::test]
@@ -115,7 +115,7 @@ async fn a_dial_whose_answer_was_lost_is_found_at_twilio_not_redialled() {
     assert_eq!(adopted["call_sid"], sid.as_str(), "{adopted}");
     let row = stack.wait_terminal(&id).await;
     assert_eq!((row["call_status"].as_str(), row["last_error"].as_str()), (Some("failed"), Some("busy")));
-    assert_eq!(stack.sandbox_calls_to(&phone).await.len(), 1, "adopted, not redialled");
+    assert_eq!(stack.sandbox_calls_of(&id).await.len(), 1, "adopted, not redialled");
 }
 
 #[tokio::test]
@@ -128,7 +128,7 @@ async fn a_dial_that_never_reached_twilio_is_retried_as_a_new_attempt() {
     assert_eq!((lost["status"].as_str(), lost["error_code"].as_str()), (Some("dial_failed"), Some("not_dialled")));
     let row = stack.wait_terminal(&id).await;
     assert_eq!((row["call_status"].as_str(), row["attempts"].as_i64()), (Some("completed"), Some(2)), "{row}");
-    assert_eq!(stack.sandbox_calls_to(&phone).await.len(), 1, "only the second attempt reached Twilio");
+    assert_eq!(stack.sandbox_calls_of(&id).await.len(), 1, "only the second attempt reached Twilio");
 }
 
 #[tokio::test]
