@@ -54,7 +54,7 @@ async fn a_webhook_delivered_twice_dials_once() {
         stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], insert_payload(id)).await;
     assert_eq!((status, &body["dispatched"]), (200, &json!(false)), "{body}");
     assert_eq!(stack.sessions(id).await.len(), 1);
-    assert_eq!(stack.sandbox_calls_of(&id).await.len(), 1);
+    assert_eq!(stack.sandbox_calls_of(id).await.len(), 1);
 }
 
 #[tokio::test]

@@ -37,7 +37,7 @@ async fn retried_then_failed(scenario: Scenario, twilio_status: &str) {
     let statuses: Vec<&str> = sessions.iter().map(|s| s["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, [twilio_status, twilio_status]);
     assert_spaced_by_the_schedule(&stack, &sessions).await;
-    let calls = stack.sandbox_calls_of(&id).await;
+    let calls = stack.sandbox_calls_of(id).await;
     assert_eq!(calls.len(), 2, "one dial per attempt");
     assert!(calls.iter().all(|c| c["sip"].is_null() && c["final_status"] == twilio_status));
 }
