@@ -83,6 +83,37 @@ impl Backoff {
     }
 }
 
+/// What to do after a try of a create request failed in a retryable way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextTry {
+    /// Wait, then send the same request again.
+    Resend(Duration),
+    /// Wait, then look for the call the request may have created; send again only if there is none.
+    LookThenResend(Duration),
+    /// Retries are used up, but the request may have created a call: wait, look, and give up only if
+    /// there is none.
+    LookThenGiveUp(Duration),
+    /// Retries are used up and nothing was created: record the failure.
+    GiveUp,
+}
+
+/// The wait before the last look, when retries are used up (Twilio lists a new call within a second).
+pub const LAST_LOOK_AFTER: Duration = Duration::from_secs(1);
+
+impl Backoff {
+    /// After failed try number `retry` (1 = the first) with this verdict: what next. A request that may
+    /// have been processed is never sent again before looking: one attempt must not dial twice.
+    pub fn next_try(&self, verdict: Verdict, retry: usize, retry_after: Option<Duration>) -> NextTry {
+        let wait = self.delay(retry, retry_after);
+        match (verdict, wait) {
+            (Verdict::Unknown, Some(wait)) => NextTry::LookThenResend(wait),
+            (Verdict::Unknown, None) => NextTry::LookThenGiveUp(LAST_LOOK_AFTER),
+            (_, Some(wait)) => NextTry::Resend(wait),
+            (_, None) => NextTry::GiveUp,
+        }
+    }
+}
+
 /// Reads a `Retry-After` header: delay-seconds or an HTTP-date (RFC 7231), relative to `now`.
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
@@ -137,7 +168,32 @@ mod tests {
         assert_eq!(parse_retry_after("soon", now), None);
     }
 
+    #[test]
+    fn an_answer_that_may_hide_a_call_is_looked_up_before_anything_is_sent_again() {
+        let backoff = Backoff::default();
+        let s = Duration::from_secs;
+        assert_eq!(backoff.next_try(Verdict::NotProcessed, 1, None), NextTry::Resend(s(1)));
+        assert_eq!(backoff.next_try(Verdict::NotProcessed, 2, Some(s(7))), NextTry::Resend(s(7)));
+        assert_eq!(backoff.next_try(Verdict::NotProcessed, 4, None), NextTry::GiveUp);
+        assert_eq!(backoff.next_try(Verdict::Unknown, 3, None), NextTry::LookThenResend(s(10)));
+        assert_eq!(backoff.next_try(Verdict::Unknown, 4, None), NextTry::LookThenGiveUp(LAST_LOOK_AFTER));
+    }
+
     proptest! {
+        #[test]
+        fn an_unknown_outcome_is_always_looked_up_and_tries_are_bounded(
+            retry in 1usize..10,
+            unknown in any::<bool>(),
+        ) {
+            let backoff = Backoff::default();
+            let verdict = if unknown { Verdict::Unknown } else { Verdict::NotProcessed };
+            let next = backoff.next_try(verdict, retry, None);
+            let looks = matches!(next, NextTry::LookThenResend(_) | NextTry::LookThenGiveUp(_));
+            prop_assert_eq!(looks, unknown);
+            let sends_again = matches!(next, NextTry::Resend(_) | NextTry::LookThenResend(_));
+            prop_assert_eq!(sends_again, retry <= backoff.retries());
+        }
+
         #[test]
         fn a_wait_is_never_shorter_than_the_schedule_or_retry_after(
             delays in proptest::collection::vec(0u64..60_000, 0..6),

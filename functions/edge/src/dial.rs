@@ -10,7 +10,7 @@ use outcall_core::config::Config;
 use outcall_core::dispatch::{create_call_form, Claim};
 use outcall_core::error::ApiError;
 use outcall_core::reconcile::{calls_to_url, candidates, CallPage};
-use outcall_core::retry::{verdict, Reply, Verdict};
+use outcall_core::retry::{verdict, NextTry, Reply, Verdict};
 use outcall_core::twilio::{calls_url, dial_outcome, encode_form, DialOutcome};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -40,32 +40,27 @@ pub async fn dial(config: &Config, db: &Db, claim: &Claim) -> Result<Dial, ApiEr
             (Verdict::Success | Verdict::Permanent, Reply::Status(status)) => {
                 return match dial_outcome(status, &sent.body) {
                     DialOutcome::Dialled(sid) => record_sid(db, claim, sid.as_str()).await,
-                    DialOutcome::Failed { reason, code } => {
-                        record_failure(db, claim, &reason, code.as_deref(), false).await
-                    }
+                    DialOutcome::Failed { reason, code } => record_failure(db, claim, &reason, code, false).await,
                 };
             }
             (_, Reply::Status(status)) => format!("twilio {status}"),
             (_, Reply::NoAnswer) => "twilio did not answer".to_owned(),
         };
         retry += 1;
-        let wait = config.provider_backoff.delay(retry, sent.retry_after);
         console_log!("dial: session {} try {retry} failed ({failure})", claim.session_id);
-        if verdict(sent.reply) == Verdict::Unknown {
-            // Give Twilio the backoff's time to show the call, then look for it before anything else.
-            sleep(wait.unwrap_or(Duration::from_secs(1))).await;
-            match look_for_call(config, db, claim).await? {
-                Look::Found(sid) => return Ok(Dial::Placed(sid)),
-                Look::Unknown => return Ok(Dial::Unknown),
-                Look::NotThere if wait.is_none() => {
-                    return record_failure(db, claim, &failure, error_code(&sent.body).as_deref(), true).await
+        let give_up = || record_failure(db, claim, &failure, error_code(&sent.body), true);
+        let next = config.provider_backoff.next_try(verdict(sent.reply), retry, sent.retry_after);
+        match next {
+            NextTry::Resend(wait) => sleep(wait).await,
+            NextTry::GiveUp => return give_up().await,
+            NextTry::LookThenResend(wait) | NextTry::LookThenGiveUp(wait) => {
+                sleep(wait).await;
+                match look_for_call(config, db, claim).await? {
+                    Look::Found(sid) => return Ok(Dial::Placed(sid)),
+                    Look::Unknown => return Ok(Dial::Unknown),
+                    Look::NotThere if matches!(next, NextTry::LookThenGiveUp(_)) => return give_up().await,
+                    Look::NotThere => {}
                 }
-                Look::NotThere => {}
-            }
-        } else {
-            match wait {
-                Some(wait) => sleep(wait).await,
-                None => return record_failure(db, claim, &failure, error_code(&sent.body).as_deref(), true).await,
             }
         }
         // The new try takes its own calls-per-second slot; the session may have been settled meanwhile.
@@ -127,7 +122,7 @@ async fn record_failure(
     db: &Db,
     claim: &Claim,
     reason: &str,
-    code: Option<&str>,
+    code: Option<String>,
     retryable: bool,
 ) -> Result<Dial, ApiError> {
     let args =
