@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 const ROWS: usize = 500;
 const MAX_ATTEMPTS: usize = 3;
-const MAX_CONCURRENT_CALLS: u64 = 12;
-const CALLS_PER_SECOND: u64 = 20;
+const MAX_CONCURRENT_CALLS: u64 = 8;
+const CALLS_PER_SECOND: u64 = 10;
 const RATE: f64 = 0.12;
 /// The run's outcome schedule: short, so three attempts fit in a test.
 const RETRY_DELAYS_S: [f64; 2] = [1.0, 2.0];
@@ -131,7 +131,8 @@ async fn run(stack: Stack) {
     assert!(peak <= MAX_CONCURRENT_CALLS, "peak concurrency {peak} > {MAX_CONCURRENT_CALLS}");
     let cps = stats["peak_calls_per_second"].as_u64().unwrap();
     assert!(cps <= CALLS_PER_SECOND, "peak calls in one second {cps} > {CALLS_PER_SECOND}");
-    assert!(peak >= MAX_CONCURRENT_CALLS / 2, "the run never loaded the slots (peak {peak})");
+    // The limits did bind: every slot was filled at some point (so "≤" above was a real test).
+    assert_eq!(peak, MAX_CONCURRENT_CALLS, "the run never filled the slots");
 
     // Every fault really happened, at about its rate.
     let calls = stats["calls_created"].as_f64().unwrap();
