@@ -6,8 +6,9 @@
 # DATABASE_URL: a superuser connection (URI form) to a server with pgTAP and dblink (contrib) installed.
 # Creates (drops first) the database `outcall_sqltest` on that server, applies sandbox/sql/*.sql (the local
 # stand-ins for what hosted Supabase already has), sql/migrations/*.sql in order, then sandbox/sql/*.sql
-# once more (they must be idempotent, also over a migrated database), and runs `pg_prove` on
-# sql/tests/*.sql. Exits non-zero on any failure. The database is left behind for inspection.
+# once more (they must be idempotent, also over a migrated database), the test fixtures
+# sql/tests/fixtures/*.sql (schema test_fixtures, shared by the tests; only in this database), and runs
+# `pg_prove` on sql/tests/*.sql. Exits non-zero on any failure. The database is left behind for inspection.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,9 +49,11 @@ echo "sql/test.sh: fresh database $test_db"
 shopt -s nullglob
 sandbox_files=("$root"/sandbox/sql/*.sql)
 migration_files=("$root"/sql/migrations/*.sql)
+# (the fixtures sit in a subfolder: not in the glob of test files, pg_prove does not run them)
+fixture_files=("$root"/sql/tests/fixtures/*.sql)
 test_files=("$root"/sql/tests/*.sql)
-if (( ${#migration_files[@]} == 0 || ${#test_files[@]} == 0 )); then
-  echo "sql/test.sh: no migrations or no tests found" >&2
+if (( ${#migration_files[@]} == 0 || ${#fixture_files[@]} == 0 || ${#test_files[@]} == 0 )); then
+  echo "sql/test.sh: no migrations, no test fixtures or no tests found" >&2
   exit 2
 fi
 
@@ -68,6 +71,8 @@ echo "  re-apply sandbox/sql (idempotence)"
 apply "${sandbox_files[@]}"
 
 "${psql_test[@]}" -c "create extension if not exists pgtap" -c "create extension if not exists dblink"
+# (after the extensions: test_fixtures.connect calls dblink)
+apply "${fixture_files[@]}"
 
 echo "sql/test.sh: pg_prove"
 cd "$root"

@@ -8,9 +8,7 @@ select function_returns('public', 'claim_pending_call', array['uuid'], 'jsonb');
 -- A row locked by another transaction is skipped, not waited for (FOR UPDATE SKIP LOCKED) ------------
 -- (First thing: a claim holds the dispatch lock, outcall_private.rate_state, until its transaction ends, so
 -- the other connection claims while this transaction has claimed nothing yet.)
-select is(dblink_connect('locker', format('host=%s port=%s dbname=%s user=%s',
-  coalesce(host(inet_server_addr()), split_part(current_setting('unix_socket_directories'), ',', 1)),
-  current_setting('port'), current_database(), current_user)), 'OK', 'a second connection (dblink) is open');
+select is(test_fixtures.connect('locker'), 'OK', 'a second connection (dblink) is open');
 select is(dblink_exec('locker', $$insert into public.pending_calls (id, employee_name, phone, next_attempt_at)
                                   values ('00000000-0000-0000-0000-0000000a0100', 'Locked', '+15550001100',
                                           now() - interval '1 hour')$$),
@@ -42,9 +40,7 @@ select is(dblink_exec('locker', $$delete from public.pending_calls where id = '0
 select is(dblink_disconnect('locker'), 'OK', 'the second connection is closed');
 
 -- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
-update outcall_private.dispatch_policy
-   set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00',
-       max_concurrent_calls = 1000, calls_per_second = 1e9;
+select test_fixtures.open_policy();
 
 -- Fixtures ---------------------------------------------------------------------------------------
 insert into public.call_classifications (id, phone_number, classification_type, ivr_actions, confidence) values

@@ -4,29 +4,18 @@ begin;
 select plan(68);
 
 -- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
-update outcall_private.dispatch_policy
-   set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00',
-       max_concurrent_calls = 1000, calls_per_second = 1e9;
+select test_fixtures.open_policy();
 
 select has_function('public', 'apply_twilio_status', array['text', 'text', 'integer', 'text', 'integer', 'uuid']);
 select function_returns('public', 'apply_twilio_status', array['text', 'text', 'integer', 'text', 'integer', 'uuid'], 'jsonb');
 
--- A pending call, claimed and dialled with CallSid p_sid; returns its session id.
-create function pg_temp.dialled(p_id uuid, p_sid text) returns uuid language plpgsql as $$
-declare
-  v_session uuid;
-begin
-  insert into public.pending_calls (id, employee_name, phone) values (p_id, 'Test', '+15550001001');
-  v_session := (public.claim_pending_call(p_id) ->> 'session_id')::uuid;
-  perform public.record_dial_result(v_session, p_sid, null, null);
-  return v_session;
-end $$;
+-- (test_fixtures.dialled: a pending call, claimed and dialled with CallSid p_sid; sql/tests/fixtures/fixtures.sql)
 create function pg_temp.row_status(p_id uuid) returns text language sql as
   $$ select call_status || coalesce(' / ' || last_error, '') from public.pending_calls where id = p_id $$;
 create function pg_temp.session_status(p_sid text) returns text language sql as
   $$ select status from public.call_sessions where call_sid = p_sid $$;
 
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0001', 'CA01') is not null as dialled \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0001', 'CA01') is not null as dialled \gset
 
 -- Unknown sid / bad status -----------------------------------------------------------------------
 select is(public.apply_twilio_status('CA_unknown', 'ringing', 1, null, null), null, 'unknown CallSid: null');
@@ -84,10 +73,10 @@ select row_eq($$select status, duration_seconds from public.call_sessions where 
 select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0001'), 'calling', 'the row is unchanged');
 
 -- Each unsuccessful terminal status is retried, last_error = the status (the schedule: 13_retries.sql) ------
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0002', 'CA02') is not null as d2 \gset
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0003', 'CA03') is not null as d3 \gset
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0004', 'CA04') is not null as d4 \gset
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0005', 'CA05') is not null as d5 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0002', 'CA02') is not null as d2 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0003', 'CA03') is not null as d3 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0004', 'CA04') is not null as d4 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0005', 'CA05') is not null as d5 \gset
 select is(public.apply_twilio_status('CA02', 'busy', 2, null, 0) - 'session_id' - 'pending_call_id',
           '{"session_status": "busy", "call_status": "retry_pending", "changed": true, "slot_freed": true}'::jsonb,
           'busy: row retry_pending, the place is free');
@@ -114,7 +103,7 @@ select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0002'), 'retry_pen
 -- A machine (or fax) answered: Twilio's completed still leaves the row to VAPI's report --------------------
 -- Only VAPI's end-of-call report decides a completed call, whoever answered (so Twilio's and VAPI's news end
 -- the row the same whichever comes first: 07_call_report.sql, 13_retries.sql). The session records AnsweredBy.
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0006', 'CA06') is not null as d6 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0006', 'CA06') is not null as d6 \gset
 select is(public.apply_twilio_status('CA06', 'completed', 3, 'machine_end_beep', 20),
           jsonb_build_object('session_id', (select id from public.call_sessions where call_sid = 'CA06'),
                              'pending_call_id', '00000000-0000-0000-0000-0000000a0006',
@@ -131,7 +120,7 @@ select is(public.apply_call_report('00000000-0000-0000-0000-0000000a0006', null,
 select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0006'), 'retry_pending / voicemail',
           'last_error voicemail (VAPI''s ended reason)');
 -- AnsweredBy reported on in-progress, absent on completed
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0007', 'CA07') is not null as d7 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0007', 'CA07') is not null as d7 \gset
 select is(public.apply_twilio_status('CA07', 'in-progress', 2, 'machine_start', null) ->> 'call_status', 'calling',
           'in-progress + machine_start: row still calling');
 select is(public.apply_twilio_status('CA07', 'completed', 3, null, 15) ->> 'call_status', 'calling',
@@ -139,7 +128,7 @@ select is(public.apply_twilio_status('CA07', 'completed', 3, null, 15) ->> 'call
 select row_eq($$select status, answered_by from public.call_sessions where call_sid = 'CA07'$$,
               row('completed'::text, 'machine_start'::text), 'the session keeps the AnsweredBy of in-progress');
 -- every AnsweredBy value
-select bool_and(pg_temp.dialled(('00000000-0000-0000-0000-0000000b000' || n)::uuid, 'CAM' || n) is not null) as dm
+select bool_and(test_fixtures.dialled(('00000000-0000-0000-0000-0000000b000' || n)::uuid, 'CAM' || n) is not null) as dm
   from generate_series(1, 6) as n \gset
 select is(array(select public.apply_twilio_status('CAM' || n, 'completed', 3, v, 5) ->> 'call_status'
                   from unnest(array['machine_start', 'machine_end_silence', 'machine_end_other', 'fax', 'human', 'unknown'])
@@ -154,12 +143,12 @@ select is((select count(*)::int from public.pending_calls
           6, 'no row has a last_error');
 
 -- Skipping steps is fine (callbacks may be lost or not subscribed) -----------------------------------------
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0009', 'CA09') is not null as d9 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0009', 'CA09') is not null as d9 \gset
 select is(public.apply_twilio_status('CA09', 'in-progress', 2, null, null) -> 'changed', 'true'::jsonb, 'queued -> in-progress directly');
 select is(public.apply_twilio_status('CA09', 'ringing', 1, null, null) -> 'changed', 'false'::jsonb, 'the late ringing is ignored');
 
 -- A terminal row is never left ----------------------------------------------------------------------
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0010', 'CA10') is not null as d10 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0010', 'CA10') is not null as d10 \gset
 update public.pending_calls set call_status = 'cancelled' where id = '00000000-0000-0000-0000-0000000a0010';
 select is(public.apply_twilio_status('CA10', 'busy', 2, null, 0),
           jsonb_build_object('session_id', (select id from public.call_sessions where call_sid = 'CA10'),
@@ -170,7 +159,7 @@ select is(public.apply_twilio_status('CA10', 'busy', 2, null, 0),
 select is(pg_temp.row_status('00000000-0000-0000-0000-0000000a0010'), 'cancelled', 'no last_error on the cancelled row');
 
 -- An old attempt's late status does not end the row of a newer attempt ---------------------------------
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0011', 'CA11') is not null as d11 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0011', 'CA11') is not null as d11 \gset
 update public.pending_calls set attempts = 2 where id = '00000000-0000-0000-0000-0000000a0011';
 insert into public.call_sessions (pending_call_id, attempt, call_sid, status)
 values ('00000000-0000-0000-0000-0000000a0011', 2, 'CA11b', 'ringing');

@@ -4,34 +4,23 @@ begin;
 select plan(38);
 
 -- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
-update outcall_private.dispatch_policy
-   set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00',
-       max_concurrent_calls = 1000, calls_per_second = 1e9;
+select test_fixtures.open_policy();
 
 select has_function('public', 'apply_call_report',
   array['uuid', 'text', 'text', 'text', 'text', 'text', 'jsonb', 'text', 'numeric', 'numeric']);
 select function_returns('public', 'apply_call_report',
   array['uuid', 'text', 'text', 'text', 'text', 'text', 'jsonb', 'text', 'numeric', 'numeric'], 'jsonb');
 
-create function pg_temp.dialled(p_id uuid, p_sid text) returns uuid language plpgsql as $$
-declare
-  v_session uuid;
-begin
-  insert into public.pending_calls (id, employee_name, phone) values (p_id, 'Test', '+15550001001');
-  v_session := (public.claim_pending_call(p_id) ->> 'session_id')::uuid;
-  perform public.record_dial_result(v_session, p_sid, null, null);
-  return v_session;
-end $$;
 create function pg_temp.report(p_id uuid, p_vapi text, p_outcome text, p_reason text, p_summary text) returns jsonb
 language sql as $$
   select public.apply_call_report(p_id, p_vapi, p_outcome, p_reason, p_summary, 'true',
                                   '{"confirmed": true}'::jsonb, 'AI: Hello. User: Hi.', 61.5, 0.42)
 $$;
 
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0001', 'CA01') as s1 \gset
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0002', 'CA02') as s2 \gset
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0003', 'CA03') as s3 \gset
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0004', 'CA04') as s4 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0001', 'CA01') as s1 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0002', 'CA02') as s2 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0003', 'CA03') as s3 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0004', 'CA04') as s4 \gset
 insert into public.pending_calls (id, employee_name, phone) values ('00000000-0000-0000-0000-0000000a0005', 'Ed', '+15550001005');
 
 -- A conversation happened: completed ------------------------------------------------------------------
@@ -103,7 +92,7 @@ select is(pg_temp.report('00000000-0000-0000-0000-0000000a0003', 'vapi-3', 'comp
 
 -- A report after Twilio already ended the row: results recorded, status and last_error kept ------------
 -- (busy on the last attempt; a report after a retry_pending row: 13_retries.sql)
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0009', 'CA09') as s9 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0009', 'CA09') as s9 \gset
 update public.pending_calls set max_attempts = 1 where id = '00000000-0000-0000-0000-0000000a0009';
 select is(public.apply_twilio_status('CA09', 'busy', 2, null, 0) ->> 'call_status', 'failed',
           'Twilio says busy first, on the last attempt: failed');
@@ -135,7 +124,7 @@ select throws_ok($$select pg_temp.report('00000000-0000-0000-0000-0000000a0005',
                  '22023', null, 'a missing outcome is refused');
 
 -- The VAPI call id decides the session ---------------------------------------------------------------
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0006', 'CA06') as s6 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0006', 'CA06') as s6 \gset
 select is(public.apply_vapi_status('00000000-0000-0000-0000-0000000a0006', 'in-progress', 'vapi-6') ->> 'vapi_status',
           'in-progress', 'the session knows its VAPI call');
 select is(pg_temp.report('00000000-0000-0000-0000-0000000a0006', 'vapi-OTHER', 'completed', 'x', 'x') -> 'changed',
@@ -146,7 +135,7 @@ select is(pg_temp.report('00000000-0000-0000-0000-0000000a0006', null, 'complete
           'completed', 'a report without a VAPI call id goes to the current session');
 
 -- Only the current attempt writes the row
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0007', 'CA07') as s7 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0007', 'CA07') as s7 \gset
 select is(public.apply_vapi_status('00000000-0000-0000-0000-0000000a0007', 'in-progress', 'vapi-7a') -> 'changed',
           'true'::jsonb, 'attempt 1 has VAPI call vapi-7a');
 update public.pending_calls set attempts = 2 where id = '00000000-0000-0000-0000-0000000a0007';
@@ -162,7 +151,7 @@ select is((select report_received_at from public.call_sessions where call_sid = 
           'attempt 2 has no report');
 
 -- Named arguments, optional ones omitted (as PostgREST calls it)
-select pg_temp.dialled('00000000-0000-0000-0000-0000000a0008', 'CA08') as s8 \gset
+select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0008', 'CA08') as s8 \gset
 select is(public.apply_call_report(p_pending_call_id := '00000000-0000-0000-0000-0000000a0008', p_vapi_call_id := null,
                                    p_outcome := 'not_reached') ->> 'call_status',
           'retry_pending', 'the results may be omitted');

@@ -3,9 +3,7 @@ begin;
 select plan(87);
 
 -- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
-update outcall_private.dispatch_policy
-   set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00',
-       max_concurrent_calls = 1000, calls_per_second = 1e9;
+select test_fixtures.open_policy();
 
 -- Catalog: RLS, policies, privileges ----------------------------------------------------------------
 select ok((select bool_and(relrowsecurity) from pg_class

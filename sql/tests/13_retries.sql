@@ -5,15 +5,8 @@ begin;
 select plan(77);
 
 -- Every claim may go ahead (limits: 14_limits.sql); the window is open all week unless a test narrows it.
-update outcall_private.dispatch_policy
-   set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00',
-       max_concurrent_calls = 1000, calls_per_second = 1e9;
+select test_fixtures.open_policy();
 
-create function pg_temp.new_call(p_id uuid, p_max_attempts int default 3) returns uuid language sql as $$
-  insert into public.pending_calls (id, employee_name, phone, max_attempts)
-  values (p_id, 'Test', '+1555' || lpad((abs(hashtext(p_id::text)) % 10000000)::text, 7, '0'), p_max_attempts)
-  returning id
-$$;
 -- Claims the row (made due first) and returns the new session.
 create function pg_temp.claim(p_id uuid) returns uuid language plpgsql as $$
 declare
@@ -53,7 +46,7 @@ select is(outcall_private.retry_at('America/New_York', 2) - now(), interval '1 h
 update outcall_private.dispatch_policy set retry_delays = default;
 
 -- A full life: three attempts, each failing a different way ----------------------------------------------------
-select pg_temp.new_call('00000000-0000-0000-0000-0000000a0001') is not null as n1 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0001') is not null as n1 \gset
 select pg_temp.claim('00000000-0000-0000-0000-0000000a0001') as s1a \gset
 select is(pg_temp.state('00000000-0000-0000-0000-0000000a0001'), 'dispatching / 1', 'claimed: dispatching, attempt 1');
 select is(public.record_dial_result(:'s1a', null, 'Service Unavailable', '503'),
@@ -118,14 +111,14 @@ begin
     else public.apply_twilio_status(v_sid, p_how, 2, null, 0) end;
 end $$;
 select is(array(select pg_temp.fail_by(('00000000-0000-0000-0000-0000000b000' || n)::uuid, how) ->> 'call_status'
-                  from endings, lateral pg_temp.new_call(('00000000-0000-0000-0000-0000000b000' || n)::uuid) order by n),
+                  from endings, lateral test_fixtures.new_call(('00000000-0000-0000-0000-0000000b000' || n)::uuid) order by n),
           array_fill('retry_pending'::text, array[7]),
           'busy, no-answer, failed, canceled, voicemail (Twilio completed by a machine, then VAPI''s report), not_reached, a dial error: each is retried');
 select is(array(select pg_temp.state(('00000000-0000-0000-0000-0000000b000' || n)::uuid) from endings order by n),
           array(select 'retry_pending / 1 / ' || last_error || ' / in 00:05:00' from endings order by n),
           'each in 5 minutes, with its reason');
 select is(array(select pg_temp.fail_by(('00000000-0000-0000-0000-0000000c000' || n)::uuid, how) ->> 'call_status'
-                  from endings, lateral pg_temp.new_call(('00000000-0000-0000-0000-0000000c000' || n)::uuid, 1) order by n),
+                  from endings, lateral test_fixtures.new_call(('00000000-0000-0000-0000-0000000c000' || n)::uuid, 1) order by n),
           array_fill('failed'::text, array[7]),
           'on the last attempt (max_attempts 1) each fails the row');
 select is(array(select pg_temp.state(('00000000-0000-0000-0000-0000000c000' || n)::uuid) from endings order by n),
@@ -133,13 +126,13 @@ select is(array(select pg_temp.state(('00000000-0000-0000-0000-0000000c000' || n
           'with its reason as last_error');
 
 -- A permanent dial error fails at once -------------------------------------------------------------------
-select pg_temp.new_call('00000000-0000-0000-0000-0000000a0002') is not null as n2 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0002') is not null as n2 \gset
 select pg_temp.claim('00000000-0000-0000-0000-0000000a0002') as s2 \gset
 select is(public.record_dial_result(:'s2', null, 'The phone number you are attempting to call is not valid', '21211', false)
             ->> 'call_status', 'failed', 'p_retryable false: failed with attempts left');
 select is(pg_temp.state('00000000-0000-0000-0000-0000000a0002'), 'failed / 1 / The phone number you are attempting to call is not valid',
           'last_error the error');
-select pg_temp.new_call('00000000-0000-0000-0000-0000000a0003') is not null as n3 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0003') is not null as n3 \gset
 select pg_temp.claim('00000000-0000-0000-0000-0000000a0003') as s3 \gset
 select is(public.record_dial_result(p_session_id := :'s3', p_error := 'boom', p_retryable := null) ->> 'call_status',
           'retry_pending', 'p_retryable null counts as retryable');
@@ -147,7 +140,7 @@ select is(public.record_dial_result(p_session_id := :'s3', p_error := 'boom', p_
 -- The next attempt is pushed into the calling window ------------------------------------------------------
 -- A window that is closed all day on the day 5 minutes from now (New York time) and open all other days:
 -- the retry waits for the next local midnight.
-select pg_temp.new_call('00000000-0000-0000-0000-0000000a0004') is not null as n4 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0004') is not null as n4 \gset
 select pg_temp.dial('00000000-0000-0000-0000-0000000a0004', 'CA4') is not null as d4 \gset
 update outcall_private.dispatch_policy
    set window_days = array(select d from generate_series(1, 7) as d
@@ -159,13 +152,13 @@ select is((select next_attempt_at from public.pending_calls where id = '00000000
 update outcall_private.dispatch_policy set window_days = '{1,2,3,4,5,6,7}';
 
 -- Completed stays completed; a terminal row is never left ------------------------------------------------
-select pg_temp.new_call('00000000-0000-0000-0000-0000000a0005') is not null as n5 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0005') is not null as n5 \gset
 select pg_temp.dial('00000000-0000-0000-0000-0000000a0005', 'CA5') is not null as d5 \gset
 select is(pg_temp.report('00000000-0000-0000-0000-0000000a0005', 'vapi-5', 'completed', 'customer-ended-call') ->> 'call_status',
           'completed', 'a conversation: completed');
 select is(public.apply_twilio_status('CA5', 'busy', 2, null, 0) ->> 'call_status', 'completed', 'a late busy: still completed');
 select is(pg_temp.state('00000000-0000-0000-0000-0000000a0005'), 'completed / 1', 'no last_error, not retried');
-select pg_temp.new_call('00000000-0000-0000-0000-0000000a0006') is not null as n6 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0006') is not null as n6 \gset
 select pg_temp.dial('00000000-0000-0000-0000-0000000a0006', 'CA6') is not null as d6 \gset
 update public.pending_calls set call_status = 'cancelled' where id = '00000000-0000-0000-0000-0000000a0006';
 select is(public.apply_twilio_status('CA6', 'no-answer', 2, null, 0) ->> 'call_status', 'cancelled',
@@ -174,7 +167,7 @@ select is(pg_temp.report('00000000-0000-0000-0000-0000000a0006', null, 'not_reac
           'and its not_reached report too');
 
 -- Out of order: a callback that ended the attempt before its dial result ----------------------------------
-select pg_temp.new_call('00000000-0000-0000-0000-0000000a0007') is not null as n7 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0007') is not null as n7 \gset
 select pg_temp.claim('00000000-0000-0000-0000-0000000a0007') as s7 \gset
 select is(public.apply_twilio_status('CA7', 'busy', 1, null, 0, :'s7') ->> 'call_status', 'retry_pending',
           'busy before the dial result (found by the session in the callback URL): retry_pending');
@@ -186,8 +179,8 @@ select is(pg_temp.state('00000000-0000-0000-0000-0000000a0007'), 'retry_pending 
 
 -- The Twilio-vs-VAPI race ends the same whichever comes first -------------------------------------------------
 -- completed + completed
-select bool_and(pg_temp.new_call(('00000000-0000-0000-0000-0000000d00' || lpad(n::text, 2, '0'))::uuid,
-                                 case when n > 10 then 1 else 3 end) is not null) as nd
+select bool_and(test_fixtures.new_call(('00000000-0000-0000-0000-0000000d00' || lpad(n::text, 2, '0'))::uuid,
+                                       case when n > 10 then 1 else 3 end) is not null) as nd
   from generate_series(1, 12) as n \gset
 select bool_and(pg_temp.dial(('00000000-0000-0000-0000-0000000d00' || lpad(n::text, 2, '0'))::uuid, 'CAD' || n) is not null) as dd
   from generate_series(1, 12) as n \gset
@@ -262,7 +255,7 @@ select is(array[pg_temp.state('00000000-0000-0000-0000-0000000d0011'), pg_temp.s
           array['failed / 1 / voicemail', 'failed / 1 / voicemail'], 'with last_error voicemail both ways');
 
 -- An older attempt's late news never moves the row ------------------------------------------------------
-select pg_temp.new_call('00000000-0000-0000-0000-0000000a0008') is not null as n8 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0008') is not null as n8 \gset
 select pg_temp.dial('00000000-0000-0000-0000-0000000a0008', 'CA8a') as s8a \gset
 select is(public.apply_twilio_status('CA8a', 'in-progress', 2, 'human', null) ->> 'call_status', 'calling', 'attempt 1 is answered');
 select is(public.apply_vapi_status('00000000-0000-0000-0000-0000000a0008', 'in-progress', 'vapi-8a') ->> 'vapi_status',

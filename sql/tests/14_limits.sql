@@ -10,9 +10,7 @@ select has_function('public', 'reserve_dial_slot', array['uuid']);
 select function_returns('public', 'reserve_dial_slot', array['uuid'], 'jsonb');
 
 -- Start wide open; each section narrows what it tests.
-update outcall_private.dispatch_policy
-   set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00',
-       max_concurrent_calls = 1000, calls_per_second = 1e9;
+select test_fixtures.open_policy();
 update outcall_private.rate_state set next_slot_at = '-infinity';
 
 create function pg_temp.new_call(p_id uuid, p_phone text, p_tz text default 'America/New_York',

@@ -8,15 +8,8 @@ select has_function('public', 'reconcile_dialing_session', array['uuid', 'jsonb'
 select function_returns('public', 'reconcile_dialing_session', array['uuid', 'jsonb', 'boolean'], 'jsonb');
 
 -- Every claim may go ahead (limits: 14_limits.sql); reconcile_after stays 5 minutes.
-update outcall_private.dispatch_policy
-   set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00',
-       max_concurrent_calls = 1000, calls_per_second = 1e9;
+select test_fixtures.open_policy();
 
-create function pg_temp.new_call(p_id uuid, p_max_attempts int default 3) returns uuid language sql as $$
-  insert into public.pending_calls (id, employee_name, phone, max_attempts)
-  values (p_id, 'Test', '+1555' || lpad((abs(hashtext(p_id::text)) % 10000000)::text, 7, '0'), p_max_attempts)
-  returning id
-$$;
 create function pg_temp.claim(p_id uuid) returns uuid language sql as $$
   select (public.claim_pending_call(p_id) ->> 'session_id')::uuid
 $$;
@@ -48,7 +41,7 @@ select is(public.sweep_stale_sessions(), '{"reports_missing": 0, "to_reconcile":
 select throws_ok('select public.sweep_stale_sessions(0)', '22023', null, 'p_limit 0 is refused');
 
 -- 1. Twilio completed, VAPI's report missing ---------------------------------------------------------------
-select pg_temp.new_call(('00000000-0000-0000-0000-0000000a000' || n)::uuid) is not null
+select test_fixtures.new_call(('00000000-0000-0000-0000-0000000a000' || n)::uuid) is not null
   from generate_series(1, 6) as n \g /dev/null
 select pg_temp.dial(('00000000-0000-0000-0000-0000000a000' || n)::uuid, 'CA0' || n) is not null
   from generate_series(1, 6) as n \g /dev/null
@@ -81,7 +74,7 @@ select is((select summary from public.pending_calls where id = '00000000-0000-00
 -- 2. Live sessions without news ---------------------------------------------------------------------------
 update public.pending_calls set call_status = 'cancelled' where call_status not in ('completed', 'failed', 'cancelled');
 create temp table live (n int, id uuid, sid text, status text);
-select count(pg_temp.new_call(('00000000-0000-0000-0000-0000000b000' || n)::uuid)) from generate_series(1, 8) as n \g /dev/null
+select count(test_fixtures.new_call(('00000000-0000-0000-0000-0000000b000' || n)::uuid)) from generate_series(1, 8) as n \g /dev/null
 -- b1 dialing, b2 queued, b3 initiated, b4 ringing, b5 in-progress; b6 in-progress but recent; b7 busy (ended);
 -- b8 dialing, its dial being re-sent (reserve_dial_slot touched it)
 insert into live select 1, pg_temp.claim('00000000-0000-0000-0000-0000000b0001'), null, 'dialing';
@@ -141,7 +134,7 @@ select throws_ok($$select public.reconcile_dialing_session('00000000-0000-0000-0
 
 -- Adopted: the earliest candidate that is nobody's and not older than the session (5 s of clock skew allowed)
 update public.pending_calls set call_status = 'cancelled' where call_status not in ('completed', 'failed', 'cancelled');
-select pg_temp.new_call('00000000-0000-0000-0000-0000000c0001') is not null as c1 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000c0001') is not null as c1 \gset
 select pg_temp.claim('00000000-0000-0000-0000-0000000c0001') as sc1 \gset
 select created_at as c1_created from public.call_sessions where id = :'sc1' \gset
 create temp table cands as
@@ -168,7 +161,7 @@ select is(public.apply_twilio_status('CA-first', 'completed', 5, 'human', 42) ->
           'later callbacks find the adopted call by its CallSid');
 
 -- Adopted with an ending status: applied like a status callback (Twilio's RFC 2822 dates are read too)
-select pg_temp.new_call('00000000-0000-0000-0000-0000000c0002') is not null as c2 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000c0002') is not null as c2 \gset
 select pg_temp.claim('00000000-0000-0000-0000-0000000c0002') as sc2 \gset
 select is(public.reconcile_dialing_session(:'sc2', jsonb_build_array(jsonb_build_object(
             'sid', 'CA-c2', 'status', 'busy', 'duration', '0',
@@ -177,7 +170,7 @@ select is(public.reconcile_dialing_session(:'sc2', jsonb_build_array(jsonb_build
 select row_eq($$select status, call_sid, duration_seconds, ended_at is not null from public.call_sessions where id = $$ || quote_literal(:'sc2'),
               row('busy'::text, 'CA-c2'::text, 0, true), 'the session is busy, with its duration');
 select is(pg_temp.state('00000000-0000-0000-0000-0000000c0002'), 'retry_pending / 1 / busy', 'last_error busy');
-select pg_temp.new_call('00000000-0000-0000-0000-0000000c0003') is not null as c3 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000c0003') is not null as c3 \gset
 select pg_temp.claim('00000000-0000-0000-0000-0000000c0003') as sc3 \gset
 select is(public.reconcile_dialing_session(:'sc3', jsonb_build_array(jsonb_build_object(
             'sid', 'CA-c3', 'status', 'completed', 'duration', 61, 'date_created', now()))) ->> 'call_status',
@@ -185,7 +178,7 @@ select is(public.reconcile_dialing_session(:'sc3', jsonb_build_array(jsonb_build
 select is((select status from public.call_sessions where id = :'sc3'), 'completed', 'the session is completed');
 
 -- Not dialled: no candidate is this session's
-select pg_temp.new_call('00000000-0000-0000-0000-0000000c0004') is not null as c4 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000c0004') is not null as c4 \gset
 select pg_temp.claim('00000000-0000-0000-0000-0000000c0004') as sc4 \gset
 select is(public.reconcile_dialing_session(:'sc4', '[]'),
           jsonb_build_object('session_id', :'sc4'::uuid, 'outcome', 'not_dialled', 'call_sid', null, 'call_status', 'retry_pending'),
@@ -196,14 +189,14 @@ select row_eq($$select status, error, error_code, ended_at = now() from public.c
 select is((select next_attempt_at - now() from public.pending_calls where id = '00000000-0000-0000-0000-0000000c0004'),
           interval '5 minutes', 'the retry is in 5 minutes');
 select is(public.reconcile_dialing_session(:'sc4', '[]') ->> 'outcome', 'unchanged', 'once more: unchanged');
-select pg_temp.new_call('00000000-0000-0000-0000-0000000c0005') is not null as c5 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000c0005') is not null as c5 \gset
 select pg_temp.claim('00000000-0000-0000-0000-0000000c0005') as sc5 \gset
 select is(public.reconcile_dialing_session(:'sc5', (select jsonb_build_array(jsonb_build_object(
             'sid', 'CA-old', 'status', 'completed', 'duration', 5, 'date_created', created_at - interval '6 seconds'))
             from public.call_sessions where id = :'sc5')) ->> 'outcome',
           'not_dialled', 'a call from more than 5 s before the session is not its own');
 -- Not final (the Worker looks before re-sending): with no call found nothing changes
-select pg_temp.new_call('00000000-0000-0000-0000-0000000c0007') is not null as c7 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000c0007') is not null as c7 \gset
 select pg_temp.claim('00000000-0000-0000-0000-0000000c0007') as sc7 \gset
 select is(public.reconcile_dialing_session(:'sc7', '[]', false),
           jsonb_build_object('session_id', :'sc7'::uuid, 'outcome', 'none', 'call_sid', null, 'call_status', 'dispatching'),
@@ -213,7 +206,7 @@ select row_eq($$select status, error from public.call_sessions where id = $$ || 
 select is(public.reconcile_dialing_session(:'sc7', jsonb_build_array(jsonb_build_object(
             'sid', 'CA-c7', 'status', 'queued', 'duration', null, 'date_created', now())), false) ->> 'outcome',
           'adopted', 'p_final false with its call at Twilio: adopted all the same');
-select pg_temp.new_call('00000000-0000-0000-0000-0000000c0006', 1) is not null as c6 \gset
+select test_fixtures.new_call('00000000-0000-0000-0000-0000000c0006', 1) is not null as c6 \gset
 select pg_temp.claim('00000000-0000-0000-0000-0000000c0006') as sc6 \gset
 select is(public.reconcile_dialing_session(:'sc6', '[]') ->> 'call_status', 'failed', 'not dialled on the last attempt: failed');
 select is(pg_temp.state('00000000-0000-0000-0000-0000000c0006'), 'failed / 1 / no call at Twilio', 'last_error says why');

@@ -6,11 +6,6 @@
 begin;
 select plan(49);
 
-create function pg_temp.connect(p_name text) returns text language sql as $$
-  select dblink_connect(p_name, format('host=%s port=%s dbname=%s user=%s',
-    coalesce(host(inet_server_addr()), split_part(current_setting('unix_socket_directories'), ',', 1)),
-    current_setting('port'), current_database(), current_user))
-$$;
 -- A's claim (inside its open transaction), synchronously.
 create function pg_temp.on_a(p_sql text) returns jsonb language sql as $$
   select j from dblink('a', p_sql) as t(j jsonb)
@@ -40,8 +35,8 @@ create function pg_temp.live_sessions() returns int language sql as $$
    where pending_call_id::text like '00000000-0000-0000-0000-0000000e%'
 $$;
 
-select is(pg_temp.connect('a'), 'OK', 'connection A is open');
-select is(pg_temp.connect('b'), 'OK', 'connection B is open');
+select is(test_fixtures.connect('a'), 'OK', 'connection A is open');
+select is(test_fixtures.connect('b'), 'OK', 'connection B is open');
 select (select pid from dblink('b', 'select pg_backend_pid()') as t(pid int)) as b_pid \gset
 -- (a bug must fail the test, not hang it)
 select is(dblink_exec('a', 'set statement_timeout = ''20s'''), 'SET', 'A gives up after 20 s');
