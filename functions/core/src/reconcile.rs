@@ -65,6 +65,19 @@ impl CallResource {
     }
 }
 
+/// What Twilio's answer to `GET Calls/{sid}.json` says of a session's call: its status and duration.
+/// `None` is Twilio's 404: a call it does not know is no live call, so the session ended `canceled`
+/// (never began) and holds no slot.
+pub fn looked_up(call: Option<&CallResource>) -> Result<(CallStatus, Option<i32>), String> {
+    match call {
+        None => Ok((CallStatus::Canceled, None)),
+        Some(call) => {
+            let status = call.call_status().ok_or_else(|| format!("unknown Twilio status {}", call.status))?;
+            Ok((status, call.duration_seconds()))
+        }
+    }
+}
+
 /// `GET` URL of one call.
 pub fn call_url(api_base: &str, account_sid: &str, call_sid: &str) -> String {
     format!("{}/2010-04-01/Accounts/{}/Calls/{}.json", api_base.trim_end_matches('/'), account_sid, call_sid)
@@ -116,6 +129,16 @@ mod tests {
             serde_json::from_value(json!({"sid": "CA1", "status": "in-progress", "duration": null})).unwrap();
         assert_eq!(live.duration_seconds(), None);
         assert_eq!(live.created_at(), None);
+    }
+
+    #[test]
+    fn a_looked_up_call_gives_its_status_and_an_unknown_one_is_canceled() {
+        let call: CallResource =
+            serde_json::from_value(json!({"sid": "CA1", "status": "busy", "duration": "0"})).unwrap();
+        assert_eq!(looked_up(Some(&call)), Ok((CallStatus::Busy, Some(0))));
+        assert_eq!(looked_up(None), Ok((CallStatus::Canceled, None)));
+        let odd: CallResource = serde_json::from_value(json!({"sid": "CA1", "status": "teleporting"})).unwrap();
+        assert!(looked_up(Some(&odd)).is_err());
     }
 
     #[test]

@@ -7,8 +7,9 @@ use crate::twilio::{self, ReadError};
 use outcall_core::config::Config;
 use outcall_core::dispatch::SWEEP_DRAIN_BUDGET_MS;
 use outcall_core::error::ApiError;
-use outcall_core::reconcile::{call_url, calls_to_url, candidates, CallPage, CallResource, StaleSession, SweepReport};
-use outcall_core::twilio::CallStatus;
+use outcall_core::reconcile::{
+    call_url, calls_to_url, candidates, looked_up, CallPage, CallResource, StaleSession, SweepReport,
+};
 use serde_json::json;
 use worker::console_log;
 
@@ -41,15 +42,12 @@ async fn reconcile(config: &Config, db: &Db, session: &StaleSession) -> Result<(
     let base = (&config.twilio_api_base, &config.twilio_account_sid);
     match &session.call_sid {
         Some(sid) => {
-            // A CallSid Twilio does not know is no live call: the session ended as `canceled` (never began).
-            let (status, duration) = match twilio::get::<CallResource>(config, &call_url(base.0, base.1, sid)).await {
-                Ok(call) => {
-                    let status = call.call_status().ok_or_else(|| format!("unknown Twilio status {}", call.status))?;
-                    (status, call.duration_seconds())
-                }
-                Err(ReadError::NotFound) => (CallStatus::Canceled, None),
+            let call = match twilio::get::<CallResource>(config, &call_url(base.0, base.1, sid)).await {
+                Ok(call) => Some(call),
+                Err(ReadError::NotFound) => None,
                 Err(e) => return Err(e.to_string()),
             };
+            let (status, duration) = looked_up(call.as_ref())?;
             let args = json!({"p_call_sid": sid, "p_call_status": status.as_str(),
                               "p_duration_seconds": duration, "p_session_id": session.session_id});
             db.rpc("apply_twilio_status", args).await.map_err(|e| e.message)?;
