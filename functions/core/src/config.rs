@@ -27,10 +27,14 @@ pub struct Config {
     pub provider_backoff: Backoff,
     /// How long one Twilio request may take before it counts as unanswered (`TWILIO_TIMEOUT_MS`).
     pub twilio_timeout: Duration,
+    /// The batch API's bearer key (`API_KEY`).
+    pub api_key: String,
+    /// Targets plus pendingCallIds one batch request may carry (`BATCH_MAX_TARGETS`).
+    pub batch_max_targets: usize,
 }
 
 /// Names of every variable, in the order they are checked (README lists the same).
-pub const VARIABLES: [&str; 12] = [
+pub const VARIABLES: [&str; 13] = [
     "SUPABASE_URL",
     "SUPABASE_SERVICE_ROLE_KEY",
     "TWILIO_ACCOUNT_SID",
@@ -43,15 +47,17 @@ pub const VARIABLES: [&str; 12] = [
     "VAPI_SECRET",
     "WEBHOOK_SECRET",
     "PUBLIC_BASE_URL",
+    "API_KEY",
 ];
 
 /// Optional variables, with their defaults (README lists the same).
-pub const OPTIONAL_VARIABLES: [(&str, &str); 5] = [
+pub const OPTIONAL_VARIABLES: [(&str, &str); 6] = [
     ("VAPI_CREDENTIAL_TYPE", "bearer"),
     ("VAPI_SIGNATURE_HEADER", "x-signature"),
     ("VAPI_TIMESTAMP_HEADER", "x-timestamp"),
     ("PROVIDER_RETRY_DELAYS_MS", "1000,4000,10000"),
     ("TWILIO_TIMEOUT_MS", "10000"),
+    ("BATCH_MAX_TARGETS", "10000"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +119,11 @@ impl Config {
             twilio_timeout: match optional("TWILIO_TIMEOUT_MS").parse::<u64>() {
                 Ok(ms @ 100..=60_000) => Duration::from_millis(ms),
                 _ => return Err(invalid("TWILIO_TIMEOUT_MS", "must be milliseconds between 100 and 60000".into())),
+            },
+            api_key: get("API_KEY")?,
+            batch_max_targets: match optional("BATCH_MAX_TARGETS").parse::<usize>() {
+                Ok(n @ 1..=100_000) => n,
+                _ => return Err(invalid("BATCH_MAX_TARGETS", "must be a whole number from 1 to 100000".into())),
             },
         })
     }
@@ -183,6 +194,8 @@ mod tests {
             ("PROVIDER_RETRY_DELAYS_MS", "1s"),
             ("TWILIO_TIMEOUT_MS", "0"),
             ("TWILIO_TIMEOUT_MS", "soon"),
+            ("BATCH_MAX_TARGETS", "0"),
+            ("BATCH_MAX_TARGETS", "many"),
         ] {
             let mut vars = full();
             vars.insert(name, value.into());
@@ -200,6 +213,7 @@ mod tests {
         assert_eq!(config.vapi_credential, VapiCredential::Bearer { secret: "value-of-VAPI_SECRET".into() });
         assert_eq!(config.provider_backoff, Backoff::default());
         assert_eq!(config.twilio_timeout, Duration::from_secs(10));
+        assert_eq!(config.batch_max_targets, crate::batch::DEFAULT_MAX_TARGETS);
 
         let mut vars = full();
         vars.insert("VAPI_CREDENTIAL_TYPE", "hmac".into());

@@ -8,6 +8,8 @@ pub struct CallContext(Map<String, Value>);
 
 /// Fields of the context that hold nested objects to be flattened into variables.
 const NESTED: [&str; 2] = ["instructions", "variables"];
+/// The field that is the assistant's first sentence for this call, not a variable.
+const FIRST_MESSAGE: &str = "first_message";
 
 impl CallContext {
     /// Reads `call_context()`'s answer; `null` (unknown id) gives `None`.
@@ -29,7 +31,7 @@ impl CallContext {
     pub fn variable_values(&self) -> Map<String, Value> {
         let mut out = Map::new();
         for (name, value) in &self.0 {
-            if NESTED.contains(&name.as_str()) {
+            if NESTED.contains(&name.as_str()) || name == FIRST_MESSAGE {
                 continue;
             }
             if let Some(text) = as_text(value) {
@@ -46,6 +48,11 @@ impl CallContext {
             }
         }
         out
+    }
+
+    /// What the assistant says first on this call, when the row (a batch target) says it.
+    pub fn first_message(&self) -> Option<&str> {
+        self.0.get(FIRST_MESSAGE).and_then(Value::as_str).filter(|s| !s.is_empty())
     }
 }
 
@@ -85,6 +92,22 @@ mod tests {
         assert_eq!(vars["attempt_note"], "2");
         assert!(!vars.contains_key("exam_id"), "nulls are left out");
         assert!(!vars.contains_key("instructions"));
+    }
+
+    #[test]
+    fn a_targets_prompt_is_a_variable_and_its_first_message_an_override() {
+        let ctx = CallContext::from_rpc(json!({
+            "employee_name": "Dana", "prompt": "Mention the storm.", "first_message": "Hi Dana",
+            "variables": {"route": 7}
+        }))
+        .unwrap();
+        let vars = ctx.variable_values();
+        assert_eq!(vars["prompt"], "Mention the storm.");
+        assert_eq!(vars["route"], "7");
+        assert!(!vars.contains_key("first_message"));
+        assert_eq!(ctx.first_message(), Some("Hi Dana"));
+        let plain = CallContext::from_rpc(json!({"employee_name": "Dana", "first_message": null})).unwrap();
+        assert_eq!(plain.first_message(), None);
     }
 
     #[test]

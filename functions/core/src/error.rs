@@ -7,11 +7,13 @@ pub struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// Per-item problems (a batch's targets), answered as `error.items`.
+    pub items: Vec<Value>,
 }
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), items: Vec::new() }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(400, code, message)
@@ -25,8 +27,16 @@ impl ApiError {
     pub fn upstream(message: impl Into<String>) -> Self {
         Self::new(502, "upstream_error", message)
     }
+    pub fn with_items(mut self, items: Vec<Value>) -> Self {
+        self.items = items;
+        self
+    }
     pub fn body(&self) -> Value {
-        json!({"error": {"code": self.code, "message": self.message}})
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if !self.items.is_empty() {
+            body["error"]["items"] = Value::Array(self.items.clone());
+        }
+        body
     }
 }
 

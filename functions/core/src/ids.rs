@@ -9,6 +9,11 @@ use uuid::Uuid;
 #[serde(transparent)]
 pub struct PendingCallId(Uuid);
 
+/// The id of a `batches` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BatchId(Uuid);
+
 /// The id of a `call_sessions` row (one dial attempt).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -35,6 +40,7 @@ macro_rules! uuid_id {
 }
 uuid_id!(PendingCallId);
 uuid_id!(SessionId);
+uuid_id!(BatchId);
 
 /// A Twilio Call SID: `CA` and 32 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -3,6 +3,8 @@
 //! The Worker (`outcall-edge`) parses a request into these types, asks this crate what to do,
 //! calls one SQL function and answers. Everything here is plain Rust and unit-tested on the host.
 
+pub mod api;
+pub mod batch;
 pub mod classification;
 pub mod config;
 pub mod context;

@@ -151,9 +151,14 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-/// The answer to `assistant-request`: our assistant, with this call's context as variables.
-pub fn assistant_reply(assistant_id: &str, variable_values: Map<String, Value>) -> Value {
-    json!({"assistantId": assistant_id, "assistantOverrides": {"variableValues": variable_values}})
+/// The answer to `assistant-request`: our assistant, with this call's context as variables and, when
+/// the row has one, its own first message. Both apply to this call only.
+pub fn assistant_reply(assistant_id: &str, variable_values: Map<String, Value>, first_message: Option<&str>) -> Value {
+    let mut overrides = json!({"variableValues": variable_values});
+    if let Some(first_message) = first_message {
+        overrides["firstMessage"] = Value::String(first_message.to_owned());
+    }
+    json!({"assistantId": assistant_id, "assistantOverrides": overrides})
 }
 
 /// The answer to `assistant-request` when there is no call to serve. VAPI speaks the text to the
@@ -269,8 +274,13 @@ mod tests {
         let mut vars = Map::new();
         vars.insert("employee_name".into(), json!("Dana"));
         assert_eq!(
-            assistant_reply("asst-1", vars),
+            assistant_reply("asst-1", vars.clone(), None),
             json!({"assistantId": "asst-1", "assistantOverrides": {"variableValues": {"employee_name": "Dana"}}})
+        );
+        assert_eq!(
+            assistant_reply("asst-1", vars, Some("Hi Dana")),
+            json!({"assistantId": "asst-1",
+                   "assistantOverrides": {"variableValues": {"employee_name": "Dana"}, "firstMessage": "Hi Dana"}})
         );
         assert!(assistant_refusal()["error"].is_string());
         assert_eq!(

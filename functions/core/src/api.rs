@@ -1,0 +1,362 @@
+//! The batch API (`/api/v1`): which route a request is, who may call it, how the SQL functions'
+//! answers become HTTP answers. The OpenAPI document (`openapi.json` beside this crate) describes the
+//! same routes; a test holds the two together.
+
+use crate::batch::ItemError;
+use crate::error::{constant_time_eq, ApiError};
+use crate::ids::BatchId;
+use serde_json::{json, Map, Value};
+
+/// The API's OpenAPI 3.1 description, served at `/api/v1/openapi.json`.
+pub const OPENAPI_DOCUMENT: &str = include_str!("../openapi.json");
+
+/// Every route, as the OpenAPI document names it: (method, path template).
+pub const ROUTES: [(&str, &str); 8] = [
+    ("GET", "/api/v1/openapi.json"),
+    ("POST", "/api/v1/batches"),
+    ("GET", "/api/v1/batches"),
+    ("GET", "/api/v1/batches/{batchId}"),
+    ("GET", "/api/v1/batches/{batchId}/transcripts"),
+    ("GET", "/api/v1/batches/{batchId}/events"),
+    ("POST", "/api/v1/batches/{batchId}/cancel"),
+    ("POST", "/api/v1/batches/{batchId}/retry-failed"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    OpenApi,
+    CreateBatch,
+    ListBatches,
+    GetBatch(BatchId),
+    Transcripts(BatchId),
+    Events(BatchId),
+    Cancel(BatchId),
+    RetryFailed(BatchId),
+}
+
+/// The route for a request under `/api/v1`: `None` for paths outside the API, an error for a known path
+/// with the wrong method (405) or a malformed batch id (400).
+pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
+    let rest = path.strip_prefix("/api/v1/")?;
+    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let (template, id) = match segments.as_slice() {
+        ["openapi.json"] => ("/api/v1/openapi.json", None),
+        ["batches"] => ("/api/v1/batches", None),
+        ["batches", id] => ("/api/v1/batches/{batchId}", Some(*id)),
+        ["batches", id, action @ ("transcripts" | "events" | "cancel" | "retry-failed")] => {
+            (ROUTES.iter().find(|(_, t)| t.ends_with(action)).map_or("", |(_, t)| t), Some(*id))
+        }
+        _ => return None,
+    };
+    if !ROUTES.iter().any(|(m, t)| *m == method && *t == template) {
+        let allowed: Vec<&str> = ROUTES.iter().filter(|(_, t)| *t == template).map(|(m, _)| *m).collect();
+        let message = format!("{path} takes {}, not {method}", allowed.join(" or "));
+        return Some(Err(ApiError::new(405, "method_not_allowed", message)));
+    }
+    let batch = match id.map(BatchId::parse) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => return Some(Err(ApiError::bad_request("invalid_id", "a batch id is a UUID"))),
+    };
+    Some(Ok(match (method, template, batch) {
+        (_, "/api/v1/openapi.json", _) => Route::OpenApi,
+        ("POST", "/api/v1/batches", _) => Route::CreateBatch,
+        ("GET", "/api/v1/batches", _) => Route::ListBatches,
+        (_, t, Some(id)) if t.ends_with("/transcripts") => Route::Transcripts(id),
+        (_, t, Some(id)) if t.ends_with("/events") => Route::Events(id),
+        (_, t, Some(id)) if t.ends_with("/cancel") => Route::Cancel(id),
+        (_, t, Some(id)) if t.ends_with("/retry-failed") => Route::RetryFailed(id),
+        (_, _, Some(id)) => Route::GetBatch(id),
+        _ => return None,
+    }))
+}
+
+/// `Authorization: Bearer <API_KEY>`: missing → 401, wrong → 403. Compared in constant time.
+pub fn authorize(authorization: Option<&str>, api_key: &str) -> Result<(), ApiError> {
+    let Some(given) = authorization.and_then(|h| h.trim().strip_prefix("Bearer ")) else {
+        return Err(ApiError::unauthorized("send the API key as Authorization: Bearer <key>"));
+    };
+    if constant_time_eq(given.trim().as_bytes(), api_key.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(403, "forbidden", "the API key does not match"))
+    }
+}
+
+/// A page of a list: `?limit=&offset=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    pub offset: u32,
+}
+
+pub const MAX_PAGE: u32 = 1_000;
+
+impl Page {
+    /// Reads `limit` (1..=1000, default `default_limit`) and `offset` (>= 0, default 0) from a query
+    /// string; other parameters are refused so a typo (`limt`) is not silently ignored.
+    pub fn from_query(query: Option<&str>, default_limit: u32) -> Result<Self, ApiError> {
+        let mut page = Page { limit: default_limit, offset: 0 };
+        for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let number = value.parse::<u32>();
+            match (name.as_ref(), number) {
+                ("limit", Ok(n @ 1..=MAX_PAGE)) => page.limit = n,
+                ("offset", Ok(n)) => page.offset = n,
+                ("limit", _) => return Err(invalid_parameter(format!("limit must be 1 to {MAX_PAGE}, got {value:?}"))),
+                ("offset", _) => return Err(invalid_parameter(format!("offset must be 0 or more, got {value:?}"))),
+                (other, _) => return Err(invalid_parameter(format!("unknown query parameter {other:?}"))),
+            }
+        }
+        Ok(page)
+    }
+}
+
+fn invalid_parameter(message: String) -> ApiError {
+    ApiError::bad_request("invalid_parameter", message)
+}
+
+/// A batch accepted (or replayed under the same `Idempotency-Key`): 202 with a `Location`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub location: String,
+    pub replayed: bool,
+    pub body: Value,
+}
+
+/// `create_batch`'s answer as HTTP: created/replayed → 202, conflict → 409, invalid → 400.
+pub fn create_answer(rpc: &Value, public_base_url: &str) -> Result<Accepted, ApiError> {
+    let outcome = rpc.get("outcome").and_then(Value::as_str).unwrap_or("");
+    let batch_id = rpc.get("batch_id").and_then(Value::as_str).unwrap_or("");
+    match outcome {
+        "created" | "replayed" => {
+            let location = format!("/api/v1/batches/{batch_id}");
+            let body = json!({
+                "batchId": batch_id,
+                "statusUrl": format!("{public_base_url}{location}"),
+                "accepted": rpc.get("accepted").cloned().unwrap_or(json!(0)),
+                "rejected": rpc.get("rejected").cloned().unwrap_or(json!([])),
+            });
+            Ok(Accepted { location, replayed: outcome == "replayed", body })
+        }
+        "conflict" => Err(ApiError::new(
+            409,
+            "idempotency_conflict",
+            format!("this Idempotency-Key was used for batch {batch_id} with a different body"),
+        )),
+        "invalid" => {
+            let errors = rpc.get("errors").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+            Err(validation_error(errors.iter().map(database_item_error).collect()))
+        }
+        _ => Err(ApiError::upstream(format!("create_batch answered an unknown outcome {outcome:?}"))),
+    }
+}
+
+/// 400 `validation_error` listing every problem.
+pub fn validation_error(items: Vec<ItemError>) -> ApiError {
+    let message = match items.len() {
+        1 => format!("{}: {}", items[0].path, items[0].message),
+        n => format!("{n} problems in the request; see items"),
+    };
+    let items = items.iter().map(|i| serde_json::to_value(i).unwrap_or(Value::Null)).collect();
+    ApiError::bad_request("validation_error", message).with_items(items)
+}
+
+/// A problem only the database could see, in the same shape as ours.
+fn database_item_error(raw: &Value) -> ItemError {
+    let text = |key: &str| raw.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+    let index = raw.get("index").and_then(Value::as_u64).map(|i| i as usize);
+    let field = text("field");
+    let path = match (index, raw.get("pending_call_id").and_then(Value::as_str)) {
+        (Some(i), _) => format!("targets[{i}].{field}"),
+        (None, Some(id)) => format!("pendingCallIds ({id})"),
+        (None, None) => field,
+    };
+    let code = match text("code").as_str() {
+        "invalid_timezone" => "invalid_timezone",
+        "window_outside_policy" => "window_outside_policy",
+        "nothing_to_call" => "nothing_to_call",
+        _ => "invalid",
+    };
+    ItemError { path, index, code, message: text("message"), value: raw.get("value").cloned() }
+}
+
+/// The database's snake_case keys as the API's camelCase, at every depth but inside `metadata`, which
+/// is the caller's own and comes back as it was given.
+pub fn api_json(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = if k == "metadata" { v } else { api_json(v) };
+                    (camel_case(&k), v)
+                })
+                .collect::<Map<String, Value>>(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(api_json).collect()),
+        other => other,
+    }
+}
+
+fn camel_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        match (c, upper) {
+            ('_', _) => upper = !out.is_empty(),
+            (c, true) => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
+/// How often the event stream reads the batch's progress, and how often it says it is still there.
+pub const EVENTS_POLL_MS: u64 = 1_000;
+pub const EVENTS_KEEPALIVE_MS: u64 = 15_000;
+
+/// One Server-Sent Event.
+pub fn sse_event(event: &str, id: u64, data: &Value) -> String {
+    format!("id: {id}\nevent: {event}\ndata: {data}\n\n")
+}
+
+/// A batch's progress says it has ended: every row terminal.
+pub fn batch_ended(progress: &Value) -> bool {
+    progress.get("completed_at").is_some_and(|t| !t.is_null())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+
+    fn ok(method: &str, path: &str) -> Route {
+        route(method, path).expect("an API path").expect("a route")
+    }
+
+    #[test]
+    fn routes_every_documented_path() {
+        let id = BatchId::parse(ID).unwrap();
+        assert_eq!(ok("GET", "/api/v1/openapi.json"), Route::OpenApi);
+        assert_eq!(ok("POST", "/api/v1/batches"), Route::CreateBatch);
+        assert_eq!(ok("GET", "/api/v1/batches/"), Route::ListBatches);
+        assert_eq!(ok("GET", &format!("/api/v1/batches/{ID}")), Route::GetBatch(id));
+        assert_eq!(ok("GET", &format!("/api/v1/batches/{ID}/transcripts")), Route::Transcripts(id));
+        assert_eq!(ok("GET", &format!("/api/v1/batches/{ID}/events")), Route::Events(id));
+        assert_eq!(ok("POST", &format!("/api/v1/batches/{ID}/cancel")), Route::Cancel(id));
+        assert_eq!(ok("POST", &format!("/api/v1/batches/{ID}/retry-failed")), Route::RetryFailed(id));
+    }
+
+    #[test]
+    fn refuses_wrong_methods_and_ids_and_ignores_other_paths() {
+        let status = |m: &str, p: &str| route(m, p).unwrap().unwrap_err().status;
+        assert_eq!(status("DELETE", "/api/v1/batches"), 405);
+        assert_eq!(status("GET", &format!("/api/v1/batches/{ID}/cancel")), 405);
+        assert_eq!(status("GET", "/api/v1/batches/not-a-uuid"), 400);
+        assert!(route("GET", "/api/v1/other").is_none());
+        assert!(route("GET", &format!("/api/v1/batches/{ID}/calls")).is_none());
+        assert!(route("GET", "/health").is_none());
+    }
+
+    #[test]
+    fn checks_the_api_key() {
+        assert!(authorize(Some("Bearer k3y"), "k3y").is_ok());
+        assert_eq!(authorize(None, "k3y").unwrap_err().status, 401);
+        assert_eq!(authorize(Some("Basic k3y"), "k3y").unwrap_err().status, 401);
+        assert_eq!(authorize(Some("Bearer k3Y"), "k3y").unwrap_err().status, 403);
+    }
+
+    #[test]
+    fn pages_are_bounded() {
+        assert_eq!(Page::from_query(None, 100), Ok(Page { limit: 100, offset: 0 }));
+        assert_eq!(Page::from_query(Some("limit=5&offset=10"), 100), Ok(Page { limit: 5, offset: 10 }));
+        for bad in ["limit=0", "limit=1001", "offset=-1", "limit=x", "limt=5"] {
+            assert_eq!(Page::from_query(Some(bad), 100).unwrap_err().code, "invalid_parameter", "{bad}");
+        }
+    }
+
+    #[test]
+    fn create_answers_map_to_http() {
+        let created = json!({"outcome": "created", "batch_id": ID, "accepted": 3,
+                             "rejected": [{"pendingCallId": ID, "code": "not_found", "message": "m"}]});
+        let accepted = create_answer(&created, "https://w.example").unwrap();
+        assert_eq!(accepted.location, format!("/api/v1/batches/{ID}"));
+        assert_eq!(accepted.body["statusUrl"], format!("https://w.example/api/v1/batches/{ID}"));
+        assert_eq!(accepted.body["accepted"], 3);
+        assert_eq!(accepted.body["rejected"][0]["code"], "not_found");
+        assert!(!accepted.replayed);
+        let replayed = json!({"outcome": "replayed", "batch_id": ID, "accepted": 3, "rejected": []});
+        assert!(create_answer(&replayed, "https://w.example").unwrap().replayed);
+        let conflict = create_answer(&json!({"outcome": "conflict", "batch_id": ID}), "x").unwrap_err();
+        assert_eq!((conflict.status, conflict.code), (409, "idempotency_conflict"));
+        let invalid = json!({"outcome": "invalid", "errors": [
+            {"index": 2, "field": "clinic_timezone", "code": "invalid_timezone", "message": "unknown zone", "value": "Mars/Base"}]});
+        let error = create_answer(&invalid, "x").unwrap_err();
+        assert_eq!((error.status, error.code), (400, "validation_error"));
+        assert_eq!(error.body()["error"]["items"][0]["path"], "targets[2].clinic_timezone");
+        assert_eq!(error.body()["error"]["items"][0]["index"], 2);
+        assert_eq!(create_answer(&json!({}), "x").unwrap_err().status, 502);
+    }
+
+    #[test]
+    fn api_json_is_camel_case_except_the_callers_metadata() {
+        let db = json!({"batch_id": 1, "counts": {"in_progress": 2}, "results": [{"pending_call_id": 3}],
+                        "metadata": {"my_key": {"inner_key": 1}}});
+        assert_eq!(
+            api_json(db),
+            json!({"batchId": 1, "counts": {"inProgress": 2}, "results": [{"pendingCallId": 3}],
+                   "metadata": {"my_key": {"inner_key": 1}}})
+        );
+    }
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_routes() {
+        use std::collections::BTreeSet;
+        let document: Value = serde_json::from_str(OPENAPI_DOCUMENT).expect("openapi.json is JSON");
+        assert_eq!(document["openapi"], "3.1.0");
+        let methods = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
+        let paths = document["paths"].as_object().expect("paths");
+        let mut documented = BTreeSet::new();
+        for (path, item) in paths {
+            for (method, operation) in item.as_object().expect("a path item") {
+                if !methods.contains(&method.as_str()) {
+                    continue;
+                }
+                let route = (method.to_uppercase(), path.clone());
+                let statuses: Vec<&String> = operation["responses"].as_object().expect("responses").keys().collect();
+                assert!(statuses.iter().any(|s| s.starts_with('2')), "{route:?} has no 2xx response");
+                let public = path == "/api/v1/openapi.json";
+                assert_eq!(
+                    statuses.iter().any(|s| *s == "401"),
+                    !public,
+                    "{route:?}: a 401 exactly when a key is needed"
+                );
+                assert_eq!(operation.get("security") == Some(&json!([])), public, "{route:?}: security");
+                documented.insert(route);
+            }
+        }
+        let routes: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        assert_eq!(
+            documented.difference(&routes).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "documented, not routed"
+        );
+        assert_eq!(
+            routes.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "routed, not documented"
+        );
+        assert_eq!(document["security"], json!([{"bearerAuth": []}]));
+        assert_eq!(document["components"]["securitySchemes"]["bearerAuth"]["scheme"], "bearer");
+    }
+
+    #[test]
+    fn events_are_server_sent_events() {
+        assert_eq!(sse_event("progress", 7, &json!({"a": 1})), "id: 7\nevent: progress\ndata: {\"a\":1}\n\n");
+        assert!(batch_ended(&json!({"completed_at": "2026-11-21T10:00:00Z"})));
+        assert!(!batch_ended(&json!({"completed_at": null})));
+    }
+}

@@ -1,0 +1,535 @@
+//! A batch request, parsed and validated whole before anything is written.
+//!
+//! `POST /api/v1/batches` takes `{"name", "targets": [...], "pendingCallIds": [...], "schedule":
+//! {"notBefore", "window"}, "metadata"}`. Every problem is collected (not just the first), each with the
+//! path of the offending item and its value, so a caller can fix a 10,000-target list in one go. What
+//! only the database knows (time-zone names, which ids exist) is checked by `create_batch` in SQL.
+
+use crate::ids::PendingCallId;
+use crate::phone::PhoneNumber;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// Targets plus `pendingCallIds` one request may carry, unless `BATCH_MAX_TARGETS` says otherwise.
+pub const DEFAULT_MAX_TARGETS: usize = 10_000;
+const MAX_NAME_CHARS: usize = 200;
+const MAX_PROMPT_CHARS: usize = 10_000;
+const MAX_FIRST_MESSAGE_CHARS: usize = 1_000;
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// The keys a request may have; anything else is a mistake worth reporting, not ignoring.
+const REQUEST_KEYS: [&str; 5] = ["name", "targets", "pendingCallIds", "schedule", "metadata"];
+
+/// One problem with one part of the request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemError {
+    /// Where: `targets[3].phone`, `pendingCallIds[0]`, `schedule.window.start`, `name`.
+    pub path: String,
+    /// The target's (or id's) position, when the problem is in a list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    pub code: &'static str,
+    pub message: String,
+    /// The offending value as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+}
+
+impl ItemError {
+    fn new(path: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Self { path: path.into(), index: None, code, message: message.into(), value: None }
+    }
+    fn at(mut self, index: usize) -> Self {
+        self.index = Some(index);
+        self
+    }
+    fn with_value(mut self, value: &Value) -> Self {
+        self.value = Some(value.clone());
+        self
+    }
+}
+
+/// Why a request was refused before it reached the database.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchRequestError {
+    /// The body is not a JSON object.
+    Malformed(String),
+    /// The body is JSON, but these parts of it are wrong.
+    Invalid(Vec<ItemError>),
+}
+
+/// A calling window of the batch's own: ISO days (1 = Monday) and local start/end times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub days: Vec<u8>,
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Schedule {
+    pub not_before: Option<DateTime<Utc>>,
+    pub window: Option<Window>,
+}
+
+/// A valid batch request, ready for `create_batch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBatch {
+    pub name: String,
+    pub metadata: Map<String, Value>,
+    /// One `pending_calls` row per target, keyed by column name, phones in E.164.
+    pub targets: Vec<Map<String, Value>>,
+    pub pending_call_ids: Vec<PendingCallId>,
+    pub schedule: Schedule,
+}
+
+impl NewBatch {
+    /// `create_batch`'s argument: the batch, its rows, and the idempotency key with the request's hash.
+    pub fn rpc_request(&self, idempotency_key: Option<&str>, request_hash: &str) -> Value {
+        let window = self.schedule.window.as_ref().map(|w| {
+            json!({"days": w.days, "start": w.start.format("%H:%M").to_string(), "end": w.end.format("%H:%M").to_string()})
+        });
+        json!({
+            "name": self.name,
+            "metadata": self.metadata,
+            "idempotency_key": idempotency_key,
+            "request_hash": request_hash,
+            "not_before": self.schedule.not_before.map(|t| t.to_rfc3339()),
+            "window": window,
+            "targets": self.targets,
+            "pending_call_ids": self.pending_call_ids,
+        })
+    }
+}
+
+/// The fingerprint an `Idempotency-Key` is bound to: SHA-256 of the body exactly as sent.
+pub fn request_hash(body: &str) -> String {
+    Sha256::digest(body.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+pub fn parse_idempotency_key(raw: &str) -> Result<&str, String> {
+    let key = raw.trim();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_CHARS || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters"));
+    }
+    Ok(key)
+}
+
+/// Parses and validates a whole request. `max_targets` bounds targets plus `pendingCallIds`.
+pub fn parse_request(body: &str, max_targets: usize) -> Result<NewBatch, BatchRequestError> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| BatchRequestError::Malformed(format!("not JSON: {e}")))?;
+    let Value::Object(request) = value else {
+        return Err(BatchRequestError::Malformed("the body must be a JSON object".into()));
+    };
+    let mut errors = Vec::new();
+    for key in request.keys().filter(|k| !REQUEST_KEYS.contains(&k.as_str())) {
+        errors.push(ItemError::new(key.clone(), "unknown_field", format!("{key} is not a batch field")));
+    }
+    let name = match request.get("name") {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.trim().chars().count() <= MAX_NAME_CHARS => {
+            s.trim().to_owned()
+        }
+        Some(other) => {
+            let message = format!("name must be text of 1 to {MAX_NAME_CHARS} characters");
+            errors.push(ItemError::new("name", "invalid_name", message).with_value(other));
+            String::new()
+        }
+        None => {
+            errors.push(ItemError::new("name", "required", "name is required"));
+            String::new()
+        }
+    };
+    let metadata = match request.get("metadata") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(other) => {
+            errors.push(ItemError::new("metadata", "invalid_type", "metadata must be an object").with_value(other));
+            Map::new()
+        }
+    };
+    let targets = list(&request, "targets", &mut errors);
+    let ids = list(&request, "pendingCallIds", &mut errors);
+    let count = targets.len() + ids.len();
+    if count == 0 && errors.is_empty() {
+        errors.push(ItemError::new("targets", "empty", "a batch needs at least one target or pendingCallId"));
+    }
+    if count > max_targets {
+        let message = format!("{count} targets and pendingCallIds; at most {max_targets} per batch");
+        errors.push(ItemError::new("targets", "too_many", message));
+        // Validating a list we refuse anyway would only bury the one error that matters.
+        return Err(BatchRequestError::Invalid(errors));
+    }
+    let rows: Vec<Map<String, Value>> =
+        targets.iter().enumerate().filter_map(|(i, t)| parse_target(i, t, &mut errors)).collect();
+    if rows.len() == targets.len() {
+        report_duplicate_targets(&rows, &mut errors);
+    }
+    let pending_call_ids = parse_ids(ids, &mut errors);
+    let schedule = parse_schedule(request.get("schedule"), &mut errors);
+    if !errors.is_empty() {
+        return Err(BatchRequestError::Invalid(errors));
+    }
+    Ok(NewBatch { name, metadata, targets: rows, pending_call_ids, schedule })
+}
+
+fn list<'a>(request: &'a Map<String, Value>, key: &str, errors: &mut Vec<ItemError>) -> &'a [Value] {
+    match request.get(key) {
+        None | Some(Value::Null) => &[],
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            errors.push(ItemError::new(key, "invalid_type", format!("{key} must be a list")).with_value(other));
+            &[]
+        }
+    }
+}
+
+/// How a target's keys become `pending_calls` columns, and what each must hold.
+#[derive(Clone, Copy)]
+enum Kind {
+    Phone,
+    RequiredText(usize),
+    Text(usize),
+    Date,
+    Instant,
+    TextList,
+    Object,
+    Attempts,
+}
+
+const TARGET_FIELDS: [(&str, &str, Kind); 14] = [
+    ("phone", "phone", Kind::Phone),
+    ("name", "employee_name", Kind::RequiredText(MAX_NAME_CHARS)),
+    ("exam_id", "exam_id", Kind::Text(200)),
+    ("employee_dob", "employee_dob", Kind::Date),
+    ("client_name", "client_name", Kind::Text(MAX_NAME_CHARS)),
+    ("clinic_name", "clinic_name", Kind::Text(MAX_NAME_CHARS)),
+    ("clinic_timezone", "clinic_timezone", Kind::Text(64)),
+    ("appointment_time", "appointment_time", Kind::Instant),
+    ("procedures", "procedures", Kind::TextList),
+    ("instructions", "instructions", Kind::Object),
+    ("variables", "variables", Kind::Object),
+    ("max_attempts", "max_attempts", Kind::Attempts),
+    ("prompt", "prompt", Kind::Text(MAX_PROMPT_CHARS)),
+    ("first_message", "first_message", Kind::Text(MAX_FIRST_MESSAGE_CHARS)),
+];
+
+/// One target as a row, or `None` after recording what is wrong with it.
+fn parse_target(index: usize, target: &Value, errors: &mut Vec<ItemError>) -> Option<Map<String, Value>> {
+    let before = errors.len();
+    let Value::Object(fields) = target else {
+        errors
+            .push(ItemError::new(format!("targets[{index}]"), "invalid_type", "a target must be an object").at(index));
+        return None;
+    };
+    let mut row = Map::new();
+    for key in fields.keys().filter(|k| !TARGET_FIELDS.iter().any(|(name, _, _)| name == k)) {
+        let path = format!("targets[{index}].{key}");
+        errors.push(ItemError::new(path, "unknown_field", format!("{key} is not a target field")).at(index));
+    }
+    for (key, column, kind) in TARGET_FIELDS {
+        let path = format!("targets[{index}].{key}");
+        let value = fields.get(key).filter(|v| !v.is_null());
+        let required = matches!(kind, Kind::Phone | Kind::RequiredText(_));
+        let Some(value) = value else {
+            if required {
+                errors.push(ItemError::new(path, "required", format!("{key} is required")).at(index));
+            }
+            continue;
+        };
+        match field_value(kind, value) {
+            Ok(parsed) => {
+                row.insert(column.to_owned(), parsed);
+            }
+            Err((code, message)) => errors.push(ItemError::new(path, code, message).at(index).with_value(value)),
+        }
+    }
+    (errors.len() == before).then_some(row)
+}
+
+fn field_value(kind: Kind, value: &Value) -> Result<Value, (&'static str, String)> {
+    let text = || value.as_str().map(str::trim).ok_or(("invalid_type", "must be text".to_owned()));
+    match kind {
+        Kind::Phone => {
+            let raw = text()?;
+            PhoneNumber::parse(raw).map(|p| Value::String(p.to_string())).map_err(|e| ("invalid_phone", e.to_string()))
+        }
+        Kind::RequiredText(max) | Kind::Text(max) => {
+            let s = text()?;
+            let required = matches!(kind, Kind::RequiredText(_));
+            if (required && s.is_empty()) || s.chars().count() > max {
+                return Err(("invalid_text", format!("must be text of {} to {max} characters", usize::from(required))));
+            }
+            Ok(Value::String(s.to_owned()))
+        }
+        Kind::Date => NaiveDate::parse_from_str(text()?, "%Y-%m-%d")
+            .map(|d| Value::String(d.to_string()))
+            .map_err(|_| ("invalid_date", "must be a date, YYYY-MM-DD".to_owned())),
+        Kind::Instant => DateTime::parse_from_rfc3339(text()?).map(|t| Value::String(t.to_rfc3339())).map_err(|_| {
+            ("invalid_time", "must be an RFC 3339 time with an offset, e.g. 2026-12-01T09:30:00-05:00".to_owned())
+        }),
+        Kind::TextList => match value.as_array() {
+            Some(items) if items.iter().all(Value::is_string) => Ok(value.clone()),
+            _ => Err(("invalid_type", "must be a list of text".to_owned())),
+        },
+        Kind::Object => match value {
+            Value::Object(_) => Ok(value.clone()),
+            _ => Err(("invalid_type", "must be an object".to_owned())),
+        },
+        Kind::Attempts => match value.as_u64() {
+            Some(n @ 1..=20) => Ok(json!(n)),
+            _ => Err(("out_of_range", "must be a whole number from 1 to 20".to_owned())),
+        },
+    }
+}
+
+/// The same person at the same number about the same thing, twice. (Many employees share a clinic's
+/// number, so the phone alone is not a duplicate.)
+fn report_duplicate_targets(rows: &[Map<String, Value>], errors: &mut Vec<ItemError>) {
+    let mut first_seen: HashMap<[String; 4], usize> = HashMap::with_capacity(rows.len());
+    for (index, row) in rows.iter().enumerate() {
+        let field = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
+        let key = [field("phone"), field("employee_name").to_lowercase(), field("exam_id"), field("appointment_time")];
+        if let Some(first) = first_seen.get(&key) {
+            let message = format!("the same phone, name, exam_id and appointment_time as targets[{first}]");
+            let value = row.get("phone").cloned().unwrap_or(Value::Null);
+            errors.push(ItemError::new(format!("targets[{index}]"), "duplicate", message).at(index).with_value(&value));
+        } else {
+            first_seen.insert(key, index);
+        }
+    }
+}
+
+fn parse_ids(ids: &[Value], errors: &mut Vec<ItemError>) -> Vec<PendingCallId> {
+    let mut seen: HashMap<PendingCallId, usize> = HashMap::with_capacity(ids.len());
+    let mut parsed = Vec::with_capacity(ids.len());
+    for (index, raw) in ids.iter().enumerate() {
+        let path = format!("pendingCallIds[{index}]");
+        match raw.as_str().map(PendingCallId::parse) {
+            Some(Ok(id)) => match seen.get(&id) {
+                Some(first) => {
+                    let message = format!("the same id as pendingCallIds[{first}]");
+                    errors.push(ItemError::new(path, "duplicate", message).at(index).with_value(raw));
+                }
+                None => {
+                    seen.insert(id, index);
+                    parsed.push(id);
+                }
+            },
+            _ => errors.push(
+                ItemError::new(path, "invalid_id", "must be a pending call id (a UUID)").at(index).with_value(raw),
+            ),
+        }
+    }
+    parsed
+}
+
+fn parse_schedule(schedule: Option<&Value>, errors: &mut Vec<ItemError>) -> Schedule {
+    let fields = match schedule {
+        None | Some(Value::Null) => return Schedule::default(),
+        Some(Value::Object(fields)) => fields,
+        Some(other) => {
+            errors.push(ItemError::new("schedule", "invalid_type", "schedule must be an object").with_value(other));
+            return Schedule::default();
+        }
+    };
+    for key in fields.keys().filter(|k| !["notBefore", "window"].contains(&k.as_str())) {
+        errors.push(ItemError::new(
+            format!("schedule.{key}"),
+            "unknown_field",
+            format!("{key} is not a schedule field"),
+        ));
+    }
+    let not_before = match fields.get("notBefore").filter(|v| !v.is_null()) {
+        None => None,
+        Some(raw) => match raw.as_str().map(DateTime::parse_from_rfc3339) {
+            Some(Ok(t)) => Some(t.with_timezone(&Utc)),
+            _ => {
+                let message = "notBefore must be an RFC 3339 time with an offset";
+                errors.push(ItemError::new("schedule.notBefore", "invalid_time", message).with_value(raw));
+                None
+            }
+        },
+    };
+    let window = fields.get("window").filter(|v| !v.is_null()).and_then(|w| parse_window(w, errors));
+    Schedule { not_before, window }
+}
+
+/// `{"days": [1, 2, 3, 4, 5], "start": "09:00", "end": "17:00"}`, times on each callee's clock.
+fn parse_window(raw: &Value, errors: &mut Vec<ItemError>) -> Option<Window> {
+    let invalid =
+        |path: &str, message: &str| ItemError::new(format!("schedule.window{path}"), "invalid_window", message);
+    let Value::Object(fields) = raw else {
+        errors.push(invalid("", "window must be {\"days\", \"start\", \"end\"}").with_value(raw));
+        return None;
+    };
+    let before = errors.len();
+    let days: Vec<u8> = match fields.get("days").and_then(Value::as_array) {
+        Some(days) if !days.is_empty() && days.iter().all(|d| matches!(d.as_u64(), Some(1..=7))) => {
+            let mut days: Vec<u8> = days.iter().filter_map(Value::as_u64).map(|d| d as u8).collect();
+            days.sort_unstable();
+            days.dedup();
+            days
+        }
+        _ => {
+            let value = fields.get("days").unwrap_or(&Value::Null);
+            errors.push(
+                invalid(".days", "days must be a non-empty list of ISO weekdays, 1 (Monday) to 7").with_value(value),
+            );
+            Vec::new()
+        }
+    };
+    let time = |key: &str, errors: &mut Vec<ItemError>| {
+        let raw = fields.get(key).unwrap_or(&Value::Null);
+        let parsed = raw.as_str().and_then(|s| NaiveTime::parse_from_str(s, "%H:%M").ok());
+        if parsed.is_none() {
+            errors.push(invalid(&format!(".{key}"), &format!("{key} must be a local time, HH:MM")).with_value(raw));
+        }
+        parsed
+    };
+    let (start, end) = (time("start", errors), time("end", errors));
+    if let (Some(start), Some(end)) = (start, end) {
+        if start >= end {
+            errors.push(invalid("", "start must be before end (a window does not span midnight)").with_value(raw));
+        }
+    }
+    (errors.len() == before).then(|| Window { days, start: start.unwrap_or_default(), end: end.unwrap_or_default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID_A: &str = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+    const ID_B: &str = "7f9619ff-8b86-d011-b42d-00c04fc964ff";
+
+    fn parse(body: Value) -> Result<NewBatch, BatchRequestError> {
+        parse_request(&body.to_string(), DEFAULT_MAX_TARGETS)
+    }
+
+    fn errors(body: Value) -> Vec<ItemError> {
+        match parse(body) {
+            Err(BatchRequestError::Invalid(errors)) => errors,
+            other => panic!("expected validation errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_request_becomes_rows_in_column_names() {
+        let batch = parse(json!({
+            "name": " Storm warning ",
+            "metadata": {"source": "fleet"},
+            "targets": [{"phone": "+1 (555) 000-1001", "name": "Dana", "variables": {"route": 7},
+                         "prompt": "Mention the storm.", "first_message": "Hi Dana", "max_attempts": 2,
+                         "appointment_time": "2026-12-01T09:30:00-05:00", "employee_dob": "1990-02-03"}],
+            "pendingCallIds": [ID_A],
+            "schedule": {"notBefore": "2026-12-01T08:00:00Z", "window": {"days": [5, 1, 1], "start": "08:00", "end": "12:30"}}
+        }))
+        .unwrap();
+        assert_eq!(batch.name, "Storm warning");
+        let row = &batch.targets[0];
+        assert_eq!(row["phone"], "+15550001001");
+        assert_eq!(row["employee_name"], "Dana");
+        assert_eq!(row["variables"], json!({"route": 7}));
+        assert_eq!(row["first_message"], "Hi Dana");
+        assert_eq!(row["max_attempts"], 2);
+        assert_eq!(row["appointment_time"], "2026-12-01T09:30:00-05:00");
+        assert!(!row.contains_key("exam_id"), "absent fields take the column defaults");
+        assert_eq!(batch.pending_call_ids, vec![PendingCallId::parse(ID_A).unwrap()]);
+        let window = batch.schedule.window.clone().unwrap();
+        assert_eq!(window.days, vec![1, 5]);
+        let rpc = batch.rpc_request(Some("key-1"), "abc");
+        assert_eq!(rpc["window"], json!({"days": [1, 5], "start": "08:00", "end": "12:30"}));
+        assert_eq!(rpc["not_before"], "2026-12-01T08:00:00+00:00");
+        assert_eq!(rpc["pending_call_ids"], json!([ID_A]));
+        assert_eq!(rpc["idempotency_key"], "key-1");
+    }
+
+    #[test]
+    fn every_bad_target_is_reported_with_its_index_and_value() {
+        let found = errors(json!({"name": "n", "targets": [
+            {"phone": "+15550001001", "name": "ok"},
+            {"phone": "555-0100", "name": "no plus"},
+            {"phone": "+15550001002"},
+            {"phone": "+15550001003", "name": "x", "max_attempts": 0, "colour": "red"},
+        ]}));
+        let summary: Vec<(String, Option<usize>, &str)> =
+            found.iter().map(|e| (e.path.clone(), e.index, e.code)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("targets[1].phone".into(), Some(1), "invalid_phone"),
+                ("targets[2].name".into(), Some(2), "required"),
+                ("targets[3].colour".into(), Some(3), "unknown_field"),
+                ("targets[3].max_attempts".into(), Some(3), "out_of_range"),
+            ]
+        );
+        assert_eq!(found[0].value, Some(json!("555-0100")));
+    }
+
+    #[test]
+    fn duplicates_are_the_same_person_at_the_same_number() {
+        let found = errors(json!({"name": "n", "targets": [
+            {"phone": "+15550001001", "name": "Dana"},
+            {"phone": "+15550001001", "name": "Sam"},
+            {"phone": "+1 555 000 1001", "name": "dana"},
+        ], "pendingCallIds": [ID_A, ID_B, ID_A]}));
+        let summary: Vec<(String, &str)> = found.iter().map(|e| (e.path.clone(), e.code)).collect();
+        assert_eq!(summary, vec![("targets[2]".into(), "duplicate"), ("pendingCallIds[2]".into(), "duplicate")]);
+        assert!(found[0].message.contains("targets[0]"));
+    }
+
+    #[test]
+    fn empty_and_oversized_batches_are_refused() {
+        assert_eq!(errors(json!({"name": "n", "targets": []}))[0].code, "empty");
+        assert_eq!(errors(json!({"name": "n"}))[0].code, "empty");
+        let targets: Vec<Value> = (0..4).map(|i| json!({"phone": format!("+1555000100{i}"), "name": "x"})).collect();
+        let body = json!({"name": "n", "targets": targets, "pendingCallIds": [ID_A]}).to_string();
+        match parse_request(&body, 4) {
+            Err(BatchRequestError::Invalid(e)) => assert_eq!((e.len(), e[0].code), (1, "too_many")),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_request(&body, 5).is_ok());
+    }
+
+    #[test]
+    fn the_request_itself_must_be_well_formed() {
+        assert!(matches!(parse_request("{", 10), Err(BatchRequestError::Malformed(_))));
+        assert!(matches!(parse_request("[]", 10), Err(BatchRequestError::Malformed(_))));
+        let found = errors(json!({"targets": [{"phone": "+15550001001", "name": "x"}], "extra": 1, "metadata": []}));
+        let codes: Vec<&str> = found.iter().map(|e| e.code).collect();
+        assert_eq!(codes, vec!["unknown_field", "required", "invalid_type"]);
+    }
+
+    #[test]
+    fn schedules_are_checked() {
+        let base = |schedule: Value| json!({"name": "n", "targets": [{"phone": "+15550001001", "name": "x"}], "schedule": schedule});
+        let codes =
+            |schedule: Value| errors(base(schedule)).iter().map(|e| (e.path.clone(), e.code)).collect::<Vec<_>>();
+        assert_eq!(codes(json!({"notBefore": "tomorrow"})), vec![("schedule.notBefore".into(), "invalid_time")]);
+        assert_eq!(
+            codes(json!({"window": {"days": [0], "start": "09:00", "end": "25:00"}})),
+            vec![("schedule.window.days".into(), "invalid_window"), ("schedule.window.end".into(), "invalid_window")]
+        );
+        assert_eq!(
+            codes(json!({"window": {"days": [1], "start": "17:00", "end": "09:00"}})),
+            vec![("schedule.window".into(), "invalid_window")]
+        );
+        assert!(parse(base(json!({"notBefore": null, "window": null}))).is_ok());
+    }
+
+    #[test]
+    fn idempotency_keys_and_hashes() {
+        assert_eq!(parse_idempotency_key(" abc-123 "), Ok("abc-123"));
+        assert!(parse_idempotency_key("").is_err());
+        assert!(parse_idempotency_key("has space").is_err());
+        assert!(parse_idempotency_key(&"k".repeat(256)).is_err());
+        assert_eq!(request_hash("a"), request_hash("a"));
+        assert_ne!(request_hash("a"), request_hash("a "));
+        assert_eq!(request_hash("").len(), 64);
+    }
+}
