@@ -21,6 +21,8 @@ pub struct Stack {
     pub twilio_auth_token: String,
     pub vapi_secret: String,
     pub webhook_secret: String,
+    /// The batch API's bearer key.
+    pub api_key: String,
     pub http: reqwest::Client,
 }
 
@@ -46,6 +48,7 @@ impl Stack {
             twilio_auth_token: get("TWILIO_AUTH_TOKEN"),
             vapi_secret: get("VAPI_SECRET"),
             webhook_secret: get("WEBHOOK_SECRET"),
+            api_key: get("API_KEY"),
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
         }
     }
@@ -292,6 +295,63 @@ impl Stack {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// A batch API request (`/api/v1/...`) with the stack's API key; returns status, headers and JSON body.
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}/api/v1/{}", self.worker_url, path.trim_start_matches('/')))
+            .bearer_auth(&self.api_key);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.header("Content-Type", "application/json").body(body);
+        }
+        let response = request.send().await.expect("worker reachable");
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        let text = response.text().await.unwrap_or_default();
+        (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Creates a batch that must be accepted; returns the 202's body.
+    pub async fn create_batch(&self, request: &Value) -> Value {
+        let (status, _, body) = self.api(reqwest::Method::POST, "batches", &[], Some(request.to_string())).await;
+        assert_eq!(status, 202, "batch refused: {body}");
+        body
+    }
+
+    /// `GET /api/v1/batches/:id` (first page of results, up to 1000).
+    pub async fn batch(&self, batch_id: &str) -> Value {
+        let (status, _, body) =
+            self.api(reqwest::Method::GET, &format!("batches/{batch_id}?limit=1000"), &[], None).await;
+        assert_eq!(status, 200, "batch {batch_id}: {body}");
+        body
+    }
+
+    /// Waits until every row of the batch is terminal (its `completedAt` is set); returns its status.
+    pub async fn wait_batch_ended(&self, batch_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let batch = self.batch(batch_id).await;
+            if !batch["completedAt"].is_null() {
+                return batch;
+            }
+            assert!(Instant::now() < deadline, "batch {batch_id} did not end in time: {}", batch["counts"]);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// One number from the database (`select count(*) ...` and the like).
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        self.db().await.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
     }
 
     /// A VAPI server message to the Worker, with the stack's credential.

@@ -1,5 +1,5 @@
 //! A Worker missing a configuration variable answers 500 `configuration_error` naming it, on every
-//! route that would act, and writes nothing. Runs a second Worker (wasm in workerd via wrangler dev)
+//! route that would act (the webhook, VAPI's messages, the batch API), and writes nothing. Runs a second Worker (wasm in workerd via wrangler dev)
 //! with one variable left out, and stops it by its process group.
 
 use outcall_e2e::worker::SpareWorker;
@@ -32,6 +32,15 @@ async fn a_missing_variable_is_a_configuration_error_that_writes_nothing() {
     let (status, body) =
         stack.post_to(&worker.url, "/vapi/events", &[("X-Vapi-Secret", &vapi_secret)], message.to_string()).await;
     assert_eq!((status, body["error"]["code"].as_str()), (500, Some("configuration_error")));
+
+    // The batch API: 500 as well, and no batch written.
+    let name = format!("unconfigured {id}");
+    let batch = json!({"name": name, "targets": [{"phone": fresh_phone(Scenario::Human), "name": "Vera Lund"}]});
+    let api_key = format!("Bearer {}", stack.api_key);
+    let (status, body) =
+        stack.post_to(&worker.url, "/api/v1/batches", &[("Authorization", &api_key)], batch.to_string()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (500, Some("configuration_error")), "{body}");
+    assert_eq!(stack.scalar(&format!("select count(*) from batches where name = '{name}'")).await, 0);
 
     stack.assert_untouched(&id).await;
     drop(worker);

@@ -3,14 +3,16 @@ begin;
 select plan(96);
 
 -- Shape -------------------------------------------------------------------------------------------
-select tables_are('public', array['pending_calls', 'call_sessions', 'call_classifications']);
+select tables_are('public', array['pending_calls', 'call_sessions', 'call_classifications', 'batches']);
 
 select columns_are('public', 'pending_calls', array[
   'id', 'exam_id', 'employee_name', 'employee_dob', 'client_name', 'clinic_name', 'phone',
   'clinic_timezone', 'appointment_time', 'procedures', 'instructions', 'variables', 'call_status',
   'attempts', 'max_attempts', 'next_attempt_at', 'classification_id', 'last_error', 'ended_reason',
   'summary', 'success_evaluation', 'structured_data', 'transcript', 'duration_seconds', 'cost',
-  'created_at', 'updated_at']);
+  'created_at', 'updated_at',
+  -- (batches: ..._batches.sql)
+  'batch_id', 'prompt', 'first_message', 'window_days', 'window_start', 'window_end', 'redial_of', 'attempt_offset']);
 select columns_are('public', 'call_sessions', array[
   'id', 'pending_call_id', 'attempt', 'call_sid', 'status', 'twilio_sequence_number', 'answered_by',
   'classification_id', 'classification_type', 'vapi_call_id', 'vapi_status', 'error', 'error_code',

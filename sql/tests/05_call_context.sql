@@ -23,11 +23,12 @@ select is(public.call_context('00000000-0000-0000-0000-0000000a0001'),
     "clinic_name": "Downtown Clinic", "clinic_timezone": "America/Chicago",
     "appointment_time": "2026-12-01T15:30:00+00:00", "appointment_local": "Tuesday, December 1, 2026 at 9:30 AM",
     "procedures": ["Audiogram", "Drug screen"],
-    "instructions": {"bring_id": true, "notes": "fasting"}, "variables": {"agent_name": "Sam"}}'::jsonb,
+    "instructions": {"bring_id": true, "notes": "fasting"}, "variables": {"agent_name": "Sam"},
+    "prompt": null, "first_message": null}'::jsonb,
   'the context of a full row');
 select is(array(select jsonb_object_keys(public.call_context('00000000-0000-0000-0000-0000000a0001')) order by 1),
           array['appointment_local', 'appointment_time', 'client_name', 'clinic_name', 'clinic_timezone', 'employee_dob', 'employee_name',
-                'exam_id', 'instructions', 'pending_call_id', 'procedures', 'variables'],
+                'exam_id', 'first_message', 'instructions', 'pending_call_id', 'procedures', 'prompt', 'variables'],
           'exactly the documented fields');
 select ok(not (public.call_context('00000000-0000-0000-0000-0000000a0001') ?| array['phone', 'call_status', 'last_error',
             'transcript', 'summary', 'cost', 'attempts', 'id']),
@@ -35,7 +36,8 @@ select ok(not (public.call_context('00000000-0000-0000-0000-0000000a0001') ?| ar
 select is(public.call_context('00000000-0000-0000-0000-0000000a0002'),
   '{"pending_call_id": "00000000-0000-0000-0000-0000000a0002", "exam_id": null, "employee_name": "Bob",
     "employee_dob": null, "client_name": null, "clinic_name": null, "clinic_timezone": "America/New_York",
-    "appointment_time": null, "appointment_local": null, "procedures": [], "instructions": {}, "variables": {}}'::jsonb,
+    "appointment_time": null, "appointment_local": null, "procedures": [], "instructions": {}, "variables": {},
+    "prompt": null, "first_message": null}'::jsonb,
   'a minimal row: nulls and defaults, every key present');
 select is(public.call_context('00000000-0000-0000-0000-0000000000ff'), null, 'unknown id: null');
 select is(public.call_context(null), null, 'null id: null');

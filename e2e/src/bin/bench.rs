@@ -2,7 +2,8 @@
 //! - the latency of an assistant-request answered by the Worker (wasm in workerd, via wrangler dev);
 //! - PostgREST round trips per dispatched call and per context request (counted at the gateway);
 //! - slot refill latency: one call's end → the next Twilio create request, with a backlog of due rows;
-//! - dispatches per second with the limits lifted.
+//! - dispatches per second with the limits lifted;
+//! - accepting a 10,000-target batch in one request: latency, and the Worker's peak memory doing it.
 
 use outcall_e2e::{fresh_phone, merge, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
@@ -14,6 +15,8 @@ const DISPATCHES: usize = 20;
 #[tokio::main]
 async fn main() {
     let stack = Stack::from_env();
+    // First, while the Worker is fresh: its peak memory then belongs to the batches.
+    large_batches(&stack).await;
     // The first two parts measure one request at a time: no limit may get in the way.
     let saved = stack.set_policy("max_concurrent_calls = 100000, calls_per_second = 100000").await;
     // Rows parked (no webhook, not due), so only the benchmark decides what the Worker is asked.
@@ -209,4 +212,94 @@ async fn gateway_total(stack: &Stack) -> u64 {
 
 async fn reset_gateway(stack: &Stack) {
     stack.http.post(format!("{}/_sandbox/gateway/reset", stack.sandbox_url)).send().await.unwrap();
+}
+
+const BATCH_TARGETS: usize = 10_000;
+const BATCH_RUNS: usize = 5;
+
+/// `POST /api/v1/batches` with 10,000 targets: the time to the 202 (validation, one `create_batch`
+/// round trip that writes 10,000 rows, the answer), and the memory the Worker needed for it: the wasm
+/// module's linear memory (it only grows, so after the requests it is their peak; the Worker logs it)
+/// and workerd's resident high-water mark. The rows are scheduled a year ahead and cancelled after.
+async fn large_batches(stack: &Stack) {
+    let not_before = (chrono::Utc::now() + chrono::Duration::days(365)).to_rfc3339();
+    let batch = |label: &str, size: usize| {
+        let targets: Vec<Value> = (0..size)
+            .map(|i| {
+                json!({"phone": format!("+1555000{}{:03}", 1 + i % 3, i % 1000), "name": format!("{label} {i}"),
+                            "clinic_timezone": "America/Chicago", "variables": {"route": i % 40, "depot": "North"},
+                            "appointment_time": "2026-12-01T09:30:00-06:00"})
+            })
+            .collect();
+        json!({"name": label, "targets": targets, "schedule": {"notBefore": not_before}}).to_string()
+    };
+    let warm_up = batch("warm-up", 10);
+    let (status, _, body) = stack.api(reqwest::Method::POST, "batches", &[], Some(warm_up)).await;
+    assert_eq!(status, 202, "{body}");
+    cancel_batch(stack, &body).await;
+    let rss_before = workerd_memory_kib("VmRSS");
+
+    let mut samples = Vec::with_capacity(BATCH_RUNS);
+    let mut body_bytes = 0;
+    for run in 0..BATCH_RUNS {
+        let request = batch(&format!("bench batch {run} {}", uuid::Uuid::new_v4().simple()), BATCH_TARGETS);
+        body_bytes = request.len();
+        let started = Instant::now();
+        let (status, _, body) = stack.api(reqwest::Method::POST, "batches", &[], Some(request)).await;
+        samples.push(started.elapsed());
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["accepted"], BATCH_TARGETS as u64);
+        cancel_batch(stack, &body).await;
+    }
+    samples.sort();
+    let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
+    println!(
+        "accepting a batch of {BATCH_TARGETS} targets in one request ({:.1} MB of JSON), {BATCH_RUNS} runs:",
+        body_bytes as f64 / 1e6
+    );
+    println!(
+        "  202 after: min {}  median {}  max {}",
+        ms(samples[0]),
+        ms(samples[BATCH_RUNS / 2]),
+        ms(samples[BATCH_RUNS - 1])
+    );
+    let log =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.dev/logs/worker.log")).unwrap_or_default();
+    let wasm_kib = log
+        .lines()
+        .filter_map(|l| l.split("wasm memory ").nth(1)?.strip_suffix(" KiB")?.trim().parse::<u64>().ok())
+        .max();
+    match wasm_kib {
+        Some(kib) => {
+            println!("  Worker's wasm linear memory after the runs (its peak): {:.1} MiB", kib as f64 / 1024.0)
+        }
+        None => println!("  Worker's wasm linear memory: not found in .dev/logs/worker.log"),
+    }
+    println!(
+        "  workerd resident memory: {:.0} MiB before, high-water mark {:.0} MiB after (the Worker's isolate and wrangler's proxy)",
+        rss_before as f64 / 1024.0,
+        workerd_memory_kib("VmHWM") as f64 / 1024.0
+    );
+}
+
+async fn cancel_batch(stack: &Stack, accepted: &Value) {
+    let path = format!("batches/{}/cancel", accepted["batchId"].as_str().expect("a batch id"));
+    let (status, _, body) = stack.api(reqwest::Method::POST, &path, &[], None).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The largest `field` (VmRSS, VmHWM) among this machine's workerd processes, in KiB.
+fn workerd_memory_kib(field: &str) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "workerd"))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .filter_map(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{field}:"))?.trim().strip_suffix(" kB")?.trim().parse().ok())
+        })
+        .max()
+        .unwrap_or(0)
 }

@@ -49,8 +49,8 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
         _ => return None,
     };
     if !ROUTES.iter().any(|(m, t)| *m == method && *t == template) {
-        let allowed: Vec<&str> = ROUTES.iter().filter(|(_, t)| *t == template).map(|(m, _)| *m).collect();
-        let message = format!("{path} takes {}, not {method}", allowed.join(" or "));
+        let allowed = allowed_methods(template).join(", ");
+        let message = format!("{path} takes {allowed}, not {method}");
         return Some(Err(ApiError::new(405, "method_not_allowed", message)));
     }
     let batch = match id.map(BatchId::parse) {
@@ -69,6 +69,20 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
         (_, _, Some(id)) => Route::GetBatch(id),
         _ => return None,
     }))
+}
+
+/// The methods a route template takes (a 405's `Allow` header).
+pub fn allowed_methods(template: &str) -> Vec<&'static str> {
+    ROUTES.iter().filter(|(_, t)| *t == template).map(|(m, _)| *m).collect()
+}
+
+/// The `Allow` header of a 405 for `path`: the methods its route takes.
+pub fn allow_header(path: &str) -> Option<String> {
+    ["GET", "POST"]
+        .into_iter()
+        .filter(|m| matches!(route(m, path), Some(Ok(_)) | Some(Err(ApiError { status: 400, .. }))))
+        .map(str::to_owned)
+        .reduce(|a, b| format!("{a}, {b}"))
 }
 
 /// `Authorization: Bearer <API_KEY>`: missing → 401, wrong → 403. Compared in constant time.
@@ -256,6 +270,8 @@ mod tests {
         assert_eq!(status("DELETE", "/api/v1/batches"), 405);
         assert_eq!(status("GET", &format!("/api/v1/batches/{ID}/cancel")), 405);
         assert_eq!(status("GET", "/api/v1/batches/not-a-uuid"), 400);
+        assert_eq!(allow_header("/api/v1/batches").as_deref(), Some("GET, POST"));
+        assert_eq!(allow_header(&format!("/api/v1/batches/{ID}/cancel")).as_deref(), Some("POST"));
         assert!(route("GET", "/api/v1/other").is_none());
         assert!(route("GET", &format!("/api/v1/batches/{ID}/calls")).is_none());
         assert!(route("GET", "/health").is_none());

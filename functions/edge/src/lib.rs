@@ -5,6 +5,7 @@
 //! - `POST /hooks/pending-calls`  the database webhook (a new `pending_calls` row)
 //! - `POST /twilio/status`        Twilio status callbacks
 //! - `POST /vapi/events`          VAPI server messages (assistant-request, tool-calls, reports)
+//! - `/api/v1/...`                the batch API (`routes/batches.rs`, described by `/api/v1/openapi.json`)
 //!
 //! and a cron trigger, every minute: the sweep (`sweep.rs`).
 
@@ -22,6 +23,20 @@ use worker::{console_log, event, Context, Env, Method, Request, Response, Result
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    if let Some(route) = outcall_core::api::route(req.method().as_ref(), &req.path()) {
+        let path = req.path();
+        let answer = match route {
+            Ok(route) => routes::batches::handle(route, req, &env).await,
+            Err(error) => Err(error),
+        };
+        return answer.or_else(|error| {
+            let response = http::error(&error)?;
+            if let (405, Some(allow)) = (error.status, outcall_core::api::allow_header(&path)) {
+                response.headers().set("Allow", &allow)?;
+            }
+            Ok(response)
+        });
+    }
     let answer = match (req.method(), req.path().as_str()) {
         (Method::Get, "/health") => routes::health::handle(&env),
         (Method::Post, "/hooks/pending-calls") => routes::webhook::handle(req, &env, &ctx).await,

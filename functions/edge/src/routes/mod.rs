@@ -1,5 +1,6 @@
 //! One module per route.
 
+pub mod batches;
 pub mod health;
 pub mod twilio_status;
 pub mod vapi;

@@ -49,7 +49,7 @@ async fn assistant_request(config: &Config, db: &Db, id: Option<PendingCallId>) 
     };
     let mut variables = ctx.variable_values();
     variables.insert(PENDING_CALL_VARIABLE.into(), Value::String(id.to_string()));
-    http::json(200, &vapi::assistant_reply(&config.vapi_assistant_id, variables))
+    http::json(200, &vapi::assistant_reply(&config.vapi_assistant_id, variables, ctx.first_message()))
 }
 
 async fn tool_calls(db: &Db, call_id: Option<PendingCallId>, calls: Vec<ToolCall>) -> Answer {
