@@ -1,5 +1,6 @@
 //! `./dev demo`: an outside system inserts ~20 pending calls covering every sandbox scenario; we
-//! follow them live and print each call's outcome.
+//! follow them live and print each call's outcome. Then an operator sends a batch through the batch API
+//! and follows its event stream to the end.
 
 use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack, DEMO_NAMES};
 use serde_json::{json, Value};
@@ -136,6 +137,59 @@ async fn main() {
     println!("\nall {} calls reached a terminal state in {:.1} s", ids.len(), started.elapsed().as_secs_f32());
     if bad_sip > 0 {
         eprintln!("demo: {bad_sip} calls carried unexpected SIP headers");
+        std::process::exit(1);
+    }
+    storm_warning_batch(&stack).await;
+}
+
+/// A batch of drivers to warn about a storm, each with their own route as a variable: POST, then the
+/// event stream (`/events`) until the batch ends, then its summary.
+async fn storm_warning_batch(stack: &Stack) {
+    let drivers = ["Ana Souza", "Ben Carter", "Chloe Martin", "Dev Patel", "Eli Novak", "Farah Aziz"];
+    let scenarios =
+        [Scenario::Human, Scenario::Human, Scenario::IvrThenHuman, Scenario::Busy, Scenario::Human, Scenario::NoAnswer];
+    let targets: Vec<Value> = drivers
+        .iter()
+        .zip(scenarios)
+        .enumerate()
+        .map(|(i, (name, scenario))| {
+            json!({"phone": fresh_phone(scenario), "name": name, "max_attempts": 2,
+                   "variables": {"route": format!("I-{}", 80 + 10 * i)},
+                   "first_message": format!("Hi {}, this is dispatch about tonight's storm.", name.split(' ').next().unwrap_or(name))})
+        })
+        .collect();
+    let request = json!({"name": "storm warning", "targets": targets, "metadata": {"source": "demo"}});
+    let accepted = stack.create_batch(&request).await;
+    println!("\nPOST /api/v1/batches with {} drivers → 202 {}", drivers.len(), accepted);
+    let url = format!("{}/events", accepted["statusUrl"].as_str().unwrap());
+    let mut stream =
+        stack.http.get(url).bearer_auth(&stack.api_key).timeout(Duration::from_secs(180)).send().await.unwrap();
+    let mut buffer = String::new();
+    while let Ok(Some(chunk)) = stream.chunk().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            let name = event.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("");
+            let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) else { continue };
+            let progress: Value = serde_json::from_str(data).unwrap_or_default();
+            let c = &progress["counts"];
+            println!(
+                "  event {name:<8} {:<11} queued {} · dialling {} · in progress {} · retrying {} · completed {} · failed {}",
+                progress["status"].as_str().unwrap_or("?"),
+                c["queued"], c["dialling"], c["inProgress"], c["retrying"], c["completed"], c["failed"]
+            );
+        }
+    }
+    let batch = stack.batch(accepted["batchId"].as_str().unwrap()).await;
+    println!(
+        "batch {}: success rate {}, average call {} s, total cost ${}",
+        batch["status"].as_str().unwrap_or("?"),
+        batch["successRate"],
+        batch["averageDurationSeconds"],
+        batch["totalCost"]
+    );
+    if batch["completedAt"].is_null() {
+        eprintln!("demo: the batch's event stream ended before the batch");
         std::process::exit(1);
     }
 }
