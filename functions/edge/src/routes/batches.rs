@@ -15,12 +15,7 @@ use worker::{console_log, Env, Request, Response};
 
 pub async fn handle(route: Route, req: Request, env: &Env) -> Answer {
     if route == Route::OpenApi {
-        return Response::ok(api::OPENAPI_DOCUMENT)
-            .and_then(|r| {
-                r.headers().set("Content-Type", "application/json")?;
-                Ok(r)
-            })
-            .map_err(|_| ApiError::new(500, "internal_error", "the OpenAPI document could not be served"));
+        return openapi_document(); // public: it describes the API, it holds no data
     }
     let config = http::config(env)?;
     api::authorize(http::header(&req, "Authorization").as_deref(), &config.api_key)?;
@@ -28,7 +23,7 @@ pub async fn handle(route: Route, req: Request, env: &Env) -> Answer {
     let query = req.url().ok().and_then(|u| u.query().map(str::to_owned));
     let page = |default_limit| Page::from_query(query.as_deref(), default_limit);
     match route {
-        Route::OpenApi => unreachable!("answered above"),
+        Route::OpenApi => openapi_document(),
         Route::CreateBatch => create(req, &config, &db).await,
         Route::ListBatches => {
             let page = page(50)?;
@@ -54,6 +49,15 @@ pub async fn handle(route: Route, req: Request, env: &Env) -> Answer {
         }
         Route::Events(id) => events(db, id).await,
     }
+}
+
+fn openapi_document() -> Answer {
+    Response::ok(api::OPENAPI_DOCUMENT)
+        .and_then(|r| {
+            r.headers().set("Content-Type", "application/json")?;
+            Ok(r)
+        })
+        .map_err(|_| ApiError::new(500, "internal_error", "the OpenAPI document could not be served"))
 }
 
 /// `POST /api/v1/batches`: everything validated here and in `create_batch`, then written in that one call.
