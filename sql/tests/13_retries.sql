@@ -7,26 +7,6 @@ select plan(77);
 -- Every claim may go ahead (limits: 14_limits.sql); the window is open all week unless a test narrows it.
 select test_fixtures.open_policy();
 
--- Claims the row (made due first) and returns the new session.
-create function pg_temp.claim(p_id uuid) returns uuid language plpgsql as $$
-declare
-  v_answer jsonb;
-begin
-  update public.pending_calls set next_attempt_at = now() where id = p_id and call_status = 'retry_pending';
-  v_answer := public.claim_pending_call(p_id);
-  if v_answer ? 'claimed' then
-    raise exception 'not claimed: %', v_answer;
-  end if;
-  return (v_answer ->> 'session_id')::uuid;
-end $$;
--- Claims and dials with CallSid p_sid; returns the session.
-create function pg_temp.dial(p_id uuid, p_sid text) returns uuid language plpgsql as $$
-declare
-  v_session uuid := pg_temp.claim(p_id);
-begin
-  perform public.record_dial_result(v_session, p_sid, null, null);
-  return v_session;
-end $$;
 -- The row in one line: status, attempts, last_error, next attempt relative to now.
 create function pg_temp.state(p_id uuid) returns text language sql as $$
   select concat_ws(' / ', call_status, attempts, last_error,
@@ -47,7 +27,7 @@ update outcall_private.dispatch_policy set retry_delays = default;
 
 -- A full life: three attempts, each failing a different way ----------------------------------------------------
 select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0001') is not null as n1 \gset
-select pg_temp.claim('00000000-0000-0000-0000-0000000a0001') as s1a \gset
+select test_fixtures.claim('00000000-0000-0000-0000-0000000a0001') as s1a \gset
 select is(pg_temp.state('00000000-0000-0000-0000-0000000a0001'), 'dispatching / 1', 'claimed: dispatching, attempt 1');
 select is(public.record_dial_result(:'s1a', null, 'Service Unavailable', '503'),
           jsonb_build_object('session_id', :'s1a'::uuid, 'pending_call_id', '00000000-0000-0000-0000-0000000a0001',
@@ -64,7 +44,7 @@ select is(pg_temp.state('00000000-0000-0000-0000-0000000a0001'), 'retry_pending 
 select is(public.claim_pending_call('00000000-0000-0000-0000-0000000a0001'), '{"claimed": false, "reason": "not_claimable"}'::jsonb,
           'not due yet: not_claimable');
 
-select pg_temp.dial('00000000-0000-0000-0000-0000000a0001', 'CA1b') as s1b \gset
+select test_fixtures.dial('00000000-0000-0000-0000-0000000a0001', 'CA1b') as s1b \gset
 select is((select attempt from public.call_sessions where id = :'s1b'), 2, 'once due: claimed again, attempt 2');
 select is(pg_temp.state('00000000-0000-0000-0000-0000000a0001'), 'calling / 2 / Service Unavailable', 'dialled: calling');
 select is(public.apply_twilio_status('CA1b', 'busy', 2, null, 0) ->> 'call_status', 'retry_pending', 'busy: retry_pending');
@@ -74,7 +54,7 @@ select is(public.apply_twilio_status('CA1b', 'busy', 2, null, 0) -> 'changed', '
 select is(pg_temp.state('00000000-0000-0000-0000-0000000a0001'), 'retry_pending / 2 / busy / in 00:15:00',
           'the duplicate moves nothing');
 
-select pg_temp.dial('00000000-0000-0000-0000-0000000a0001', 'CA1c') as s1c \gset
+select test_fixtures.dial('00000000-0000-0000-0000-0000000a0001', 'CA1c') as s1c \gset
 select is(pg_temp.state('00000000-0000-0000-0000-0000000a0001'), 'calling / 3 / busy', 'attempt 3 calling');
 select is(public.apply_twilio_status('CA1c', 'no-answer', 2, null, 0) ->> 'call_status', 'failed',
           'no-answer on the last attempt: failed');
@@ -95,10 +75,10 @@ declare
   v_session uuid;
 begin
   if p_how = 'dial error' then
-    v_session := pg_temp.claim(p_id);
+    v_session := test_fixtures.claim(p_id);
     return public.record_dial_result(v_session, null, 'timeout', null);
   end if;
-  perform pg_temp.dial(p_id, v_sid);
+  perform test_fixtures.dial(p_id, v_sid);
   if p_how = 'voicemail' then
     -- Twilio's completed (a machine answered) leaves the row calling; VAPI's report says voicemail
     if public.apply_twilio_status(v_sid, 'completed', 3, 'machine_end_beep', 12) ->> 'call_status' <> 'calling' then
@@ -127,13 +107,13 @@ select is(array(select pg_temp.state(('00000000-0000-0000-0000-0000000c000' || n
 
 -- A permanent dial error fails at once -------------------------------------------------------------------
 select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0002') is not null as n2 \gset
-select pg_temp.claim('00000000-0000-0000-0000-0000000a0002') as s2 \gset
+select test_fixtures.claim('00000000-0000-0000-0000-0000000a0002') as s2 \gset
 select is(public.record_dial_result(:'s2', null, 'The phone number you are attempting to call is not valid', '21211', false)
             ->> 'call_status', 'failed', 'p_retryable false: failed with attempts left');
 select is(pg_temp.state('00000000-0000-0000-0000-0000000a0002'), 'failed / 1 / The phone number you are attempting to call is not valid',
           'last_error the error');
 select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0003') is not null as n3 \gset
-select pg_temp.claim('00000000-0000-0000-0000-0000000a0003') as s3 \gset
+select test_fixtures.claim('00000000-0000-0000-0000-0000000a0003') as s3 \gset
 select is(public.record_dial_result(p_session_id := :'s3', p_error := 'boom', p_retryable := null) ->> 'call_status',
           'retry_pending', 'p_retryable null counts as retryable');
 
@@ -141,7 +121,7 @@ select is(public.record_dial_result(p_session_id := :'s3', p_error := 'boom', p_
 -- A window that is closed all day on the day 5 minutes from now (New York time) and open all other days:
 -- the retry waits for the next local midnight.
 select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0004') is not null as n4 \gset
-select pg_temp.dial('00000000-0000-0000-0000-0000000a0004', 'CA4') is not null as d4 \gset
+select test_fixtures.dial('00000000-0000-0000-0000-0000000a0004', 'CA4') is not null as d4 \gset
 update outcall_private.dispatch_policy
    set window_days = array(select d from generate_series(1, 7) as d
                             where d <> extract(isodow from (now() + interval '5 minutes') at time zone 'America/New_York'));
@@ -153,13 +133,13 @@ update outcall_private.dispatch_policy set window_days = '{1,2,3,4,5,6,7}';
 
 -- Completed stays completed; a terminal row is never left ------------------------------------------------
 select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0005') is not null as n5 \gset
-select pg_temp.dial('00000000-0000-0000-0000-0000000a0005', 'CA5') is not null as d5 \gset
+select test_fixtures.dial('00000000-0000-0000-0000-0000000a0005', 'CA5') is not null as d5 \gset
 select is(pg_temp.report('00000000-0000-0000-0000-0000000a0005', 'vapi-5', 'completed', 'customer-ended-call') ->> 'call_status',
           'completed', 'a conversation: completed');
 select is(public.apply_twilio_status('CA5', 'busy', 2, null, 0) ->> 'call_status', 'completed', 'a late busy: still completed');
 select is(pg_temp.state('00000000-0000-0000-0000-0000000a0005'), 'completed / 1', 'no last_error, not retried');
 select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0006') is not null as n6 \gset
-select pg_temp.dial('00000000-0000-0000-0000-0000000a0006', 'CA6') is not null as d6 \gset
+select test_fixtures.dial('00000000-0000-0000-0000-0000000a0006', 'CA6') is not null as d6 \gset
 update public.pending_calls set call_status = 'cancelled' where id = '00000000-0000-0000-0000-0000000a0006';
 select is(public.apply_twilio_status('CA6', 'no-answer', 2, null, 0) ->> 'call_status', 'cancelled',
           'a retryable failure of a cancelled row: still cancelled');
@@ -168,7 +148,7 @@ select is(pg_temp.report('00000000-0000-0000-0000-0000000a0006', null, 'not_reac
 
 -- Out of order: a callback that ended the attempt before its dial result ----------------------------------
 select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0007') is not null as n7 \gset
-select pg_temp.claim('00000000-0000-0000-0000-0000000a0007') as s7 \gset
+select test_fixtures.claim('00000000-0000-0000-0000-0000000a0007') as s7 \gset
 select is(public.apply_twilio_status('CA7', 'busy', 1, null, 0, :'s7') ->> 'call_status', 'retry_pending',
           'busy before the dial result (found by the session in the callback URL): retry_pending');
 select is(public.record_dial_result(:'s7', 'CA7', null, null) ->> 'call_status', 'retry_pending',
@@ -182,7 +162,7 @@ select is(pg_temp.state('00000000-0000-0000-0000-0000000a0007'), 'retry_pending 
 select bool_and(test_fixtures.new_call(('00000000-0000-0000-0000-0000000d00' || lpad(n::text, 2, '0'))::uuid,
                                        case when n > 10 then 1 else 3 end) is not null) as nd
   from generate_series(1, 12) as n \gset
-select bool_and(pg_temp.dial(('00000000-0000-0000-0000-0000000d00' || lpad(n::text, 2, '0'))::uuid, 'CAD' || n) is not null) as dd
+select bool_and(test_fixtures.dial(('00000000-0000-0000-0000-0000000d00' || lpad(n::text, 2, '0'))::uuid, 'CAD' || n) is not null) as dd
   from generate_series(1, 12) as n \gset
 select is(array[public.apply_twilio_status('CAD1', 'completed', 3, 'human', 30) ->> 'call_status',
                 pg_temp.report('00000000-0000-0000-0000-0000000d0001', 'v-d1', 'completed', 'customer-ended-call') ->> 'call_status'],
@@ -256,14 +236,14 @@ select is(array[pg_temp.state('00000000-0000-0000-0000-0000000d0011'), pg_temp.s
 
 -- An older attempt's late news never moves the row ------------------------------------------------------
 select test_fixtures.new_call('00000000-0000-0000-0000-0000000a0008') is not null as n8 \gset
-select pg_temp.dial('00000000-0000-0000-0000-0000000a0008', 'CA8a') as s8a \gset
+select test_fixtures.dial('00000000-0000-0000-0000-0000000a0008', 'CA8a') as s8a \gset
 select is(public.apply_twilio_status('CA8a', 'in-progress', 2, 'human', null) ->> 'call_status', 'calling', 'attempt 1 is answered');
 select is(public.apply_vapi_status('00000000-0000-0000-0000-0000000a0008', 'in-progress', 'vapi-8a') ->> 'vapi_status',
           'in-progress', 'attempt 1 has VAPI call vapi-8a');
 -- VAPI says nobody was reached while Twilio's call is still up
 select is(pg_temp.report('00000000-0000-0000-0000-0000000a0008', 'vapi-8a', 'not_reached', 'silence-timed-out') ->> 'call_status',
           'retry_pending', 'attempt 1: not_reached, retry_pending');
-select pg_temp.dial('00000000-0000-0000-0000-0000000a0008', 'CA8b') as s8b \gset
+select test_fixtures.dial('00000000-0000-0000-0000-0000000a0008', 'CA8b') as s8b \gset
 select is(pg_temp.state('00000000-0000-0000-0000-0000000a0008'), 'calling / 2 / silence-timed-out', 'attempt 2 is calling');
 select is(public.apply_twilio_status('CA8a', 'completed', 9, 'machine_end_beep', 70) - 'session_id' - 'pending_call_id',
           '{"session_status": "completed", "call_status": "calling", "changed": true, "slot_freed": true}'::jsonb,
@@ -293,7 +273,7 @@ select is(public.claim_pending_call('00000000-0000-0000-0000-0000000a0008'), '{"
           'not before its time');
 select is((public.claim_pending_call('00000000-0000-0000-0000-0000000a0008') ->> 'attempt')::int, null,
           'still not (idempotent)');
-select pg_temp.claim('00000000-0000-0000-0000-0000000a0008') as s8c \gset
+select test_fixtures.claim('00000000-0000-0000-0000-0000000a0008') as s8c \gset
 select is((select attempt from public.call_sessions where id = :'s8c'), 3, 'then attempt 3');
 
 -- advance_pending_call refuses an unknown target

@@ -10,26 +10,6 @@ select plan(49);
 create function pg_temp.on_a(p_sql text) returns jsonb language sql as $$
   select j from dblink('a', p_sql) as t(j jsonb)
 $$;
--- True once backend p_pid waits for a lock (pg_locks is live, unlike pg_stat_activity's per-transaction copy).
-create function pg_temp.waits_for_lock(p_pid int) returns boolean language plpgsql as $$
-begin
-  for i in 1 .. 500 loop
-    if exists (select 1 from pg_locks where pid = p_pid and not granted) then
-      return true;
-    end if;
-    perform pg_sleep(0.01);
-  end loop;
-  return false;
-end $$;
--- B's answer to the query it was sent; reads the result to its end so that B can be used again.
-create function pg_temp.b_result() returns jsonb language plpgsql as $$
-declare
-  v_answer jsonb;
-begin
-  select j into v_answer from dblink_get_result('b') as t(j jsonb);
-  perform * from dblink_get_result('b') as t(j jsonb);
-  return v_answer;
-end $$;
 create function pg_temp.live_sessions() returns int language sql as $$
   select count(*)::int from outcall_private.live_sessions
    where pending_call_id::text like '00000000-0000-0000-0000-0000000e%'
@@ -66,9 +46,9 @@ select is(pg_temp.on_a($$select public.claim_pending_call('00000000-0000-0000-00
           'A claims R1 (not committed yet)');
 select is(dblink_send_query('b', $$select public.claim_pending_call('00000000-0000-0000-0000-0000000e0002')$$), 1,
           'B claims R2 meanwhile');
-select ok(pg_temp.waits_for_lock(:b_pid), 'B waits for A''s dispatch lock');
+select ok(test_fixtures.waits_for_lock(:b_pid), 'B waits for A''s dispatch lock');
 select is(dblink_exec('a', 'commit'), 'COMMIT', 'A commits');
-select is(pg_temp.b_result(), '{"claimed": false, "reason": "at_capacity"}'::jsonb,
+select is(test_fixtures.b_result(), '{"claimed": false, "reason": "at_capacity"}'::jsonb,
           'then B sees A''s live call: at_capacity');
 select is(pg_temp.live_sessions(), 1, 'one live session, not two');
 select is((select call_status from public.pending_calls where id = '00000000-0000-0000-0000-0000000e0002'), 'pending',
@@ -83,9 +63,9 @@ select is(dblink_exec('a', 'begin'), 'BEGIN', 'A opens a transaction');
 select is(pg_temp.on_a('select public.claim_next_due()') ->> 'pending_call_id', '00000000-0000-0000-0000-0000000e0002',
           'A claims the next due row, R2');
 select is(dblink_send_query('b', 'select public.claim_next_due()'), 1, 'B claims the next due row meanwhile');
-select ok(pg_temp.waits_for_lock(:b_pid), 'B waits for A''s dispatch lock');
+select ok(test_fixtures.waits_for_lock(:b_pid), 'B waits for A''s dispatch lock');
 select is(dblink_exec('a', 'commit'), 'COMMIT', 'A commits');
-select is(pg_temp.b_result(), '{"claimed": false, "reason": "at_capacity"}'::jsonb, 'then B: at_capacity');
+select is(test_fixtures.b_result(), '{"claimed": false, "reason": "at_capacity"}'::jsonb, 'then B: at_capacity');
 select is(pg_temp.live_sessions(), 1, 'still one live session');
 
 -- Two rows of one phone at once: one dial per phone -------------------------------------------------------------
@@ -96,9 +76,9 @@ select is(pg_temp.on_a($$select public.claim_pending_call('00000000-0000-0000-00
           'A claims R3');
 select is(dblink_send_query('b', $$select public.claim_pending_call('00000000-0000-0000-0000-0000000e0004')$$), 1,
           'B claims R4, same phone, meanwhile');
-select ok(pg_temp.waits_for_lock(:b_pid), 'B waits for A''s dispatch lock (the phone is checked under it)');
+select ok(test_fixtures.waits_for_lock(:b_pid), 'B waits for A''s dispatch lock (the phone is checked under it)');
 select is(dblink_exec('a', 'commit'), 'COMMIT', 'A commits');
-select is(pg_temp.b_result(), '{"claimed": false, "reason": "phone_dialing", "retry_after_ms": 250}'::jsonb,
+select is(test_fixtures.b_result(), '{"claimed": false, "reason": "phone_dialing", "retry_after_ms": 250}'::jsonb,
           'then B: phone_dialing');
 
 -- The calls-per-second slot ---------------------------------------------------------------------------------------
@@ -109,9 +89,9 @@ select is(pg_temp.on_a($$select public.claim_pending_call('00000000-0000-0000-00
           'A claims R5');
 select is(dblink_send_query('b', $$select public.claim_pending_call('00000000-0000-0000-0000-0000000e0006')$$), 1,
           'B claims R6 meanwhile');
-select ok(pg_temp.waits_for_lock(:b_pid), 'B waits for A''s dispatch lock');
+select ok(test_fixtures.waits_for_lock(:b_pid), 'B waits for A''s dispatch lock');
 select is(dblink_exec('a', 'commit'), 'COMMIT', 'A commits');
-create temp table b_rate as select pg_temp.b_result() as j;
+create temp table b_rate as select test_fixtures.b_result() as j;
 select ok((select j ->> 'reason' = 'rate_limited' and (j ->> 'retry_after_ms')::int between 1 and 1100 from b_rate),
           'then B: rate_limited, retry_after_ms up to 1.1 s');
 

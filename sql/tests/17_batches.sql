@@ -5,27 +5,6 @@
 begin;
 select plan(280);
 
--- Concurrency (two more connections, committed rows) ------------------------------------------------------------------
--- First, while this transaction has written nothing the connections need (the policy, the rate state, a trigger on
--- pending_calls would make them wait for it). They commit what they share and delete it at the end.
-create function pg_temp.waits_for_lock(p_pid int) returns boolean language plpgsql as $$
-begin
-  for i in 1 .. 500 loop
-    if exists (select 1 from pg_locks where pid = p_pid and not granted) then
-      return true;
-    end if;
-    perform pg_sleep(0.01);
-  end loop;
-  return false;
-end $$;
-create function pg_temp.b_result() returns jsonb language plpgsql as $$
-declare
-  v_answer jsonb;
-begin
-  select j into v_answer from dblink_get_result('b') as t(j jsonb);
-  perform * from dblink_get_result('b') as t(j jsonb);
-  return v_answer;
-end $$;
 create function pg_temp.on_a(p_sql text) returns jsonb language sql as $$
   select j from dblink('a', p_sql) as t(j jsonb)
 $$;
@@ -62,9 +41,9 @@ select pg_temp.on_a($$select public.create_batch('{"name": "conc-key", "idempote
 select is(dblink_send_query('b', $$select public.create_batch('{"name": "conc-key", "idempotency_key": "conc-key-1", "request_hash": "h",
                                                                "targets": [{"employee_name": "K", "phone": "+15559990001"}]}')$$), 1,
           'B sends the same request meanwhile');
-select ok(pg_temp.waits_for_lock(:b_pid), 'B waits for A''s insert of the key');
+select ok(test_fixtures.waits_for_lock(:b_pid), 'B waits for A''s insert of the key');
 select is(dblink_exec('a', 'commit'), 'COMMIT', 'A commits');
-select is(pg_temp.b_result(), jsonb_build_object('outcome', 'replayed', 'batch_id', :'ka'::uuid, 'accepted', 1, 'rejected', '[]'::jsonb),
+select is(test_fixtures.b_result(), jsonb_build_object('outcome', 'replayed', 'batch_id', :'ka'::uuid, 'accepted', 1, 'rejected', '[]'::jsonb),
           'then B answers A''s batch, replayed');
 select is(pg_temp.committed($$select count(*)::text from public.batches where idempotency_key = 'conc-key-1'$$), '1', 'one batch');
 
@@ -74,9 +53,9 @@ select is(dblink_exec('a', 'begin'), 'BEGIN', 'A opens a transaction');
 select is(pg_temp.on_a(format('select public.claim_pending_call(%L)', pg_temp.conc_row(:'cb1', 'T1'))) ->> 'attempt', '1',
           'A claims T1 (not committed: its row and the batch row are locked)');
 select is(dblink_send_query('b', format('select public.cancel_batch(%L)', :'cb1')), 1, 'B cancels the batch meanwhile');
-select ok(pg_temp.waits_for_lock(:b_pid), 'B waits for A''s row');
+select ok(test_fixtures.waits_for_lock(:b_pid), 'B waits for A''s row');
 select is(dblink_exec('a', 'commit'), 'COMMIT', 'A commits (no deadlock)');
-select is(pg_temp.b_result() - 'batch_id', '{"status": "cancelled", "cancelled": 2, "live": 1}'::jsonb,
+select is(test_fixtures.b_result() - 'batch_id', '{"status": "cancelled", "cancelled": 2, "live": 1}'::jsonb,
           'then B: the two others cancelled, A''s claim live');
 -- A retryable failure in flight when the batch is cancelled
 select pg_temp.conc_batch('conc-cancel-2', '997') as cb2 \gset
@@ -87,9 +66,9 @@ select is(dblink_exec('a', 'begin'), 'BEGIN', 'A opens a transaction');
 select is(pg_temp.on_a($$select public.apply_twilio_status('CACONC2', 'busy', 2, null, 0)$$) ->> 'call_status', 'retry_pending',
           'A: busy, T1 retry_pending (not committed)');
 select is(dblink_send_query('b', format('select public.cancel_batch(%L)', :'cb2')), 1, 'B cancels the batch meanwhile');
-select ok(pg_temp.waits_for_lock(:b_pid), 'B waits for A''s row');
+select ok(test_fixtures.waits_for_lock(:b_pid), 'B waits for A''s row');
 select is(dblink_exec('a', 'commit'), 'COMMIT', 'A commits');
-select is(pg_temp.b_result() - 'batch_id', '{"status": "cancelled", "cancelled": 3, "live": 0}'::jsonb,
+select is(test_fixtures.b_result() - 'batch_id', '{"status": "cancelled", "cancelled": 3, "live": 0}'::jsonb,
           'then B cancels T1 too: it was retry_pending by then');
 select is(pg_temp.committed(format($q$select string_agg(call_status, ',' order by employee_name) from public.pending_calls
                                       where batch_id = %L$q$, :'cb2')), 'cancelled,cancelled,cancelled', 'no row waits to be redialled');
@@ -103,9 +82,9 @@ select is(pg_temp.on_a(format('select public.cancel_batch(%L)', :'cb3')) - 'batc
           '{"status": "cancelled", "cancelled": 2, "live": 1}'::jsonb, 'A cancels (not committed)');
 select is(dblink_send_query('b', $$select public.apply_twilio_status('CACONC3', 'no-answer', 2, null, 0)$$), 1,
           'B applies T1''s no-answer meanwhile');
-select ok(pg_temp.waits_for_lock(:b_pid), 'B waits for A''s lock on T1');
+select ok(test_fixtures.waits_for_lock(:b_pid), 'B waits for A''s lock on T1');
 select is(dblink_exec('a', 'commit'), 'COMMIT', 'A commits');
-select is(pg_temp.b_result() ->> 'call_status', 'cancelled', 'then B''s retryable failure ends T1 cancelled');
+select is(test_fixtures.b_result() ->> 'call_status', 'cancelled', 'then B''s retryable failure ends T1 cancelled');
 select is(pg_temp.committed(format('select status || '' '' || (completed_at is not null) from public.batches where id = %L', :'cb3')),
           'cancelled true', 'and the cancelled batch is complete');
 -- The narrow race: a retryable failure that read "not cancelled" (pending_calls_batch_cancelled ran) but has not
@@ -121,13 +100,13 @@ select is(dblink_exec('a', format($q$create trigger pending_calls_zz_pause befor
 select (select pid from dblink('a', 'select pg_backend_pid()') as t(pid int)) as a_pid \gset
 select pg_advisory_lock(hashtext('test_fixtures.pause')) is not null as paused \gset
 select is(dblink_send_query('a', $$select public.apply_twilio_status('CACONC4', 'busy', 2, null, 0)$$), 1, 'A applies T1''s busy');
-select ok(pg_temp.waits_for_lock(:a_pid), 'A stops there: T1 locked, "not cancelled" already read');
+select ok(test_fixtures.waits_for_lock(:a_pid), 'A stops there: T1 locked, "not cancelled" already read');
 select is(dblink_send_query('b', format('select public.cancel_batch(%L)', :'cb5')), 1, 'B cancels the batch meanwhile');
-select ok(pg_temp.waits_for_lock(:b_pid), 'B waits for T1 (it locks every row that may still move)');
+select ok(test_fixtures.waits_for_lock(:b_pid), 'B waits for T1 (it locks every row that may still move)');
 select pg_advisory_unlock(hashtext('test_fixtures.pause')) as unpaused \gset
 select is((select j ->> 'call_status' from dblink_get_result('a') as t(j jsonb)), 'retry_pending', 'A goes on: T1 retry_pending');
 select is((select count(*)::int from dblink_get_result('a') as t(j jsonb)), 0, '(A''s result read to its end)');
-select is(pg_temp.b_result() - 'batch_id', '{"status": "cancelled", "cancelled": 3, "live": 0}'::jsonb,
+select is(test_fixtures.b_result() - 'batch_id', '{"status": "cancelled", "cancelled": 3, "live": 0}'::jsonb,
           'then B cancels T1 with the others');
 select is(pg_temp.committed(format($q$select string_agg(call_status, ',' order by employee_name) from public.pending_calls
                                       where batch_id = %L$q$, :'cb5')), 'cancelled,cancelled,cancelled', 'no row of it waits to be redialled');
@@ -144,9 +123,9 @@ select is(dblink_send_query('b', format($q$with u as (update public.pending_call
                                                          where batch_id = %L returning 1)
                                            select (count(*) * 0)::text::jsonb from u$q$, :'cb4')), 1,
           'B cancels the rows by hand');
-select ok(pg_temp.waits_for_lock(:b_pid), 'that waits for the batch row (the counters)');
+select ok(test_fixtures.waits_for_lock(:b_pid), 'that waits for the batch row (the counters)');
 select is(dblink_exec('a', 'rollback'), 'ROLLBACK', 'A lets go');
-select is(pg_temp.b_result(), '0'::jsonb, 'then B goes on');
+select is(test_fixtures.b_result(), '0'::jsonb, 'then B goes on');
 select is(pg_temp.committed(format('select concat_ws('' '', total, queued, cancelled, status) from public.batches where id = %L', :'cb4')),
           '3 0 3 completed', 'with the counters right');
 
@@ -167,26 +146,6 @@ select is(dblink_disconnect('b'), 'OK', 'B is closed');
 select test_fixtures.open_policy();
 update outcall_private.rate_state set next_slot_at = '-infinity';
 
--- Claims the row (made due first) and returns the new session.
-create function pg_temp.claim(p_id uuid) returns uuid language plpgsql as $$
-declare
-  v_answer jsonb;
-begin
-  update public.pending_calls set next_attempt_at = now() where id = p_id and call_status = 'retry_pending';
-  v_answer := public.claim_pending_call(p_id);
-  if v_answer ? 'claimed' then
-    raise exception 'not claimed: %', v_answer;
-  end if;
-  return (v_answer ->> 'session_id')::uuid;
-end $$;
--- Claims and dials with CallSid p_sid; returns the session.
-create function pg_temp.dial(p_id uuid, p_sid text) returns uuid language plpgsql as $$
-declare
-  v_session uuid := pg_temp.claim(p_id);
-begin
-  perform public.record_dial_result(v_session, p_sid, null, null);
-  return v_session;
-end $$;
 create function pg_temp.report(p_id uuid, p_outcome text, p_reason text, p_duration numeric default null,
                                p_cost numeric default null, p_transcript text default null) returns jsonb language sql as $$
   select public.apply_call_report(p_id, null, p_outcome, p_reason, 'summary of ' || p_reason, 'true', null, p_transcript,
@@ -313,12 +272,12 @@ select is(pg_temp.counts(:'b1'), '4 4 0 0 0 0 0 0', 'created: total 4, all queue
 select row_eq($$select status, started_at, completed_at from public.batches where id = $$ || quote_literal(:'b1'),
               row('queued'::text, null::timestamptz, null::timestamptz), 'queued, not started');
 -- started_at: the first claim
-select pg_temp.claim(:'r1') as s1a \gset
+select test_fixtures.claim(:'r1') as s1a \gset
 select is(pg_temp.counts(:'b1'), '4 3 1 0 0 0 0 0', 'a claim: one queued -> dialling');
 select row_eq($$select status, started_at from public.batches where id = $$ || quote_literal(:'b1'),
               row('in_progress'::text, now()), 'the first claim starts the batch: in_progress, started_at now');
 update public.batches set started_at = now() - interval '1 hour' where id = :'b1';
-select pg_temp.claim(:'r2') is not null as s2a \gset
+select test_fixtures.claim(:'r2') is not null as s2a \gset
 select is((select started_at from public.batches where id = :'b1'), now() - interval '1 hour',
           'a later claim leaves started_at as it was');
 select is(pg_temp.counts(:'b1'), '4 2 2 0 0 0 0 0', 'two dialling');
@@ -326,7 +285,7 @@ select public.record_dial_result(:'s1a', 'CAB1a', null, null) is not null as d1 
 select is(pg_temp.counts(:'b1'), '4 2 1 1 0 0 0 0', 'a dial result: dialling -> in_progress');
 select is(public.apply_twilio_status('CAB1a', 'busy', 2, null, 0) ->> 'call_status', 'retry_pending', 'busy: retried');
 select is(pg_temp.counts(:'b1'), '4 2 1 0 0 1 0 0', 'in_progress -> retrying');
-select pg_temp.dial(:'r1', 'CAB1b') is not null as d1b \gset
+select test_fixtures.dial(:'r1', 'CAB1b') is not null as d1b \gset
 select is(pg_temp.counts(:'b1'), '4 2 1 1 0 0 0 0', 'claimed and dialled again: retrying -> in_progress');
 select is(pg_temp.report(:'r1', 'completed', 'customer-ended-call', 30, 0.25, 'Agent: hello') ->> 'call_status', 'completed',
           'VAPI''s report: completed');
@@ -337,7 +296,7 @@ select public.record_dial_result((select id from public.call_sessions where pend
 select is(pg_temp.counts(:'b1'), '4 2 0 0 1 0 1 0', 'a permanent dial error: dialling -> failed');
 -- r3: a conversation that reached nobody, on its last attempt, with a duration and a cost
 update public.pending_calls set max_attempts = 1 where id = :'r3';
-select pg_temp.dial(:'r3', 'CAB3') is not null as d3 \gset
+select test_fixtures.dial(:'r3', 'CAB3') is not null as d3 \gset
 select is(pg_temp.report(:'r3', 'not_reached', 'voicemail', 12.5, 0.05) ->> 'call_status', 'failed', 'not_reached on the last attempt: failed');
 select is(pg_temp.kept(:'b1'), '4 1 0 0 1 0 2 0 42.5 2 0.3', 'failed counted; its duration and cost too');
 -- an update that changes nothing counted does not touch the batch row
@@ -386,13 +345,13 @@ select is((select redial_of from public.pending_calls where id = :'r1'), null, '
 select pg_temp.new_batch('Cancel', 5, '103') as c \gset
 select pg_temp.row_of(:'c', 'T1') as c1, pg_temp.row_of(:'c', 'T2') as c2, pg_temp.row_of(:'c', 'T3') as c3,
        pg_temp.row_of(:'c', 'T4') as c4, pg_temp.row_of(:'c', 'T5') as c5 \gset
-select pg_temp.dial(:'c2', 'CAC2') is not null as dc2 \gset
+select test_fixtures.dial(:'c2', 'CAC2') is not null as dc2 \gset
 select public.apply_twilio_status('CAC2', 'no-answer', 2, null, 0) ->> 'call_status' as nc2 \gset
-select pg_temp.dial(:'c3', 'CAC3') is not null as dc3 \gset
-select pg_temp.dial(:'c4', 'CAC4') is not null as dc4 \gset
+select test_fixtures.dial(:'c3', 'CAC3') is not null as dc3 \gset
+select test_fixtures.dial(:'c4', 'CAC4') is not null as dc4 \gset
 select pg_temp.report(:'c4', 'completed', 'customer-ended-call', 20, 0.1) ->> 'call_status' as rc4 \gset
 update public.pending_calls set max_attempts = 1 where id = :'c5';
-select pg_temp.dial(:'c5', 'CAC5') is not null as dc5 \gset
+select test_fixtures.dial(:'c5', 'CAC5') is not null as dc5 \gset
 select public.apply_twilio_status('CAC5', 'busy', 2, null, 0) ->> 'call_status' as nc5 \gset
 select is(pg_temp.counts(:'c'), '5 1 0 1 1 1 1 0', 'before: queued, retrying, in_progress, completed, failed');
 truncate statements;
@@ -422,8 +381,8 @@ select is((select count(*)::int from public.pending_calls where batch_id = :'c' 
 -- not_reached on a live row of a cancelled batch, and a hand-written requeue
 select pg_temp.new_batch('Cancel 2', 3, '104') as cx \gset
 select pg_temp.row_of(:'cx', 'T1') as cx1, pg_temp.row_of(:'cx', 'T2') as cx2, pg_temp.row_of(:'cx', 'T3') as cx3 \gset
-select pg_temp.dial(:'cx1', 'CAX1') is not null as dx1 \gset
-select pg_temp.dial(:'cx2', 'CAX2') is not null as dx2 \gset
+select test_fixtures.dial(:'cx1', 'CAX1') is not null as dx1 \gset
+select test_fixtures.dial(:'cx2', 'CAX2') is not null as dx2 \gset
 select is(public.cancel_batch(:'cx') - 'batch_id', '{"status": "cancelled", "cancelled": 1, "live": 2}'::jsonb, 'two live, one stopped');
 select is(pg_temp.report(:'cx1', 'not_reached', 'silence-timed-out') ->> 'call_status', 'cancelled',
           'VAPI''s not_reached on a live row of a cancelled batch: cancelled');
@@ -448,14 +407,14 @@ select pg_temp.new_batch('Retry', 3, '105') as f \gset
 select pg_temp.row_of(:'f', 'T1') as f1, pg_temp.row_of(:'f', 'T2') as f2, pg_temp.row_of(:'f', 'T3') as f3 \gset
 create function pg_temp.busy_round(p_id uuid, p_sid text) returns text language plpgsql as $$
 begin
-  perform pg_temp.dial(p_id, p_sid);
+  perform test_fixtures.dial(p_id, p_sid);
   return public.apply_twilio_status(p_sid, 'busy', 2, null, 0) ->> 'call_status';
 end $$;
 select pg_temp.busy_round(:'f1', 'CAF1-1') as fr1 \gset
 select pg_temp.busy_round(:'f1', 'CAF1-2') as fr2 \gset
 select pg_temp.busy_round(:'f1', 'CAF1-3') as fr3 \gset
-select public.record_dial_result(pg_temp.claim(:'f2'), null, 'invalid number', '21211', false) is not null as df2 \gset
-select pg_temp.dial(:'f3', 'CAF3') is not null as df3 \gset
+select public.record_dial_result(test_fixtures.claim(:'f2'), null, 'invalid number', '21211', false) is not null as df2 \gset
+select test_fixtures.dial(:'f3', 'CAF3') is not null as df3 \gset
 select pg_temp.report(:'f3', 'completed', 'customer-ended-call') is not null as rf3 \gset
 select is(array(select concat_ws(' / ', call_status, attempts, max_attempts, attempt_offset) from public.pending_calls
                  where batch_id = :'f' order by employee_name),
@@ -475,16 +434,16 @@ select row_eq($$select completed_at, queued, failed from public.batches where id
               row(null::timestamptz, 2, 0), 'the batch reopens: completed_at cleared, two queued');
 select is(current_setting('outcall.reopening', true), '', 'the reopening setting is cleared after the statement');
 -- the new round: attempts 4, 5, 6 with the delays of attempts 1, 2, 3
-select pg_temp.dial(:'f1', 'CAF1-4') as sf4 \gset
+select test_fixtures.dial(:'f1', 'CAF1-4') as sf4 \gset
 select is((select attempt from public.call_sessions where id = :'sf4'), 4, 'the next session is attempt 4');
 select is(public.apply_twilio_status('CAF1-4', 'busy', 2, null, 0) ->> 'call_status', 'retry_pending', 'busy: retried');
 select is((select next_attempt_at - now() from public.pending_calls where id = :'f1'), interval '5 minutes',
           'after attempt 4 (the round''s first): retry_delays[1], 5 minutes (not the 30 of attempt 4)');
-select pg_temp.dial(:'f1', 'CAF1-5') is not null as df5 \gset
+select test_fixtures.dial(:'f1', 'CAF1-5') is not null as df5 \gset
 select is(public.apply_twilio_status('CAF1-5', 'busy', 2, null, 0) ->> 'call_status', 'retry_pending', 'attempt 5 busy');
 select is((select next_attempt_at - now() from public.pending_calls where id = :'f1'), interval '15 minutes',
           'after the round''s second: 15 minutes');
-select pg_temp.dial(:'f1', 'CAF1-6') is not null as df6 \gset
+select test_fixtures.dial(:'f1', 'CAF1-6') is not null as df6 \gset
 select is(public.apply_twilio_status('CAF1-6', 'busy', 2, null, 0) ->> 'call_status', 'failed', 'attempt 6, the round''s last: failed');
 select is((select count(*)::int from public.call_sessions where pending_call_id = :'f1'), 6, 'six sessions, numbered on');
 select is(public.retry_failed_batch(:'f') ->> 'requeued', '1', 'requeued again: f1 (f2 still waits for its dial)');
