@@ -2,7 +2,7 @@
 //! answers become HTTP answers. The OpenAPI document (`openapi.json` beside this crate) describes the
 //! same routes; a test holds the two together.
 
-use crate::batch::ItemError;
+use crate::batch::{self, BatchRequestError, ItemError};
 use crate::error::{constant_time_eq, ApiError};
 use crate::ids::BatchId;
 use serde_json::{json, Map, Value};
@@ -231,14 +231,95 @@ fn camel_case(key: &str) -> String {
 pub const EVENTS_POLL_MS: u64 = 1_000;
 pub const EVENTS_KEEPALIVE_MS: u64 = 15_000;
 
-/// One Server-Sent Event.
-pub fn sse_event(event: &str, id: u64, data: &Value) -> String {
-    format!("id: {id}\nevent: {event}\ndata: {data}\n\n")
+/// The event stream's decisions (`GET /api/v1/batches/:id/events`): after each read of the batch's
+/// progress, what to send. A `progress` event when it changed, a comment when nothing was sent for
+/// `EVENTS_KEEPALIVE_MS` (proxies close silent streams), and a last event: `end` with the final progress
+/// once every row is terminal, or `error` when the progress cannot be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgressFeed {
+    last: Option<Value>,
+    sent: u64,
+    quiet_since_ms: u64,
+    done: bool,
 }
 
-/// A batch's progress says it has ended: every row terminal.
-pub fn batch_ended(progress: &Value) -> bool {
-    progress.get("completed_at").is_some_and(|t| !t.is_null())
+impl ProgressFeed {
+    pub fn new(now_ms: u64) -> Self {
+        Self { last: None, sent: 0, quiet_since_ms: now_ms, done: false }
+    }
+
+    /// The stream has sent its last event.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// What to send after reading `batch_progress_of` (its raw answer, or the read's error): a chunk of
+    /// the stream, or `None` when there is nothing new yet (read again after `EVENTS_POLL_MS`).
+    pub fn on_read(&mut self, read: Result<Value, ApiError>, now_ms: u64) -> Option<String> {
+        let progress = match read {
+            Ok(progress) if !progress.is_null() => progress,
+            Ok(_) => return Some(self.last_event("error", &ApiError::not_found("the batch is gone").body())),
+            Err(e) => return Some(self.last_event("error", &e.body())),
+        };
+        if progress.get("completed_at").is_some_and(|t| !t.is_null()) {
+            return Some(self.last_event("end", &api_json(progress)));
+        }
+        if self.last.as_ref() != Some(&progress) {
+            self.quiet_since_ms = now_ms;
+            let chunk = self.event("progress", &api_json(progress.clone()));
+            self.last = Some(progress);
+            return Some(chunk);
+        }
+        if now_ms.saturating_sub(self.quiet_since_ms) >= EVENTS_KEEPALIVE_MS {
+            self.quiet_since_ms = now_ms;
+            return Some(": still following\n\n".to_owned());
+        }
+        None
+    }
+
+    fn last_event(&mut self, name: &str, data: &Value) -> String {
+        self.done = true;
+        self.event(name, data)
+    }
+
+    /// One Server-Sent Event, numbered from 1.
+    fn event(&mut self, name: &str, data: &Value) -> String {
+        self.sent += 1;
+        format!("id: {}\nevent: {name}\ndata: {data}\n\n", self.sent)
+    }
+}
+
+/// A read or change of one batch as the API answers it: `null` (no such batch) → 404, a cancelled
+/// batch's refusal → 409, anything else in camelCase.
+pub fn batch_answer(answer: Value, batch: Option<BatchId>) -> Result<Value, ApiError> {
+    let which = batch.map_or_else(String::new, |id| format!(" {id}"));
+    if answer.is_null() {
+        return Err(ApiError::not_found(format!("no batch{which}")));
+    }
+    if answer.get("error").and_then(Value::as_str) == Some("batch_cancelled") {
+        return Err(ApiError::new(409, "batch_cancelled", format!("batch{which} was cancelled")));
+    }
+    Ok(api_json(answer))
+}
+
+/// The `Idempotency-Key` header, when sent: 1 to 255 visible ASCII characters, else 400.
+pub fn idempotency_key(header: Option<&str>) -> Result<Option<String>, ApiError> {
+    header
+        .map(|raw| {
+            batch::parse_idempotency_key(raw)
+                .map(str::to_owned)
+                .map_err(|m| ApiError::bad_request("invalid_idempotency_key", m))
+        })
+        .transpose()
+}
+
+impl From<BatchRequestError> for ApiError {
+    fn from(e: BatchRequestError) -> Self {
+        match e {
+            BatchRequestError::Malformed(message) => ApiError::bad_request("invalid_json", message),
+            BatchRequestError::Invalid(items) => validation_error(items),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -370,9 +451,61 @@ mod tests {
     }
 
     #[test]
-    fn events_are_server_sent_events() {
-        assert_eq!(sse_event("progress", 7, &json!({"a": 1})), "id: 7\nevent: progress\ndata: {\"a\":1}\n\n");
-        assert!(batch_ended(&json!({"completed_at": "2026-11-21T10:00:00Z"})));
-        assert!(!batch_ended(&json!({"completed_at": null})));
+    fn the_event_stream_sends_changes_keeps_alive_and_ends_with_the_batch() {
+        let progress = |completed: u64, completed_at: Value| json!({"batch_id": ID, "counts": {"in_progress": 2 - completed, "completed": completed}, "completed_at": completed_at});
+        let mut feed = ProgressFeed::new(0);
+        let first = feed.on_read(Ok(progress(0, Value::Null)), 0).unwrap();
+        assert_eq!(
+            first,
+            format!(
+                "id: 1\nevent: progress\ndata: {}\n\n",
+                json!({"batchId": ID, "counts": {"inProgress": 2, "completed": 0}, "completedAt": null})
+            )
+        );
+        assert_eq!(feed.on_read(Ok(progress(0, Value::Null)), 1_000), None, "nothing new, nothing sent");
+        assert_eq!(
+            feed.on_read(Ok(progress(0, Value::Null)), EVENTS_KEEPALIVE_MS),
+            Some(": still following\n\n".into())
+        );
+        assert_eq!(feed.on_read(Ok(progress(0, Value::Null)), EVENTS_KEEPALIVE_MS + 1_000), None);
+        assert!(feed
+            .on_read(Ok(progress(1, Value::Null)), EVENTS_KEEPALIVE_MS + 2_000)
+            .unwrap()
+            .starts_with("id: 2\nevent: progress\n"));
+        assert!(!feed.is_done());
+        let end = feed.on_read(Ok(progress(2, json!("2026-11-21T10:00:00Z"))), EVENTS_KEEPALIVE_MS + 3_000).unwrap();
+        assert!(end.starts_with("id: 3\nevent: end\ndata: "), "{end}");
+        assert!(end.contains(r#""completed":2"#), "the end carries the final counts: {end}");
+        assert!(feed.is_done());
+
+        let mut gone = ProgressFeed::new(0);
+        assert!(gone.on_read(Ok(Value::Null), 0).unwrap().contains("event: error"));
+        assert!(gone.is_done());
+        let mut failing = ProgressFeed::new(0);
+        assert!(failing.on_read(Err(ApiError::upstream("db down")), 0).unwrap().contains("upstream_error"));
+        assert!(failing.is_done());
+    }
+
+    #[test]
+    fn batch_answers_map_to_http() {
+        let id = BatchId::parse(ID).unwrap();
+        assert_eq!(batch_answer(Value::Null, Some(id)).unwrap_err().status, 404);
+        let refused = batch_answer(json!({"batch_id": ID, "error": "batch_cancelled"}), Some(id)).unwrap_err();
+        assert_eq!((refused.status, refused.code), (409, "batch_cancelled"));
+        assert_eq!(
+            batch_answer(json!({"batch_id": ID, "requeued": 1}), Some(id)),
+            Ok(json!({"batchId": ID, "requeued": 1}))
+        );
+    }
+
+    #[test]
+    fn request_problems_are_400s() {
+        assert_eq!(idempotency_key(None), Ok(None));
+        assert_eq!(idempotency_key(Some(" k-1 ")), Ok(Some("k-1".into())));
+        assert_eq!(idempotency_key(Some("a b")).unwrap_err().code, "invalid_idempotency_key");
+        let malformed: ApiError = BatchRequestError::Malformed("not JSON".into()).into();
+        assert_eq!((malformed.status, malformed.code), (400, "invalid_json"));
+        let invalid: ApiError = BatchRequestError::Invalid(vec![]).into();
+        assert_eq!(invalid.code, "validation_error");
     }
 }

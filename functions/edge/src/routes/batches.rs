@@ -4,8 +4,8 @@
 use crate::db::Db;
 use crate::http::{self, Answer};
 use crate::time::{now_ms, sleep};
-use outcall_core::api::{self, Page, Route};
-use outcall_core::batch::{self, BatchRequestError};
+use outcall_core::api::{self, Page, ProgressFeed, Route};
+use outcall_core::batch;
 use outcall_core::config::Config;
 use outcall_core::error::ApiError;
 use outcall_core::ids::BatchId;
@@ -22,33 +22,28 @@ pub async fn handle(route: Route, req: Request, env: &Env) -> Answer {
     let db = Db::new(&config);
     let query = req.url().ok().and_then(|u| u.query().map(str::to_owned));
     let page = |default_limit| Page::from_query(query.as_deref(), default_limit);
-    match route {
-        Route::OpenApi => openapi_document(),
-        Route::CreateBatch => create(req, &config, &db).await,
+    let (answer, batch) = match route {
+        Route::OpenApi => return openapi_document(),
+        Route::CreateBatch => return create(req, &config, &db).await,
+        Route::Events(id) => return events(db, id).await,
         Route::ListBatches => {
             let page = page(50)?;
-            found(db.rpc("list_batches", json!({"p_limit": page.limit, "p_offset": page.offset})).await?, None)
+            (db.rpc("list_batches", json!({"p_limit": page.limit, "p_offset": page.offset})).await?, None)
         }
         Route::GetBatch(id) => {
             let page = page(100)?;
             let args = json!({"p_batch_id": id, "p_limit": page.limit, "p_offset": page.offset});
-            found(db.rpc("batch_status", args).await?, Some(id))
+            (db.rpc("batch_status", args).await?, Some(id))
         }
         Route::Transcripts(id) => {
             let page = page(100)?;
             let args = json!({"p_batch_id": id, "p_limit": page.limit, "p_offset": page.offset});
-            found(db.rpc("batch_transcripts", args).await?, Some(id))
+            (db.rpc("batch_transcripts", args).await?, Some(id))
         }
-        Route::Cancel(id) => found(db.rpc("cancel_batch", json!({"p_batch_id": id})).await?, Some(id)),
-        Route::RetryFailed(id) => {
-            let answer = db.rpc("retry_failed_batch", json!({"p_batch_id": id})).await?;
-            if answer.get("error").and_then(Value::as_str) == Some("batch_cancelled") {
-                return Err(ApiError::new(409, "batch_cancelled", format!("batch {id} was cancelled")));
-            }
-            found(answer, Some(id))
-        }
-        Route::Events(id) => events(db, id).await,
-    }
+        Route::Cancel(id) => (db.rpc("cancel_batch", json!({"p_batch_id": id})).await?, Some(id)),
+        Route::RetryFailed(id) => (db.rpc("retry_failed_batch", json!({"p_batch_id": id})).await?, Some(id)),
+    };
+    http::json(200, &api::batch_answer(answer, batch)?)
 }
 
 fn openapi_document() -> Answer {
@@ -62,19 +57,9 @@ fn openapi_document() -> Answer {
 
 /// `POST /api/v1/batches`: everything validated here and in `create_batch`, then written in that one call.
 async fn create(mut req: Request, config: &Config, db: &Db) -> Answer {
-    let key = match http::header(&req, "Idempotency-Key") {
-        Some(raw) => Some(
-            batch::parse_idempotency_key(&raw)
-                .map_err(|m| ApiError::bad_request("invalid_idempotency_key", m))?
-                .to_owned(),
-        ),
-        None => None,
-    };
+    let key = api::idempotency_key(http::header(&req, "Idempotency-Key").as_deref())?;
     let body = http::body_text(&mut req).await?;
-    let new_batch = batch::parse_request(&body, config.batch_max_targets).map_err(|e| match e {
-        BatchRequestError::Malformed(message) => ApiError::bad_request("invalid_json", message),
-        BatchRequestError::Invalid(items) => api::validation_error(items),
-    })?;
+    let new_batch = batch::parse_request(&body, config.batch_max_targets)?;
     let request = new_batch.rpc_request(key.as_deref(), &batch::request_hash(&body));
     drop(new_batch);
     let answer = db.rpc("create_batch", json!({ "p_request": request })).await?;
@@ -106,24 +91,14 @@ fn wasm_memory_bytes() -> usize {
     return 0;
 }
 
-/// A batch function's answer: null means no such batch.
-fn found(answer: Value, id: Option<BatchId>) -> Answer {
-    if answer.is_null() {
-        let id = id.map_or_else(String::new, |id| format!(" {id}"));
-        return Err(ApiError::not_found(format!("no batch{id}")));
-    }
-    http::json(200, &api::api_json(answer))
-}
-
-/// `GET /api/v1/batches/:id/events`: the batch's progress as Server-Sent Events: one `progress` event
-/// whenever it changed (read every second), a comment now and then so proxies keep the stream open,
-/// and a last `end` event, with the final counts, once every row is terminal.
+/// `GET /api/v1/batches/:id/events`: Server-Sent Events of the batch's progress, read every
+/// `EVENTS_POLL_MS`; what to send is `api::ProgressFeed`'s decision.
 async fn events(db: Db, id: BatchId) -> Answer {
     let first = db.rpc("batch_progress_of", json!({"p_batch_id": id})).await?;
     if first.is_null() {
         return Err(ApiError::not_found(format!("no batch {id}")));
     }
-    let follow = Follow { db, id, pending: Some(first), last: None, sent: 0, quiet_since_ms: now_ms(), done: false };
+    let follow = Follow { db, id, first: Some(first), feed: ProgressFeed::new(now_ms()) };
     let stream = futures_util::stream::unfold(follow, |mut follow| async move {
         let chunk = follow.next_chunk().await?;
         Some((Ok::<Vec<u8>, worker::Error>(chunk.into_bytes()), follow))
@@ -139,53 +114,26 @@ async fn events(db: Db, id: BatchId) -> Answer {
 struct Follow {
     db: Db,
     id: BatchId,
-    /// Progress read but not yet looked at (the first read, made before the stream opened).
-    pending: Option<Value>,
-    last: Option<Value>,
-    sent: u64,
-    quiet_since_ms: u64,
-    done: bool,
+    /// The read made before the stream opened (it decided between 404 and a stream).
+    first: Option<Value>,
+    feed: ProgressFeed,
 }
 
 impl Follow {
-    /// The next piece of the stream, or `None` when it has ended.
+    /// The next piece of the stream, or `None` once the last event was sent.
     async fn next_chunk(&mut self) -> Option<String> {
-        if self.done {
-            return None;
-        }
-        loop {
-            let progress = match self.pending.take() {
-                Some(progress) => Ok(progress),
+        while !self.feed.is_done() {
+            let read = match self.first.take() {
+                Some(first) => Ok(first),
                 None => {
                     sleep(Duration::from_millis(api::EVENTS_POLL_MS)).await;
                     self.db.rpc("batch_progress_of", json!({"p_batch_id": self.id})).await
                 }
             };
-            let progress = match progress {
-                Ok(progress) if !progress.is_null() => progress,
-                Ok(_) => return Some(self.finish("error", &ApiError::not_found("the batch is gone").body())),
-                Err(e) => return Some(self.finish("error", &e.body())),
-            };
-            if api::batch_ended(&progress) {
-                return Some(self.finish("end", &api::api_json(progress)));
-            }
-            if self.last.as_ref() != Some(&progress) {
-                self.sent += 1;
-                self.quiet_since_ms = now_ms();
-                let chunk = api::sse_event("progress", self.sent, &api::api_json(progress.clone()));
-                self.last = Some(progress);
+            if let Some(chunk) = self.feed.on_read(read, now_ms()) {
                 return Some(chunk);
             }
-            if now_ms().saturating_sub(self.quiet_since_ms) >= api::EVENTS_KEEPALIVE_MS {
-                self.quiet_since_ms = now_ms();
-                return Some(": still following\n\n".to_owned());
-            }
         }
-    }
-
-    fn finish(&mut self, event: &str, data: &Value) -> String {
-        self.done = true;
-        self.sent += 1;
-        api::sse_event(event, self.sent, data)
+        None
     }
 }
