@@ -1,6 +1,6 @@
 -- Privileges and RLS: anon nothing, authenticated read-only, service_role everything.
 begin;
-select plan(87);
+select plan(88);
 
 -- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
 select test_fixtures.open_policy();
@@ -182,8 +182,11 @@ select lives_ok($$insert into public.pending_calls (id, employee_name, phone) va
 select is(public.claim_next_due() ->> 'pending_call_id', '00000000-0000-0000-0000-0000000a0004',
           'service_role claims the next due row');
 select is(public.reserve_dial_slot((select id from public.call_sessions
-                                     where pending_call_id = '00000000-0000-0000-0000-0000000a0004')) ->> 'reserved',
-          'true', 'service_role reserves a dial slot');
+                                     where pending_call_id = '00000000-0000-0000-0000-0000000a0004')) ->> 'outcome',
+          'reserved', 'service_role reserves a dial slot');
+select is(public.release_dial_slot((select id from public.call_sessions
+                                     where pending_call_id = '00000000-0000-0000-0000-0000000a0004')),
+          '{"released": true}'::jsonb, 'service_role releases a dial slot');
 select is(public.sweep_stale_sessions(), '{"reports_missing": 0, "to_reconcile": []}'::jsonb, 'service_role sweeps');
 select is(public.reconcile_dialing_session((select id from public.call_sessions
                                              where pending_call_id = '00000000-0000-0000-0000-0000000a0004'), '[]')

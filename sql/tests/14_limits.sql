@@ -2,7 +2,7 @@
 -- (outside_window, phone_dialing, at_capacity, rate_limited, idle), reserve_dial_slot. The same limits under
 -- concurrent claims from two connections: 16_concurrent_claims.sql.
 begin;
-select plan(72);
+select plan(94);
 
 select has_function('public', 'claim_next_due', array[]::text[]);
 select function_returns('public', 'claim_next_due', array[]::text[], 'jsonb');
@@ -11,7 +11,7 @@ select function_returns('public', 'reserve_dial_slot', array['uuid'], 'jsonb');
 
 -- Start wide open; each section narrows what it tests.
 select test_fixtures.open_policy();
-update outcall_private.rate_state set next_slot_at = '-infinity';
+select test_fixtures.free_send_slots();
 
 create function pg_temp.new_call(p_id uuid, p_phone text, p_tz text default 'America/New_York',
                                  p_next timestamptz default now()) returns uuid language sql as $$
@@ -194,60 +194,134 @@ select is(public.record_dial_result(:'s42', null, 'boom', null) ->> 'call_status
 select is(public.claim_next_due() ->> 'pending_call_id', '00000000-0000-0000-0000-0000000a0044',
           'dial_failed is not live: claim_next_due claims the next row');
 
--- rate_limited ------------------------------------------------------------------------------------------------
+-- rate_limited: the send slots ---------------------------------------------------------------------------------
+-- At c calls/s: at most max(1, floor(c)) creates in flight or answered within the window (1 s; 1/c below 1
+-- call/s), and grants 1/c apart. A create is in flight from its grant (the claim) to its answer (the dial
+-- result, a release, or a callback that beat it).
+create function pg_temp.request(p_session uuid) returns text language sql as $$
+  select case when answered_at is null then 'in flight' else 'answered' end
+    from outcall_private.dial_requests where session_id = p_session
+$$;
+-- Moves every answer (and the pace) p_ago into the past, as if that much time had passed.
+create function pg_temp.answered_ago(p_ago interval) returns void language sql as $$
+  update outcall_private.dial_requests set answered_at = pg_catalog.clock_timestamp() - p_ago where answered_at is not null;
+  update outcall_private.rate_state set next_slot_at = pg_catalog.clock_timestamp() - interval '1 millisecond';
+$$;
 select pg_temp.quiet();
 update outcall_private.dispatch_policy set max_concurrent_calls = 1000, calls_per_second = 1;
-update outcall_private.rate_state set next_slot_at = '-infinity';
+select test_fixtures.free_send_slots();
 select count(pg_temp.new_call(('00000000-0000-0000-0000-0000000a005' || n)::uuid, '+1555000105' || n)) as n5x
-  from generate_series(1, 2) as n \gset
+  from generate_series(1, 6) as n \gset
 select clock_timestamp() as before \gset
-select is(public.claim_pending_call('00000000-0000-0000-0000-0000000a0051') ->> 'attempt', '1', 'the first claim takes the free slot');
-select ok((select next_slot_at between :'before'::timestamptz + interval '1.1 seconds' and clock_timestamp() + interval '1.1 seconds'
+select (public.claim_pending_call('00000000-0000-0000-0000-0000000a0051') ->> 'session_id') as s51 \gset
+select ok(:'s51' is not null, 'the first claim takes the free slot');
+select is(pg_temp.request(:'s51'), 'in flight', 'its create request is in flight from the claim');
+select ok((select next_slot_at between :'before'::timestamptz + interval '1 second' and clock_timestamp() + interval '1 second'
              from outcall_private.rate_state),
-          'and reserves the next one 1.1 s later (1 call/s with 10% headroom), on the wall clock');
+          'the next grant is paced 1 s later (1 call/s, no headroom), on the wall clock');
 create temp table r2 as select public.claim_pending_call('00000000-0000-0000-0000-0000000a0052') as j;
 select is((select j - 'retry_after_ms' from r2), '{"claimed": false, "reason": "rate_limited"}'::jsonb,
           'an immediate second claim: rate_limited');
-select ok((select (j ->> 'retry_after_ms')::int between 1 and 1100 from r2), 'retry_after_ms: the wait for the next slot');
+select ok((select (j ->> 'retry_after_ms')::int between 1 and 1000 from r2), 'retry_after_ms: the wait, at most the window');
 select is(pg_temp.state('00000000-0000-0000-0000-0000000a0052'), 'pending / 0 / 0 sessions', 'the row is untouched');
-select is(public.claim_next_due() ->> 'reason', 'rate_limited', 'claim_next_due: rate_limited');
 update outcall_private.rate_state set next_slot_at = clock_timestamp() - interval '1 millisecond';
-select is(public.claim_next_due() ->> 'pending_call_id', '00000000-0000-0000-0000-0000000a0052', 'once the slot is due: claimed');
-select pg_temp.new_call('00000000-0000-0000-0000-0000000a0053', '+15550001053') is not null as n53 \gset
+create temp table r3 as select public.claim_next_due() as j;
+select is((select j ->> 'reason' from r3), 'rate_limited',
+          'the pace has passed, but the create in flight still holds the slot, however long Twilio takes');
+select ok((select (j ->> 'retry_after_ms')::int between 999 and 1000 from r3),
+          'retry_after_ms: a window from now at least (its answer is still to come)');
+select is(public.record_dial_result(:'s51', 'CA51', null, null) ->> 'call_status', 'calling', 'Twilio answers: the dial result');
+select is(pg_temp.request(:'s51'), 'answered', 'the dial result releases the request');
+create temp table r4 as select public.claim_next_due() as j;
+select ok((select j ->> 'reason' = 'rate_limited' and (j ->> 'retry_after_ms')::int between 1 and 1000 from r4),
+          'the slot is free a window after the answer, not before');
+select pg_temp.answered_ago(interval '1001 milliseconds');
+select is(public.claim_next_due() ->> 'pending_call_id', '00000000-0000-0000-0000-0000000a0052',
+          'a window after the answer: claimed');
+-- a create unanswered past the lease (its Worker died mid-dial) no longer counts
+update outcall_private.dial_requests set sent_at = clock_timestamp() - interval '121 seconds' where answered_at is null;
+update outcall_private.rate_state set next_slot_at = clock_timestamp() - interval '1 millisecond';
+select is(public.claim_next_due() ->> 'pending_call_id', '00000000-0000-0000-0000-0000000a0053',
+          'a create in flight for longer than the 2-minute lease no longer holds a slot');
+
+-- 2 calls/s: two slots, grants 0.5 s apart
+update outcall_private.dispatch_policy set calls_per_second = 2;
+select test_fixtures.free_send_slots();
+select (public.claim_next_due() ->> 'session_id') as s54 \gset
+create temp table r5 as select public.claim_next_due() as j;
+select ok((select j ->> 'reason' = 'rate_limited' and (j ->> 'retry_after_ms')::int between 1 and 500 from r5),
+          '2 calls/s: the next grant is paced 0.5 s later');
+update outcall_private.rate_state set next_slot_at = clock_timestamp() - interval '1 millisecond';
+select is(public.claim_next_due() ->> 'pending_call_id', '00000000-0000-0000-0000-0000000a0055',
+          'then a second create goes while the first is in flight (two slots)');
+update outcall_private.rate_state set next_slot_at = clock_timestamp() - interval '1 millisecond';
+create temp table r6 as select public.claim_next_due() as j;
+select ok((select j ->> 'reason' = 'rate_limited' and (j ->> 'retry_after_ms')::int between 999 and 1000 from r6),
+          'a third waits: both slots are in flight');
+select is((public.release_dial_slot(:'s54')), '{"released": true}'::jsonb, 'the first create is answered (released)');
+select pg_temp.answered_ago(interval '1001 milliseconds');
+select is(public.claim_next_due() ->> 'pending_call_id', '00000000-0000-0000-0000-0000000a0056',
+          'a window after that answer, the third goes');
+
+-- 0.5 calls/s: one slot, a window of 2 s
+select pg_temp.new_call('00000000-0000-0000-0000-0000000a0057', '+15550001057') is not null as n57 \gset
 update outcall_private.dispatch_policy set calls_per_second = 0.5;
-update outcall_private.rate_state set next_slot_at = '-infinity';
-select is(public.claim_pending_call('00000000-0000-0000-0000-0000000a0053') ->> 'attempt', '1', 'at 0.5 calls/s');
-select ok((select next_slot_at - clock_timestamp() between interval '2 seconds' and interval '2.2 seconds'
-             from outcall_private.rate_state), 'the next slot is 2.2 s later');
+select test_fixtures.free_send_slots();
+select (public.claim_pending_call('00000000-0000-0000-0000-0000000a0057') ->> 'session_id') as s57 \gset
+select ok(:'s57' is not null, 'at 0.5 calls/s');
+select ok((select next_slot_at - clock_timestamp() between interval '1.9 seconds' and interval '2 seconds'
+             from outcall_private.rate_state), 'the next grant is paced 2 s later');
+select is(public.release_dial_slot(:'s57'), '{"released": true}'::jsonb, 'answered at once');
+update outcall_private.rate_state set next_slot_at = clock_timestamp() - interval '1 millisecond';
+select pg_temp.new_call('00000000-0000-0000-0000-0000000a0058', '+15550001058') is not null as n58 \gset
+create temp table r7 as select public.claim_pending_call('00000000-0000-0000-0000-0000000a0058') as j;
+select ok((select j ->> 'reason' = 'rate_limited' and (j ->> 'retry_after_ms')::int between 1001 and 2000 from r7),
+          'the window is 2 s after the answer');
 -- capacity is answered before the rate
 update outcall_private.dispatch_policy set max_concurrent_calls = 1;
 select is(public.claim_next_due(), '{"claimed": false, "reason": "at_capacity"}'::jsonb, 'full and rate limited: at_capacity');
 
--- reserve_dial_slot -----------------------------------------------------------------------------------------
+-- reserve_dial_slot, release_dial_slot ---------------------------------------------------------------------------
 update outcall_private.dispatch_policy set max_concurrent_calls = 1000, calls_per_second = 1;
-update outcall_private.rate_state set next_slot_at = '-infinity';
 select pg_temp.quiet();
+select test_fixtures.free_send_slots();
 select pg_temp.new_call('00000000-0000-0000-0000-0000000a0061', '+15550001061') is not null as n61 \gset
 select (public.claim_pending_call('00000000-0000-0000-0000-0000000a0061') ->> 'session_id') as s61 \gset
-update outcall_private.rate_state set next_slot_at = '-infinity';
 -- an old updated_at (the trigger would set now(); replica mode skips triggers)
 set local session_replication_role = replica;
 update public.call_sessions set updated_at = now() - interval '1 hour' where id = :'s61';
 set local session_replication_role = origin;
-select is(public.reserve_dial_slot(:'s61'), '{"reserved": true, "wait_ms": 0}'::jsonb, 'a free slot: reserved, no wait');
+select is(public.reserve_dial_slot(:'s61') ->> 'outcome', 'wait', 'its own first try still in flight: wait');
 select is((select updated_at from public.call_sessions where id = :'s61'), now(), 'the session''s updated_at is touched');
+select is(public.release_dial_slot(:'s61'), '{"released": true}'::jsonb, 'Twilio answered 503: the Worker releases the try');
+select is(public.release_dial_slot(:'s61'), '{"released": false}'::jsonb, 'releasing again changes nothing');
 create temp table rs as select public.reserve_dial_slot(:'s61') as j;
-select ok((select (j ->> 'reserved')::boolean and (j ->> 'wait_ms')::int between 1000 and 1100 from rs),
-          'the next reservation waits for the next slot, about 1.1 s');
-create temp table rs2 as select public.reserve_dial_slot(:'s61') as j;
-select ok((select (j ->> 'wait_ms')::int between 2100 and 2200 from rs2), 'and the one after that 2.2 s (slots queue up)');
-select is(public.claim_next_due() ->> 'reason', 'rate_limited', 'claims wait behind reserved slots');
-select is(public.reserve_dial_slot('00000000-0000-0000-0000-0000000000ff'), null, 'an unknown session: null');
+select ok((select j ->> 'outcome' = 'wait' and (j ->> 'retry_after_ms')::int between 1 and 1000 from rs),
+          'a re-send waits a window after that answer');
+select pg_temp.answered_ago(interval '1001 milliseconds');
+select is(public.reserve_dial_slot(:'s61'), '{"outcome": "reserved"}'::jsonb, 'then it is granted a slot: reserved');
+select is(pg_temp.request(:'s61'), 'in flight', 'and the re-sent request is in flight');
+select is(public.claim_next_due() ->> 'reason', 'rate_limited', 'claims wait behind it');
+select is(public.reserve_dial_slot('00000000-0000-0000-0000-0000000000ff'), null, 'reserve, an unknown session: null');
+select is(public.release_dial_slot('00000000-0000-0000-0000-0000000000ff'), null, 'release, an unknown session: null');
 create temp table slot_before as select next_slot_at from outcall_private.rate_state;
 select is(public.record_dial_result(:'s61', 'CA61', null, null) ->> 'call_status', 'calling', 'the dial succeeds');
-select is(public.reserve_dial_slot(:'s61'), '{"reserved": false}'::jsonb, 'a session no longer dialing: reserved false');
+select is(pg_temp.request(:'s61'), 'answered', 'which releases the slot');
+select is(public.reserve_dial_slot(:'s61'), '{"outcome": "settled"}'::jsonb, 'a session no longer dialing: settled');
 select is((select next_slot_at from outcall_private.rate_state), (select next_slot_at from slot_before),
           'and no slot is taken');
+-- every way out of `dialing` releases: a failed dial, a callback that beat the dial result
+select test_fixtures.free_send_slots();
+select pg_temp.new_call('00000000-0000-0000-0000-0000000a0062', '+15550001062') is not null as n62 \gset
+select (public.claim_pending_call('00000000-0000-0000-0000-0000000a0062') ->> 'session_id') as s62 \gset
+select is(public.record_dial_result(:'s62', null, 'twilio 503', null) ->> 'call_status', 'retry_pending', 'a dial fails');
+select is(pg_temp.request(:'s62'), 'answered', 'the failure releases the slot');
+select test_fixtures.free_send_slots();
+select pg_temp.new_call('00000000-0000-0000-0000-0000000a0063', '+15550001063') is not null as n63 \gset
+select (public.claim_pending_call('00000000-0000-0000-0000-0000000a0063') ->> 'session_id') as s63 \gset
+select is(public.apply_twilio_status('CA63', 'ringing', 1, null, null, :'s63') ->> 'session_status', 'ringing',
+          'a callback arrives before the dial result');
+select is(pg_temp.request(:'s63'), 'answered', 'Twilio has the call: the callback releases the slot');
 
 select * from finish();
 rollback;

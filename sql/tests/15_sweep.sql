@@ -1,6 +1,6 @@
 -- The sweep: sweep_stale_sessions(p_limit) and reconcile_dialing_session(p_session_id, p_candidates, p_final).
 begin;
-select plan(53);
+select plan(54);
 
 select has_function('public', 'sweep_stale_sessions', array['integer']);
 select function_returns('public', 'sweep_stale_sessions', array['integer'], 'jsonb');
@@ -86,7 +86,8 @@ insert into live select 8, pg_temp.claim('00000000-0000-0000-0000-0000000b0008')
 select count(pg_temp.age(id, (11 - n) * interval '1 minute')) from live where n <= 5 \g /dev/null
 select count(pg_temp.age(id, interval '6 minutes')) from live where n >= 7 \g /dev/null
 select count(pg_temp.age(id, interval '4 minutes')) from live where n = 6 \g /dev/null
-select is(public.reserve_dial_slot(id) ->> 'reserved', 'true', 'b8''s dial is being re-sent') from live where n = 8;
+select is(public.release_dial_slot(id) ->> 'released', 'true', 'b8''s first try was answered') from live where n = 8;
+select is(public.reserve_dial_slot(id) ->> 'outcome', 'reserved', 'b8''s dial is being re-sent') from live where n = 8;
 select is(array(select s.status from public.call_sessions as s join live using (id) order by live.n),
           array['dialing', 'queued', 'initiated', 'ringing', 'in-progress', 'in-progress', 'busy', 'dialing'],
           'setup: sessions in each status');

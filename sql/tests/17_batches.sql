@@ -21,7 +21,7 @@ create temp table saved_rate as select * from outcall_private.rate_state;
 select is(dblink_exec('a', $$update outcall_private.dispatch_policy
                                set window_days = '{1,2,3,4,5,6,7}', window_start = '00:00', window_end = '24:00',
                                    max_concurrent_calls = 1000, calls_per_second = 1e9;
-                             update outcall_private.rate_state set next_slot_at = '-infinity'$$),
+                             delete from outcall_private.dial_requests; update outcall_private.rate_state set next_slot_at = '-infinity'$$),
           'UPDATE 1', 'A commits a policy open all week, without limits to speak of, and a free dial slot');
 create function pg_temp.conc_batch(p_name text, p_tag text) returns text language sql as $$
   select pg_temp.committed(format($q$select public.create_batch(jsonb_build_object('name', %L, 'targets',
@@ -144,7 +144,7 @@ select is(dblink_disconnect('b'), 'OK', 'B is closed');
 
 -- In this transaction from here on ----------------------------------------------------------------------------------
 select test_fixtures.open_policy();
-update outcall_private.rate_state set next_slot_at = '-infinity';
+select test_fixtures.free_send_slots();
 
 create function pg_temp.report(p_id uuid, p_outcome text, p_reason text, p_duration numeric default null,
                                p_cost numeric default null, p_transcript text default null) returns jsonb language sql as $$

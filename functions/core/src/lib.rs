@@ -8,6 +8,7 @@ pub mod batch;
 pub mod classification;
 pub mod config;
 pub mod context;
+pub mod dial;
 pub mod dispatch;
 pub mod error;
 pub mod ids;

@@ -3,9 +3,10 @@
 //! free (after a dial, when a call ends, and in the minute sweep).
 
 use crate::db::Db;
-use crate::dial::{dial, Dial};
+use crate::dial::dial;
 use crate::time::{now_ms, sleep};
 use outcall_core::config::Config;
+use outcall_core::dial::Dial;
 use outcall_core::dispatch::{drain_step, ClaimAnswer, DrainStep};
 use outcall_core::error::ApiError;
 use outcall_core::ids::PendingCallId;
