@@ -214,8 +214,17 @@ async fn anon_reads_nothing_and_unknown_routes_are_json_errors() {
 
     let (status, body) = stack.post_worker("/nope", &[], "{}").await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
-    let response = stack.http.get(format!("{}/vapi/events", stack.worker_url)).send().await.unwrap();
-    assert_eq!(response.status(), 405);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "method_not_allowed");
+    // 405 with `Allow` on every route outside the API (the API's are checked against its OpenAPI document)
+    for (method, path, allow) in [
+        (reqwest::Method::POST, "/health", "GET"),
+        (reqwest::Method::GET, "/hooks/pending-calls", "POST"),
+        (reqwest::Method::GET, "/twilio/status", "POST"),
+        (reqwest::Method::GET, "/vapi/events", "POST"),
+    ] {
+        let response = stack.http.request(method.clone(), format!("{}{path}", stack.worker_url)).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers().get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+    }
 }

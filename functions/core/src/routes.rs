@@ -1,0 +1,100 @@
+//! Every route of the Worker in one table, and the one rule that answers what no route takes: 404 for an
+//! unknown path, 405 with `Allow` for a known path and another method. The batch API's own paths
+//! (`/api/v1/...`, with their ids) are parsed by [`crate::api::route`] under the same rule.
+
+use crate::api;
+use crate::error::ApiError;
+
+/// What a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /health`: whether the configuration is complete.
+    Health,
+    /// `POST /hooks/pending-calls`: the database webhook (a new `pending_calls` row).
+    PendingCallWebhook,
+    /// `POST /twilio/status`: Twilio's status callbacks.
+    TwilioStatus,
+    /// `POST /vapi/events`: VAPI's server messages.
+    VapiEvents,
+    /// `/api/v1/...`: the batch API.
+    Api(api::Route),
+}
+
+/// The routes outside the batch API: (method, path, route).
+pub const SERVICE_ROUTES: [(&str, &str, Route); 4] = [
+    ("GET", "/health", Route::Health),
+    ("POST", "/hooks/pending-calls", Route::PendingCallWebhook),
+    ("POST", "/twilio/status", Route::TwilioStatus),
+    ("POST", "/vapi/events", Route::VapiEvents),
+];
+
+/// Why no route takes a request: the error to answer, and for a 405 the `Allow` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub error: ApiError,
+    pub allow: Option<String>,
+}
+
+/// The route of a request, or why there is none.
+pub fn route(method: &str, path: &str) -> Result<Route, Refused> {
+    if let Some(api_route) = api::route(method, path) {
+        return api_route.map(Route::Api).map_err(|error| {
+            let allow = if error.status == 405 { api::allow_header(path) } else { None };
+            Refused { error, allow }
+        });
+    }
+    if let Some((_, _, route)) = SERVICE_ROUTES.iter().find(|(m, p, _)| *m == method && *p == path) {
+        return Ok(*route);
+    }
+    let allowed: Vec<&str> = SERVICE_ROUTES.iter().filter(|(_, p, _)| *p == path).map(|(m, _, _)| *m).collect();
+    if allowed.is_empty() {
+        return Err(Refused { error: ApiError::not_found(format!("no route for {path}")), allow: None });
+    }
+    let allow = allowed.join(", ");
+    let error = ApiError::new(405, "method_not_allowed", format!("{path} takes {allow}, not {method}"));
+    Err(Refused { error, allow: Some(allow) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_route_is_found_by_its_method_and_path() {
+        for (method, path, expected) in SERVICE_ROUTES {
+            assert_eq!(route(method, path), Ok(expected), "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn api_paths_are_routed_to_the_api() {
+        assert_eq!(route("POST", "/api/v1/batches"), Ok(Route::Api(api::Route::CreateBatch)));
+        assert_eq!(route("GET", "/api/v1/openapi.json"), Ok(Route::Api(api::Route::OpenApi)));
+    }
+
+    #[test]
+    fn an_unknown_path_is_404_without_allow() {
+        let refused = route("GET", "/nowhere").unwrap_err();
+        assert_eq!((refused.error.status, refused.allow), (404, None));
+    }
+
+    #[test]
+    fn a_known_path_with_another_method_is_405_with_allow_on_every_route() {
+        for (method, path, _) in SERVICE_ROUTES {
+            let other = if method == "GET" { "POST" } else { "GET" };
+            let refused = route(other, path).unwrap_err();
+            assert_eq!(refused.error.status, 405, "{other} {path}");
+            assert_eq!(refused.allow.as_deref(), Some(method), "{other} {path}");
+        }
+        let refused = route("DELETE", "/api/v1/batches").unwrap_err();
+        assert_eq!((refused.error.status, refused.allow.as_deref()), (405, Some("GET, POST")));
+        let refused = route("PUT", "/api/v1/batches/3f9c1b2e-8d4a-4c6b-9e1f-2a7d5c8b0e13/cancel").unwrap_err();
+        assert_eq!((refused.error.status, refused.allow.as_deref()), (405, Some("POST")));
+    }
+
+    #[test]
+    fn a_malformed_batch_id_is_400_without_allow() {
+        let refused = route("GET", "/api/v1/batches/not-a-uuid").unwrap_err();
+        assert_eq!((refused.error.status, refused.allow), (400, None));
+    }
+}
