@@ -65,11 +65,10 @@ async fn create(mut req: Request, config: &Config, db: &Db) -> Answer {
     let answer = db.rpc("create_batch", json!({ "p_request": request })).await?;
     let accepted = api::create_answer(&answer, &config.public_base_url)?;
     console_log!(
-        "batch {}: {} rows accepted{}; wasm memory {} KiB",
+        "batch {}: {} rows accepted{}",
         accepted.body["batchId"].as_str().unwrap_or("?"),
         accepted.body["accepted"],
-        if accepted.replayed { " (replayed)" } else { "" },
-        wasm_memory_bytes() / 1024
+        if accepted.replayed { " (replayed)" } else { "" }
     );
     let response = http::json(202, &accepted.body)?;
     let headers = response.headers();
@@ -81,14 +80,6 @@ async fn create(mut req: Request, config: &Config, db: &Db) -> Answer {
         set("Idempotent-Replayed", "true")?;
     }
     Ok(response)
-}
-
-/// The module's linear memory, which only grows: after a request, the peak so far.
-fn wasm_memory_bytes() -> usize {
-    #[cfg(target_arch = "wasm32")]
-    return core::arch::wasm32::memory_size(0) * 65_536;
-    #[cfg(not(target_arch = "wasm32"))]
-    return 0;
 }
 
 /// `GET /api/v1/batches/:id/events`: Server-Sent Events of the batch's progress, read every
