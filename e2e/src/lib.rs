@@ -361,7 +361,7 @@ impl Stack {
     }
 }
 
-pub use outcall_sandbox::twilio::scenario::Scenario;
+pub use outcall_scenario::Scenario;
 
 /// A number playing `scenario` that this process has not handed out before (numbers are also the
 /// key of the classification cache, so tests must not share them).

@@ -64,3 +64,38 @@ impl Drop for SpareWorker {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Restarts the stack's own Worker (the one `./dev up` started, whose port the webhook, the sandbox and the
+/// cron loop call) in place: stops its process group and starts `wrangler dev` again with the same command
+/// line as `./dev up` (`start_worker` in `dev`), appending to its log. Returns once it answers `/health`.
+/// The new Worker belongs to the stack, not to the test: `./dev down` stops it by the pid written here.
+#[allow(clippy::zombie_processes)]
+pub async fn restart_stack_worker(worker_url: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let pid_file = root.join(".dev/pids/worker");
+    let pid = std::fs::read_to_string(&pid_file).expect("the stack's Worker pid (./dev up)").trim().to_owned();
+    let _ = Command::new("kill").args(["-TERM", "--", &format!("-{pid}")]).status();
+    let stopped = Instant::now() + Duration::from_secs(30);
+    while Command::new("kill").args(["-0", &pid]).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
+        assert!(Instant::now() < stopped, "the Worker did not stop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let port = worker_url.rsplit(':').next().expect("a port in WORKER_URL").to_owned();
+    let log = std::fs::OpenOptions::new().append(true).create(true).open(root.join(".dev/logs/worker.log")).unwrap();
+    let mut command = Command::new("wrangler");
+    command
+        .args(["dev", "--local", "--ip", "127.0.0.1", "--port", &port, "--test-scheduled"])
+        .args(["--show-interactive-dev-session=false", "--log-level", "log"])
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let child = command.spawn().expect("wrangler on PATH (run through ./dev test)");
+    std::fs::write(&pid_file, child.id().to_string()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while reqwest::get(format!("{worker_url}/health")).await.is_err() {
+        assert!(Instant::now() < deadline, "the restarted Worker did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

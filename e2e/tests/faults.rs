@@ -7,10 +7,10 @@
 //! It changes the stack's dispatch policy and the sandbox's faults for its duration, so it is the only
 //! test in its binary (cargo runs test binaries one after another).
 
+use outcall_e2e::worker::restart_stack_worker;
 use outcall_e2e::{fresh_phone, merge, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const ROWS: usize = 500;
@@ -99,7 +99,7 @@ async fn run(stack: Stack) {
         }
         if restarted_at.is_none() && (open as usize) < ROWS * 3 / 4 {
             println!("{:>4} s: {open} rows open; restarting the Worker", started.elapsed().as_secs());
-            restart_worker().await;
+            restart_stack_worker(&stack.worker_url).await;
             restarted_at = Some(open);
         }
         assert!(Instant::now() < deadline, "{open} rows still open after 15 minutes");
@@ -154,13 +154,6 @@ async fn run(stack: Stack) {
     println!("{calls} calls created; {} of {ROWS} rows were open when the Worker restarted", open_at_restart);
 
     check_every_row(&stack, &run_id, &scenario_of).await;
-}
-
-/// `./dev restart-worker`, the same way `./dev up` starts it.
-async fn restart_worker() {
-    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dev");
-    let status = tokio::process::Command::new(dev).arg("restart-worker").status().await.expect("./dev runs");
-    assert!(status.success(), "./dev restart-worker failed");
 }
 
 /// How one attempt ended, from its session.
