@@ -112,6 +112,78 @@ pub fn candidates(calls: &[CallResource]) -> Value {
     )
 }
 
+/// What the sweep asks Twilio about a stale session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// `GET Calls/{sid}.json`: the session knows its call.
+    Call { call_sid: String },
+    /// `GET Calls.json?To=`: the session's create request went unanswered.
+    CallsTo { phone: PhoneNumber },
+}
+
+/// The sweep's next step for one stale session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReconcileAction {
+    /// Ask Twilio; report [`ReconcileEvent::Call`], [`ReconcileEvent::Calls`] or [`ReconcileEvent::LookFailed`].
+    Look(Lookup),
+    /// `apply_twilio_status` with what Twilio says of the call; report [`ReconcileEvent::Recorded`].
+    ApplyStatus { call_sid: String, status: CallStatus, duration_seconds: Option<i32> },
+    /// `reconcile_dialing_session` (final) with Twilio's calls to the phone; report [`ReconcileEvent::Recorded`].
+    MatchCalls { candidates: Value },
+    /// Finished: settled, or why not (the next sweep tries again).
+    Done(Result<(), String>),
+}
+
+/// What came of a [`ReconcileAction`].
+#[derive(Debug, Clone)]
+pub enum ReconcileEvent {
+    /// Twilio's answer about one call; `None` is its 404.
+    Call(Option<CallResource>),
+    /// Twilio's calls to the phone.
+    Calls(CallPage),
+    /// Twilio could not be asked, or answered something unreadable.
+    LookFailed(String),
+    /// SQL took what Twilio said.
+    Recorded,
+}
+
+/// Reconciling one stale session, with no I/O: the sweep carries out each action and reports back.
+#[derive(Debug, Clone)]
+pub struct Reconciliation {
+    call_sid: Option<String>,
+    recording: bool,
+}
+
+impl Reconciliation {
+    /// The first step for `session`: look its call up by CallSid, or list the calls to its phone.
+    pub fn start(session: &StaleSession) -> (Self, ReconcileAction) {
+        let lookup = match &session.call_sid {
+            Some(call_sid) => Lookup::Call { call_sid: call_sid.clone() },
+            None => Lookup::CallsTo { phone: session.phone.clone() },
+        };
+        (Self { call_sid: session.call_sid.clone(), recording: false }, ReconcileAction::Look(lookup))
+    }
+
+    pub fn on(&mut self, event: ReconcileEvent) -> ReconcileAction {
+        match (event, self.call_sid.clone(), self.recording) {
+            (ReconcileEvent::Recorded, _, true) => ReconcileAction::Done(Ok(())),
+            (ReconcileEvent::LookFailed(reason), _, false) => ReconcileAction::Done(Err(reason)),
+            (ReconcileEvent::Call(call), Some(call_sid), false) => match looked_up(call.as_ref()) {
+                Ok((status, duration_seconds)) => {
+                    self.recording = true;
+                    ReconcileAction::ApplyStatus { call_sid, status, duration_seconds }
+                }
+                Err(reason) => ReconcileAction::Done(Err(reason)),
+            },
+            (ReconcileEvent::Calls(page), None, false) => {
+                self.recording = true;
+                ReconcileAction::MatchCalls { candidates: candidates(&page.calls) }
+            }
+            (event, _, _) => ReconcileAction::Done(Err(format!("unexpected {event:?} while reconciling"))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +247,72 @@ mod tests {
         .unwrap();
         assert_eq!(report.reports_missing, 2);
         assert!(report.to_reconcile[0].call_sid.is_none());
+    }
+
+    fn stale(call_sid: Option<&str>) -> StaleSession {
+        serde_json::from_value(json!({"session_id": "11111111-1111-1111-1111-111111111111",
+            "pending_call_id": "6f9619ff-8b86-d011-b42d-00c04fc964ff", "phone": "+15550001001", "call_sid": call_sid}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_session_with_a_call_sid_is_looked_up_by_it_and_its_status_applied() {
+        let (mut r, first) = Reconciliation::start(&stale(Some("CA9")));
+        assert_eq!(first, ReconcileAction::Look(Lookup::Call { call_sid: "CA9".into() }));
+        let call = serde_json::from_value(json!({"sid": "CA9", "status": "no-answer", "duration": "0"})).unwrap();
+        assert_eq!(
+            r.on(ReconcileEvent::Call(Some(call))),
+            ReconcileAction::ApplyStatus {
+                call_sid: "CA9".into(),
+                status: CallStatus::NoAnswer,
+                duration_seconds: Some(0)
+            }
+        );
+        assert_eq!(r.on(ReconcileEvent::Recorded), ReconcileAction::Done(Ok(())));
+    }
+
+    #[test]
+    fn a_call_twilio_does_not_know_ends_canceled() {
+        let (mut r, _) = Reconciliation::start(&stale(Some("CA9")));
+        assert_eq!(
+            r.on(ReconcileEvent::Call(None)),
+            ReconcileAction::ApplyStatus {
+                call_sid: "CA9".into(),
+                status: CallStatus::Canceled,
+                duration_seconds: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_session_without_a_call_sid_is_matched_against_the_calls_to_its_phone() {
+        let (mut r, first) = Reconciliation::start(&stale(None));
+        let phone = PhoneNumber::parse("+15550001001").unwrap();
+        assert_eq!(first, ReconcileAction::Look(Lookup::CallsTo { phone }));
+        let page: CallPage = serde_json::from_value(json!({"calls": [
+            {"sid": "CA1", "status": "ringing", "date_created": "Sat, 21 Nov 2026 12:00:01 +0000", "duration": null}]}))
+        .unwrap();
+        assert_eq!(
+            r.on(ReconcileEvent::Calls(page.clone())),
+            ReconcileAction::MatchCalls { candidates: candidates(&page.calls) }
+        );
+        assert_eq!(r.on(ReconcileEvent::Recorded), ReconcileAction::Done(Ok(())));
+    }
+
+    #[test]
+    fn what_cannot_be_learned_is_left_for_the_next_sweep() {
+        let (mut r, _) = Reconciliation::start(&stale(Some("CA9")));
+        assert_eq!(
+            r.on(ReconcileEvent::LookFailed("twilio 503".into())),
+            ReconcileAction::Done(Err("twilio 503".into()))
+        );
+        let (mut r, _) = Reconciliation::start(&stale(Some("CA9")));
+        let odd = serde_json::from_value(json!({"sid": "CA9", "status": "teleporting"})).unwrap();
+        assert!(matches!(r.on(ReconcileEvent::Call(Some(odd))), ReconcileAction::Done(Err(_))));
+        let (mut r, _) = Reconciliation::start(&stale(None));
+        assert!(
+            matches!(r.on(ReconcileEvent::Call(None)), ReconcileAction::Done(Err(_))),
+            "a lookup it did not ask for"
+        );
     }
 }

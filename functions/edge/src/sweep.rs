@@ -8,7 +8,8 @@ use outcall_core::config::Config;
 use outcall_core::dispatch::SWEEP_DRAIN_BUDGET_MS;
 use outcall_core::error::ApiError;
 use outcall_core::reconcile::{
-    call_url, calls_to_url, candidates, looked_up, CallPage, CallResource, StaleSession, SweepReport,
+    call_url, calls_to_url, CallPage, CallResource, Lookup, ReconcileAction, ReconcileEvent, Reconciliation,
+    StaleSession, SweepReport,
 };
 use serde_json::json;
 use worker::console_log;
@@ -36,29 +37,38 @@ pub async fn sweep(config: &Config, db: &Db) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Applies what Twilio knows of the session's call. Without a CallSid, the session's create request
-/// went unanswered: Twilio's calls to the phone tell whether it made one.
+/// Settles one stale session by asking Twilio: carries out `outcall_core::reconcile::Reconciliation`.
 async fn reconcile(config: &Config, db: &Db, session: &StaleSession) -> Result<(), String> {
-    let base = (&config.twilio_api_base, &config.twilio_account_sid);
-    match &session.call_sid {
-        Some(sid) => {
-            let call = match twilio::get::<CallResource>(config, &call_url(base.0, base.1, sid)).await {
-                Ok(call) => Some(call),
-                Err(ReadError::NotFound) => None,
-                Err(e) => return Err(e.to_string()),
-            };
-            let (status, duration) = looked_up(call.as_ref())?;
-            let args = json!({"p_call_sid": sid, "p_call_status": status.as_str(),
-                              "p_duration_seconds": duration, "p_session_id": session.session_id});
-            db.rpc("apply_twilio_status", args).await.map_err(|e| e.message)?;
-        }
-        None => {
-            let page: CallPage =
-                twilio::get(config, &calls_to_url(base.0, base.1, &session.phone)).await.map_err(|e| e.to_string())?;
-            let args =
-                json!({"p_session_id": session.session_id, "p_candidates": candidates(&page.calls), "p_final": true});
-            db.rpc("reconcile_dialing_session", args).await.map_err(|e| e.message)?;
-        }
+    let (api_base, account_sid) = (&config.twilio_api_base, &config.twilio_account_sid);
+    let (mut reconciliation, mut action) = Reconciliation::start(session);
+    loop {
+        let event = match action {
+            ReconcileAction::Look(Lookup::Call { call_sid }) => {
+                match twilio::get::<CallResource>(config, &call_url(api_base, account_sid, &call_sid)).await {
+                    Ok(call) => ReconcileEvent::Call(Some(call)),
+                    Err(ReadError::NotFound) => ReconcileEvent::Call(None),
+                    Err(e) => ReconcileEvent::LookFailed(e.to_string()),
+                }
+            }
+            ReconcileAction::Look(Lookup::CallsTo { phone }) => {
+                match twilio::get::<CallPage>(config, &calls_to_url(api_base, account_sid, &phone)).await {
+                    Ok(page) => ReconcileEvent::Calls(page),
+                    Err(e) => ReconcileEvent::LookFailed(e.to_string()),
+                }
+            }
+            ReconcileAction::ApplyStatus { call_sid, status, duration_seconds } => {
+                let args = json!({"p_call_sid": call_sid, "p_call_status": status.as_str(),
+                                  "p_duration_seconds": duration_seconds, "p_session_id": session.session_id});
+                db.rpc("apply_twilio_status", args).await.map_err(|e| e.message)?;
+                ReconcileEvent::Recorded
+            }
+            ReconcileAction::MatchCalls { candidates } => {
+                let args = json!({"p_session_id": session.session_id, "p_candidates": candidates, "p_final": true});
+                db.rpc("reconcile_dialing_session", args).await.map_err(|e| e.message)?;
+                ReconcileEvent::Recorded
+            }
+            ReconcileAction::Done(result) => return result,
+        };
+        action = reconciliation.on(event);
     }
-    Ok(())
 }
