@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod phone;
 pub mod reconcile;
 pub mod retry;
+pub mod rpc;
 pub mod sip;
 pub mod twilio;
 pub mod twiml;
