@@ -648,6 +648,15 @@ macro_rules! contract {
             $(all.extend(entries::<$request>());)+
             all
         }
+
+        /// Reads `answer` as the answer type of the listed function `function` (a contract test sends each
+        /// example to the database and reads what comes back). `None` for a function not in the list.
+        pub fn read_answer(function: &str, answer: Value) -> Option<Result<(), serde_json::Error>> {
+            $(if function == <$request as Rpc>::NAME {
+                return Some(serde_json::from_value::<<$request as Rpc>::Answer>(answer).map(drop));
+            })+
+            None
+        }
     };
 }
 
@@ -700,6 +709,9 @@ mod tests {
         assert_eq!(shapes("record_dial_result"), 2);
         assert_eq!(shapes("apply_twilio_status"), 2);
         assert_eq!(shapes("claim_next_due"), 1);
+        assert!(matches!(read_answer("call_context", Value::Null), Some(Ok(()))));
+        assert!(matches!(read_answer("reserve_dial_slot", json!({"outcome": "maybe"})), Some(Err(_))));
+        assert!(read_answer("no_such_function", Value::Null).is_none());
     }
 
     #[test]
