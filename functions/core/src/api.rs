@@ -5,6 +5,7 @@
 use crate::batch::{self, BatchRequestError, ItemError};
 use crate::error::{constant_time_eq, ApiError};
 use crate::ids::BatchId;
+use crate::rpc::{BatchCreated, DatabaseItemError};
 use serde_json::{json, Map, Value};
 
 /// The API's OpenAPI 3.1 description, served at `/api/v1/openapi.json`.
@@ -137,31 +138,26 @@ pub struct Accepted {
     pub body: Value,
 }
 
-/// `create_batch`'s answer as HTTP: created/replayed → 202, conflict → 409, invalid → 400.
-pub fn create_answer(rpc: &Value, public_base_url: &str) -> Result<Accepted, ApiError> {
-    let outcome = rpc.get("outcome").and_then(Value::as_str).unwrap_or("");
-    let batch_id = rpc.get("batch_id").and_then(Value::as_str).unwrap_or("");
-    match outcome {
-        "created" | "replayed" => {
-            let location = format!("/api/v1/batches/{batch_id}");
+/// `create_batch`'s answer as HTTP: created/replayed → 202, conflict → 409, invalid → 400. (An answer
+/// of another shape never gets here: reading it failed, a 502.)
+pub fn create_answer(rpc: &BatchCreated, public_base_url: &str) -> Result<Accepted, ApiError> {
+    match rpc {
+        BatchCreated::Created(batch) | BatchCreated::Replayed(batch) => {
+            let location = format!("/api/v1/batches/{}", batch.batch_id);
             let body = json!({
-                "batchId": batch_id,
+                "batchId": batch.batch_id,
                 "statusUrl": format!("{public_base_url}{location}"),
-                "accepted": rpc.get("accepted").cloned().unwrap_or(json!(0)),
-                "rejected": rpc.get("rejected").cloned().unwrap_or(json!([])),
+                "accepted": batch.accepted,
+                "rejected": batch.rejected,
             });
-            Ok(Accepted { location, replayed: outcome == "replayed", body })
+            Ok(Accepted { location, replayed: matches!(rpc, BatchCreated::Replayed(_)), body })
         }
-        "conflict" => Err(ApiError::new(
+        BatchCreated::Conflict { batch_id } => Err(ApiError::new(
             409,
             "idempotency_conflict",
             format!("this Idempotency-Key was used for batch {batch_id} with a different body"),
         )),
-        "invalid" => {
-            let errors = rpc.get("errors").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-            Err(validation_error(errors.iter().map(database_item_error).collect()))
-        }
-        _ => Err(ApiError::upstream(format!("create_batch answered an unknown outcome {outcome:?}"))),
+        BatchCreated::Invalid { errors } => Err(validation_error(errors.iter().map(database_item_error).collect())),
     }
 }
 
@@ -176,22 +172,21 @@ pub fn validation_error(items: Vec<ItemError>) -> ApiError {
 }
 
 /// A problem only the database could see, in the same shape as ours.
-fn database_item_error(raw: &Value) -> ItemError {
-    let text = |key: &str| raw.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
-    let index = raw.get("index").and_then(Value::as_u64).map(|i| i as usize);
-    let field = text("field");
-    let path = match (index, raw.get("pending_call_id").and_then(Value::as_str)) {
+fn database_item_error(raw: &DatabaseItemError) -> ItemError {
+    let field = raw.field.clone().unwrap_or_default();
+    let path = match (raw.index, raw.pending_call_id.as_deref()) {
         (Some(i), _) => format!("targets[{i}].{field}"),
         (None, Some(id)) => format!("pendingCallIds ({id})"),
         (None, None) => field,
     };
-    let code = match text("code").as_str() {
-        "invalid_timezone" => "invalid_timezone",
-        "window_outside_policy" => "window_outside_policy",
-        "nothing_to_call" => "nothing_to_call",
+    let code = match raw.code.as_deref() {
+        Some("invalid_timezone") => "invalid_timezone",
+        Some("window_outside_policy") => "window_outside_policy",
+        Some("nothing_to_call") => "nothing_to_call",
         _ => "invalid",
     };
-    ItemError { path, index, code, message: text("message"), value: raw.get("value").cloned() }
+    let message = raw.message.clone().unwrap_or_default();
+    ItemError { path, index: raw.index, code, message, value: raw.value.clone() }
 }
 
 /// The database's snake_case keys as the API's camelCase, at every depth but inside `metadata`, which
@@ -377,25 +372,32 @@ mod tests {
 
     #[test]
     fn create_answers_map_to_http() {
-        let created = json!({"outcome": "created", "batch_id": ID, "accepted": 3,
-                             "rejected": [{"pendingCallId": ID, "code": "not_found", "message": "m"}]});
+        let read = |raw: Value| serde_json::from_value::<BatchCreated>(raw).expect("a create_batch answer");
+        let created = read(json!({"outcome": "created", "batch_id": ID, "accepted": 3,
+                             "rejected": [{"pendingCallId": ID, "code": "not_found", "message": "m"}]}));
         let accepted = create_answer(&created, "https://w.example").unwrap();
         assert_eq!(accepted.location, format!("/api/v1/batches/{ID}"));
         assert_eq!(accepted.body["statusUrl"], format!("https://w.example/api/v1/batches/{ID}"));
         assert_eq!(accepted.body["accepted"], 3);
         assert_eq!(accepted.body["rejected"][0]["code"], "not_found");
         assert!(!accepted.replayed);
-        let replayed = json!({"outcome": "replayed", "batch_id": ID, "accepted": 3, "rejected": []});
+        let replayed = read(json!({"outcome": "replayed", "batch_id": ID, "accepted": 3, "rejected": []}));
         assert!(create_answer(&replayed, "https://w.example").unwrap().replayed);
-        let conflict = create_answer(&json!({"outcome": "conflict", "batch_id": ID}), "x").unwrap_err();
+        let conflict = create_answer(&read(json!({"outcome": "conflict", "batch_id": ID})), "x").unwrap_err();
         assert_eq!((conflict.status, conflict.code), (409, "idempotency_conflict"));
-        let invalid = json!({"outcome": "invalid", "errors": [
-            {"index": 2, "field": "clinic_timezone", "code": "invalid_timezone", "message": "unknown zone", "value": "Mars/Base"}]});
+        let invalid = read(json!({"outcome": "invalid", "errors": [
+            {"index": 2, "field": "clinic_timezone", "code": "invalid_timezone", "message": "unknown zone", "value": "Mars/Base"}]}));
         let error = create_answer(&invalid, "x").unwrap_err();
         assert_eq!((error.status, error.code), (400, "validation_error"));
         assert_eq!(error.body()["error"]["items"][0]["path"], "targets[2].clinic_timezone");
         assert_eq!(error.body()["error"]["items"][0]["index"], 2);
-        assert_eq!(create_answer(&json!({}), "x").unwrap_err().status, 502);
+        let copied = read(json!({"outcome": "invalid", "errors": [
+            {"index": null, "pending_call_id": ID, "field": "clinic_timezone", "code": "nothing_to_call", "message": "m", "value": null}]}));
+        assert_eq!(
+            create_answer(&copied, "x").unwrap_err().body()["error"]["items"][0]["path"],
+            format!("pendingCallIds ({ID})")
+        );
+        assert!(serde_json::from_value::<BatchCreated>(json!({})).is_err(), "no outcome: the Worker answers 502");
     }
 
     #[test]

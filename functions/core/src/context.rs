@@ -1,9 +1,10 @@
 //! The call's context as `call_context()` returns it, turned into VAPI template variables.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// The context of one pending call: exactly the fields the SQL function chose to expose.
-#[derive(Debug, Clone, PartialEq)]
+/// The context of one pending call: exactly the fields the SQL function chose to expose (an object).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct CallContext(Map<String, Value>);
 
 /// Fields of the context that hold nested objects to be flattened into variables.

@@ -6,7 +6,7 @@ use crate::ids::{PendingCallId, SessionId};
 use crate::phone::PhoneNumber;
 use crate::twilio;
 use crate::twiml::{self, TwimlError};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// Path of the Worker route Twilio posts status callbacks to.
 pub const STATUS_CALLBACK_PATH: &str = "/twilio/status";
@@ -73,6 +73,13 @@ impl ClaimAnswer {
             });
         }
         serde_json::from_value(value).map(|claim| Self::Claimed(Box::new(claim)))
+    }
+}
+
+/// The answer of `claim_pending_call` / `claim_next_due` as `outcall_core::rpc` reads it: [`ClaimAnswer::from_rpc`].
+impl<'de> Deserialize<'de> for ClaimAnswer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::from_rpc(serde_json::Value::deserialize(deserializer)?).map_err(serde::de::Error::custom)
     }
 }
 

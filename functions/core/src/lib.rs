@@ -17,6 +17,7 @@ pub mod phone;
 pub mod reconcile;
 pub mod retry;
 pub mod routes;
+pub mod rpc;
 pub mod sip;
 pub mod twilio;
 pub mod twiml;

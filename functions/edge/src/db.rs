@@ -1,8 +1,10 @@
 //! The SQL functions, called through PostgREST (`/rest/v1/rpc/<name>`) with the service role.
-//! Every state transition is one call here; nothing reads or writes tables directly.
+//! Every state transition is one call here; nothing reads or writes tables directly. Which functions,
+//! with which arguments and answers, is `outcall_core::rpc` (one type per function).
 
 use outcall_core::config::Config;
 use outcall_core::error::ApiError;
+use outcall_core::rpc::Rpc;
 use postgrest::Postgrest;
 use serde_json::Value;
 
@@ -18,11 +20,22 @@ impl Db {
         )
     }
 
+    /// Calls the SQL function `R::NAME` with `request`'s arguments and reads its answer. An answer of
+    /// another shape than `R::Answer` is an upstream error, like an unreachable database.
+    pub async fn call<R: Rpc>(&self, request: &R) -> Result<R::Answer, ApiError> {
+        let function = R::NAME;
+        let args = serde_json::to_string(request)
+            .map_err(|e| ApiError::upstream(format!("{function}: arguments not serialisable: {e}")))?;
+        let answer = self.post(function, args).await?;
+        serde_json::from_value(answer)
+            .map_err(|e| ApiError::upstream(format!("{function} answered an unexpected shape: {e}")))
+    }
+
     /// Calls one SQL function and returns its JSON result (`Value::Null` for SQL null).
-    pub async fn rpc(&self, function: &str, args: Value) -> Result<Value, ApiError> {
+    async fn post(&self, function: &str, args: String) -> Result<Value, ApiError> {
         let response = self
             .0
-            .rpc(function, args.to_string())
+            .rpc(function, args)
             .execute()
             .await
             .map_err(|e| ApiError::upstream(format!("database unreachable calling {function}: {e}")))?;

@@ -11,8 +11,11 @@ use outcall_core::dispatch::{create_call_form, Claim};
 use outcall_core::error::ApiError;
 use outcall_core::reconcile::{calls_to_url, candidates, CallPage};
 use outcall_core::retry::{verdict, Verdict};
+use outcall_core::rpc::{
+    ReconcileDialingSession, ReconcileOutcome, Reconciled, RecordDialResult, ReleaseDialSlot, ReserveDialSlot,
+    SlotReservation,
+};
 use outcall_core::twilio::{calls_url, encode_form};
-use serde_json::{json, Value};
 use std::time::Duration;
 use worker::{console_log, Method};
 
@@ -43,7 +46,7 @@ pub async fn dial(config: &Config, db: &Db, claim: &Claim) -> Result<Dial, ApiEr
                 Event::Answered { reply: sent.reply, body: sent.body, retry_after: sent.retry_after }
             }
             Action::Release => {
-                db.rpc("release_dial_slot", json!({"p_session_id": claim.session_id})).await?;
+                db.call(&ReleaseDialSlot { session_id: claim.session_id }).await?;
                 Event::Released
             }
             Action::Sleep(wait) => {
@@ -76,38 +79,26 @@ async fn look_for_call(config: &Config, db: &Db, claim: &Claim) -> Result<Event,
             return Ok(Event::LookFailed);
         }
     };
-    let answer = db
-        .rpc(
-            "reconcile_dialing_session",
-            json!({"p_session_id": claim.session_id, "p_candidates": candidates(&page.calls), "p_final": false}),
-        )
-        .await?;
-    Ok(match answer.get("outcome").and_then(Value::as_str) {
-        Some("adopted") => {
-            Event::Found { call_sid: answer.get("call_sid").and_then(Value::as_str).unwrap_or_default().to_owned() }
+    let request =
+        ReconcileDialingSession { candidates: candidates(&page.calls), is_final: false, session_id: claim.session_id };
+    Ok(match db.call(&request).await? {
+        Some(Reconciled { outcome: ReconcileOutcome::Adopted, call_sid, .. }) => {
+            Event::Found { call_sid: call_sid.unwrap_or_default() }
         }
-        Some("none") => Event::NotThere,
-        _ => Event::LookFailed,
+        Some(Reconciled { outcome: ReconcileOutcome::None, .. }) => Event::NotThere,
+        Some(_) | None => Event::LookFailed,
     })
 }
 
 /// Asks SQL for a send slot for the next try.
 async fn reserve(db: &Db, claim: &Claim) -> Result<Event, ApiError> {
-    let answer = db.rpc("reserve_dial_slot", json!({"p_session_id": claim.session_id})).await?;
-    Ok(match answer.get("outcome").and_then(Value::as_str) {
-        Some("reserved") => Event::Reserved,
-        Some("wait") => Event::ReserveLater(Duration::from_millis(
-            answer.get("retry_after_ms").and_then(Value::as_u64).unwrap_or(0),
-        )),
-        _ => Event::Settled,
+    Ok(match db.call(&ReserveDialSlot { session_id: claim.session_id }).await? {
+        Some(SlotReservation::Reserved) => Event::Reserved,
+        Some(SlotReservation::Wait { retry_after_ms }) => Event::ReserveLater(Duration::from_millis(retry_after_ms)),
+        Some(SlotReservation::Settled) | None => Event::Settled,
     })
 }
 
 async fn record(db: &Db, claim: &Claim, result: &DialResult) -> Result<(), ApiError> {
-    let args = match result {
-        DialResult::Placed { call_sid } => json!({"p_session_id": claim.session_id, "p_call_sid": call_sid}),
-        DialResult::Failed { reason, code, retryable } => json!({"p_session_id": claim.session_id, "p_error": reason,
-                                                                 "p_error_code": code, "p_retryable": retryable}),
-    };
-    db.rpc("record_dial_result", args).await.map(drop)
+    db.call(&RecordDialResult::new(claim.session_id, result)).await.map(drop)
 }

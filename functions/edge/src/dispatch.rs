@@ -10,8 +10,8 @@ use outcall_core::dial::Dial;
 use outcall_core::dispatch::{drain_step, ClaimAnswer, DrainStep};
 use outcall_core::error::ApiError;
 use outcall_core::ids::PendingCallId;
+use outcall_core::rpc::{ClaimNextDue, ClaimPendingCall};
 use serde::Serialize;
-use serde_json::{json, Value};
 use std::time::Duration;
 use worker::console_log;
 
@@ -31,8 +31,7 @@ pub struct Dispatched {
 }
 
 pub async fn dispatch(config: &Config, db: &Db, id: PendingCallId) -> Result<Dispatched, ApiError> {
-    let answer = db.rpc("claim_pending_call", json!({"p_pending_call_id": id})).await?;
-    let claim = match claim_answer(answer, "claim_pending_call")? {
+    let claim = match db.call(&ClaimPendingCall { pending_call_id: id }).await? {
         ClaimAnswer::Claimed(claim) => claim,
         ClaimAnswer::NotFound => return Err(ApiError::not_found(format!("no pending call has id {id}"))),
         // Taken, not due, outside its window or no free slot: not an error, and the row stays due.
@@ -60,7 +59,7 @@ pub async fn drain(config: &Config, db: &Db, budget_ms: u64) -> u32 {
     let started = now_ms();
     let mut dialled = 0;
     loop {
-        let answer = match db.rpc("claim_next_due", json!({})).await.and_then(|a| claim_answer(a, "claim_next_due")) {
+        let answer = match db.call(&ClaimNextDue {}).await {
             Ok(answer) => answer,
             Err(e) => {
                 console_log!("drain: stopped after {dialled} dials: {}", e.message);
@@ -80,9 +79,4 @@ pub async fn drain(config: &Config, db: &Db, budget_ms: u64) -> u32 {
             DrainStep::Stop(_) => return dialled,
         }
     }
-}
-
-fn claim_answer(answer: Value, function: &str) -> Result<ClaimAnswer, ApiError> {
-    ClaimAnswer::from_rpc(answer)
-        .map_err(|e| ApiError::upstream(format!("{function} answered an unexpected shape: {e}")))
 }

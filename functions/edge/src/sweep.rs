@@ -9,18 +9,16 @@ use outcall_core::dispatch::SWEEP_DRAIN_BUDGET_MS;
 use outcall_core::error::ApiError;
 use outcall_core::reconcile::{
     call_url, calls_to_url, CallPage, CallResource, Lookup, ReconcileAction, ReconcileEvent, Reconciliation,
-    StaleSession, SweepReport,
+    StaleSession,
 };
-use serde_json::json;
+use outcall_core::rpc::{ApplyTwilioStatus, ReconcileDialingSession, SweepStaleSessions};
 use worker::console_log;
 
 /// Sessions reconciled per sweep; the rest wait for the next minute.
 const RECONCILE_PER_SWEEP: u32 = 50;
 
 pub async fn sweep(config: &Config, db: &Db) -> Result<(), ApiError> {
-    let report: SweepReport =
-        serde_json::from_value(db.rpc("sweep_stale_sessions", json!({"p_limit": RECONCILE_PER_SWEEP})).await?)
-            .map_err(|e| ApiError::upstream(format!("sweep_stale_sessions answered an unexpected shape: {e}")))?;
+    let report = db.call(&SweepStaleSessions { limit: RECONCILE_PER_SWEEP }).await?;
     let mut unsettled = 0;
     for session in &report.to_reconcile {
         if let Err(reason) = reconcile(config, db, session).await {
@@ -57,14 +55,19 @@ async fn reconcile(config: &Config, db: &Db, session: &StaleSession) -> Result<(
                 }
             }
             ReconcileAction::ApplyStatus { call_sid, status, duration_seconds } => {
-                let args = json!({"p_call_sid": call_sid, "p_call_status": status.as_str(),
-                                  "p_duration_seconds": duration_seconds, "p_session_id": session.session_id});
-                db.rpc("apply_twilio_status", args).await.map_err(|e| e.message)?;
+                let looked_up = ApplyTwilioStatus {
+                    call_sid,
+                    call_status: status,
+                    duration_seconds,
+                    session_id: Some(session.session_id),
+                    callback: None,
+                };
+                db.call(&looked_up).await.map_err(|e| e.message)?;
                 ReconcileEvent::Recorded
             }
             ReconcileAction::MatchCalls { candidates } => {
-                let args = json!({"p_session_id": session.session_id, "p_candidates": candidates, "p_final": true});
-                db.rpc("reconcile_dialing_session", args).await.map_err(|e| e.message)?;
+                let request = ReconcileDialingSession { candidates, is_final: true, session_id: session.session_id };
+                db.call(&request).await.map_err(|e| e.message)?;
                 ReconcileEvent::Recorded
             }
             ReconcileAction::Done(result) => return result,

@@ -9,7 +9,11 @@ use outcall_core::batch;
 use outcall_core::config::Config;
 use outcall_core::error::ApiError;
 use outcall_core::ids::BatchId;
-use serde_json::{json, Value};
+use outcall_core::rpc::{
+    BatchDocument, BatchProgressOf, BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches,
+    RetryFailedBatch,
+};
+use serde_json::Value;
 use std::time::Duration;
 use worker::{console_log, Env, Request, Response};
 
@@ -28,22 +32,25 @@ pub async fn handle(route: Route, req: Request, env: &Env) -> Answer {
         Route::Events(id) => return events(db, id).await,
         Route::ListBatches => {
             let page = page(50)?;
-            (db.rpc("list_batches", json!({"p_limit": page.limit, "p_offset": page.offset})).await?, None)
+            (db.call(&ListBatches { limit: page.limit, offset: page.offset }).await?, None)
         }
         Route::GetBatch(id) => {
             let page = page(100)?;
-            let args = json!({"p_batch_id": id, "p_limit": page.limit, "p_offset": page.offset});
-            (db.rpc("batch_status", args).await?, Some(id))
+            (db.call(&BatchStatus { batch_id: id, limit: page.limit, offset: page.offset }).await?, Some(id))
         }
         Route::Transcripts(id) => {
             let page = page(100)?;
-            let args = json!({"p_batch_id": id, "p_limit": page.limit, "p_offset": page.offset});
-            (db.rpc("batch_transcripts", args).await?, Some(id))
+            (db.call(&BatchTranscripts { batch_id: id, limit: page.limit, offset: page.offset }).await?, Some(id))
         }
-        Route::Cancel(id) => (db.rpc("cancel_batch", json!({"p_batch_id": id})).await?, Some(id)),
-        Route::RetryFailed(id) => (db.rpc("retry_failed_batch", json!({"p_batch_id": id})).await?, Some(id)),
+        Route::Cancel(id) => (db.call(&CancelBatch { batch_id: id }).await?, Some(id)),
+        Route::RetryFailed(id) => (db.call(&RetryFailedBatch { batch_id: id }).await?, Some(id)),
     };
-    http::json(200, &api::batch_answer(answer, batch)?)
+    http::json(200, &api::batch_answer(document(answer), batch)?)
+}
+
+/// A batch document as `api` reads it: SQL null (no such batch) is JSON null.
+fn document(answer: Option<BatchDocument>) -> Value {
+    answer.map_or(Value::Null, Value::Object)
 }
 
 fn openapi_document() -> Answer {
@@ -62,7 +69,7 @@ async fn create(mut req: Request, config: &Config, db: &Db) -> Answer {
     let new_batch = batch::parse_request(&body, config.batch_max_targets)?;
     let request = new_batch.rpc_request(key.as_deref(), &batch::request_hash(&body));
     drop(new_batch);
-    let answer = db.rpc("create_batch", json!({ "p_request": request })).await?;
+    let answer = db.call(&CreateBatch { request }).await?;
     let accepted = api::create_answer(&answer, &config.public_base_url)?;
     console_log!(
         "batch {}: {} rows accepted{}",
@@ -85,11 +92,10 @@ async fn create(mut req: Request, config: &Config, db: &Db) -> Answer {
 /// `GET /api/v1/batches/:id/events`: Server-Sent Events of the batch's progress, read every
 /// `EVENTS_POLL_MS`; what to send is `api::ProgressFeed`'s decision.
 async fn events(db: Db, id: BatchId) -> Answer {
-    let first = db.rpc("batch_progress_of", json!({"p_batch_id": id})).await?;
-    if first.is_null() {
+    let Some(first) = db.call(&BatchProgressOf { batch_id: id }).await? else {
         return Err(ApiError::not_found(format!("no batch {id}")));
-    }
-    let follow = Follow { db, id, first: Some(first), feed: ProgressFeed::new(now_ms()) };
+    };
+    let follow = Follow { db, id, first: Some(Value::Object(first)), feed: ProgressFeed::new(now_ms()) };
     let stream = futures_util::stream::unfold(follow, |mut follow| async move {
         let chunk = follow.next_chunk().await?;
         Some((Ok::<Vec<u8>, worker::Error>(chunk.into_bytes()), follow))
@@ -118,7 +124,7 @@ impl Follow {
                 Some(first) => Ok(first),
                 None => {
                     sleep(Duration::from_millis(api::EVENTS_POLL_MS)).await;
-                    self.db.rpc("batch_progress_of", json!({"p_batch_id": self.id})).await
+                    self.db.call(&BatchProgressOf { batch_id: self.id }).await.map(document)
                 }
             };
             if let Some(chunk) = self.feed.on_read(read, now_ms()) {

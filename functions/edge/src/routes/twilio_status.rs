@@ -5,8 +5,8 @@ use crate::dispatch::drain;
 use crate::http::{self, Answer};
 use outcall_core::dispatch::{session_from_query, EVENT_DRAIN_BUDGET_MS};
 use outcall_core::error::ApiError;
+use outcall_core::rpc::{ApplyTwilioStatus, CallbackDetails};
 use outcall_core::twilio::{signature_is_valid, StatusEvent};
-use serde_json::{json, Value};
 use worker::{Context, Env, Request};
 
 pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Answer {
@@ -28,24 +28,18 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Answer {
     let session = session_from_query(url.query())
         .map_err(|e| ApiError::bad_request("invalid_session", format!("session: {e}")))?;
     let db = Db::new(&config);
-    let applied = db
-        .rpc(
-            "apply_twilio_status",
-            json!({
-                "p_call_sid": event.call_sid.as_str(),
-                "p_call_status": event.status.as_str(),
-                "p_sequence_number": event.sequence_number,
-                "p_answered_by": event.answered_by,
-                "p_duration_seconds": event.duration_seconds,
-                "p_session_id": session,
-            }),
-        )
-        .await?;
-    if applied.is_null() {
+    let request = ApplyTwilioStatus {
+        call_sid: event.call_sid.as_str().to_owned(),
+        call_status: event.status,
+        duration_seconds: event.duration_seconds,
+        session_id: session,
+        callback: Some(CallbackDetails { sequence_number: event.sequence_number, answered_by: event.answered_by }),
+    };
+    let Some(applied) = db.call(&request).await? else {
         return Err(ApiError::not_found(format!("no call session has CallSid {}", event.call_sid.as_str())));
-    }
+    };
     // The call that ended freed a slot: dial the next due row now, not at the next sweep.
-    if applied.get("slot_freed").and_then(Value::as_bool) == Some(true) {
+    if applied.slot_freed {
         ctx.wait_until(async move {
             drain(&config, &db, EVENT_DRAIN_BUDGET_MS).await;
         });

@@ -8,7 +8,9 @@ use outcall_core::config::Config;
 use outcall_core::context::CallContext;
 use outcall_core::error::ApiError;
 use outcall_core::ids::PendingCallId;
-use outcall_core::vapi::{self, parse_message, CallReport, ServerMessage, ToolCall, FETCH_TOOL, PENDING_CALL_VARIABLE};
+use outcall_core::rpc::{ApplyCallReport, ApplyVapiStatus, ReadCallContext};
+use outcall_core::vapi::{self, parse_message, ServerMessage, ToolCall, FETCH_TOOL, PENDING_CALL_VARIABLE};
+use serde::Serialize;
 use serde_json::{json, Value};
 use worker::{Env, Request};
 
@@ -23,19 +25,18 @@ pub async fn handle(mut req: Request, env: &Env) -> Answer {
         ServerMessage::ToolCalls { pending_call_id, calls } => tool_calls(&db, pending_call_id, calls).await,
         ServerMessage::StatusUpdate { pending_call_id, status, vapi_call_id } => {
             let id = known(pending_call_id)?;
-            let args = json!({"p_pending_call_id": id, "p_status": status, "p_vapi_call_id": vapi_call_id});
-            applied(db.rpc("apply_vapi_status", args).await?, id)
+            applied(db.call(&ApplyVapiStatus { pending_call_id: id, status, vapi_call_id }).await?, id)
         }
         ServerMessage::EndOfCallReport { pending_call_id, report } => {
             let id = known(pending_call_id)?;
-            applied(db.rpc("apply_call_report", report_args(id, &report)).await?, id)
+            applied(db.call(&ApplyCallReport::new(id, &report)).await?, id)
         }
         ServerMessage::Other(kind) => http::json(200, &json!({"ignored": kind})),
     }
 }
 
 async fn context(db: &Db, id: PendingCallId) -> Result<Option<CallContext>, ApiError> {
-    Ok(CallContext::from_rpc(db.rpc("call_context", json!({"p_pending_call_id": id})).await?))
+    db.call(&ReadCallContext { pending_call_id: id }).await
 }
 
 /// The call's context as the assistant's variables: one read-only database round trip.
@@ -75,24 +76,10 @@ fn known(id: Option<PendingCallId>) -> Result<PendingCallId, ApiError> {
     id.ok_or_else(|| ApiError::bad_request("missing_pending_call_id", "the call carries no pendingcallid"))
 }
 
-fn applied(result: Value, id: PendingCallId) -> Answer {
-    if result.is_null() {
-        return Err(ApiError::not_found(format!("no call session for pending call {id}")));
+/// A status or report applied: its answer as the database wrote it; null (no session) is a 404.
+fn applied<T: Serialize>(result: Option<T>, id: PendingCallId) -> Answer {
+    match result {
+        Some(result) => http::json(200, &result),
+        None => Err(ApiError::not_found(format!("no call session for pending call {id}"))),
     }
-    http::json(200, &result)
-}
-
-fn report_args(id: PendingCallId, report: &CallReport) -> Value {
-    json!({
-        "p_pending_call_id": id,
-        "p_vapi_call_id": report.vapi_call_id,
-        "p_outcome": report.outcome.as_str(),
-        "p_ended_reason": report.ended_reason,
-        "p_summary": report.summary,
-        "p_success_evaluation": report.success_evaluation,
-        "p_structured_data": report.structured_data,
-        "p_transcript": report.transcript,
-        "p_duration_seconds": report.duration_seconds,
-        "p_cost": report.cost,
-    })
 }

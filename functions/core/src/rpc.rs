@@ -1,0 +1,881 @@
+//! The contract between the Worker and the database: one type per SQL function the Worker calls
+//! (through PostgREST, `POST /rest/v1/rpc/<name>`), with its name, its arguments and its answer.
+//!
+//! A request type serialises to the function's named arguments (`p_*`); its [`Rpc::Answer`] is what the
+//! function's `jsonb` answer deserialises to, an `Option` where SQL answers `null` (an unknown id). An
+//! answer of another shape is an error (`ApiError::upstream` in the Worker). Every type is listed in
+//! [`contract`], which `e2e/tests/rpc_contract.rs` checks against `pg_proc` of the running database:
+//! each function exists, takes exactly the argument names (and JSON kinds) the type sends, and every
+//! argument the type leaves out has a default. A type cannot be an [`Rpc`] without being in that list
+//! (the `Listed` bound is only implemented by the `contract!` invocation at the end of this file).
+//!
+//! What each function does is written beside it in `sql/migrations/`; `docs/architecture.md` and
+//! `sql/README.md` describe the behaviour and point here for the exact arguments and answers.
+
+use crate::dial::DialResult;
+use crate::ids::{BatchId, PendingCallId, SessionId};
+use crate::outcome::Outcome;
+use crate::twilio::CallStatus;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+pub use crate::context::CallContext;
+pub use crate::dispatch::{Claim, ClaimAnswer};
+pub use crate::reconcile::{StaleSession, SweepReport};
+
+mod sealed {
+    /// Implemented only by `contract!`: a request type is in [`super::contract`] or it is no [`super::Rpc`].
+    pub trait Listed {}
+}
+
+/// One SQL function the Worker calls: `Self` is its arguments.
+pub trait Rpc: Serialize + sealed::Listed + Sized {
+    /// The function's name in schema `public`.
+    const NAME: &'static str;
+    /// Its `jsonb` answer.
+    type Answer: DeserializeOwned;
+    /// One request for every set of arguments the Worker sends (an optional argument left out is another
+    /// set). The contract test reads the argument names and JSON kinds from them, so give every value
+    /// that can be null a non-null example where the kind matters.
+    fn examples() -> Vec<Self>;
+}
+
+/// Every set of arguments the Worker sends: (function, the arguments as serialised), one entry per
+/// example of every [`Rpc`] type.
+pub fn contract() -> Vec<(&'static str, Map<String, Value>)> {
+    listed()
+}
+
+/// The SQL functions the Worker calls, each once.
+pub fn functions() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = contract().into_iter().map(|(name, _)| name).collect();
+    names.dedup();
+    names
+}
+
+/// A request's arguments as it sends them: a JSON object keyed by argument name.
+pub fn arguments<R: Rpc>(request: &R) -> Map<String, Value> {
+    match serde_json::to_value(request) {
+        Ok(Value::Object(map)) => map,
+        other => panic!("{}: arguments must serialise to an object, got {other:?}", R::NAME),
+    }
+}
+
+fn entries<R: Rpc>() -> Vec<(&'static str, Map<String, Value>)> {
+    let mut shapes: Vec<(&'static str, Map<String, Value>)> = Vec::new();
+    for example in R::examples() {
+        let args = arguments(&example);
+        if !shapes.iter().any(|(_, seen)| seen.keys().eq(args.keys())) {
+            shapes.push((R::NAME, args));
+        }
+    }
+    shapes
+}
+
+fn session() -> SessionId {
+    SessionId::parse("11111111-1111-1111-1111-111111111111").expect("a UUID")
+}
+fn pending_call() -> PendingCallId {
+    PendingCallId::parse("6f9619ff-8b86-d011-b42d-00c04fc964ff").expect("a UUID")
+}
+fn batch() -> BatchId {
+    BatchId::parse("22222222-2222-2222-2222-222222222222").expect("a UUID")
+}
+const CALL_SID: &str = "CA0123456789abcdef0123456789abcdef";
+
+fn serialize_call_status<S: serde::Serializer>(status: &CallStatus, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.as_str())
+}
+
+// ------------------------------------------------------------------------------------------ dispatch
+
+/// `claim_pending_call`: claims one row for dialling (the database webhook's row).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClaimPendingCall {
+    #[serde(rename = "p_pending_call_id")]
+    pub pending_call_id: PendingCallId,
+}
+
+impl Rpc for ClaimPendingCall {
+    const NAME: &'static str = "claim_pending_call";
+    /// A claim, or why not; a bare `null` reads as `not_claimable`.
+    type Answer = ClaimAnswer;
+    fn examples() -> Vec<Self> {
+        vec![Self { pending_call_id: pending_call() }]
+    }
+}
+
+/// `claim_next_due`: claims the most overdue due row (a drain). No arguments.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClaimNextDue {}
+
+impl Rpc for ClaimNextDue {
+    const NAME: &'static str = "claim_next_due";
+    /// As [`ClaimPendingCall`]'s; `idle` when nothing is due.
+    type Answer = ClaimAnswer;
+    fn examples() -> Vec<Self> {
+        vec![Self {}]
+    }
+}
+
+// -------------------------------------------------------------------------------------------- dialling
+
+/// `release_dial_slot`: Twilio answered the session's create request (or did not in time): its
+/// calls-per-second send slot counts from now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseDialSlot {
+    #[serde(rename = "p_session_id")]
+    pub session_id: SessionId,
+}
+
+/// `release_dial_slot`'s answer; `null` for an unknown session.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Released {
+    /// False when nothing was in flight for the session.
+    pub released: bool,
+}
+
+impl Rpc for ReleaseDialSlot {
+    const NAME: &'static str = "release_dial_slot";
+    type Answer = Option<Released>;
+    fn examples() -> Vec<Self> {
+        vec![Self { session_id: session() }]
+    }
+}
+
+/// `reserve_dial_slot`: a send slot for re-sending the session's create request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReserveDialSlot {
+    #[serde(rename = "p_session_id")]
+    pub session_id: SessionId,
+}
+
+/// `reserve_dial_slot`'s answer (`null`, an unknown session, is `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SlotReservation {
+    /// Send now.
+    Reserved,
+    /// Ask again after this long.
+    Wait { retry_after_ms: u64 },
+    /// The session no longer waits for its dial result: do not send.
+    Settled,
+}
+
+impl Rpc for ReserveDialSlot {
+    const NAME: &'static str = "reserve_dial_slot";
+    type Answer = Option<SlotReservation>;
+    fn examples() -> Vec<Self> {
+        vec![Self { session_id: session() }]
+    }
+}
+
+/// `record_dial_result`: what came of the attempt's dial, a CallSid or an error.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordDialResult {
+    #[serde(flatten)]
+    pub result: DialRecord,
+    #[serde(rename = "p_session_id")]
+    pub session_id: SessionId,
+}
+
+/// The two argument sets of `record_dial_result` (exactly one of CallSid and error).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum DialRecord {
+    Placed {
+        #[serde(rename = "p_call_sid")]
+        call_sid: String,
+    },
+    Failed {
+        #[serde(rename = "p_error")]
+        error: String,
+        #[serde(rename = "p_error_code")]
+        error_code: Option<String>,
+        #[serde(rename = "p_retryable")]
+        retryable: bool,
+    },
+}
+
+impl RecordDialResult {
+    pub fn new(session_id: SessionId, result: &DialResult) -> Self {
+        let result = match result {
+            DialResult::Placed { call_sid } => DialRecord::Placed { call_sid: call_sid.clone() },
+            DialResult::Failed { reason, code, retryable } => {
+                DialRecord::Failed { error: reason.clone(), error_code: code.clone(), retryable: *retryable }
+            }
+        };
+        Self { result, session_id }
+    }
+}
+
+/// `record_dial_result`'s answer; `null` for an unknown session.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DialRecorded {
+    pub session_id: SessionId,
+    pub pending_call_id: PendingCallId,
+    pub call_status: String,
+    /// False: the session already had its result (a duplicate).
+    pub changed: bool,
+}
+
+impl Rpc for RecordDialResult {
+    const NAME: &'static str = "record_dial_result";
+    type Answer = Option<DialRecorded>;
+    fn examples() -> Vec<Self> {
+        vec![
+            Self::new(session(), &DialResult::Placed { call_sid: CALL_SID.into() }),
+            Self::new(
+                session(),
+                &DialResult::Failed { reason: "busy".into(), code: Some("21211".into()), retryable: false },
+            ),
+        ]
+    }
+}
+
+/// `reconcile_dialing_session`: matches a session that lost its dial result to Twilio's calls to its phone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReconcileDialingSession {
+    /// Twilio's calls as `outcall_core::reconcile::candidates` writes them.
+    #[serde(rename = "p_candidates")]
+    pub candidates: Value,
+    /// The sweep (true: none found means the dial never reached Twilio) or the Worker before a re-send.
+    #[serde(rename = "p_final")]
+    pub is_final: bool,
+    #[serde(rename = "p_session_id")]
+    pub session_id: SessionId,
+}
+
+/// `reconcile_dialing_session`'s answer; `null` for an unknown session.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Reconciled {
+    pub session_id: SessionId,
+    pub outcome: ReconcileOutcome,
+    /// The session's CallSid (the adopted call's), null if none.
+    pub call_sid: Option<String>,
+    pub call_status: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconcileOutcome {
+    /// One of the candidates is the session's call: stored, its status applied.
+    Adopted,
+    /// None is, and `p_final`: the dial never reached Twilio (row retried).
+    NotDialled,
+    /// None is, without `p_final`: nothing changed.
+    None,
+    /// The session was no longer dialling.
+    Unchanged,
+}
+
+impl Rpc for ReconcileDialingSession {
+    const NAME: &'static str = "reconcile_dialing_session";
+    type Answer = Option<Reconciled>;
+    fn examples() -> Vec<Self> {
+        let candidates = json!([{"sid": CALL_SID, "status": "queued", "date_created": "2026-11-21T10:00:00+00:00",
+                                 "duration": null}]);
+        vec![Self { candidates, is_final: false, session_id: session() }]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------- Twilio
+
+/// `apply_twilio_status`: a status callback, or a status the sweep looked up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplyTwilioStatus {
+    #[serde(rename = "p_call_sid")]
+    pub call_sid: String,
+    #[serde(rename = "p_call_status", serialize_with = "serialize_call_status")]
+    pub call_status: CallStatus,
+    #[serde(rename = "p_duration_seconds")]
+    pub duration_seconds: Option<i32>,
+    /// From the StatusCallback URL: finds a callback that beat the dial result.
+    #[serde(rename = "p_session_id")]
+    pub session_id: Option<SessionId>,
+    /// What only a callback carries; the sweep's look-ups send neither argument.
+    #[serde(flatten)]
+    pub callback: Option<CallbackDetails>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallbackDetails {
+    #[serde(rename = "p_sequence_number")]
+    pub sequence_number: Option<i32>,
+    #[serde(rename = "p_answered_by")]
+    pub answered_by: Option<String>,
+}
+
+/// `apply_twilio_status`'s answer (`null`: unknown CallSid), which the callback's answer carries as it
+/// is. Fields in alphabetical order: serialised again, it reads exactly as the database's JSON did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TwilioStatusApplied {
+    pub call_status: Option<String>,
+    pub changed: bool,
+    pub pending_call_id: Option<PendingCallId>,
+    pub session_id: Option<SessionId>,
+    pub session_status: Option<String>,
+    /// This call moved the session from a live status to an ending: a place under the limit is free.
+    pub slot_freed: bool,
+}
+
+impl Rpc for ApplyTwilioStatus {
+    const NAME: &'static str = "apply_twilio_status";
+    type Answer = Option<TwilioStatusApplied>;
+    fn examples() -> Vec<Self> {
+        let callback = CallbackDetails { sequence_number: Some(3), answered_by: Some("human".into()) };
+        let status = |callback| Self {
+            call_sid: CALL_SID.into(),
+            call_status: CallStatus::Completed,
+            duration_seconds: Some(42),
+            session_id: Some(session()),
+            callback,
+        };
+        vec![status(Some(callback)), status(None)]
+    }
+}
+
+// ----------------------------------------------------------------------------------------------- sweep
+
+/// `sweep_stale_sessions`: ends rows whose VAPI report never came, hands out sessions to reconcile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepStaleSessions {
+    #[serde(rename = "p_limit")]
+    pub limit: u32,
+}
+
+impl Rpc for SweepStaleSessions {
+    const NAME: &'static str = "sweep_stale_sessions";
+    /// Never null.
+    type Answer = SweepReport;
+    fn examples() -> Vec<Self> {
+        vec![Self { limit: 50 }]
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ VAPI
+
+/// `call_context`: the fields a call needs (read-only).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReadCallContext {
+    #[serde(rename = "p_pending_call_id")]
+    pub pending_call_id: PendingCallId,
+}
+
+impl Rpc for ReadCallContext {
+    const NAME: &'static str = "call_context";
+    /// `null`: no such row.
+    type Answer = Option<CallContext>;
+    fn examples() -> Vec<Self> {
+        vec![Self { pending_call_id: pending_call() }]
+    }
+}
+
+/// `apply_vapi_status`: VAPI's `status-update`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplyVapiStatus {
+    #[serde(rename = "p_pending_call_id")]
+    pub pending_call_id: PendingCallId,
+    #[serde(rename = "p_status")]
+    pub status: String,
+    #[serde(rename = "p_vapi_call_id")]
+    pub vapi_call_id: Option<String>,
+}
+
+/// `apply_vapi_status`'s answer (`null`: unknown id, or not dialled yet), VAPI's answer as it is. Fields
+/// in alphabetical order (see [`TwilioStatusApplied`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VapiStatusApplied {
+    pub call_status: Option<String>,
+    pub changed: bool,
+    pub pending_call_id: Option<PendingCallId>,
+    pub session_id: Option<SessionId>,
+    pub vapi_status: Option<String>,
+}
+
+impl Rpc for ApplyVapiStatus {
+    const NAME: &'static str = "apply_vapi_status";
+    type Answer = Option<VapiStatusApplied>;
+    fn examples() -> Vec<Self> {
+        vec![Self { pending_call_id: pending_call(), status: "ringing".into(), vapi_call_id: Some("vapi-1".into()) }]
+    }
+}
+
+/// `apply_call_report`: VAPI's end-of-call report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplyCallReport {
+    #[serde(rename = "p_cost")]
+    pub cost: Option<f64>,
+    #[serde(rename = "p_duration_seconds")]
+    pub duration_seconds: Option<f64>,
+    #[serde(rename = "p_ended_reason")]
+    pub ended_reason: String,
+    #[serde(rename = "p_outcome")]
+    pub outcome: Outcome,
+    #[serde(rename = "p_pending_call_id")]
+    pub pending_call_id: PendingCallId,
+    #[serde(rename = "p_structured_data")]
+    pub structured_data: Option<Value>,
+    #[serde(rename = "p_success_evaluation")]
+    pub success_evaluation: Option<String>,
+    #[serde(rename = "p_summary")]
+    pub summary: Option<String>,
+    #[serde(rename = "p_transcript")]
+    pub transcript: Option<String>,
+    #[serde(rename = "p_vapi_call_id")]
+    pub vapi_call_id: Option<String>,
+}
+
+impl ApplyCallReport {
+    pub fn new(pending_call_id: PendingCallId, report: &crate::vapi::CallReport) -> Self {
+        Self {
+            cost: report.cost,
+            duration_seconds: report.duration_seconds,
+            ended_reason: report.ended_reason.clone(),
+            outcome: report.outcome,
+            pending_call_id,
+            structured_data: report.structured_data.clone(),
+            success_evaluation: report.success_evaluation.clone(),
+            summary: report.summary.clone(),
+            transcript: report.transcript.clone(),
+            vapi_call_id: report.vapi_call_id.clone(),
+        }
+    }
+}
+
+/// `apply_call_report`'s answer (`null`: unknown id, or not dialled yet), VAPI's answer as it is. Fields
+/// in alphabetical order (see [`TwilioStatusApplied`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallReportApplied {
+    pub call_status: Option<String>,
+    pub changed: bool,
+    pub pending_call_id: Option<PendingCallId>,
+    pub session_id: Option<SessionId>,
+}
+
+impl Rpc for ApplyCallReport {
+    const NAME: &'static str = "apply_call_report";
+    type Answer = Option<CallReportApplied>;
+    fn examples() -> Vec<Self> {
+        vec![Self {
+            cost: Some(0.12),
+            duration_seconds: Some(61.5),
+            ended_reason: "customer-ended-call".into(),
+            outcome: Outcome::Completed,
+            pending_call_id: pending_call(),
+            structured_data: Some(json!({"confirmed": true})),
+            success_evaluation: Some("true".into()),
+            summary: Some("Confirmed.".into()),
+            transcript: Some("AI: Hello".into()),
+            vapi_call_id: Some("vapi-1".into()),
+        }]
+    }
+}
+
+// --------------------------------------------------------------------------------------------- batches
+
+/// `create_batch`: a whole batch in one call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CreateBatch {
+    /// `outcall_core::batch::NewBatch::rpc_request`.
+    #[serde(rename = "p_request")]
+    pub request: Value,
+}
+
+/// `create_batch`'s answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum BatchCreated {
+    Created(BatchAccepted),
+    /// The same `Idempotency-Key` and body as an earlier batch: that batch's answer again.
+    Replayed(BatchAccepted),
+    /// The same key with another body; nothing written.
+    Conflict {
+        batch_id: BatchId,
+    },
+    /// What only the database could see; nothing written.
+    Invalid {
+        errors: Vec<DatabaseItemError>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BatchAccepted {
+    pub batch_id: BatchId,
+    pub accepted: u64,
+    /// `[{pendingCallId, code: not_found, message}]`, passed on as it is.
+    pub rejected: Vec<Value>,
+}
+
+/// One problem `create_batch` found.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DatabaseItemError {
+    /// The target's index, or absent for a copied `pendingCallIds` entry.
+    #[serde(default)]
+    pub index: Option<usize>,
+    #[serde(default)]
+    pub pending_call_id: Option<String>,
+    #[serde(default)]
+    pub field: Option<String>,
+    /// `invalid_timezone`, `window_outside_policy`, `nothing_to_call`.
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub value: Option<Value>,
+}
+
+impl Rpc for CreateBatch {
+    const NAME: &'static str = "create_batch";
+    type Answer = BatchCreated;
+    fn examples() -> Vec<Self> {
+        vec![Self { request: json!({"name": "example", "targets": []}) }]
+    }
+}
+
+/// A batch read or change as SQL wrote it (snake_case): the API passes it on in camelCase
+/// (`outcall_core::api::batch_answer`), so it is not read field by field. `None` (SQL null): no such batch.
+pub type BatchDocument = Map<String, Value>;
+
+/// `list_batches`: a page of batches.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListBatches {
+    #[serde(rename = "p_limit")]
+    pub limit: u32,
+    #[serde(rename = "p_offset")]
+    pub offset: u32,
+}
+
+impl Rpc for ListBatches {
+    const NAME: &'static str = "list_batches";
+    type Answer = Option<BatchDocument>;
+    fn examples() -> Vec<Self> {
+        vec![Self { limit: 50, offset: 0 }]
+    }
+}
+
+/// `batch_status`: a batch's progress, metadata and a page of its results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchStatus {
+    #[serde(rename = "p_batch_id")]
+    pub batch_id: BatchId,
+    #[serde(rename = "p_limit")]
+    pub limit: u32,
+    #[serde(rename = "p_offset")]
+    pub offset: u32,
+}
+
+impl Rpc for BatchStatus {
+    const NAME: &'static str = "batch_status";
+    type Answer = Option<BatchDocument>;
+    fn examples() -> Vec<Self> {
+        vec![Self { batch_id: batch(), limit: 100, offset: 0 }]
+    }
+}
+
+/// `batch_transcripts`: a page of a batch's transcripts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchTranscripts {
+    #[serde(rename = "p_batch_id")]
+    pub batch_id: BatchId,
+    #[serde(rename = "p_limit")]
+    pub limit: u32,
+    #[serde(rename = "p_offset")]
+    pub offset: u32,
+}
+
+impl Rpc for BatchTranscripts {
+    const NAME: &'static str = "batch_transcripts";
+    type Answer = Option<BatchDocument>;
+    fn examples() -> Vec<Self> {
+        vec![Self { batch_id: batch(), limit: 100, offset: 0 }]
+    }
+}
+
+/// `batch_progress_of`: a batch's counts and derived figures (the event stream's read).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchProgressOf {
+    #[serde(rename = "p_batch_id")]
+    pub batch_id: BatchId,
+}
+
+impl Rpc for BatchProgressOf {
+    const NAME: &'static str = "batch_progress_of";
+    type Answer = Option<BatchDocument>;
+    fn examples() -> Vec<Self> {
+        vec![Self { batch_id: batch() }]
+    }
+}
+
+/// `cancel_batch`: `{batch_id, status, cancelled, live}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CancelBatch {
+    #[serde(rename = "p_batch_id")]
+    pub batch_id: BatchId,
+}
+
+impl Rpc for CancelBatch {
+    const NAME: &'static str = "cancel_batch";
+    type Answer = Option<BatchDocument>;
+    fn examples() -> Vec<Self> {
+        vec![Self { batch_id: batch() }]
+    }
+}
+
+/// `retry_failed_batch`: `{batch_id, status, requeued}` or `{batch_id, error: batch_cancelled}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetryFailedBatch {
+    #[serde(rename = "p_batch_id")]
+    pub batch_id: BatchId,
+}
+
+impl Rpc for RetryFailedBatch {
+    const NAME: &'static str = "retry_failed_batch";
+    type Answer = Option<BatchDocument>;
+    fn examples() -> Vec<Self> {
+        vec![Self { batch_id: batch() }]
+    }
+}
+
+/// Declares the list: each type listed here is `Listed` (so it may be an [`Rpc`]) and in [`contract`].
+macro_rules! contract {
+    ($($request:ty),+ $(,)?) => {
+        $(impl sealed::Listed for $request {})+
+        fn listed() -> Vec<(&'static str, Map<String, Value>)> {
+            let mut all = Vec::new();
+            $(all.extend(entries::<$request>());)+
+            all
+        }
+
+        /// Reads `answer` as the answer type of the listed function `function` (a contract test sends each
+        /// example to the database and reads what comes back). `None` for a function not in the list.
+        pub fn read_answer(function: &str, answer: Value) -> Option<Result<(), serde_json::Error>> {
+            $(if function == <$request as Rpc>::NAME {
+                return Some(serde_json::from_value::<<$request as Rpc>::Answer>(answer).map(drop));
+            })+
+            None
+        }
+    };
+}
+
+contract!(
+    ClaimPendingCall,
+    ClaimNextDue,
+    ReleaseDialSlot,
+    ReserveDialSlot,
+    RecordDialResult,
+    ReconcileDialingSession,
+    ApplyTwilioStatus,
+    SweepStaleSessions,
+    ReadCallContext,
+    ApplyVapiStatus,
+    ApplyCallReport,
+    CreateBatch,
+    ListBatches,
+    BatchStatus,
+    BatchTranscripts,
+    BatchProgressOf,
+    CancelBatch,
+    RetryFailedBatch,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vapi::CallReport;
+
+    fn sent<R: Rpc>(request: &R) -> Value {
+        Value::Object(arguments(request))
+    }
+
+    fn answer<R: Rpc>(raw: Value) -> Result<R::Answer, serde_json::Error> {
+        serde_json::from_value(raw)
+    }
+
+    #[test]
+    fn every_function_is_listed_once_with_p_arguments() {
+        let names = functions();
+        assert_eq!(names.len(), 18, "{names:?}");
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "one type per SQL function: {names:?}");
+        for (name, args) in contract() {
+            assert!(args.keys().all(|k| k.starts_with("p_")), "{name}: {:?}", args.keys().collect::<Vec<_>>());
+        }
+        let shapes = |name| contract().into_iter().filter(|(n, _)| *n == name).count();
+        assert_eq!(shapes("record_dial_result"), 2);
+        assert_eq!(shapes("apply_twilio_status"), 2);
+        assert_eq!(shapes("claim_next_due"), 1);
+        assert!(matches!(read_answer("call_context", Value::Null), Some(Ok(()))));
+        assert!(matches!(read_answer("reserve_dial_slot", json!({"outcome": "maybe"})), Some(Err(_))));
+        assert!(read_answer("no_such_function", Value::Null).is_none());
+    }
+
+    #[test]
+    fn requests_serialise_to_the_p_argument_names() {
+        let id = pending_call();
+        assert_eq!(sent(&ClaimPendingCall { pending_call_id: id }), json!({"p_pending_call_id": id.to_string()}));
+        assert_eq!(sent(&ClaimNextDue {}), json!({}));
+        assert_eq!(sent(&SweepStaleSessions { limit: 50 }), json!({"p_limit": 50}));
+        let b = batch();
+        assert_eq!(
+            sent(&BatchStatus { batch_id: b, limit: 5, offset: 10 }),
+            json!({"p_batch_id": b.to_string(), "p_limit": 5, "p_offset": 10})
+        );
+        assert_eq!(
+            sent(&ReconcileDialingSession { candidates: json!([]), is_final: true, session_id: session() }),
+            json!({"p_session_id": session().to_string(), "p_candidates": [], "p_final": true})
+        );
+    }
+
+    #[test]
+    fn a_dial_result_sends_either_the_call_sid_or_the_error() {
+        let placed = RecordDialResult::new(session(), &DialResult::Placed { call_sid: CALL_SID.into() });
+        assert_eq!(sent(&placed), json!({"p_session_id": session().to_string(), "p_call_sid": CALL_SID}));
+        let failed =
+            RecordDialResult::new(session(), &DialResult::Failed { reason: "x".into(), code: None, retryable: true });
+        assert_eq!(
+            sent(&failed),
+            json!({"p_session_id": session().to_string(), "p_error": "x", "p_error_code": null, "p_retryable": true})
+        );
+    }
+
+    #[test]
+    fn a_looked_up_status_leaves_out_what_only_a_callback_has() {
+        let mut status = ApplyTwilioStatus {
+            call_sid: CALL_SID.into(),
+            call_status: CallStatus::InProgress,
+            duration_seconds: None,
+            session_id: None,
+            callback: Some(CallbackDetails { sequence_number: None, answered_by: Some("human".into()) }),
+        };
+        assert_eq!(
+            sent(&status),
+            json!({"p_call_sid": CALL_SID, "p_call_status": "in-progress", "p_sequence_number": null,
+                   "p_answered_by": "human", "p_duration_seconds": null, "p_session_id": null})
+        );
+        status.callback = None;
+        status.session_id = Some(session());
+        assert_eq!(
+            sent(&status),
+            json!({"p_call_sid": CALL_SID, "p_call_status": "in-progress", "p_duration_seconds": null,
+                   "p_session_id": session().to_string()})
+        );
+    }
+
+    #[test]
+    fn a_call_report_sends_every_field() {
+        let report = CallReport {
+            vapi_call_id: None,
+            ended_reason: "voicemail".into(),
+            outcome: Outcome::NotReached,
+            summary: None,
+            success_evaluation: None,
+            structured_data: None,
+            transcript: Some("t".into()),
+            duration_seconds: Some(3.5),
+            cost: None,
+        };
+        assert_eq!(
+            sent(&ApplyCallReport::new(pending_call(), &report)),
+            json!({"p_pending_call_id": pending_call().to_string(), "p_vapi_call_id": null, "p_outcome": "not_reached",
+                   "p_ended_reason": "voicemail", "p_summary": null, "p_success_evaluation": null,
+                   "p_structured_data": null, "p_transcript": "t", "p_duration_seconds": 3.5, "p_cost": null})
+        );
+    }
+
+    #[test]
+    fn null_answers_are_none() {
+        assert_eq!(answer::<ReserveDialSlot>(Value::Null).unwrap(), None);
+        assert_eq!(answer::<ReleaseDialSlot>(Value::Null).unwrap(), None);
+        assert_eq!(answer::<RecordDialResult>(Value::Null).unwrap(), None);
+        assert_eq!(answer::<ReconcileDialingSession>(Value::Null).unwrap(), None);
+        assert_eq!(answer::<ApplyTwilioStatus>(Value::Null).unwrap(), None);
+        assert_eq!(answer::<ApplyVapiStatus>(Value::Null).unwrap(), None);
+        assert_eq!(answer::<ApplyCallReport>(Value::Null).unwrap(), None);
+        assert_eq!(answer::<ReadCallContext>(Value::Null).unwrap(), None);
+        assert_eq!(answer::<BatchProgressOf>(Value::Null).unwrap(), None);
+        assert!(matches!(answer::<ClaimNextDue>(Value::Null).unwrap(), ClaimAnswer::NotClaimed { .. }));
+        assert!(answer::<SweepStaleSessions>(Value::Null).is_err(), "the sweep always answers");
+        assert!(answer::<CreateBatch>(Value::Null).is_err());
+    }
+
+    #[test]
+    fn reads_the_dial_answers() {
+        assert_eq!(answer::<ReserveDialSlot>(json!({"outcome": "reserved"})).unwrap(), Some(SlotReservation::Reserved));
+        assert_eq!(
+            answer::<ReserveDialSlot>(json!({"outcome": "wait", "retry_after_ms": 420})).unwrap(),
+            Some(SlotReservation::Wait { retry_after_ms: 420 })
+        );
+        assert_eq!(answer::<ReserveDialSlot>(json!({"outcome": "settled"})).unwrap(), Some(SlotReservation::Settled));
+        assert!(answer::<ReserveDialSlot>(json!({"reserved": true})).is_err(), "an unknown shape is an error");
+        assert_eq!(answer::<ReleaseDialSlot>(json!({"released": false})).unwrap(), Some(Released { released: false }));
+        let reconciled = answer::<ReconcileDialingSession>(json!({"session_id": session().to_string(),
+            "outcome": "adopted", "call_sid": CALL_SID, "call_status": "calling"}))
+        .unwrap()
+        .unwrap();
+        assert_eq!((reconciled.outcome, reconciled.call_sid.as_deref()), (ReconcileOutcome::Adopted, Some(CALL_SID)));
+        let none = answer::<ReconcileDialingSession>(json!({"session_id": session().to_string(),
+            "outcome": "none", "call_sid": null, "call_status": "dispatching"}))
+        .unwrap()
+        .unwrap();
+        assert_eq!(none.outcome, ReconcileOutcome::None);
+        let recorded = answer::<RecordDialResult>(json!({"session_id": session().to_string(),
+            "pending_call_id": pending_call().to_string(), "call_status": "calling", "changed": true}))
+        .unwrap()
+        .unwrap();
+        assert!(recorded.changed);
+    }
+
+    #[test]
+    fn pass_through_answers_serialise_as_the_database_wrote_them() {
+        let raw = json!({"session_id": session().to_string(), "pending_call_id": pending_call().to_string(),
+                         "session_status": "completed", "call_status": "calling", "changed": true, "slot_freed": true});
+        let applied = answer::<ApplyTwilioStatus>(raw.clone()).unwrap().unwrap();
+        assert!(applied.slot_freed);
+        assert_eq!(serde_json::to_string(&applied).unwrap(), raw.to_string());
+        let raw = json!({"pending_call_id": pending_call().to_string(), "session_id": session().to_string(),
+                         "vapi_status": null, "call_status": "calling", "changed": false});
+        let vapi = answer::<ApplyVapiStatus>(raw.clone()).unwrap().unwrap();
+        assert_eq!(serde_json::to_string(&vapi).unwrap(), raw.to_string());
+        let raw = json!({"pending_call_id": pending_call().to_string(), "session_id": session().to_string(),
+                         "call_status": "completed", "changed": true});
+        let report = answer::<ApplyCallReport>(raw.clone()).unwrap().unwrap();
+        assert_eq!(serde_json::to_string(&report).unwrap(), raw.to_string());
+        assert!(answer::<ApplyTwilioStatus>(json!({"changed": true})).is_err(), "slot_freed is required");
+    }
+
+    #[test]
+    fn reads_create_batch_answers() {
+        let b = batch().to_string();
+        let created =
+            answer::<CreateBatch>(json!({"outcome": "created", "batch_id": b, "accepted": 3, "rejected": []}));
+        assert!(matches!(created, Ok(BatchCreated::Created(BatchAccepted { accepted: 3, .. }))));
+        let replayed =
+            answer::<CreateBatch>(json!({"outcome": "replayed", "batch_id": b, "accepted": 3, "rejected": []}));
+        assert!(matches!(replayed, Ok(BatchCreated::Replayed(_))));
+        assert!(matches!(
+            answer::<CreateBatch>(json!({"outcome": "conflict", "batch_id": b})),
+            Ok(BatchCreated::Conflict { .. })
+        ));
+        let invalid =
+            answer::<CreateBatch>(json!({"outcome": "invalid", "errors": [{"index": 0, "pending_call_id": null,
+            "field": "clinic_timezone", "code": "invalid_timezone", "message": "m", "value": "Mars/Base"}]}))
+            .unwrap();
+        assert!(matches!(invalid, BatchCreated::Invalid { errors } if errors[0].index == Some(0)));
+        assert!(answer::<CreateBatch>(json!({"outcome": "maybe"})).is_err());
+        assert!(answer::<CreateBatch>(json!({})).is_err());
+    }
+
+    #[test]
+    fn reads_a_call_context_and_a_batch_document() {
+        let ctx = answer::<ReadCallContext>(json!({"employee_name": "Dana"})).unwrap().unwrap();
+        assert_eq!(ctx.variable_values()["employee_name"], "Dana");
+        assert!(answer::<ReadCallContext>(json!("text")).is_err());
+        let doc = answer::<BatchProgressOf>(json!({"batch_id": batch().to_string(), "completed_at": null})).unwrap();
+        assert_eq!(doc.unwrap()["completed_at"], Value::Null);
+    }
+}
