@@ -1,0 +1,162 @@
+//! Which `/api/v1` route a request is: the route table the OpenAPI document describes, and 405 with the
+//! methods a path takes.
+
+use crate::error::ApiError;
+use crate::ids::BatchId;
+
+/// The API's OpenAPI 3.1 description, served at `/api/v1/openapi.json`.
+pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");
+
+/// Every route, as the OpenAPI document names it: (method, path template).
+pub const ROUTES: [(&str, &str); 8] = [
+    ("GET", "/api/v1/openapi.json"),
+    ("POST", "/api/v1/batches"),
+    ("GET", "/api/v1/batches"),
+    ("GET", "/api/v1/batches/{batchId}"),
+    ("GET", "/api/v1/batches/{batchId}/transcripts"),
+    ("GET", "/api/v1/batches/{batchId}/events"),
+    ("POST", "/api/v1/batches/{batchId}/cancel"),
+    ("POST", "/api/v1/batches/{batchId}/retry-failed"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    OpenApi,
+    CreateBatch,
+    ListBatches,
+    GetBatch(BatchId),
+    Transcripts(BatchId),
+    Events(BatchId),
+    Cancel(BatchId),
+    RetryFailed(BatchId),
+}
+
+/// The route for a request under `/api/v1`: `None` for paths outside the API, an error for a known path
+/// with the wrong method (405) or a malformed batch id (400).
+pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
+    let rest = path.strip_prefix("/api/v1/")?;
+    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let (template, id) = match segments.as_slice() {
+        ["openapi.json"] => ("/api/v1/openapi.json", None),
+        ["batches"] => ("/api/v1/batches", None),
+        ["batches", id] => ("/api/v1/batches/{batchId}", Some(*id)),
+        ["batches", id, action @ ("transcripts" | "events" | "cancel" | "retry-failed")] => {
+            (ROUTES.iter().find(|(_, t)| t.ends_with(action)).map_or("", |(_, t)| t), Some(*id))
+        }
+        _ => return None,
+    };
+    if !ROUTES.iter().any(|(m, t)| *m == method && *t == template) {
+        let allowed = allowed_methods(template).join(", ");
+        let message = format!("{path} takes {allowed}, not {method}");
+        return Some(Err(ApiError::new(405, "method_not_allowed", message)));
+    }
+    let batch = match id.map(BatchId::parse) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => return Some(Err(ApiError::bad_request("invalid_id", "a batch id is a UUID"))),
+    };
+    Some(Ok(match (method, template, batch) {
+        (_, "/api/v1/openapi.json", _) => Route::OpenApi,
+        ("POST", "/api/v1/batches", _) => Route::CreateBatch,
+        ("GET", "/api/v1/batches", _) => Route::ListBatches,
+        (_, t, Some(id)) if t.ends_with("/transcripts") => Route::Transcripts(id),
+        (_, t, Some(id)) if t.ends_with("/events") => Route::Events(id),
+        (_, t, Some(id)) if t.ends_with("/cancel") => Route::Cancel(id),
+        (_, t, Some(id)) if t.ends_with("/retry-failed") => Route::RetryFailed(id),
+        (_, _, Some(id)) => Route::GetBatch(id),
+        _ => return None,
+    }))
+}
+
+/// The methods a route template takes (a 405's `Allow` header).
+pub fn allowed_methods(template: &str) -> Vec<&'static str> {
+    ROUTES.iter().filter(|(_, t)| *t == template).map(|(m, _)| *m).collect()
+}
+
+/// The `Allow` header of a 405 for `path`: the methods its route takes.
+pub fn allow_header(path: &str) -> Option<String> {
+    ["GET", "POST"]
+        .into_iter()
+        .filter(|m| matches!(route(m, path), Some(Ok(_)) | Some(Err(ApiError { status: 400, .. }))))
+        .map(str::to_owned)
+        .reduce(|a, b| format!("{a}, {b}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    const ID: &str = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+
+    fn ok(method: &str, path: &str) -> Route {
+        route(method, path).expect("an API path").expect("a route")
+    }
+
+    #[test]
+    fn routes_every_documented_path() {
+        let id = BatchId::parse(ID).unwrap();
+        assert_eq!(ok("GET", "/api/v1/openapi.json"), Route::OpenApi);
+        assert_eq!(ok("POST", "/api/v1/batches"), Route::CreateBatch);
+        assert_eq!(ok("GET", "/api/v1/batches/"), Route::ListBatches);
+        assert_eq!(ok("GET", &format!("/api/v1/batches/{ID}")), Route::GetBatch(id));
+        assert_eq!(ok("GET", &format!("/api/v1/batches/{ID}/transcripts")), Route::Transcripts(id));
+        assert_eq!(ok("GET", &format!("/api/v1/batches/{ID}/events")), Route::Events(id));
+        assert_eq!(ok("POST", &format!("/api/v1/batches/{ID}/cancel")), Route::Cancel(id));
+        assert_eq!(ok("POST", &format!("/api/v1/batches/{ID}/retry-failed")), Route::RetryFailed(id));
+    }
+
+    #[test]
+    fn refuses_wrong_methods_and_ids_and_ignores_other_paths() {
+        let status = |m: &str, p: &str| route(m, p).unwrap().unwrap_err().status;
+        assert_eq!(status("DELETE", "/api/v1/batches"), 405);
+        assert_eq!(status("GET", &format!("/api/v1/batches/{ID}/cancel")), 405);
+        assert_eq!(status("GET", "/api/v1/batches/not-a-uuid"), 400);
+        assert_eq!(allow_header("/api/v1/batches").as_deref(), Some("GET, POST"));
+        assert_eq!(allow_header(&format!("/api/v1/batches/{ID}/cancel")).as_deref(), Some("POST"));
+        assert!(route("GET", "/api/v1/other").is_none());
+        assert!(route("GET", &format!("/api/v1/batches/{ID}/calls")).is_none());
+        assert!(route("GET", "/health").is_none());
+    }
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_routes() {
+        use std::collections::BTreeSet;
+        let document: Value = serde_json::from_str(OPENAPI_DOCUMENT).expect("openapi.json is JSON");
+        assert_eq!(document["openapi"], "3.1.0");
+        let methods = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
+        let paths = document["paths"].as_object().expect("paths");
+        let mut documented = BTreeSet::new();
+        for (path, item) in paths {
+            for (method, operation) in item.as_object().expect("a path item") {
+                if !methods.contains(&method.as_str()) {
+                    continue;
+                }
+                let route = (method.to_uppercase(), path.clone());
+                let statuses: Vec<&String> = operation["responses"].as_object().expect("responses").keys().collect();
+                assert!(statuses.iter().any(|s| s.starts_with('2')), "{route:?} has no 2xx response");
+                let public = path == "/api/v1/openapi.json";
+                assert_eq!(
+                    statuses.iter().any(|s| *s == "401"),
+                    !public,
+                    "{route:?}: a 401 exactly when a key is needed"
+                );
+                assert_eq!(operation.get("security") == Some(&json!([])), public, "{route:?}: security");
+                documented.insert(route);
+            }
+        }
+        let routes: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        assert_eq!(
+            documented.difference(&routes).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "documented, not routed"
+        );
+        assert_eq!(
+            routes.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "routed, not documented"
+        );
+        assert_eq!(document["security"], json!([{"bearerAuth": []}]));
+        assert_eq!(document["components"]["securitySchemes"]["bearerAuth"]["scheme"], "bearer");
+    }
+}
