@@ -352,7 +352,7 @@ begin
     return outcall_private.idempotent_answer(v_batch, v_hash);
   end if;
 
-  -- The targets; an absent (or null) field takes the column's default (..._schema.sql).
+  -- The targets; an absent (or null) field takes the column's default (public.pending_calls, 10_tables.sql).
   insert into public.pending_calls (batch_id, employee_name, phone, exam_id, employee_dob, client_name, clinic_name,
                                     clinic_timezone, appointment_time, procedures, instructions, variables,
                                     max_attempts, prompt, first_message, next_attempt_at,
