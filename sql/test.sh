@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Runs the pgTAP tests of the SQL layer against a fresh database.
+# The SQL layer's tests, against fresh databases.
 #
 #   DATABASE_URL=postgres://postgres@127.0.0.1:54329/postgres sql/test.sh
 #
 # DATABASE_URL: a superuser connection (URI form) to a server with pgTAP and dblink (contrib) installed.
-# Creates (drops first) the database `outcall_sqltest` on that server, applies sandbox/sql/*.sql (the local
-# stand-ins for what hosted Supabase already has), sql/migrations/*.sql in order, then sandbox/sql/*.sql
-# once more (they must be idempotent, also over a migrated database), the test fixtures
-# sql/tests/fixtures/*.sql (schema test_fixtures, shared by the tests; only in this database), and runs
-# `pg_prove` on sql/tests/*.sql. Exits non-zero on any failure. The database is left behind for inspection.
+#  1. sql/baseline.sh --check: the baseline migration is what sql/schema generates (while it is the only one).
+#  2. sql/agree.sh: the migrations (supabase/migrations) and the declared schema (sql/schema) build the same
+#     catalogue (databases outcall_agree_a and outcall_agree_b).
+#  3. pgTAP: creates (drops first) the database `outcall_sqltest` on that server, applies sandbox/sql/*.sql
+#     (the local stand-ins for what hosted Supabase already has), supabase/migrations/*.sql in order, then
+#     sandbox/sql/*.sql once more (they must be idempotent, also over a migrated database), the test fixtures
+#     sql/tests/fixtures/*.sql (schema test_fixtures, shared by the tests; only in this database), and runs
+#     `pg_prove` on sql/tests/*.sql.
+# Exits non-zero on any failure. The databases are left behind for inspection.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,6 +42,9 @@ fi
 authority="${rest%%/*}"
 test_url="${scheme}://${authority}/${test_db}${query}"
 
+"$here/baseline.sh" --check
+"$here/agree.sh"
+
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 psql_admin=(psql -X -v ON_ERROR_STOP=1 -q -d "$DATABASE_URL")
 psql_test=(psql -X -v ON_ERROR_STOP=1 -q -d "$test_url")
@@ -48,7 +55,7 @@ echo "sql/test.sh: fresh database $test_db"
 
 shopt -s nullglob
 sandbox_files=("$root"/sandbox/sql/*.sql)
-migration_files=("$root"/sql/migrations/*.sql)
+migration_files=("$root"/supabase/migrations/*.sql)
 # (the fixtures sit in a subfolder: not in the glob of test files, pg_prove does not run them)
 fixture_files=("$root"/sql/tests/fixtures/*.sql)
 test_files=("$root"/sql/tests/*.sql)

@@ -6,7 +6,7 @@
 -- Idempotent: safe to run any number of times, also after the migrations.
 --
 -- On a hosted project none of this is applied: pg_net is a real extension there
--- (migration ..._webhook.sql creates it when schema `net` is missing).
+-- (the migrations create it when schema `net` is missing: sql/schema/00_extensions_and_schemas.sql).
 
 create schema if not exists net;
 

@@ -11,7 +11,7 @@ select columns_are('public', 'pending_calls', array[
   'attempts', 'max_attempts', 'next_attempt_at', 'classification_id', 'last_error', 'ended_reason',
   'summary', 'success_evaluation', 'structured_data', 'transcript', 'duration_seconds', 'cost',
   'created_at', 'updated_at',
-  -- (batches: ..._batches.sql)
+  -- (batches: sql/schema/60_batches.sql)
   'batch_id', 'prompt', 'first_message', 'window_days', 'window_start', 'window_end', 'redial_of', 'attempt_offset']);
 select columns_are('public', 'call_sessions', array[
   'id', 'pending_call_id', 'attempt', 'call_sid', 'status', 'twilio_sequence_number', 'answered_by',

@@ -1,4 +1,4 @@
--- Batches (..._batches.sql): public.batches and its counters kept by statement triggers on pending_calls, a row's
+-- Batches (sql/schema/60_batches.sql): public.batches and its counters kept by statement triggers on pending_calls, a row's
 -- own calling window, cancel_batch, retry_failed_batch (the one way out of a terminal status), create_batch and its
 -- outcomes, one webhook per batch insert, the read functions, privileges, Realtime. The first section runs two more
 -- connections (dblink) against committed rows: the lock order under concurrent claims, cancels and creates.

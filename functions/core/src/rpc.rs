@@ -9,7 +9,7 @@
 //! argument the type leaves out has a default. A type cannot be an [`Rpc`] without being in that list
 //! (the `Listed` bound is only implemented by the `contract!` invocation at the end of this file).
 //!
-//! What each function does is written beside it in `sql/migrations/`; `docs/architecture.md` and
+//! What each function does is written beside it in `sql/schema/`; `docs/architecture.md` and
 //! `sql/README.md` describe the behaviour and point here for the exact arguments and answers.
 
 use crate::dial::DialResult;

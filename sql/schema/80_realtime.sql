@@ -1,6 +1,8 @@
--- Realtime for dashboards: the three tables in Supabase's `supabase_realtime` publication, with full
--- old values on UPDATE/DELETE. What each subscriber sees is still decided by RLS (authenticated only).
+-- 80: Realtime for dashboards: the four tables in Supabase's `supabase_realtime` publication, with full old
+-- values on UPDATE/DELETE. What each subscriber sees is still decided by RLS (authenticated only,
+-- 90_security.sql). Views cannot be in a publication: public.batch_progress's counters come from public.batches.
 
+-- Hosted Supabase has the publication already (empty); a plain Postgres gets it here.
 do $$
 begin
   if not exists (select 1 from pg_catalog.pg_publication where pubname = 'supabase_realtime') then
@@ -13,7 +15,7 @@ do $$
 declare
   t text;
 begin
-  foreach t in array array['pending_calls', 'call_sessions', 'call_classifications'] loop
+  foreach t in array array['pending_calls', 'call_sessions', 'call_classifications', 'batches'] loop
     -- pg_publication_tables also lists the tables of a FOR ALL TABLES publication, which cannot be altered.
     if not exists (select 1 from pg_catalog.pg_publication_tables
                     where pubname = 'supabase_realtime' and schemaname = 'public' and tablename = t) then
@@ -26,3 +28,4 @@ $$;
 alter table public.pending_calls replica identity full;
 alter table public.call_sessions replica identity full;
 alter table public.call_classifications replica identity full;
+alter table public.batches replica identity full;

@@ -1,0 +1,26 @@
+-- outcall's declared schema. sql/schema/*.sql, applied in name order to a new Supabase project, is the whole
+-- database: every table, function, trigger, policy and grant is defined here once, as it is now. The baseline
+-- migration (supabase/migrations/20261202000000_baseline.sql) is these files concatenated by `./dev schema`;
+-- later changes are made here and in a new migration, and `./dev test sql` checks that both build the same
+-- database (sql/README.md, "How to change a function").
+--
+-- 00: the schemas and extensions the rest needs.
+
+-- Private helpers live outside the API-exposed `public` schema (PostgREST would offer every public
+-- function as an RPC). Locked down in 90_security.sql.
+create schema if not exists outcall_private;
+
+-- pg_net (the webhook's HTTP client, 70_webhook.sql): a real extension on hosted Supabase (usually already
+-- enabled); locally a stand-in already provides schema `net` (sandbox/sql/01_pg_net_shim.sql), so nothing is
+-- created then.
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_namespace where nspname = 'net') then
+    if exists (select 1 from pg_catalog.pg_namespace where nspname = 'extensions') then
+      create extension if not exists pg_net with schema extensions;
+    else
+      create extension if not exists pg_net;
+    end if;
+  end if;
+end
+$$;

@@ -1,0 +1,324 @@
+-- 10: the tables, their columns, constraints, indexes and comments, the rows the functions need (the dispatch
+-- policy, the rate state), and the views. Functions and triggers come in the files after this one; privileges,
+-- RLS and policies in 90_security.sql; the Realtime publication in 80_realtime.sql.
+
+-- public.call_classifications ----------------------------------------------------------------------------------
+
+create table public.call_classifications (
+  id uuid primary key default gen_random_uuid(),
+  phone_number text not null
+    constraint call_classifications_phone_e164 check (outcall_private.is_e164(phone_number)),
+  classification_type text not null
+    constraint call_classifications_type_valid check (classification_type in ('human', 'ivr_only', 'ivr_then_human')),
+  ivr_actions jsonb not null default '[]'::jsonb
+    constraint call_classifications_ivr_actions_valid check (outcall_private.ivr_actions_valid(ivr_actions)),
+  confidence real
+    constraint call_classifications_confidence_range check (confidence >= 0 and confidence <= 1),
+  classification_expires_at timestamptz not null default (now() + interval '30 days'),
+  is_active boolean not null default true,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  -- A human answers: nothing to replay. An IVR: something to replay, else it is not worth the row.
+  constraint call_classifications_actions_match_type check (
+    case
+      when jsonb_typeof(ivr_actions) <> 'array' then true  -- reported by call_classifications_ivr_actions_valid
+      when classification_type = 'human' then jsonb_array_length(ivr_actions) = 0
+      else jsonb_array_length(ivr_actions) > 0
+    end)
+);
+
+comment on table public.call_classifications is
+  'What we know of a phone system: human, ivr_only or ivr_then_human, and the IVR actions to replay. At most one active row per phone.';
+
+-- public.batches ---------------------------------------------------------------------------------------------
+-- (Before pending_calls, whose batch_id refers to it.) Its counters and state are kept by triggers on
+-- pending_calls (60_batches.sql).
+create table public.batches (
+  id uuid primary key default gen_random_uuid(),
+  name text not null
+    constraint batches_name_length check (char_length(name) between 1 and 200),
+  metadata jsonb not null default '{}'::jsonb
+    constraint batches_metadata_object check (jsonb_typeof(metadata) = 'object'),
+  status text not null default 'queued'
+    constraint batches_status_valid check (status in ('queued', 'in_progress', 'completed', 'cancelled')),
+  idempotency_key text
+    constraint batches_idempotency_key_key unique,
+  request_hash text,
+  -- Rows of the batch, in all and per status (pending_calls.call_status: pending -> queued,
+  -- dispatching -> dialling, calling -> in_progress, retry_pending -> retrying, completed, failed, cancelled).
+  total int not null default 0 constraint batches_total_nonnegative check (total >= 0),
+  queued int not null default 0 constraint batches_queued_nonnegative check (queued >= 0),
+  dialling int not null default 0 constraint batches_dialling_nonnegative check (dialling >= 0),
+  in_progress int not null default 0 constraint batches_in_progress_nonnegative check (in_progress >= 0),
+  completed int not null default 0 constraint batches_completed_nonnegative check (completed >= 0),
+  retrying int not null default 0 constraint batches_retrying_nonnegative check (retrying >= 0),
+  failed int not null default 0 constraint batches_failed_nonnegative check (failed >= 0),
+  cancelled int not null default 0 constraint batches_cancelled_nonnegative check (cancelled >= 0),
+  -- Sums over the rows' results (rows with a value only).
+  duration_seconds_total numeric not null default 0,
+  calls_with_duration int not null default 0
+    constraint batches_calls_with_duration_nonnegative check (calls_with_duration >= 0),
+  cost_total numeric not null default 0,
+  -- The schedule (null: none): no row is dialled before not_before, nor outside window_* (ISO days,
+  -- [start, end) on each row's clinic clock) besides the policy's window.
+  not_before timestamptz,
+  window_days int[],
+  window_start time,
+  window_end time,
+  -- What create_batch reported as rejected, answered again to a replay of the request.
+  rejected jsonb not null default '[]'::jsonb
+    constraint batches_rejected_array check (jsonb_typeof(rejected) = 'array'),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  started_at timestamptz,
+  completed_at timestamptz,
+  cancelled_at timestamptz,
+  constraint batches_window_valid check (
+    case when window_days is null and window_start is null and window_end is null then true
+         when window_days is null or window_start is null or window_end is null then false
+         else cardinality(window_days) >= 1 and window_days <@ '{1,2,3,4,5,6,7}'::int[] and window_start < window_end
+    end)
+);
+
+comment on table public.batches is
+  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, duration_seconds_total, calls_with_duration, cost_total) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cancelled_at by cancel_batch. status: queued -> in_progress -> completed, or cancelled.';
+
+-- list_batches: newest first.
+create index batches_created_at_idx on public.batches (created_at, id);
+
+-- public.pending_calls ---------------------------------------------------------------------------------------
+
+create table public.pending_calls (
+  id uuid primary key default gen_random_uuid(),
+  exam_id text,
+  employee_name text not null,
+  employee_dob date,
+  client_name text,
+  clinic_name text,
+  phone text not null
+    constraint pending_calls_phone_e164 check (outcall_private.is_e164(phone)),
+  clinic_timezone text not null default 'America/New_York'
+    constraint pending_calls_clinic_timezone_valid check (outcall_private.is_valid_timezone(clinic_timezone)),
+  appointment_time timestamptz,
+  procedures text[] not null default '{}',
+  instructions jsonb not null default '{}'::jsonb
+    constraint pending_calls_instructions_object check (jsonb_typeof(instructions) = 'object'),
+  variables jsonb not null default '{}'::jsonb
+    constraint pending_calls_variables_object check (jsonb_typeof(variables) = 'object'),
+  call_status text not null default 'pending'
+    constraint pending_calls_call_status_valid check (call_status in
+      ('pending', 'dispatching', 'calling', 'completed', 'retry_pending', 'failed', 'cancelled')),
+  attempts int not null default 0
+    constraint pending_calls_attempts_nonnegative check (attempts >= 0),
+  -- (bounded by pending_calls_max_attempts_range below)
+  max_attempts int not null default 3,
+  next_attempt_at timestamptz not null default now(),
+  classification_id uuid references public.call_classifications (id) on delete set null,
+  last_error text,
+  -- results (from VAPI's end-of-call report)
+  ended_reason text,
+  summary text,
+  success_evaluation text,
+  structured_data jsonb,
+  transcript text,
+  duration_seconds numeric,
+  cost numeric,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  -- batches: the batch, the row's own script and calling window, redials and rounds
+  batch_id uuid references public.batches (id) on delete cascade,
+  prompt text,
+  first_message text,
+  -- The row's own calling window (from its batch's schedule), on top of the policy's; null: the policy's only.
+  window_days int[],
+  window_start time,
+  window_end time,
+  -- The row this one is a copy of (create_batch's pending_call_ids).
+  redial_of uuid references public.pending_calls (id) on delete set null,
+  -- Attempts used by earlier rounds (retry_failed_batch): this round's attempt n is attempts - attempt_offset.
+  attempt_offset int not null default 0,
+  -- max_attempts counts from the first attempt of all; what bounds it is the budget of the round.
+  constraint pending_calls_max_attempts_range
+    check (attempt_offset >= 0 and (max_attempts - attempt_offset) between 1 and 20),
+  constraint pending_calls_window_valid check (
+    case when window_days is null and window_start is null and window_end is null then true
+         when window_days is null or window_start is null or window_end is null then false
+         else cardinality(window_days) >= 1 and window_days <@ '{1,2,3,4,5,6,7}'::int[] and window_start < window_end
+    end)
+);
+
+comment on table public.pending_calls is
+  'One row per person/appointment to call. call_status: pending -> dispatching -> calling -> completed | retry_pending | failed | cancelled; terminal states (completed, failed, cancelled) are never left.';
+comment on column public.pending_calls.batch_id is 'The batch this row belongs to (null: created on its own).';
+comment on column public.pending_calls.attempt_offset is
+  'Attempts used by earlier rounds (retry_failed_batch); max_attempts - attempt_offset is the budget of this round (1..20).';
+
+-- public.call_sessions ---------------------------------------------------------------------------------------
+
+create table public.call_sessions (
+  id uuid primary key default gen_random_uuid(),
+  pending_call_id uuid not null references public.pending_calls (id) on delete cascade,
+  attempt int not null
+    constraint call_sessions_attempt_positive check (attempt >= 1),
+  call_sid text unique,
+  status text not null default 'dialing'
+    constraint call_sessions_status_valid check (status in
+      ('dialing', 'queued', 'initiated', 'ringing', 'in-progress',
+       'completed', 'busy', 'no-answer', 'failed', 'canceled', 'dial_failed')),
+  twilio_sequence_number int,
+  answered_by text,
+  classification_id uuid references public.call_classifications (id) on delete set null,
+  classification_type text,
+  vapi_call_id text,
+  vapi_status text,
+  error text,
+  error_code text,
+  created_at timestamptz not null default now(),
+  dialed_at timestamptz,
+  answered_at timestamptz,
+  ended_at timestamptz,
+  report_received_at timestamptz,
+  duration_seconds int,
+  cost numeric,
+  ended_reason text,
+  updated_at timestamptz not null default now(),
+  -- When the sweep last handed the session to the Worker for reconciliation with Twilio.
+  reconciled_at timestamptz,
+  constraint call_sessions_pending_call_attempt_key unique (pending_call_id, attempt)
+);
+
+comment on table public.call_sessions is
+  'One row per dial attempt of a pending call: Twilio''s view (status, call_sid) and VAPI''s (vapi_status, report).';
+
+-- Indexes of the public tables ---------------------------------------------------------------------------------
+-- call_sessions (pending_call_id, attempt) and (call_sid) are covered by their unique constraints.
+
+-- The classification lookup by phone, and the rule: at most one active classification per phone.
+create unique index call_classifications_one_active_per_phone
+  on public.call_classifications (phone_number) where is_active;
+
+-- The sweep: what is due, by status.
+create index pending_calls_status_next_attempt_idx
+  on public.pending_calls (call_status, next_attempt_at);
+-- claim_next_due: the due rows in the order they are served.
+create index pending_calls_due_idx on public.pending_calls (next_attempt_at, created_at)
+  where call_status in ('pending', 'retry_pending');
+
+-- Foreign keys (deleting a classification must not scan the big tables).
+create index pending_calls_classification_id_idx
+  on public.pending_calls (classification_id) where classification_id is not null;
+create index call_sessions_classification_id_idx
+  on public.call_sessions (classification_id) where classification_id is not null;
+
+-- A batch's rows in the order its results are listed (and the foreign key's index).
+create index pending_calls_batch_idx on public.pending_calls (batch_id, created_at, id);
+create index pending_calls_redial_of_idx on public.pending_calls (redial_of) where redial_of is not null;
+
+-- Capacity count, "is this phone dialing", stale live sessions (predicate = outcall_private.live_sessions's, so
+-- it is used).
+create index call_sessions_live_idx on public.call_sessions (status, updated_at)
+  where status in ('dialing', 'queued', 'initiated', 'ringing', 'in-progress');
+-- The sweep's Twilio-completed sessions still waiting for VAPI's report.
+create index call_sessions_report_missing_idx on public.call_sessions (ended_at)
+  where status = 'completed' and report_received_at is null;
+
+-- outcall_private.settings -------------------------------------------------------------------------------------
+-- The webhook's configuration (70_webhook.sql), set once per environment by postgres; no URL or secret here.
+create table outcall_private.settings (
+  name text primary key,
+  value text not null
+);
+comment on table outcall_private.settings is
+  'Per-environment configuration read by triggers: webhook_url, webhook_secret. Not exposed by the API.';
+
+-- The dispatch policy ----------------------------------------------------------------------------------------
+-- One row; the defaults are what a deployment gets. Changed by hand, as postgres, like the webhook settings:
+--   update outcall_private.dispatch_policy set max_concurrent_calls = 20, calls_per_second = 5;
+create table outcall_private.dispatch_policy (
+  id boolean primary key default true
+    constraint dispatch_policy_singleton check (id),
+  -- Live sessions (a Twilio call up or being set up) at most; a claim beyond it answers at_capacity.
+  max_concurrent_calls int not null default 10
+    constraint dispatch_policy_max_concurrent_calls_positive check (max_concurrent_calls >= 1),
+  -- Twilio's calls-per-second limit of the account; fractions allowed (0.5: one call every 2 s).
+  calls_per_second numeric not null default 1
+    constraint dispatch_policy_calls_per_second_positive check (calls_per_second > 0),
+  -- Delay before attempt n+1 after attempt n failed: retry_delays[least(n, cardinality)].
+  retry_delays interval[] not null default '{5 minutes,15 minutes,30 minutes}'
+    constraint dispatch_policy_retry_delays_valid check (
+      cardinality(retry_delays) >= 1 and array_ndims(retry_delays) = 1 and array_lower(retry_delays, 1) = 1
+      and array_position(retry_delays, null) is null and interval '0' < all (retry_delays)),
+  -- The calling window, on the clinic's wall clock: ISO days of week (1 = Monday .. 7 = Sunday) and
+  -- [window_start, window_end); window_end '24:00' is the end of the day.
+  window_days int[] not null default '{1,2,3,4,5}'
+    constraint dispatch_policy_window_days_valid check (
+      cardinality(window_days) >= 1 and window_days <@ '{1,2,3,4,5,6,7}'::int[]),
+  window_start time not null default '09:00',
+  window_end time not null default '17:00',
+  -- A live session with no news this long is reconciled with Twilio; a Twilio-completed session waits this
+  -- long for VAPI's end-of-call report.
+  reconcile_after interval not null default '5 minutes'
+    constraint dispatch_policy_reconcile_after_positive check (reconcile_after > interval '0'),
+  constraint dispatch_policy_window_valid check (window_start < window_end)
+);
+comment on table outcall_private.dispatch_policy is
+  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after.';
+insert into outcall_private.dispatch_policy default values;
+
+-- The calls-per-second pace: the earliest instant the next send slot may be granted (30_dispatch.sql).
+create table outcall_private.rate_state (
+  id boolean primary key default true
+    constraint rate_state_singleton check (id),
+  next_slot_at timestamptz not null default '-infinity'
+);
+comment on table outcall_private.rate_state is
+  'The calls-per-second reservation (one row): next_slot_at. Its row lock serializes claims and dial-slot reservations.';
+insert into outcall_private.rate_state default values;
+
+-- The create requests in flight and those answered within the window: one row per session (its latest try).
+-- The calls-per-second send slots (30_dispatch.sql).
+create table outcall_private.dial_requests (
+  session_id uuid primary key references public.call_sessions (id) on delete cascade,
+  sent_at timestamptz not null,
+  answered_at timestamptz
+);
+comment on table outcall_private.dial_requests is
+  'Twilio create requests in flight (answered_at null) and recently answered: the calls-per-second send slots. Pruned at each grant.';
+
+-- Views ------------------------------------------------------------------------------------------------------
+
+-- Live sessions: a Twilio call is up, or about to be (dialing: the create request is out, no CallSid yet).
+-- They count against max_concurrent_calls and are what the sweep reconciles. Few rows at any time.
+create view outcall_private.live_sessions with (security_invoker = true) as
+  select * from public.call_sessions
+   where status in ('dialing', 'queued', 'initiated', 'ringing', 'in-progress');
+comment on view outcall_private.live_sessions is
+  'call_sessions in a live status (dialing, queued, initiated, ringing, in-progress). Served by call_sessions_live_idx.';
+
+-- Batch progress: one row per batch, with the rates worked out. A view cannot be in a publication: Realtime
+-- streams public.batches (the counters live there); this view is for dashboards' queries and the functions of
+-- 60_batches.sql.
+create view public.batch_progress with (security_invoker = true) as
+  select b.id as batch_id,
+         b.name,
+         b.status,
+         b.total,
+         b.queued,
+         b.dialling,
+         b.in_progress,
+         b.completed,
+         b.retrying,
+         b.failed,
+         b.cancelled,
+         round(b.completed::numeric / nullif(b.completed + b.failed, 0), 4) as success_rate,
+         round(b.duration_seconds_total / nullif(b.calls_with_duration, 0), 1) as average_duration_seconds,
+         b.cost_total as total_cost,
+         b.created_at,
+         b.started_at,
+         b.completed_at,
+         b.cancelled_at,
+         b.updated_at
+    from public.batches as b;
+
+comment on view public.batch_progress is
+  'Per batch: its counters, success_rate (completed / (completed + failed)), average_duration_seconds, total_cost. Not in the Realtime publication (views cannot be): subscribe to public.batches, which carries the counters.';

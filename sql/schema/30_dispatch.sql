@@ -1,0 +1,478 @@
+-- 30: dispatch: the claims, the dispatch limits (capacity, one dial per phone, calls per second), the send
+-- slots, and the dial result. The dispatch lock (the outcall_private.rate_state row) is always taken last and
+-- only by claims and send-slot grants, so they serialize there and nowhere else.
+--
+-- Calls per second are held where Twilio counts them: when a create request arrives. A claim cannot just take
+-- a slot paced 1/cps after the previous one and send at once: that spacing holds only as long as every request
+-- reaches Twilio at the same delay after its claim, and under load the claim's answer (commit, PostgREST, the
+-- gateway, the Worker's event loop) and the request itself (the Worker's fetch queue, the network) each took
+-- up to ~130 ms longer for one request than the next: two creates arrived 419 ms apart at 2 calls/s, even with
+-- 10% headroom in the pace.
+--
+-- So a send slot is released only when Twilio has answered the request that held it (or it went unanswered):
+-- the answer is recorded after the request arrived, so a slot granted a window after that record leaves, and
+-- arrives, a window after the earlier request arrived, whatever the delays in between. The rule, with
+-- k = max(1, floor(calls_per_second)) and window = 1 s (1/calls_per_second below 1 call/s):
+--   a create may be sent only while fewer than k creates are in flight or were answered within the window,
+--   and no sooner than 1/calls_per_second after the previous grant (an even pace).
+-- So any k + 1 creates arrive at least a window apart (at most k in any second), with no headroom for jitter.
+-- The cost is the create's own answer time: at 1 call/s one call every 1 s + Twilio's answer time.
+
+-- Dispatch limits ----------------------------------------------------------------------------------------
+-- Locks the rate_state row until commit. Every claim and slot reservation takes it (after its pending_calls
+-- row), so the capacity count, the phone check and the calls-per-second slot are exact however many run at
+-- once: the next one waits, and its following statements see what the previous one committed (READ
+-- COMMITTED: one snapshot per statement). The section is short: one claim's work.
+create or replace function outcall_private.lock_dispatch_limits() returns outcall_private.rate_state
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_state outcall_private.rate_state;
+begin
+  select * into v_state from outcall_private.rate_state for update;
+  if not found then
+    raise exception 'outcall_private.rate_state has no row' using errcode = 'no_data_found';
+  end if;
+  return v_state;
+end
+$$;
+
+-- Send slots ---------------------------------------------------------------------------------------------
+
+-- A create request unanswered this long is no longer counted as in flight: the Worker waits at most
+-- TWILIO_TIMEOUT_MS (up to 60 s) for an answer and then releases it; only a Worker that died mid-dial leaves
+-- one behind.
+create or replace function outcall_private.dial_request_lease() returns interval
+language sql immutable
+set search_path = ''
+as $$
+  select interval '2 minutes'
+$$;
+
+-- The gap between two grants: exactly 1/calls_per_second (the in-flight rule, not headroom, keeps arrivals apart).
+create or replace function outcall_private.dial_spacing() returns interval
+language sql stable
+set search_path = ''
+as $$
+  select interval '1 second' * (1.0 / p.calls_per_second)::float8 from outcall_private.policy() as p
+$$;
+
+-- How long until a create request may be sent (zero: now). The dispatch lock must be held. On the database's
+-- wall clock, clock_timestamp(), which is also the clock of every grant and answer compared here.
+create or replace function outcall_private.send_slot_wait() returns interval
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_cps numeric := (outcall_private.policy()).calls_per_second;
+  v_slots int := greatest(1, pg_catalog.floor(v_cps))::int;
+  v_window interval := interval '1 second' * (case when v_cps >= 1 then 1 else 1.0 / v_cps end)::float8;
+  v_pace_wait interval := (select greatest(next_slot_at, v_now) from outcall_private.rate_state) - v_now;
+  v_free_at timestamptz[];
+begin
+  -- When each busy slot frees: a window after its answer; a request in flight, a window after an answer still
+  -- to come, so now + window is the earliest that can be.
+  select coalesce(pg_catalog.array_agg(coalesce(r.answered_at, v_now) + v_window order by r.answered_at nulls last), '{}')
+    into v_free_at
+    from outcall_private.dial_requests as r
+   where (r.answered_at is null and r.sent_at > v_now - outcall_private.dial_request_lease())
+      or r.answered_at > v_now - v_window;
+  if pg_catalog.cardinality(v_free_at) >= v_slots then
+    -- the first moment fewer than v_slots are busy
+    return greatest(v_free_at[pg_catalog.cardinality(v_free_at) - v_slots + 1] - v_now, v_pace_wait, interval '0');
+  end if;
+  return greatest(v_pace_wait, interval '0');
+end
+$$;
+
+-- Why nothing may be dialled now (at_capacity, rate_limited), or null. The dispatch lock must be held.
+create or replace function outcall_private.limits_answer() returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_wait interval;
+begin
+  if (select count(*) from outcall_private.live_sessions) >= (outcall_private.policy()).max_concurrent_calls then
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'at_capacity');
+  end if;
+  v_wait := outcall_private.send_slot_wait();
+  if v_wait > interval '0' then
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'rate_limited',
+                                         'retry_after_ms', outcall_private.interval_ms(v_wait));
+  end if;
+  return null;
+end
+$$;
+
+-- Grants a send slot to the session's next create request, now (send_slot_wait() must have answered zero,
+-- under the dispatch lock). The request is in flight until its answer is recorded. Returns the grant's time.
+create or replace function outcall_private.take_dial_slot(p_session_id uuid) returns timestamptz
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := pg_catalog.clock_timestamp();
+begin
+  delete from outcall_private.dial_requests
+   where coalesce(answered_at, sent_at + outcall_private.dial_request_lease()) < v_now - interval '1 hour';
+  insert into outcall_private.dial_requests (session_id, sent_at) values (p_session_id, v_now)
+  on conflict (session_id) do update set sent_at = excluded.sent_at, answered_at = null;
+  update outcall_private.rate_state set next_slot_at = v_now + outcall_private.dial_spacing();
+  return v_now;
+end
+$$;
+
+-- Twilio answered (or never answered) the session's create request: its send slot starts its window now.
+-- Idempotent; a session with no request in flight is left alone.
+create or replace function outcall_private.release_dial_slot(p_session_id uuid) returns boolean
+language sql volatile
+set search_path = ''
+as $$
+  with released as (
+    update outcall_private.dial_requests set answered_at = pg_catalog.clock_timestamp()
+     where session_id = p_session_id and answered_at is null
+    returning 1)
+  select exists (select 1 from released)
+$$;
+
+-- A session that leaves `dialing` or learns its CallSid has had its create request answered (a dial result,
+-- a status callback that beat it, a reconciliation): its send slot is released with it, in the same
+-- transaction, whichever function moved it.
+create or replace function outcall_private.release_answered_dial() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform outcall_private.release_dial_slot(new.id);
+  return null;
+end
+$$;
+
+create trigger call_sessions_release_answered_dial
+  after update of status, call_sid on public.call_sessions
+  for each row
+  when (old.status = 'dialing' and old.call_sid is null and (new.status <> 'dialing' or new.call_sid is not null))
+  execute function outcall_private.release_answered_dial();
+
+-- Claims ---------------------------------------------------------------------------------------------------
+
+-- Another session of this phone waits for Twilio's answer to its create request (no CallSid yet). At most one
+-- such dial per phone, so that reconciliation can tell which Twilio call belongs to which session.
+create or replace function outcall_private.phone_is_dialing(p_phone text) returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select exists (select 1
+                   from outcall_private.live_sessions as s
+                   join public.pending_calls as p on p.id = s.pending_call_id
+                  where s.status = 'dialing' and p.phone = p_phone)
+$$;
+
+-- What stands between a claimable row (locked) and its dial, in the order of the answers: outside_window (the
+-- row then waits for the opening), phone_dialing, at_capacity, rate_limited. Null = go ahead; the dispatch
+-- lock is then held. The phone is checked under the lock too: two rows of one phone claimed at once must not
+-- both pass. The window is the row's: the policy's intersected with the row's own (row_window_opening). A
+-- window that never opens is outside it for ever (next_attempt_at 'infinity'), never "go ahead".
+create or replace function outcall_private.dispatch_gate(p_call public.pending_calls) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_opening timestamptz := outcall_private.row_window_opening(p_call, pg_catalog.now());
+begin
+  if v_opening is null or v_opening > pg_catalog.now() then
+    v_opening := coalesce(v_opening, 'infinity');
+    update public.pending_calls set next_attempt_at = v_opening where id = p_call.id;
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'outside_window', 'next_attempt_at', v_opening);
+  end if;
+  perform outcall_private.lock_dispatch_limits();
+  if outcall_private.phone_is_dialing(p_call.phone) then
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'phone_dialing', 'retry_after_ms', 250);
+  end if;
+  return outcall_private.limits_answer();
+end
+$$;
+
+-- The claim itself, once dispatch_gate said go: row -> dispatching, attempts+1, a new dialing session with the
+-- phone's active, unexpired classification, a send slot granted to its create request. Returns the claim's answer.
+create or replace function outcall_private.start_attempt(p_call public.pending_calls) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_class public.call_classifications%rowtype;
+  v_attempt int := p_call.attempts + 1;
+  v_session_id uuid;
+begin
+  -- (at most one row is active per phone)
+  select * into v_class
+    from public.call_classifications
+   where phone_number = p_call.phone
+     and is_active
+     and classification_expires_at > pg_catalog.now()
+   limit 1;
+
+  update public.pending_calls
+     set call_status = 'dispatching',
+         attempts = v_attempt,
+         classification_id = v_class.id
+   where id = p_call.id;
+
+  insert into public.call_sessions (pending_call_id, attempt, status, classification_id, classification_type)
+  values (p_call.id, v_attempt, 'dialing', v_class.id, v_class.classification_type)
+  returning id into v_session_id;
+
+  perform outcall_private.take_dial_slot(v_session_id);
+
+  return pg_catalog.jsonb_build_object(
+    'session_id', v_session_id,
+    'pending_call_id', p_call.id,
+    'attempt', v_attempt,
+    'phone', p_call.phone,
+    -- Whether other rows are due: the Worker then keeps dialling (drains) after this one.
+    'more_due', exists (
+      select 1 from public.pending_calls as o
+       where o.call_status in ('pending', 'retry_pending') and o.next_attempt_at <= pg_catalog.now()
+         and o.attempts < o.max_attempts and o.id <> p_call.id),
+    'classification', case when v_class.id is null then null else
+      pg_catalog.jsonb_build_object(
+        'id', v_class.id,
+        'classification_type', v_class.classification_type,
+        'ivr_actions', v_class.ivr_actions)
+      end);
+end
+$$;
+
+-- claim_pending_call ------------------------------------------------------------------------------------
+create or replace function public.claim_pending_call(p_pending_call_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_call public.pending_calls%rowtype;
+  v_answer jsonb;
+begin
+  -- Taken by a concurrent claim (SKIP LOCKED), not claimable, not due, or out of attempts:
+  -- {"claimed": false, "reason": "not_claimable"}; no such row: reason "not_found".
+  select * into v_call
+    from public.pending_calls
+   where id = p_pending_call_id
+     and call_status in ('pending', 'retry_pending')
+     and next_attempt_at <= now()
+     and attempts < max_attempts
+     for update skip locked;
+  if not found then
+    return jsonb_build_object('claimed', false, 'reason',
+      case when exists (select 1 from public.pending_calls where id = p_pending_call_id)
+           then 'not_claimable' else 'not_found' end);
+  end if;
+
+  v_answer := outcall_private.dispatch_gate(v_call);
+  if v_answer is not null then
+    return v_answer;
+  end if;
+  return outcall_private.start_attempt(v_call);
+end
+$$;
+
+comment on function public.claim_pending_call(uuid) is
+  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing). Returns {session_id, pending_call_id, attempt, phone, classification}, or {claimed: false, reason: not_found | not_claimable | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+
+-- claim_next_due ----------------------------------------------------------------------------------------
+-- The most overdue claimable row: due pending/retry_pending with attempts left, not locked by another claim,
+-- whose phone is not dialing, by next_attempt_at then created_at. The dispatch lock is taken first and the
+-- limits checked, so a full Worker touches no row, and the search runs under the lock (its phone filter is
+-- exact). A row found outside its window is deferred to its opening and the next one tried, up to
+-- c_max_deferrals; past that it answers outside_window with retry_after_ms 0 (more may be due: call again).
+create or replace function public.claim_next_due() returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  c_max_deferrals constant int := 100;
+  v_call public.pending_calls%rowtype;
+  v_answer jsonb;
+begin
+  perform outcall_private.lock_dispatch_limits();
+  v_answer := outcall_private.limits_answer();
+  if v_answer is not null then
+    return v_answer;
+  end if;
+
+  for i in 1 .. c_max_deferrals loop
+    select * into v_call
+      from public.pending_calls as p
+     where p.call_status in ('pending', 'retry_pending')
+       and p.next_attempt_at <= now()
+       and p.attempts < p.max_attempts
+       and not outcall_private.phone_is_dialing(p.phone)
+     order by p.next_attempt_at, p.created_at
+     limit 1
+       for update skip locked;
+    if not found then
+      return jsonb_build_object('claimed', false, 'reason', 'idle');
+    end if;
+
+    v_answer := outcall_private.dispatch_gate(v_call);
+    if v_answer is null then
+      return outcall_private.start_attempt(v_call);
+    elsif v_answer ->> 'reason' <> 'outside_window' then
+      return v_answer;  -- (not expected: the limits and the phone were checked under the same lock)
+    end if;
+  end loop;
+  return v_answer || jsonb_build_object('retry_after_ms', 0);
+end
+$$;
+
+comment on function public.claim_next_due() is
+  'Claims the most overdue claimable row, like claim_pending_call; rows outside their calling window are deferred to the opening (up to 100 per call, then {claimed: false, reason: outside_window, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: at_capacity | rate_limited | idle | outside_window | phone_dialing}.';
+
+-- reserve_dial_slot -------------------------------------------------------------------------------------
+-- The Worker sends Twilio's create request again after a retryable provider error: that request needs a send
+-- slot of its own, granted now or not at all. Returns {"outcome": "reserved"} (send now), {"outcome": "wait",
+-- "retry_after_ms": n} (ask again then), {"outcome": "settled"} when the session no longer waits for its dial
+-- result, null for an unknown session. Touches the session's updated_at: the sweep leaves a session being
+-- worked on alone.
+create or replace function public.reserve_dial_slot(p_session_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_pending_call_id uuid;
+  v_session public.call_sessions%rowtype;
+  v_wait interval;
+begin
+  select pending_call_id into v_pending_call_id from public.call_sessions where id = p_session_id;
+  if not found then
+    return null;
+  end if;
+  perform 1 from public.pending_calls where id = v_pending_call_id for update;
+  select * into v_session from public.call_sessions where id = p_session_id for update;
+  if v_session.status <> 'dialing' or v_session.call_sid is not null then
+    return jsonb_build_object('outcome', 'settled');
+  end if;
+
+  update public.call_sessions set updated_at = now() where id = v_session.id;
+  perform outcall_private.lock_dispatch_limits();
+  -- Its own earlier try was answered (the Worker released it before backing off).
+  v_wait := outcall_private.send_slot_wait();
+  if v_wait > interval '0' then
+    return jsonb_build_object('outcome', 'wait', 'retry_after_ms', outcall_private.interval_ms(v_wait));
+  end if;
+  perform outcall_private.take_dial_slot(v_session.id);
+  return jsonb_build_object('outcome', 'reserved');
+end
+$$;
+
+comment on function public.reserve_dial_slot(uuid) is
+  'Grants a send slot now to the re-sent dial request of a session still dialing: {outcome: reserved}, {outcome: wait, retry_after_ms} (ask again then), {outcome: settled} (no longer dialing), or null (unknown session).';
+
+-- release_dial_slot -------------------------------------------------------------------------------------
+-- The Worker got an answer to a try that will be sent again (429, 503, 504) or none (timeout, dropped
+-- connection): the try no longer holds a send slot while the Worker backs off. Returns {released: bool}
+-- (false: nothing was in flight for it), null for an unknown session.
+create or replace function public.release_dial_slot(p_session_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  if not exists (select 1 from public.call_sessions where id = p_session_id) then
+    return null;
+  end if;
+  return jsonb_build_object('released', outcall_private.release_dial_slot(p_session_id));
+end
+$$;
+
+comment on function public.release_dial_slot(uuid) is
+  'Records that the session''s create request was answered (or timed out): its calls-per-second send slot counts from now. {released: bool} or null (unknown session).';
+
+-- The dial result -------------------------------------------------------------------------------------------
+
+-- A dial that did not happen: session dial_failed, row retried per the policy (or failed when p_retryable
+-- is false or no attempt is left). The session must be locked and still dialing. Returns the row after.
+create or replace function outcall_private.fail_dial(
+  p_call public.pending_calls,
+  p_session public.call_sessions,
+  p_error text,
+  p_error_code text,
+  p_retryable boolean
+) returns public.pending_calls
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  update public.call_sessions
+     set status = 'dial_failed', error = p_error, error_code = p_error_code, ended_at = pg_catalog.now()
+   where id = p_session.id;
+  return outcall_private.advance_pending_call(
+    p_call, p_session.attempt, case when p_retryable then 'retry_pending' else 'failed' end, p_error);
+end
+$$;
+
+-- record_dial_result ------------------------------------------------------------------------------------
+-- The Worker's Twilio create request answered: a CallSid, or an error. A provider error the Worker knows is
+-- permanent (p_retryable false: Twilio 400 21211, an invalid number) fails the row at once: it would fail
+-- again. Any other error is retried per the policy.
+create or replace function public.record_dial_result(
+  p_session_id uuid,
+  p_call_sid text default null,
+  p_error text default null,
+  p_error_code text default null,
+  p_retryable boolean default true
+) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_sid text := nullif(btrim(p_call_sid), '');
+  v_error text := nullif(btrim(p_error), '');
+  v_pending_call_id uuid;
+  v_call public.pending_calls%rowtype;
+  v_session public.call_sessions%rowtype;
+  v_changed boolean := false;
+begin
+  if (v_sid is null) = (v_error is null) then
+    raise exception 'record_dial_result: exactly one of p_call_sid and p_error must be given'
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  select pending_call_id into v_pending_call_id from public.call_sessions where id = p_session_id;
+  if not found then
+    return null;
+  end if;
+  select * into v_call from public.pending_calls where id = v_pending_call_id for update;
+  select * into v_session from public.call_sessions where id = p_session_id for update;
+
+  if v_sid is not null then
+    -- Twilio may call back before its 201 reaches us, so a status callback can have stored the sid
+    -- (and moved the session on) already; dialed_at marks that the dial result itself was recorded.
+    if v_session.dialed_at is null and v_session.status <> 'dial_failed'
+       and (v_session.call_sid is null or v_session.call_sid = v_sid) then
+      update public.call_sessions
+         set call_sid = v_sid, dialed_at = now(),
+             status = case when status = 'dialing' then 'queued' else status end
+       where id = v_session.id
+      returning * into v_session;
+      v_call := outcall_private.advance_pending_call(v_call, v_session.attempt, 'calling');
+      v_changed := true;
+    end if;
+  elsif v_session.status = 'dialing' then
+    -- Only a session still waiting for its dial result takes a failure; a later one is a duplicate.
+    v_call := outcall_private.fail_dial(v_call, v_session, v_error, nullif(btrim(p_error_code), ''),
+                                        coalesce(p_retryable, true));
+    v_changed := true;
+  end if;
+
+  return jsonb_build_object(
+    'session_id', v_session.id,
+    'pending_call_id', v_call.id,
+    'call_status', v_call.call_status,
+    'changed', v_changed);
+end
+$$;
+
+comment on function public.record_dial_result(uuid, text, text, text, boolean) is
+  'Records the outcome of the Twilio Calls.json request: a CallSid (session queued, row calling) or an error (session dial_failed; row retry_pending per the policy, or failed when p_retryable is false or no attempt is left). Returns {session_id, pending_call_id, call_status, changed} or null.';

@@ -1,0 +1,124 @@
+-- 90: privileges and row-level security, all of them.
+--   anon:          nothing at all (no table privilege, no policy, no function).
+--   authenticated: read-only (dashboards), every row: SELECT privilege + a `using (true)` policy.
+--   service_role:  everything (bypasses RLS); the only role that may execute the state-machine functions.
+-- Supabase grants everything in `public` to anon/authenticated by default, so each grant here is explicit.
+-- Functions are executable by PUBLIC by default and that cannot be revoked per schema ahead of time: a function
+-- added to the schema is revoked (and granted to service_role when the RPCs need it) here.
+-- sql/tests/08_security.sql checks what each role may do.
+
+-- Tables -------------------------------------------------------------------------------------------
+alter table public.pending_calls enable row level security;
+alter table public.call_sessions enable row level security;
+alter table public.call_classifications enable row level security;
+alter table public.batches enable row level security;
+
+revoke all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
+  from public, anon, authenticated;
+grant select on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
+  to authenticated;
+grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
+  to service_role;
+
+create policy "authenticated can read" on public.pending_calls
+  for select to authenticated using (true);
+create policy "authenticated can read" on public.call_sessions
+  for select to authenticated using (true);
+create policy "authenticated can read" on public.call_classifications
+  for select to authenticated using (true);
+create policy "authenticated can read" on public.batches
+  for select to authenticated using (true);
+
+-- The view over batches (security_invoker: the caller's rights and RLS on public.batches apply).
+revoke all on table public.batch_progress from public, anon, authenticated, service_role;
+grant select on table public.batch_progress to authenticated, service_role;
+
+-- The state-machine functions (RPC) ---------------------------------------------------------------
+revoke all on function
+  public.claim_pending_call(uuid),
+  public.claim_next_due(),
+  public.reserve_dial_slot(uuid),
+  public.release_dial_slot(uuid),
+  public.record_dial_result(uuid, text, text, text, boolean),
+  public.apply_twilio_status(text, text, int, text, int, uuid),
+  public.call_context(uuid),
+  public.apply_vapi_status(uuid, text, text),
+  public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric),
+  public.sweep_stale_sessions(int),
+  public.reconcile_dialing_session(uuid, jsonb, boolean),
+  public.create_batch(jsonb),
+  public.batch_status(uuid, int, int),
+  public.batch_progress_of(uuid),
+  public.list_batches(int, int),
+  public.batch_transcripts(uuid, int, int),
+  public.cancel_batch(uuid),
+  public.retry_failed_batch(uuid)
+  from public, anon, authenticated;
+grant execute on function
+  public.claim_pending_call(uuid),
+  public.claim_next_due(),
+  public.reserve_dial_slot(uuid),
+  public.release_dial_slot(uuid),
+  public.record_dial_result(uuid, text, text, text, boolean),
+  public.apply_twilio_status(text, text, int, text, int, uuid),
+  public.call_context(uuid),
+  public.apply_vapi_status(uuid, text, text),
+  public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric),
+  public.sweep_stale_sessions(int),
+  public.reconcile_dialing_session(uuid, jsonb, boolean),
+  public.create_batch(jsonb),
+  public.batch_status(uuid, int, int),
+  public.batch_progress_of(uuid),
+  public.list_batches(int, int),
+  public.batch_transcripts(uuid, int, int),
+  public.cancel_batch(uuid),
+  public.retry_failed_batch(uuid)
+  to service_role;
+
+-- outcall_private: not exposed by the API, closed to the API roles ---------------------------------
+revoke all on schema outcall_private from public, anon, authenticated;
+revoke all on all functions in schema outcall_private from public, anon, authenticated;
+revoke all on all tables in schema outcall_private from public, anon, authenticated;
+-- The state-machine functions run with the caller's rights and share private helpers.
+grant usage on schema outcall_private to service_role;
+
+-- The webhook's settings: postgres's only (the trigger functions that read them are SECURITY DEFINER).
+revoke all on table outcall_private.settings from public, anon, authenticated, service_role;
+-- The RPCs run with the caller's rights: service_role reads the policy and the live sessions, writes the rate
+-- state and the send slots. It does not change the policy (that is postgres's, like the webhook settings).
+grant select on table outcall_private.dispatch_policy, outcall_private.live_sessions to service_role;
+grant select, update on table outcall_private.rate_state to service_role;
+grant select, insert, update, delete on table outcall_private.dial_requests to service_role;
+
+-- Check constraints run their function with the inserting role's rights: the writer needs EXECUTE
+-- (not schema USAGE) on the validation helpers. Trigger functions need no grant. The RPCs share the rest.
+grant execute on function
+  outcall_private.is_e164(text),
+  outcall_private.is_valid_timezone(text),
+  outcall_private.ivr_actions_valid(jsonb),
+  outcall_private.policy(),
+  outcall_private.interval_ms(interval),
+  outcall_private.calling_window_opening(text, timestamptz, int[], time, time),
+  outcall_private.calling_window_opening(text, timestamptz),
+  outcall_private.row_window_opening(public.pending_calls, timestamptz),
+  outcall_private.retry_at(text, int),
+  outcall_private.retry_at(public.pending_calls),
+  outcall_private.advance_pending_call(public.pending_calls, int, text, text),
+  outcall_private.lock_dispatch_limits(),
+  outcall_private.dial_request_lease(),
+  outcall_private.dial_spacing(),
+  outcall_private.send_slot_wait(),
+  outcall_private.limits_answer(),
+  outcall_private.take_dial_slot(uuid),
+  outcall_private.release_dial_slot(uuid),
+  outcall_private.release_answered_dial(),
+  outcall_private.phone_is_dialing(text),
+  outcall_private.dispatch_gate(public.pending_calls),
+  outcall_private.start_attempt(public.pending_calls),
+  outcall_private.fail_dial(public.pending_calls, public.call_sessions, text, text, boolean),
+  outcall_private.lock_vapi_session(uuid, text),
+  outcall_private.batch_progress_json(public.batch_progress),
+  outcall_private.check_page(text, int, int),
+  outcall_private.lock_batch_changes(uuid),
+  outcall_private.idempotent_answer(public.batches, text)
+  to service_role;

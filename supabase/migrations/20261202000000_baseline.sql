@@ -1,0 +1,2522 @@
+-- GENERATED FILE, do not edit: `./dev schema` (sql/baseline.sh) writes it from sql/schema/*.sql.
+-- The baseline migration: the whole database, the declared schema's files concatenated in name order.
+-- To change the database, edit sql/schema/ and add a migration with the change (sql/README.md, "How to change
+-- a function"); `./dev test sql` checks that the migrations and sql/schema build the same database.
+
+-- ======== sql/schema/00_extensions_and_schemas.sql ========
+
+-- outcall's declared schema. sql/schema/*.sql, applied in name order to a new Supabase project, is the whole
+-- database: every table, function, trigger, policy and grant is defined here once, as it is now. The baseline
+-- migration (supabase/migrations/20261202000000_baseline.sql) is these files concatenated by `./dev schema`;
+-- later changes are made here and in a new migration, and `./dev test sql` checks that both build the same
+-- database (sql/README.md, "How to change a function").
+--
+-- 00: the schemas and extensions the rest needs.
+
+-- Private helpers live outside the API-exposed `public` schema (PostgREST would offer every public
+-- function as an RPC). Locked down in 90_security.sql.
+create schema if not exists outcall_private;
+
+-- pg_net (the webhook's HTTP client, 70_webhook.sql): a real extension on hosted Supabase (usually already
+-- enabled); locally a stand-in already provides schema `net` (sandbox/sql/01_pg_net_shim.sql), so nothing is
+-- created then.
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_namespace where nspname = 'net') then
+    if exists (select 1 from pg_catalog.pg_namespace where nspname = 'extensions') then
+      create extension if not exists pg_net with schema extensions;
+    else
+      create extension if not exists pg_net;
+    end if;
+  end if;
+end
+$$;
+
+-- ======== sql/schema/05_validation.sql ========
+
+-- 05: the validation helpers the tables' check constraints call (so they come before the tables).
+-- Check constraints run their function with the inserting role's rights: the writer needs EXECUTE on them
+-- (granted in 90_security.sql).
+
+-- E.164: '+', a non-zero country digit, 7..15 digits in all.
+create or replace function outcall_private.is_e164(p_phone text) returns boolean
+language sql immutable strict
+set search_path = ''
+as $$
+  select p_phone ~ '^\+[1-9][0-9]{6,14}$'
+$$;
+
+-- A valid IANA time-zone name, spelled exactly as in the tz database ('America/New_York', 'UTC',
+-- 'Etc/GMT+5'). Postgres is asked to load the zone (a lookup of pg_timezone_names costs ~30 ms per call,
+-- too slow for batch inserts); rejected besides what Postgres refuses: abbreviations ('PST': not a zone),
+-- other spellings ('america/new_york'), and POSIX rule strings ('XYZ+5'), which Postgres accepts but are not
+-- zone names. STABLE, not IMMUTABLE: the answer depends on the installed tz database.
+create or replace function outcall_private.is_valid_timezone(p_tz text) returns boolean
+language plpgsql stable strict
+set search_path = ''
+set "TimeZone" = 'UTC'
+as $$
+begin
+  if p_tz !~ '^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$' then
+    return false;
+  end if;
+  -- Outside Etc/, the only zone names with digits are these legacy ones; anything else is a POSIX rule.
+  if p_tz !~ '/' and p_tz ~ '[0-9]' and p_tz !~ '^(EST5EDT|CST6CDT|MST7MDT|PST8PDT|GMT[+-]?0)$' then
+    return false;
+  end if;
+  -- Local to this call: the function's SET clause restores TimeZone on exit.
+  perform pg_catalog.set_config('TimeZone', p_tz, true);
+  return pg_catalog.current_setting('TimeZone') = p_tz;
+exception
+  when others then
+    return false;
+end
+$$;
+
+-- ivr_actions: a JSON array of {"action": "dtmf"|"speech"|"wait", "value": text, "timing_ms": int >= 0}.
+--   dtmf:   value non-empty, only [0-9*#w] (w = Twilio's half-second pause)
+--   speech: value non-empty text
+--   wait:   value optional (string or null)
+--   timing_ms: required integer >= 0 (pause before the action)
+-- No other keys. The consistency with classification_type (human: none; ivr_*: at least one) is a
+-- separate table check.
+create or replace function outcall_private.ivr_actions_valid(p_actions jsonb) returns boolean
+language plpgsql immutable
+set search_path = ''
+as $$
+declare
+  a jsonb;
+  v_action text;
+begin
+  if p_actions is null or pg_catalog.jsonb_typeof(p_actions) <> 'array' then
+    return false;
+  end if;
+  for a in select e from pg_catalog.jsonb_array_elements(p_actions) as e loop
+    if pg_catalog.jsonb_typeof(a) <> 'object' then
+      return false;
+    end if;
+    if exists (select 1 from pg_catalog.jsonb_object_keys(a) as k
+                where k not in ('action', 'value', 'timing_ms')) then
+      return false;
+    end if;
+    if pg_catalog.jsonb_typeof(a -> 'action') is distinct from 'string' then
+      return false;
+    end if;
+    v_action := a ->> 'action';
+    if v_action not in ('dtmf', 'speech', 'wait') then
+      return false;
+    end if;
+    -- timing_ms: a whole, non-negative number that fits an int
+    if pg_catalog.jsonb_typeof(a -> 'timing_ms') is distinct from 'number'
+       or (a ->> 'timing_ms')::numeric < 0
+       or (a ->> 'timing_ms')::numeric > 2147483647
+       or (a ->> 'timing_ms')::numeric <> pg_catalog.trunc((a ->> 'timing_ms')::numeric) then
+      return false;
+    end if;
+    if v_action = 'wait' then
+      if coalesce(pg_catalog.jsonb_typeof(a -> 'value'), 'null') not in ('string', 'null') then
+        return false;
+      end if;
+    else
+      if pg_catalog.jsonb_typeof(a -> 'value') is distinct from 'string' or (a ->> 'value') = '' then
+        return false;
+      end if;
+      if v_action = 'dtmf' and (a ->> 'value') !~ '^[0-9*#w]+$' then
+        return false;
+      end if;
+    end if;
+  end loop;
+  return true;
+end
+$$;
+
+-- ======== sql/schema/10_tables.sql ========
+
+-- 10: the tables, their columns, constraints, indexes and comments, the rows the functions need (the dispatch
+-- policy, the rate state), and the views. Functions and triggers come in the files after this one; privileges,
+-- RLS and policies in 90_security.sql; the Realtime publication in 80_realtime.sql.
+
+-- public.call_classifications ----------------------------------------------------------------------------------
+
+create table public.call_classifications (
+  id uuid primary key default gen_random_uuid(),
+  phone_number text not null
+    constraint call_classifications_phone_e164 check (outcall_private.is_e164(phone_number)),
+  classification_type text not null
+    constraint call_classifications_type_valid check (classification_type in ('human', 'ivr_only', 'ivr_then_human')),
+  ivr_actions jsonb not null default '[]'::jsonb
+    constraint call_classifications_ivr_actions_valid check (outcall_private.ivr_actions_valid(ivr_actions)),
+  confidence real
+    constraint call_classifications_confidence_range check (confidence >= 0 and confidence <= 1),
+  classification_expires_at timestamptz not null default (now() + interval '30 days'),
+  is_active boolean not null default true,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  -- A human answers: nothing to replay. An IVR: something to replay, else it is not worth the row.
+  constraint call_classifications_actions_match_type check (
+    case
+      when jsonb_typeof(ivr_actions) <> 'array' then true  -- reported by call_classifications_ivr_actions_valid
+      when classification_type = 'human' then jsonb_array_length(ivr_actions) = 0
+      else jsonb_array_length(ivr_actions) > 0
+    end)
+);
+
+comment on table public.call_classifications is
+  'What we know of a phone system: human, ivr_only or ivr_then_human, and the IVR actions to replay. At most one active row per phone.';
+
+-- public.batches ---------------------------------------------------------------------------------------------
+-- (Before pending_calls, whose batch_id refers to it.) Its counters and state are kept by triggers on
+-- pending_calls (60_batches.sql).
+create table public.batches (
+  id uuid primary key default gen_random_uuid(),
+  name text not null
+    constraint batches_name_length check (char_length(name) between 1 and 200),
+  metadata jsonb not null default '{}'::jsonb
+    constraint batches_metadata_object check (jsonb_typeof(metadata) = 'object'),
+  status text not null default 'queued'
+    constraint batches_status_valid check (status in ('queued', 'in_progress', 'completed', 'cancelled')),
+  idempotency_key text
+    constraint batches_idempotency_key_key unique,
+  request_hash text,
+  -- Rows of the batch, in all and per status (pending_calls.call_status: pending -> queued,
+  -- dispatching -> dialling, calling -> in_progress, retry_pending -> retrying, completed, failed, cancelled).
+  total int not null default 0 constraint batches_total_nonnegative check (total >= 0),
+  queued int not null default 0 constraint batches_queued_nonnegative check (queued >= 0),
+  dialling int not null default 0 constraint batches_dialling_nonnegative check (dialling >= 0),
+  in_progress int not null default 0 constraint batches_in_progress_nonnegative check (in_progress >= 0),
+  completed int not null default 0 constraint batches_completed_nonnegative check (completed >= 0),
+  retrying int not null default 0 constraint batches_retrying_nonnegative check (retrying >= 0),
+  failed int not null default 0 constraint batches_failed_nonnegative check (failed >= 0),
+  cancelled int not null default 0 constraint batches_cancelled_nonnegative check (cancelled >= 0),
+  -- Sums over the rows' results (rows with a value only).
+  duration_seconds_total numeric not null default 0,
+  calls_with_duration int not null default 0
+    constraint batches_calls_with_duration_nonnegative check (calls_with_duration >= 0),
+  cost_total numeric not null default 0,
+  -- The schedule (null: none): no row is dialled before not_before, nor outside window_* (ISO days,
+  -- [start, end) on each row's clinic clock) besides the policy's window.
+  not_before timestamptz,
+  window_days int[],
+  window_start time,
+  window_end time,
+  -- What create_batch reported as rejected, answered again to a replay of the request.
+  rejected jsonb not null default '[]'::jsonb
+    constraint batches_rejected_array check (jsonb_typeof(rejected) = 'array'),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  started_at timestamptz,
+  completed_at timestamptz,
+  cancelled_at timestamptz,
+  constraint batches_window_valid check (
+    case when window_days is null and window_start is null and window_end is null then true
+         when window_days is null or window_start is null or window_end is null then false
+         else cardinality(window_days) >= 1 and window_days <@ '{1,2,3,4,5,6,7}'::int[] and window_start < window_end
+    end)
+);
+
+comment on table public.batches is
+  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, duration_seconds_total, calls_with_duration, cost_total) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cancelled_at by cancel_batch. status: queued -> in_progress -> completed, or cancelled.';
+
+-- list_batches: newest first.
+create index batches_created_at_idx on public.batches (created_at, id);
+
+-- public.pending_calls ---------------------------------------------------------------------------------------
+
+create table public.pending_calls (
+  id uuid primary key default gen_random_uuid(),
+  exam_id text,
+  employee_name text not null,
+  employee_dob date,
+  client_name text,
+  clinic_name text,
+  phone text not null
+    constraint pending_calls_phone_e164 check (outcall_private.is_e164(phone)),
+  clinic_timezone text not null default 'America/New_York'
+    constraint pending_calls_clinic_timezone_valid check (outcall_private.is_valid_timezone(clinic_timezone)),
+  appointment_time timestamptz,
+  procedures text[] not null default '{}',
+  instructions jsonb not null default '{}'::jsonb
+    constraint pending_calls_instructions_object check (jsonb_typeof(instructions) = 'object'),
+  variables jsonb not null default '{}'::jsonb
+    constraint pending_calls_variables_object check (jsonb_typeof(variables) = 'object'),
+  call_status text not null default 'pending'
+    constraint pending_calls_call_status_valid check (call_status in
+      ('pending', 'dispatching', 'calling', 'completed', 'retry_pending', 'failed', 'cancelled')),
+  attempts int not null default 0
+    constraint pending_calls_attempts_nonnegative check (attempts >= 0),
+  -- (bounded by pending_calls_max_attempts_range below)
+  max_attempts int not null default 3,
+  next_attempt_at timestamptz not null default now(),
+  classification_id uuid references public.call_classifications (id) on delete set null,
+  last_error text,
+  -- results (from VAPI's end-of-call report)
+  ended_reason text,
+  summary text,
+  success_evaluation text,
+  structured_data jsonb,
+  transcript text,
+  duration_seconds numeric,
+  cost numeric,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  -- batches: the batch, the row's own script and calling window, redials and rounds
+  batch_id uuid references public.batches (id) on delete cascade,
+  prompt text,
+  first_message text,
+  -- The row's own calling window (from its batch's schedule), on top of the policy's; null: the policy's only.
+  window_days int[],
+  window_start time,
+  window_end time,
+  -- The row this one is a copy of (create_batch's pending_call_ids).
+  redial_of uuid references public.pending_calls (id) on delete set null,
+  -- Attempts used by earlier rounds (retry_failed_batch): this round's attempt n is attempts - attempt_offset.
+  attempt_offset int not null default 0,
+  -- max_attempts counts from the first attempt of all; what bounds it is the budget of the round.
+  constraint pending_calls_max_attempts_range
+    check (attempt_offset >= 0 and (max_attempts - attempt_offset) between 1 and 20),
+  constraint pending_calls_window_valid check (
+    case when window_days is null and window_start is null and window_end is null then true
+         when window_days is null or window_start is null or window_end is null then false
+         else cardinality(window_days) >= 1 and window_days <@ '{1,2,3,4,5,6,7}'::int[] and window_start < window_end
+    end)
+);
+
+comment on table public.pending_calls is
+  'One row per person/appointment to call. call_status: pending -> dispatching -> calling -> completed | retry_pending | failed | cancelled; terminal states (completed, failed, cancelled) are never left.';
+comment on column public.pending_calls.batch_id is 'The batch this row belongs to (null: created on its own).';
+comment on column public.pending_calls.attempt_offset is
+  'Attempts used by earlier rounds (retry_failed_batch); max_attempts - attempt_offset is the budget of this round (1..20).';
+
+-- public.call_sessions ---------------------------------------------------------------------------------------
+
+create table public.call_sessions (
+  id uuid primary key default gen_random_uuid(),
+  pending_call_id uuid not null references public.pending_calls (id) on delete cascade,
+  attempt int not null
+    constraint call_sessions_attempt_positive check (attempt >= 1),
+  call_sid text unique,
+  status text not null default 'dialing'
+    constraint call_sessions_status_valid check (status in
+      ('dialing', 'queued', 'initiated', 'ringing', 'in-progress',
+       'completed', 'busy', 'no-answer', 'failed', 'canceled', 'dial_failed')),
+  twilio_sequence_number int,
+  answered_by text,
+  classification_id uuid references public.call_classifications (id) on delete set null,
+  classification_type text,
+  vapi_call_id text,
+  vapi_status text,
+  error text,
+  error_code text,
+  created_at timestamptz not null default now(),
+  dialed_at timestamptz,
+  answered_at timestamptz,
+  ended_at timestamptz,
+  report_received_at timestamptz,
+  duration_seconds int,
+  cost numeric,
+  ended_reason text,
+  updated_at timestamptz not null default now(),
+  -- When the sweep last handed the session to the Worker for reconciliation with Twilio.
+  reconciled_at timestamptz,
+  constraint call_sessions_pending_call_attempt_key unique (pending_call_id, attempt)
+);
+
+comment on table public.call_sessions is
+  'One row per dial attempt of a pending call: Twilio''s view (status, call_sid) and VAPI''s (vapi_status, report).';
+
+-- Indexes of the public tables ---------------------------------------------------------------------------------
+-- call_sessions (pending_call_id, attempt) and (call_sid) are covered by their unique constraints.
+
+-- The classification lookup by phone, and the rule: at most one active classification per phone.
+create unique index call_classifications_one_active_per_phone
+  on public.call_classifications (phone_number) where is_active;
+
+-- The sweep: what is due, by status.
+create index pending_calls_status_next_attempt_idx
+  on public.pending_calls (call_status, next_attempt_at);
+-- claim_next_due: the due rows in the order they are served.
+create index pending_calls_due_idx on public.pending_calls (next_attempt_at, created_at)
+  where call_status in ('pending', 'retry_pending');
+
+-- Foreign keys (deleting a classification must not scan the big tables).
+create index pending_calls_classification_id_idx
+  on public.pending_calls (classification_id) where classification_id is not null;
+create index call_sessions_classification_id_idx
+  on public.call_sessions (classification_id) where classification_id is not null;
+
+-- A batch's rows in the order its results are listed (and the foreign key's index).
+create index pending_calls_batch_idx on public.pending_calls (batch_id, created_at, id);
+create index pending_calls_redial_of_idx on public.pending_calls (redial_of) where redial_of is not null;
+
+-- Capacity count, "is this phone dialing", stale live sessions (predicate = outcall_private.live_sessions's, so
+-- it is used).
+create index call_sessions_live_idx on public.call_sessions (status, updated_at)
+  where status in ('dialing', 'queued', 'initiated', 'ringing', 'in-progress');
+-- The sweep's Twilio-completed sessions still waiting for VAPI's report.
+create index call_sessions_report_missing_idx on public.call_sessions (ended_at)
+  where status = 'completed' and report_received_at is null;
+
+-- outcall_private.settings -------------------------------------------------------------------------------------
+-- The webhook's configuration (70_webhook.sql), set once per environment by postgres; no URL or secret here.
+create table outcall_private.settings (
+  name text primary key,
+  value text not null
+);
+comment on table outcall_private.settings is
+  'Per-environment configuration read by triggers: webhook_url, webhook_secret. Not exposed by the API.';
+
+-- The dispatch policy ----------------------------------------------------------------------------------------
+-- One row; the defaults are what a deployment gets. Changed by hand, as postgres, like the webhook settings:
+--   update outcall_private.dispatch_policy set max_concurrent_calls = 20, calls_per_second = 5;
+create table outcall_private.dispatch_policy (
+  id boolean primary key default true
+    constraint dispatch_policy_singleton check (id),
+  -- Live sessions (a Twilio call up or being set up) at most; a claim beyond it answers at_capacity.
+  max_concurrent_calls int not null default 10
+    constraint dispatch_policy_max_concurrent_calls_positive check (max_concurrent_calls >= 1),
+  -- Twilio's calls-per-second limit of the account; fractions allowed (0.5: one call every 2 s).
+  calls_per_second numeric not null default 1
+    constraint dispatch_policy_calls_per_second_positive check (calls_per_second > 0),
+  -- Delay before attempt n+1 after attempt n failed: retry_delays[least(n, cardinality)].
+  retry_delays interval[] not null default '{5 minutes,15 minutes,30 minutes}'
+    constraint dispatch_policy_retry_delays_valid check (
+      cardinality(retry_delays) >= 1 and array_ndims(retry_delays) = 1 and array_lower(retry_delays, 1) = 1
+      and array_position(retry_delays, null) is null and interval '0' < all (retry_delays)),
+  -- The calling window, on the clinic's wall clock: ISO days of week (1 = Monday .. 7 = Sunday) and
+  -- [window_start, window_end); window_end '24:00' is the end of the day.
+  window_days int[] not null default '{1,2,3,4,5}'
+    constraint dispatch_policy_window_days_valid check (
+      cardinality(window_days) >= 1 and window_days <@ '{1,2,3,4,5,6,7}'::int[]),
+  window_start time not null default '09:00',
+  window_end time not null default '17:00',
+  -- A live session with no news this long is reconciled with Twilio; a Twilio-completed session waits this
+  -- long for VAPI's end-of-call report.
+  reconcile_after interval not null default '5 minutes'
+    constraint dispatch_policy_reconcile_after_positive check (reconcile_after > interval '0'),
+  constraint dispatch_policy_window_valid check (window_start < window_end)
+);
+comment on table outcall_private.dispatch_policy is
+  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after.';
+insert into outcall_private.dispatch_policy default values;
+
+-- The calls-per-second pace: the earliest instant the next send slot may be granted (30_dispatch.sql).
+create table outcall_private.rate_state (
+  id boolean primary key default true
+    constraint rate_state_singleton check (id),
+  next_slot_at timestamptz not null default '-infinity'
+);
+comment on table outcall_private.rate_state is
+  'The calls-per-second reservation (one row): next_slot_at. Its row lock serializes claims and dial-slot reservations.';
+insert into outcall_private.rate_state default values;
+
+-- The create requests in flight and those answered within the window: one row per session (its latest try).
+-- The calls-per-second send slots (30_dispatch.sql).
+create table outcall_private.dial_requests (
+  session_id uuid primary key references public.call_sessions (id) on delete cascade,
+  sent_at timestamptz not null,
+  answered_at timestamptz
+);
+comment on table outcall_private.dial_requests is
+  'Twilio create requests in flight (answered_at null) and recently answered: the calls-per-second send slots. Pruned at each grant.';
+
+-- Views ------------------------------------------------------------------------------------------------------
+
+-- Live sessions: a Twilio call is up, or about to be (dialing: the create request is out, no CallSid yet).
+-- They count against max_concurrent_calls and are what the sweep reconciles. Few rows at any time.
+create view outcall_private.live_sessions with (security_invoker = true) as
+  select * from public.call_sessions
+   where status in ('dialing', 'queued', 'initiated', 'ringing', 'in-progress');
+comment on view outcall_private.live_sessions is
+  'call_sessions in a live status (dialing, queued, initiated, ringing, in-progress). Served by call_sessions_live_idx.';
+
+-- Batch progress: one row per batch, with the rates worked out. A view cannot be in a publication: Realtime
+-- streams public.batches (the counters live there); this view is for dashboards' queries and the functions of
+-- 60_batches.sql.
+create view public.batch_progress with (security_invoker = true) as
+  select b.id as batch_id,
+         b.name,
+         b.status,
+         b.total,
+         b.queued,
+         b.dialling,
+         b.in_progress,
+         b.completed,
+         b.retrying,
+         b.failed,
+         b.cancelled,
+         round(b.completed::numeric / nullif(b.completed + b.failed, 0), 4) as success_rate,
+         round(b.duration_seconds_total / nullif(b.calls_with_duration, 0), 1) as average_duration_seconds,
+         b.cost_total as total_cost,
+         b.created_at,
+         b.started_at,
+         b.completed_at,
+         b.cancelled_at,
+         b.updated_at
+    from public.batches as b;
+
+comment on view public.batch_progress is
+  'Per batch: its counters, success_rate (completed / (completed + failed)), average_duration_seconds, total_cost. Not in the Realtime publication (views cannot be): subscribe to public.batches, which carries the counters.';
+
+-- ======== sql/schema/20_helpers.sql ========
+
+-- 20: what every part of the state machine shares: housekeeping triggers, the terminal-state guard, the
+-- dispatch policy and calling windows, and advance_pending_call, the one place a row's status moves on news.
+--
+-- The state machine: every transition is one call of one RPC function (30_dispatch.sql to 60_batches.sql), in
+-- one transaction. Contract: docs/architecture.md ("SQL functions"). All return jsonb; null = unknown id (the
+-- claims answer {"claimed": false, ...} instead).
+--
+-- Rules kept by every function:
+--   * idempotent and monotonic: a duplicate or stale event changes nothing and says changed=false;
+--   * a terminal pending_calls status (completed, failed, cancelled) is never left (also enforced by the
+--     pending_calls_terminal_guard trigger; retry_failed_batch is the one deliberate exception);
+--   * locks are taken in one order, pending_calls row first, then its call_sessions row, so concurrent
+--     events of one call serialize instead of deadlocking. One more lock: the dispatch limits (the
+--     outcall_private.rate_state row), always taken last and only by claims and send-slot grants, so they
+--     serialize there and nowhere else; and the batches rows (60_batches.sql), after the pending_calls rows.
+--
+-- SECURITY INVOKER: they run with the caller's rights (service_role; execute is granted in 90_security.sql).
+-- search_path is empty, every name is qualified.
+-- Optional trailing parameters default to null, so a PostgREST call may omit them (it matches by name).
+-- Arguments that make no sense (unknown Twilio status, both/neither CallSid and error, unknown report
+-- outcome) raise invalid_parameter_value (22023; PostgREST answers 400).
+
+-- Housekeeping triggers ----------------------------------------------------------------------------
+
+create or replace function outcall_private.set_updated_at() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  NEW.updated_at := pg_catalog.now();
+  return NEW;
+end
+$$;
+
+create trigger call_classifications_set_updated_at
+  before update on public.call_classifications
+  for each row execute function outcall_private.set_updated_at();
+create trigger pending_calls_set_updated_at
+  before update on public.pending_calls
+  for each row execute function outcall_private.set_updated_at();
+create trigger call_sessions_set_updated_at
+  before update on public.call_sessions
+  for each row execute function outcall_private.set_updated_at();
+create trigger batches_set_updated_at
+  before update on public.batches
+  for each row execute function outcall_private.set_updated_at();
+
+-- The terminal guard ---------------------------------------------------------------------------------------
+-- A terminal state is never left, whoever writes (functions, dashboards, hand-written SQL), with one
+-- deliberate exception: retry_failed_batch requeues the failed rows of batch X (failed -> pending), with the
+-- transaction-local setting outcall.reopening = X for that one statement.
+create or replace function outcall_private.guard_terminal_status() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_new_row jsonb := pg_catalog.to_jsonb(NEW);
+  v_old text := pg_catalog.to_jsonb(OLD) ->> TG_ARGV[0];
+  v_new text := v_new_row ->> TG_ARGV[0];
+begin
+  if v_old = any (TG_ARGV[1]::text[]) and v_new is distinct from v_old then
+    if TG_TABLE_SCHEMA = 'public' and TG_TABLE_NAME = 'pending_calls' and v_old = 'failed' and v_new = 'pending'
+       and v_new_row ->> 'batch_id' = pg_catalog.current_setting('outcall.reopening', true) then
+      return NEW;
+    end if;
+    raise exception '%.% is terminal (%), cannot become %', TG_TABLE_NAME, TG_ARGV[0], v_old, v_new
+      using errcode = 'check_violation';
+  end if;
+  return NEW;
+end
+$$;
+
+create trigger pending_calls_terminal_guard
+  before update of call_status on public.pending_calls
+  for each row execute function outcall_private.guard_terminal_status(
+    'call_status', '{completed,failed,cancelled}');
+create trigger call_sessions_terminal_guard
+  before update of status on public.call_sessions
+  for each row execute function outcall_private.guard_terminal_status(
+    'status', '{completed,busy,no-answer,failed,canceled,dial_failed}');
+
+-- Small helpers ------------------------------------------------------------------------------------------
+
+-- The policy row. Raises if someone deleted it: no row must not mean "no limits".
+create or replace function outcall_private.policy() returns outcall_private.dispatch_policy
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_policy outcall_private.dispatch_policy;
+begin
+  select * into v_policy from outcall_private.dispatch_policy;
+  if not found then
+    raise exception 'outcall_private.dispatch_policy has no row' using errcode = 'no_data_found';
+  end if;
+  return v_policy;
+end
+$$;
+
+-- An interval in whole milliseconds, rounded up, never negative (what the Worker sleeps).
+create or replace function outcall_private.interval_ms(p_interval interval) returns int
+language sql immutable strict
+set search_path = ''
+as $$
+  select greatest(0, pg_catalog.ceil(extract(epoch from p_interval) * 1000))::int
+$$;
+
+-- The calling window ------------------------------------------------------------------------------------
+-- p_at itself when it is inside the window on p_tz's wall clock (ISO day of week in p_days and
+-- p_start <= local time < p_end), else the earliest later instant that opens it: p_start on the next allowed
+-- local date. Computed on the wall clock and converted back with AT TIME ZONE, so DST changes are handled.
+-- Where a transition makes the wall time ambiguous or missing, Postgres decides (relevant only for a window
+-- starting between 01:00 and 03:00 local time in a DST zone):
+--   * a p_start in a spring-forward gap (02:30 on the day New York skips 02:00-03:00) is read with the offset
+--     before the gap, i.e. 03:30 EDT: inside the window, but later than the first inside instant (03:00 EDT);
+--   * a p_start in a fall-back repeated hour (01:30 on the day New York repeats 01:00-02:00) is the later
+--     of the two, 01:30 EST.
+-- STABLE, not IMMUTABLE: the answer depends on the installed tz database. (PL/pgSQL: some 6 times faster
+-- here than the same in one SQL statement.)
+create or replace function outcall_private.calling_window_opening(
+  p_tz text, p_at timestamptz, p_days int[], p_start time, p_end time
+) returns timestamptz
+language plpgsql stable strict
+set search_path = ''
+as $$
+declare
+  v_local timestamp := p_at at time zone p_tz;
+  v_opening timestamptz;
+begin
+  if extract(isodow from v_local)::int = any (p_days) and v_local::time >= p_start and v_local::time < p_end then
+    return p_at;
+  end if;
+  -- An allowed day comes round within a week; today's own opening counts only if it is still ahead.
+  for n in 0 .. 7 loop
+    if extract(isodow from v_local::date + n)::int = any (p_days) then
+      v_opening := ((v_local::date + n) + p_start) at time zone p_tz;
+      if v_opening > p_at then
+        return v_opening;
+      end if;
+    end if;
+  end loop;
+  return null;  -- (no allowed day)
+end
+$$;
+
+-- The same with the policy's window.
+create or replace function outcall_private.calling_window_opening(p_tz text, p_at timestamptz)
+returns timestamptz
+language sql stable
+set search_path = ''
+as $$
+  select outcall_private.calling_window_opening(p_tz, p_at, p.window_days, p.window_start, p.window_end)
+    from outcall_private.policy() as p
+$$;
+
+-- A row's own calling window --------------------------------------------------------------------------------
+-- The earliest instant at or after p_at inside the policy's window and, when the row has one (its batch's
+-- schedule), inside the row's window too, on the clinic's wall clock; null when they never meet. Alternates
+-- the two openings until they agree: no instant before the current one is in both, so the first agreement is the
+-- answer. A round that does not agree has passed a whole day's window of the policy, and the days repeat
+-- weekly: windows that meet agree within 8 rounds; 16 without agreement means they never meet.
+create or replace function outcall_private.row_window_opening(p_call public.pending_calls, p_at timestamptz)
+returns timestamptz
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_policy outcall_private.dispatch_policy := outcall_private.policy();
+  v_at timestamptz := p_at;
+  v_row_opening timestamptz;
+begin
+  if p_call.window_days is null or p_call.window_start is null or p_call.window_end is null then
+    return outcall_private.calling_window_opening(p_call.clinic_timezone, p_at, v_policy.window_days,
+                                                  v_policy.window_start, v_policy.window_end);
+  end if;
+  for i in 1 .. 16 loop
+    v_at := outcall_private.calling_window_opening(p_call.clinic_timezone, v_at, v_policy.window_days,
+                                                   v_policy.window_start, v_policy.window_end);
+    v_row_opening := outcall_private.calling_window_opening(p_call.clinic_timezone, v_at, p_call.window_days,
+                                                            p_call.window_start, p_call.window_end);
+    if v_row_opening is null or v_row_opening = v_at then
+      return v_row_opening;  -- (null: one of the windows has no day, or the policy's gave null)
+    end if;
+    v_at := v_row_opening;
+  end loop;
+  return null;
+end
+$$;
+
+-- Retries --------------------------------------------------------------------------------------------------
+-- When the next attempt of a row may start after its attempt p_attempts failed: the policy's delay for that
+-- attempt from now, pushed into the clinic's calling window (the policy's; not the row's own window: the
+-- functions use retry_at(row) below).
+create or replace function outcall_private.retry_at(p_tz text, p_attempts int) returns timestamptz
+language sql stable
+set search_path = ''
+as $$
+  select outcall_private.calling_window_opening(
+           p_tz,
+           pg_catalog.now()
+             + p.retry_delays[least(greatest(p_attempts, 1), pg_catalog.cardinality(p.retry_delays))])
+    from outcall_private.policy() as p
+$$;
+
+-- When the next attempt of this row may start after its current attempt failed: the policy's delay for the
+-- round's attempt number (attempts - attempt_offset) from now, pushed into the row's calling window;
+-- 'infinity' when that window never opens (a null here must never mean "at once").
+create or replace function outcall_private.retry_at(p_call public.pending_calls) returns timestamptz
+language sql stable
+set search_path = ''
+as $$
+  select coalesce(
+           outcall_private.row_window_opening(
+             p_call,
+             pg_catalog.now()
+               + p.retry_delays[least(greatest(p_call.attempts - p_call.attempt_offset, 1),
+                                      pg_catalog.cardinality(p.retry_delays))]),
+           'infinity')
+    from outcall_private.policy() as p
+$$;
+
+-- How a pending call's status moves on an attempt's news --------------------------------------------------
+-- The one place it does: only the row's current attempt moves it, only forward, never out of a terminal state.
+-- Returns the row after.
+--   p_to 'calling':       dispatching -> calling
+--   p_to 'completed':     dispatching | calling -> completed
+--   p_to 'failed':        dispatching | calling -> failed (last_error p_error): not worth retrying
+--   p_to 'retry_pending': a retryable failure (last_error p_error): dispatching | calling -> retry_pending,
+--                         next_attempt_at = retry_at(row) (the round's attempt number, the row's own window),
+--                         while attempts < max_attempts; else -> failed
+-- A row already in retry_pending is not moved again: a second failure report of the same attempt (Twilio's
+-- busy and VAPI's not_reached) is a duplicate.
+create or replace function outcall_private.advance_pending_call(
+  p_call public.pending_calls,
+  p_attempt int,
+  p_to text,
+  p_error text default null
+) returns public.pending_calls
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_call public.pending_calls := p_call;
+  v_to text := p_to;
+  v_next_attempt_at timestamptz;
+  v_from text[] := case p_to
+                     when 'calling' then array['dispatching']
+                     when 'completed' then array['dispatching', 'calling']
+                     when 'failed' then array['dispatching', 'calling']
+                     when 'retry_pending' then array['dispatching', 'calling']
+                   end;
+begin
+  if v_from is null then
+    raise exception 'advance_pending_call: unknown target status %', coalesce(p_to, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_attempt = p_call.attempts and p_call.call_status = any (v_from) then
+    if p_to = 'retry_pending' then
+      if p_call.attempts < p_call.max_attempts then
+        v_next_attempt_at := outcall_private.retry_at(p_call);
+      else
+        v_to := 'failed';
+      end if;
+    end if;
+    update public.pending_calls
+       set call_status = v_to,
+           last_error = coalesce(p_error, last_error),
+           next_attempt_at = case when v_to = 'retry_pending' then v_next_attempt_at else next_attempt_at end
+     where id = p_call.id
+    returning * into v_call;
+  end if;
+  return v_call;
+end
+$$;
+
+-- ======== sql/schema/30_dispatch.sql ========
+
+-- 30: dispatch: the claims, the dispatch limits (capacity, one dial per phone, calls per second), the send
+-- slots, and the dial result. The dispatch lock (the outcall_private.rate_state row) is always taken last and
+-- only by claims and send-slot grants, so they serialize there and nowhere else.
+--
+-- Calls per second are held where Twilio counts them: when a create request arrives. A claim cannot just take
+-- a slot paced 1/cps after the previous one and send at once: that spacing holds only as long as every request
+-- reaches Twilio at the same delay after its claim, and under load the claim's answer (commit, PostgREST, the
+-- gateway, the Worker's event loop) and the request itself (the Worker's fetch queue, the network) each took
+-- up to ~130 ms longer for one request than the next: two creates arrived 419 ms apart at 2 calls/s, even with
+-- 10% headroom in the pace.
+--
+-- So a send slot is released only when Twilio has answered the request that held it (or it went unanswered):
+-- the answer is recorded after the request arrived, so a slot granted a window after that record leaves, and
+-- arrives, a window after the earlier request arrived, whatever the delays in between. The rule, with
+-- k = max(1, floor(calls_per_second)) and window = 1 s (1/calls_per_second below 1 call/s):
+--   a create may be sent only while fewer than k creates are in flight or were answered within the window,
+--   and no sooner than 1/calls_per_second after the previous grant (an even pace).
+-- So any k + 1 creates arrive at least a window apart (at most k in any second), with no headroom for jitter.
+-- The cost is the create's own answer time: at 1 call/s one call every 1 s + Twilio's answer time.
+
+-- Dispatch limits ----------------------------------------------------------------------------------------
+-- Locks the rate_state row until commit. Every claim and slot reservation takes it (after its pending_calls
+-- row), so the capacity count, the phone check and the calls-per-second slot are exact however many run at
+-- once: the next one waits, and its following statements see what the previous one committed (READ
+-- COMMITTED: one snapshot per statement). The section is short: one claim's work.
+create or replace function outcall_private.lock_dispatch_limits() returns outcall_private.rate_state
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_state outcall_private.rate_state;
+begin
+  select * into v_state from outcall_private.rate_state for update;
+  if not found then
+    raise exception 'outcall_private.rate_state has no row' using errcode = 'no_data_found';
+  end if;
+  return v_state;
+end
+$$;
+
+-- Send slots ---------------------------------------------------------------------------------------------
+
+-- A create request unanswered this long is no longer counted as in flight: the Worker waits at most
+-- TWILIO_TIMEOUT_MS (up to 60 s) for an answer and then releases it; only a Worker that died mid-dial leaves
+-- one behind.
+create or replace function outcall_private.dial_request_lease() returns interval
+language sql immutable
+set search_path = ''
+as $$
+  select interval '2 minutes'
+$$;
+
+-- The gap between two grants: exactly 1/calls_per_second (the in-flight rule, not headroom, keeps arrivals apart).
+create or replace function outcall_private.dial_spacing() returns interval
+language sql stable
+set search_path = ''
+as $$
+  select interval '1 second' * (1.0 / p.calls_per_second)::float8 from outcall_private.policy() as p
+$$;
+
+-- How long until a create request may be sent (zero: now). The dispatch lock must be held. On the database's
+-- wall clock, clock_timestamp(), which is also the clock of every grant and answer compared here.
+create or replace function outcall_private.send_slot_wait() returns interval
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_cps numeric := (outcall_private.policy()).calls_per_second;
+  v_slots int := greatest(1, pg_catalog.floor(v_cps))::int;
+  v_window interval := interval '1 second' * (case when v_cps >= 1 then 1 else 1.0 / v_cps end)::float8;
+  v_pace_wait interval := (select greatest(next_slot_at, v_now) from outcall_private.rate_state) - v_now;
+  v_free_at timestamptz[];
+begin
+  -- When each busy slot frees: a window after its answer; a request in flight, a window after an answer still
+  -- to come, so now + window is the earliest that can be.
+  select coalesce(pg_catalog.array_agg(coalesce(r.answered_at, v_now) + v_window order by r.answered_at nulls last), '{}')
+    into v_free_at
+    from outcall_private.dial_requests as r
+   where (r.answered_at is null and r.sent_at > v_now - outcall_private.dial_request_lease())
+      or r.answered_at > v_now - v_window;
+  if pg_catalog.cardinality(v_free_at) >= v_slots then
+    -- the first moment fewer than v_slots are busy
+    return greatest(v_free_at[pg_catalog.cardinality(v_free_at) - v_slots + 1] - v_now, v_pace_wait, interval '0');
+  end if;
+  return greatest(v_pace_wait, interval '0');
+end
+$$;
+
+-- Why nothing may be dialled now (at_capacity, rate_limited), or null. The dispatch lock must be held.
+create or replace function outcall_private.limits_answer() returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_wait interval;
+begin
+  if (select count(*) from outcall_private.live_sessions) >= (outcall_private.policy()).max_concurrent_calls then
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'at_capacity');
+  end if;
+  v_wait := outcall_private.send_slot_wait();
+  if v_wait > interval '0' then
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'rate_limited',
+                                         'retry_after_ms', outcall_private.interval_ms(v_wait));
+  end if;
+  return null;
+end
+$$;
+
+-- Grants a send slot to the session's next create request, now (send_slot_wait() must have answered zero,
+-- under the dispatch lock). The request is in flight until its answer is recorded. Returns the grant's time.
+create or replace function outcall_private.take_dial_slot(p_session_id uuid) returns timestamptz
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := pg_catalog.clock_timestamp();
+begin
+  delete from outcall_private.dial_requests
+   where coalesce(answered_at, sent_at + outcall_private.dial_request_lease()) < v_now - interval '1 hour';
+  insert into outcall_private.dial_requests (session_id, sent_at) values (p_session_id, v_now)
+  on conflict (session_id) do update set sent_at = excluded.sent_at, answered_at = null;
+  update outcall_private.rate_state set next_slot_at = v_now + outcall_private.dial_spacing();
+  return v_now;
+end
+$$;
+
+-- Twilio answered (or never answered) the session's create request: its send slot starts its window now.
+-- Idempotent; a session with no request in flight is left alone.
+create or replace function outcall_private.release_dial_slot(p_session_id uuid) returns boolean
+language sql volatile
+set search_path = ''
+as $$
+  with released as (
+    update outcall_private.dial_requests set answered_at = pg_catalog.clock_timestamp()
+     where session_id = p_session_id and answered_at is null
+    returning 1)
+  select exists (select 1 from released)
+$$;
+
+-- A session that leaves `dialing` or learns its CallSid has had its create request answered (a dial result,
+-- a status callback that beat it, a reconciliation): its send slot is released with it, in the same
+-- transaction, whichever function moved it.
+create or replace function outcall_private.release_answered_dial() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform outcall_private.release_dial_slot(new.id);
+  return null;
+end
+$$;
+
+create trigger call_sessions_release_answered_dial
+  after update of status, call_sid on public.call_sessions
+  for each row
+  when (old.status = 'dialing' and old.call_sid is null and (new.status <> 'dialing' or new.call_sid is not null))
+  execute function outcall_private.release_answered_dial();
+
+-- Claims ---------------------------------------------------------------------------------------------------
+
+-- Another session of this phone waits for Twilio's answer to its create request (no CallSid yet). At most one
+-- such dial per phone, so that reconciliation can tell which Twilio call belongs to which session.
+create or replace function outcall_private.phone_is_dialing(p_phone text) returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select exists (select 1
+                   from outcall_private.live_sessions as s
+                   join public.pending_calls as p on p.id = s.pending_call_id
+                  where s.status = 'dialing' and p.phone = p_phone)
+$$;
+
+-- What stands between a claimable row (locked) and its dial, in the order of the answers: outside_window (the
+-- row then waits for the opening), phone_dialing, at_capacity, rate_limited. Null = go ahead; the dispatch
+-- lock is then held. The phone is checked under the lock too: two rows of one phone claimed at once must not
+-- both pass. The window is the row's: the policy's intersected with the row's own (row_window_opening). A
+-- window that never opens is outside it for ever (next_attempt_at 'infinity'), never "go ahead".
+create or replace function outcall_private.dispatch_gate(p_call public.pending_calls) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_opening timestamptz := outcall_private.row_window_opening(p_call, pg_catalog.now());
+begin
+  if v_opening is null or v_opening > pg_catalog.now() then
+    v_opening := coalesce(v_opening, 'infinity');
+    update public.pending_calls set next_attempt_at = v_opening where id = p_call.id;
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'outside_window', 'next_attempt_at', v_opening);
+  end if;
+  perform outcall_private.lock_dispatch_limits();
+  if outcall_private.phone_is_dialing(p_call.phone) then
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'phone_dialing', 'retry_after_ms', 250);
+  end if;
+  return outcall_private.limits_answer();
+end
+$$;
+
+-- The claim itself, once dispatch_gate said go: row -> dispatching, attempts+1, a new dialing session with the
+-- phone's active, unexpired classification, a send slot granted to its create request. Returns the claim's answer.
+create or replace function outcall_private.start_attempt(p_call public.pending_calls) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_class public.call_classifications%rowtype;
+  v_attempt int := p_call.attempts + 1;
+  v_session_id uuid;
+begin
+  -- (at most one row is active per phone)
+  select * into v_class
+    from public.call_classifications
+   where phone_number = p_call.phone
+     and is_active
+     and classification_expires_at > pg_catalog.now()
+   limit 1;
+
+  update public.pending_calls
+     set call_status = 'dispatching',
+         attempts = v_attempt,
+         classification_id = v_class.id
+   where id = p_call.id;
+
+  insert into public.call_sessions (pending_call_id, attempt, status, classification_id, classification_type)
+  values (p_call.id, v_attempt, 'dialing', v_class.id, v_class.classification_type)
+  returning id into v_session_id;
+
+  perform outcall_private.take_dial_slot(v_session_id);
+
+  return pg_catalog.jsonb_build_object(
+    'session_id', v_session_id,
+    'pending_call_id', p_call.id,
+    'attempt', v_attempt,
+    'phone', p_call.phone,
+    -- Whether other rows are due: the Worker then keeps dialling (drains) after this one.
+    'more_due', exists (
+      select 1 from public.pending_calls as o
+       where o.call_status in ('pending', 'retry_pending') and o.next_attempt_at <= pg_catalog.now()
+         and o.attempts < o.max_attempts and o.id <> p_call.id),
+    'classification', case when v_class.id is null then null else
+      pg_catalog.jsonb_build_object(
+        'id', v_class.id,
+        'classification_type', v_class.classification_type,
+        'ivr_actions', v_class.ivr_actions)
+      end);
+end
+$$;
+
+-- claim_pending_call ------------------------------------------------------------------------------------
+create or replace function public.claim_pending_call(p_pending_call_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_call public.pending_calls%rowtype;
+  v_answer jsonb;
+begin
+  -- Taken by a concurrent claim (SKIP LOCKED), not claimable, not due, or out of attempts:
+  -- {"claimed": false, "reason": "not_claimable"}; no such row: reason "not_found".
+  select * into v_call
+    from public.pending_calls
+   where id = p_pending_call_id
+     and call_status in ('pending', 'retry_pending')
+     and next_attempt_at <= now()
+     and attempts < max_attempts
+     for update skip locked;
+  if not found then
+    return jsonb_build_object('claimed', false, 'reason',
+      case when exists (select 1 from public.pending_calls where id = p_pending_call_id)
+           then 'not_claimable' else 'not_found' end);
+  end if;
+
+  v_answer := outcall_private.dispatch_gate(v_call);
+  if v_answer is not null then
+    return v_answer;
+  end if;
+  return outcall_private.start_attempt(v_call);
+end
+$$;
+
+comment on function public.claim_pending_call(uuid) is
+  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing). Returns {session_id, pending_call_id, attempt, phone, classification}, or {claimed: false, reason: not_found | not_claimable | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+
+-- claim_next_due ----------------------------------------------------------------------------------------
+-- The most overdue claimable row: due pending/retry_pending with attempts left, not locked by another claim,
+-- whose phone is not dialing, by next_attempt_at then created_at. The dispatch lock is taken first and the
+-- limits checked, so a full Worker touches no row, and the search runs under the lock (its phone filter is
+-- exact). A row found outside its window is deferred to its opening and the next one tried, up to
+-- c_max_deferrals; past that it answers outside_window with retry_after_ms 0 (more may be due: call again).
+create or replace function public.claim_next_due() returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  c_max_deferrals constant int := 100;
+  v_call public.pending_calls%rowtype;
+  v_answer jsonb;
+begin
+  perform outcall_private.lock_dispatch_limits();
+  v_answer := outcall_private.limits_answer();
+  if v_answer is not null then
+    return v_answer;
+  end if;
+
+  for i in 1 .. c_max_deferrals loop
+    select * into v_call
+      from public.pending_calls as p
+     where p.call_status in ('pending', 'retry_pending')
+       and p.next_attempt_at <= now()
+       and p.attempts < p.max_attempts
+       and not outcall_private.phone_is_dialing(p.phone)
+     order by p.next_attempt_at, p.created_at
+     limit 1
+       for update skip locked;
+    if not found then
+      return jsonb_build_object('claimed', false, 'reason', 'idle');
+    end if;
+
+    v_answer := outcall_private.dispatch_gate(v_call);
+    if v_answer is null then
+      return outcall_private.start_attempt(v_call);
+    elsif v_answer ->> 'reason' <> 'outside_window' then
+      return v_answer;  -- (not expected: the limits and the phone were checked under the same lock)
+    end if;
+  end loop;
+  return v_answer || jsonb_build_object('retry_after_ms', 0);
+end
+$$;
+
+comment on function public.claim_next_due() is
+  'Claims the most overdue claimable row, like claim_pending_call; rows outside their calling window are deferred to the opening (up to 100 per call, then {claimed: false, reason: outside_window, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: at_capacity | rate_limited | idle | outside_window | phone_dialing}.';
+
+-- reserve_dial_slot -------------------------------------------------------------------------------------
+-- The Worker sends Twilio's create request again after a retryable provider error: that request needs a send
+-- slot of its own, granted now or not at all. Returns {"outcome": "reserved"} (send now), {"outcome": "wait",
+-- "retry_after_ms": n} (ask again then), {"outcome": "settled"} when the session no longer waits for its dial
+-- result, null for an unknown session. Touches the session's updated_at: the sweep leaves a session being
+-- worked on alone.
+create or replace function public.reserve_dial_slot(p_session_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_pending_call_id uuid;
+  v_session public.call_sessions%rowtype;
+  v_wait interval;
+begin
+  select pending_call_id into v_pending_call_id from public.call_sessions where id = p_session_id;
+  if not found then
+    return null;
+  end if;
+  perform 1 from public.pending_calls where id = v_pending_call_id for update;
+  select * into v_session from public.call_sessions where id = p_session_id for update;
+  if v_session.status <> 'dialing' or v_session.call_sid is not null then
+    return jsonb_build_object('outcome', 'settled');
+  end if;
+
+  update public.call_sessions set updated_at = now() where id = v_session.id;
+  perform outcall_private.lock_dispatch_limits();
+  -- Its own earlier try was answered (the Worker released it before backing off).
+  v_wait := outcall_private.send_slot_wait();
+  if v_wait > interval '0' then
+    return jsonb_build_object('outcome', 'wait', 'retry_after_ms', outcall_private.interval_ms(v_wait));
+  end if;
+  perform outcall_private.take_dial_slot(v_session.id);
+  return jsonb_build_object('outcome', 'reserved');
+end
+$$;
+
+comment on function public.reserve_dial_slot(uuid) is
+  'Grants a send slot now to the re-sent dial request of a session still dialing: {outcome: reserved}, {outcome: wait, retry_after_ms} (ask again then), {outcome: settled} (no longer dialing), or null (unknown session).';
+
+-- release_dial_slot -------------------------------------------------------------------------------------
+-- The Worker got an answer to a try that will be sent again (429, 503, 504) or none (timeout, dropped
+-- connection): the try no longer holds a send slot while the Worker backs off. Returns {released: bool}
+-- (false: nothing was in flight for it), null for an unknown session.
+create or replace function public.release_dial_slot(p_session_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  if not exists (select 1 from public.call_sessions where id = p_session_id) then
+    return null;
+  end if;
+  return jsonb_build_object('released', outcall_private.release_dial_slot(p_session_id));
+end
+$$;
+
+comment on function public.release_dial_slot(uuid) is
+  'Records that the session''s create request was answered (or timed out): its calls-per-second send slot counts from now. {released: bool} or null (unknown session).';
+
+-- The dial result -------------------------------------------------------------------------------------------
+
+-- A dial that did not happen: session dial_failed, row retried per the policy (or failed when p_retryable
+-- is false or no attempt is left). The session must be locked and still dialing. Returns the row after.
+create or replace function outcall_private.fail_dial(
+  p_call public.pending_calls,
+  p_session public.call_sessions,
+  p_error text,
+  p_error_code text,
+  p_retryable boolean
+) returns public.pending_calls
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  update public.call_sessions
+     set status = 'dial_failed', error = p_error, error_code = p_error_code, ended_at = pg_catalog.now()
+   where id = p_session.id;
+  return outcall_private.advance_pending_call(
+    p_call, p_session.attempt, case when p_retryable then 'retry_pending' else 'failed' end, p_error);
+end
+$$;
+
+-- record_dial_result ------------------------------------------------------------------------------------
+-- The Worker's Twilio create request answered: a CallSid, or an error. A provider error the Worker knows is
+-- permanent (p_retryable false: Twilio 400 21211, an invalid number) fails the row at once: it would fail
+-- again. Any other error is retried per the policy.
+create or replace function public.record_dial_result(
+  p_session_id uuid,
+  p_call_sid text default null,
+  p_error text default null,
+  p_error_code text default null,
+  p_retryable boolean default true
+) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_sid text := nullif(btrim(p_call_sid), '');
+  v_error text := nullif(btrim(p_error), '');
+  v_pending_call_id uuid;
+  v_call public.pending_calls%rowtype;
+  v_session public.call_sessions%rowtype;
+  v_changed boolean := false;
+begin
+  if (v_sid is null) = (v_error is null) then
+    raise exception 'record_dial_result: exactly one of p_call_sid and p_error must be given'
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  select pending_call_id into v_pending_call_id from public.call_sessions where id = p_session_id;
+  if not found then
+    return null;
+  end if;
+  select * into v_call from public.pending_calls where id = v_pending_call_id for update;
+  select * into v_session from public.call_sessions where id = p_session_id for update;
+
+  if v_sid is not null then
+    -- Twilio may call back before its 201 reaches us, so a status callback can have stored the sid
+    -- (and moved the session on) already; dialed_at marks that the dial result itself was recorded.
+    if v_session.dialed_at is null and v_session.status <> 'dial_failed'
+       and (v_session.call_sid is null or v_session.call_sid = v_sid) then
+      update public.call_sessions
+         set call_sid = v_sid, dialed_at = now(),
+             status = case when status = 'dialing' then 'queued' else status end
+       where id = v_session.id
+      returning * into v_session;
+      v_call := outcall_private.advance_pending_call(v_call, v_session.attempt, 'calling');
+      v_changed := true;
+    end if;
+  elsif v_session.status = 'dialing' then
+    -- Only a session still waiting for its dial result takes a failure; a later one is a duplicate.
+    v_call := outcall_private.fail_dial(v_call, v_session, v_error, nullif(btrim(p_error_code), ''),
+                                        coalesce(p_retryable, true));
+    v_changed := true;
+  end if;
+
+  return jsonb_build_object(
+    'session_id', v_session.id,
+    'pending_call_id', v_call.id,
+    'call_status', v_call.call_status,
+    'changed', v_changed);
+end
+$$;
+
+comment on function public.record_dial_result(uuid, text, text, text, boolean) is
+  'Records the outcome of the Twilio Calls.json request: a CallSid (session queued, row calling) or an error (session dial_failed; row retry_pending per the policy, or failed when p_retryable is false or no attempt is left). Returns {session_id, pending_call_id, call_status, changed} or null.';
+
+-- ======== sql/schema/40_twilio.sql ========
+
+-- 40: Twilio's status callbacks.
+
+-- apply_twilio_status -----------------------------------------------------------------------------------
+create or replace function public.apply_twilio_status(
+  p_call_sid text,
+  p_call_status text,
+  p_sequence_number int default null,
+  p_answered_by text default null,
+  p_duration_seconds int default null,
+  p_session_id uuid default null
+) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  -- queued < initiated < ringing < in-progress < (completed | busy | no-answer | failed | canceled)
+  c_terminal constant text[] := array['completed', 'busy', 'no-answer', 'failed', 'canceled', 'dial_failed'];
+  v_new_rank int;
+  v_cur_rank int;
+  v_pending_call_id uuid;
+  v_call public.pending_calls%rowtype;
+  v_session public.call_sessions%rowtype;
+  v_changed boolean := false;
+  v_slot_freed boolean := false;
+begin
+  v_new_rank := case p_call_status
+    when 'queued' then 1 when 'initiated' then 2 when 'ringing' then 3 when 'in-progress' then 4
+    when 'completed' then 5 when 'busy' then 5 when 'no-answer' then 5 when 'failed' then 5
+    when 'canceled' then 5 end;
+  if v_new_rank is null then
+    raise exception 'apply_twilio_status: unknown CallStatus %', coalesce(p_call_status, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  -- By CallSid; or, for a callback that beat the dial result, by the session id the StatusCallback
+  -- URL carries, when that session has no CallSid yet.
+  select pending_call_id into v_pending_call_id from public.call_sessions where call_sid = p_call_sid;
+  if not found then
+    select pending_call_id into v_pending_call_id
+      from public.call_sessions
+     where id = p_session_id and call_sid is null and status <> 'dial_failed';
+    if not found then
+      return null;
+    end if;
+  end if;
+  select * into v_call from public.pending_calls where id = v_pending_call_id for update;
+  select * into v_session from public.call_sessions
+   where call_sid = p_call_sid or (id = p_session_id and call_sid is null)
+   order by (call_sid = p_call_sid) desc nulls last
+   limit 1
+     for update;
+  if v_session.call_sid is null then
+    update public.call_sessions set call_sid = p_call_sid where id = v_session.id returning * into v_session;
+    v_changed := true;
+  end if;
+
+  v_cur_rank := case
+    when v_session.status = any (c_terminal) then 5
+    else coalesce(array_position(array['dialing', 'queued', 'initiated', 'ringing', 'in-progress'],
+                                 v_session.status) - 1, 0) end;
+
+  if v_new_rank > v_cur_rank then
+    update public.call_sessions
+       set status = p_call_status,
+           twilio_sequence_number = greatest(twilio_sequence_number, p_sequence_number),
+           answered_by = coalesce(nullif(btrim(p_answered_by), ''), answered_by),
+           answered_at = case when p_call_status = 'in-progress' then coalesce(answered_at, now())
+                              else answered_at end,
+           ended_at = case when v_new_rank = 5 then coalesce(ended_at, now()) else ended_at end,
+           duration_seconds = case when v_new_rank = 5 then coalesce(p_duration_seconds, duration_seconds)
+                                   else duration_seconds end
+     where id = v_session.id
+    returning * into v_session;
+    v_changed := true;
+    -- Every status below rank 5 is live, so this call ended a live session: a place under
+    -- max_concurrent_calls is free (the Worker claims the next due row at once).
+    v_slot_freed := v_new_rank = 5;
+
+    -- A live call is `calling` even if its dial result has not been recorded yet. Of the endings,
+    -- busy / no-answer / failed / canceled are retried (or fail the row when no attempt is left). A
+    -- completed call reached VAPI, whose end-of-call report alone decides (answered by a person or a
+    -- machine): so the Twilio-versus-VAPI race ends the same whichever arrives first.
+    if v_new_rank < 5 then
+      v_call := outcall_private.advance_pending_call(v_call, v_session.attempt, 'calling');
+    elsif p_call_status in ('busy', 'no-answer', 'failed', 'canceled') then
+      v_call := outcall_private.advance_pending_call(v_call, v_session.attempt, 'retry_pending', p_call_status);
+    end if;
+  end if;
+
+  return jsonb_build_object(
+    'session_id', v_session.id,
+    'pending_call_id', v_call.id,
+    'session_status', v_session.status,
+    'call_status', v_call.call_status,
+    'changed', v_changed,
+    'slot_freed', v_slot_freed);
+end
+$$;
+
+comment on function public.apply_twilio_status(text, text, int, text, int, uuid) is
+  'Applies a Twilio status callback, monotonically. busy/no-answer/failed/canceled are retried (retry_pending, or failed when no attempt is left); completed leaves the row to VAPI''s report. Returns {session_id, pending_call_id, session_status, call_status, changed, slot_freed} or null (unknown sid).';
+
+-- ======== sql/schema/45_vapi.sql ========
+
+-- 45: VAPI: what a call needs (call_context), VAPI's status updates and its end-of-call report.
+
+-- call_context -------------------------------------------------------------------------------------------------
+-- The fields a call needs, nothing else (read-only), with the row's own script: prompt and first_message.
+create or replace function public.call_context(p_pending_call_id uuid) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'pending_call_id', c.id,
+    'exam_id', c.exam_id,
+    'employee_name', c.employee_name,
+    'employee_dob', c.employee_dob,
+    'client_name', c.client_name,
+    'clinic_name', c.clinic_name,
+    'clinic_timezone', c.clinic_timezone,
+    'appointment_time', c.appointment_time,
+    -- What the assistant says: the appointment on the clinic's wall clock.
+    'appointment_local', to_char(c.appointment_time at time zone c.clinic_timezone,
+                                 'FMDay, FMMonth FMDD, YYYY "at" FMHH12:MI AM'),
+    'procedures', to_jsonb(c.procedures),
+    'instructions', c.instructions,
+    'variables', c.variables,
+    'prompt', c.prompt,
+    'first_message', c.first_message)
+  from public.pending_calls as c
+  where c.id = p_pending_call_id
+$$;
+
+comment on function public.call_context(uuid) is
+  'What a call needs and nothing else (read-only): {pending_call_id, exam_id, employee_name, employee_dob, client_name, clinic_name, clinic_timezone, appointment_time, appointment_local, procedures, instructions, variables, prompt, first_message} or null.';
+
+-- The session a VAPI event belongs to -------------------------------------------------------------
+-- The session of this VAPI call, else the latest attempt that has a call_sid; locked. All nulls if none.
+create or replace function outcall_private.lock_vapi_session(p_pending_call_id uuid, p_vapi_call_id text)
+returns public.call_sessions
+language sql volatile
+set search_path = ''
+as $$
+  select *
+    from public.call_sessions
+   where pending_call_id = p_pending_call_id
+     and (vapi_call_id = p_vapi_call_id or call_sid is not null)
+   order by coalesce(vapi_call_id = p_vapi_call_id, false) desc, attempt desc
+   limit 1
+     for update
+$$;
+
+-- apply_vapi_status ---------------------------------------------------------------------------------
+-- VAPI's status-update: scheduled < queued < ringing < in-progress < forwarding < ended. Recorded on the
+-- current session (the one with this vapi_call_id, else the latest attempt that has a call_sid).
+-- A status VAPI may add later, or an event of another VAPI call, changes nothing.
+create or replace function public.apply_vapi_status(
+  p_pending_call_id uuid,
+  p_status text,
+  p_vapi_call_id text default null
+) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  c_order constant text[] := array['scheduled', 'queued', 'ringing', 'in-progress', 'forwarding', 'ended'];
+  v_vapi_call_id text := nullif(btrim(p_vapi_call_id), '');
+  v_call public.pending_calls%rowtype;
+  v_session public.call_sessions%rowtype;
+  v_new_rank int := array_position(c_order, p_status);
+  v_changed boolean := false;
+begin
+  select * into v_call from public.pending_calls where id = p_pending_call_id for update;
+  if not found then
+    return null;
+  end if;
+
+  v_session := outcall_private.lock_vapi_session(v_call.id, v_vapi_call_id);
+  if v_session.id is null then
+    return null;
+  end if;
+
+  if v_new_rank is not null
+     and v_new_rank > coalesce(array_position(c_order, v_session.vapi_status), 0)
+     and (v_session.vapi_call_id is null or v_vapi_call_id is null or v_session.vapi_call_id = v_vapi_call_id)
+  then
+    update public.call_sessions
+       set vapi_status = p_status,
+           vapi_call_id = coalesce(vapi_call_id, v_vapi_call_id)
+     where id = v_session.id
+    returning * into v_session;
+    v_changed := true;
+  end if;
+
+  return jsonb_build_object(
+    'pending_call_id', v_call.id,
+    'session_id', v_session.id,
+    'vapi_status', v_session.vapi_status,
+    'call_status', v_call.call_status,
+    'changed', v_changed);
+end
+$$;
+
+comment on function public.apply_vapi_status(uuid, text, text) is
+  'Records VAPI''s status-update on the current session, monotonically. Returns {pending_call_id, session_id, vapi_status, call_status, changed} or null (unknown id / no dialled session).';
+
+-- apply_call_report -------------------------------------------------------------------------------------
+-- VAPI's end-of-call report: completed ends the row completed; not_reached (voicemail, no answer, ...) is a
+-- retryable failure. The results are recorded whatever the outcome.
+create or replace function public.apply_call_report(
+  p_pending_call_id uuid,
+  p_vapi_call_id text,
+  p_outcome text,
+  p_ended_reason text default null,
+  p_summary text default null,
+  p_success_evaluation text default null,
+  p_structured_data jsonb default null,
+  p_transcript text default null,
+  p_duration_seconds numeric default null,
+  p_cost numeric default null
+) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_vapi_call_id text := nullif(btrim(p_vapi_call_id), '');
+  v_call public.pending_calls%rowtype;
+  v_session public.call_sessions%rowtype;
+  v_changed boolean := false;
+begin
+  if p_outcome is null or p_outcome not in ('completed', 'not_reached') then
+    raise exception 'apply_call_report: p_outcome must be completed or not_reached, got %',
+      coalesce(p_outcome, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  select * into v_call from public.pending_calls where id = p_pending_call_id for update;
+  if not found then
+    return null;
+  end if;
+
+  v_session := outcall_private.lock_vapi_session(v_call.id, v_vapi_call_id);
+  if v_session.id is null then
+    return null;
+  end if;
+
+  -- One report per session; a report of another VAPI call than the session's is not ours.
+  if v_session.report_received_at is null
+     and (v_session.vapi_call_id is null or v_vapi_call_id is null or v_session.vapi_call_id = v_vapi_call_id)
+  then
+    update public.call_sessions
+       set report_received_at = now(),
+           ended_reason = p_ended_reason,
+           cost = p_cost,
+           vapi_call_id = coalesce(vapi_call_id, v_vapi_call_id)
+     where id = v_session.id
+    returning * into v_session;
+
+    -- Results are recorded even on a row that Twilio's news already moved on (say busy on the last attempt); its
+    -- status and last_error then stay as they are. Only the current attempt writes the row.
+    if v_session.attempt = v_call.attempts then
+      update public.pending_calls
+         set ended_reason = p_ended_reason,
+             summary = p_summary,
+             success_evaluation = p_success_evaluation,
+             structured_data = p_structured_data,
+             transcript = p_transcript,
+             duration_seconds = p_duration_seconds,
+             cost = p_cost
+       where id = v_call.id
+      returning * into v_call;
+      v_call := outcall_private.advance_pending_call(
+        v_call, v_session.attempt,
+        case p_outcome when 'completed' then 'completed' else 'retry_pending' end,
+        case p_outcome when 'not_reached' then coalesce(p_ended_reason, 'not_reached') end);
+    end if;
+    v_changed := true;
+  end if;
+
+  return jsonb_build_object(
+    'pending_call_id', v_call.id,
+    'session_id', v_session.id,
+    'call_status', v_call.call_status,
+    'changed', v_changed);
+end
+$$;
+
+comment on function public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric) is
+  'Applies VAPI''s end-of-call report to the current session and the row: completed -> completed, not_reached -> retry_pending (failed when no attempt is left), unless Twilio''s news already moved the row on; results always recorded. A second report changes nothing. Returns {pending_call_id, session_id, call_status, changed} or null.';
+
+-- ======== sql/schema/50_sweep.sql ========
+
+-- 50: the sweep (the Worker's cron): VAPI reports that never came, live sessions without news, and dials that
+-- lost their result.
+
+-- sweep_stale_sessions ------------------------------------------------------------------------------------
+-- Run by the Worker's cron. Two jobs, each up to p_limit sessions:
+--  1. Twilio says completed, the row still calls on that attempt, and VAPI's report has not come within
+--     reconcile_after: the row ends failed, last_error vapi_report_missing. Not retried: the conversation may
+--     have happened, and a call is never doubled.
+--  2. Live sessions without news for reconcile_after (the last change, or the last reconciliation): handed to
+--     the Worker to ask Twilio (GET Calls/{sid}.json then apply_twilio_status; a session still dialing:
+--     the phone's calls, then reconcile_dialing_session). reconciled_at is set on those returned, so a
+--     concurrent sweep takes others (and SKIP LOCKED skips those another transaction is writing). A session
+--     whose dial is being re-sent is touched by reserve_dial_slot and so not taken.
+-- (Locks: part 2 locks sessions without their rows, against the usual order, but SKIP LOCKED never waits, so
+-- it cannot deadlock.)
+create or replace function public.sweep_stale_sessions(p_limit int default 50) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_limit int := coalesce(p_limit, 50);
+  v_stale_before timestamptz := now() - (outcall_private.policy()).reconcile_after;
+  v_call public.pending_calls%rowtype;
+  v_reports_missing int := 0;
+  v_to_reconcile jsonb;
+begin
+  if v_limit < 1 then
+    raise exception 'sweep_stale_sessions: p_limit must be at least 1, got %', v_limit
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  for v_call in
+    select p.*
+      from public.call_sessions as s
+      join public.pending_calls as p on p.id = s.pending_call_id and p.attempts = s.attempt
+     where s.status = 'completed'
+       and s.report_received_at is null
+       and s.ended_at < v_stale_before
+       and p.call_status = 'calling'
+     order by s.ended_at
+     limit v_limit
+       for update of p skip locked
+  loop
+    v_call := outcall_private.advance_pending_call(v_call, v_call.attempts, 'failed', 'vapi_report_missing');
+    v_reports_missing := v_reports_missing + (v_call.call_status = 'failed')::int;
+  end loop;
+
+  with stale as (
+    -- (outcall_private.live_sessions, spelt out: locking rows through a view needs UPDATE on it)
+    select s.id
+      from public.call_sessions as s
+     where s.status in ('dialing', 'queued', 'initiated', 'ringing', 'in-progress')
+       and greatest(s.updated_at, s.reconciled_at) < v_stale_before
+     order by greatest(s.updated_at, s.reconciled_at), s.created_at
+     limit v_limit
+       for update skip locked
+  ), taken as (
+    update public.call_sessions as s
+       set reconciled_at = now()
+      from stale
+     where s.id = stale.id
+    returning s.*
+  )
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'session_id', t.id,
+           'pending_call_id', t.pending_call_id,
+           'attempt', t.attempt,
+           'phone', p.phone,
+           'call_sid', t.call_sid,
+           'status', t.status,
+           'created_at', t.created_at) order by t.created_at, t.id), '[]'::jsonb)
+    into v_to_reconcile
+    from taken as t
+    join public.pending_calls as p on p.id = t.pending_call_id;
+
+  return jsonb_build_object('reports_missing', v_reports_missing, 'to_reconcile', v_to_reconcile);
+end
+$$;
+
+comment on function public.sweep_stale_sessions(int) is
+  'Ends rows whose Twilio-completed call got no VAPI report within reconcile_after (failed, vapi_report_missing) and hands out live sessions without news for reconcile_after (reconciled_at set). Returns {reports_missing, to_reconcile: [{session_id, pending_call_id, attempt, phone, call_sid, status, created_at}]}.';
+
+-- reconcile_dialing_session -------------------------------------------------------------------------------
+-- A session still dialing whose create request got no usable answer (the Worker lost it, or never sent it).
+-- p_candidates are Twilio's calls to the session's phone, [{"sid", "status", "date_created", "duration"}].
+-- The earliest one not already any session's, created no earlier than 5 s (clock skew) before the session, is
+-- this session's call: adopted as record_dial_result and a status callback would (row calling, then its
+-- status applied). With none, p_final (the sweep's default) says the request never reached Twilio: the
+-- session is dial_failed ('no call at Twilio', 'not_dialled') and the row retried per the policy; without
+-- p_final (the Worker checking before it re-sends) nothing changes and the outcome is 'none'.
+-- (At most one session per phone is dialing at a time, see phone_is_dialing, so the match is unambiguous.)
+-- Returns {session_id, outcome: adopted | not_dialled | none | unchanged, call_sid, call_status} or null.
+create or replace function public.reconcile_dialing_session(
+  p_session_id uuid,
+  p_candidates jsonb,
+  p_final boolean default true
+) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_pending_call_id uuid;
+  v_call public.pending_calls%rowtype;
+  v_session public.call_sessions%rowtype;
+  v_pick jsonb;
+  v_outcome text := 'unchanged';
+begin
+  if jsonb_typeof(p_candidates) is distinct from 'array'
+     or exists (select 1 from jsonb_array_elements(p_candidates) as c
+                 where jsonb_typeof(c) <> 'object'
+                    or nullif(btrim(c ->> 'sid'), '') is null
+                    or c ->> 'status' is null
+                    or c ->> 'date_created' is null) then
+    raise exception 'reconcile_dialing_session: p_candidates must be an array of {sid, status, date_created, duration}'
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  select pending_call_id into v_pending_call_id from public.call_sessions where id = p_session_id;
+  if not found then
+    return null;
+  end if;
+  select * into v_call from public.pending_calls where id = v_pending_call_id for update;
+  select * into v_session from public.call_sessions where id = p_session_id for update;
+
+  if v_session.status = 'dialing' and v_session.call_sid is null then
+    select c into v_pick
+      from jsonb_array_elements(p_candidates) as c
+     where (c ->> 'date_created')::timestamptz >= v_session.created_at - interval '5 seconds'
+       and not exists (select 1 from public.call_sessions where call_sid = c ->> 'sid')
+     order by (c ->> 'date_created')::timestamptz, c ->> 'sid'
+     limit 1;
+
+    if v_pick is not null then
+      update public.call_sessions
+         set call_sid = v_pick ->> 'sid', dialed_at = (v_pick ->> 'date_created')::timestamptz, status = 'queued'
+       where id = v_session.id;
+      v_call := outcall_private.advance_pending_call(v_call, v_session.attempt, 'calling');
+      perform public.apply_twilio_status(v_pick ->> 'sid', v_pick ->> 'status', null, null,
+                                         (v_pick ->> 'duration')::int);
+      v_outcome := 'adopted';
+    elsif coalesce(p_final, true) then
+      v_call := outcall_private.fail_dial(v_call, v_session, 'no call at Twilio', 'not_dialled', true);
+      v_outcome := 'not_dialled';
+    else
+      v_outcome := 'none';
+    end if;
+    select * into v_call from public.pending_calls where id = v_call.id;
+    select * into v_session from public.call_sessions where id = v_session.id;
+  end if;
+
+  return jsonb_build_object(
+    'session_id', v_session.id,
+    'outcome', v_outcome,
+    'call_sid', v_session.call_sid,
+    'call_status', v_call.call_status);
+end
+$$;
+
+comment on function public.reconcile_dialing_session(uuid, jsonb, boolean) is
+  'For a session still dialing: adopts the Twilio call among p_candidates ([{sid, status, date_created, duration}]) that belongs to it; with none and p_final (default), records that the dial never reached Twilio (dial_failed, row retried), without p_final changes nothing. Returns {session_id, outcome: adopted | not_dialled | none | unchanged, call_sid, call_status} or null.';
+
+-- ======== sql/schema/60_batches.sql ========
+
+-- 60: batches: many rows created, followed, cancelled and retried as one (the Worker's /api/v1/batches).
+-- Contract: docs/architecture.md ("SQL functions"). The rules of 20_helpers.sql hold; what batches add:
+--   * public.batches (10_tables.sql): one row per batch with its counters (rows per status, durations, cost) and
+--     derived state (started_at, completed_at, status), kept by statement-level triggers on pending_calls, so a
+--     dashboard (Realtime on public.batches) or a poll (batch_progress_of) reads one row, never counts 10,000;
+--   * a row's own calling window (the batch's schedule), intersected with the policy's (row_window_opening,
+--     20_helpers.sql);
+--   * cancelling a batch (no row of it is ever dialled again) and requeueing its failed rows with a fresh budget
+--     (the one deliberate way out of a terminal status);
+--   * one webhook per batch insert instead of one per row (70_webhook.sql).
+--
+-- Locks. Every writer of pending_calls locks its rows first and the batches rows last: the counter trigger
+-- runs at the end of each statement and updates the batches it touched in ascending id order. cancel_batch
+-- and retry_failed_batch keep that order too (rows first, batch row last); they serialize with each other on
+-- a transaction-level advisory lock per batch (outcall_private.lock_batch_changes), taken before anything else
+-- and by nothing else, so it cannot take part in a deadlock.
+
+-- A batch's state ---------------------------------------------------------------------------------------------
+
+-- What follows from the counters, whoever writes the row: completed_at once every row is terminal (and null
+-- again when retry_failed_batch requeues some), and the status.
+create or replace function outcall_private.derive_batch_state() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  NEW.completed_at := case
+    when NEW.total > 0 and NEW.completed + NEW.failed + NEW.cancelled = NEW.total
+      then coalesce(NEW.completed_at, pg_catalog.now())
+  end;
+  NEW.status := case
+    when NEW.cancelled_at is not null then 'cancelled'
+    when NEW.completed_at is not null then 'completed'
+    when NEW.started_at is not null then 'in_progress'
+    else 'queued'
+  end;
+  return NEW;
+end
+$$;
+
+create trigger batches_derive_state
+  before insert or update on public.batches
+  for each row execute function outcall_private.derive_batch_state();
+
+-- The counters ------------------------------------------------------------------------------------------------
+-- After each statement on pending_calls, the rows it inserted, deleted or changed (call_status, duration_seconds,
+-- cost or batch_id; other updates, such as a claim deferring next_attempt_at, take no lock on a batch) are
+-- summed per batch as deltas (-1 as the row was, +1 as it is) and added to the batches rows, in ascending id
+-- order so that concurrent statements lock batches in one order. started_at is set when a row enters
+-- dispatching (the first claim); completed_at and status follow in batches_derive_state.
+-- Transition tables exist per event (new_rows on INSERT, old_rows on DELETE, both on UPDATE), so the rows are
+-- read by a query chosen per event (EXECUTE sees the transition tables as static SQL would).
+-- SECURITY DEFINER: the counters are right whoever writes pending_calls.
+create or replace function outcall_private.count_batch_rows() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_rows text := case TG_OP
+    when 'INSERT' then $q$
+      select n.batch_id, 1 as sign, n.call_status, n.duration_seconds, n.cost,
+             n.call_status = 'dispatching' as dialled
+        from new_rows as n$q$
+    when 'DELETE' then $q$
+      select o.batch_id, -1 as sign, o.call_status, o.duration_seconds, o.cost, false as dialled
+        from old_rows as o$q$
+    else $q$
+      select c.batch_id, c.sign, c.call_status, c.duration_seconds, c.cost, c.dialled
+        from old_rows as o
+        join new_rows as n on n.id = o.id
+       cross join lateral (values
+               (o.batch_id, -1, o.call_status, o.duration_seconds, o.cost, false),
+               (n.batch_id, 1, n.call_status, n.duration_seconds, n.cost,
+                n.call_status = 'dispatching' and o.call_status is distinct from 'dispatching'))
+             as c (batch_id, sign, call_status, duration_seconds, cost, dialled)
+       where (o.call_status, o.duration_seconds, o.cost, o.batch_id)
+             is distinct from (n.call_status, n.duration_seconds, n.cost, n.batch_id)$q$
+  end;
+  d record;
+begin
+  for d in execute pg_catalog.format($q$
+      select r.batch_id,
+             sum(r.sign)::int as total,
+             sum(case when r.call_status = 'pending' then r.sign else 0 end)::int as queued,
+             sum(case when r.call_status = 'dispatching' then r.sign else 0 end)::int as dialling,
+             sum(case when r.call_status = 'calling' then r.sign else 0 end)::int as in_progress,
+             sum(case when r.call_status = 'completed' then r.sign else 0 end)::int as completed,
+             sum(case when r.call_status = 'retry_pending' then r.sign else 0 end)::int as retrying,
+             sum(case when r.call_status = 'failed' then r.sign else 0 end)::int as failed,
+             sum(case when r.call_status = 'cancelled' then r.sign else 0 end)::int as cancelled,
+             coalesce(sum(r.sign * r.duration_seconds), 0) as duration_seconds,
+             sum(case when r.duration_seconds is not null then r.sign else 0 end)::int as with_duration,
+             coalesce(sum(r.sign * r.cost), 0) as cost,
+             bool_or(r.dialled) as dialled
+        from (%s) as r
+       where r.batch_id is not null
+       group by r.batch_id
+       order by r.batch_id$q$, v_rows)
+  loop
+    update public.batches
+       set total = total + d.total,
+           queued = queued + d.queued,
+           dialling = dialling + d.dialling,
+           in_progress = in_progress + d.in_progress,
+           completed = completed + d.completed,
+           retrying = retrying + d.retrying,
+           failed = failed + d.failed,
+           cancelled = cancelled + d.cancelled,
+           duration_seconds_total = duration_seconds_total + d.duration_seconds,
+           calls_with_duration = calls_with_duration + d.with_duration,
+           cost_total = cost_total + d.cost,
+           started_at = case when d.dialled then coalesce(started_at, pg_catalog.now()) else started_at end
+     where id = d.batch_id;
+  end loop;
+  return null;
+end
+$$;
+
+create trigger pending_calls_batch_counts_insert
+  after insert on public.pending_calls
+  referencing new table as new_rows
+  for each statement execute function outcall_private.count_batch_rows();
+create trigger pending_calls_batch_counts_update
+  after update on public.pending_calls
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function outcall_private.count_batch_rows();
+create trigger pending_calls_batch_counts_delete
+  after delete on public.pending_calls
+  referencing old table as old_rows
+  for each statement execute function outcall_private.count_batch_rows();
+
+-- TRUNCATE removes rows without row events, so without transition tables: every batch is then empty.
+create or replace function outcall_private.empty_batches() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  update public.batches
+     set total = 0, queued = 0, dialling = 0, in_progress = 0, completed = 0, retrying = 0, failed = 0, cancelled = 0,
+         duration_seconds_total = 0, calls_with_duration = 0, cost_total = 0
+   where total <> 0 or calls_with_duration <> 0 or duration_seconds_total <> 0 or cost_total <> 0;
+  return null;
+end
+$$;
+
+create trigger pending_calls_batch_counts_truncate
+  after truncate on public.pending_calls
+  for each statement execute function outcall_private.empty_batches();
+
+-- A cancelled batch never redials ---------------------------------------------------------------------------
+-- A row of a cancelled batch that would (again) wait for a dial, pending or retry_pending, ends cancelled
+-- instead, whoever moves it (a retryable failure of a call that was live when the batch was cancelled, say).
+-- So the batch still completes. Named to run before pending_calls_terminal_guard, which then checks the
+-- final status. SECURITY DEFINER: it reads the batch whoever writes.
+create or replace function outcall_private.stop_cancelled_batch_row() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if exists (select 1 from public.batches where id = NEW.batch_id and cancelled_at is not null) then
+    NEW.call_status := 'cancelled';
+    NEW.last_error := 'batch_cancelled';
+  end if;
+  return NEW;
+end
+$$;
+
+create trigger pending_calls_batch_cancelled
+  before update on public.pending_calls
+  for each row
+  when (NEW.batch_id is not null and NEW.call_status in ('pending', 'retry_pending'))
+  execute function outcall_private.stop_cancelled_batch_row();
+
+-- Helpers of the functions -----------------------------------------------------------------------------------
+
+-- A batch_progress row as the functions answer it.
+create or replace function outcall_private.batch_progress_json(p public.batch_progress) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object(
+    'batch_id', p.batch_id,
+    'name', p.name,
+    'status', p.status,
+    'total', p.total,
+    'counts', pg_catalog.jsonb_build_object(
+      'queued', p.queued,
+      'dialling', p.dialling,
+      'in_progress', p.in_progress,
+      'completed', p.completed,
+      'retrying', p.retrying,
+      'failed', p.failed,
+      'cancelled', p.cancelled),
+    'success_rate', p.success_rate,
+    'average_duration_seconds', p.average_duration_seconds,
+    'total_cost', p.total_cost,
+    'created_at', p.created_at,
+    'started_at', p.started_at,
+    'completed_at', p.completed_at,
+    'cancelled_at', p.cancelled_at,
+    'updated_at', p.updated_at)
+$$;
+
+-- A page request: limit 1..1000, offset >= 0, else invalid_parameter_value (22023).
+create or replace function outcall_private.check_page(p_function text, p_limit int, p_offset int) returns void
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  if p_limit is null or p_limit < 1 or p_limit > 1000 then
+    raise exception '%: p_limit must be 1 to 1000, got %', p_function, coalesce(p_limit::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_offset is null or p_offset < 0 then
+    raise exception '%: p_offset must be 0 or more, got %', p_function, coalesce(p_offset::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+end
+$$;
+
+-- cancel_batch and retry_failed_batch of one batch, one at a time (see the locks, at the top).
+create or replace function outcall_private.lock_batch_changes(p_batch_id uuid) returns void
+language sql volatile
+set search_path = ''
+as $$
+  select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('outcall_private.batches'),
+                                          pg_catalog.hashtext(p_batch_id::text))
+$$;
+
+-- An existing batch's answer to a request with its idempotency key.
+create or replace function outcall_private.idempotent_answer(p_batch public.batches, p_request_hash text)
+returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select case
+    when p_batch.request_hash is not distinct from p_request_hash then
+      pg_catalog.jsonb_build_object('outcome', 'replayed', 'batch_id', p_batch.id, 'accepted', p_batch.total,
+                                    'rejected', p_batch.rejected)
+    else pg_catalog.jsonb_build_object('outcome', 'conflict', 'batch_id', p_batch.id)
+  end
+$$;
+
+-- create_batch ---------------------------------------------------------------------------------------------------
+-- The Worker has validated the request's shape, phones, duplicates and size; this checks what only the database
+-- knows (time-zone names, the policy's window, which ids exist) and writes everything or nothing, set-based:
+-- one batches row, one pending_calls row per target and a copy of each existing pending_call_ids row.
+create or replace function public.create_batch(p_request jsonb) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_policy outcall_private.dispatch_policy := outcall_private.policy();
+  v_key text;
+  v_hash text;
+  v_window jsonb;
+  v_days int[];
+  v_start time;
+  v_end time;
+  v_not_before timestamptz;
+  v_targets jsonb;
+  v_ids uuid[];
+  v_found uuid[];
+  v_rejected jsonb;
+  v_errors jsonb;
+  v_batch public.batches;
+  v_targets_created int;
+  v_copies_created int;
+begin
+  if pg_catalog.jsonb_typeof(p_request) is distinct from 'object' then
+    raise exception 'create_batch: p_request must be a JSON object' using errcode = 'invalid_parameter_value';
+  end if;
+  v_key := p_request ->> 'idempotency_key';
+  v_hash := p_request ->> 'request_hash';
+  v_not_before := (p_request ->> 'not_before')::timestamptz;
+  v_window := nullif(p_request -> 'window', 'null'::jsonb);
+  v_targets := coalesce(nullif(p_request -> 'targets', 'null'::jsonb), '[]'::jsonb);
+  v_ids := array(select e::uuid
+                   from jsonb_array_elements_text(coalesce(nullif(p_request -> 'pending_call_ids', 'null'::jsonb),
+                                                           '[]'::jsonb)) as e);
+  if v_window is not null then
+    v_days := array(select d::int from jsonb_array_elements_text(v_window -> 'days') as d);
+    v_start := (v_window ->> 'start')::time;
+    v_end := (v_window ->> 'end')::time;
+  end if;
+
+  -- The key is known: the same request again (replayed) or another one (conflict); nothing is written.
+  if v_key is not null then
+    select * into v_batch from public.batches where idempotency_key = v_key;
+    if found then
+      return outcall_private.idempotent_answer(v_batch, v_hash);
+    end if;
+  end if;
+
+  -- What only the database knows. Time zones: each distinct name checked once (materialized: the check must not
+  -- be pushed down to every target).
+  with zones as materialized (
+    select distinct e ->> 'clinic_timezone' as tz from jsonb_array_elements(v_targets) as e
+  ), invalid as (
+    select z.tz from zones as z where z.tz is not null and not outcall_private.is_valid_timezone(z.tz)
+  )
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'index', x.n - 1, 'pending_call_id', null, 'field', 'clinic_timezone', 'code', 'invalid_timezone',
+           'message', format('%s is not a time zone of the tz database', x.e ->> 'clinic_timezone'),
+           'value', x.e -> 'clinic_timezone') order by x.n),
+         '[]'::jsonb)
+    into v_errors
+    from jsonb_array_elements(v_targets) with ordinality as x(e, n)
+   where exists (select 1 from invalid) and x.e ->> 'clinic_timezone' in (select i.tz from invalid as i);
+  -- Both windows are on the clinic's wall clock: they meet if they share a day and their hours overlap.
+  if v_days is not null
+     and not (v_days && v_policy.window_days
+              and greatest(v_start, v_policy.window_start) < least(v_end, v_policy.window_end)) then
+    v_errors := v_errors || jsonb_build_object(
+      'index', null, 'pending_call_id', null, 'field', 'schedule.window', 'code', 'window_outside_policy',
+      'message', format('the window never meets the calling window of the policy (days %s, %s to %s)',
+                        v_policy.window_days, to_char(v_policy.window_start, 'HH24:MI'),
+                        to_char(v_policy.window_end, 'HH24:MI')),
+      'value', v_window);
+  end if;
+  -- The originals of pending_call_ids, kept from being deleted until the copies are made.
+  v_found := array(select p.id from public.pending_calls as p where p.id = any (v_ids) order by p.id for key share);
+  if jsonb_array_length(v_targets) = 0 and cardinality(v_found) = 0 then
+    v_errors := v_errors || jsonb_build_object(
+      'index', null, 'pending_call_id', null, 'field', 'targets', 'code', 'nothing_to_call',
+      'message', 'no targets, and no pending call has any of the pending_call_ids');
+  end if;
+  if jsonb_array_length(v_errors) > 0 then
+    return jsonb_build_object('outcome', 'invalid', 'errors', v_errors);
+  end if;
+
+  select coalesce(jsonb_agg(jsonb_build_object('pendingCallId', i.id, 'code', 'not_found',
+                                               'message', 'no pending call has this id') order by i.n),
+                  '[]'::jsonb)
+    into v_rejected
+    from unnest(v_ids) with ordinality as i(id, n)
+   where not (i.id = any (v_found));
+
+  -- A concurrent request with the same key waits here for the first to end; if that one committed, this one
+  -- is its replay (or a conflict).
+  insert into public.batches (name, metadata, idempotency_key, request_hash, not_before, window_days, window_start,
+                              window_end, rejected)
+  values (p_request ->> 'name', coalesce(nullif(p_request -> 'metadata', 'null'::jsonb), '{}'::jsonb), v_key, v_hash,
+          v_not_before, v_days, v_start, v_end, v_rejected)
+  on conflict (idempotency_key) do nothing
+  returning * into v_batch;
+  if not found then
+    select * into v_batch from public.batches where idempotency_key = v_key;
+    return outcall_private.idempotent_answer(v_batch, v_hash);
+  end if;
+
+  -- The targets; an absent (or null) field takes the column's default (public.pending_calls, 10_tables.sql).
+  insert into public.pending_calls (batch_id, employee_name, phone, exam_id, employee_dob, client_name, clinic_name,
+                                    clinic_timezone, appointment_time, procedures, instructions, variables,
+                                    max_attempts, prompt, first_message, next_attempt_at,
+                                    window_days, window_start, window_end)
+  select v_batch.id, t.employee_name, t.phone, t.exam_id, t.employee_dob, t.client_name, t.clinic_name,
+         coalesce(t.clinic_timezone, 'America/New_York'), t.appointment_time, coalesce(t.procedures, '{}'),
+         coalesce(t.instructions, '{}'::jsonb), coalesce(t.variables, '{}'::jsonb), coalesce(t.max_attempts, 3),
+         t.prompt, t.first_message, coalesce(v_not_before, now()), v_days, v_start, v_end
+    from jsonb_to_recordset(v_targets) as t(employee_name text, phone text, exam_id text, employee_dob date,
+                                            client_name text, clinic_name text, clinic_timezone text,
+                                            appointment_time timestamptz, procedures text[], instructions jsonb,
+                                            variables jsonb, max_attempts int, prompt text, first_message text);
+  get diagnostics v_targets_created = row_count;
+
+  -- The copies: the original's call fields and the budget of its round, in this batch, on its schedule.
+  insert into public.pending_calls (batch_id, redial_of, employee_name, phone, exam_id, employee_dob, client_name,
+                                    clinic_name, clinic_timezone, appointment_time, procedures, instructions,
+                                    variables, prompt, first_message, max_attempts, next_attempt_at,
+                                    window_days, window_start, window_end)
+  select v_batch.id, o.id, o.employee_name, o.phone, o.exam_id, o.employee_dob, o.client_name,
+         o.clinic_name, o.clinic_timezone, o.appointment_time, o.procedures, o.instructions,
+         o.variables, o.prompt, o.first_message, o.max_attempts - o.attempt_offset, coalesce(v_not_before, now()),
+         v_days, v_start, v_end
+    from public.pending_calls as o
+   where o.id = any (v_found);
+  get diagnostics v_copies_created = row_count;
+
+  return jsonb_build_object('outcome', 'created', 'batch_id', v_batch.id,
+                            'accepted', v_targets_created + v_copies_created, 'rejected', v_rejected);
+end
+$$;
+
+comment on function public.create_batch(jsonb) is
+  'Creates a batch from {name, metadata, idempotency_key, request_hash, not_before, window: {days, start, end}, targets: [pending_calls columns], pending_call_ids}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}]} | {outcome: replayed, batch_id, accepted, rejected} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call, message, value}]}.';
+
+-- batch_status ---------------------------------------------------------------------------------------------------
+create or replace function public.batch_status(p_batch_id uuid, p_limit int default 100, p_offset int default 0)
+returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_progress public.batch_progress;
+begin
+  perform outcall_private.check_page('batch_status', p_limit, p_offset);
+  select * into v_progress from public.batch_progress where batch_id = p_batch_id;
+  if not found then
+    return null;
+  end if;
+  return outcall_private.batch_progress_json(v_progress) || jsonb_build_object(
+    'metadata', (select b.metadata from public.batches as b where b.id = p_batch_id),
+    'results', (
+      select coalesce(jsonb_agg(jsonb_build_object(
+               'pending_call_id', r.id,
+               'phone', r.phone,
+               'name', r.employee_name,
+               'status', r.call_status,
+               'attempts', r.attempts,
+               'outcome', coalesce(r.ended_reason, r.last_error),
+               'summary', r.summary,
+               'success_evaluation', r.success_evaluation,
+               'duration_seconds', r.duration_seconds,
+               'cost', r.cost,
+               'updated_at', r.updated_at) order by r.created_at, r.id), '[]'::jsonb)
+        from (select * from public.pending_calls as p
+               where p.batch_id = p_batch_id
+               order by p.created_at, p.id
+               limit p_limit offset p_offset) as r),
+    'page', jsonb_build_object('limit', p_limit, 'offset', p_offset, 'total', v_progress.total));
+end
+$$;
+
+comment on function public.batch_status(uuid, int, int) is
+  'A batch''s progress and one page of its rows (by created_at, id): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, metadata, results: [{pending_call_id, phone, name, status, attempts, outcome, summary, success_evaluation, duration_seconds, cost, updated_at}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
+
+-- batch_progress_of -----------------------------------------------------------------------------------------------
+create or replace function public.batch_progress_of(p_batch_id uuid) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select outcall_private.batch_progress_json(p) from public.batch_progress as p where p.batch_id = p_batch_id
+$$;
+
+comment on function public.batch_progress_of(uuid) is
+  'A batch''s progress, for frequent polling (one row read): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at} or null.';
+
+-- list_batches ----------------------------------------------------------------------------------------------------
+create or replace function public.list_batches(p_limit int default 50, p_offset int default 0) returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  perform outcall_private.check_page('list_batches', p_limit, p_offset);
+  return jsonb_build_object(
+    'batches', (
+      select coalesce(jsonb_agg(outcall_private.batch_progress_json(p) order by p.created_at desc, p.batch_id desc),
+                      '[]'::jsonb)
+        from (select * from public.batch_progress as b
+               order by b.created_at desc, b.batch_id desc
+               limit p_limit offset p_offset) as p),
+    'page', jsonb_build_object('limit', p_limit, 'offset', p_offset,
+                               'total', (select count(*) from public.batches)));
+end
+$$;
+
+comment on function public.list_batches(int, int) is
+  'One page of batches, newest first: {batches: [progress as batch_progress_of], page: {limit, offset, total}}. p_limit 1..1000, p_offset >= 0 (else 22023).';
+
+-- batch_transcripts -----------------------------------------------------------------------------------------------
+create or replace function public.batch_transcripts(p_batch_id uuid, p_limit int default 100, p_offset int default 0)
+returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  perform outcall_private.check_page('batch_transcripts', p_limit, p_offset);
+  if not exists (select 1 from public.batches where id = p_batch_id) then
+    return null;
+  end if;
+  return jsonb_build_object(
+    'batch_id', p_batch_id,
+    'transcripts', (
+      select coalesce(jsonb_agg(jsonb_build_object(
+               'pending_call_id', r.id,
+               'phone', r.phone,
+               'name', r.employee_name,
+               'status', r.call_status,
+               'attempts', r.attempts,
+               'transcript', r.transcript,
+               'summary', r.summary,
+               'ended_reason', r.ended_reason,
+               'duration_seconds', r.duration_seconds) order by r.created_at, r.id), '[]'::jsonb)
+        from (select * from public.pending_calls as p
+               where p.batch_id = p_batch_id and p.transcript is not null
+               order by p.created_at, p.id
+               limit p_limit offset p_offset) as r),
+    'page', jsonb_build_object('limit', p_limit, 'offset', p_offset,
+                               'total', (select count(*) from public.pending_calls
+                                          where batch_id = p_batch_id and transcript is not null)));
+end
+$$;
+
+comment on function public.batch_transcripts(uuid, int, int) is
+  'One page of a batch''s rows that have a transcript (by created_at, id): {batch_id, transcripts: [{pending_call_id, phone, name, status, attempts, transcript, summary, ended_reason, duration_seconds}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
+
+-- cancel_batch ----------------------------------------------------------------------------------------------------
+-- Every row of the batch that may still move is locked first (in id order, rows before the batch row, as every
+-- writer does): a claim or a status change in flight ends first, and none starts until this commits. So no row
+-- can slip into pending/retry_pending unseen: the waiting rows are cancelled here, and a live row's later
+-- retryable failure is cancelled by pending_calls_batch_cancelled, which then sees cancelled_at.
+create or replace function public.cancel_batch(p_batch_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_batch public.batches;
+  v_cancelled int := 0;
+begin
+  if not exists (select 1 from public.batches where id = p_batch_id) then
+    return null;
+  end if;
+  perform outcall_private.lock_batch_changes(p_batch_id);
+  perform 1 from public.pending_calls
+    where batch_id = p_batch_id and call_status in ('pending', 'dispatching', 'calling', 'retry_pending')
+    order by id
+    for no key update;
+
+  select * into v_batch from public.batches where id = p_batch_id;
+  -- A completed batch stays completed.
+  if v_batch.cancelled_at is null and v_batch.completed_at is null then
+    update public.batches set cancelled_at = now() where id = p_batch_id returning * into v_batch;
+  end if;
+  if v_batch.cancelled_at is not null then
+    update public.pending_calls
+       set call_status = 'cancelled', last_error = 'batch_cancelled'
+     where batch_id = p_batch_id and call_status in ('pending', 'retry_pending');
+    get diagnostics v_cancelled = row_count;
+  end if;
+
+  return jsonb_build_object(
+    'batch_id', p_batch_id,
+    'status', (select status from public.batches where id = p_batch_id),
+    'cancelled', v_cancelled,
+    'live', (select count(*) from public.pending_calls
+              where batch_id = p_batch_id and call_status in ('dispatching', 'calling')));
+end
+$$;
+
+comment on function public.cancel_batch(uuid) is
+  'Cancels a batch (idempotent): cancelled_at set, its pending and retry_pending rows cancelled (last_error batch_cancelled); rows dispatching or calling finish, and are never retried. A completed batch stays as it is. Returns {batch_id, status, cancelled: rows stopped by this call, live: rows still dispatching or calling} or null.';
+
+-- retry_failed_batch ----------------------------------------------------------------------------------------------
+-- The failed rows of the batch back to pending, each with a fresh budget (the budget of its round again):
+-- attempt numbers go on (sessions 4, 5, ... after 3), the retry delays start over. The ordinary claims dial them.
+create or replace function public.retry_failed_batch(p_batch_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_batch public.batches;
+  v_requeued int;
+begin
+  if not exists (select 1 from public.batches where id = p_batch_id) then
+    return null;
+  end if;
+  perform outcall_private.lock_batch_changes(p_batch_id);
+  select * into v_batch from public.batches where id = p_batch_id;
+  if v_batch.cancelled_at is not null then
+    return jsonb_build_object('batch_id', p_batch_id, 'error', 'batch_cancelled');
+  end if;
+
+  -- The one deliberate way out of a terminal status (see guard_terminal_status), for this statement only.
+  perform set_config('outcall.reopening', p_batch_id::text, true);
+  update public.pending_calls
+     set call_status = 'pending',
+         attempt_offset = attempts,
+         max_attempts = attempts + (max_attempts - attempt_offset),
+         next_attempt_at = now(),
+         last_error = null
+   where batch_id = p_batch_id and call_status = 'failed';
+  get diagnostics v_requeued = row_count;
+  perform set_config('outcall.reopening', '', true);
+
+  return jsonb_build_object(
+    'batch_id', p_batch_id,
+    'status', (select status from public.batches where id = p_batch_id),
+    'requeued', v_requeued);
+end
+$$;
+
+comment on function public.retry_failed_batch(uuid) is
+  'Requeues the failed rows of a batch (pending, attempt_offset = attempts, a fresh budget of max_attempts - attempt_offset attempts, due now, last_error cleared); the batch reopens. Returns {batch_id, status, requeued} or {batch_id, error: batch_cancelled} (nothing changed) or null.';
+
+-- ======== sql/schema/70_webhook.sql ========
+
+-- 70: the database webhook: a new pending row is POSTed to the Worker through pg_net, in Supabase's
+-- database-webhook payload shape. It is the fast path only; the Worker's cron sweep picks up whatever
+-- the webhook misses (pg_net sends after commit, keeps no retries, loses its queue on a crash).
+-- A row created on its own is POSTed itself; a batch insert sends one request per batch (its first row due).
+--
+-- Configuration (no URL or secret in the schema), set once per environment by a superuser/postgres:
+--   insert into outcall_private.settings (name, value) values
+--     ('webhook_url', 'https://<worker>/hooks/pending-calls'), ('webhook_secret', '<secret>')
+--   on conflict (name) do update set value = excluded.value;
+-- With either missing (or empty) the triggers send nothing.
+
+-- The POST of one inserted row, in Supabase's database-webhook shape, to the configured URL; nothing without
+-- both settings. Never fails the insert: the sweep dispatches anyway.
+create or replace function outcall_private.post_pending_call_webhook(p_schema text, p_table text, p_record jsonb)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_url text;
+  v_secret text;
+begin
+  select nullif(btrim(value), '') into v_url from outcall_private.settings where name = 'webhook_url';
+  select nullif(value, '') into v_secret from outcall_private.settings where name = 'webhook_secret';
+  if v_url is null or v_secret is null then
+    return;
+  end if;
+
+  begin
+    perform net.http_post(
+      url := v_url,
+      body := pg_catalog.jsonb_build_object(
+        'type', 'INSERT',
+        'table', p_table,
+        'schema', p_schema,
+        'record', p_record,
+        'old_record', null),
+      headers := pg_catalog.jsonb_build_object(
+        'Content-Type', 'application/json',
+        'X-Webhook-Secret', v_secret),
+      timeout_milliseconds := 5000);
+  exception
+    when others then
+      -- The insert must not fail because the fast path did; the sweep dispatches the row anyway.
+      raise warning 'outcall: pending_calls webhook not queued for %: %', p_record ->> 'id', sqlerrm;
+  end;
+end
+$$;
+
+-- A pending row created on its own.
+create or replace function outcall_private.notify_pending_call_inserted() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform outcall_private.post_pending_call_webhook(TG_TABLE_SCHEMA, TG_TABLE_NAME, pg_catalog.to_jsonb(NEW));
+  return null;
+end
+$$;
+
+-- The rows of a batch: one request per batch in the statement, carrying its first row due (by
+-- next_attempt_at, created_at, id). The Worker dispatches that row, and as its claim answers more_due, keeps
+-- claiming the rest.
+create or replace function outcall_private.notify_batch_rows_inserted() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_row public.pending_calls;
+begin
+  for v_row in
+    select r.*
+      from new_rows as r
+     where r.id in (select distinct on (n.batch_id) n.id
+                      from new_rows as n
+                     where n.batch_id is not null and n.call_status = 'pending'
+                     order by n.batch_id, n.next_attempt_at, n.created_at, n.id)
+     order by r.batch_id
+  loop
+    perform outcall_private.post_pending_call_webhook(TG_TABLE_SCHEMA, TG_TABLE_NAME, pg_catalog.to_jsonb(v_row));
+  end loop;
+  return null;
+end
+$$;
+
+create trigger pending_calls_webhook
+  after insert on public.pending_calls
+  for each row
+  when (NEW.call_status = 'pending' and NEW.batch_id is null)
+  execute function outcall_private.notify_pending_call_inserted();
+create trigger pending_calls_batch_webhook
+  after insert on public.pending_calls
+  referencing new table as new_rows
+  for each statement execute function outcall_private.notify_batch_rows_inserted();
+
+-- ======== sql/schema/80_realtime.sql ========
+
+-- 80: Realtime for dashboards: the four tables in Supabase's `supabase_realtime` publication, with full old
+-- values on UPDATE/DELETE. What each subscriber sees is still decided by RLS (authenticated only,
+-- 90_security.sql). Views cannot be in a publication: public.batch_progress's counters come from public.batches.
+
+-- Hosted Supabase has the publication already (empty); a plain Postgres gets it here.
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_publication where pubname = 'supabase_realtime') then
+    create publication supabase_realtime;
+  end if;
+end
+$$;
+
+do $$
+declare
+  t text;
+begin
+  foreach t in array array['pending_calls', 'call_sessions', 'call_classifications', 'batches'] loop
+    -- pg_publication_tables also lists the tables of a FOR ALL TABLES publication, which cannot be altered.
+    if not exists (select 1 from pg_catalog.pg_publication_tables
+                    where pubname = 'supabase_realtime' and schemaname = 'public' and tablename = t) then
+      execute pg_catalog.format('alter publication supabase_realtime add table public.%I', t);
+    end if;
+  end loop;
+end
+$$;
+
+alter table public.pending_calls replica identity full;
+alter table public.call_sessions replica identity full;
+alter table public.call_classifications replica identity full;
+alter table public.batches replica identity full;
+
+-- ======== sql/schema/90_security.sql ========
+
+-- 90: privileges and row-level security, all of them.
+--   anon:          nothing at all (no table privilege, no policy, no function).
+--   authenticated: read-only (dashboards), every row: SELECT privilege + a `using (true)` policy.
+--   service_role:  everything (bypasses RLS); the only role that may execute the state-machine functions.
+-- Supabase grants everything in `public` to anon/authenticated by default, so each grant here is explicit.
+-- Functions are executable by PUBLIC by default and that cannot be revoked per schema ahead of time: a function
+-- added to the schema is revoked (and granted to service_role when the RPCs need it) here.
+-- sql/tests/08_security.sql checks what each role may do.
+
+-- Tables -------------------------------------------------------------------------------------------
+alter table public.pending_calls enable row level security;
+alter table public.call_sessions enable row level security;
+alter table public.call_classifications enable row level security;
+alter table public.batches enable row level security;
+
+revoke all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
+  from public, anon, authenticated;
+grant select on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
+  to authenticated;
+grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
+  to service_role;
+
+create policy "authenticated can read" on public.pending_calls
+  for select to authenticated using (true);
+create policy "authenticated can read" on public.call_sessions
+  for select to authenticated using (true);
+create policy "authenticated can read" on public.call_classifications
+  for select to authenticated using (true);
+create policy "authenticated can read" on public.batches
+  for select to authenticated using (true);
+
+-- The view over batches (security_invoker: the caller's rights and RLS on public.batches apply).
+revoke all on table public.batch_progress from public, anon, authenticated, service_role;
+grant select on table public.batch_progress to authenticated, service_role;
+
+-- The state-machine functions (RPC) ---------------------------------------------------------------
+revoke all on function
+  public.claim_pending_call(uuid),
+  public.claim_next_due(),
+  public.reserve_dial_slot(uuid),
+  public.release_dial_slot(uuid),
+  public.record_dial_result(uuid, text, text, text, boolean),
+  public.apply_twilio_status(text, text, int, text, int, uuid),
+  public.call_context(uuid),
+  public.apply_vapi_status(uuid, text, text),
+  public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric),
+  public.sweep_stale_sessions(int),
+  public.reconcile_dialing_session(uuid, jsonb, boolean),
+  public.create_batch(jsonb),
+  public.batch_status(uuid, int, int),
+  public.batch_progress_of(uuid),
+  public.list_batches(int, int),
+  public.batch_transcripts(uuid, int, int),
+  public.cancel_batch(uuid),
+  public.retry_failed_batch(uuid)
+  from public, anon, authenticated;
+grant execute on function
+  public.claim_pending_call(uuid),
+  public.claim_next_due(),
+  public.reserve_dial_slot(uuid),
+  public.release_dial_slot(uuid),
+  public.record_dial_result(uuid, text, text, text, boolean),
+  public.apply_twilio_status(text, text, int, text, int, uuid),
+  public.call_context(uuid),
+  public.apply_vapi_status(uuid, text, text),
+  public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric),
+  public.sweep_stale_sessions(int),
+  public.reconcile_dialing_session(uuid, jsonb, boolean),
+  public.create_batch(jsonb),
+  public.batch_status(uuid, int, int),
+  public.batch_progress_of(uuid),
+  public.list_batches(int, int),
+  public.batch_transcripts(uuid, int, int),
+  public.cancel_batch(uuid),
+  public.retry_failed_batch(uuid)
+  to service_role;
+
+-- outcall_private: not exposed by the API, closed to the API roles ---------------------------------
+revoke all on schema outcall_private from public, anon, authenticated;
+revoke all on all functions in schema outcall_private from public, anon, authenticated;
+revoke all on all tables in schema outcall_private from public, anon, authenticated;
+-- The state-machine functions run with the caller's rights and share private helpers.
+grant usage on schema outcall_private to service_role;
+
+-- The webhook's settings: postgres's only (the trigger functions that read them are SECURITY DEFINER).
+revoke all on table outcall_private.settings from public, anon, authenticated, service_role;
+-- The RPCs run with the caller's rights: service_role reads the policy and the live sessions, writes the rate
+-- state and the send slots. It does not change the policy (that is postgres's, like the webhook settings).
+grant select on table outcall_private.dispatch_policy, outcall_private.live_sessions to service_role;
+grant select, update on table outcall_private.rate_state to service_role;
+grant select, insert, update, delete on table outcall_private.dial_requests to service_role;
+
+-- Check constraints run their function with the inserting role's rights: the writer needs EXECUTE
+-- (not schema USAGE) on the validation helpers. Trigger functions need no grant. The RPCs share the rest.
+grant execute on function
+  outcall_private.is_e164(text),
+  outcall_private.is_valid_timezone(text),
+  outcall_private.ivr_actions_valid(jsonb),
+  outcall_private.policy(),
+  outcall_private.interval_ms(interval),
+  outcall_private.calling_window_opening(text, timestamptz, int[], time, time),
+  outcall_private.calling_window_opening(text, timestamptz),
+  outcall_private.row_window_opening(public.pending_calls, timestamptz),
+  outcall_private.retry_at(text, int),
+  outcall_private.retry_at(public.pending_calls),
+  outcall_private.advance_pending_call(public.pending_calls, int, text, text),
+  outcall_private.lock_dispatch_limits(),
+  outcall_private.dial_request_lease(),
+  outcall_private.dial_spacing(),
+  outcall_private.send_slot_wait(),
+  outcall_private.limits_answer(),
+  outcall_private.take_dial_slot(uuid),
+  outcall_private.release_dial_slot(uuid),
+  outcall_private.release_answered_dial(),
+  outcall_private.phone_is_dialing(text),
+  outcall_private.dispatch_gate(public.pending_calls),
+  outcall_private.start_attempt(public.pending_calls),
+  outcall_private.fail_dial(public.pending_calls, public.call_sessions, text, text, boolean),
+  outcall_private.lock_vapi_session(uuid, text),
+  outcall_private.batch_progress_json(public.batch_progress),
+  outcall_private.check_page(text, int, int),
+  outcall_private.lock_batch_changes(uuid),
+  outcall_private.idempotent_answer(public.batches, text)
+  to service_role;
