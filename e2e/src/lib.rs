@@ -184,6 +184,23 @@ impl Stack {
         }
     }
 
+    /// Inserts a row in `calling` with a session that has a (made-up) CallSid, as after a real dial, but
+    /// with no call behind it, so only the test's requests reach it (VAPI's part of a live call). Returns
+    /// the row id, the session id and the CallSid. (Left live, the sweep ends it `canceled` once Twilio
+    /// says it knows no such call; [`Stack::hang_up`] frees its slot at once.)
+    pub async fn insert_dialled(&self, row: &Value) -> (String, String, String) {
+        let (id, session) = self.insert_claimed(row).await;
+        let sid = format!("CA{}", uuid::Uuid::new_v4().simple());
+        let db = self.db().await;
+        db.execute("select public.record_dial_result($1::text::uuid, $2::text)", &[&session, &sid]).await.unwrap();
+        (id, session, sid)
+    }
+
+    /// Ends a made-up call's session as Twilio would, so it holds no call slot.
+    pub async fn hang_up(&self, sid: &str) {
+        self.db().await.execute("select public.apply_twilio_status($1::text, 'completed')", &[&sid]).await.unwrap();
+    }
+
     /// Inserts in replica mode (triggers off, so no webhook). Returns the new id.
     async fn insert_without_webhook(&self, row: &Value) -> String {
         let columns: Vec<&str> = row.as_object().expect("a row object").keys().map(String::as_str).collect();

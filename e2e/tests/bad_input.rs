@@ -121,10 +121,11 @@ async fn an_unknown_pendingcallid_gets_vapis_error_shapes() {
 #[tokio::test]
 async fn the_context_served_to_vapi_is_the_rows() {
     let stack = Stack::from_env();
-    let id = quiet_pending_row(&stack).await;
+    let (id, _, sid) = stack.insert_dialled(&sample_row(&fresh_phone(Scenario::Human), "Quinn Adler")).await;
+    let before = stack.pending_call(&id).await;
     let (status, body) = stack
         .vapi_message(json!({"type": "assistant-request",
-            "call": {"phoneCallProviderDetails": {"sip": {"headers": {"x-pendingcallid": id}}}}}))
+            "call": {"id": "vapi-sip-only", "phoneCallProviderDetails": {"sip": {"headers": {"x-pendingcallid": id}}}}}))
         .await;
     assert_eq!(status, 200);
     let vars = &body["assistantOverrides"]["variableValues"];
@@ -132,7 +133,8 @@ async fn the_context_served_to_vapi_is_the_rows() {
     assert_eq!(vars["client_name"], "Northwind Freight");
     assert_eq!(vars["callback_number"], "+15005550006");
     assert_eq!(vars["language"], "en");
-    stack.assert_untouched(&id).await; // serving context is read-only
+    assert_eq!(stack.pending_call(&id).await, before, "serving context leaves the row as it was");
+    stack.hang_up(&sid).await;
 }
 
 #[tokio::test]

@@ -9,15 +9,9 @@ use outcall_e2e::worker::SpareWorker;
 use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
 
-/// A row in `calling` with a session that has a (made-up) CallSid, as after a real dial, but with no
-/// live call behind it, so only the requests of the test can change it. (Left live, the sweep would
-/// end it as `canceled` once Twilio says it knows no such call; `hang_up` frees its slot at once.)
+/// A dialled row with no call behind it (`Stack::insert_dialled`).
 async fn dialled_row(stack: &Stack) -> (String, String, String) {
-    let (id, session) = stack.insert_claimed(&sample_row(&fresh_phone(Scenario::Human), "Ruth Okafor")).await;
-    let db = stack.db().await;
-    let sid = format!("CA{}", uuid::Uuid::new_v4().simple());
-    db.execute("select public.record_dial_result($1::text::uuid, $2::text)", &[&session, &sid]).await.unwrap();
-    (id, session, sid)
+    stack.insert_dialled(&sample_row(&fresh_phone(Scenario::Human), "Ruth Okafor")).await
 }
 
 /// What a request could change: the row's status and results, the session's status and report.
@@ -86,7 +80,7 @@ async fn vapi_messages_without_the_bearer_credential_change_nothing() {
     let (status, body) = stack.post_worker("/vapi/events", &[("Authorization", &bearer)], report(&id)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(stack.pending_call(&id).await["call_status"], "completed");
-    hang_up(&stack, &sid).await;
+    stack.hang_up(&sid).await;
 }
 
 #[tokio::test]
@@ -130,11 +124,6 @@ async fn vapi_messages_without_a_valid_hmac_change_nothing() {
     let (status, answer) = post(vec![("x-signature", signed(now, &secret)), ("x-timestamp", now.to_string())]).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(stack.pending_call(&id).await["call_status"], "completed");
-    hang_up(&stack, &sid).await;
+    stack.hang_up(&sid).await;
     drop(worker);
-}
-
-/// Ends the made-up call's session as Twilio would, so it holds no call slot.
-async fn hang_up(stack: &Stack, sid: &str) {
-    stack.db().await.execute("select public.apply_twilio_status($1::text, 'completed')", &[&sid]).await.unwrap();
 }

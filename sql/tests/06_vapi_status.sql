@@ -40,8 +40,8 @@ select is(public.apply_vapi_status('00000000-0000-0000-0000-0000000a0001', 'ende
           'a status of another VAPI call: changed false');
 select row_eq($$select vapi_status, vapi_call_id from public.call_sessions where call_sid = 'CA01'$$,
               row('in-progress'::text, 'vapi-1'::text), 'ignored events changed nothing');
-select is(public.apply_vapi_status('00000000-0000-0000-0000-0000000a0001', 'ended', null) ->> 'vapi_status', 'ended',
-          'ended without a call id: applied to the current session');
+select is(public.apply_vapi_status('00000000-0000-0000-0000-0000000a0001', 'ended', null) ->> 'vapi_status', 'in-progress',
+          'ended without a call id: refused, the session is bound to its VAPI call');
 select is((select call_status from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0001'), 'calling',
           'a VAPI status never changes the row (the report does)');
 select is(public.apply_vapi_status('00000000-0000-0000-0000-0000000a0001', 'in-progress', 'vapi-1') -> 'changed', 'false'::jsonb,

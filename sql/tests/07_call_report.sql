@@ -1,7 +1,7 @@
 -- apply_call_report(p_pending_call_id, p_vapi_call_id, p_outcome, p_ended_reason, p_summary, p_success_evaluation,
 --                   p_structured_data, p_transcript, p_duration_seconds, p_cost)
 begin;
-select plan(38);
+select plan(39);
 
 -- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
 select test_fixtures.open_policy();
@@ -132,7 +132,9 @@ select is(pg_temp.report('00000000-0000-0000-0000-0000000a0006', 'vapi-OTHER', '
 select row_eq($$select call_status, summary from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0006'$$,
               row('calling'::text, null::text), 'and the row is untouched');
 select is(pg_temp.report('00000000-0000-0000-0000-0000000a0006', null, 'completed', 'customer-ended-call', 'ok') ->> 'call_status',
-          'completed', 'a report without a VAPI call id goes to the current session');
+          'calling', 'a report without a VAPI call id is refused: the session is bound to its VAPI call');
+select is(pg_temp.report('00000000-0000-0000-0000-0000000a0006', 'vapi-6', 'completed', 'customer-ended-call', 'ok') ->> 'call_status',
+          'completed', 'its own call''s report applies');
 
 -- Only the current attempt writes the row
 select test_fixtures.dialled('00000000-0000-0000-0000-0000000a0007', 'CA07') as s7 \gset

@@ -34,7 +34,7 @@ insert into rpc values
   ('public.claim_pending_call(uuid)'),
   ('public.record_dial_result(uuid, text, text, text, boolean)'),
   ('public.apply_twilio_status(text, text, int, text, int, uuid)'),
-  ('public.call_context(uuid)'),
+  ('public.call_context(uuid, text)'),
   ('public.apply_vapi_status(uuid, text, text)'),
   ('public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric)'),
   ('public.claim_next_due()'),
@@ -96,7 +96,7 @@ select throws_ok($$insert into public.pending_calls (employee_name, phone) value
 select throws_ok($$select public.claim_pending_call('00000000-0000-0000-0000-0000000a0002')$$, '42501', null,
                  'anon cannot claim');
 select throws_ok('select public.claim_next_due()', '42501', null, 'anon cannot claim the next due row');
-select throws_ok($$select public.call_context('00000000-0000-0000-0000-0000000a0001')$$, '42501', null,
+select throws_ok($$select public.call_context('00000000-0000-0000-0000-0000000a0001', 'v')$$, '42501', null,
                  'anon cannot read a call context');
 select throws_ok($$select public.apply_call_report('00000000-0000-0000-0000-0000000a0001', 'v', 'completed', null, null, null, null, null, null, null)$$,
                  '42501', null, 'anon cannot write a report');
@@ -135,7 +135,7 @@ select throws_ok($$select public.record_dial_result('00000000-0000-0000-0000-000
                  'authenticated cannot record a dial result');
 select throws_ok($$select public.apply_twilio_status('CA', 'ringing', 1, null, null)$$, '42501', null,
                  'authenticated cannot apply a Twilio status');
-select throws_ok($$select public.call_context('00000000-0000-0000-0000-0000000a0001')$$, '42501', null,
+select throws_ok($$select public.call_context('00000000-0000-0000-0000-0000000a0001', 'v')$$, '42501', null,
                  'authenticated cannot read a call context');
 select throws_ok($$select public.apply_vapi_status('00000000-0000-0000-0000-0000000a0001', 'ended', 'v')$$, '42501', null,
                  'authenticated cannot apply a VAPI status');
@@ -165,7 +165,7 @@ select is(public.record_dial_result((select id from public.call_sessions where p
                                     'CA03', null, null) ->> 'call_status', 'calling', 'service_role records a dial result');
 select is(public.apply_twilio_status('CA03', 'in-progress', 2, 'human', null) ->> 'session_status', 'in-progress',
           'service_role applies a Twilio status');
-select is(public.call_context('00000000-0000-0000-0000-0000000a0003') ->> 'clinic_timezone', 'America/Denver',
+select is(public.call_context('00000000-0000-0000-0000-0000000a0003', 'v3') ->> 'clinic_timezone', 'America/Denver',
           'service_role reads a call context');
 select is(public.apply_vapi_status('00000000-0000-0000-0000-0000000a0003', 'in-progress', 'v3') ->> 'vapi_status', 'in-progress',
           'service_role applies a VAPI status');

@@ -717,14 +717,16 @@ select ok((select prosecdef and proconfig @> array['search_path=""'] and prosrc 
           'the batch webhook function: security definer, empty search_path, no URL in it');
 delete from outcall_private.settings where name in ('webhook_url', 'webhook_secret');
 
--- call_context --------------------------------------------------------------------------------------------------------
-select is(public.call_context((select id from public.pending_calls where batch_id = :'k' and employee_name = 'Ann'))
+-- call_context (of a live call) ---------------------------------------------------------------------------------------
+select test_fixtures.dial(id, 'CA-' || employee_name) is not null as live
+  from public.pending_calls where batch_id = :'k' and employee_name in ('Ann', 'Ben') \g /dev/null
+select is(public.call_context((select id from public.pending_calls where batch_id = :'k' and employee_name = 'Ann'), 'vapi-ann')
             - array['pending_call_id', 'appointment_time', 'appointment_local', 'employee_dob'],
           '{"exam_id": "EX-1", "employee_name": "Ann", "client_name": "Acme", "clinic_name": "Downtown",
             "clinic_timezone": "America/Chicago", "procedures": ["Audiogram", "Drug screen"], "instructions": {"bring_id": true},
             "variables": {"agent": "Sam"}, "prompt": "You are calling about an exam.", "first_message": "Hello Ann"}'::jsonb,
           'call_context carries the row''s prompt and first_message');
-select is(public.call_context((select id from public.pending_calls where batch_id = :'k' and employee_name = 'Ben'))
+select is(public.call_context((select id from public.pending_calls where batch_id = :'k' and employee_name = 'Ben'), 'vapi-ben')
             -> 'prompt', 'null'::jsonb, 'null when the row has none (the key is there)');
 
 -- The read functions ---------------------------------------------------------------------------------------------------

@@ -1324,34 +1324,77 @@ comment on function public.apply_twilio_status(text, text, int, text, int, uuid)
 -- 45: VAPI: what a call needs (call_context), VAPI's status updates and its end-of-call report.
 
 -- call_context -------------------------------------------------------------------------------------------------
--- The fields a call needs, nothing else (read-only), with the row's own script: prompt and first_message.
-create or replace function public.call_context(p_pending_call_id uuid) returns jsonb
-language sql stable
+-- The fields VAPI may have of a row, by default (settings 'vapi_context_fields', a comma-separated list, narrows
+-- or widens them; pending_call_id is always there). Date of birth is in: clinics verify patients by it.
+-- Security definer: the settings table is closed to every API role, service_role included; this reads one name.
+create or replace function outcall_private.vapi_context_fields() returns text[]
+language sql stable security definer
 set search_path = ''
 as $$
-  select jsonb_build_object(
-    'pending_call_id', c.id,
-    'exam_id', c.exam_id,
-    'employee_name', c.employee_name,
-    'employee_dob', c.employee_dob,
-    'client_name', c.client_name,
-    'clinic_name', c.clinic_name,
-    'clinic_timezone', c.clinic_timezone,
-    'appointment_time', c.appointment_time,
-    -- What the assistant says: the appointment on the clinic's wall clock.
-    'appointment_local', to_char(c.appointment_time at time zone c.clinic_timezone,
-                                 'FMDay, FMMonth FMDD, YYYY "at" FMHH12:MI AM'),
-    'procedures', to_jsonb(c.procedures),
-    'instructions', c.instructions,
-    'variables', c.variables,
-    'prompt', c.prompt,
-    'first_message', c.first_message)
-  from public.pending_calls as c
-  where c.id = p_pending_call_id
+  select coalesce(
+    (select pg_catalog.string_to_array(pg_catalog.replace(value, ' ', ''), ',')
+       from outcall_private.settings where name = 'vapi_context_fields'),
+    array['exam_id', 'employee_name', 'employee_dob', 'client_name', 'clinic_name', 'clinic_timezone',
+          'appointment_time', 'appointment_local', 'procedures', 'instructions', 'variables', 'prompt', 'first_message'])
 $$;
 
-comment on function public.call_context(uuid) is
-  'What a call needs and nothing else (read-only): {pending_call_id, exam_id, employee_name, employee_dob, client_name, clinic_name, clinic_timezone, appointment_time, appointment_local, procedures, instructions, variables, prompt, first_message} or null.';
+-- What a call needs and nothing else, only for VAPI's call of the row's live attempt: the row is being dialled or
+-- called (not finished, cancelled or waiting), its current session has not ended, and the session is bound to
+-- p_vapi_call_id. The first VAPI call to ask binds it; any other call id gets null, as does an unknown row.
+create or replace function public.call_context(p_pending_call_id uuid, p_vapi_call_id text) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_vapi_call_id text := nullif(btrim(p_vapi_call_id), '');
+  v_call public.pending_calls%rowtype;
+  v_session public.call_sessions%rowtype;
+  v_all jsonb;
+begin
+  if v_vapi_call_id is null then
+    return null;
+  end if;
+  select * into v_call from public.pending_calls
+   where id = p_pending_call_id and call_status in ('dispatching', 'calling')
+     for update;
+  if not found then
+    return null;
+  end if;
+  select * into v_session from public.call_sessions
+   where pending_call_id = v_call.id and attempt = v_call.attempts
+     and ended_at is null and status not in ('dial_failed', 'completed', 'busy', 'no-answer', 'failed', 'canceled')
+     for update;
+  if not found or v_session.vapi_call_id <> v_vapi_call_id then
+    return null;
+  end if;
+  if v_session.vapi_call_id is null then
+    update public.call_sessions set vapi_call_id = v_vapi_call_id where id = v_session.id;
+  end if;
+
+  v_all := jsonb_build_object(
+    'exam_id', v_call.exam_id,
+    'employee_name', v_call.employee_name,
+    'employee_dob', v_call.employee_dob,
+    'client_name', v_call.client_name,
+    'clinic_name', v_call.clinic_name,
+    'clinic_timezone', v_call.clinic_timezone,
+    'appointment_time', v_call.appointment_time,
+    -- What the assistant says: the appointment on the clinic's wall clock.
+    'appointment_local', to_char(v_call.appointment_time at time zone v_call.clinic_timezone,
+                                 'FMDay, FMMonth FMDD, YYYY "at" FMHH12:MI AM'),
+    'procedures', to_jsonb(v_call.procedures),
+    'instructions', v_call.instructions,
+    'variables', v_call.variables,
+    'prompt', v_call.prompt,
+    'first_message', v_call.first_message);
+  return jsonb_build_object('pending_call_id', v_call.id)
+         || coalesce((select jsonb_object_agg(f.key, f.value) from jsonb_each(v_all) as f
+                       where f.key = any (outcall_private.vapi_context_fields())), '{}');
+end
+$$;
+
+comment on function public.call_context(uuid, text) is
+  'What a call needs and nothing else, for VAPI''s call p_vapi_call_id of the row''s live attempt (the first call id to ask is bound to the session): {pending_call_id} and the fields of outcall_private.vapi_context_fields(), or null (unknown row, not live, another VAPI call).';
 
 -- The session a VAPI event belongs to -------------------------------------------------------------
 -- The session of this VAPI call, else the latest attempt that has a call_sid; locked. All nulls if none.
@@ -1401,7 +1444,7 @@ begin
 
   if v_new_rank is not null
      and v_new_rank > coalesce(array_position(c_order, v_session.vapi_status), 0)
-     and (v_session.vapi_call_id is null or v_vapi_call_id is null or v_session.vapi_call_id = v_vapi_call_id)
+     and (v_session.vapi_call_id is null or v_session.vapi_call_id = v_vapi_call_id)
   then
     update public.call_sessions
        set vapi_status = p_status,
@@ -1465,7 +1508,7 @@ begin
 
   -- One report per session; a report of another VAPI call than the session's is not ours.
   if v_session.report_received_at is null
-     and (v_session.vapi_call_id is null or v_vapi_call_id is null or v_session.vapi_call_id = v_vapi_call_id)
+     and (v_session.vapi_call_id is null or v_session.vapi_call_id = v_vapi_call_id)
   then
     update public.call_sessions
        set report_received_at = now(),
@@ -2439,7 +2482,7 @@ revoke all on function
   public.release_dial_slot(uuid),
   public.record_dial_result(uuid, text, text, text, boolean),
   public.apply_twilio_status(text, text, int, text, int, uuid),
-  public.call_context(uuid),
+  public.call_context(uuid, text),
   public.apply_vapi_status(uuid, text, text),
   public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric),
   public.sweep_stale_sessions(int),
@@ -2459,7 +2502,7 @@ grant execute on function
   public.release_dial_slot(uuid),
   public.record_dial_result(uuid, text, text, text, boolean),
   public.apply_twilio_status(text, text, int, text, int, uuid),
-  public.call_context(uuid),
+  public.call_context(uuid, text),
   public.apply_vapi_status(uuid, text, text),
   public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric),
   public.sweep_stale_sessions(int),
@@ -2504,6 +2547,7 @@ grant execute on function
   outcall_private.advance_pending_call(public.pending_calls, int, text, text),
   outcall_private.lock_dispatch_limits(),
   outcall_private.dial_request_lease(),
+  outcall_private.vapi_context_fields(),
   outcall_private.dial_spacing(),
   outcall_private.send_slot_wait(),
   outcall_private.limits_answer(),

@@ -21,12 +21,14 @@ async fn main() {
     let saved = stack.set_policy("max_concurrent_calls = 100000, calls_per_second = 100000").await;
     // Rows parked (no webhook, not due), so only the benchmark decides what the Worker is asked.
     let mut ids = Vec::new();
-    for i in 0..=DISPATCHES {
+    for i in 0..DISPATCHES {
         ids.push(stack.insert_parked(&sample_row(&fresh_phone(Scenario::Human), &format!("Bench Person {i}"))).await);
     }
 
-    // 1. assistant-request latency (warm-up first: the first request instantiates the wasm module).
-    let context_id = ids.pop().unwrap();
+    // 1. assistant-request latency (warm-up first: the first request instantiates the wasm module), for a
+    // live call (context is served only to the VAPI call of a dialled, unfinished attempt).
+    let (context_id, _, context_sid) =
+        stack.insert_dialled(&sample_row(&fresh_phone(Scenario::Human), "Bench Person")).await;
     let message = json!({"type": "assistant-request",
         "call": {"id": "bench", "assistantOverrides": {"variableValues": {"pendingcallid": context_id}}}});
     for _ in 0..20 {
@@ -43,6 +45,7 @@ async fn main() {
     }
     let per_context = gateway_count(&stack, "/rpc/call_context").await as f64 / LATENCY_SAMPLES as f64;
     let total_per_context = gateway_total(&stack).await as f64 / LATENCY_SAMPLES as f64;
+    stack.hang_up(&context_sid).await;
     samples.sort();
     let pct = |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).min(samples.len()) - 1];
     println!("assistant-request, answered by the Worker (wrangler dev → workerd → PostgREST → Postgres), {LATENCY_SAMPLES} sequential requests:");

@@ -356,19 +356,22 @@ impl Rpc for SweepStaleSessions {
 
 // ------------------------------------------------------------------------------------------------ VAPI
 
-/// `call_context`: the fields a call needs (read-only).
+/// `call_context`: the fields a call needs, for VAPI's call of the row's live attempt only (the first VAPI
+/// call to ask is bound to the session; any other is refused).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReadCallContext {
     #[serde(rename = "p_pending_call_id")]
     pub pending_call_id: PendingCallId,
+    #[serde(rename = "p_vapi_call_id")]
+    pub vapi_call_id: String,
 }
 
 impl Rpc for ReadCallContext {
     const NAME: &'static str = "call_context";
-    /// `null`: no such row.
+    /// `null`: no such row, no live call, or another VAPI call's.
     type Answer = Option<CallContext>;
     fn examples() -> Vec<Self> {
-        vec![Self { pending_call_id: pending_call() }]
+        vec![Self { pending_call_id: pending_call(), vapi_call_id: "vapi-call-1".into() }]
     }
 }
 

@@ -14,9 +14,12 @@ pub const PENDING_CALL_VARIABLE: &str = "pendingcallid";
 pub enum ServerMessage {
     AssistantRequest {
         pending_call_id: Option<PendingCallId>,
+        /// VAPI's own id of the call (`message.call.id`): the session is bound to it.
+        vapi_call_id: Option<String>,
     },
     ToolCalls {
         pending_call_id: Option<PendingCallId>,
+        vapi_call_id: Option<String>,
         calls: Vec<ToolCall>,
     },
     StatusUpdate {
@@ -39,12 +42,24 @@ pub struct ToolCall {
     pub arguments: Map<String, Value>,
 }
 
+/// Why a tool call gets no context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ToolRefusal {
+    #[error("the call carries no pendingcallid")]
+    NoOwnCall,
+    #[error("a call may fetch only its own pending call")]
+    OtherCall,
+}
+
 impl ToolCall {
-    /// The pending call the tool asks about: its own argument first, else the call's header.
-    pub fn pending_call_id(&self, from_call: Option<PendingCallId>) -> Option<PendingCallId> {
-        match ["pendingcallid", "pending_call_id"].iter().find_map(|k| self.arguments.get(*k)).and_then(Value::as_str) {
-            Some(raw) => PendingCallId::parse(raw).ok(),
-            None => from_call,
+    /// The pending call the tool may ask about: the call's own (its SIP header). An argument may repeat it
+    /// but never name another row: a tool's arguments come from the conversation and cannot widen the call.
+    pub fn pending_call_id(&self, own: Option<PendingCallId>) -> Result<PendingCallId, ToolRefusal> {
+        let own = own.ok_or(ToolRefusal::NoOwnCall)?;
+        match ["pendingcallid", "pending_call_id"].iter().find_map(|k| self.arguments.get(*k)) {
+            None => Ok(own),
+            Some(Value::String(raw)) if PendingCallId::parse(raw).ok() == Some(own) => Ok(own),
+            Some(_) => Err(ToolRefusal::OtherCall),
         }
     }
 }
@@ -76,13 +91,14 @@ pub fn parse_message(body: &str) -> Result<ServerMessage, MessageError> {
     let message = root.get("message").ok_or(MessageError::MissingType)?;
     let kind = message.get("type").and_then(Value::as_str).ok_or(MessageError::MissingType)?;
     let pending_call_id = pending_call_id_of(message);
+    let vapi_call_id = text(message, &["call", "id"]);
     Ok(match kind {
-        "assistant-request" => ServerMessage::AssistantRequest { pending_call_id },
-        "tool-calls" => ServerMessage::ToolCalls { pending_call_id, calls: tool_calls_of(message) },
+        "assistant-request" => ServerMessage::AssistantRequest { pending_call_id, vapi_call_id },
+        "tool-calls" => ServerMessage::ToolCalls { pending_call_id, vapi_call_id, calls: tool_calls_of(message) },
         "status-update" => ServerMessage::StatusUpdate {
             pending_call_id,
             status: text(message, &["status"]).unwrap_or_default(),
-            vapi_call_id: text(message, &["call", "id"]),
+            vapi_call_id,
         },
         "end-of-call-report" => ServerMessage::EndOfCallReport { pending_call_id, report: report_of(message) },
         other => ServerMessage::Other(other.to_owned()),
@@ -192,7 +208,10 @@ mod tests {
             r#"{{"message":{{"type":"assistant-request","call":{{"id":"c1",
             "assistantOverrides":{{"variableValues":{{"pendingcallid":"{ID}"}}}}}}}}}}"#
         );
-        assert_eq!(parse_message(&body).unwrap(), ServerMessage::AssistantRequest { pending_call_id: id() });
+        assert_eq!(
+            parse_message(&body).unwrap(),
+            ServerMessage::AssistantRequest { pending_call_id: id(), vapi_call_id: Some("c1".into()) }
+        );
     }
 
     #[test]
@@ -201,9 +220,15 @@ mod tests {
             r#"{{"message":{{"type":"assistant-request","call":{{
             "phoneCallProviderDetails":{{"sip":{{"headers":{{"X-PendingCallId":"{ID}"}}}}}}}}}}}}"#
         );
-        assert_eq!(parse_message(&body).unwrap(), ServerMessage::AssistantRequest { pending_call_id: id() });
+        assert_eq!(
+            parse_message(&body).unwrap(),
+            ServerMessage::AssistantRequest { pending_call_id: id(), vapi_call_id: None }
+        );
         let none = r#"{"message":{"type":"assistant-request","call":{}}}"#;
-        assert_eq!(parse_message(none).unwrap(), ServerMessage::AssistantRequest { pending_call_id: None });
+        assert_eq!(
+            parse_message(none).unwrap(),
+            ServerMessage::AssistantRequest { pending_call_id: None, vapi_call_id: None }
+        );
     }
 
     #[test]
@@ -214,13 +239,27 @@ mod tests {
             {{"id":"b","type":"function","function":{{"name":"fetch_pending_call","arguments":"{{\"pending_call_id\":\"{ID}\"}}"}}}},
             {{"id":"c","name":"fetch_pending_call","parameters":{{}}}}]}}}}"#
         );
-        let ServerMessage::ToolCalls { calls, pending_call_id } = parse_message(&body).unwrap() else { panic!() };
+        let ServerMessage::ToolCalls { calls, pending_call_id, .. } = parse_message(&body).unwrap() else { panic!() };
         assert_eq!(calls.len(), 3);
-        assert_eq!(calls[0].pending_call_id(None), id());
+        let own = id().unwrap();
+        assert_eq!(calls[0].pending_call_id(id()), Ok(own), "an argument may repeat the call's own id");
         assert_eq!(calls[1].name, FETCH_TOOL);
-        assert_eq!(calls[1].pending_call_id(None), id());
-        assert_eq!(calls[2].pending_call_id(pending_call_id), None);
-        assert_eq!(calls[2].pending_call_id(id()), id());
+        assert_eq!(calls[1].pending_call_id(id()), Ok(own));
+        assert_eq!(calls[2].pending_call_id(id()), Ok(own), "no argument: the call's own");
+        assert_eq!(calls[2].pending_call_id(pending_call_id), Err(ToolRefusal::NoOwnCall), "the call carries none");
+        assert_eq!(calls[0].pending_call_id(None), Err(ToolRefusal::NoOwnCall), "an argument alone names nothing");
+    }
+
+    #[test]
+    fn a_tool_argument_cannot_name_another_row() {
+        let other = "0b2c3d4e-1111-4222-8333-944455556666";
+        for arguments in
+            [json!({"pendingcallid": other}), json!({"pending_call_id": other}), json!({"pendingcallid": 7})]
+        {
+            let call =
+                ToolCall { id: "t".into(), name: FETCH_TOOL.into(), arguments: arguments.as_object().unwrap().clone() };
+            assert_eq!(call.pending_call_id(id()), Err(ToolRefusal::OtherCall), "{arguments}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `POST /vapi/events`: VAPI's server messages. Replies keep VAPI's shapes: an unknown call gets
-//! `{"error": ...}` for an assistant-request and an error result for a tool.
+//! `POST /vapi/events`: VAPI's server messages. Replies keep VAPI's shapes: a call that may not have the
+//! context (an unknown, finished or never-dialled row, or another VAPI call than the one bound to the
+//! session) gets `{"error": ...}` for an assistant-request and an error result for a tool, with no personal data.
 
 use crate::db::Db;
 use crate::http::{self, Answer};
@@ -21,8 +22,12 @@ pub async fn handle(mut req: Request, env: &Env) -> Answer {
     let message = parse_message(&body).map_err(|e| ApiError::bad_request("invalid_message", e.to_string()))?;
     let db = Db::new(&config);
     match message {
-        ServerMessage::AssistantRequest { pending_call_id } => assistant_request(&config, &db, pending_call_id).await,
-        ServerMessage::ToolCalls { pending_call_id, calls } => tool_calls(&db, pending_call_id, calls).await,
+        ServerMessage::AssistantRequest { pending_call_id, vapi_call_id } => {
+            assistant_request(&config, &db, pending_call_id, vapi_call_id).await
+        }
+        ServerMessage::ToolCalls { pending_call_id, vapi_call_id, calls } => {
+            tool_calls(&db, pending_call_id, vapi_call_id, calls).await
+        }
         ServerMessage::StatusUpdate { pending_call_id, status, vapi_call_id } => {
             let id = known(pending_call_id)?;
             applied(db.call(&ApplyVapiStatus { pending_call_id: id, status, vapi_call_id }).await?, id)
@@ -35,14 +40,21 @@ pub async fn handle(mut req: Request, env: &Env) -> Answer {
     }
 }
 
-async fn context(db: &Db, id: PendingCallId) -> Result<Option<CallContext>, ApiError> {
-    db.call(&ReadCallContext { pending_call_id: id }).await
+/// The row's context for this VAPI call, if its attempt is live and bound to this call (the first to ask).
+async fn context(db: &Db, id: PendingCallId, vapi_call_id: Option<&str>) -> Result<Option<CallContext>, ApiError> {
+    let Some(vapi_call_id) = vapi_call_id.filter(|v| !v.trim().is_empty()) else { return Ok(None) };
+    db.call(&ReadCallContext { pending_call_id: id, vapi_call_id: vapi_call_id.to_owned() }).await
 }
 
-/// The call's context as the assistant's variables: one read-only database round trip.
-async fn assistant_request(config: &Config, db: &Db, id: Option<PendingCallId>) -> Answer {
+/// The call's context as the assistant's variables: one database round trip.
+async fn assistant_request(
+    config: &Config,
+    db: &Db,
+    id: Option<PendingCallId>,
+    vapi_call_id: Option<String>,
+) -> Answer {
     let found = match id {
-        Some(id) => context(db, id).await?.map(|ctx| (id, ctx)),
+        Some(id) => context(db, id, vapi_call_id.as_deref()).await?.map(|ctx| (id, ctx)),
         None => None,
     };
     let Some((id, ctx)) = found else {
@@ -53,18 +65,23 @@ async fn assistant_request(config: &Config, db: &Db, id: Option<PendingCallId>) 
     http::json(200, &vapi::assistant_reply(&config.vapi_assistant_id, variables, ctx.first_message()))
 }
 
-async fn tool_calls(db: &Db, call_id: Option<PendingCallId>, calls: Vec<ToolCall>) -> Answer {
+async fn tool_calls(
+    db: &Db,
+    own_call: Option<PendingCallId>,
+    vapi_call_id: Option<String>,
+    calls: Vec<ToolCall>,
+) -> Answer {
     let mut results = Vec::with_capacity(calls.len());
     for call in calls {
         let result = if call.name != FETCH_TOOL {
             json!({"error": format!("unknown tool {}", call.name)})
         } else {
-            match call.pending_call_id(call_id) {
-                Some(id) => match context(db, id).await? {
+            match call.pending_call_id(own_call) {
+                Ok(id) => match context(db, id, vapi_call_id.as_deref()).await? {
                     Some(ctx) => ctx.as_json(),
-                    None => json!({"error": "no pending call has this id"}),
+                    None => json!({"error": "this call has no live pending call"}),
                 },
-                None => json!({"error": "no pendingcallid was given"}),
+                Err(refusal) => json!({"error": refusal.to_string()}),
             }
         };
         results.push((call.id, call.name, result.to_string()));
