@@ -20,13 +20,15 @@ const MIB: usize = 1024 * KIB;
 
 /// `POST /twilio/status`: a status callback is about twenty short form fields (well under 2 KB).
 pub const TWILIO_STATUS_MAX_BYTES: usize = 64 * KIB;
-/// `POST /hooks/pending-calls`: the database webhook carries one `pending_calls` row as JSON; its
-/// largest fields are the target's objects, each capped at [`crate::batch::MAX_OBJECT_BYTES`].
-pub const WEBHOOK_MAX_BYTES: usize = 64 * KIB;
+/// `POST /hooks/pending-calls`: the database webhook carries one whole `pending_calls` row as JSON
+/// (`to_jsonb(NEW)`), usually a kilobyte or two. A row written by the batch API with every field at its
+/// cap (three objects of [`crate::batch::MAX_OBJECT_BYTES`], which Postgres prints with added spaces, a
+/// 10,000-character prompt, a 1,000-character first message) stays under 150 KB; 256 KiB holds it.
+pub const WEBHOOK_MAX_BYTES: usize = 256 * KIB;
 /// `POST /vapi/events`: VAPI publishes no size for its server messages; an end-of-call report carries
 /// the whole transcript, the message list (each turn with its timings, and again in OpenAI's format),
-/// the analysis and the call object with its assistant. A 30-minute call (VAPI's default maximum
-/// duration) makes well under 2 MB of that; 8 MiB leaves four times as much.
+/// the analysis and the call object with its assistant. A 30-minute call makes well under 2 MB of that;
+/// 8 MiB leaves four times as much.
 pub const VAPI_EVENTS_MAX_BYTES: usize = 8 * MIB;
 /// `POST /api/v1/batches`, before the targets: the request's own fields (`metadata` at its cap, the
 /// name, the schedule) and a few targets with every field at its cap, so a small `BATCH_MAX_TARGETS`
@@ -141,7 +143,7 @@ mod tests {
         let max = crate::batch::DEFAULT_MAX_TARGETS;
         let cases = [
             ("POST", "/twilio/status", Some(64 * KIB)),
-            ("POST", "/hooks/pending-calls", Some(64 * KIB)),
+            ("POST", "/hooks/pending-calls", Some(256 * KIB)),
             ("POST", "/vapi/events", Some(8 * MIB)),
             ("POST", "/api/v1/batches", Some(BATCH_MAX_BYTES)),
             ("GET", "/health", None),
