@@ -4,7 +4,7 @@
 //! the request's method, route and `Content-Length`: a declared length over the cap is refused at once
 //! (413 `payload_too_large`, nothing read, nothing written); otherwise the body is read through a
 //! [`CappedBody`], which refuses the same way the moment the bytes received pass the cap (a body sent
-//! without `Content-Length`, chunked, or one whose header understates it).
+//! without `Content-Length`, chunked).
 //!
 //! Where a route's credential is a header alone (the database webhook's `X-Webhook-Secret`, VAPI's
 //! bearer credential, the API's key), the Worker checks it before asking here, so an unauthenticated
