@@ -1,6 +1,7 @@
 //! A Worker missing a configuration variable answers 500 `configuration_error` naming it, on every
-//! route that would act (the webhook, VAPI's messages, the batch API), and writes nothing. Runs a second Worker (wasm in workerd via wrangler dev)
-//! with one variable left out, and stops it by its process group.
+//! route that would act (the webhook, VAPI's messages, the batch API), and writes nothing; `/health` says
+//! only `{"configured": false}`, and names the variable to the API key's holder alone. Runs a second Worker
+//! (wasm in workerd via wrangler dev) with one variable left out, and stops it by its process group.
 
 use outcall_e2e::worker::SpareWorker;
 use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
@@ -14,9 +15,21 @@ async fn a_missing_variable_is_a_configuration_error_that_writes_nothing() {
     let worker = SpareWorker::start("without-twilio-auth-token", &[(LEFT_OUT, None)]).await;
     let id = stack.insert_parked(&sample_row(&fresh_phone(Scenario::Human), "Vera Lund")).await;
 
+    // /health tells anyone whether the Worker is configured, and only the API key's holder what is missing.
     let health: serde_json::Value = reqwest::get(format!("{}/health", worker.url)).await.unwrap().json().await.unwrap();
+    assert_eq!(health, json!({"configured": false}), "no variable named to anyone");
+    let health: serde_json::Value = stack
+        .http
+        .get(format!("{}/health", worker.url))
+        .bearer_auth(&stack.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["configured"], false);
-    assert!(health["error"]["message"].as_str().unwrap().contains(LEFT_OUT));
+    assert!(health["error"]["message"].as_str().unwrap().contains(LEFT_OUT), "{health}");
 
     let webhook = json!({"type": "INSERT", "table": "pending_calls", "schema": "public", "record": {"id": id}});
     let secret = stack.webhook_secret.clone();

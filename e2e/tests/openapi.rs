@@ -389,6 +389,11 @@ async fn the_openapi_document_is_what_the_worker_does() {
     let answer =
         client.create(&[("Idempotency-Key", "has space")], &batch_request("openapi: bad key", &[]).to_string()).await;
     assert_eq!(contract.check("POST", "/api/v1/batches", &answer)["error"]["code"], "invalid_idempotency_key");
+    // 413: a body over the route's cap (over the ceiling of any BATCH_MAX_TARGETS), refused before it is read.
+    let padding = "x".repeat(outcall_core::body::BATCH_MAX_BYTES);
+    let oversized = json!({"name": "openapi: too large", "metadata": {"padding": padding}}).to_string();
+    let answer = client.create(&[], &oversized).await;
+    assert_eq!(contract.check("POST", "/api/v1/batches", &answer)["error"]["code"], "payload_too_large");
 
     // 202: a batch of two new targets, one existing pending call and one id the database does not know.
     let existing = stack.insert_parked(&sample_row(&fresh_phone(Scenario::Human), "Cleo Duval")).await;

@@ -1,6 +1,6 @@
 -- Tables, columns, defaults, constraints, indexes, housekeeping triggers.
 begin;
-select plan(96);
+select plan(100);
 
 -- Shape -------------------------------------------------------------------------------------------
 select tables_are('public', array['pending_calls', 'call_sessions', 'call_classifications', 'batches']);
@@ -207,6 +207,14 @@ select lives_ok($$insert into public.call_classifications (phone_number, classif
   'valid dtmf/speech/wait actions are accepted');
 select is(outcall_private.ivr_actions_valid('[]'), true, 'an empty action list is well-formed');
 select is(outcall_private.ivr_actions_valid(null), false, 'null actions are not well-formed');
+select is(outcall_private.ivr_actions_valid('[{"action": "speech", "value": "front\ndesk", "timing_ms": 0}]'), false,
+  'speech with a line break (a control character) is not well-formed');
+select is(outcall_private.ivr_actions_valid('[{"action": "speech", "value": "bell\u0007", "timing_ms": 0}]'), false,
+  'speech with a C0 control character is not well-formed');
+select is(outcall_private.ivr_actions_valid('[{"action": "speech", "value": "next\u0085line", "timing_ms": 0}]'), false,
+  'speech with a C1 control character is not well-formed');
+select is(outcall_private.ivr_actions_valid('[{"action": "speech", "value": "rendez-vous, s''il vous plaît", "timing_ms": 0}]'), true,
+  'speech with accents and punctuation is well-formed');
 
 select throws_ok($$insert into public.call_classifications (phone_number, classification_type, ivr_actions) values ('+15550002002', 'ivr_only', '[{"action": "dtmf", "value": "2", "timing_ms": 0}]')$$,
   '23505', null, 'at most one active classification per phone');

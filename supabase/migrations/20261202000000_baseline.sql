@@ -75,7 +75,8 @@ $$;
 
 -- ivr_actions: a JSON array of {"action": "dtmf"|"speech"|"wait", "value": text, "timing_ms": int >= 0}.
 --   dtmf:   value non-empty, only [0-9*#w] (w = Twilio's half-second pause)
---   speech: value non-empty text
+--   speech: value non-empty text without control characters (U+0001-U+001F, U+007F-U+009F: no place in
+--           speech, and most cannot be carried in XML, so in TwiML; outcall-core's replay refuses them too)
 --   wait:   value optional (string or null)
 --   timing_ms: required integer >= 0 (pause before the action)
 -- No other keys. The consistency with classification_type (human: none; ivr_*: at least one) is a
@@ -122,6 +123,9 @@ begin
         return false;
       end if;
       if v_action = 'dtmf' and (a ->> 'value') !~ '^[0-9*#w]+$' then
+        return false;
+      end if;
+      if v_action = 'speech' and (a ->> 'value') ~ '[\u0001-\u001f\u007f-\u009f]' then
         return false;
       end if;
     end if;

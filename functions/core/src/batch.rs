@@ -16,9 +16,13 @@ use std::collections::HashMap;
 /// Targets plus `pendingCallIds` one request may carry, unless `BATCH_MAX_TARGETS` says otherwise.
 pub const DEFAULT_MAX_TARGETS: usize = 10_000;
 const MAX_NAME_CHARS: usize = 200;
-const MAX_PROMPT_CHARS: usize = 10_000;
-const MAX_FIRST_MESSAGE_CHARS: usize = 1_000;
+pub const MAX_PROMPT_CHARS: usize = 10_000;
+pub const MAX_FIRST_MESSAGE_CHARS: usize = 1_000;
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+/// The most an object a caller sends (`metadata`, a target's `instructions`, `variables`, and its
+/// `procedures` list) may take, serialized as JSON: ample for the context of one call (each key becomes
+/// one of the assistant's variables), and it keeps one row, and the database webhook carrying it, small.
+pub const MAX_OBJECT_BYTES: usize = 16 * 1024;
 
 /// The keys a request may have; anything else is a mistake worth reporting, not ignoring.
 const REQUEST_KEYS: [&str; 5] = ["name", "targets", "pendingCallIds", "schedule", "metadata"];
@@ -146,7 +150,13 @@ pub fn parse_request(body: &str, max_targets: usize) -> Result<NewBatch, BatchRe
     };
     let metadata = match request.get("metadata") {
         None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
+        Some(value @ Value::Object(m)) => match object_size_error(value) {
+            None => m.clone(),
+            Some(message) => {
+                errors.push(ItemError::new("metadata", "too_large", message));
+                Map::new()
+            }
+        },
         Some(other) => {
             errors.push(ItemError::new("metadata", "invalid_type", "metadata must be an object").with_value(other));
             Map::new()
@@ -245,6 +255,8 @@ fn parse_target(index: usize, target: &Value, errors: &mut Vec<ItemError>) -> Op
             Ok(parsed) => {
                 row.insert(column.to_owned(), parsed);
             }
+            // Too large to be worth echoing: the path and the size say what is wrong.
+            Err((code @ "too_large", message)) => errors.push(ItemError::new(path, code, message).at(index)),
             Err((code, message)) => errors.push(ItemError::new(path, code, message).at(index).with_value(value)),
         }
     }
@@ -273,11 +285,17 @@ fn field_value(kind: Kind, value: &Value) -> Result<Value, (&'static str, String
             ("invalid_time", "must be an RFC 3339 time with an offset, e.g. 2026-12-01T09:30:00-05:00".to_owned())
         }),
         Kind::TextList => match value.as_array() {
-            Some(items) if items.iter().all(Value::is_string) => Ok(value.clone()),
+            Some(items) if items.iter().all(Value::is_string) => match object_size_error(value) {
+                None => Ok(value.clone()),
+                Some(message) => Err(("too_large", message)),
+            },
             _ => Err(("invalid_type", "must be a list of text".to_owned())),
         },
         Kind::Object => match value {
-            Value::Object(_) => Ok(value.clone()),
+            Value::Object(_) => match object_size_error(value) {
+                None => Ok(value.clone()),
+                Some(message) => Err(("too_large", message)),
+            },
             _ => Err(("invalid_type", "must be an object".to_owned())),
         },
         Kind::Attempts => match value.as_u64() {
@@ -285,6 +303,12 @@ fn field_value(kind: Kind, value: &Value) -> Result<Value, (&'static str, String
             _ => Err(("out_of_range", "must be a whole number from 1 to 20".to_owned())),
         },
     }
+}
+
+/// Why an object (or list) is over [`MAX_OBJECT_BYTES`] serialized, if it is.
+fn object_size_error(value: &Value) -> Option<String> {
+    let size = serde_json::to_string(value).map_or(usize::MAX, |s| s.len());
+    (size > MAX_OBJECT_BYTES).then(|| format!("is {size} bytes as JSON; at most {MAX_OBJECT_BYTES} bytes are allowed"))
 }
 
 /// The same person at the same number about the same thing, twice. (Many employees share a clinic's
@@ -503,6 +527,42 @@ mod tests {
         let found = errors(json!({"targets": [{"phone": "+15550001001", "name": "x"}], "extra": 1, "metadata": []}));
         let codes: Vec<&str> = found.iter().map(|e| e.code).collect();
         assert_eq!(codes, vec!["unknown_field", "required", "invalid_type"]);
+    }
+
+    #[test]
+    fn objects_over_their_cap_are_reported_by_path_without_their_value() {
+        let big = |n: usize| json!({"notes": "x".repeat(n)});
+        // {"notes":"..."} is 12 bytes around the text.
+        let at_cap = big(MAX_OBJECT_BYTES - 12);
+        assert_eq!(serde_json::to_string(&at_cap).unwrap().len(), MAX_OBJECT_BYTES);
+        let over = big(MAX_OBJECT_BYTES - 11);
+        let list_over = json!(["y".repeat(MAX_OBJECT_BYTES)]);
+        let ok = parse(json!({"name": "n", "metadata": at_cap, "targets": [
+            {"phone": "+15550001001", "name": "a", "instructions": at_cap, "variables": at_cap}]}));
+        assert!(ok.is_ok(), "{ok:?}");
+        let found = errors(json!({"name": "n", "metadata": over, "targets": [
+            {"phone": "+15550001001", "name": "a", "instructions": over},
+            {"phone": "+15550001002", "name": "b", "variables": over, "procedures": list_over},
+        ]}));
+        let summary: Vec<(String, Option<usize>, &str)> =
+            found.iter().map(|e| (e.path.clone(), e.index, e.code)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("metadata".into(), None, "too_large"),
+                ("targets[0].instructions".into(), Some(0), "too_large"),
+                ("targets[1].procedures".into(), Some(1), "too_large"),
+                ("targets[1].variables".into(), Some(1), "too_large"),
+            ]
+        );
+        assert!(found.iter().all(|e| e.value.is_none()), "an oversized value is not echoed");
+        assert!(found[0].message.contains(&MAX_OBJECT_BYTES.to_string()), "{}", found[0].message);
+        // The prompt and first message keep their character limits.
+        let long_prompt = errors(json!({"name": "n", "targets": [
+            {"phone": "+15550001001", "name": "a", "prompt": "p".repeat(MAX_PROMPT_CHARS + 1),
+             "first_message": "f".repeat(MAX_FIRST_MESSAGE_CHARS + 1)}]}));
+        let paths: Vec<&str> = long_prompt.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, vec!["targets[0].prompt", "targets[0].first_message"]);
     }
 
     #[test]

@@ -38,6 +38,15 @@ pub struct IvrAction {
     pub timing_ms: u32,
 }
 
+impl IvrAction {
+    /// Whether the step's text is free of control characters (Unicode `Cc`: U+0000–U+001F,
+    /// U+007F–U+009F), which have no place in speech and most of which XML (so TwiML) cannot carry.
+    /// The same rule is `outcall_private.ivr_actions_valid` in SQL; the replay refuses a step breaking it.
+    pub fn speech_is_clean(&self) -> bool {
+        !self.value.chars().any(char::is_control)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Classification {
     pub id: Uuid,

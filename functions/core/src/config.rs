@@ -51,10 +51,11 @@ pub const VARIABLES: [&str; 13] = [
 ];
 
 /// Optional variables, with their defaults (README lists the same).
-pub const OPTIONAL_VARIABLES: [(&str, &str); 6] = [
+pub const OPTIONAL_VARIABLES: [(&str, &str); 7] = [
     ("VAPI_CREDENTIAL_TYPE", "bearer"),
     ("VAPI_SIGNATURE_HEADER", "x-signature"),
     ("VAPI_TIMESTAMP_HEADER", "x-timestamp"),
+    ("VAPI_HMAC_ALLOW_NO_TIMESTAMP", "false"),
     ("PROVIDER_RETRY_DELAYS_MS", "1000,4000,10000"),
     ("TWILIO_TIMEOUT_MS", "10000"),
     ("BATCH_MAX_TARGETS", "10000"),
@@ -87,11 +88,8 @@ impl Config {
         let invalid = |name: &'static str, reason: String| ConfigError::Invalid { name, reason };
         let url = |name: &'static str| -> Result<String, ConfigError> {
             let value = get(name)?;
-            if value.starts_with("https://") || value.starts_with("http://") {
-                Ok(value.trim_end_matches('/').to_owned())
-            } else {
-                Err(ConfigError::Invalid { name, reason: "must be an http(s) URL".into() })
-            }
+            check_base_url(&value).map_err(|reason| invalid(name, reason))?;
+            Ok(value.trim_end_matches('/').to_owned())
         };
         Ok(Self {
             supabase_url: url("SUPABASE_URL")?,
@@ -109,6 +107,16 @@ impl Config {
                     secret: get("VAPI_SECRET")?,
                     signature_header: optional("VAPI_SIGNATURE_HEADER"),
                     timestamp_header: optional("VAPI_TIMESTAMP_HEADER"),
+                    allow_no_timestamp: match optional("VAPI_HMAC_ALLOW_NO_TIMESTAMP").as_str() {
+                        "true" => true,
+                        "false" => false,
+                        other => {
+                            return Err(invalid(
+                                "VAPI_HMAC_ALLOW_NO_TIMESTAMP",
+                                format!("{other:?} is not true or false"),
+                            ))
+                        }
+                    },
                 },
                 other => return Err(invalid("VAPI_CREDENTIAL_TYPE", format!("{other:?} is not bearer or hmac"))),
             },
@@ -132,6 +140,62 @@ impl Config {
     pub fn public_url(&self, path: &str) -> String {
         format!("{}{}", self.public_base_url, path)
     }
+}
+
+/// `GET /health`'s answer. Anyone learns whether the configuration is complete, `{"configured": bool}`,
+/// and nothing else; a caller with the API key (`Authorization: Bearer <API_KEY>`, compared in constant
+/// time) also gets the configuration error, which names the variable. `problem` is the configuration's
+/// error, if any; `api_key` the `API_KEY` variable as set (it may be set while another is missing).
+pub fn health(problem: Option<&ApiError>, authorization: Option<&str>, api_key: Option<&str>) -> serde_json::Value {
+    let mut body = serde_json::json!({"configured": problem.is_none()});
+    let authorized = match (authorization, api_key.map(str::trim).filter(|k| !k.is_empty())) {
+        (Some(given), Some(key)) => crate::api::authorize(Some(given), key).is_ok(),
+        _ => false,
+    };
+    if let (Some(problem), true) = (problem, authorized) {
+        body["error"] = problem.body()["error"].clone();
+    }
+    body
+}
+
+/// An outbound base URL: `https://`, or `http://` to a loopback host only (127.0.0.0/8, `localhost`,
+/// `[::1]`: the local stack), so no secret (the service role key, Twilio's Basic auth) or personal data
+/// ever leaves the machine in clear text. The reason when it is not.
+pub fn check_base_url(value: &str) -> Result<(), String> {
+    const RULE: &str = "must be an https:// URL (http:// only to a loopback host: 127.0.0.0/8, localhost, [::1])";
+    let lower = value.to_ascii_lowercase();
+    let (scheme_https, rest) = match (lower.strip_prefix("https://"), lower.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return Err(RULE.into()),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("must not carry credentials (user@host)".into());
+    }
+    let host = if let Some(bracketed) = authority.strip_prefix('[') {
+        match bracketed.split_once(']') {
+            Some((host, _port)) => host,
+            None => return Err(RULE.into()),
+        }
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() {
+        return Err(format!("{RULE}; it has no host"));
+    }
+    if scheme_https || is_loopback(host) {
+        Ok(())
+    } else {
+        Err(RULE.into())
+    }
+}
+
+/// `localhost`, an IPv4 address in 127.0.0.0/8 (written in full), or `::1`.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        || host.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -207,6 +271,63 @@ mod tests {
     }
 
     #[test]
+    fn health_tells_only_the_key_holder_what_is_missing() {
+        let missing: ApiError = ConfigError::Missing("TWILIO_AUTH_TOKEN").into();
+        assert_eq!(health(None, None, Some("k")), serde_json::json!({"configured": true}));
+        assert_eq!(health(Some(&missing), None, Some("k")), serde_json::json!({"configured": false}));
+        assert_eq!(health(Some(&missing), Some("Bearer wrong"), Some("k")), serde_json::json!({"configured": false}));
+        assert_eq!(health(Some(&missing), Some("Bearer k"), None), serde_json::json!({"configured": false}));
+        assert_eq!(health(Some(&missing), Some("Bearer "), Some(" ")), serde_json::json!({"configured": false}));
+        let told = health(Some(&missing), Some("Bearer k"), Some("k"));
+        assert_eq!(told["configured"], false);
+        assert_eq!(told["error"]["code"], "configuration_error");
+        assert!(told["error"]["message"].as_str().unwrap().contains("TWILIO_AUTH_TOKEN"));
+        assert_eq!(health(None, Some("Bearer k"), Some("k")), serde_json::json!({"configured": true}));
+    }
+
+    #[test]
+    fn outbound_urls_are_https_except_to_loopback() {
+        for ok in [
+            "https://abc.supabase.co",
+            "https://api.twilio.com/",
+            "HTTPS://calls.example.com:8443/base",
+            "http://127.0.0.1:54321",
+            "http://127.8.9.10",
+            "http://localhost:8787/",
+            "http://[::1]:8787",
+            "https://[2001:db8::1]",
+        ] {
+            assert_eq!(check_base_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://abc.supabase.co",
+            "http://api.twilio.com",
+            "http://10.0.0.1",
+            "http://128.0.0.1",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.nip.io",
+            "http://[::2]:80",
+            "http://user@127.0.0.1",
+            "https://user:pw@abc.supabase.co",
+            "ftp://127.0.0.1",
+            "127.0.0.1:54321",
+            "https://",
+            "http://[::1",
+        ] {
+            assert!(check_base_url(bad).is_err(), "{bad}");
+        }
+        for name in ["SUPABASE_URL", "TWILIO_API_BASE", "PUBLIC_BASE_URL"] {
+            let mut vars = full();
+            vars.insert(name, "http://outcall.example.com".into());
+            let err = Config::from_lookup(|n| vars.get(n).cloned()).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { name: n, .. } if n == name), "{name}: {err}");
+            let api: ApiError = err.into();
+            assert_eq!((api.status, api.code), (500, "configuration_error"));
+            assert!(api.message.contains(name) && api.message.contains("https://"), "{}", api.message);
+        }
+    }
+
+    #[test]
     fn optional_variables_have_the_documented_defaults() {
         let vars = full();
         let config = Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
@@ -219,9 +340,18 @@ mod tests {
         vars.insert("VAPI_CREDENTIAL_TYPE", "hmac".into());
         vars.insert("PROVIDER_RETRY_DELAYS_MS", "50,200".into());
         let config = Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
-        assert!(
-            matches!(config.vapi_credential, VapiCredential::Hmac { ref signature_header, .. } if signature_header == "x-signature")
-        );
+        assert!(matches!(
+            config.vapi_credential,
+            VapiCredential::Hmac { ref signature_header, allow_no_timestamp: false, .. } if signature_header == "x-signature"
+        ));
+        vars.insert("VAPI_HMAC_ALLOW_NO_TIMESTAMP", "true".into());
+        let config = Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
+        assert!(matches!(config.vapi_credential, VapiCredential::Hmac { allow_no_timestamp: true, .. }));
+        vars.insert("VAPI_HMAC_ALLOW_NO_TIMESTAMP", "yes".into());
+        assert!(matches!(
+            Config::from_lookup(|n| vars.get(n).cloned()),
+            Err(ConfigError::Invalid { name: "VAPI_HMAC_ALLOW_NO_TIMESTAMP", .. })
+        ));
         assert_eq!(config.provider_backoff.retries(), 2);
     }
 }

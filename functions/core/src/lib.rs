@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod batch;
+pub mod body;
 pub mod classification;
 pub mod config;
 pub mod context;

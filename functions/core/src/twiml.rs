@@ -29,6 +29,8 @@ pub enum TwimlError {
     BadDigits { index: usize },
     #[error("IVR step {index}: speech needs text")]
     EmptySpeech { index: usize },
+    #[error("IVR step {index}: speech may not contain control characters")]
+    ControlInSpeech { index: usize },
     #[error("the call's TwiML is {length} characters; Twilio accepts at most {MAX_INLINE_TWIML} inline")]
     TooLong { length: usize },
 }
@@ -61,6 +63,9 @@ pub fn replay_steps(actions: &[IvrAction]) -> Result<Vec<Step>, TwimlError> {
             IvrActionKind::Speech => {
                 if action.value.trim().is_empty() {
                     return Err(TwimlError::EmptySpeech { index });
+                }
+                if !action.speech_is_clean() {
+                    return Err(TwimlError::ControlInSpeech { index });
                 }
                 emitted_ms += push_pause(&mut steps, (gap_ms + 500) / 1000) * 1000;
                 steps.push(Step::Say(action.value.clone()));
@@ -186,6 +191,15 @@ mod tests {
         );
         assert_eq!(replay_steps(&[act(IvrActionKind::Dtmf, "", 0)]), Err(TwimlError::BadDigits { index: 0 }));
         assert_eq!(replay_steps(&[act(IvrActionKind::Speech, "  ", 0)]), Err(TwimlError::EmptySpeech { index: 0 }));
+        for control in ["press\u{0}1", "line\nbreak", "tab\there", "bell\u{7}", "del\u{7f}", "c1\u{85}x"] {
+            assert_eq!(
+                replay_steps(&[act(IvrActionKind::Wait, "", 1), act(IvrActionKind::Speech, control, 0)]),
+                Err(TwimlError::ControlInSpeech { index: 1 }),
+                "{control:?}"
+            );
+        }
+        // Other text, accents and all, is spoken as given (escaped for XML).
+        assert!(replay_steps(&[act(IvrActionKind::Speech, "rendez-vous, s'il vous plaît <3", 0)]).is_ok());
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Building responses and reading requests, the same way on every route.
 
+use futures_util::StreamExt;
+use outcall_core::body::{self, BodyPlan, CappedBody};
 use outcall_core::config::Config;
 use outcall_core::error::{constant_time_eq, ApiError};
+use outcall_core::routes::Route;
 use serde::Serialize;
 use worker::{Env, Request, Response};
 
@@ -26,8 +29,31 @@ pub fn config(env: &Env) -> Result<Config, ApiError> {
     .map_err(ApiError::from)
 }
 
-pub async fn body_text(req: &mut Request) -> Result<String, ApiError> {
-    req.text().await.map_err(|_| ApiError::bad_request("invalid_body", "the request body could not be read"))
+/// The request's body, as `outcall_core::body` decides for its route: a `Content-Length` over the
+/// route's cap is refused (413) before a byte is read; otherwise the body is streamed in and refused the
+/// moment it passes the cap (a body without `Content-Length` too). Call it after every check that needs
+/// no body (the route's credential header first, where it has one).
+pub async fn body(req: &mut Request, route: Route, config: &Config) -> Result<String, ApiError> {
+    let length = header(req, "Content-Length");
+    let method = req.method();
+    match body::plan(method.as_ref(), route, length.as_deref(), config.batch_max_targets)? {
+        BodyPlan::Ignore => Ok(String::new()),
+        BodyPlan::Read { cap } => read_capped(req, cap).await,
+    }
+}
+
+async fn read_capped(req: &mut Request, cap: usize) -> Result<String, ApiError> {
+    let unreadable = || ApiError::bad_request("invalid_body", "the request body could not be read");
+    let mut received = CappedBody::new(cap);
+    // No body at all (workerd gives none for an empty one) reads as empty text.
+    let Ok(mut stream) = req.stream() else {
+        return received.finish();
+    };
+    while let Some(chunk) = stream.next().await {
+        // Past the cap the stream is dropped unread: the rest of the body is never taken in.
+        received.push(&chunk.map_err(|_| unreadable())?)?;
+    }
+    received.finish()
 }
 
 pub fn header(req: &Request, name: &str) -> Option<String> {

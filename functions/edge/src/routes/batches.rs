@@ -65,7 +65,7 @@ fn openapi_document() -> Answer {
 /// `POST /api/v1/batches`: everything validated here and in `create_batch`, then written in that one call.
 async fn create(mut req: Request, config: &Config, db: &Db) -> Answer {
     let key = api::idempotency_key(http::header(&req, "Idempotency-Key").as_deref())?;
-    let body = http::body_text(&mut req).await?;
+    let body = http::body(&mut req, outcall_core::routes::Route::Api(Route::CreateBatch), config).await?;
     let new_batch = batch::parse_request(&body, config.batch_max_targets)?;
     let request = new_batch.rpc_request(key.as_deref(), &batch::request_hash(&body));
     drop(new_batch);

@@ -9,6 +9,7 @@ use outcall_core::config::Config;
 use outcall_core::context::CallContext;
 use outcall_core::error::ApiError;
 use outcall_core::ids::PendingCallId;
+use outcall_core::routes::Route;
 use outcall_core::rpc::{ApplyCallReport, ApplyVapiStatus, ReadCallContext};
 use outcall_core::vapi::{self, parse_message, ServerMessage, ToolCall, FETCH_TOOL, PENDING_CALL_VARIABLE};
 use serde::Serialize;
@@ -17,8 +18,12 @@ use worker::{Env, Request};
 
 pub async fn handle(mut req: Request, env: &Env) -> Answer {
     let config = http::config(env)?;
-    let body = http::body_text(&mut req).await?;
-    config.vapi_credential.verify(|name| http::header(&req, name), &body, now_ms() as i64)?;
+    // Everything the headers can settle first (the bearer credential whole; HMAC's signature and
+    // timestamp present and fresh), then the body under the route's cap, then HMAC's check over it.
+    let credential = &config.vapi_credential;
+    let check = credential.check_headers(|name| http::header(&req, name), now_ms() as i64)?;
+    let body = http::body(&mut req, Route::VapiEvents, &config).await?;
+    credential.check_body(&check, &body)?;
     let message = parse_message(&body).map_err(|e| ApiError::bad_request("invalid_message", e.to_string()))?;
     let db = Db::new(&config);
     match message {

@@ -5,6 +5,7 @@ use crate::dispatch::{dispatch, drain};
 use crate::http::{self, Answer};
 use outcall_core::dispatch::EVENT_DRAIN_BUDGET_MS;
 use outcall_core::error::ApiError;
+use outcall_core::routes::Route;
 use outcall_core::webhook::{DatabaseWebhook, WebhookAction};
 use serde_json::json;
 use worker::{Context, Env, Request};
@@ -15,7 +16,7 @@ pub const SECRET_HEADER: &str = "X-Webhook-Secret";
 pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Answer {
     let config = http::config(env)?;
     http::require_secret(&req, SECRET_HEADER, &config.webhook_secret)?;
-    let body = http::body_text(&mut req).await?;
+    let body = http::body(&mut req, Route::PendingCallWebhook, &config).await?;
     let hook: DatabaseWebhook = serde_json::from_str(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("not a database webhook payload: {e}")))?;
     let id = match hook.action().map_err(|e| ApiError::bad_request("invalid_record", e.to_string()))? {
