@@ -1,5 +1,5 @@
--- LOCAL ONLY. What a hosted Supabase project already has before our migrations run:
--- the API roles, the auth helper functions, the `extensions` schema and Supabase's default privileges.
+-- LOCAL ONLY. What a hosted Supabase project already has before our migrations run: the API roles,
+-- the auth helper functions, auth.users, the `extensions` schema and Supabase's default privileges.
 -- Never applied to a hosted project (it has all of this). Idempotent: safe to run any number of times,
 -- also on a database the migrations have already been applied to (it grants nothing on existing
 -- tables or functions, only default privileges for future objects).
@@ -69,6 +69,24 @@ as $$
 $$;
 
 grant execute on function auth.uid(), auth.role(), auth.jwt() to anon, authenticated, service_role;
+
+-- auth.users: Supabase Auth's users (GoTrue owns the table on a hosted project; its id is a JWT's `sub`). Here a
+-- stand-in with the columns outcall reads (id, email) and a few of the real ones beside them; no Auth server
+-- writes it locally: `./dev operator add` inserts the user an operator needs. Like hosted, no API role reads it.
+create table if not exists auth.users (
+  instance_id uuid,
+  id uuid not null primary key,
+  aud varchar(255),
+  role varchar(255),
+  email varchar(255),
+  email_confirmed_at timestamptz,
+  raw_app_meta_data jsonb,
+  raw_user_meta_data jsonb,
+  created_at timestamptz,
+  updated_at timestamptz,
+  deleted_at timestamptz
+);
+revoke all on table auth.users from public, anon, authenticated;
 
 -- Supabase's default privileges: everything the migration owner creates in `public` is granted to
 -- the API roles, so a migration that forgets to revoke really exposes the object (and the tests see it).

@@ -1,6 +1,7 @@
 -- 80: Realtime for dashboards: the four tables in Supabase's `supabase_realtime` publication, with full old
--- values on UPDATE/DELETE. What each subscriber sees is still decided by RLS (authenticated only,
--- 90_security.sql). Views cannot be in a publication: public.batch_progress's counters come from public.batches.
+-- values on UPDATE/DELETE. What each subscriber sees is still decided by RLS: Realtime checks every change against
+-- the subscriber's policies, the tables' own (operators only, 85_operators.sql and 90_security.sql). Views cannot
+-- be in a publication: public.batch_progress's counters come from public.batches.
 
 -- Hosted Supabase has the publication already (empty); a plain Postgres gets it here.
 do $$

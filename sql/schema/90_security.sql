@@ -1,6 +1,9 @@
 -- 90: privileges and row-level security, all of them.
 --   anon:          nothing at all (no table privilege, no policy, no function).
---   authenticated: read-only (dashboards), every row: SELECT privilege + a `using (true)` policy.
+--   authenticated: read-only (dashboards), and only an operator: SELECT privilege + a policy that reads every
+--                  row when the caller is on the allow-list (outcall_private.is_viewer(), 85_operators.sql), none
+--                  otherwise. No write privilege, no public function. Realtime's postgres_changes checks the same
+--                  policies per subscriber, so the live feed follows the same rule.
 --   service_role:  everything (bypasses RLS); the only role that may execute the state-machine functions.
 -- Supabase grants everything in `public` to anon/authenticated by default, so each grant here is explicit.
 -- Functions are executable by PUBLIC by default and that cannot be revoked per schema ahead of time: a function
@@ -20,16 +23,20 @@ grant select on table public.pending_calls, public.call_sessions, public.call_cl
 grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
   to service_role;
 
-create policy "authenticated can read" on public.pending_calls
-  for select to authenticated using (true);
-create policy "authenticated can read" on public.call_sessions
-  for select to authenticated using (true);
-create policy "authenticated can read" on public.call_classifications
-  for select to authenticated using (true);
-create policy "authenticated can read" on public.batches
-  for select to authenticated using (true);
+-- Operators (viewer or operator) read every row; any other signed-in user reads none. `(select ...)`: the
+-- check runs once per statement, not once per row.
+create policy "operators can read" on public.pending_calls
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.call_sessions
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.call_classifications
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.batches
+  for select to authenticated using ((select outcall_private.is_viewer()));
 
--- The view over batches (security_invoker: the caller's rights and RLS on public.batches apply).
+-- The view over batches. security_invoker: the caller's rights and RLS on public.batches apply (a view without it
+-- reads with its owner's rights, postgres's, and would bypass RLS). Every view in public must be so
+-- (sql/tests/18_operators.sql checks).
 revoke all on table public.batch_progress from public, anon, authenticated, service_role;
 grant select on table public.batch_progress to authenticated, service_role;
 
@@ -81,6 +88,18 @@ revoke all on all functions in schema outcall_private from public, anon, authent
 revoke all on all tables in schema outcall_private from public, anon, authenticated;
 -- The state-machine functions run with the caller's rights and share private helpers.
 grant usage on schema outcall_private to service_role;
+
+-- The operators' allow-list (85_operators.sql): written by postgres and service_role only, read by the API roles
+-- only through is_viewer(), which every read policy calls as the querying user (hence its one grant to
+-- authenticated; calling it needs no USAGE on the schema, the policy holds the function itself, not its name).
+revoke all on table outcall_private.operators from public, anon, authenticated;
+grant select, insert, update, delete on table outcall_private.operators to service_role;
+grant execute on function outcall_private.is_viewer() to authenticated;
+grant execute on function
+  outcall_private.operator_role(),
+  outcall_private.add_operator(text, text),
+  outcall_private.remove_operator(text)
+  to service_role;
 
 -- The webhook's settings: postgres's only (the trigger functions that read them are SECURITY DEFINER).
 revoke all on table outcall_private.settings from public, anon, authenticated, service_role;

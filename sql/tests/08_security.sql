@@ -1,6 +1,7 @@
--- Privileges and RLS: anon nothing, authenticated read-only, service_role everything.
+-- Privileges and RLS: anon nothing, authenticated read-only and only an operator (18_operators.sql tests the
+-- allow-list over every table and view), service_role everything.
 begin;
-select plan(88);
+select plan(93);
 
 -- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
 select test_fixtures.open_policy();
@@ -10,15 +11,15 @@ select ok((select bool_and(relrowsecurity) from pg_class
             where oid in ('public.pending_calls'::regclass, 'public.call_sessions'::regclass,
                           'public.call_classifications'::regclass)),
           'RLS is enabled on the three tables');
-select policies_are('public', 'pending_calls', array['authenticated can read']);
-select policies_are('public', 'call_sessions', array['authenticated can read']);
-select policies_are('public', 'call_classifications', array['authenticated can read']);
-select policy_roles_are('public', 'pending_calls', 'authenticated can read', array['authenticated']);
-select policy_cmd_is('public', 'pending_calls', 'authenticated can read', 'select', 'pending_calls: the policy is for SELECT');
-select policy_roles_are('public', 'call_sessions', 'authenticated can read', array['authenticated']);
-select policy_cmd_is('public', 'call_sessions', 'authenticated can read', 'select', 'call_sessions: the policy is for SELECT');
-select policy_roles_are('public', 'call_classifications', 'authenticated can read', array['authenticated']);
-select policy_cmd_is('public', 'call_classifications', 'authenticated can read', 'select', 'call_classifications: the policy is for SELECT');
+select policies_are('public', 'pending_calls', array['operators can read']);
+select policies_are('public', 'call_sessions', array['operators can read']);
+select policies_are('public', 'call_classifications', array['operators can read']);
+select policy_roles_are('public', 'pending_calls', 'operators can read', array['authenticated']);
+select policy_cmd_is('public', 'pending_calls', 'operators can read', 'select', 'pending_calls: the policy is for SELECT');
+select policy_roles_are('public', 'call_sessions', 'operators can read', array['authenticated']);
+select policy_cmd_is('public', 'call_sessions', 'operators can read', 'select', 'call_sessions: the policy is for SELECT');
+select policy_roles_are('public', 'call_classifications', 'operators can read', array['authenticated']);
+select policy_cmd_is('public', 'call_classifications', 'operators can read', 'select', 'call_classifications: the policy is for SELECT');
 
 select table_privs_are('public', t, 'anon', array[]::text[], t || ': anon has no privilege')
   from unnest(array['pending_calls', 'call_sessions', 'call_classifications']) as t;
@@ -60,7 +61,8 @@ select is(array(select p.oid::regprocedure::text from pg_proc p
                  where p.pronamespace = 'outcall_private'::regnamespace
                    and (has_function_privilege('anon', p.oid, 'execute')
                         or has_function_privilege('authenticated', p.oid, 'execute'))),
-          array[]::text[], 'anon and authenticated can execute nothing in outcall_private');
+          array['outcall_private.is_viewer()'],
+          'anon can execute nothing in outcall_private, authenticated only is_viewer() (the read policies'' check)');
 select table_privs_are('outcall_private', 'settings', r, array[]::text[], 'outcall_private.settings: nothing for ' || r)
   from unnest(array['anon', 'authenticated', 'service_role']) as r;
 select table_privs_are('outcall_private', t, r, array[]::text[], 'outcall_private.' || t || ': nothing for ' || r)
@@ -113,12 +115,21 @@ revoke select on public.pending_calls from anon;
 set local role authenticated;
 set local request.jwt.claims = '{"role": "authenticated", "sub": "00000000-0000-0000-0000-00000000d00d"}';
 select is(auth.uid(), '00000000-0000-0000-0000-00000000d00d'::uuid, 'acting as an authenticated user');
+-- Signed in is not enough: a user the allow-list does not name reads nothing.
+select is((select count(*)::int from public.pending_calls), 0, 'authenticated, not an operator: no pending call');
+select is((select count(*)::int from public.call_sessions), 0, 'authenticated, not an operator: no session');
+select is((select count(*)::int from public.call_classifications), 0, 'authenticated, not an operator: no classification');
+reset role;
+insert into auth.users (id, email) values ('00000000-0000-0000-0000-00000000d00d', 'd00d@example.com');
+select is(outcall_private.add_operator('d00d@example.com', 'viewer') ->> 'role', 'viewer', 'the user is made a viewer');
+set local role authenticated;
 select is((select count(*)::int from public.pending_calls where id in ('00000000-0000-0000-0000-0000000a0001', '00000000-0000-0000-0000-0000000a0002')),
-          2, 'authenticated reads every pending call');
+          2, 'a viewer reads every pending call');
 select is((select count(*)::int from public.call_sessions where pending_call_id = '00000000-0000-0000-0000-0000000a0001'),
-          1, 'authenticated reads the sessions');
+          1, 'a viewer reads the sessions');
 select is((select count(*)::int from public.call_classifications where phone_number = '+15550001001'),
-          1, 'authenticated reads the classifications');
+          1, 'a viewer reads the classifications');
+-- and writes nothing (no write privilege: the errors below are a viewer's)
 select throws_ok($$insert into public.pending_calls (employee_name, phone) values ('Eve', '+15550009999')$$, '42501', null,
                  'authenticated cannot insert pending calls');
 select throws_ok($$update public.pending_calls set call_status = 'cancelled'$$, '42501', null,
@@ -142,6 +153,7 @@ select throws_ok($$select public.apply_vapi_status('00000000-0000-0000-0000-0000
 select throws_ok($$select public.apply_call_report('00000000-0000-0000-0000-0000000a0001', 'v', 'completed', null, null, null, null, null, null, null)$$,
                  '42501', null, 'authenticated cannot write a report');
 select throws_ok('select * from outcall_private.settings', '42501', null, 'authenticated cannot read the settings');
+select throws_ok('select * from outcall_private.operators', '42501', null, 'authenticated cannot read the operators');
 reset role;
 select is((select call_status from public.pending_calls where id = '00000000-0000-0000-0000-0000000a0002'), 'pending',
           'nothing was changed by anon or authenticated');

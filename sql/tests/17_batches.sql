@@ -3,7 +3,7 @@
 -- outcomes, one webhook per batch insert, the read functions, privileges, Realtime. The first section runs two more
 -- connections (dblink) against committed rows: the lock order under concurrent claims, cancels and creates.
 begin;
-select plan(280);
+select plan(283);
 
 create function pg_temp.on_a(p_sql text) returns jsonb language sql as $$
   select j from dblink('a', p_sql) as t(j jsonb)
@@ -790,9 +790,9 @@ select throws_ok('select public.list_batches(1001)', '22023', null, 'list_batche
 
 -- Privileges ------------------------------------------------------------------------------------------------------------
 select ok((select relrowsecurity from pg_class where oid = 'public.batches'::regclass), 'RLS is enabled on batches');
-select policies_are('public', 'batches', array['authenticated can read']);
-select policy_roles_are('public', 'batches', 'authenticated can read', array['authenticated']);
-select policy_cmd_is('public', 'batches', 'authenticated can read', 'select', 'batches: the policy is for SELECT');
+select policies_are('public', 'batches', array['operators can read']);
+select policy_roles_are('public', 'batches', 'operators can read', array['authenticated']);
+select policy_cmd_is('public', 'batches', 'operators can read', 'select', 'batches: the policy is for SELECT');
 select table_privs_are('public', 'batches', 'anon', array[]::text[], 'batches: anon has no privilege');
 select table_privs_are('public', 'batches', 'authenticated', array['SELECT'], 'batches: authenticated may only SELECT');
 select table_privs_are('public', 'batches', 'service_role',
@@ -819,14 +819,21 @@ select is((select count(*)::int from brpc where (select prosecdef from pg_proc w
           'they run with the caller''s rights');
 select is(array(select p.oid::regprocedure::text from pg_proc p where p.pronamespace = 'outcall_private'::regnamespace
                    and (has_function_privilege('anon', p.oid, 'execute') or has_function_privilege('authenticated', p.oid, 'execute'))),
-          array[]::text[], 'anon and authenticated can execute nothing in outcall_private');
+          array['outcall_private.is_viewer()'], 'anon and authenticated can execute nothing in outcall_private but is_viewer()');
 set local role anon;
 select throws_ok('select count(*) from public.batches', '42501', null, 'anon cannot read batches');
 select throws_ok('select count(*) from public.batch_progress', '42501', null, 'anon cannot read batch_progress');
 select throws_ok(format('select public.batch_status(%L)', :'b1'), '42501', null, 'anon cannot call batch_status');
 reset role;
 set local role authenticated;
-select is((select count(*)::int from public.batches where id = :'b1'), 1, 'authenticated reads batches');
+set local request.jwt.claims = '{"role": "authenticated", "sub": "00000000-0000-0000-0000-0000000000b1"}';
+select is((select count(*)::int from public.batches where id = :'b1'), 0, 'authenticated, not an operator: no batch');
+select is((select count(*)::int from public.batch_progress where batch_id = :'b1'), 0, 'nor its batch_progress');
+reset role;
+insert into auth.users (id, email) values ('00000000-0000-0000-0000-0000000000b1', 'b1@example.com');
+select is(outcall_private.add_operator('b1@example.com') ->> 'role', 'viewer', 'made a viewer (the default role)');
+set local role authenticated;
+select is((select count(*)::int from public.batches where id = :'b1'), 1, 'a viewer reads batches');
 select is((select total from public.batch_progress where batch_id = :'b1'), 2, 'and batch_progress');
 select throws_ok($$insert into public.batches (name) values ('x')$$, '42501', null, 'authenticated cannot insert batches');
 select throws_ok($$update public.batches set name = 'x'$$, '42501', null, 'nor update them');

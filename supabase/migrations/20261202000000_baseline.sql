@@ -2410,8 +2410,9 @@ create trigger pending_calls_batch_webhook
 -- ======== sql/schema/80_realtime.sql ========
 
 -- 80: Realtime for dashboards: the four tables in Supabase's `supabase_realtime` publication, with full old
--- values on UPDATE/DELETE. What each subscriber sees is still decided by RLS (authenticated only,
--- 90_security.sql). Views cannot be in a publication: public.batch_progress's counters come from public.batches.
+-- values on UPDATE/DELETE. What each subscriber sees is still decided by RLS: Realtime checks every change against
+-- the subscriber's policies, the tables' own (operators only, 85_operators.sql and 90_security.sql). Views cannot
+-- be in a publication: public.batch_progress's counters come from public.batches.
 
 -- Hosted Supabase has the publication already (empty); a plain Postgres gets it here.
 do $$
@@ -2441,11 +2442,126 @@ alter table public.call_sessions replica identity full;
 alter table public.call_classifications replica identity full;
 alter table public.batches replica identity full;
 
+-- ======== sql/schema/85_operators.sql ========
+
+-- 85: operators: the Supabase Auth users who may read personal data through the API (PostgREST, Realtime).
+-- Signed-in is not enough: a user reads a row only if this allow-list names them (every table's and view's
+-- policy calls outcall_private.is_viewer(), 90_security.sql). Two roles:
+--   viewer    reads every table and view;
+--   operator  reads like a viewer, and will act (cancel, retry, reset, edit classifications: a later issue).
+-- The list is a table, not app_metadata in the JWT: a change (a removal above all) holds from the next statement,
+-- not after the user's access token expires; it is plain SQL to check and revoke, and pgTAP sees it
+-- (sql/README.md, "Operators"). Only postgres and service_role write it; add and remove with add_operator and
+-- remove_operator below (`./dev operator` locally, the SQL editor or psql in production: README.md).
+
+create table outcall_private.operators (
+  user_id uuid primary key references auth.users (id) on delete cascade,
+  email text not null,
+  role text not null check (role in ('viewer', 'operator')),
+  created_at timestamptz not null default now()
+);
+comment on table outcall_private.operators is
+  'The allow-list of operators: Supabase Auth users (auth.users.id = the JWT''s sub) who may read personal data (viewer) and, later, act on it (operator). email is the user''s at the time they were added (a label). Written by postgres and service_role only: add_operator, remove_operator.';
+
+-- The caller's role (auth.uid(), the JWT's sub): 'viewer', 'operator', or null (not an operator, or no user).
+-- SECURITY DEFINER: reads the allow-list, which no API role may read.
+create or replace function outcall_private.operator_role() returns text
+language sql stable security definer
+set search_path = ''
+as $$
+  select o.role from outcall_private.operators as o where o.user_id = auth.uid()
+$$;
+comment on function outcall_private.operator_role() is
+  'The signed-in caller''s operator role (viewer | operator), null when auth.uid() is not in outcall_private.operators.';
+
+-- What every policy asks: may the caller read? (viewer or operator). Policies call it as
+-- `(select outcall_private.is_viewer())`, evaluated once per statement rather than once per row.
+create or replace function outcall_private.is_viewer() returns boolean
+language sql stable security definer
+set search_path = ''
+as $$
+  select exists (select 1 from outcall_private.operators as o
+                  where o.user_id = auth.uid() and o.role in ('viewer', 'operator'))
+$$;
+comment on function outcall_private.is_viewer() is
+  'True when the signed-in caller (auth.uid()) is an operator of any role (viewer, operator): the read policy of every table.';
+
+-- add_operator ------------------------------------------------------------------------------------------------
+-- Names an existing Supabase Auth user (found by email, case-insensitive) an operator with p_role, or changes
+-- their role. Sign-ups are off: the user is created first (dashboard: Authentication > Users > Add user, email
+-- confirmed; or the admin API with email_confirm: true).
+create or replace function outcall_private.add_operator(p_email text, p_role text default 'viewer') returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_users uuid[];
+  v_email text;
+  v_previous text;
+  v_row outcall_private.operators;
+begin
+  if p_role is null or p_role not in ('viewer', 'operator') then
+    raise exception 'add_operator: role must be viewer or operator, not %', coalesce(p_role, 'null')
+      using errcode = '22023';
+  end if;
+  select pg_catalog.array_agg(u.id) into v_users
+    from auth.users as u
+   where pg_catalog.lower(u.email) = pg_catalog.lower(pg_catalog.btrim(p_email)) and u.deleted_at is null;
+  if v_users is null then
+    raise exception 'add_operator: no Supabase Auth user has the email %', p_email
+      using errcode = 'P0002',
+            hint = 'Create the user first (sign-ups are off): dashboard Authentication > Users > Add user, email confirmed.';
+  elsif pg_catalog.cardinality(v_users) > 1 then
+    raise exception 'add_operator: % Supabase Auth users have the email %', pg_catalog.cardinality(v_users), p_email
+      using errcode = 'P0003';
+  end if;
+  select u.email into v_email from auth.users as u where u.id = v_users[1];
+  select o.role into v_previous from outcall_private.operators as o where o.user_id = v_users[1];
+  insert into outcall_private.operators (user_id, email, role) values (v_users[1], v_email, p_role)
+  on conflict (user_id) do update set email = excluded.email, role = excluded.role
+  returning * into v_row;
+  return pg_catalog.jsonb_build_object('user_id', v_row.user_id, 'email', v_row.email, 'role', v_row.role,
+                                       'previous_role', v_previous);
+end
+$$;
+comment on function outcall_private.add_operator(text, text) is
+  'Makes the Supabase Auth user with this email (case-insensitive) an operator with role viewer (default) or operator, or changes their role: {user_id, email, role, previous_role}. No such user: P0002; role not viewer/operator: 22023.';
+
+-- remove_operator ----------------------------------------------------------------------------------------------
+-- Takes the user with this email (theirs now, or the one they were added with) off the list. Holds from the next
+-- statement: their JWT stays valid until it expires, but every policy asks the list, so they read nothing more.
+create or replace function outcall_private.remove_operator(p_email text) returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_removed jsonb;
+begin
+  with gone as (
+    delete from outcall_private.operators as o
+     where pg_catalog.lower(o.email) = pg_catalog.lower(pg_catalog.btrim(p_email))
+        or o.user_id in (select u.id from auth.users as u
+                          where pg_catalog.lower(u.email) = pg_catalog.lower(pg_catalog.btrim(p_email)))
+    returning o.user_id, o.email, o.role
+  )
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('user_id', g.user_id, 'email', g.email,
+                                                                     'role', g.role) order by g.email), '[]')
+    into v_removed
+    from gone as g;
+  return pg_catalog.jsonb_build_object('removed', v_removed);
+end
+$$;
+comment on function outcall_private.remove_operator(text) is
+  'Removes the operator(s) with this email (auth.users'' or the one stored when added; case-insensitive): {removed: [{user_id, email, role}]}, empty when none was an operator.';
+
 -- ======== sql/schema/90_security.sql ========
 
 -- 90: privileges and row-level security, all of them.
 --   anon:          nothing at all (no table privilege, no policy, no function).
---   authenticated: read-only (dashboards), every row: SELECT privilege + a `using (true)` policy.
+--   authenticated: read-only (dashboards), and only an operator: SELECT privilege + a policy that reads every
+--                  row when the caller is on the allow-list (outcall_private.is_viewer(), 85_operators.sql), none
+--                  otherwise. No write privilege, no public function. Realtime's postgres_changes checks the same
+--                  policies per subscriber, so the live feed follows the same rule.
 --   service_role:  everything (bypasses RLS); the only role that may execute the state-machine functions.
 -- Supabase grants everything in `public` to anon/authenticated by default, so each grant here is explicit.
 -- Functions are executable by PUBLIC by default and that cannot be revoked per schema ahead of time: a function
@@ -2465,16 +2581,20 @@ grant select on table public.pending_calls, public.call_sessions, public.call_cl
 grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
   to service_role;
 
-create policy "authenticated can read" on public.pending_calls
-  for select to authenticated using (true);
-create policy "authenticated can read" on public.call_sessions
-  for select to authenticated using (true);
-create policy "authenticated can read" on public.call_classifications
-  for select to authenticated using (true);
-create policy "authenticated can read" on public.batches
-  for select to authenticated using (true);
+-- Operators (viewer or operator) read every row; any other signed-in user reads none. `(select ...)`: the
+-- check runs once per statement, not once per row.
+create policy "operators can read" on public.pending_calls
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.call_sessions
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.call_classifications
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.batches
+  for select to authenticated using ((select outcall_private.is_viewer()));
 
--- The view over batches (security_invoker: the caller's rights and RLS on public.batches apply).
+-- The view over batches. security_invoker: the caller's rights and RLS on public.batches apply (a view without it
+-- reads with its owner's rights, postgres's, and would bypass RLS). Every view in public must be so
+-- (sql/tests/18_operators.sql checks).
 revoke all on table public.batch_progress from public, anon, authenticated, service_role;
 grant select on table public.batch_progress to authenticated, service_role;
 
@@ -2526,6 +2646,18 @@ revoke all on all functions in schema outcall_private from public, anon, authent
 revoke all on all tables in schema outcall_private from public, anon, authenticated;
 -- The state-machine functions run with the caller's rights and share private helpers.
 grant usage on schema outcall_private to service_role;
+
+-- The operators' allow-list (85_operators.sql): written by postgres and service_role only, read by the API roles
+-- only through is_viewer(), which every read policy calls as the querying user (hence its one grant to
+-- authenticated; calling it needs no USAGE on the schema, the policy holds the function itself, not its name).
+revoke all on table outcall_private.operators from public, anon, authenticated;
+grant select, insert, update, delete on table outcall_private.operators to service_role;
+grant execute on function outcall_private.is_viewer() to authenticated;
+grant execute on function
+  outcall_private.operator_role(),
+  outcall_private.add_operator(text, text),
+  outcall_private.remove_operator(text)
+  to service_role;
 
 -- The webhook's settings: postgres's only (the trigger functions that read them are SECURITY DEFINER).
 revoke all on table outcall_private.settings from public, anon, authenticated, service_role;
