@@ -10,8 +10,9 @@
 -- With either missing (or empty) the triggers send nothing.
 
 -- The POST of one inserted row, in Supabase's database-webhook shape, to the configured URL; nothing without
--- both settings. Never fails the insert: the sweep dispatches anyway.
-create or replace function outcall_private.post_pending_call_webhook(p_schema text, p_table text, p_record jsonb)
+-- both settings. Never fails the insert: the sweep dispatches anyway. The record is the row's id and nothing else:
+-- the Worker reads only the id, and personal data has no business in pg_net's queue or a proxy's logs.
+create or replace function outcall_private.post_pending_call_webhook(p_schema text, p_table text, p_id uuid)
 returns void
 language plpgsql
 security definer
@@ -34,7 +35,7 @@ begin
         'type', 'INSERT',
         'table', p_table,
         'schema', p_schema,
-        'record', p_record,
+        'record', pg_catalog.jsonb_build_object('id', p_id),
         'old_record', null),
       headers := pg_catalog.jsonb_build_object(
         'Content-Type', 'application/json',
@@ -43,7 +44,7 @@ begin
   exception
     when others then
       -- The insert must not fail because the fast path did; the sweep dispatches the row anyway.
-      raise warning 'outcall: pending_calls webhook not queued for %: %', p_record ->> 'id', sqlerrm;
+      raise warning 'outcall: pending_calls webhook not queued for %: %', p_id, sqlerrm;
   end;
 end
 $$;
@@ -55,7 +56,7 @@ security definer
 set search_path = ''
 as $$
 begin
-  perform outcall_private.post_pending_call_webhook(TG_TABLE_SCHEMA, TG_TABLE_NAME, pg_catalog.to_jsonb(NEW));
+  perform outcall_private.post_pending_call_webhook(TG_TABLE_SCHEMA, TG_TABLE_NAME, NEW.id);
   return null;
 end
 $$;
@@ -80,7 +81,7 @@ begin
                      order by n.batch_id, n.next_attempt_at, n.created_at, n.id)
      order by r.batch_id
   loop
-    perform outcall_private.post_pending_call_webhook(TG_TABLE_SCHEMA, TG_TABLE_NAME, pg_catalog.to_jsonb(v_row));
+    perform outcall_private.post_pending_call_webhook(TG_TABLE_SCHEMA, TG_TABLE_NAME, v_row.id);
   end loop;
   return null;
 end

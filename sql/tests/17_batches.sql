@@ -683,8 +683,8 @@ create temp table wbody as select convert_from(body, 'UTF8')::jsonb as j, header
 select is((select j - 'record' from wbody), '{"type": "INSERT", "table": "pending_calls", "schema": "public", "old_record": null}'::jsonb,
           'the per-row webhook''s payload shape');
 select is((select j -> 'record' from wbody),
-          (select to_jsonb(p) from public.pending_calls as p where batch_id = :'wb' order by next_attempt_at, created_at, id limit 1),
-          'record: the batch''s first row due (next_attempt_at, created_at, id), whole');
+          (select jsonb_build_object('id', p.id) from public.pending_calls as p where batch_id = :'wb' order by next_attempt_at, created_at, id limit 1),
+          'record: the batch''s first row due (next_attempt_at, created_at, id), its id only');
 select row_eq($$select url, headers from wbody$$,
               row('http://127.0.0.1:8787/hooks/pending-calls'::text,
                   '{"Content-Type": "application/json", "X-Webhook-Secret": "batch-secret"}'::jsonb),
@@ -699,8 +699,8 @@ insert into public.pending_calls (id, employee_name, phone, batch_id, next_attem
   ('00000000-0000-0000-0000-0000000a0d14', 'b1', '+15550002404', '00000000-0000-0000-0000-0000000b0d02', now(), 'pending'),
   ('00000000-0000-0000-0000-0000000a0d15', 'b2', '+15550002405', '00000000-0000-0000-0000-0000000b0d02', now(), 'pending'),
   ('00000000-0000-0000-0000-0000000a0d16', 'solo', '+15550002406', null, now(), 'pending');
-select is(array(select convert_from(body, 'UTF8')::jsonb -> 'record' ->> 'employee_name' from pg_temp.sent()),
-          array['solo', 'a2', 'b1'],
+select is(array(select convert_from(body, 'UTF8')::jsonb -> 'record' ->> 'id' from pg_temp.sent()),
+          array['00000000-0000-0000-0000-0000000a0d16', '00000000-0000-0000-0000-0000000a0d12', '00000000-0000-0000-0000-0000000a0d14'],
           'one statement, two batches and a row of its own: the row''s own request, then one per batch (its first pending row due)');
 truncate q0;
 insert into q0 select coalesce(max(id), 0) from net.http_request_queue;

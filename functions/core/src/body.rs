@@ -20,11 +20,9 @@ const MIB: usize = 1024 * KIB;
 
 /// `POST /twilio/status`: a status callback is about twenty short form fields (well under 2 KB).
 pub const TWILIO_STATUS_MAX_BYTES: usize = 64 * KIB;
-/// `POST /hooks/pending-calls`: the database webhook carries one whole `pending_calls` row as JSON
-/// (`to_jsonb(NEW)`), usually a kilobyte or two. A row written by the batch API with every field at its
-/// cap (three objects of [`crate::batch::MAX_OBJECT_BYTES`], which Postgres prints with added spaces, a
-/// 10,000-character prompt, a 1,000-character first message) stays under 150 KB; 256 KiB holds it.
-pub const WEBHOOK_MAX_BYTES: usize = 256 * KIB;
+/// `POST /hooks/pending-calls`: the database webhook carries Supabase's payload with the row's id only
+/// (`{type, table, schema, record: {id}, old_record}`, about 150 bytes; `sql/schema/70_webhook.sql`).
+pub const WEBHOOK_MAX_BYTES: usize = 16 * KIB;
 /// `POST /vapi/events`: VAPI publishes no size for its server messages; an end-of-call report carries
 /// the whole transcript, the message list (each turn with its timings, and again in OpenAI's format),
 /// the analysis and the call object with its assistant. A 30-minute call makes well under 2 MB of that;
@@ -143,7 +141,7 @@ mod tests {
         let max = crate::batch::DEFAULT_MAX_TARGETS;
         let cases = [
             ("POST", "/twilio/status", Some(64 * KIB)),
-            ("POST", "/hooks/pending-calls", Some(256 * KIB)),
+            ("POST", "/hooks/pending-calls", Some(16 * KIB)),
             ("POST", "/vapi/events", Some(8 * MIB)),
             ("POST", "/api/v1/batches", Some(BATCH_MAX_BYTES)),
             ("GET", "/health", None),
