@@ -1,7 +1,8 @@
 //! Finding out what became of a call we lost track of. The sweep asks Twilio, never redials blindly:
 //! a session with a CallSid is looked up by it; a session whose create request went unanswered is
-//! matched against Twilio's calls to its phone (the claim allows one unanswered dial per phone at a
-//! time, so an unknown call to that phone made since the session began is that session's).
+//! matched against Twilio's calls from our number to its phone (the claim allows one unanswered dial per
+//! phone at a time, so an unknown call from us to that phone made since the session began is that
+//! session's; a call to the same number from anyone else on the account is not).
 
 use crate::ids::{PendingCallId, SessionId};
 use crate::phone::PhoneNumber;
@@ -39,6 +40,9 @@ pub struct CallResource {
     /// Seconds, as a string (Twilio's encoding) or a number; null until the call ends.
     #[serde(default)]
     pub duration: Option<Value>,
+    /// The caller id the call was placed from.
+    #[serde(default)]
+    pub from: Option<String>,
 }
 
 /// One page of `GET .../Calls.json`.
@@ -83,21 +87,24 @@ pub fn call_url(api_base: &str, account_sid: &str, call_sid: &str) -> String {
     format!("{}/2010-04-01/Accounts/{}/Calls/{}.json", api_base.trim_end_matches('/'), account_sid, call_sid)
 }
 
-/// `GET` URL of the latest calls to one phone.
-pub fn calls_to_url(api_base: &str, account_sid: &str, to: &PhoneNumber) -> String {
+/// `GET` URL of the latest calls from our number to one phone.
+pub fn calls_to_url(api_base: &str, account_sid: &str, to: &PhoneNumber, from: &PhoneNumber) -> String {
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("To", to.as_str())
+        .append_pair("From", from.as_str())
         .append_pair("PageSize", "50")
         .finish();
     format!("{}?{query}", crate::twilio::calls_url(api_base, account_sid))
 }
 
-/// Twilio's calls as `reconcile_dialing_session()` takes them. Calls with an unknown status or an
-/// unreadable creation time cannot be matched and are left out.
-pub fn candidates(calls: &[CallResource]) -> Value {
+/// Twilio's calls as `reconcile_dialing_session()` takes them: only those placed from `from` (whatever
+/// filter the listing applied). Calls with an unknown status or an unreadable creation time cannot be
+/// matched and are left out.
+pub fn candidates(calls: &[CallResource], from: &PhoneNumber) -> Value {
     Value::Array(
         calls
             .iter()
+            .filter(|call| call.from.as_deref() == Some(from.as_str()))
             .filter_map(|call| {
                 let status = call.call_status()?;
                 let created = call.created_at()?;
@@ -117,8 +124,8 @@ pub fn candidates(calls: &[CallResource]) -> Value {
 pub enum Lookup {
     /// `GET Calls/{sid}.json`: the session knows its call.
     Call { call_sid: String },
-    /// `GET Calls.json?To=`: the session's create request went unanswered.
-    CallsTo { phone: PhoneNumber },
+    /// `GET Calls.json?To=&From=`: the session's create request went unanswered.
+    CallsTo { phone: PhoneNumber, from: PhoneNumber },
 }
 
 /// The sweep's next step for one stale session.
@@ -151,17 +158,20 @@ pub enum ReconcileEvent {
 #[derive(Debug, Clone)]
 pub struct Reconciliation {
     call_sid: Option<String>,
+    /// Our caller id: only calls placed from it can be the session's.
+    from: PhoneNumber,
     recording: bool,
 }
 
 impl Reconciliation {
-    /// The first step for `session`: look its call up by CallSid, or list the calls to its phone.
-    pub fn start(session: &StaleSession) -> (Self, ReconcileAction) {
+    /// The first step for `session`: look its call up by CallSid, or list the calls from `from` to its phone.
+    pub fn start(session: &StaleSession, from: &PhoneNumber) -> (Self, ReconcileAction) {
         let lookup = match &session.call_sid {
             Some(call_sid) => Lookup::Call { call_sid: call_sid.clone() },
-            None => Lookup::CallsTo { phone: session.phone.clone() },
+            None => Lookup::CallsTo { phone: session.phone.clone(), from: from.clone() },
         };
-        (Self { call_sid: session.call_sid.clone(), recording: false }, ReconcileAction::Look(lookup))
+        let machine = Self { call_sid: session.call_sid.clone(), from: from.clone(), recording: false };
+        (machine, ReconcileAction::Look(lookup))
     }
 
     pub fn on(&mut self, event: ReconcileEvent) -> ReconcileAction {
@@ -177,7 +187,7 @@ impl Reconciliation {
             },
             (ReconcileEvent::Calls(page), None, false) => {
                 self.recording = true;
-                ReconcileAction::MatchCalls { candidates: candidates(&page.calls) }
+                ReconcileAction::MatchCalls { candidates: candidates(&page.calls, &self.from) }
             }
             (event, _, _) => ReconcileAction::Done(Err(format!("unexpected {event:?} while reconciling"))),
         }
@@ -213,16 +223,24 @@ mod tests {
         assert!(looked_up(Some(&odd)).is_err());
     }
 
+    fn ours() -> PhoneNumber {
+        PhoneNumber::parse("+15005550006").unwrap()
+    }
+
     #[test]
-    fn candidates_keep_only_calls_that_can_be_matched() {
+    fn candidates_keep_only_our_calls_that_can_be_matched() {
         let page: CallPage = serde_json::from_value(json!({"calls": [
-            {"sid": "CA1", "status": "ringing", "date_created": "Sat, 21 Nov 2026 12:00:01 +0000", "duration": null},
-            {"sid": "CA2", "status": "teleporting", "date_created": "Sat, 21 Nov 2026 12:00:02 +0000"},
-            {"sid": "CA3", "status": "busy", "date_created": "yesterday"}]}))
+            {"sid": "CA1", "status": "ringing", "date_created": "Sat, 21 Nov 2026 12:00:01 +0000", "duration": null,
+             "from": "+15005550006"},
+            {"sid": "CA2", "status": "teleporting", "date_created": "Sat, 21 Nov 2026 12:00:02 +0000", "from": "+15005550006"},
+            {"sid": "CA3", "status": "busy", "date_created": "yesterday", "from": "+15005550006"},
+            {"sid": "CA4", "status": "ringing", "date_created": "Sat, 21 Nov 2026 12:00:03 +0000", "from": "+14155550100"},
+            {"sid": "CA5", "status": "ringing", "date_created": "Sat, 21 Nov 2026 12:00:04 +0000"}]}))
         .unwrap();
         assert_eq!(
-            candidates(&page.calls),
-            json!([{"sid": "CA1", "status": "ringing", "date_created": "2026-11-21T12:00:01+00:00", "duration": null}])
+            candidates(&page.calls, &ours()),
+            json!([{"sid": "CA1", "status": "ringing", "date_created": "2026-11-21T12:00:01+00:00", "duration": null}]),
+            "another caller id's call (CA4) or one without (CA5) is never the session's"
         );
     }
 
@@ -230,8 +248,8 @@ mod tests {
     fn urls_name_the_call_or_the_phone() {
         let phone = PhoneNumber::parse("+15550001001").unwrap();
         assert_eq!(
-            calls_to_url("http://127.0.0.1:54321/", "AC1", &phone),
-            "http://127.0.0.1:54321/2010-04-01/Accounts/AC1/Calls.json?To=%2B15550001001&PageSize=50"
+            calls_to_url("http://127.0.0.1:54321/", "AC1", &phone, &ours()),
+            "http://127.0.0.1:54321/2010-04-01/Accounts/AC1/Calls.json?To=%2B15550001001&From=%2B15005550006&PageSize=50"
         );
         assert_eq!(
             call_url("https://api.twilio.com", "AC1", "CA9"),
@@ -257,7 +275,7 @@ mod tests {
 
     #[test]
     fn a_session_with_a_call_sid_is_looked_up_by_it_and_its_status_applied() {
-        let (mut r, first) = Reconciliation::start(&stale(Some("CA9")));
+        let (mut r, first) = Reconciliation::start(&stale(Some("CA9")), &ours());
         assert_eq!(first, ReconcileAction::Look(Lookup::Call { call_sid: "CA9".into() }));
         let call = serde_json::from_value(json!({"sid": "CA9", "status": "no-answer", "duration": "0"})).unwrap();
         assert_eq!(
@@ -273,7 +291,7 @@ mod tests {
 
     #[test]
     fn a_call_twilio_does_not_know_ends_canceled() {
-        let (mut r, _) = Reconciliation::start(&stale(Some("CA9")));
+        let (mut r, _) = Reconciliation::start(&stale(Some("CA9")), &ours());
         assert_eq!(
             r.on(ReconcileEvent::Call(None)),
             ReconcileAction::ApplyStatus {
@@ -286,30 +304,31 @@ mod tests {
 
     #[test]
     fn a_session_without_a_call_sid_is_matched_against_the_calls_to_its_phone() {
-        let (mut r, first) = Reconciliation::start(&stale(None));
+        let (mut r, first) = Reconciliation::start(&stale(None), &ours());
         let phone = PhoneNumber::parse("+15550001001").unwrap();
-        assert_eq!(first, ReconcileAction::Look(Lookup::CallsTo { phone }));
+        assert_eq!(first, ReconcileAction::Look(Lookup::CallsTo { phone, from: ours() }));
         let page: CallPage = serde_json::from_value(json!({"calls": [
-            {"sid": "CA1", "status": "ringing", "date_created": "Sat, 21 Nov 2026 12:00:01 +0000", "duration": null}]}))
+            {"sid": "CA1", "status": "ringing", "date_created": "Sat, 21 Nov 2026 12:00:01 +0000", "duration": null,
+             "from": "+15005550006"}]}))
         .unwrap();
         assert_eq!(
             r.on(ReconcileEvent::Calls(page.clone())),
-            ReconcileAction::MatchCalls { candidates: candidates(&page.calls) }
+            ReconcileAction::MatchCalls { candidates: candidates(&page.calls, &ours()) }
         );
         assert_eq!(r.on(ReconcileEvent::Recorded), ReconcileAction::Done(Ok(())));
     }
 
     #[test]
     fn what_cannot_be_learned_is_left_for_the_next_sweep() {
-        let (mut r, _) = Reconciliation::start(&stale(Some("CA9")));
+        let (mut r, _) = Reconciliation::start(&stale(Some("CA9")), &ours());
         assert_eq!(
             r.on(ReconcileEvent::LookFailed("twilio 503".into())),
             ReconcileAction::Done(Err("twilio 503".into()))
         );
-        let (mut r, _) = Reconciliation::start(&stale(Some("CA9")));
+        let (mut r, _) = Reconciliation::start(&stale(Some("CA9")), &ours());
         let odd = serde_json::from_value(json!({"sid": "CA9", "status": "teleporting"})).unwrap();
         assert!(matches!(r.on(ReconcileEvent::Call(Some(odd))), ReconcileAction::Done(Err(_))));
-        let (mut r, _) = Reconciliation::start(&stale(None));
+        let (mut r, _) = Reconciliation::start(&stale(None), &ours());
         assert!(
             matches!(r.on(ReconcileEvent::Call(None)), ReconcileAction::Done(Err(_))),
             "a lookup it did not ask for"

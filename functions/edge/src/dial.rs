@@ -71,7 +71,8 @@ pub async fn dial(config: &Config, db: &Db, claim: &Claim) -> Result<Dial, ApiEr
 
 /// Asks Twilio for its calls to this phone and lets SQL match them to the session.
 async fn look_for_call(config: &Config, db: &Db, claim: &Claim) -> Result<Event, ApiError> {
-    let url = calls_to_url(&config.twilio_api_base, &config.twilio_account_sid, &claim.phone);
+    let from = &config.twilio_from_number;
+    let url = calls_to_url(&config.twilio_api_base, &config.twilio_account_sid, &claim.phone, from);
     let page: CallPage = match twilio::get(config, &url).await {
         Ok(page) => page,
         Err(e) => {
@@ -79,8 +80,11 @@ async fn look_for_call(config: &Config, db: &Db, claim: &Claim) -> Result<Event,
             return Ok(Event::LookFailed);
         }
     };
-    let request =
-        ReconcileDialingSession { candidates: candidates(&page.calls), is_final: false, session_id: claim.session_id };
+    let request = ReconcileDialingSession {
+        candidates: candidates(&page.calls, from),
+        is_final: false,
+        session_id: claim.session_id,
+    };
     Ok(match db.call(&request).await? {
         Some(Reconciled { outcome: ReconcileOutcome::Adopted, call_sid, .. }) => {
             Event::Found { call_sid: call_sid.unwrap_or_default() }

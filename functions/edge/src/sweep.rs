@@ -38,7 +38,7 @@ pub async fn sweep(config: &Config, db: &Db) -> Result<(), ApiError> {
 /// Settles one stale session by asking Twilio: carries out `outcall_core::reconcile::Reconciliation`.
 async fn reconcile(config: &Config, db: &Db, session: &StaleSession) -> Result<(), String> {
     let (api_base, account_sid) = (&config.twilio_api_base, &config.twilio_account_sid);
-    let (mut reconciliation, mut action) = Reconciliation::start(session);
+    let (mut reconciliation, mut action) = Reconciliation::start(session, &config.twilio_from_number);
     loop {
         let event = match action {
             ReconcileAction::Look(Lookup::Call { call_sid }) => {
@@ -48,8 +48,8 @@ async fn reconcile(config: &Config, db: &Db, session: &StaleSession) -> Result<(
                     Err(e) => ReconcileEvent::LookFailed(e.to_string()),
                 }
             }
-            ReconcileAction::Look(Lookup::CallsTo { phone }) => {
-                match twilio::get::<CallPage>(config, &calls_to_url(api_base, account_sid, &phone)).await {
+            ReconcileAction::Look(Lookup::CallsTo { phone, from }) => {
+                match twilio::get::<CallPage>(config, &calls_to_url(api_base, account_sid, &phone, &from)).await {
                     Ok(page) => ReconcileEvent::Calls(page),
                     Err(e) => ReconcileEvent::LookFailed(e.to_string()),
                 }
