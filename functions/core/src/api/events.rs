@@ -7,22 +7,36 @@ use serde_json::Value;
 /// How often the event stream reads the batch's progress, and how often it says it is still there.
 pub const EVENTS_POLL_MS: u64 = 1_000;
 pub const EVENTS_KEEPALIVE_MS: u64 = 15_000;
+/// How long one stream lives (each is a database read a second); the client then reconnects.
+pub const EVENTS_LIFETIME_MS: u64 = 5 * 60_000;
+/// The `retry:` hint: how long a client waits before reconnecting a closed stream.
+pub const EVENTS_RETRY_MS: u64 = 3_000;
 
 /// The event stream's decisions (`GET /api/v1/batches/:id/events`): after each read of the batch's
-/// progress, what to send. A `progress` event when it changed, a comment when nothing was sent for
-/// `EVENTS_KEEPALIVE_MS` (proxies close silent streams), and a last event: `end` with the final progress
-/// once every row is terminal, or `error` when the progress cannot be read.
+/// progress, what to send. The first chunk carries a `retry:` hint; then a `progress` event when the batch
+/// changed, a comment when nothing was sent for `EVENTS_KEEPALIVE_MS` (proxies close silent streams), and a
+/// last event: `end` with the final progress once every row is terminal, or `error` when the progress
+/// cannot be read. A stream lives `EVENTS_LIFETIME_MS`, then closes with a comment; the client reconnects
+/// with `Last-Event-ID` and the numbering goes on from it (its first event is the progress as it is then).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProgressFeed {
     last: Option<Value>,
     sent: u64,
+    opened_ms: u64,
     quiet_since_ms: u64,
+    hinted: bool,
     done: bool,
 }
 
+/// The event id a reconnecting client last saw (`Last-Event-ID`); anything unreadable starts afresh.
+pub fn last_event_id(header: Option<&str>) -> u64 {
+    header.and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
 impl ProgressFeed {
-    pub fn new(now_ms: u64) -> Self {
-        Self { last: None, sent: 0, quiet_since_ms: now_ms, done: false }
+    /// A stream opened at `now_ms`, numbering its events after `last_event_id` (0 for a new client).
+    pub fn new(now_ms: u64, last_event_id: u64) -> Self {
+        Self { last: None, sent: last_event_id, opened_ms: now_ms, quiet_since_ms: now_ms, hinted: false, done: false }
     }
 
     /// The stream has sent its last event.
@@ -33,6 +47,14 @@ impl ProgressFeed {
     /// What to send after reading `batch_progress_of` (its raw answer, or the read's error): a chunk of
     /// the stream, or `None` when there is nothing new yet (read again after `EVENTS_POLL_MS`).
     pub fn on_read(&mut self, read: Result<Value, ApiError>, now_ms: u64) -> Option<String> {
+        let chunk = self.decide(read, now_ms)?;
+        if std::mem::replace(&mut self.hinted, true) {
+            return Some(chunk);
+        }
+        Some(format!("retry: {EVENTS_RETRY_MS}\n\n{chunk}"))
+    }
+
+    fn decide(&mut self, read: Result<Value, ApiError>, now_ms: u64) -> Option<String> {
         let progress = match read {
             Ok(progress) if !progress.is_null() => progress,
             Ok(_) => return Some(self.last_event("error", &ApiError::not_found("the batch is gone").body())),
@@ -46,6 +68,10 @@ impl ProgressFeed {
             let chunk = self.event("progress", &api_json(progress.clone()));
             self.last = Some(progress);
             return Some(chunk);
+        }
+        if now_ms.saturating_sub(self.opened_ms) >= EVENTS_LIFETIME_MS {
+            self.done = true;
+            return Some(": this stream ends here; reconnect with Last-Event-ID to follow on\n\n".to_owned());
         }
         if now_ms.saturating_sub(self.quiet_since_ms) >= EVENTS_KEEPALIVE_MS {
             self.quiet_since_ms = now_ms;
@@ -76,12 +102,12 @@ mod tests {
     #[test]
     fn the_event_stream_sends_changes_keeps_alive_and_ends_with_the_batch() {
         let progress = |completed: u64, completed_at: Value| json!({"batch_id": ID, "counts": {"in_progress": 2 - completed, "completed": completed}, "completed_at": completed_at});
-        let mut feed = ProgressFeed::new(0);
+        let mut feed = ProgressFeed::new(0, 0);
         let first = feed.on_read(Ok(progress(0, Value::Null)), 0).unwrap();
         assert_eq!(
             first,
             format!(
-                "id: 1\nevent: progress\ndata: {}\n\n",
+                "retry: 3000\n\nid: 1\nevent: progress\ndata: {}\n\n",
                 json!({"batchId": ID, "counts": {"inProgress": 2, "completed": 0}, "completedAt": null})
             )
         );
@@ -101,11 +127,29 @@ mod tests {
         assert!(end.contains(r#""completed":2"#), "the end carries the final counts: {end}");
         assert!(feed.is_done());
 
-        let mut gone = ProgressFeed::new(0);
+        let mut gone = ProgressFeed::new(0, 0);
         assert!(gone.on_read(Ok(Value::Null), 0).unwrap().contains("event: error"));
         assert!(gone.is_done());
-        let mut failing = ProgressFeed::new(0);
+        let mut failing = ProgressFeed::new(0, 0);
         assert!(failing.on_read(Err(ApiError::upstream("db down")), 0).unwrap().contains("upstream_error"));
         assert!(failing.is_done());
+    }
+
+    #[test]
+    fn a_stream_ends_after_its_lifetime_and_resumes_from_last_event_id() {
+        let progress = |n: u64| json!({"batch_id": ID, "counts": {"in_progress": n}, "completed_at": null});
+        let mut feed = ProgressFeed::new(1_000, 0);
+        assert!(feed.on_read(Ok(progress(3)), 1_000).unwrap().starts_with("retry: 3000\n\nid: 1\n"));
+        assert!(feed.on_read(Ok(progress(2)), 2_000).unwrap().starts_with("id: 2\n"), "the hint comes once");
+        let last = feed.on_read(Ok(progress(2)), 1_000 + EVENTS_LIFETIME_MS).unwrap();
+        assert!(last.starts_with(": ") && last.contains("Last-Event-ID"), "{last}");
+        assert!(feed.is_done(), "the stream closes at its lifetime, the batch still running");
+
+        let mut resumed = ProgressFeed::new(0, last_event_id(Some("2")));
+        let first = resumed.on_read(Ok(progress(2)), 0).unwrap();
+        assert!(first.starts_with("retry: 3000\n\nid: 3\nevent: progress\n"), "numbering goes on: {first}");
+        assert_eq!(last_event_id(None), 0);
+        assert_eq!(last_event_id(Some("not a number")), 0, "an unreadable id starts afresh");
+        assert_eq!(last_event_id(Some(" 41 ")), 41);
     }
 }

@@ -29,7 +29,9 @@ pub async fn handle(route: Route, req: Request, env: &Env) -> Answer {
     let (answer, batch) = match route {
         Route::OpenApi => return openapi_document(),
         Route::CreateBatch => return create(req, &config, &db).await,
-        Route::Events(id) => return events(db, id).await,
+        Route::Events(id) => {
+            return events(db, id, api::last_event_id(http::header(&req, "Last-Event-ID").as_deref())).await
+        }
         Route::ListBatches => {
             let page = page(50)?;
             (db.call(&ListBatches { limit: page.limit, offset: page.offset }).await?, None)
@@ -91,11 +93,11 @@ async fn create(mut req: Request, config: &Config, db: &Db) -> Answer {
 
 /// `GET /api/v1/batches/:id/events`: Server-Sent Events of the batch's progress, read every
 /// `EVENTS_POLL_MS`; what to send is `api::ProgressFeed`'s decision.
-async fn events(db: Db, id: BatchId) -> Answer {
+async fn events(db: Db, id: BatchId, last_event_id: u64) -> Answer {
     let Some(first) = db.call(&BatchProgressOf { batch_id: id }).await? else {
         return Err(ApiError::not_found(format!("no batch {id}")));
     };
-    let follow = Follow { db, id, first: Some(Value::Object(first)), feed: ProgressFeed::new(now_ms()) };
+    let follow = Follow { db, id, first: Some(Value::Object(first)), feed: ProgressFeed::new(now_ms(), last_event_id) };
     let stream = futures_util::stream::unfold(follow, |mut follow| async move {
         let chunk = follow.next_chunk().await?;
         Some((Ok::<Vec<u8>, worker::Error>(chunk.into_bytes()), follow))
