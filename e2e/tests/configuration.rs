@@ -1,7 +1,9 @@
 //! A Worker missing a configuration variable answers 500 `configuration_error` naming it, on every
 //! route that would act (the webhook, VAPI's messages, the batch API), and writes nothing; `/health` says
-//! only `{"configured": false}`, and names the variable to the API key's holder alone. Runs a second Worker
-//! (wasm in workerd via wrangler dev) with one variable left out, and stops it by its process group.
+//! only `{"configured": false}`, and names the variable to the API key's holder alone. Each route checks
+//! its caller with its own variables first: one whose check does not use the missing variable still
+//! answers a wrong credential 401/403, telling nothing of the configuration. Runs a second Worker (wasm in
+//! workerd via wrangler dev) with one variable left out, and stops it by its process group.
 
 use outcall_e2e::worker::SpareWorker;
 use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
@@ -32,6 +34,22 @@ async fn a_missing_variable_is_a_configuration_error_that_writes_nothing() {
     assert!(health["error"]["message"].as_str().unwrap().contains(LEFT_OUT), "{health}");
 
     let webhook = json!({"type": "INSERT", "table": "pending_calls", "schema": "public", "record": {"id": id}});
+    // Wrong credentials: refused as on a configured Worker (the checks do not use TWILIO_AUTH_TOKEN) ...
+    let refusals = [
+        ("/hooks/pending-calls", ("X-Webhook-Secret", "wrong"), 401),
+        ("/vapi/events", ("X-Vapi-Secret", "wrong"), 403),
+        ("/api/v1/batches", ("Authorization", "Bearer wrong"), 403),
+    ];
+    for (path, header, expected) in refusals {
+        let (status, body) = stack.post_to(&worker.url, path, &[header], "{}").await;
+        assert_eq!(status, expected, "{path}: {body}");
+        assert!(!body.to_string().contains(LEFT_OUT), "{path} names nothing of the configuration: {body}");
+    }
+    // ... except where the missing variable is the check's own: Twilio's signature needs the auth token.
+    let (status, body) =
+        stack.post_to(&worker.url, "/twilio/status", &[("X-Twilio-Signature", "forged")], "CallSid=CA1").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (500, Some("configuration_error")), "{body}");
+
     let secret = stack.webhook_secret.clone();
     let (status, body) =
         stack.post_to(&worker.url, "/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], webhook.to_string()).await;

@@ -75,61 +75,110 @@ impl From<ConfigError> for ApiError {
     }
 }
 
+/// Reads variables by name from a lookup (Worker vars and secrets, or a map in tests).
+struct Vars<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn get(&self, name: &'static str) -> Result<String, ConfigError> {
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name))
+    }
+
+    fn optional(&self, name: &'static str) -> String {
+        let default = OPTIONAL_VARIABLES.iter().find(|(n, _)| *n == name).map_or("", |(_, d)| d);
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn url(&self, name: &'static str) -> Result<String, ConfigError> {
+        let value = self.get(name)?;
+        check_base_url(&value).map_err(|reason| invalid(name, reason))?;
+        Ok(value.trim_end_matches('/').to_owned())
+    }
+}
+
+fn invalid(name: &'static str, reason: String) -> ConfigError {
+    ConfigError::Invalid { name, reason }
+}
+
+// What each route checks its caller with, read on its own before the whole configuration: a broken
+// variable the check does not use cannot stand between a caller and its 401/403, and a caller without a
+// credential learns nothing of the configuration.
+
+/// The database webhook's `X-Webhook-Secret` (`WEBHOOK_SECRET`).
+pub fn webhook_secret(lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    Vars(lookup).get("WEBHOOK_SECRET")
+}
+
+/// The batch API's bearer key (`API_KEY`).
+pub fn api_key(lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    Vars(lookup).get("API_KEY")
+}
+
+/// What `X-Twilio-Signature` is checked with: the auth token and the public URL Twilio signs.
+#[derive(Debug, Clone)]
+pub struct TwilioSigning {
+    pub auth_token: String,
+    pub public_base_url: String,
+}
+
+impl TwilioSigning {
+    /// The public URL of one of this Worker's routes, as Twilio calls (and signs) it.
+    pub fn public_url(&self, path: &str) -> String {
+        format!("{}{}", self.public_base_url, path)
+    }
+}
+
+pub fn twilio_signing(lookup: impl Fn(&str) -> Option<String>) -> Result<TwilioSigning, ConfigError> {
+    let vars = Vars(lookup);
+    Ok(TwilioSigning { auth_token: vars.get("TWILIO_AUTH_TOKEN")?, public_base_url: vars.url("PUBLIC_BASE_URL")? })
+}
+
+/// How VAPI's server messages are authenticated (`VAPI_SECRET`, `VAPI_CREDENTIAL_TYPE` and the HMAC options).
+pub fn vapi_credential(lookup: impl Fn(&str) -> Option<String>) -> Result<VapiCredential, ConfigError> {
+    let vars = Vars(lookup);
+    Ok(match vars.optional("VAPI_CREDENTIAL_TYPE").as_str() {
+        "bearer" => VapiCredential::Bearer { secret: vars.get("VAPI_SECRET")? },
+        "hmac" => VapiCredential::Hmac {
+            secret: vars.get("VAPI_SECRET")?,
+            signature_header: vars.optional("VAPI_SIGNATURE_HEADER"),
+            timestamp_header: vars.optional("VAPI_TIMESTAMP_HEADER"),
+            allow_no_timestamp: match vars.optional("VAPI_HMAC_ALLOW_NO_TIMESTAMP").as_str() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(invalid("VAPI_HMAC_ALLOW_NO_TIMESTAMP", format!("{other:?} is not true or false")))
+                }
+            },
+        },
+        other => return Err(invalid("VAPI_CREDENTIAL_TYPE", format!("{other:?} is not bearer or hmac"))),
+    })
+}
+
 impl Config {
     /// Builds the configuration from a lookup (Worker vars and secrets in production, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| -> Result<String, ConfigError> {
-            lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name))
-        };
-        let optional = |name: &'static str| -> String {
-            let default = OPTIONAL_VARIABLES.iter().find(|(n, _)| *n == name).map_or("", |(_, d)| d);
-            lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
-        };
-        let invalid = |name: &'static str, reason: String| ConfigError::Invalid { name, reason };
-        let url = |name: &'static str| -> Result<String, ConfigError> {
-            let value = get(name)?;
-            check_base_url(&value).map_err(|reason| invalid(name, reason))?;
-            Ok(value.trim_end_matches('/').to_owned())
-        };
+        // Field by field in the order of `VARIABLES`, so the first problem named is the first in that list.
+        let vars = Vars(&lookup);
         Ok(Self {
-            supabase_url: url("SUPABASE_URL")?,
-            supabase_service_role_key: get("SUPABASE_SERVICE_ROLE_KEY")?,
-            twilio_account_sid: get("TWILIO_ACCOUNT_SID")?,
-            twilio_auth_token: get("TWILIO_AUTH_TOKEN")?,
-            twilio_from_number: PhoneNumber::parse(&get("TWILIO_FROM_NUMBER")?)
-                .map_err(|e| ConfigError::Invalid { name: "TWILIO_FROM_NUMBER", reason: e.to_string() })?,
-            twilio_api_base: url("TWILIO_API_BASE")?,
-            vapi_assistant_id: get("VAPI_ASSISTANT_ID")?,
-            vapi_sip: SipTarget { user: get("VAPI_SIP_USER")?, host: get("VAPI_SIP_HOST")? },
-            vapi_credential: match optional("VAPI_CREDENTIAL_TYPE").as_str() {
-                "bearer" => VapiCredential::Bearer { secret: get("VAPI_SECRET")? },
-                "hmac" => VapiCredential::Hmac {
-                    secret: get("VAPI_SECRET")?,
-                    signature_header: optional("VAPI_SIGNATURE_HEADER"),
-                    timestamp_header: optional("VAPI_TIMESTAMP_HEADER"),
-                    allow_no_timestamp: match optional("VAPI_HMAC_ALLOW_NO_TIMESTAMP").as_str() {
-                        "true" => true,
-                        "false" => false,
-                        other => {
-                            return Err(invalid(
-                                "VAPI_HMAC_ALLOW_NO_TIMESTAMP",
-                                format!("{other:?} is not true or false"),
-                            ))
-                        }
-                    },
-                },
-                other => return Err(invalid("VAPI_CREDENTIAL_TYPE", format!("{other:?} is not bearer or hmac"))),
-            },
-            webhook_secret: get("WEBHOOK_SECRET")?,
-            public_base_url: url("PUBLIC_BASE_URL")?,
-            provider_backoff: Backoff::parse(&optional("PROVIDER_RETRY_DELAYS_MS"))
+            supabase_url: vars.url("SUPABASE_URL")?,
+            supabase_service_role_key: vars.get("SUPABASE_SERVICE_ROLE_KEY")?,
+            twilio_account_sid: vars.get("TWILIO_ACCOUNT_SID")?,
+            twilio_auth_token: vars.get("TWILIO_AUTH_TOKEN")?,
+            twilio_from_number: PhoneNumber::parse(&vars.get("TWILIO_FROM_NUMBER")?)
+                .map_err(|e| invalid("TWILIO_FROM_NUMBER", e.to_string()))?,
+            twilio_api_base: vars.url("TWILIO_API_BASE")?,
+            vapi_assistant_id: vars.get("VAPI_ASSISTANT_ID")?,
+            vapi_sip: SipTarget { user: vars.get("VAPI_SIP_USER")?, host: vars.get("VAPI_SIP_HOST")? },
+            vapi_credential: vapi_credential(&lookup)?,
+            webhook_secret: webhook_secret(&lookup)?,
+            public_base_url: vars.url("PUBLIC_BASE_URL")?,
+            provider_backoff: Backoff::parse(&vars.optional("PROVIDER_RETRY_DELAYS_MS"))
                 .map_err(|reason| invalid("PROVIDER_RETRY_DELAYS_MS", reason))?,
-            twilio_timeout: match optional("TWILIO_TIMEOUT_MS").parse::<u64>() {
+            twilio_timeout: match vars.optional("TWILIO_TIMEOUT_MS").parse::<u64>() {
                 Ok(ms @ 100..=60_000) => Duration::from_millis(ms),
                 _ => return Err(invalid("TWILIO_TIMEOUT_MS", "must be milliseconds between 100 and 60000".into())),
             },
-            api_key: get("API_KEY")?,
-            batch_max_targets: match optional("BATCH_MAX_TARGETS").parse::<usize>() {
+            api_key: api_key(&lookup)?,
+            batch_max_targets: match vars.optional("BATCH_MAX_TARGETS").parse::<usize>() {
                 Ok(n @ 1..=100_000) => n,
                 _ => return Err(invalid("BATCH_MAX_TARGETS", "must be a whole number from 1 to 100000".into())),
             },
@@ -224,6 +273,27 @@ mod tests {
         assert_eq!(config.supabase_url, "http://127.0.0.1:1");
         assert_eq!(config.vapi_sip.host, "value-of-VAPI_SIP_HOST");
         assert_eq!(config.public_url("/twilio/status"), "http://127.0.0.1:1/twilio/status");
+    }
+
+    #[test]
+    fn each_route_checks_its_callers_with_its_own_variables_only() {
+        // Everything but the credentials missing: each route can still tell a caller 401 from 403.
+        let only = |names: &[&str]| -> HashMap<&'static str, String> {
+            full().into_iter().filter(|(n, _)| names.contains(n)).collect()
+        };
+        let vars = only(&["WEBHOOK_SECRET"]);
+        assert_eq!(webhook_secret(|n| vars.get(n).cloned()).unwrap(), "value-of-WEBHOOK_SECRET");
+        let vars = only(&["API_KEY"]);
+        assert_eq!(api_key(|n| vars.get(n).cloned()).unwrap(), "value-of-API_KEY");
+        let vars = only(&["TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL"]);
+        let signing = twilio_signing(|n| vars.get(n).cloned()).unwrap();
+        assert_eq!(signing.public_url("/twilio/status"), "http://127.0.0.1:1/twilio/status");
+        let vars = only(&["VAPI_SECRET"]);
+        assert!(matches!(vapi_credential(|n| vars.get(n).cloned()), Ok(VapiCredential::Bearer { .. })));
+        // and each names its own missing variable
+        let none = HashMap::<&str, String>::new();
+        assert_eq!(webhook_secret(|n| none.get(n).cloned()), Err(ConfigError::Missing("WEBHOOK_SECRET")));
+        assert_eq!(twilio_signing(|n| none.get(n).cloned()).unwrap_err(), ConfigError::Missing("TWILIO_AUTH_TOKEN"));
     }
 
     #[test]

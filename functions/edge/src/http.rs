@@ -2,7 +2,7 @@
 
 use futures_util::StreamExt;
 use outcall_core::body::{self, BodyPlan, CappedBody};
-use outcall_core::config::Config;
+use outcall_core::config::{Config, ConfigError};
 use outcall_core::error::{constant_time_eq, ApiError};
 use outcall_core::routes::Route;
 use serde::Serialize;
@@ -21,22 +21,34 @@ pub fn error(error: &ApiError) -> worker::Result<Response> {
     Ok(Response::from_json(&error.body())?.with_status(error.status))
 }
 
-/// Reads the configuration from Worker secrets (preferred) or plain vars.
+/// One Worker variable: a secret (preferred) or a plain var.
+fn variable(env: &Env, name: &str) -> Option<String> {
+    env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).ok()
+}
+
+/// Reads the whole configuration.
 pub fn config(env: &Env) -> Result<Config, ApiError> {
-    Config::from_lookup(|name| {
-        env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).ok()
-    })
-    .map_err(ApiError::from)
+    Config::from_lookup(|name| variable(env, name)).map_err(ApiError::from)
+}
+
+/// Reads only what a route checks its caller with (`outcall_core::config::webhook_secret` and the like),
+/// before the whole configuration.
+pub fn credential<T>(
+    env: &Env,
+    read: impl FnOnce(&dyn Fn(&str) -> Option<String>) -> Result<T, ConfigError>,
+) -> Result<T, ApiError> {
+    read(&|name| variable(env, name)).map_err(ApiError::from)
 }
 
 /// The request's body, as `outcall_core::body` decides for its route: a `Content-Length` over the
 /// route's cap is refused (413) before a byte is read; otherwise the body is streamed in and refused the
 /// moment it passes the cap (a body without `Content-Length` too). Call it after every check that needs
 /// no body (the route's credential header first, where it has one).
-pub async fn body(req: &mut Request, route: Route, config: &Config) -> Result<String, ApiError> {
+/// `batch_max_targets` (`BATCH_MAX_TARGETS`) sizes the batch route's cap; the other routes' caps are fixed.
+pub async fn body(req: &mut Request, route: Route, batch_max_targets: usize) -> Result<String, ApiError> {
     let length = header(req, "Content-Length");
     let method = req.method();
-    match body::plan(method.as_ref(), route, length.as_deref(), config.batch_max_targets)? {
+    match body::plan(method.as_ref(), route, length.as_deref(), batch_max_targets)? {
         BodyPlan::Ignore => Ok(String::new()),
         BodyPlan::Read { cap } => read_capped(req, cap).await,
     }

@@ -6,7 +6,7 @@ use crate::http::{self, Answer};
 use crate::time::{now_ms, sleep};
 use outcall_core::api::{self, Page, ProgressFeed, Route};
 use outcall_core::batch;
-use outcall_core::config::Config;
+use outcall_core::config::{self, Config};
 use outcall_core::error::ApiError;
 use outcall_core::ids::BatchId;
 use outcall_core::rpc::{
@@ -21,8 +21,9 @@ pub async fn handle(route: Route, req: Request, env: &Env) -> Answer {
     if route == Route::OpenApi {
         return openapi_document(); // public: it describes the API, it holds no data
     }
+    let api_key = http::credential(env, |vars| config::api_key(vars))?;
+    api::authorize(http::header(&req, "Authorization").as_deref(), &api_key)?;
     let config = http::config(env)?;
-    api::authorize(http::header(&req, "Authorization").as_deref(), &config.api_key)?;
     let db = Db::new(&config);
     let query = req.url().ok().and_then(|u| u.query().map(str::to_owned));
     let page = |default_limit| Page::from_query(query.as_deref(), default_limit);
@@ -67,7 +68,8 @@ fn openapi_document() -> Answer {
 /// `POST /api/v1/batches`: everything validated here and in `create_batch`, then written in that one call.
 async fn create(mut req: Request, config: &Config, db: &Db) -> Answer {
     let key = api::idempotency_key(http::header(&req, "Idempotency-Key").as_deref())?;
-    let body = http::body(&mut req, outcall_core::routes::Route::Api(Route::CreateBatch), config).await?;
+    let body =
+        http::body(&mut req, outcall_core::routes::Route::Api(Route::CreateBatch), config.batch_max_targets).await?;
     let new_batch = batch::parse_request(&body, config.batch_max_targets)?;
     let request = new_batch.rpc_request(key.as_deref(), &batch::request_hash(&body));
     drop(new_batch);

@@ -5,7 +5,7 @@
 use crate::db::Db;
 use crate::http::{self, Answer};
 use crate::time::now_ms;
-use outcall_core::config::Config;
+use outcall_core::config::{self, Config};
 use outcall_core::context::CallContext;
 use outcall_core::error::ApiError;
 use outcall_core::ids::PendingCallId;
@@ -17,13 +17,14 @@ use serde_json::{json, Value};
 use worker::{Env, Request};
 
 pub async fn handle(mut req: Request, env: &Env) -> Answer {
-    let config = http::config(env)?;
     // Everything the headers can settle first (the bearer credential whole; HMAC's signature and
-    // timestamp present and fresh), then the body under the route's cap, then HMAC's check over it.
-    let credential = &config.vapi_credential;
+    // timestamp present and fresh), then the body under the route's cap, then HMAC's check over it; the
+    // rest of the configuration only then.
+    let credential = http::credential(env, |vars| config::vapi_credential(vars))?;
     let check = credential.check_headers(|name| http::header(&req, name), now_ms() as i64)?;
-    let body = http::body(&mut req, Route::VapiEvents, &config).await?;
+    let body = http::body(&mut req, Route::VapiEvents, 0).await?; // (a fixed cap: no batch size involved)
     credential.check_body(&check, &body)?;
+    let config = http::config(env)?;
     let message = parse_message(&body).map_err(|e| ApiError::bad_request("invalid_message", e.to_string()))?;
     let db = Db::new(&config);
     match message {
