@@ -66,7 +66,7 @@ impl VapiCredential {
                     Some(ts) => {
                         let sent_ms =
                             timestamp_ms(ts).ok_or_else(|| forbidden(format!("{timestamp_header} is invalid")))?;
-                        if (now_ms - sent_ms).abs() > MAX_CLOCK_SKEW_MS {
+                        if now_ms.abs_diff(sent_ms) > MAX_CLOCK_SKEW_MS.unsigned_abs() {
                             return Err(forbidden(format!("{timestamp_header} is too far from now")));
                         }
                     }
@@ -114,10 +114,15 @@ fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::new(403, "invalid_signature", message)
 }
 
-/// Seconds or milliseconds since the epoch (VAPI's examples use both); told apart by size.
+/// Seconds or milliseconds since the epoch (VAPI's examples use both); told apart by size. `None` for
+/// seconds too far from the epoch to be milliseconds in an `i64`.
 fn timestamp_ms(raw: &str) -> Option<i64> {
     let n: i64 = raw.trim().parse().ok()?;
-    Some(if n < 100_000_000_000 { n * 1000 } else { n })
+    if n < 100_000_000_000 {
+        n.checked_mul(1000)
+    } else {
+        Some(n)
+    }
 }
 
 pub fn hmac_sha256(secret: &str, payload: &str) -> [u8; 32] {
@@ -227,6 +232,22 @@ mod tests {
         let stale = c.check_headers(headers(&[("x-signature", "ab"), ("x-timestamp", &stale)]), NOW_MS);
         assert_eq!(stale.unwrap_err().status, 403);
         assert_eq!(c.check_headers(headers(&[("x-timestamp", &ts)]), NOW_MS).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn a_timestamp_out_of_range_is_refused_not_a_panic() {
+        // Found by `./dev fuzz`: seconds this negative overflowed on the way to milliseconds (a panic
+        // with overflow checks, a wrapped time without).
+        let c = hmac_credential();
+        for ts in ["-9999999999999999", "-9223372036854775808", "9223372036854775807", "-100000000000"] {
+            let refused = c.check_headers(headers(&[("x-signature", "ab"), ("x-timestamp", ts)]), NOW_MS);
+            assert_eq!(refused.unwrap_err().status, 403, "{ts}");
+        }
+        // Nor does a clock at either end of the range overflow the comparison.
+        for now in [i64::MIN, i64::MAX] {
+            let refused = c.check_headers(headers(&[("x-signature", "ab"), ("x-timestamp", "100000000000")]), now);
+            assert_eq!(refused.unwrap_err().status, 403, "{now}");
+        }
     }
 
     #[test]
