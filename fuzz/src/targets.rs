@@ -1299,12 +1299,13 @@ fn twilio_answers_check(input: &[u8]) -> bool {
     let status = field(&f, 0).parse::<u16>().unwrap_or(201);
     let body = field(&f, 1);
     let mut accepted = matches!(twilio::dial_outcome(status, body), twilio::DialOutcome::Dialled(_));
+    let ours = PhoneNumber::parse("+15005550006").expect("our caller id");
     if let Ok(call) = serde_json::from_str::<CallResource>(body) {
         accepted |= reconcile::looked_up(Some(&call)).is_ok();
-        consume(reconcile::candidates(std::slice::from_ref(&call)));
+        consume(reconcile::candidates(std::slice::from_ref(&call), &ours));
     }
     if let Ok(page) = serde_json::from_str::<CallPage>(body) {
-        accepted |= reconcile::candidates(&page.calls).as_array().is_some_and(|c| !c.is_empty());
+        accepted |= reconcile::candidates(&page.calls, &ours).as_array().is_some_and(|c| !c.is_empty());
     }
     let fallback = DateTime::from_timestamp(1_795_000_000, 0).expect("a time");
     let now = field(&f, 3).parse::<i64>().ok().and_then(|s| DateTime::from_timestamp(s, 0)).unwrap_or(fallback);
