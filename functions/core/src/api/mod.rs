@@ -10,5 +10,5 @@ mod route;
 
 pub use answers::{api_json, batch_answer, create_answer, validation_error, Accepted};
 pub use events::{ProgressFeed, EVENTS_KEEPALIVE_MS, EVENTS_POLL_MS};
-pub use request::{authorize, idempotency_key, Page, MAX_PAGE};
+pub use request::{authorize, idempotency_key, Page, MAX_OFFSET, MAX_PAGE};
 pub use route::{allow_header, allowed_methods, route, Route, OPENAPI_DOCUMENT, ROUTES};
