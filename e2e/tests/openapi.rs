@@ -344,6 +344,10 @@ async fn the_openapi_document_is_what_the_worker_does() {
         let answer = client.main(&wrong, &concrete(&path, &unknown), Key::Right).await;
         assert_eq!(answer.status, 405, "{wrong} {path}: {}", answer.text);
         contract.check_wrong_method(&path, &answer);
+        // A method worker-rs has no name for (it reads them as GET) is refused too.
+        let answer = client.main("QUERY", &concrete(&path, &unknown), Key::Right).await;
+        assert_eq!(answer.status, 405, "QUERY {path}: {}", answer.text);
+        contract.check_wrong_method(&path, &answer);
     }
 
     // 400: ids, query parameters.

@@ -35,8 +35,8 @@ pub fn config(env: &Env) -> Result<Config, ApiError> {
 /// no body (the route's credential header first, where it has one).
 pub async fn body(req: &mut Request, route: Route, config: &Config) -> Result<String, ApiError> {
     let length = header(req, "Content-Length");
-    let method = req.method();
-    match body::plan(method.as_ref(), route, length.as_deref(), config.batch_max_targets)? {
+    let method = method(req);
+    match body::plan(&method, route, length.as_deref(), config.batch_max_targets)? {
         BodyPlan::Ignore => Ok(String::new()),
         BodyPlan::Read { cap } => read_capped(req, cap).await,
     }
@@ -54,6 +54,12 @@ async fn read_capped(req: &mut Request, cap: usize) -> Result<String, ApiError> 
         received.push(&chunk.map_err(|_| unreadable())?)?;
     }
     received.finish()
+}
+
+/// The request's method as sent (the fetch API upper-cases only the standard ones). Not `Request::method`:
+/// worker-rs reads a method it has no name for (`QUERY`, `PROPFIND`) as GET, which would answer it.
+pub fn method(req: &Request) -> String {
+    req.inner().method()
 }
 
 pub fn header(req: &Request, name: &str) -> Option<String> {
