@@ -176,7 +176,15 @@ impl Contract {
         } else {
             Value::String(answer.text.clone())
         };
-        problems.extend(schema::validate(&self.doc, &media_object["schema"], &body));
+        if media == "text/event-stream" {
+            // The stream is described by its events (`itemSchema`): each as {id, event, data}.
+            for event in sse_event_objects(&answer.text) {
+                let errors = schema::validate(&self.doc, &media_object["itemSchema"], &event);
+                problems.extend(errors.into_iter().map(|e| format!("event {event}: {e}")));
+            }
+        } else {
+            problems.extend(schema::validate(&self.doc, &media_object["schema"], &body));
+        }
         (body, problems)
     }
 
@@ -271,6 +279,25 @@ impl Drop for CancelOnFailure {
 }
 
 /// Server-Sent Events as (event name, data): comments and ids skipped.
+/// The stream's events as objects of their fields (`id`, `event`, `data`; comments left out).
+fn sse_event_objects(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = serde_json::Map::new();
+            for line in block.lines().filter(|l| !l.starts_with(':')) {
+                if let Some((field, value)) = line.split_once(": ") {
+                    let joined = match event.get(field).and_then(Value::as_str) {
+                        Some(before) => format!("{before}\n{value}"),
+                        None => value.to_owned(),
+                    };
+                    event.insert(field.to_owned(), Value::String(joined));
+                }
+            }
+            (!event.is_empty()).then_some(Value::Object(event))
+        })
+        .collect()
+}
+
 fn sse_events(text: &str) -> Vec<(String, String)> {
     text.split("\n\n")
         .filter_map(|block| {
@@ -644,6 +671,8 @@ fn the_request_schema_is_what_the_worker_enforces() {
         json!({"targets": [target("+15550001001", "Dana")], "name": null}),
         json!({"targets": [], "pendingCallIds": [id]}),
         json!({"pendingCallIds": [id, id]}),
+        json!({"targets": [{"phone": "+15550001001", "name": "a", "max_attempts": 16.0}]}),
+        json!({"targets": [{"phone": "+15550001001", "name": "a", "max_attempts": 16.5}]}),
         json!({"targets": [target("+15550001001", "Dana"), target("+15550001001", "Dana")]}),
         json!({"targets": [], "pendingCallIds": []}),
         json!({"targets": null}),
@@ -703,7 +732,7 @@ fn the_request_schema_is_what_the_worker_enforces() {
 mod schema {
     use serde_json::Value;
 
-    const ANNOTATIONS: [&str; 5] = ["description", "title", "examples", "example", "default"];
+    const ANNOTATIONS: [&str; 6] = ["description", "title", "examples", "example", "default", "contentMediaType"];
     const KEYWORDS: [&str; 20] = [
         "$ref",
         "uniqueItems",
@@ -762,7 +791,7 @@ mod schema {
                 Value::Object(map) => {
                     for (key, v) in map {
                         let here = format!("{at}/{key}");
-                        if key == "schema" || at == "/components/schemas" {
+                        if key == "schema" || key == "itemSchema" || at == "/components/schemas" {
                             schema(v, &here, found);
                         } else {
                             walk(v, &here, found);

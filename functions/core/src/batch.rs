@@ -298,11 +298,18 @@ fn field_value(kind: Kind, value: &Value) -> Result<Value, (&'static str, String
             },
             _ => Err(("invalid_type", "must be an object".to_owned())),
         },
-        Kind::Attempts => match value.as_u64() {
+        Kind::Attempts => match whole_number(value) {
             Some(n @ 1..=20) => Ok(json!(n)),
             _ => Err(("out_of_range", "must be a whole number from 1 to 20".to_owned())),
         },
     }
+}
+
+/// A JSON number that is a whole number 0 or more, as JSON Schema's `integer` counts them (`16.0` too).
+fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(f)).map(|f| f as u64)
+    })
 }
 
 /// What is wrong with a text field as given, if anything: more than `max` characters (counted before
@@ -418,8 +425,8 @@ fn parse_window(raw: &Value, errors: &mut Vec<ItemError>) -> Option<Window> {
     };
     let before = errors.len();
     let days: Vec<u8> = match fields.get("days").and_then(Value::as_array) {
-        Some(days) if !days.is_empty() && days.iter().all(|d| matches!(d.as_u64(), Some(1..=7))) => {
-            let mut days: Vec<u8> = days.iter().filter_map(Value::as_u64).map(|d| d as u8).collect();
+        Some(days) if !days.is_empty() && days.iter().all(|d| matches!(whole_number(d), Some(1..=7))) => {
+            let mut days: Vec<u8> = days.iter().filter_map(whole_number).map(|d| d as u8).collect();
             days.sort_unstable();
             days.dedup();
             days
@@ -651,6 +658,12 @@ mod tests {
             vec![("schedule.window.start".into(), "invalid_window"), ("schedule.window.end".into(), "invalid_window")]
         );
         assert!(parse(base(json!({"notBefore": null, "window": null}))).is_ok());
+        // JSON Schema's integers include 5.0.
+        let batch = parse(base(json!({"window": {"days": [5.0, 1], "start": "08:00", "end": "09:00"}}))).unwrap();
+        assert_eq!(batch.schedule.window.unwrap().days, vec![1, 5]);
+        let whole = parse(json!({"targets": [{"phone": "+15550001001", "name": "x", "max_attempts": 16.0}]})).unwrap();
+        assert_eq!(whole.targets[0]["max_attempts"], json!(16));
+        assert_eq!(codes(json!({"window": {"days": [1.5], "start": "08:00", "end": "09:00"}}))[0].1, "invalid_window");
     }
 
     #[test]
