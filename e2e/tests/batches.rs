@@ -212,6 +212,37 @@ async fn pending_call_ids_are_dialled_again_and_unknown_ones_reported() {
     cancel(&stack, batch_id).await;
 }
 
+/// Seed 000's shape, `{"driverIds": [...], "metadata": {...}}`, is ours as `{"pendingCallIds": [...],
+/// "metadata": {...}}`: no name, and the batch is named after its creation time, the same in the API and
+/// the database.
+#[tokio::test]
+async fn a_batch_of_only_pending_call_ids_and_metadata_is_accepted_and_named_for_its_creation_time() {
+    let stack = Stack::from_env();
+    let first = stack.insert_parked(&sample_row(&fresh_phone(Scenario::Human), "Ada Quinn")).await;
+    let second = stack.insert_parked(&sample_row(&fresh_phone(Scenario::Human), "Bo Lind")).await;
+    let metadata = json!({"callType": "batch_safety_check", "source": unique("vapi_integration")});
+    let request = json!({"pendingCallIds": [first, second], "metadata": metadata});
+    let (status, headers, accepted) = stack.api(Method::POST, "batches", &[], Some(request.to_string())).await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!((accepted["accepted"].as_i64(), accepted["rejected"].as_array().map(Vec::len)), (Some(2), Some(0)));
+    let batch_id = accepted["batchId"].as_str().unwrap().to_owned();
+    assert_eq!(headers["location"], format!("/api/v1/batches/{batch_id}").as_str());
+    let batch = cancel(&stack, &batch_id).await; // the rows were due now: no need to dial them
+    assert_eq!(batch["batchId"], batch_id.as_str());
+
+    let (_, _, batch) = stack.api(Method::GET, &format!("batches/{batch_id}"), &[], None).await;
+    let created: chrono::DateTime<chrono::Utc> = batch["createdAt"].as_str().unwrap().parse().unwrap();
+    let expected = format!("Batch {} UTC", created.format("%Y-%m-%d %H:%M"));
+    assert_eq!(batch["name"], expected.as_str(), "{batch}");
+    assert_eq!(batch["metadata"], metadata);
+    assert_eq!(batch["total"], 2);
+    let (_, _, list) = stack.api(Method::GET, "batches?limit=1000", &[], None).await;
+    let listed = list["batches"].as_array().unwrap().iter().find(|b| b["batchId"] == batch_id.as_str()).cloned();
+    assert_eq!(listed.map(|b| b["name"].clone()), Some(json!(expected)), "the list says the same");
+    let stored: Vec<Value> = stack.select("batches", &format!("id=eq.{batch_id}&select=name")).await;
+    assert_eq!(stored[0]["name"], expected.as_str(), "and so does the database");
+}
+
 async fn cancel(stack: &Stack, batch_id: &str) -> Value {
     let (status, _, body) = stack.api(Method::POST, &format!("batches/{batch_id}/cancel"), &[], None).await;
     assert_eq!(status, 200, "{body}");

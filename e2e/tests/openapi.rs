@@ -176,7 +176,15 @@ impl Contract {
         } else {
             Value::String(answer.text.clone())
         };
-        problems.extend(schema::validate(&self.doc, &media_object["schema"], &body));
+        if media == "text/event-stream" {
+            // The stream is described by its events (`itemSchema`): each as {id, event, data}.
+            for event in sse_event_objects(&answer.text) {
+                let errors = schema::validate(&self.doc, &media_object["itemSchema"], &event);
+                problems.extend(errors.into_iter().map(|e| format!("event {event}: {e}")));
+            }
+        } else {
+            problems.extend(schema::validate(&self.doc, &media_object["schema"], &body));
+        }
         (body, problems)
     }
 
@@ -271,6 +279,25 @@ impl Drop for CancelOnFailure {
 }
 
 /// Server-Sent Events as (event name, data): comments and ids skipped.
+/// The stream's events as objects of their fields (`id`, `event`, `data`; comments left out).
+fn sse_event_objects(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = serde_json::Map::new();
+            for line in block.lines().filter(|l| !l.starts_with(':')) {
+                if let Some((field, value)) = line.split_once(": ") {
+                    let joined = match event.get(field).and_then(Value::as_str) {
+                        Some(before) => format!("{before}\n{value}"),
+                        None => value.to_owned(),
+                    };
+                    event.insert(field.to_owned(), Value::String(joined));
+                }
+            }
+            (!event.is_empty()).then_some(Value::Object(event))
+        })
+        .collect()
+}
+
 fn sse_events(text: &str) -> Vec<(String, String)> {
     text.split("\n\n")
         .filter_map(|block| {
@@ -343,6 +370,10 @@ async fn the_openapi_document_is_what_the_worker_does() {
         let wrong = ["get", "post", "delete"].into_iter().find(|m| item.get(*m).is_none()).unwrap().to_uppercase();
         let answer = client.main(&wrong, &concrete(&path, &unknown), Key::Right).await;
         assert_eq!(answer.status, 405, "{wrong} {path}: {}", answer.text);
+        contract.check_wrong_method(&path, &answer);
+        // A method worker-rs has no name for (it reads them as GET) is refused too.
+        let answer = client.main("QUERY", &concrete(&path, &unknown), Key::Right).await;
+        assert_eq!(answer.status, 405, "QUERY {path}: {}", answer.text);
         contract.check_wrong_method(&path, &answer);
     }
 
@@ -615,26 +646,100 @@ fn the_validator_refuses_bodies_the_document_does_not_allow() {
     assert!(!schema::validate(&doc, &error, &item(json!({"path": "name", "code": "c", "message": "m", "index": -1})))
         .is_empty());
     // Keywords the validator does not know are refused, not ignored, and the document uses none.
-    assert!(!schema::validate(&doc, &json!({"pattern": "^a"}), &json!("a")).is_empty());
+    assert!(!schema::validate(&doc, &json!({"multipleOf": 2}), &json!(4)).is_empty());
     assert!(!schema::validate(&doc, &json!({"format": "email"}), &json!("a@b.example")).is_empty());
     assert!(!schema::unknown_keywords(&json!({"schema": {"oneOf": []}})).is_empty());
-    assert!(
-        !schema::unknown_keywords(&json!({"components": {"schemas": {"A": {"items": {"pattern": "x"}}}}})).is_empty()
-    );
+    assert!(!schema::unknown_keywords(
+        &json!({"components": {"schemas": {"A": {"anyOf": [{"items": {"oneOf": []}}]}}}})
+    )
+    .is_empty());
     assert_eq!(schema::unknown_keywords(&doc), Vec::<String>::new());
+}
+
+/// The request schema says what the Worker's validation enforces: a request the schema allows is not
+/// refused for its shape, and one it refuses is refused (the parts only the database knows aside).
+#[test]
+fn the_request_schema_is_what_the_worker_enforces() {
+    use outcall_core::batch::{parse_request, DEFAULT_MAX_TARGETS};
+    use outcall_core::phone::PhoneNumber;
+    let doc: Value = serde_json::from_str(OPENAPI_DOCUMENT).unwrap();
+    let request = json!({"$ref": "#/components/schemas/CreateBatchRequest"});
+    let id = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+    let target = |phone: &str, name: &str| json!({"phone": phone, "name": name});
+    let mut bodies = vec![
+        json!({"pendingCallIds": [id], "metadata": {"callType": "batch_safety_check"}}),
+        json!({"targets": [target("+15550001001", "Dana")], "name": null}),
+        json!({"targets": [], "pendingCallIds": [id]}),
+        json!({"pendingCallIds": [id, id]}),
+        json!({"targets": [{"phone": "+15550001001", "name": "a", "max_attempts": 16.0}]}),
+        json!({"targets": [{"phone": "+15550001001", "name": "a", "max_attempts": 16.5}]}),
+        json!({"targets": [target("+15550001001", "Dana"), target("+15550001001", "Dana")]}),
+        json!({"targets": [], "pendingCallIds": []}),
+        json!({"targets": null}),
+        json!({"metadata": {}}),
+        json!({}),
+        json!({"pendingCallIds": [id], "name": " \u{3000}\t"}),
+        json!({"pendingCallIds": [id], "name": format!("{} ", "n".repeat(199))}),
+        json!({"pendingCallIds": [id], "name": format!("{} ", "n".repeat(200))}),
+        json!({"pendingCallIds": [id], "name": "a\u{0}"}),
+        json!({"pendingCallIds": [id], "metadata": {"k": {"deep": ["\u{0}"]}}}),
+        json!({"pendingCallIds": [id], "metadata": {"k\u{0}": 1}}),
+        json!({"targets": [{"phone": "+15550001001", "name": "a", "variables": {"v": "\u{0}"}}]}),
+        json!({"targets": [{"phone": "+15550001001", "name": "a", "exam_id": "\u{0}"}]}),
+        json!({"targets": [{"phone": "+15550001001", "name": "a", "procedures": ["x", "\u{0}"]}]}),
+        json!({"targets": [{"phone": "+15550001001", "name": "a", "exam_id": format!(" {}", "x".repeat(200))}]}),
+    ];
+    for (start, end) in
+        [("09:00", "17:00"), ("9:00", "17:00"), ("09:00", "24:00"), ("0900 ", "17:00"), ("23:00", "23:59")]
+    {
+        bodies.push(json!({"pendingCallIds": [id], "schedule": {"window": {"days": [1], "start": start, "end": end}}}));
+    }
+    for phone in [
+        "+15550001001",
+        " +1 (555) 000-1001 ",
+        "+44.20.7946.0958",
+        "\u{3000}+1555000100\u{a0}",
+        "+1234567",
+        "+123456",
+        "+1234567890123456",
+        "+012345678",
+        "5550001001",
+        "+1555abc1001",
+        "+",
+        "+1555 0001001\t)",
+        "+1-2-3-4-5-6-7",
+        "++15550001001",
+        "+15550001001\n",
+    ] {
+        bodies.push(json!({"targets": [target(phone, "x")]}));
+        let by_schema =
+            schema::validate(&doc, &doc["components"]["schemas"]["Target"]["properties"]["phone"], &json!(phone));
+        assert_eq!(by_schema.is_empty(), PhoneNumber::parse(phone).is_ok(), "{phone:?}: {by_schema:?}");
+    }
+    for body in bodies {
+        let by_schema = schema::validate(&doc, &request, &body);
+        let by_worker = parse_request(&body.to_string(), DEFAULT_MAX_TARGETS);
+        assert_eq!(by_schema.is_empty(), by_worker.is_ok(), "{body}: schema {by_schema:?}, Worker {by_worker:?}");
+    }
 }
 
 /// The JSON Schema subset the document uses: `$ref` (with sibling keywords, as in 2020-12), `type`
 /// (a name or a list), `enum`, `const`, `required`, `properties`, `additionalProperties`, `items`,
-/// `minItems`, `minimum`, `maximum`, `minLength`, `maxLength`, `format` (uuid, date-time, date, uri)
+/// `propertyNames`, `anyOf`, `minItems`, `maxItems`, `minimum`, `maximum`, `minLength`, `maxLength`,
+/// `pattern` (searched for, as JSON Schema says), `format` (uuid, date-time, date, uri)
 /// and annotations. Any other keyword (or format) is an error, so a schema using it never passes; and
 /// `unknown_keywords` finds such keywords anywhere in the document.
 mod schema {
     use serde_json::Value;
 
-    const ANNOTATIONS: [&str; 5] = ["description", "title", "examples", "example", "default"];
-    const KEYWORDS: [&str; 15] = [
+    const ANNOTATIONS: [&str; 6] = ["description", "title", "examples", "example", "default", "contentMediaType"];
+    const KEYWORDS: [&str; 20] = [
         "$ref",
+        "uniqueItems",
+        "anyOf",
+        "pattern",
+        "propertyNames",
+        "maxItems",
         "type",
         "enum",
         "const",
@@ -667,7 +772,13 @@ mod schema {
                         let properties = argument.as_object().into_iter().flatten();
                         properties.for_each(|(n, p)| schema(p, &format!("{at}/properties/{n}"), found));
                     }
-                    "items" => schema(argument, &format!("{at}/items"), found),
+                    "items" | "propertyNames" => schema(argument, &format!("{at}/{keyword}"), found),
+                    "anyOf" => argument
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .enumerate()
+                        .for_each(|(i, s)| schema(s, &format!("{at}/anyOf/{i}"), found)),
                     "additionalProperties" if argument.is_object() => {
                         schema(argument, &format!("{at}/additionalProperties"), found)
                     }
@@ -680,7 +791,7 @@ mod schema {
                 Value::Object(map) => {
                     for (key, v) in map {
                         let here = format!("{at}/{key}");
-                        if key == "schema" || at == "/components/schemas" {
+                        if key == "schema" || key == "itemSchema" || at == "/components/schemas" {
                             schema(v, &here, found);
                         } else {
                             walk(v, &here, found);
@@ -786,6 +897,41 @@ mod schema {
                 "minItems" => {
                     if value.as_array().is_some_and(|a| (a.len() as u64) < argument.as_u64().unwrap()) {
                         fail(errors, format!("fewer than {argument} items"));
+                    }
+                }
+                "maxItems" => {
+                    if value.as_array().is_some_and(|a| (a.len() as u64) > argument.as_u64().unwrap()) {
+                        fail(errors, format!("more than {argument} items"));
+                    }
+                }
+                "uniqueItems" => {
+                    if let Some(items) = value.as_array().filter(|_| argument == true) {
+                        if items.iter().enumerate().any(|(i, item)| items[..i].contains(item)) {
+                            fail(errors, "an item repeated".to_owned());
+                        }
+                    }
+                }
+                "anyOf" => {
+                    let options = argument.as_array().unwrap();
+                    if !options.iter().any(|option| validate(doc, option, value).is_empty()) {
+                        fail(errors, format!("{value} matches none of anyOf {argument}"));
+                    }
+                }
+                "pattern" => {
+                    if let Some(s) = value.as_str() {
+                        // JSON Schema patterns are searched for, not anchored (the document anchors its own).
+                        let pattern =
+                            regex::Regex::new(argument.as_str().unwrap()).expect("a pattern the regex crate reads");
+                        if !pattern.is_match(s) {
+                            fail(errors, format!("{s:?} does not match the pattern {argument}"));
+                        }
+                    }
+                }
+                "propertyNames" => {
+                    if let Some(object) = value.as_object() {
+                        for name in object.keys() {
+                            check(doc, argument, &Value::String(name.clone()), &format!("{at}/{name} (key)"), errors);
+                        }
                     }
                 }
                 "minimum" | "maximum" => {

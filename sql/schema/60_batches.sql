@@ -244,6 +244,18 @@ as $$
   end
 $$;
 
+-- A batch created without a name is named after its creation time (created_at, the transaction's now()), in UTC
+-- to the minute: 'Batch 2026-12-02 14:05 UTC'.
+create or replace function outcall_private.default_batch_name(p_at timestamptz) returns text
+language sql stable
+set search_path = ''
+as $$
+  select 'Batch ' || pg_catalog.to_char(p_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC'
+$$;
+
+comment on function outcall_private.default_batch_name(timestamptz) is
+  'The name of a batch created without one: ''Batch YYYY-MM-DD HH24:MI UTC'' of its creation time.';
+
 -- create_batch ---------------------------------------------------------------------------------------------------
 -- The Worker has validated the request's shape, phones, duplicates and size; this checks what only the database
 -- knows (time-zone names, the policy's window, which ids exist) and writes everything or nothing, set-based:
@@ -343,7 +355,8 @@ begin
   -- is its replay (or a conflict).
   insert into public.batches (name, metadata, idempotency_key, request_hash, not_before, window_days, window_start,
                               window_end, rejected)
-  values (p_request ->> 'name', coalesce(nullif(p_request -> 'metadata', 'null'::jsonb), '{}'::jsonb), v_key, v_hash,
+  values (coalesce(p_request ->> 'name', outcall_private.default_batch_name(pg_catalog.now())),
+          coalesce(nullif(p_request -> 'metadata', 'null'::jsonb), '{}'::jsonb), v_key, v_hash,
           v_not_before, v_days, v_start, v_end, v_rejected)
   on conflict (idempotency_key) do nothing
   returning * into v_batch;
@@ -386,7 +399,7 @@ end
 $$;
 
 comment on function public.create_batch(jsonb) is
-  'Creates a batch from {name, metadata, idempotency_key, request_hash, not_before, window: {days, start, end}, targets: [pending_calls columns], pending_call_ids}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}]} | {outcome: replayed, batch_id, accepted, rejected} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call, message, value}]}.';
+  'Creates a batch from {name (null or absent: outcall_private.default_batch_name of its created_at), metadata, idempotency_key, request_hash, not_before, window: {days, start, end}, targets: [pending_calls columns], pending_call_ids}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}]} | {outcome: replayed, batch_id, accepted, rejected} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call, message, value}]}.';
 
 -- batch_status ---------------------------------------------------------------------------------------------------
 create or replace function public.batch_status(p_batch_id uuid, p_limit int default 100, p_offset int default 0)

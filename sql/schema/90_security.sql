@@ -140,5 +140,6 @@ grant execute on function
   outcall_private.batch_progress_json(public.batch_progress),
   outcall_private.check_page(text, int, int),
   outcall_private.lock_batch_changes(uuid),
-  outcall_private.idempotent_answer(public.batches, text)
+  outcall_private.idempotent_answer(public.batches, text),
+  outcall_private.default_batch_name(timestamptz)
   to service_role;

@@ -3,7 +3,7 @@
 -- outcomes, one webhook per batch insert, the read functions, privileges, Realtime. The first section runs two more
 -- connections (dblink) against committed rows: the lock order under concurrent claims, cancels and creates.
 begin;
-select plan(283);
+select plan(285);
 
 create function pg_temp.on_a(p_sql text) returns jsonb language sql as $$
   select j from dblink('a', p_sql) as t(j jsonb)
@@ -587,6 +587,17 @@ select is(public.create_batch(jsonb_build_object('name', 'Nothing')) -> 'errors'
           'no targets and no ids at all: nothing_to_call');
 select ok((select b = (select count(*) from public.batches) and p = (select count(*) from public.pending_calls) from counts1),
           'no invalid request wrote a batch or a row');
+-- Without a name (absent or null), the batch is named after its creation time, in UTC to the minute.
+with made as (
+  select public.create_batch(jsonb_build_object('name', null, 'targets', jsonb_build_array(
+           jsonb_build_object('employee_name', 'Unnamed', 'phone', '+15550002199')))) ->> 'batch_id' as id
+)
+select is((select b.name from public.batches as b, made where b.id = made.id::uuid),
+          (select 'Batch ' || to_char(b.created_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC'
+             from public.batches as b, made where b.id = made.id::uuid),
+          'no name: ''Batch YYYY-MM-DD HH24:MI UTC'' of its created_at');
+select is(outcall_private.default_batch_name('2026-12-02 09:05:59-05'), 'Batch 2026-12-02 14:05 UTC',
+          'the default name is in UTC, to the minute');
 select is(public.create_batch(jsonb_build_object('name', 'Bad fixed', 'idempotency_key', 'key-bad', 'request_hash', 'h2',
                                                  'targets', jsonb_build_array(jsonb_build_object('employee_name', 'A', 'phone', '+15550002101'))))
             ->> 'outcome', 'created', 'an invalid request does not take its key: fixed, it is created');

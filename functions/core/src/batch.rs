@@ -1,7 +1,8 @@
 //! A batch request, parsed and validated whole before anything is written.
 //!
 //! `POST /api/v1/batches` takes `{"name", "targets": [...], "pendingCallIds": [...], "schedule":
-//! {"notBefore", "window"}, "metadata"}`. Every problem is collected (not just the first), each with the
+//! {"notBefore", "window"}, "metadata"}`, all optional but at least one target or id; without a `name`,
+//! `create_batch` names the batch after its creation time ("Batch 2026-12-02 14:05 UTC"). Every problem is collected (not just the first), each with the
 //! path of the offending item and its value, so a caller can fix a 10,000-target list in one go. What
 //! only the database knows (time-zone names, which ids exist) is checked by `create_batch` in SQL.
 
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 
 /// Targets plus `pendingCallIds` one request may carry, unless `BATCH_MAX_TARGETS` says otherwise.
 pub const DEFAULT_MAX_TARGETS: usize = 10_000;
-const MAX_NAME_CHARS: usize = 200;
+pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_PROMPT_CHARS: usize = 10_000;
 pub const MAX_FIRST_MESSAGE_CHARS: usize = 1_000;
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
@@ -82,7 +83,8 @@ pub struct Schedule {
 /// A valid batch request, ready for `create_batch`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewBatch {
-    pub name: String,
+    /// Trimmed; `None` when the request has none, and `create_batch` names the batch after its creation time.
+    pub name: Option<String>,
     pub metadata: Map<String, Value>,
     /// One `pending_calls` row per target, keyed by column name, phones in E.164.
     pub targets: Vec<Map<String, Value>>,
@@ -135,25 +137,23 @@ pub fn parse_request(body: &str, max_targets: usize) -> Result<NewBatch, BatchRe
         errors.push(ItemError::new(key.clone(), "unknown_field", format!("{key} is not a batch field")));
     }
     let name = match request.get("name") {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.trim().chars().count() <= MAX_NAME_CHARS => {
-            s.trim().to_owned()
-        }
-        Some(other) => {
-            let message = format!("name must be text of 1 to {MAX_NAME_CHARS} characters");
-            errors.push(ItemError::new("name", "invalid_name", message).with_value(other));
-            String::new()
-        }
-        None => {
-            errors.push(ItemError::new("name", "required", "name is required"));
-            String::new()
-        }
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_str().map(|s| text_error(s, true, MAX_NAME_CHARS)) {
+            Some(None) => value.as_str().map(|s| s.trim().to_owned()),
+            _ => {
+                let message =
+                    format!("name must be text of 1 to {MAX_NAME_CHARS} characters, not blank, without U+0000");
+                errors.push(ItemError::new("name", "invalid_name", message).with_value(value));
+                None
+            }
+        },
     };
     let metadata = match request.get("metadata") {
         None | Some(Value::Null) => Map::new(),
-        Some(value @ Value::Object(m)) => match object_size_error(value) {
+        Some(value @ Value::Object(m)) => match object_error(value) {
             None => m.clone(),
-            Some(message) => {
-                errors.push(ItemError::new("metadata", "too_large", message));
+            Some((code, message)) => {
+                errors.push(ItemError::new("metadata", code, message));
                 Map::new()
             }
         },
@@ -271,12 +271,12 @@ fn field_value(kind: Kind, value: &Value) -> Result<Value, (&'static str, String
             PhoneNumber::parse(raw).map(|p| Value::String(p.to_string())).map_err(|e| ("invalid_phone", e.to_string()))
         }
         Kind::RequiredText(max) | Kind::Text(max) => {
-            let s = text()?;
+            let raw = value.as_str().ok_or(("invalid_type", "must be text".to_owned()))?;
             let required = matches!(kind, Kind::RequiredText(_));
-            if (required && s.is_empty()) || s.chars().count() > max {
-                return Err(("invalid_text", format!("must be text of {} to {max} characters", usize::from(required))));
+            match text_error(raw, required, max) {
+                None => Ok(Value::String(raw.trim().to_owned())),
+                Some(message) => Err(("invalid_text", message)),
             }
-            Ok(Value::String(s.to_owned()))
         }
         Kind::Date => NaiveDate::parse_from_str(text()?, "%Y-%m-%d")
             .map(|d| Value::String(d.to_string()))
@@ -285,30 +285,62 @@ fn field_value(kind: Kind, value: &Value) -> Result<Value, (&'static str, String
             ("invalid_time", "must be an RFC 3339 time with an offset, e.g. 2026-12-01T09:30:00-05:00".to_owned())
         }),
         Kind::TextList => match value.as_array() {
-            Some(items) if items.iter().all(Value::is_string) => match object_size_error(value) {
+            Some(items) if items.iter().all(Value::is_string) => match object_error(value) {
                 None => Ok(value.clone()),
-                Some(message) => Err(("too_large", message)),
+                Some(error) => Err(error),
             },
             _ => Err(("invalid_type", "must be a list of text".to_owned())),
         },
         Kind::Object => match value {
-            Value::Object(_) => match object_size_error(value) {
+            Value::Object(_) => match object_error(value) {
                 None => Ok(value.clone()),
-                Some(message) => Err(("too_large", message)),
+                Some(error) => Err(error),
             },
             _ => Err(("invalid_type", "must be an object".to_owned())),
         },
-        Kind::Attempts => match value.as_u64() {
+        Kind::Attempts => match whole_number(value) {
             Some(n @ 1..=20) => Ok(json!(n)),
             _ => Err(("out_of_range", "must be a whole number from 1 to 20".to_owned())),
         },
     }
 }
 
-/// Why an object (or list) is over [`MAX_OBJECT_BYTES`] serialized, if it is.
-fn object_size_error(value: &Value) -> Option<String> {
+/// A JSON number that is a whole number 0 or more, as JSON Schema's `integer` counts them (`16.0` too).
+fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(f)).map(|f| f as u64)
+    })
+}
+
+/// What is wrong with a text field as given, if anything: more than `max` characters (counted before
+/// trimming, as the OpenAPI document's `maxLength` counts them), blank when `required`, or a U+0000 (which
+/// Postgres text cannot hold). The value kept is the trimmed text.
+fn text_error(raw: &str, required: bool, max: usize) -> Option<String> {
+    if raw.chars().count() > max || (required && raw.trim().is_empty()) {
+        let least = if required { "1 (not blank)" } else { "0" };
+        return Some(format!("must be text of {least} to {max} characters"));
+    }
+    raw.contains('\0').then(|| "must not contain U+0000".to_owned())
+}
+
+/// What is wrong with an object (or list) a caller sends, if anything: over [`MAX_OBJECT_BYTES`]
+/// serialized (`too_large`), or a U+0000 in one of its strings or keys (`invalid_text`: Postgres `jsonb`
+/// cannot hold it).
+fn object_error(value: &Value) -> Option<(&'static str, String)> {
     let size = serde_json::to_string(value).map_or(usize::MAX, |s| s.len());
-    (size > MAX_OBJECT_BYTES).then(|| format!("is {size} bytes as JSON; at most {MAX_OBJECT_BYTES} bytes are allowed"))
+    if size > MAX_OBJECT_BYTES {
+        return Some(("too_large", format!("is {size} bytes as JSON; at most {MAX_OBJECT_BYTES} bytes are allowed")));
+    }
+    has_nul(value).then(|| ("invalid_text", "no string or key in it may contain U+0000".to_owned()))
+}
+
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 /// The same person at the same number about the same thing, twice. (Many employees share a clinic's
@@ -393,8 +425,8 @@ fn parse_window(raw: &Value, errors: &mut Vec<ItemError>) -> Option<Window> {
     };
     let before = errors.len();
     let days: Vec<u8> = match fields.get("days").and_then(Value::as_array) {
-        Some(days) if !days.is_empty() && days.iter().all(|d| matches!(d.as_u64(), Some(1..=7))) => {
-            let mut days: Vec<u8> = days.iter().filter_map(Value::as_u64).map(|d| d as u8).collect();
+        Some(days) if !days.is_empty() && days.iter().all(|d| matches!(whole_number(d), Some(1..=7))) => {
+            let mut days: Vec<u8> = days.iter().filter_map(whole_number).map(|d| d as u8).collect();
             days.sort_unstable();
             days.dedup();
             days
@@ -409,7 +441,9 @@ fn parse_window(raw: &Value, errors: &mut Vec<ItemError>) -> Option<Window> {
     };
     let time = |key: &str, errors: &mut Vec<ItemError>| {
         let raw = fields.get(key).unwrap_or(&Value::Null);
-        let parsed = raw.as_str().and_then(|s| NaiveTime::parse_from_str(s, "%H:%M").ok());
+        // Exactly `HH:MM`, as the document's pattern says (chrono alone would take `9:00`).
+        let exact = |s: &&str| s.len() == 5 && s.bytes().enumerate().all(|(i, b)| (i == 2) == (b == b':'));
+        let parsed = raw.as_str().filter(exact).and_then(|s| NaiveTime::parse_from_str(s, "%H:%M").ok());
         if parsed.is_none() {
             errors.push(invalid(&format!(".{key}"), &format!("{key} must be a local time, HH:MM")).with_value(raw));
         }
@@ -454,7 +488,7 @@ mod tests {
             "schedule": {"notBefore": "2026-12-01T08:00:00Z", "window": {"days": [5, 1, 1], "start": "08:00", "end": "12:30"}}
         }))
         .unwrap();
-        assert_eq!(batch.name, "Storm warning");
+        assert_eq!(batch.name.as_deref(), Some("Storm warning"));
         let row = &batch.targets[0];
         assert_eq!(row["phone"], "+15550001001");
         assert_eq!(row["employee_name"], "Dana");
@@ -471,6 +505,46 @@ mod tests {
         assert_eq!(rpc["not_before"], "2026-12-01T08:00:00+00:00");
         assert_eq!(rpc["pending_call_ids"], json!([ID_A]));
         assert_eq!(rpc["idempotency_key"], "key-1");
+        assert_eq!(rpc["name"], "Storm warning");
+    }
+
+    #[test]
+    fn the_name_is_optional_and_create_batch_makes_one() {
+        // Seed 000's shape: ids and metadata only.
+        let batch = parse(json!({"pendingCallIds": [ID_A], "metadata": {"callType": "batch_safety_check"}})).unwrap();
+        assert_eq!(batch.name, None);
+        assert_eq!(batch.rpc_request(None, "h")["name"], Value::Null, "create_batch names it");
+        assert_eq!(parse(json!({"name": null, "pendingCallIds": [ID_A]})).unwrap().name, None);
+        // At most 200 characters as given (the document's maxLength), kept trimmed; never blank.
+        let name = format!("{} ", "n".repeat(MAX_NAME_CHARS - 1));
+        assert_eq!(parse(json!({"name": name, "pendingCallIds": [ID_A]})).unwrap().name, Some("n".repeat(199)));
+        for bad in
+            [json!(""), json!(" \t\u{3000}"), json!("n".repeat(MAX_NAME_CHARS) + " "), json!("a\u{0}b"), json!(7)]
+        {
+            let found = errors(json!({"name": bad, "pendingCallIds": [ID_A]}));
+            assert_eq!((found[0].path.as_str(), found[0].code), ("name", "invalid_name"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_postgres_cannot_hold_is_refused() {
+        let found = errors(json!({"metadata": {"k": ["a\u{0}"]}, "targets": [
+            {"phone": "+15550001001", "name": "a", "exam_id": "x\u{0}", "variables": {"k\u{0}": 1}},
+            {"phone": "+15550001002", "name": "b", "procedures": ["\u{0}"]}]}));
+        let summary: Vec<(String, &str)> = found.iter().map(|e| (e.path.clone(), e.code)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("metadata".into(), "invalid_text"),
+                ("targets[0].exam_id".into(), "invalid_text"),
+                ("targets[0].variables".into(), "invalid_text"),
+                ("targets[1].procedures".into(), "invalid_text"),
+            ]
+        );
+        // Lengths count the text as given, before trimming.
+        let long = format!(" {}", "x".repeat(200));
+        let found = errors(json!({"targets": [{"phone": "+15550001001", "name": "a", "exam_id": long}]}));
+        assert_eq!((found[0].path.as_str(), found[0].code), ("targets[0].exam_id", "invalid_text"));
     }
 
     #[test]
@@ -526,7 +600,7 @@ mod tests {
         assert!(matches!(parse_request("[]", 10), Err(BatchRequestError::Malformed(_))));
         let found = errors(json!({"targets": [{"phone": "+15550001001", "name": "x"}], "extra": 1, "metadata": []}));
         let codes: Vec<&str> = found.iter().map(|e| e.code).collect();
-        assert_eq!(codes, vec!["unknown_field", "required", "invalid_type"]);
+        assert_eq!(codes, vec!["unknown_field", "invalid_type"]);
     }
 
     #[test]
@@ -579,7 +653,17 @@ mod tests {
             codes(json!({"window": {"days": [1], "start": "17:00", "end": "09:00"}})),
             vec![("schedule.window".into(), "invalid_window")]
         );
+        assert_eq!(
+            codes(json!({"window": {"days": [1], "start": "9:00", "end": "1700"}})),
+            vec![("schedule.window.start".into(), "invalid_window"), ("schedule.window.end".into(), "invalid_window")]
+        );
         assert!(parse(base(json!({"notBefore": null, "window": null}))).is_ok());
+        // JSON Schema's integers include 5.0.
+        let batch = parse(base(json!({"window": {"days": [5.0, 1], "start": "08:00", "end": "09:00"}}))).unwrap();
+        assert_eq!(batch.schedule.window.unwrap().days, vec![1, 5]);
+        let whole = parse(json!({"targets": [{"phone": "+15550001001", "name": "x", "max_attempts": 16.0}]})).unwrap();
+        assert_eq!(whole.targets[0]["max_attempts"], json!(16));
+        assert_eq!(codes(json!({"window": {"days": [1.5], "start": "08:00", "end": "09:00"}}))[0].1, "invalid_window");
     }
 
     #[test]

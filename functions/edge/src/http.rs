@@ -47,8 +47,8 @@ pub fn credential<T>(
 /// `batch_max_targets` (`BATCH_MAX_TARGETS`) sizes the batch route's cap; the other routes' caps are fixed.
 pub async fn body(req: &mut Request, route: Route, batch_max_targets: usize) -> Result<String, ApiError> {
     let length = header(req, "Content-Length");
-    let method = req.method();
-    match body::plan(method.as_ref(), route, length.as_deref(), batch_max_targets)? {
+    let method = method(req);
+    match body::plan(&method, route, length.as_deref(), batch_max_targets)? {
         BodyPlan::Ignore => Ok(String::new()),
         BodyPlan::Read { cap } => read_capped(req, cap).await,
     }
@@ -66,6 +66,12 @@ async fn read_capped(req: &mut Request, cap: usize) -> Result<String, ApiError> 
         received.push(&chunk.map_err(|_| unreadable())?)?;
     }
     received.finish()
+}
+
+/// The request's method as sent (the fetch API upper-cases only the standard ones). Not `Request::method`:
+/// worker-rs reads a method it has no name for (`QUERY`, `PROPFIND`) as GET, which would answer it.
+pub fn method(req: &Request) -> String {
+    req.inner().method()
 }
 
 pub fn header(req: &Request, name: &str) -> Option<String> {

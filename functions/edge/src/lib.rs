@@ -17,7 +17,7 @@ use worker::{console_log, event, Context, Env, Request, Response, Result, Schedu
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let answer = match route(req.method().as_ref(), &req.path()) {
+    let answer = match route(&http::method(&req), &req.path()) {
         Ok(Route::Health) => routes::health::handle(&req, &env),
         Ok(Route::PendingCallWebhook) => routes::webhook::handle(req, &env, &ctx).await,
         Ok(Route::TwilioStatus) => routes::twilio_status::handle(req, &env, &ctx).await,

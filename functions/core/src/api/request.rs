@@ -25,9 +25,11 @@ pub struct Page {
 }
 
 pub const MAX_PAGE: u32 = 1_000;
+/// The largest `offset`: the database's `int` (`p_offset`), as the OpenAPI document's `maximum` says.
+pub const MAX_OFFSET: u32 = i32::MAX as u32;
 
 impl Page {
-    /// Reads `limit` (1..=1000, default `default_limit`) and `offset` (>= 0, default 0) from a query
+    /// Reads `limit` (1..=1000, default `default_limit`) and `offset` (0..=2^31-1, default 0) from a query
     /// string; other parameters are refused so a typo (`limt`) is not silently ignored.
     pub fn from_query(query: Option<&str>, default_limit: u32) -> Result<Self, ApiError> {
         let mut page = Page { limit: default_limit, offset: 0 };
@@ -35,9 +37,11 @@ impl Page {
             let number = value.parse::<u32>();
             match (name.as_ref(), number) {
                 ("limit", Ok(n @ 1..=MAX_PAGE)) => page.limit = n,
-                ("offset", Ok(n)) => page.offset = n,
+                ("offset", Ok(n @ 0..=MAX_OFFSET)) => page.offset = n,
                 ("limit", _) => return Err(invalid_parameter(format!("limit must be 1 to {MAX_PAGE}, got {value:?}"))),
-                ("offset", _) => return Err(invalid_parameter(format!("offset must be 0 or more, got {value:?}"))),
+                ("offset", _) => {
+                    return Err(invalid_parameter(format!("offset must be 0 to {MAX_OFFSET}, got {value:?}")))
+                }
                 (other, _) => return Err(invalid_parameter(format!("unknown query parameter {other:?}"))),
             }
         }
@@ -85,7 +89,17 @@ mod tests {
     fn pages_are_bounded() {
         assert_eq!(Page::from_query(None, 100), Ok(Page { limit: 100, offset: 0 }));
         assert_eq!(Page::from_query(Some("limit=5&offset=10"), 100), Ok(Page { limit: 5, offset: 10 }));
-        for bad in ["limit=0", "limit=1001", "offset=-1", "limit=x", "limt=5"] {
+        let last = format!("limit=1000&offset={MAX_OFFSET}");
+        assert_eq!(Page::from_query(Some(&last), 100), Ok(Page { limit: 1000, offset: 2_147_483_647 }));
+        for bad in [
+            "limit=0",
+            "limit=1001",
+            "offset=-1",
+            "offset=2147483648",
+            "offset=18446744073709551616",
+            "limit=x",
+            "limt=5",
+        ] {
             assert_eq!(Page::from_query(Some(bad), 100).unwrap_err().code, "invalid_parameter", "{bad}");
         }
     }
