@@ -279,7 +279,8 @@ impl Drop for CancelOnFailure {
 }
 
 /// Server-Sent Events as (event name, data): comments and ids skipped.
-/// The stream's events as objects of their fields (`id`, `event`, `data`; comments left out).
+/// The stream's events as objects of their fields (`id`, `event`, `data`; comments left out, and the
+/// reconnection hint, a block of `retry: <ms>` alone, which the SSE format dispatches as no event).
 fn sse_event_objects(text: &str) -> Vec<Value> {
     text.split("\n\n")
         .filter_map(|block| {
@@ -292,6 +293,11 @@ fn sse_event_objects(text: &str) -> Vec<Value> {
                     };
                     event.insert(field.to_owned(), Value::String(joined));
                 }
+            }
+            if event.len() == 1
+                && event.get("retry").and_then(Value::as_str).is_some_and(|ms| ms.parse::<u32>().is_ok())
+            {
+                return None;
             }
             (!event.is_empty()).then_some(Value::Object(event))
         })
