@@ -10,6 +10,7 @@
 //!   (`release_dial_slot`) before the machine backs off, so a waiting attempt holds no slot.
 
 use crate::retry::{verdict, Backoff, NextTry, Reply, Verdict};
+use crate::rpc::{ReconcileOutcome, Reconciled, SlotReservation};
 use crate::twilio::{dial_outcome, ApiError as TwilioError, DialOutcome};
 use std::time::Duration;
 
@@ -89,13 +90,37 @@ pub enum Event {
     Recorded,
 }
 
+impl Event {
+    /// What SQL made of Twilio's calls to the phone (`reconcile_dialing_session`, not final): adopted (with
+    /// its CallSid), none, or anything else (the session was settled meanwhile, or it is unknown).
+    pub fn looked_up(answer: Option<Reconciled>) -> Self {
+        match answer {
+            Some(Reconciled { outcome: ReconcileOutcome::Adopted, call_sid: Some(call_sid), .. }) => {
+                Event::Found { call_sid }
+            }
+            Some(Reconciled { outcome: ReconcileOutcome::None, .. }) => Event::NotThere,
+            _ => Event::LookFailed,
+        }
+    }
+
+    /// `reserve_dial_slot`'s answer; an unknown session is as good as settled.
+    pub fn reservation(answer: Option<SlotReservation>) -> Self {
+        match answer {
+            Some(SlotReservation::Reserved) => Event::Reserved,
+            Some(SlotReservation::Wait { retry_after_ms }) => {
+                Event::ReserveLater(Duration::from_millis(retry_after_ms))
+            }
+            Some(SlotReservation::Settled) | None => Event::Settled,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum State {
     Sending,
     /// The failed try's slot is being released; then `next`.
     Releasing {
         next: NextTry,
-        failure: Failure,
     },
     /// Backing off (or waiting for a slot); then `then`.
     Sleeping {
@@ -103,7 +128,6 @@ enum State {
     },
     Looking {
         give_up_if_absent: bool,
-        failure: Failure,
     },
     Reserving,
     Recording(Dial),
@@ -131,6 +155,7 @@ pub struct DialMachine {
     retries: usize,
     deadline_ms: u64,
     state: State,
+    /// Why the last try failed: what is recorded if the machine gives up.
     last_failure: Failure,
 }
 
@@ -157,14 +182,13 @@ impl DialMachine {
         let state = std::mem::replace(&mut self.state, State::Done);
         match (state, event) {
             (State::Sending, Event::Answered { reply, body, retry_after }) => self.answered(reply, &body, retry_after),
-            (State::Releasing { next, failure }, Event::Released) => self.after_release(next, failure, now_ms),
+            (State::Releasing { next }, Event::Released) => self.after_release(next, now_ms),
             (State::Sleeping { then: AfterSleep::Reserve }, Event::Woke) => self.go(State::Reserving, Action::Reserve),
             (State::Sleeping { then: AfterSleep::Look { give_up_if_absent } }, Event::Woke) => {
-                let failure = self.last_failure.clone();
-                self.go(State::Looking { give_up_if_absent, failure }, Action::LookUp)
+                self.go(State::Looking { give_up_if_absent }, Action::LookUp)
             }
             (State::Looking { .. }, Event::Found { call_sid }) => self.finish(Dial::Placed(call_sid)),
-            (State::Looking { give_up_if_absent: true, failure }, Event::NotThere) => self.give_up(failure),
+            (State::Looking { give_up_if_absent: true }, Event::NotThere) => self.give_up(),
             (State::Looking { give_up_if_absent: false, .. }, Event::NotThere) => {
                 self.go(State::Reserving, Action::Reserve)
             }
@@ -194,8 +218,9 @@ impl DialMachine {
         self.go(State::Recording(dial), Action::Record(result))
     }
 
-    fn give_up(&mut self, failure: Failure) -> Action {
-        self.record(DialResult::Failed { reason: failure.reason, code: failure.code, retryable: true })
+    fn give_up(&mut self) -> Action {
+        let Failure { reason, code } = std::mem::take(&mut self.last_failure);
+        self.record(DialResult::Failed { reason, code, retryable: true })
     }
 
     /// Sleeps unless the sleep would end past the deadline: then the session is left to the sweep.
@@ -221,20 +246,20 @@ impl DialMachine {
         };
         self.retries += 1;
         let next = self.backoff.next_try(verdict(reply), self.retries, retry_after);
-        self.last_failure = failure.clone();
+        self.last_failure = failure;
         match next {
             // Giving up records the failure, which releases the slot with it.
-            NextTry::GiveUp => self.give_up(failure),
-            _ => self.go(State::Releasing { next, failure }, Action::Release),
+            NextTry::GiveUp => self.give_up(),
+            _ => self.go(State::Releasing { next }, Action::Release),
         }
     }
 
-    fn after_release(&mut self, next: NextTry, failure: Failure, now_ms: u64) -> Action {
+    fn after_release(&mut self, next: NextTry, now_ms: u64) -> Action {
         match next {
             NextTry::Resend(wait) => self.sleep(wait, AfterSleep::Reserve, now_ms),
             NextTry::LookThenResend(wait) => self.sleep(wait, AfterSleep::Look { give_up_if_absent: false }, now_ms),
             NextTry::LookThenGiveUp(wait) => self.sleep(wait, AfterSleep::Look { give_up_if_absent: true }, now_ms),
-            NextTry::GiveUp => self.give_up(failure),
+            NextTry::GiveUp => self.give_up(),
         }
     }
 }
@@ -481,5 +506,32 @@ mod tests {
     fn an_unexpected_event_never_sends() {
         let mut m = machine(DIAL_BUDGET);
         assert_eq!(m.on(Event::Reserved, 0), Action::Done(Dial::Unknown), "Reserved while a try is in flight");
+    }
+
+    #[test]
+    fn sqls_answers_become_events() {
+        let reconciled = |outcome, call_sid: Option<&str>| {
+            Some(Reconciled {
+                session_id: crate::ids::SessionId::parse("11111111-1111-1111-1111-111111111111").unwrap(),
+                outcome,
+                call_sid: call_sid.map(Into::into),
+                call_status: "calling".into(),
+            })
+        };
+        assert_eq!(
+            Event::looked_up(reconciled(ReconcileOutcome::Adopted, Some(SID))),
+            Event::Found { call_sid: SID.into() }
+        );
+        assert_eq!(Event::looked_up(reconciled(ReconcileOutcome::Adopted, None)), Event::LookFailed, "adopted, no sid");
+        assert_eq!(Event::looked_up(reconciled(ReconcileOutcome::None, None)), Event::NotThere);
+        assert_eq!(Event::looked_up(reconciled(ReconcileOutcome::Unchanged, Some(SID))), Event::LookFailed);
+        assert_eq!(Event::looked_up(None), Event::LookFailed);
+        assert_eq!(Event::reservation(Some(SlotReservation::Reserved)), Event::Reserved);
+        assert_eq!(
+            Event::reservation(Some(SlotReservation::Wait { retry_after_ms: 450 })),
+            Event::ReserveLater(ms(450))
+        );
+        assert_eq!(Event::reservation(Some(SlotReservation::Settled)), Event::Settled);
+        assert_eq!(Event::reservation(None), Event::Settled);
     }
 }

@@ -11,12 +11,8 @@ use outcall_core::dispatch::{create_call_form, Claim};
 use outcall_core::error::ApiError;
 use outcall_core::reconcile::{calls_to_url, candidates, CallPage};
 use outcall_core::retry::{verdict, Verdict};
-use outcall_core::rpc::{
-    ReconcileDialingSession, ReconcileOutcome, Reconciled, RecordDialResult, ReleaseDialSlot, ReserveDialSlot,
-    SlotReservation,
-};
+use outcall_core::rpc::{ReconcileDialingSession, RecordDialResult, ReleaseDialSlot, ReserveDialSlot};
 use outcall_core::twilio::{calls_url, encode_form};
-use std::time::Duration;
 use worker::{console_log, Method};
 
 pub async fn dial(config: &Config, db: &Db, claim: &Claim) -> Result<Dial, ApiError> {
@@ -85,22 +81,12 @@ async fn look_for_call(config: &Config, db: &Db, claim: &Claim) -> Result<Event,
         is_final: false,
         session_id: claim.session_id,
     };
-    Ok(match db.call(&request).await? {
-        Some(Reconciled { outcome: ReconcileOutcome::Adopted, call_sid, .. }) => {
-            Event::Found { call_sid: call_sid.unwrap_or_default() }
-        }
-        Some(Reconciled { outcome: ReconcileOutcome::None, .. }) => Event::NotThere,
-        Some(_) | None => Event::LookFailed,
-    })
+    Ok(Event::looked_up(db.call(&request).await?))
 }
 
 /// Asks SQL for a send slot for the next try.
 async fn reserve(db: &Db, claim: &Claim) -> Result<Event, ApiError> {
-    Ok(match db.call(&ReserveDialSlot { session_id: claim.session_id }).await? {
-        Some(SlotReservation::Reserved) => Event::Reserved,
-        Some(SlotReservation::Wait { retry_after_ms }) => Event::ReserveLater(Duration::from_millis(retry_after_ms)),
-        Some(SlotReservation::Settled) | None => Event::Settled,
-    })
+    Ok(Event::reservation(db.call(&ReserveDialSlot { session_id: claim.session_id }).await?))
 }
 
 async fn record(db: &Db, claim: &Claim, result: &DialResult) -> Result<(), ApiError> {
