@@ -91,7 +91,8 @@ pub fn parse_message(body: &str) -> Result<ServerMessage, MessageError> {
     let message = root.get("message").ok_or(MessageError::MissingType)?;
     let kind = message.get("type").and_then(Value::as_str).ok_or(MessageError::MissingType)?;
     let pending_call_id = pending_call_id_of(message);
-    let vapi_call_id = text(message, &["call", "id"]);
+    // VAPI's id of the call; a blank one is none (the session's binding compares it).
+    let vapi_call_id = text(message, &["call", "id"]).filter(|id| !id.trim().is_empty());
     Ok(match kind {
         "assistant-request" => ServerMessage::AssistantRequest { pending_call_id, vapi_call_id },
         "tool-calls" => ServerMessage::ToolCalls { pending_call_id, vapi_call_id, calls: tool_calls_of(message) },
@@ -143,7 +144,7 @@ fn tool_calls_of(message: &Value) -> Vec<ToolCall> {
 fn report_of(message: &Value) -> CallReport {
     let ended_reason = text(message, &["endedReason"]).unwrap_or_else(|| "unknown".into());
     CallReport {
-        vapi_call_id: text(message, &["call", "id"]),
+        vapi_call_id: text(message, &["call", "id"]).filter(|id| !id.trim().is_empty()),
         outcome: Outcome::from_ended_reason(&ended_reason),
         ended_reason,
         summary: text(message, &["analysis", "summary"]).or_else(|| text(message, &["summary"])),
@@ -325,6 +326,18 @@ mod tests {
         assert_eq!(
             tool_results(vec![("a".into(), FETCH_TOOL.into(), "{}".into())]),
             json!({"results": [{"toolCallId": "a", "name": "fetch_pending_call", "result": "{}"}]})
+        );
+    }
+
+    #[test]
+    fn a_blank_vapi_call_id_is_none() {
+        let body = format!(
+            r#"{{"message":{{"type":"assistant-request","call":{{"id":"  ",
+            "assistantOverrides":{{"variableValues":{{"pendingcallid":"{ID}"}}}}}}}}}}"#
+        );
+        assert_eq!(
+            parse_message(&body).unwrap(),
+            ServerMessage::AssistantRequest { pending_call_id: id(), vapi_call_id: None }
         );
     }
 }

@@ -48,7 +48,7 @@ pub async fn handle(mut req: Request, env: &Env) -> Answer {
 
 /// The row's context for this VAPI call, if its attempt is live and bound to this call (the first to ask).
 async fn context(db: &Db, id: PendingCallId, vapi_call_id: Option<&str>) -> Result<Option<CallContext>, ApiError> {
-    let Some(vapi_call_id) = vapi_call_id.filter(|v| !v.trim().is_empty()) else { return Ok(None) };
+    let Some(vapi_call_id) = vapi_call_id else { return Ok(None) };
     db.call(&ReadCallContext { pending_call_id: id, vapi_call_id: vapi_call_id.to_owned() }).await
 }
 
@@ -78,15 +78,22 @@ async fn tool_calls(
     calls: Vec<ToolCall>,
 ) -> Answer {
     let mut results = Vec::with_capacity(calls.len());
+    // Every fetch a message carries is for the call's own row: read its context once, at the first.
+    let mut own_context: Option<Option<CallContext>> = None;
     for call in calls {
         let result = if call.name != FETCH_TOOL {
             json!({"error": format!("unknown tool {}", call.name)})
         } else {
             match call.pending_call_id(own_call) {
-                Ok(id) => match context(db, id, vapi_call_id.as_deref()).await? {
-                    Some(ctx) => ctx.as_json(),
-                    None => json!({"error": "this call has no live pending call"}),
-                },
+                Ok(id) => {
+                    if own_context.is_none() {
+                        own_context = Some(context(db, id, vapi_call_id.as_deref()).await?);
+                    }
+                    match own_context.as_ref().and_then(Option::as_ref) {
+                        Some(ctx) => ctx.as_json(),
+                        None => json!({"error": "this call has no live pending call"}),
+                    }
+                }
                 Err(refusal) => json!({"error": refusal.to_string()}),
             }
         };
