@@ -2,11 +2,12 @@
 //! (naming a variable) only for a caller with the API key: `outcall_core::config::health`.
 
 use crate::http::{self, Answer};
+use outcall_core::config;
 use worker::{Env, Request};
 
 pub fn handle(req: &Request, env: &Env) -> Answer {
     let problem = http::config(env).err();
-    let api_key = env.secret("API_KEY").map(|s| s.to_string()).or_else(|_| env.var("API_KEY").map(|v| v.to_string()));
+    let api_key = http::credential(env, |vars| config::api_key(vars)).ok();
     let authorization = http::header(req, "Authorization");
-    http::json(200, &outcall_core::config::health(problem.as_ref(), authorization.as_deref(), api_key.ok().as_deref()))
+    http::json(200, &config::health(problem.as_ref(), authorization.as_deref(), api_key.as_deref()))
 }
