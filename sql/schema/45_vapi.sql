@@ -37,10 +37,10 @@ begin
   if not found then
     return null;
   end if;
-  select * into v_session from public.call_sessions
-   where pending_call_id = v_call.id and attempt = v_call.attempts
-     and ended_at is null and status not in ('dial_failed', 'completed', 'busy', 'no-answer', 'failed', 'canceled')
-     for update;
+  select * into v_session from public.call_sessions as s
+   where s.pending_call_id = v_call.id and s.attempt = v_call.attempts
+     and exists (select 1 from outcall_private.live_sessions as l where l.id = s.id)
+     for update of s;
   if not found or v_session.vapi_call_id <> v_vapi_call_id then
     return null;
   end if;

@@ -1,7 +1,7 @@
 -- call_context(p_pending_call_id uuid, p_vapi_call_id text): what a call needs and nothing else, only for the
 -- VAPI call of the row's live attempt (the first to ask is bound to the session).
 begin;
-select plan(22);
+select plan(25);
 
 select has_function('public', 'call_context', array['uuid', 'text']);
 select function_returns('public', 'call_context', array['uuid', 'text'], 'jsonb');
@@ -66,6 +66,15 @@ select is(public.apply_call_report('00000000-0000-0000-0000-0000000a0001', 'vapi
 select is(public.call_context('00000000-0000-0000-0000-0000000a0001', 'vapi-1'), null, 'a finished row: null, even to its own call');
 select is(public.apply_twilio_status('CA02', 'busy', 9, null, 0) ->> 'call_status', 'retry_pending', 'Bob''s line is busy');
 select is(public.call_context('00000000-0000-0000-0000-0000000a0002', 'vapi-b'), null, 'an ended attempt waiting for its retry: null');
+
+-- the row still calling, but its call over at Twilio (VAPI's report not in yet): not live
+insert into public.pending_calls (id, employee_name, phone) values ('00000000-0000-0000-0000-0000000a0005', 'Eli', '+15550001005');
+select test_fixtures.dial('00000000-0000-0000-0000-0000000a0005', 'CA05') as s5 \gset
+select is(public.apply_twilio_status('CA05', 'completed', 9, 'human', 30) ->> 'call_status', 'calling',
+          'Twilio''s call ends; the row waits for VAPI''s report');
+select is((select status from public.call_sessions where id = :'s5'), 'completed', 'its session is no longer live');
+select is(public.call_context('00000000-0000-0000-0000-0000000a0005', 'vapi-5'), null,
+          'a row whose current call has ended: null, though the row is still calling');
 
 -- the fields VAPI gets are a setting
 select test_fixtures.dial('00000000-0000-0000-0000-0000000a0004', 'CA04') as s4 \gset
