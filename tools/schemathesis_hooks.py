@@ -1,11 +1,13 @@
 """Hooks for `./dev test api` (schemathesis against the running Worker).
 
-A schema-valid request can still be refused (400 `validation_error`) for what only the database knows, as the
-OpenAPI document says of `createBatch`: a `clinic_timezone` the tz database lacks, only `pendingCallIds` and none of
-them known. (The deployment's calling window is open all week on the local stack, so no window is outside it.)
-A schema cannot say which names and ids exist, so for schema-valid (positive) cases only, these hooks put in real
-ones: every `clinic_timezone` becomes one the database has, and a request whose only rows would be
-`pendingCallIds` gets one known id among them. Everything else, and every negative case, goes as generated.
+A schema-valid request can still be refused (400 `validation_error`) for what only the database knows, or what
+spans fields, as the OpenAPI document says of `createBatch`: a `clinic_timezone` the tz database lacks, only
+`pendingCallIds` and none of them known, a window whose start is not before its end. (The deployment's calling
+window is open all week on the local stack, so no window is outside it.) A schema cannot say which names and ids
+exist, nor compare two fields, so for schema-valid (positive) cases only, these hooks put in real ones: every
+`clinic_timezone` becomes one the database has, a request whose only rows would be `pendingCallIds` gets one known
+id among them, and a window's start and end are put in order. Everything else, and every negative case, goes as
+generated.
 
 One more, for the local stack's sake: a schema-valid batch of more than PARK_OVER rows (the coverage phase sends
 one of `maxItems`, 10,000 targets) is scheduled far ahead, so that its rows are written but not dialled.
@@ -61,6 +63,11 @@ def map_case(context, case):
     ids = body.get("pendingCallIds")
     if not body.get("targets") and isinstance(ids, list) and ids:
         ids[0] = known_pending_call_id()
+    schedule = body.get("schedule")
+    window = schedule.get("window") if isinstance(schedule, dict) else None
+    if isinstance(window, dict) and isinstance(window.get("start"), str) and isinstance(window.get("end"), str):
+        start, end = sorted([window["start"], window["end"]])
+        window["start"], window["end"] = (start, end) if start < end else ("00:00", "23:59")
     if len(body.get("targets") or []) + len(ids or []) > PARK_OVER:
         schedule = body.get("schedule")
         body["schedule"] = {**(schedule if isinstance(schedule, dict) else {}), "notBefore": FAR_AHEAD}

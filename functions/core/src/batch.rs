@@ -281,9 +281,13 @@ fn field_value(kind: Kind, value: &Value) -> Result<Value, (&'static str, String
         Kind::Date => NaiveDate::parse_from_str(text()?, "%Y-%m-%d")
             .map(|d| Value::String(d.to_string()))
             .map_err(|_| ("invalid_date", "must be a date, YYYY-MM-DD".to_owned())),
-        Kind::Instant => DateTime::parse_from_rfc3339(text()?).map(|t| Value::String(t.to_rfc3339())).map_err(|_| {
-            ("invalid_time", "must be an RFC 3339 time with an offset, e.g. 2026-12-01T09:30:00-05:00".to_owned())
-        }),
+        // As the instant in UTC: Postgres takes offsets up to ±15:59 only, RFC 3339 up to ±23:59 (and a
+        // timestamptz keeps no offset anyway).
+        Kind::Instant => DateTime::parse_from_rfc3339(text()?)
+            .map(|t| Value::String(t.with_timezone(&Utc).to_rfc3339()))
+            .map_err(|_| {
+                ("invalid_time", "must be an RFC 3339 time with an offset, e.g. 2026-12-01T09:30:00-05:00".to_owned())
+            }),
         Kind::TextList => match value.as_array() {
             Some(items) if items.iter().all(Value::is_string) => match object_error(value) {
                 None => Ok(value.clone()),
@@ -495,7 +499,7 @@ mod tests {
         assert_eq!(row["variables"], json!({"route": 7}));
         assert_eq!(row["first_message"], "Hi Dana");
         assert_eq!(row["max_attempts"], 2);
-        assert_eq!(row["appointment_time"], "2026-12-01T09:30:00-05:00");
+        assert_eq!(row["appointment_time"], "2026-12-01T14:30:00+00:00", "the instant, in UTC");
         assert!(!row.contains_key("exam_id"), "absent fields take the column defaults");
         assert_eq!(batch.pending_call_ids, vec![PendingCallId::parse(ID_A).unwrap()]);
         let window = batch.schedule.window.clone().unwrap();
@@ -567,6 +571,18 @@ mod tests {
             ]
         );
         assert_eq!(found[0].value, Some(json!("555-0100")));
+    }
+
+    #[test]
+    fn instants_go_to_the_database_in_utc_whatever_their_offset() {
+        let batch = parse(json!({"targets": [
+            {"phone": "+15550001001", "name": "a", "appointment_time": "0287-10-20T01:20:34+16:48"},
+            {"phone": "+15550001002", "name": "b", "appointment_time": "2026-12-01T23:30:00-23:59"}],
+            "schedule": {"notBefore": "2026-12-01T00:00:00+23:00"}}))
+        .unwrap();
+        assert_eq!(batch.targets[0]["appointment_time"], "0287-10-19T08:32:34+00:00");
+        assert_eq!(batch.targets[1]["appointment_time"], "2026-12-02T23:29:00+00:00");
+        assert_eq!(batch.rpc_request(None, "h")["not_before"], "2026-11-30T01:00:00+00:00");
     }
 
     #[test]
