@@ -13,6 +13,7 @@ pub mod state;
 pub mod stats;
 pub mod twilio;
 pub mod vapi;
+pub mod voice;
 
 use std::sync::Arc;
 
