@@ -174,6 +174,8 @@ pub struct Utterance {
     /// One past the last non-silent sample.
     pub end_sample: u64,
     pub text: String,
+    /// The first sample of each character of `text` (each lasts 480 samples).
+    pub char_starts: Vec<u64>,
 }
 
 /// Streaming decoder of the tone code. Symbols are 480-sample windows aligned
@@ -195,7 +197,10 @@ struct InProgress {
     /// Silent samples since the last loud one.
     silent_run: u64,
     symbol: Vec<f64>,
+    /// First sample of the window being filled.
+    symbol_start: u64,
     text: String,
+    char_starts: Vec<u64>,
 }
 
 impl Transcriber {
@@ -228,7 +233,9 @@ impl Transcriber {
                     last_loud: at,
                     silent_run: 0,
                     symbol: Vec::with_capacity(SYMBOL_SAMPLES),
+                    symbol_start: at,
                     text: String::new(),
+                    char_starts: Vec::new(),
                 }),
                 (Some(c), _) => c,
             };
@@ -243,10 +250,12 @@ impl Transcriber {
             } else {
                 current.silent_run += 1;
             }
+            if current.symbol.is_empty() {
+                current.symbol_start = at;
+            }
             current.symbol.push(x);
             if current.symbol.len() == SYMBOL_SAMPLES {
-                current.text.extend(read_symbol(&current.symbol));
-                current.symbol.clear();
+                current.read();
             }
             if current.silent_run >= UTTERANCE_GAP_SAMPLES {
                 done.extend(self.current.take().and_then(InProgress::finish));
@@ -261,18 +270,28 @@ impl Transcriber {
         let mut current = self.current.take()?;
         if current.symbol.len() as u64 > current.silent_run {
             current.symbol.resize(SYMBOL_SAMPLES, 0.0);
-            current.text.extend(read_symbol(&current.symbol));
+            current.read();
         }
         current.finish()
     }
 }
 
 impl InProgress {
+    /// Reads the full window and starts the next.
+    fn read(&mut self) {
+        if let Some(c) = read_symbol(&self.symbol) {
+            self.text.push(c);
+            self.char_starts.push(self.symbol_start);
+        }
+        self.symbol.clear();
+    }
+
     fn finish(self) -> Option<Utterance> {
         (!self.text.is_empty()).then(|| Utterance {
             start_sample: self.start_sample,
             end_sample: self.last_loud + 1,
             text: self.text,
+            char_starts: self.char_starts,
         })
     }
 }
@@ -394,13 +413,24 @@ mod tests {
         got.extend(t.finish());
         let second = 8000 + 2400 + 5600;
         let third = second + 19 * 480 + 2000 + 3 * 480 + 4808;
+        let starts = |from: u64, n: u64| (0..n).map(move |i| from + i * 480);
         assert_eq!(
             got,
             [
-                Utterance { start_sample: 8000, end_sample: 8000 + 2400, text: "hello".into() },
+                Utterance {
+                    start_sample: 8000,
+                    end_sample: 8000 + 2400,
+                    text: "hello".into(),
+                    char_starts: starts(8000, 5).collect()
+                },
                 // A gap of 250 ms is not a symbol multiple: the decoder realigns on the next tone.
-                Utterance { start_sample: second, end_sample: third - 4808, text: "for billing press 2bye".into() },
-                Utterance { start_sample: third, end_sample: third + 480, text: "x".into() },
+                Utterance {
+                    start_sample: second,
+                    end_sample: third - 4808,
+                    text: "for billing press 2bye".into(),
+                    char_starts: starts(second, 19).chain(starts(second + 19 * 480 + 2000, 3)).collect()
+                },
+                Utterance { start_sample: third, end_sample: third + 480, text: "x".into(), char_starts: vec![third] },
             ]
         );
         // Emitted once 600 ms of silence followed, not before.
