@@ -14,6 +14,8 @@ pub struct Config {
     pub twilio_auth_token: String,
     pub vapi_server_url: String,
     pub vapi_secret: String,
+    /// The only key the STT stand-in accepts (`SANDBOX_STT_KEY`).
+    pub stt_key: String,
     /// Real sleep = nominal duration × scale. Recorded timings stay nominal.
     pub time_scale: f64,
 }
@@ -35,6 +37,8 @@ impl std::fmt::Display for ConfigError {
 }
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:54321";
+/// The STT key when `SANDBOX_STT_KEY` is not set: the sandbox has no secret to protect.
+pub const DEFAULT_STT_KEY: &str = "sandbox-stt-key";
 
 impl Config {
     /// Reads the configuration through `get` (the process environment in `main`).
@@ -57,6 +61,10 @@ impl Config {
         let vapi_server_url = required("VAPI_SERVER_URL", "the Worker's VAPI endpoint");
         let vapi_secret = required("VAPI_SECRET", "sent as X-Vapi-Secret");
 
+        let stt_key = get("SANDBOX_STT_KEY")
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| DEFAULT_STT_KEY.to_string());
         let addr_text = get("SANDBOX_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr = match addr_text.trim().parse::<SocketAddr>() {
             Ok(a) => a,
@@ -92,6 +100,7 @@ impl Config {
             twilio_auth_token,
             vapi_server_url,
             vapi_secret,
+            stt_key,
             time_scale,
         })
     }
@@ -125,6 +134,7 @@ mod tests {
         assert_eq!(c.addr.to_string(), DEFAULT_ADDR);
         assert_eq!(c.postgrest_url, "http://127.0.0.1:54331");
         assert_eq!(c.time_scale, 1.0);
+        assert_eq!(c.stt_key, DEFAULT_STT_KEY);
     }
 
     #[test]

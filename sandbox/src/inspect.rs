@@ -23,6 +23,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/_sandbox/gateway/reset", post(reset_gateway_counts))
         .route("/_sandbox/stats", get(stats))
         .route("/_sandbox/stats/reset", post(reset_stats))
+        .route("/_sandbox/stt", get(stt_connections))
 }
 
 /// The sandbox's own error shape.
@@ -81,9 +82,15 @@ async fn reset_stats(State(state): State<Arc<AppState>>) -> Response {
     Json(json!({ "ok": true })).into_response()
 }
 
+/// Every `/v1/listen` request to the STT stand-in, oldest first (refused ones too).
+async fn stt_connections(State(state): State<Arc<AppState>>) -> Response {
+    Json(state.stt.list()).into_response()
+}
+
 async fn reset(State(state): State<Arc<AppState>>) -> Response {
     state.calls.clear();
     state.webhooks.clear();
+    state.stt.clear();
     crate::log!(info, "sandbox", "records cleared");
     Json(json!({ "ok": true })).into_response()
 }

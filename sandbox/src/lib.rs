@@ -1,5 +1,6 @@
-//! outcall-sandbox: local stand-ins for Twilio, VAPI, pg_net delivery and
-//! Supabase's `/rest/v1` gateway, in one process, with an inspection API.
+//! outcall-sandbox: local stand-ins for Twilio, VAPI, Deepgram's live STT,
+//! pg_net delivery and Supabase's `/rest/v1` gateway, in one process, with an
+//! inspection API.
 
 pub mod clock;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod logging;
 pub mod pgnet;
 pub mod state;
 pub mod stats;
+pub mod stt;
 pub mod twilio;
 pub mod vapi;
 pub mod voice;
@@ -31,6 +33,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(twilio::api::routes())
         .merge(inspect::routes())
         .merge(faults::api::routes())
+        .merge(stt::routes())
         .fallback(|uri: Uri| async move {
             inspect::api_error(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
         })

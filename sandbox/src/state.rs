@@ -24,6 +24,8 @@ pub struct AppState {
     pub gateway_requests: Mutex<std::collections::BTreeMap<String, u64>>,
     pub faults: Faults,
     pub stats: Stats,
+    /// The STT stand-in's connections and fault switch.
+    pub stt: crate::stt::Stt,
     /// When the sandbox started: the origin of `created_ms`/`ended_ms`.
     pub started: Instant,
 }
@@ -45,6 +47,7 @@ impl AppState {
             gateway_requests: Mutex::default(),
             faults: Faults::default(),
             stats: Stats::default(),
+            stt: crate::stt::Stt::default(),
             started: Instant::now(),
         })
     }
