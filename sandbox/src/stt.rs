@@ -306,29 +306,31 @@ impl Session {
     }
 
     async fn run(mut self, mut socket: WebSocket, idle: Duration) {
-        let end = self.serve(&mut socket, idle).await;
-        let (code, reason, by) = match end {
+        match self.serve(&mut socket, idle).await {
             End::Close(code, reason, fault) => {
-                lock(&self.record).fault = fault;
-                // The close frame may fail if the client is gone; the record says what we sent.
+                // Recorded before the close frame goes out, so whoever reads it sees the record.
+                self.closed(Some(code), Some(reason.to_string()), "server", fault);
                 let frame = CloseFrame { code, reason: reason.into() };
                 if socket.send(Message::Close(Some(frame))).await.is_ok() {
                     // Read until the client's close frame answers ours.
                     let _ = tokio::time::timeout(CLOSE_GRACE, async { while socket.recv().await.is_some() {} }).await;
                 }
-                (Some(code), Some(reason.to_string()), "server")
             }
             End::Client(frame) => {
-                let code = frame.as_ref().map(|(c, _)| *c);
-                (code, frame.map(|(_, r)| r), "client")
+                let (code, reason) = frame.map_or((None, None), |(c, r)| (Some(c), Some(r)));
+                self.closed(code, reason, "client", None);
             }
-        };
+        }
+    }
+
+    fn closed(&self, code: Option<u16>, reason: Option<String>, by: &'static str, fault: Option<&'static str>) {
         crate::log!(info, "stt", "closed id={} code={code:?} by={by}", self.id);
         let mut r = lock(&self.record);
         r.closed_ms = Some(self.state.uptime().as_millis() as u64);
         r.close_code = code;
         r.close_reason = reason;
         r.closed_by = Some(by);
+        r.fault = fault;
     }
 
     async fn serve(&mut self, socket: &mut WebSocket, idle: Duration) -> End {
