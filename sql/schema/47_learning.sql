@@ -260,7 +260,7 @@ comment on function public.record_classification_run(uuid, jsonb, jsonb, numeric
 -- another learning run of the phone is listening: then the run finishes (a verify run, with the reason).
 -- Answers {ok: true, purpose: learn (listen on, learning) | verify (finished), classification_id (the invalidated
 -- one)}, the same again for a run already invalidated (nothing changes); {ok: false, reason: not_verify (a learn
--- run) | not_listening (finished or abandoned)}, nothing written; null for an unknown run. A blank reason: 22023.
+-- run) | not_listening (finished, abandoned, or over)}, nothing written; null for an unknown run. A blank reason: 22023.
 create or replace function public.invalidate_classification(p_run_id uuid, p_reason text) returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -279,7 +279,7 @@ begin
     null;  -- already invalidated: answered as it stands
   elsif v_run.purpose <> 'verify' then
     return jsonb_build_object('ok', false, 'reason', 'not_verify');
-  elsif v_run.status <> 'listening' then
+  elsif v_run.status <> 'listening' or outcall_private.listening_is_over(v_run) then
     return jsonb_build_object('ok', false, 'reason', 'not_listening');
   else
     update public.call_classifications

@@ -3,7 +3,7 @@
 -- abandoned runs. The race of two claims of one phone commits through two dblink connections first (while this
 -- transaction has written nothing they could wait for), and deletes what it committed.
 begin;
-select plan(113);
+select plan(115);
 
 -- Shape --------------------------------------------------------------------------------------------------------
 select has_table('public', 'classification_runs', 'the audit of learning and verification runs');
@@ -340,6 +340,13 @@ select is(public.invalidate_classification((select pg_temp.run(j) from l3), 'x')
 select is(public.invalidate_classification((select pg_temp.run(j) from c2), 'x'), '{"ok": false, "reason": "not_listening"}',
           'a finished verification run: not_listening');
 select is(public.invalidate_classification('00000000-0000-0000-0000-0000001900ff', 'x'), null, 'an unknown run: null');
+insert into public.call_classifications (phone_number, classification_type, ivr_actions) values
+  ('+15550003012', 'ivr_only', (select actions from menu));
+create temp table v4 as select pg_temp.call('+15550003012') as j;
+update public.classification_runs set created_at = now() - interval '2 hours' where id = (select pg_temp.run(j) from v4);
+select is(public.invalidate_classification((select pg_temp.run(j) from v4), 'x'), '{"ok": false, "reason": "not_listening"}',
+          'a verification run past its lease: not_listening');
+select is((select is_active from pg_temp.active('+15550003012')), true, 'its classification stays active');
 select row_eq($$select purpose, status, invalidated_reason from public.classification_runs where id = (select pg_temp.run(j) from l3)$$,
               row('learn'::text, 'listening'::text, null::text), 'a refusal writes nothing');
 
@@ -372,7 +379,8 @@ select is((select status from public.classification_runs where id = (select pg_t
 -- The sweep abandons what no call of the phone will
 create temp table s3 as select pg_temp.call('+15550003010') as j;
 update public.classification_runs set created_at = now() - interval '2 hours' where id = (select pg_temp.run(j) from s3);
-select is(public.sweep_stale_sessions() -> 'runs_abandoned', '1'::jsonb, 'the sweep abandons the stale run');
+select is(public.sweep_stale_sessions() -> 'runs_abandoned', '2'::jsonb,
+          'the sweep abandons the stale runs (this one and the verification run past its lease above)');
 select row_eq($$select status, finished_at from public.classification_runs where id = (select pg_temp.run(j) from s3)$$,
               row('abandoned'::text, now()), 'the run past its lease among them');
 select is((select count(*)::int from public.classification_runs where status = 'listening' and created_at < now() - interval '1 hour'),

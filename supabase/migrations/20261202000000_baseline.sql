@@ -34,12 +34,17 @@ $$;
 
 -- pgcrypto (gen_random_bytes: the learning listener's single-use stream tokens, 30_dispatch.sql): hosted Supabase
 -- has it in schema `extensions` (as sandbox/sql/00_supabase_bootstrap.sql does locally); a plain Postgres gets it
--- there too. The functions call it as extensions.gen_random_bytes.
+-- there too. The functions call it as extensions.gen_random_bytes: a pgcrypto installed elsewhere fails here, not
+-- at the first claim.
 do $$
 begin
   if not exists (select 1 from pg_catalog.pg_extension where extname = 'pgcrypto') then
     create schema if not exists extensions;
     create extension pgcrypto with schema extensions;
+  end if;
+  if pg_catalog.to_regprocedure('extensions.gen_random_bytes(integer)') is null then
+    raise exception 'pgcrypto is installed, but not in schema extensions'
+      using hint = 'alter extension pgcrypto set schema extensions';
   end if;
 end
 $$;
@@ -1918,7 +1923,7 @@ comment on function public.record_classification_run(uuid, jsonb, jsonb, numeric
 -- another learning run of the phone is listening: then the run finishes (a verify run, with the reason).
 -- Answers {ok: true, purpose: learn (listen on, learning) | verify (finished), classification_id (the invalidated
 -- one)}, the same again for a run already invalidated (nothing changes); {ok: false, reason: not_verify (a learn
--- run) | not_listening (finished or abandoned)}, nothing written; null for an unknown run. A blank reason: 22023.
+-- run) | not_listening (finished, abandoned, or over)}, nothing written; null for an unknown run. A blank reason: 22023.
 create or replace function public.invalidate_classification(p_run_id uuid, p_reason text) returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -1937,7 +1942,7 @@ begin
     null;  -- already invalidated: answered as it stands
   elsif v_run.purpose <> 'verify' then
     return jsonb_build_object('ok', false, 'reason', 'not_verify');
-  elsif v_run.status <> 'listening' then
+  elsif v_run.status <> 'listening' or outcall_private.listening_is_over(v_run) then
     return jsonb_build_object('ok', false, 'reason', 'not_listening');
   else
     update public.call_classifications
