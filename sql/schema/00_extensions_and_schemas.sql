@@ -24,3 +24,20 @@ begin
   end if;
 end
 $$;
+
+-- pgcrypto (gen_random_bytes: the learning listener's single-use stream tokens, 30_dispatch.sql): hosted Supabase
+-- has it in schema `extensions` (as sandbox/sql/00_supabase_bootstrap.sql does locally); a plain Postgres gets it
+-- there too. The functions call it as extensions.gen_random_bytes: a pgcrypto installed elsewhere fails here, not
+-- at the first claim.
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_extension where extname = 'pgcrypto') then
+    create schema if not exists extensions;
+    create extension pgcrypto with schema extensions;
+  end if;
+  if pg_catalog.to_regprocedure('extensions.gen_random_bytes(integer)') is null then
+    raise exception 'pgcrypto is installed, but not in schema extensions'
+      using hint = 'alter extension pgcrypto set schema extensions';
+  end if;
+end
+$$;

@@ -18,6 +18,14 @@ create table public.call_classifications (
   is_active boolean not null default true,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
+  -- What the learning run that made it heard (47_learning.sql): {prompts, fingerprint}; a verification run
+  -- compares the call it hears with it. Null for a classification written by hand.
+  evidence jsonb
+    constraint call_classifications_evidence_object check (jsonb_typeof(evidence) = 'object'),
+  -- Set when a verification run heard another phone system than this one (invalidate_classification): the
+  -- row is then inactive, and the phone is learned again.
+  invalidated_at timestamptz,
+  invalidated_reason text,
   -- A human answers: nothing to replay. An IVR: something to replay, else it is not worth the row.
   constraint call_classifications_actions_match_type check (
     case
@@ -29,6 +37,10 @@ create table public.call_classifications (
 
 comment on table public.call_classifications is
   'What we know of a phone system: human, ivr_only or ivr_then_human, and the IVR actions to replay. At most one active row per phone.';
+comment on column public.call_classifications.evidence is
+  'What the learning run heard: {prompts, fingerprint} (null: written by hand). Verification runs compare with it.';
+comment on column public.call_classifications.invalidated_reason is
+  'Why a verification run found the phone system changed (invalidate_classification); the row is then inactive.';
 
 -- public.batches ---------------------------------------------------------------------------------------------
 -- (Before pending_calls, whose batch_id refers to it.) Its counters and state are kept by triggers on
@@ -190,12 +202,82 @@ create table public.call_sessions (
 comment on table public.call_sessions is
   'One row per dial attempt of a pending call: Twilio''s view (status, call_sid) and VAPI''s (vapi_status, report).';
 
+-- public.classification_runs ----------------------------------------------------------------------------------
+-- The audit of every learning or verification run: a listener on one call (its session), decided by the claim
+-- (start_attempt), authenticated by begin_listening, finished by record_classification_run (47_learning.sql).
+-- The stream's token is never stored, only its SHA-256.
+create table public.classification_runs (
+  id uuid primary key default gen_random_uuid(),
+  phone text not null
+    constraint classification_runs_phone_e164 check (outcall_private.is_e164(phone)),
+  -- One run per call at most. Deleted with the call (the timeline may hold what the clinic said).
+  session_id uuid not null
+    constraint classification_runs_session_id_key unique
+    references public.call_sessions (id) on delete cascade,
+  pending_call_id uuid not null references public.pending_calls (id) on delete cascade,
+  -- learn: nothing is known of the phone, the run classifies it; verify: a cached IVR is replayed, the run
+  -- checks that the menu is still the one cached (invalidate_classification turns it into a learn run).
+  purpose text not null
+    constraint classification_runs_purpose_valid check (purpose in ('learn', 'verify')),
+  -- listening -> finished (record_classification_run, or invalidated while another learn run listens)
+  --           -> abandoned (no result within the lease, or the call ended without one: abandon_stale_runs)
+  status text not null default 'listening'
+    constraint classification_runs_status_valid check (status in ('listening', 'finished', 'abandoned')),
+  token_sha256 bytea not null
+    constraint classification_runs_token_sha256_length check (octet_length(token_sha256) = 32),
+  -- When the stream presented the token (begin_listening; it is single use).
+  stream_started_at timestamptz,
+  result text
+    constraint classification_runs_result_valid check (result in
+      ('human', 'ivr_only', 'ivr_then_human', 'voicemail', 'unknown')),
+  confidence real
+    constraint classification_runs_confidence_range check (confidence >= 0 and confidence <= 1),
+  ivr_actions jsonb
+    constraint classification_runs_ivr_actions_valid check (
+      ivr_actions is null or outcall_private.ivr_actions_valid(ivr_actions)),
+  -- {prompts, fingerprint, reasons}
+  evidence jsonb
+    constraint classification_runs_evidence_object check (jsonb_typeof(evidence) = 'object'),
+  -- What the listener heard, on the audio clock: {duration_ms, events: [...]}.
+  timeline jsonb
+    constraint classification_runs_timeline_object check (jsonb_typeof(timeline) = 'object'),
+  stt_seconds numeric
+    constraint classification_runs_stt_seconds_nonnegative check (stt_seconds >= 0),
+  -- The classification a verify run checks (kept when it turns into a learn run: the one it invalidated).
+  verified_classification_id uuid references public.call_classifications (id) on delete set null,
+  -- The classification this run cached (a confident learn run); null when it cached nothing.
+  classification_id uuid references public.call_classifications (id) on delete set null,
+  -- Why the verified classification was invalidated (the menu changed), when it was.
+  invalidated_reason text,
+  created_at timestamptz not null default now(),
+  finished_at timestamptz,
+  constraint classification_runs_finished_when_not_listening check ((status = 'listening') = (finished_at is null)),
+  constraint classification_runs_result_when_finished check (result is null or status = 'finished')
+);
+
+comment on table public.classification_runs is
+  'One row per learning (purpose learn) or verification (verify) run of a call''s audio: phone, session, result (human | ivr_only | ivr_then_human | voicemail | unknown), confidence, ivr_actions, evidence, timeline, stt_seconds, and the classification it cached (classification_id) or checked (verified_classification_id). status: listening -> finished | abandoned. Only the SHA-256 of the stream token is kept.';
+comment on column public.classification_runs.token_sha256 is
+  'SHA-256 of the single-use stream token (its UTF-8 text) the claim answered; the token itself is never stored.';
+
 -- Indexes of the public tables ---------------------------------------------------------------------------------
 -- call_sessions (pending_call_id, attempt) and (call_sid) are covered by their unique constraints.
 
 -- The classification lookup by phone, and the rule: at most one active classification per phone.
 create unique index call_classifications_one_active_per_phone
   on public.call_classifications (phone_number) where is_active;
+
+-- The rule: at most one listening run per phone and purpose (one learning run per phone at a time; the claim's
+-- insert does nothing on a conflict, and that call dials without a listener). Also the stale-run look-up.
+create unique index classification_runs_one_listening_per_phone
+  on public.classification_runs (phone, purpose) where status = 'listening';
+-- A phone's runs, newest last (the history operators read).
+create index classification_runs_phone_created_at_idx on public.classification_runs (phone, created_at);
+create index classification_runs_pending_call_id_idx on public.classification_runs (pending_call_id);
+create index classification_runs_classification_id_idx
+  on public.classification_runs (classification_id) where classification_id is not null;
+create index classification_runs_verified_classification_id_idx
+  on public.classification_runs (verified_classification_id) where verified_classification_id is not null;
 
 -- The sweep: what is due, by status.
 create index pending_calls_status_next_attempt_idx

@@ -197,7 +197,9 @@ end
 $$;
 
 -- The claim itself, once dispatch_gate said go: row -> dispatching, attempts+1, a new dialing session with the
--- phone's active, unexpired classification, a send slot granted to its create request. Returns the claim's answer.
+-- phone's active, unexpired classification, the call's listener if it gets one (open_listener, 47_learning.sql:
+-- a learning run when nothing is known of the phone, a verification run when an IVR is replayed), a send slot
+-- granted to its create request. Returns the claim's answer.
 create or replace function outcall_private.start_attempt(p_call public.pending_calls) returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -206,6 +208,7 @@ declare
   v_class public.call_classifications%rowtype;
   v_attempt int := p_call.attempts + 1;
   v_session_id uuid;
+  v_listen jsonb;
 begin
   -- (at most one row is active per phone)
   select * into v_class
@@ -225,6 +228,7 @@ begin
   values (p_call.id, v_attempt, 'dialing', v_class.id, v_class.classification_type)
   returning id into v_session_id;
 
+  v_listen := outcall_private.open_listener(p_call, v_session_id, v_class);
   perform outcall_private.take_dial_slot(v_session_id);
 
   return pg_catalog.jsonb_build_object(
@@ -242,7 +246,9 @@ begin
         'id', v_class.id,
         'classification_type', v_class.classification_type,
         'ivr_actions', v_class.ivr_actions)
-      end);
+      end,
+    -- The call's listener, {run_id, purpose: learn | verify, token}, or null (none).
+    'listen', v_listen);
 end
 $$;
 
@@ -279,7 +285,7 @@ end
 $$;
 
 comment on function public.claim_pending_call(uuid) is
-  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing). Returns {session_id, pending_call_id, attempt, phone, classification}, or {claimed: false, reason: not_found | not_claimable | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
 
 -- claim_next_due ----------------------------------------------------------------------------------------
 -- The most overdue claimable row: due pending/retry_pending with attempts left, not locked by another claim,

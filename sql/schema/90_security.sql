@@ -15,12 +15,16 @@ alter table public.pending_calls enable row level security;
 alter table public.call_sessions enable row level security;
 alter table public.call_classifications enable row level security;
 alter table public.batches enable row level security;
+alter table public.classification_runs enable row level security;
 
-revoke all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
+revoke all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
+  public.classification_runs
   from public, anon, authenticated;
-grant select on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
+grant select on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
+  public.classification_runs
   to authenticated;
-grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
+grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
+  public.classification_runs
   to service_role;
 
 -- Operators (viewer or operator) read every row; any other signed-in user reads none. `(select ...)`: the
@@ -32,6 +36,8 @@ create policy "operators can read" on public.call_sessions
 create policy "operators can read" on public.call_classifications
   for select to authenticated using ((select outcall_private.is_viewer()));
 create policy "operators can read" on public.batches
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.classification_runs
   for select to authenticated using ((select outcall_private.is_viewer()));
 
 -- The view over batches. security_invoker: the caller's rights and RLS on public.batches apply (a view without it
@@ -59,7 +65,10 @@ revoke all on function
   public.list_batches(int, int),
   public.batch_transcripts(uuid, int, int),
   public.cancel_batch(uuid),
-  public.retry_failed_batch(uuid)
+  public.retry_failed_batch(uuid),
+  public.begin_listening(uuid, text),
+  public.record_classification_run(uuid, jsonb, jsonb, numeric),
+  public.invalidate_classification(uuid, text)
   from public, anon, authenticated;
 grant execute on function
   public.claim_pending_call(uuid),
@@ -79,7 +88,10 @@ grant execute on function
   public.list_batches(int, int),
   public.batch_transcripts(uuid, int, int),
   public.cancel_batch(uuid),
-  public.retry_failed_batch(uuid)
+  public.retry_failed_batch(uuid),
+  public.begin_listening(uuid, text),
+  public.record_classification_run(uuid, jsonb, jsonb, numeric),
+  public.invalidate_classification(uuid, text)
   to service_role;
 
 -- outcall_private: not exposed by the API, closed to the API roles ---------------------------------
@@ -141,5 +153,9 @@ grant execute on function
   outcall_private.check_page(text, int, int),
   outcall_private.lock_batch_changes(uuid),
   outcall_private.idempotent_answer(public.batches, text),
-  outcall_private.default_batch_name(timestamptz)
+  outcall_private.default_batch_name(timestamptz),
+  outcall_private.learning_lease(),
+  outcall_private.listening_is_over(public.classification_runs),
+  outcall_private.abandon_stale_runs(text),
+  outcall_private.open_listener(public.pending_calls, uuid, public.call_classifications)
   to service_role;

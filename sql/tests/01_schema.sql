@@ -3,7 +3,8 @@ begin;
 select plan(100);
 
 -- Shape -------------------------------------------------------------------------------------------
-select tables_are('public', array['pending_calls', 'call_sessions', 'call_classifications', 'batches']);
+select tables_are('public', array['pending_calls', 'call_sessions', 'call_classifications', 'batches',
+                                   'classification_runs']);
 
 select columns_are('public', 'pending_calls', array[
   'id', 'exam_id', 'employee_name', 'employee_dob', 'client_name', 'clinic_name', 'phone',
@@ -20,7 +21,9 @@ select columns_are('public', 'call_sessions', array[
   'ended_reason', 'updated_at', 'reconciled_at']);
 select columns_are('public', 'call_classifications', array[
   'id', 'phone_number', 'classification_type', 'ivr_actions', 'confidence', 'classification_expires_at',
-  'is_active', 'created_at', 'updated_at']);
+  'is_active', 'created_at', 'updated_at',
+  -- (learning: sql/schema/47_learning.sql)
+  'evidence', 'invalidated_at', 'invalidated_reason']);
 
 select col_type_is('public', 'pending_calls', 'procedures', 'text[]', 'procedures is text[]');
 select col_type_is('public', 'pending_calls', 'instructions', 'jsonb', 'instructions is jsonb');

@@ -1,6 +1,6 @@
 -- claim_pending_call(p_pending_call_id uuid)
 begin;
-select plan(48);
+select plan(49);
 
 select has_function('public', 'claim_pending_call', array['uuid']);
 select function_returns('public', 'claim_pending_call', array['uuid'], 'jsonb');
@@ -79,9 +79,9 @@ insert into public.pending_calls (id, employee_name, phone, call_status, attempt
 create temp table r as select public.claim_pending_call('00000000-0000-0000-0000-0000000a0001') as j;
 
 select is((select array(select jsonb_object_keys(j) order by 1) from r),
-          array['attempt', 'classification', 'more_due', 'pending_call_id', 'phone', 'session_id'],
+          array['attempt', 'classification', 'listen', 'more_due', 'pending_call_id', 'phone', 'session_id'],
           'claim returns exactly the documented fields');
-select is((select j - 'session_id' from r),
+select is((select j - 'session_id' - 'listen' from r),
           jsonb_build_object(
             'pending_call_id', '00000000-0000-0000-0000-0000000a0001',
             'attempt', 1,
@@ -93,6 +93,12 @@ select is((select j - 'session_id' from r),
               'ivr_actions', '[{"action": "dtmf", "value": "1", "timing_ms": 2000},
                                {"action": "speech", "value": "nurse", "timing_ms": 500}]'::jsonb)),
           'claim returns the call, attempt 1, more_due (other rows are due) and the active classification');
+-- (listeners: sql/tests/19_learning.sql)
+select is((select array[j -> 'listen' ->> 'purpose', (j -> 'listen' ->> 'run_id')::uuid::text]
+             from r),
+          array['verify', (select id::text from public.classification_runs
+                            where session_id = (select (j ->> 'session_id')::uuid from r))],
+          'and a verification listener: the replayed IVR is checked');
 select is((select (j ->> 'session_id')::uuid from r),
           (select id from public.call_sessions where pending_call_id = '00000000-0000-0000-0000-0000000a0001'),
           'session_id is the new session');

@@ -84,7 +84,7 @@ select pg_temp.new_call('00000000-0000-0000-0000-0000000a0013', '+15550001013', 
   is not null as n13 \gset
 create temp table n1 as select public.claim_next_due() as j;
 select is((select array(select jsonb_object_keys(j) order by 1) from n1),
-          array['attempt', 'classification', 'more_due', 'pending_call_id', 'phone', 'session_id'],
+          array['attempt', 'classification', 'listen', 'more_due', 'pending_call_id', 'phone', 'session_id'],
           'claim_next_due answers like claim_pending_call');
 select is((select j ->> 'pending_call_id' from n1), '00000000-0000-0000-0000-0000000a0013',
           'the two older New York rows are outside their window: skipped, the Kolkata row claimed');

@@ -178,7 +178,11 @@ insert into auth.users (id, email) values
 insert into public.batches (id, name) values ('00000000-0000-0000-0000-0000000eb001', 'Operators');
 insert into public.pending_calls (id, employee_name, phone, batch_id, employee_dob) values
   ('00000000-0000-0000-0000-0000000ea001', 'Ada', '+15550002001', '00000000-0000-0000-0000-0000000eb001', '1970-01-01');
-insert into public.call_sessions (pending_call_id, attempt) values ('00000000-0000-0000-0000-0000000ea001', 1);
+insert into public.call_sessions (id, pending_call_id, attempt) values
+  ('00000000-0000-0000-0000-0000000ec001', '00000000-0000-0000-0000-0000000ea001', 1);
+insert into public.classification_runs (phone, session_id, pending_call_id, purpose, token_sha256) values
+  ('+15550002001', '00000000-0000-0000-0000-0000000ec001', '00000000-0000-0000-0000-0000000ea001', 'learn',
+   sha256('token'));
 insert into public.call_classifications (phone_number, classification_type) values ('+15550002001', 'human');
 create temp table expected as select rel, pg_temp.rows_in(rel) as n from rel;
 grant select on expected to public;

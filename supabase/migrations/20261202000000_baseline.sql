@@ -32,6 +32,23 @@ begin
 end
 $$;
 
+-- pgcrypto (gen_random_bytes: the learning listener's single-use stream tokens, 30_dispatch.sql): hosted Supabase
+-- has it in schema `extensions` (as sandbox/sql/00_supabase_bootstrap.sql does locally); a plain Postgres gets it
+-- there too. The functions call it as extensions.gen_random_bytes: a pgcrypto installed elsewhere fails here, not
+-- at the first claim.
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_extension where extname = 'pgcrypto') then
+    create schema if not exists extensions;
+    create extension pgcrypto with schema extensions;
+  end if;
+  if pg_catalog.to_regprocedure('extensions.gen_random_bytes(integer)') is null then
+    raise exception 'pgcrypto is installed, but not in schema extensions'
+      using hint = 'alter extension pgcrypto set schema extensions';
+  end if;
+end
+$$;
+
 -- ======== sql/schema/05_validation.sql ========
 
 -- 05: the validation helpers the tables' check constraints call (so they come before the tables).
@@ -156,6 +173,14 @@ create table public.call_classifications (
   is_active boolean not null default true,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
+  -- What the learning run that made it heard (47_learning.sql): {prompts, fingerprint}; a verification run
+  -- compares the call it hears with it. Null for a classification written by hand.
+  evidence jsonb
+    constraint call_classifications_evidence_object check (jsonb_typeof(evidence) = 'object'),
+  -- Set when a verification run heard another phone system than this one (invalidate_classification): the
+  -- row is then inactive, and the phone is learned again.
+  invalidated_at timestamptz,
+  invalidated_reason text,
   -- A human answers: nothing to replay. An IVR: something to replay, else it is not worth the row.
   constraint call_classifications_actions_match_type check (
     case
@@ -167,6 +192,10 @@ create table public.call_classifications (
 
 comment on table public.call_classifications is
   'What we know of a phone system: human, ivr_only or ivr_then_human, and the IVR actions to replay. At most one active row per phone.';
+comment on column public.call_classifications.evidence is
+  'What the learning run heard: {prompts, fingerprint} (null: written by hand). Verification runs compare with it.';
+comment on column public.call_classifications.invalidated_reason is
+  'Why a verification run found the phone system changed (invalidate_classification); the row is then inactive.';
 
 -- public.batches ---------------------------------------------------------------------------------------------
 -- (Before pending_calls, whose batch_id refers to it.) Its counters and state are kept by triggers on
@@ -328,12 +357,82 @@ create table public.call_sessions (
 comment on table public.call_sessions is
   'One row per dial attempt of a pending call: Twilio''s view (status, call_sid) and VAPI''s (vapi_status, report).';
 
+-- public.classification_runs ----------------------------------------------------------------------------------
+-- The audit of every learning or verification run: a listener on one call (its session), decided by the claim
+-- (start_attempt), authenticated by begin_listening, finished by record_classification_run (47_learning.sql).
+-- The stream's token is never stored, only its SHA-256.
+create table public.classification_runs (
+  id uuid primary key default gen_random_uuid(),
+  phone text not null
+    constraint classification_runs_phone_e164 check (outcall_private.is_e164(phone)),
+  -- One run per call at most. Deleted with the call (the timeline may hold what the clinic said).
+  session_id uuid not null
+    constraint classification_runs_session_id_key unique
+    references public.call_sessions (id) on delete cascade,
+  pending_call_id uuid not null references public.pending_calls (id) on delete cascade,
+  -- learn: nothing is known of the phone, the run classifies it; verify: a cached IVR is replayed, the run
+  -- checks that the menu is still the one cached (invalidate_classification turns it into a learn run).
+  purpose text not null
+    constraint classification_runs_purpose_valid check (purpose in ('learn', 'verify')),
+  -- listening -> finished (record_classification_run, or invalidated while another learn run listens)
+  --           -> abandoned (no result within the lease, or the call ended without one: abandon_stale_runs)
+  status text not null default 'listening'
+    constraint classification_runs_status_valid check (status in ('listening', 'finished', 'abandoned')),
+  token_sha256 bytea not null
+    constraint classification_runs_token_sha256_length check (octet_length(token_sha256) = 32),
+  -- When the stream presented the token (begin_listening; it is single use).
+  stream_started_at timestamptz,
+  result text
+    constraint classification_runs_result_valid check (result in
+      ('human', 'ivr_only', 'ivr_then_human', 'voicemail', 'unknown')),
+  confidence real
+    constraint classification_runs_confidence_range check (confidence >= 0 and confidence <= 1),
+  ivr_actions jsonb
+    constraint classification_runs_ivr_actions_valid check (
+      ivr_actions is null or outcall_private.ivr_actions_valid(ivr_actions)),
+  -- {prompts, fingerprint, reasons}
+  evidence jsonb
+    constraint classification_runs_evidence_object check (jsonb_typeof(evidence) = 'object'),
+  -- What the listener heard, on the audio clock: {duration_ms, events: [...]}.
+  timeline jsonb
+    constraint classification_runs_timeline_object check (jsonb_typeof(timeline) = 'object'),
+  stt_seconds numeric
+    constraint classification_runs_stt_seconds_nonnegative check (stt_seconds >= 0),
+  -- The classification a verify run checks (kept when it turns into a learn run: the one it invalidated).
+  verified_classification_id uuid references public.call_classifications (id) on delete set null,
+  -- The classification this run cached (a confident learn run); null when it cached nothing.
+  classification_id uuid references public.call_classifications (id) on delete set null,
+  -- Why the verified classification was invalidated (the menu changed), when it was.
+  invalidated_reason text,
+  created_at timestamptz not null default now(),
+  finished_at timestamptz,
+  constraint classification_runs_finished_when_not_listening check ((status = 'listening') = (finished_at is null)),
+  constraint classification_runs_result_when_finished check (result is null or status = 'finished')
+);
+
+comment on table public.classification_runs is
+  'One row per learning (purpose learn) or verification (verify) run of a call''s audio: phone, session, result (human | ivr_only | ivr_then_human | voicemail | unknown), confidence, ivr_actions, evidence, timeline, stt_seconds, and the classification it cached (classification_id) or checked (verified_classification_id). status: listening -> finished | abandoned. Only the SHA-256 of the stream token is kept.';
+comment on column public.classification_runs.token_sha256 is
+  'SHA-256 of the single-use stream token (its UTF-8 text) the claim answered; the token itself is never stored.';
+
 -- Indexes of the public tables ---------------------------------------------------------------------------------
 -- call_sessions (pending_call_id, attempt) and (call_sid) are covered by their unique constraints.
 
 -- The classification lookup by phone, and the rule: at most one active classification per phone.
 create unique index call_classifications_one_active_per_phone
   on public.call_classifications (phone_number) where is_active;
+
+-- The rule: at most one listening run per phone and purpose (one learning run per phone at a time; the claim's
+-- insert does nothing on a conflict, and that call dials without a listener). Also the stale-run look-up.
+create unique index classification_runs_one_listening_per_phone
+  on public.classification_runs (phone, purpose) where status = 'listening';
+-- A phone's runs, newest last (the history operators read).
+create index classification_runs_phone_created_at_idx on public.classification_runs (phone, created_at);
+create index classification_runs_pending_call_id_idx on public.classification_runs (pending_call_id);
+create index classification_runs_classification_id_idx
+  on public.classification_runs (classification_id) where classification_id is not null;
+create index classification_runs_verified_classification_id_idx
+  on public.classification_runs (verified_classification_id) where verified_classification_id is not null;
 
 -- The sweep: what is due, by status.
 create index pending_calls_status_next_attempt_idx
@@ -939,7 +1038,9 @@ end
 $$;
 
 -- The claim itself, once dispatch_gate said go: row -> dispatching, attempts+1, a new dialing session with the
--- phone's active, unexpired classification, a send slot granted to its create request. Returns the claim's answer.
+-- phone's active, unexpired classification, the call's listener if it gets one (open_listener, 47_learning.sql:
+-- a learning run when nothing is known of the phone, a verification run when an IVR is replayed), a send slot
+-- granted to its create request. Returns the claim's answer.
 create or replace function outcall_private.start_attempt(p_call public.pending_calls) returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -948,6 +1049,7 @@ declare
   v_class public.call_classifications%rowtype;
   v_attempt int := p_call.attempts + 1;
   v_session_id uuid;
+  v_listen jsonb;
 begin
   -- (at most one row is active per phone)
   select * into v_class
@@ -967,6 +1069,7 @@ begin
   values (p_call.id, v_attempt, 'dialing', v_class.id, v_class.classification_type)
   returning id into v_session_id;
 
+  v_listen := outcall_private.open_listener(p_call, v_session_id, v_class);
   perform outcall_private.take_dial_slot(v_session_id);
 
   return pg_catalog.jsonb_build_object(
@@ -984,7 +1087,9 @@ begin
         'id', v_class.id,
         'classification_type', v_class.classification_type,
         'ivr_actions', v_class.ivr_actions)
-      end);
+      end,
+    -- The call's listener, {run_id, purpose: learn | verify, token}, or null (none).
+    'listen', v_listen);
 end
 $$;
 
@@ -1021,7 +1126,7 @@ end
 $$;
 
 comment on function public.claim_pending_call(uuid) is
-  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing). Returns {session_id, pending_call_id, attempt, phone, classification}, or {claimed: false, reason: not_found | not_claimable | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
 
 -- claim_next_due ----------------------------------------------------------------------------------------
 -- The most overdue claimable row: due pending/retry_pending with attempts left, not locked by another claim,
@@ -1554,6 +1659,313 @@ $$;
 comment on function public.apply_call_report(uuid, text, text, text, text, text, jsonb, text, numeric, numeric) is
   'Applies VAPI''s end-of-call report to the current session and the row: completed -> completed, not_reached -> retry_pending (failed when no attempt is left), unless Twilio''s news already moved the row on; results always recorded. A second report changes nothing. Returns {pending_call_id, session_id, call_status, changed} or null.';
 
+-- ======== sql/schema/47_learning.sql ========
+
+-- 47: learning each phone system once, and checking it on every replay (issue 12). The claim decides whether a call
+-- gets a listener (start_attempt, 30_dispatch.sql, calls open_listener below); the listener (a Durable Object that
+-- receives the call's audio from Twilio Media Streams) authenticates with begin_listening, and ends its run with
+-- record_classification_run, or, hearing another menu than the cached one, invalidate_classification.
+--
+-- The rules (pgTAP: sql/tests/19_learning.sql):
+--   * A claimed call of a phone with no active, unexpired classification gets a learning run (purpose learn); one
+--     of a phone whose cached classification is an IVR (replayed before VAPI is dialled) gets a verification run
+--     (verify). A phone a person answers gets none: there is nothing to replay, so nothing to check.
+--   * At most one listening run per phone and purpose (classification_runs_one_listening_per_phone): of five rows
+--     of one unknown phone, the first call claimed learns and the others dial without a listener. (Claims also
+--     serialize on the dispatch lock and dial one call per phone at a time; the index holds even without that: a
+--     claim that loses the race inserts nothing and gets no listener, without an error.)
+--   * The 30-day rule, read as "a phone is learned successfully at most once per 30 days": a confident human,
+--     ivr_only or ivr_then_human result is cached for 30 days (classification_expires_at), and while it is active
+--     and unexpired no learning run starts for the phone. Invalidation (the menu changed) lifts it at once: the
+--     same call goes on learning. voicemail, unknown, or a result below the confidence threshold cache nothing,
+--     so the next call of the phone learns again (the row is retried as today).
+--   * A listening run that will never be finished does not block its phone for ever: once the lease (1 hour)
+--     has passed, or its call ended more than 2 minutes ago (time for the listener's last result) without a
+--     result, it is abandoned, by the next claim of the phone and by the sweep (50_sweep.sql).
+--   * The stream's token: 32 random bytes (pgcrypto), base64url without padding (43 characters), answered once
+--     by the claim; only its SHA-256 is stored. begin_listening accepts it once.
+
+-- How long a run may listen at most: a listener that died without a word frees its phone after this.
+create or replace function outcall_private.learning_lease() returns interval
+language sql immutable
+set search_path = ''
+as $$
+  select interval '1 hour'
+$$;
+
+-- Whether a listening run is over without a result: past the lease, or its call ended more than 2 minutes ago.
+create or replace function outcall_private.listening_is_over(p_run public.classification_runs) returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select p_run.created_at < pg_catalog.now() - outcall_private.learning_lease()
+      or exists (select 1 from public.call_sessions as s
+                  where s.id = p_run.session_id and s.ended_at < pg_catalog.now() - interval '2 minutes')
+$$;
+
+-- Marks the listening runs that are over (of one phone, or all with null) abandoned; returns how many. Runs being
+-- written by someone else (a result arriving) are skipped, not waited for.
+create or replace function outcall_private.abandon_stale_runs(p_phone text) returns int
+language sql volatile
+set search_path = ''
+as $$
+  with stale as (
+    select r.id
+      from public.classification_runs as r
+     where r.status = 'listening'
+       and (p_phone is null or r.phone = p_phone)
+       and outcall_private.listening_is_over(r)
+       for update of r skip locked
+  ), abandoned as (
+    update public.classification_runs as r
+       set status = 'abandoned', finished_at = pg_catalog.now()
+      from stale
+     where r.id = stale.id
+    returning 1
+  )
+  select count(*)::int from abandoned
+$$;
+
+-- The claim's listener (start_attempt, in the claim's transaction, after the session is created): the claim
+-- answer's `listen`, {run_id, purpose, token}, or null (no listener: a person answers the phone, or another run of
+-- the phone is listening). p_class is the active, unexpired classification the call replays (all nulls: none).
+create or replace function outcall_private.open_listener(
+  p_call public.pending_calls,
+  p_session_id uuid,
+  p_class public.call_classifications
+) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_purpose text;
+  v_token text;
+  v_run_id uuid;
+begin
+  if p_class.id is null then
+    v_purpose := 'learn';
+  elsif p_class.classification_type in ('ivr_only', 'ivr_then_human') then
+    v_purpose := 'verify';
+  else
+    return null;
+  end if;
+
+  perform outcall_private.abandon_stale_runs(p_call.phone);
+  v_token := pg_catalog.translate(pg_catalog.encode(extensions.gen_random_bytes(32), 'base64'), '+/=', '-_');
+  insert into public.classification_runs
+    (phone, session_id, pending_call_id, purpose, token_sha256, verified_classification_id)
+  values
+    (p_call.phone, p_session_id, p_call.id, v_purpose, pg_catalog.sha256(pg_catalog.convert_to(v_token, 'UTF8')),
+     p_class.id)
+  on conflict (phone, purpose) where status = 'listening' do nothing
+  returning id into v_run_id;
+
+  if v_run_id is null then
+    return null;  -- another run of the phone listens: this call goes without
+  end if;
+  return pg_catalog.jsonb_build_object('run_id', v_run_id, 'purpose', v_purpose, 'token', v_token);
+end
+$$;
+
+-- begin_listening -----------------------------------------------------------------------------------------------
+-- The stream of session p_session_id presents its token (Twilio's `start` message carries both). Accepted once:
+-- the token is consumed (stream_started_at). Refused, writing nothing: {ok: false, reason: unknown_session (no run
+-- for the session) | bad_token | used (the token was presented before) | not_listening (the run is finished,
+-- abandoned, or over)}. The token is checked before anything about the run is told.
+-- Accepted: {ok: true, run_id, purpose, phone_known (the phone had a classification before, active or not),
+-- classification: for verify, what the replay should sound like: {id, classification_type, ivr_actions,
+-- evidence: {prompts, fingerprint} or null}; null for learn}. No personal data.
+create or replace function public.begin_listening(p_session_id uuid, p_token text) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_run public.classification_runs%rowtype;
+  v_class public.call_classifications%rowtype;
+begin
+  select * into v_run from public.classification_runs where session_id = p_session_id for update;
+  if not found then
+    return jsonb_build_object('ok', false, 'reason', 'unknown_session');
+  end if;
+  if p_token is null or sha256(convert_to(p_token, 'UTF8')) <> v_run.token_sha256 then
+    return jsonb_build_object('ok', false, 'reason', 'bad_token');
+  end if;
+  if v_run.stream_started_at is not null then
+    return jsonb_build_object('ok', false, 'reason', 'used');
+  end if;
+  if v_run.status <> 'listening' or outcall_private.listening_is_over(v_run) then
+    return jsonb_build_object('ok', false, 'reason', 'not_listening');
+  end if;
+
+  update public.classification_runs set stream_started_at = now() where id = v_run.id;
+  if v_run.purpose = 'verify' then
+    select * into v_class from public.call_classifications where id = v_run.verified_classification_id;
+  end if;
+  return jsonb_build_object(
+    'ok', true,
+    'run_id', v_run.id,
+    'purpose', v_run.purpose,
+    'phone_known', exists (select 1 from public.call_classifications where phone_number = v_run.phone),
+    'classification', case when v_class.id is null then null else
+      jsonb_build_object(
+        'id', v_class.id,
+        'classification_type', v_class.classification_type,
+        'ivr_actions', v_class.ivr_actions,
+        'evidence', v_class.evidence)
+      end);
+end
+$$;
+
+comment on function public.begin_listening(uuid, text) is
+  'A listener''s stream presents its single-use token: {ok: true, run_id, purpose, phone_known, classification (verify: {id, classification_type, ivr_actions, evidence}; learn: null)} once, then {ok: false, reason: unknown_session | bad_token | used | not_listening} (nothing written).';
+
+-- record_classification_run -------------------------------------------------------------------------------------
+-- The listener's result. p_verdict = {classification: human | ivr_only | ivr_then_human | voicemail | unknown,
+-- confidence: 0..1, ivr_actions: [...] (as call_classifications'), evidence: {prompts: [text], fingerprint: text,
+-- reasons: [...], ...}}; other keys are ignored. p_timeline an object or null; p_stt_seconds >= 0 or null. A
+-- verdict of another shape raises invalid_parameter_value (22023), nothing written.
+-- Finishes a listening run once: a learn run whose result is human, ivr_only or ivr_then_human, with confidence at
+-- least 0.7 and actions that fit the type (human none, an IVR at least one), replaces the phone's active
+-- classification (the old one deactivated) for 30 days; anything else caches nothing (voicemail and unknown never).
+-- A verify run records what it heard only (a changed menu is invalidate_classification's, during the call).
+-- Answers {ok: true, cached, classification_id (what it cached, or null)}; again for a finished run, the same
+-- (nothing changes); {ok: false, reason: abandoned} for an abandoned run; null for an unknown run.
+create or replace function public.record_classification_run(
+  p_run_id uuid,
+  p_verdict jsonb,
+  p_timeline jsonb,
+  p_stt_seconds numeric
+) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  c_confident constant numeric := 0.7;
+  v_result text := p_verdict ->> 'classification';
+  v_actions jsonb := p_verdict -> 'ivr_actions';
+  v_evidence jsonb := p_verdict -> 'evidence';
+  v_problem text;
+  v_run public.classification_runs%rowtype;
+  v_class_id uuid;
+begin
+  v_problem := case
+    when jsonb_typeof(p_verdict) is distinct from 'object' then 'p_verdict must be an object'
+    when jsonb_typeof(p_verdict -> 'classification') is distinct from 'string'
+      or v_result not in ('human', 'ivr_only', 'ivr_then_human', 'voicemail', 'unknown')
+      then 'classification must be human, ivr_only, ivr_then_human, voicemail or unknown'
+    when case when jsonb_typeof(p_verdict -> 'confidence') = 'number'
+              then (p_verdict ->> 'confidence')::numeric not between 0 and 1 else true end
+      then 'confidence must be a number from 0 to 1'
+    when not coalesce(outcall_private.ivr_actions_valid(v_actions), false)
+      then 'ivr_actions must be an array of {action, value, timing_ms} as call_classifications takes them'
+    when jsonb_typeof(v_evidence) is distinct from 'object' then 'evidence must be an object'
+    when coalesce(jsonb_typeof(v_evidence -> 'prompts'), 'null') not in ('array', 'null')
+      or exists (select 1 from jsonb_array_elements(case when jsonb_typeof(v_evidence -> 'prompts') = 'array'
+                                                         then v_evidence -> 'prompts' else '[]' end) as e
+                  where jsonb_typeof(e) <> 'string') then 'evidence.prompts must be an array of strings'
+    when coalesce(jsonb_typeof(v_evidence -> 'fingerprint'), 'null') not in ('string', 'null')
+      then 'evidence.fingerprint must be a string'
+    when coalesce(jsonb_typeof(p_timeline), 'object') <> 'object' then 'p_timeline must be an object or null'
+    when p_stt_seconds < 0 then 'p_stt_seconds must not be negative'
+  end;
+  if v_problem is not null then
+    raise exception 'record_classification_run: %', v_problem using errcode = 'invalid_parameter_value';
+  end if;
+
+  select * into v_run from public.classification_runs where id = p_run_id for update;
+  if not found then
+    return null;
+  elsif v_run.status = 'abandoned' then
+    return jsonb_build_object('ok', false, 'reason', 'abandoned');
+  elsif v_run.status = 'finished' then
+    return jsonb_build_object('ok', true, 'cached', v_run.classification_id is not null,
+                              'classification_id', v_run.classification_id);
+  end if;
+
+  if v_run.purpose = 'learn'
+     and v_result in ('human', 'ivr_only', 'ivr_then_human')
+     and (p_verdict ->> 'confidence')::numeric >= c_confident
+     and (jsonb_array_length(v_actions) = 0) = (v_result = 'human')
+  then
+    update public.call_classifications set is_active = false where phone_number = v_run.phone and is_active;
+    insert into public.call_classifications
+      (phone_number, classification_type, ivr_actions, confidence, evidence, classification_expires_at)
+    values
+      (v_run.phone, v_result, v_actions, (p_verdict ->> 'confidence')::real,
+       nullif(jsonb_strip_nulls(jsonb_build_object('prompts', v_evidence -> 'prompts',
+                                                   'fingerprint', v_evidence -> 'fingerprint')), '{}'),
+       now() + interval '30 days')
+    returning id into v_class_id;
+  end if;
+
+  update public.classification_runs
+     set status = 'finished',
+         result = v_result,
+         confidence = (p_verdict ->> 'confidence')::real,
+         ivr_actions = v_actions,
+         evidence = v_evidence,
+         timeline = p_timeline,
+         stt_seconds = p_stt_seconds,
+         classification_id = v_class_id,
+         finished_at = now()
+   where id = v_run.id;
+  return jsonb_build_object('ok', true, 'cached', v_class_id is not null, 'classification_id', v_class_id);
+end
+$$;
+
+comment on function public.record_classification_run(uuid, jsonb, jsonb, numeric) is
+  'Finishes a listening run with the listener''s verdict ({classification, confidence, ivr_actions, evidence}), timeline and STT seconds; a confident (>= 0.7) human / ivr_only / ivr_then_human learn result becomes the phone''s active classification for 30 days. {ok: true, cached, classification_id}, the same again when already finished, {ok: false, reason: abandoned}, or null (unknown run). A bad verdict: 22023, nothing written.';
+
+-- invalidate_classification ---------------------------------------------------------------------------------------
+-- A verify run heard another phone system than the cached one (another prompt, a menu where a person was expected,
+-- a person where a menu was): the classification it checks is deactivated with p_reason (invalidated_at,
+-- invalidated_reason), and the same call goes on as a learning run (purpose learn; the listener now learns), unless
+-- another learning run of the phone is listening: then the run finishes (a verify run, with the reason).
+-- Answers {ok: true, purpose: learn (listen on, learning) | verify (finished), classification_id (the invalidated
+-- one)}, the same again for a run already invalidated (nothing changes); {ok: false, reason: not_verify (a learn
+-- run) | not_listening (finished, abandoned, or over)}, nothing written; null for an unknown run. A blank reason: 22023.
+create or replace function public.invalidate_classification(p_run_id uuid, p_reason text) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_reason text := nullif(btrim(p_reason), '');
+  v_run public.classification_runs%rowtype;
+begin
+  if v_reason is null then
+    raise exception 'invalidate_classification: p_reason is required' using errcode = 'invalid_parameter_value';
+  end if;
+  select * into v_run from public.classification_runs where id = p_run_id for update;
+  if not found then
+    return null;
+  elsif v_run.invalidated_reason is not null then
+    null;  -- already invalidated: answered as it stands
+  elsif v_run.purpose <> 'verify' then
+    return jsonb_build_object('ok', false, 'reason', 'not_verify');
+  elsif v_run.status <> 'listening' or outcall_private.listening_is_over(v_run) then
+    return jsonb_build_object('ok', false, 'reason', 'not_listening');
+  else
+    update public.call_classifications
+       set is_active = false, invalidated_at = now(), invalidated_reason = v_reason
+     where id = v_run.verified_classification_id and is_active;
+    update public.classification_runs set invalidated_reason = v_reason where id = v_run.id;
+    perform outcall_private.abandon_stale_runs(v_run.phone);
+    begin
+      update public.classification_runs set purpose = 'learn' where id = v_run.id;
+    exception when unique_violation then
+      -- another learning run of the phone listens: it learns, this one ends
+      update public.classification_runs set status = 'finished', finished_at = now() where id = v_run.id;
+    end;
+    select * into v_run from public.classification_runs where id = v_run.id;
+  end if;
+  return jsonb_build_object('ok', true, 'purpose', v_run.purpose,
+                            'classification_id', v_run.verified_classification_id);
+end
+$$;
+
+comment on function public.invalidate_classification(uuid, text) is
+  'A listening verify run heard a changed phone system: its classification is deactivated with the reason, and the run becomes a learn run (unless another learn run of the phone listens: then it finishes). {ok: true, purpose: learn | verify, classification_id}, the same again once invalidated; {ok: false, reason: not_verify | not_listening}; null (unknown run). A blank reason: 22023.';
+
 -- ======== sql/schema/50_sweep.sql ========
 
 -- 50: the sweep (the Worker's cron): VAPI reports that never came, live sessions without news, and dials that
@@ -1569,6 +1981,8 @@ comment on function public.apply_call_report(uuid, text, text, text, text, text,
 --     the phone's calls, then reconcile_dialing_session). reconciled_at is set on those returned, so a
 --     concurrent sweep takes others (and SKIP LOCKED skips those another transaction is writing). A session
 --     whose dial is being re-sent is touched by reserve_dial_slot and so not taken.
+-- And the learning runs no listener will finish (past the lease, or their call ended without a result) are
+-- abandoned (outcall_private.abandon_stale_runs, 47_learning.sql), all of them: a claim of their phone would too.
 -- (Locks: part 2 locks sessions without their rows, against the usual order, but SKIP LOCKED never waits, so
 -- it cannot deadlock.)
 create or replace function public.sweep_stale_sessions(p_limit int default 50) returns jsonb
@@ -1581,6 +1995,7 @@ declare
   v_call public.pending_calls%rowtype;
   v_reports_missing int := 0;
   v_to_reconcile jsonb;
+  v_runs_abandoned int;
 begin
   if v_limit < 1 then
     raise exception 'sweep_stale_sessions: p_limit must be at least 1, got %', v_limit
@@ -1631,12 +2046,15 @@ begin
     from taken as t
     join public.pending_calls as p on p.id = t.pending_call_id;
 
-  return jsonb_build_object('reports_missing', v_reports_missing, 'to_reconcile', v_to_reconcile);
+  v_runs_abandoned := outcall_private.abandon_stale_runs(null);
+
+  return jsonb_build_object('reports_missing', v_reports_missing, 'to_reconcile', v_to_reconcile,
+                            'runs_abandoned', v_runs_abandoned);
 end
 $$;
 
 comment on function public.sweep_stale_sessions(int) is
-  'Ends rows whose Twilio-completed call got no VAPI report within reconcile_after (failed, vapi_report_missing) and hands out live sessions without news for reconcile_after (reconciled_at set). Returns {reports_missing, to_reconcile: [{session_id, pending_call_id, attempt, phone, call_sid, status, created_at}]}.';
+  'Ends rows whose Twilio-completed call got no VAPI report within reconcile_after (failed, vapi_report_missing) and hands out live sessions without news for reconcile_after (reconciled_at set), abandons the learning runs no listener will finish. Returns {reports_missing, to_reconcile: [{session_id, pending_call_id, attempt, phone, call_sid, status, created_at}], runs_abandoned}.';
 
 -- reconcile_dialing_session -------------------------------------------------------------------------------
 -- A session still dialing whose create request got no usable answer (the Worker lost it, or never sent it).
@@ -2423,7 +2841,7 @@ create trigger pending_calls_batch_webhook
 
 -- ======== sql/schema/80_realtime.sql ========
 
--- 80: Realtime for dashboards: the four tables in Supabase's `supabase_realtime` publication, with full old
+-- 80: Realtime for dashboards: the five tables in Supabase's `supabase_realtime` publication, with full old
 -- values on UPDATE/DELETE. What each subscriber sees is still decided by RLS: Realtime checks every change against
 -- the subscriber's policies, the tables' own (operators only, 85_operators.sql and 90_security.sql). Views cannot
 -- be in a publication: public.batch_progress's counters come from public.batches.
@@ -2441,7 +2859,7 @@ do $$
 declare
   t text;
 begin
-  foreach t in array array['pending_calls', 'call_sessions', 'call_classifications', 'batches'] loop
+  foreach t in array array['pending_calls', 'call_sessions', 'call_classifications', 'batches', 'classification_runs'] loop
     -- pg_publication_tables also lists the tables of a FOR ALL TABLES publication, which cannot be altered.
     if not exists (select 1 from pg_catalog.pg_publication_tables
                     where pubname = 'supabase_realtime' and schemaname = 'public' and tablename = t) then
@@ -2455,6 +2873,7 @@ alter table public.pending_calls replica identity full;
 alter table public.call_sessions replica identity full;
 alter table public.call_classifications replica identity full;
 alter table public.batches replica identity full;
+alter table public.classification_runs replica identity full;
 
 -- ======== sql/schema/85_operators.sql ========
 
@@ -2587,12 +3006,16 @@ alter table public.pending_calls enable row level security;
 alter table public.call_sessions enable row level security;
 alter table public.call_classifications enable row level security;
 alter table public.batches enable row level security;
+alter table public.classification_runs enable row level security;
 
-revoke all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
+revoke all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
+  public.classification_runs
   from public, anon, authenticated;
-grant select on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
+grant select on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
+  public.classification_runs
   to authenticated;
-grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches
+grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
+  public.classification_runs
   to service_role;
 
 -- Operators (viewer or operator) read every row; any other signed-in user reads none. `(select ...)`: the
@@ -2604,6 +3027,8 @@ create policy "operators can read" on public.call_sessions
 create policy "operators can read" on public.call_classifications
   for select to authenticated using ((select outcall_private.is_viewer()));
 create policy "operators can read" on public.batches
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.classification_runs
   for select to authenticated using ((select outcall_private.is_viewer()));
 
 -- The view over batches. security_invoker: the caller's rights and RLS on public.batches apply (a view without it
@@ -2631,7 +3056,10 @@ revoke all on function
   public.list_batches(int, int),
   public.batch_transcripts(uuid, int, int),
   public.cancel_batch(uuid),
-  public.retry_failed_batch(uuid)
+  public.retry_failed_batch(uuid),
+  public.begin_listening(uuid, text),
+  public.record_classification_run(uuid, jsonb, jsonb, numeric),
+  public.invalidate_classification(uuid, text)
   from public, anon, authenticated;
 grant execute on function
   public.claim_pending_call(uuid),
@@ -2651,7 +3079,10 @@ grant execute on function
   public.list_batches(int, int),
   public.batch_transcripts(uuid, int, int),
   public.cancel_batch(uuid),
-  public.retry_failed_batch(uuid)
+  public.retry_failed_batch(uuid),
+  public.begin_listening(uuid, text),
+  public.record_classification_run(uuid, jsonb, jsonb, numeric),
+  public.invalidate_classification(uuid, text)
   to service_role;
 
 -- outcall_private: not exposed by the API, closed to the API roles ---------------------------------
@@ -2713,5 +3144,9 @@ grant execute on function
   outcall_private.check_page(text, int, int),
   outcall_private.lock_batch_changes(uuid),
   outcall_private.idempotent_answer(public.batches, text),
-  outcall_private.default_batch_name(timestamptz)
+  outcall_private.default_batch_name(timestamptz),
+  outcall_private.learning_lease(),
+  outcall_private.listening_is_over(public.classification_runs),
+  outcall_private.abandon_stale_runs(text),
+  outcall_private.open_listener(public.pending_calls, uuid, public.call_classifications)
   to service_role;

@@ -39,6 +39,9 @@ pub struct Claim {
     /// Whether other rows were due when this one was claimed (then the Worker keeps dialling).
     #[serde(default)]
     pub more_due: bool,
+    /// The call's listener (a learning or verification run), if it gets one.
+    #[serde(default)]
+    pub listen: Option<crate::rpc::Listen>,
 }
 
 /// What `claim_pending_call()` and `claim_next_due()` answered.

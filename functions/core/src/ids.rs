@@ -19,6 +19,11 @@ pub struct BatchId(Uuid);
 #[serde(transparent)]
 pub struct SessionId(Uuid);
 
+/// The id of a `classification_runs` row (a call's learning or verification run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(Uuid);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a valid id (expected a UUID)")]
 pub struct BadId;
@@ -41,6 +46,7 @@ macro_rules! uuid_id {
 uuid_id!(PendingCallId);
 uuid_id!(SessionId);
 uuid_id!(BatchId);
+uuid_id!(RunId);
 
 /// A Twilio Call SID: `CA` and 32 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -12,13 +12,16 @@
 //! What each function does is written beside it in `sql/schema/`; `docs/architecture.md` and
 //! `sql/README.md` describe the behaviour and point here for the exact arguments and answers.
 
+use crate::classification::{ClassificationType, IvrAction};
 use crate::dial::DialResult;
-use crate::ids::{BatchId, PendingCallId, SessionId};
+use crate::ids::{BatchId, PendingCallId, RunId, SessionId};
 use crate::outcome::Outcome;
 use crate::twilio::CallStatus;
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Map, Value};
+use std::fmt;
+use uuid::Uuid;
 
 pub use crate::context::CallContext;
 pub use crate::dispatch::{Claim, ClaimAnswer};
@@ -81,6 +84,9 @@ fn pending_call() -> PendingCallId {
 }
 fn batch() -> BatchId {
     BatchId::parse("22222222-2222-2222-2222-222222222222").expect("a UUID")
+}
+fn run() -> RunId {
+    RunId::parse("33333333-3333-3333-3333-333333333333").expect("a UUID")
 }
 const CALL_SID: &str = "CA0123456789abcdef0123456789abcdef";
 
@@ -476,6 +482,165 @@ impl Rpc for ApplyCallReport {
     }
 }
 
+// -------------------------------------------------------------------------------------------- learning
+
+/// An answer that is `{"ok": true, ...}` (the `T`) or `{"ok": false, "reason": ...}` (nothing was written).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision<T> {
+    Done(T),
+    /// The reason, as SQL wrote it (for logs).
+    Refused(String),
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Decision<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        match value.get("ok").and_then(Value::as_bool) {
+            Some(true) => T::deserialize(value).map(Self::Done).map_err(D::Error::custom),
+            Some(false) => match value.get("reason").and_then(Value::as_str) {
+                Some(reason) => Ok(Self::Refused(reason.to_owned())),
+                None => Err(D::Error::custom("a refusal without a reason")),
+            },
+            None => Err(D::Error::custom("an answer without ok")),
+        }
+    }
+}
+
+/// What a run listens for: learning the phone system, or checking the replayed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunPurpose {
+    Learn,
+    Verify,
+}
+
+/// A claimed call's listener (the claim's `listen`): its run and the stream's single-use token (only its
+/// SHA-256 is stored; `Debug` leaves it out).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+pub struct Listen {
+    pub run_id: RunId,
+    pub purpose: RunPurpose,
+    pub token: String,
+}
+
+impl fmt::Debug for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listen").field("run_id", &self.run_id).field("purpose", &self.purpose).finish_non_exhaustive()
+    }
+}
+
+/// `begin_listening`: a call's stream presents its token (once). No `Debug`: it carries the token.
+#[derive(Clone, PartialEq, Serialize)]
+pub struct BeginListening {
+    #[serde(rename = "p_session_id")]
+    pub session_id: SessionId,
+    #[serde(rename = "p_token")]
+    pub token: String,
+}
+
+/// `begin_listening`'s answer when the token is accepted.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Listening {
+    pub run_id: RunId,
+    pub purpose: RunPurpose,
+    /// The phone had a classification before (active or not).
+    pub phone_known: bool,
+    /// For a verification run: what the replay should sound like; `None` for a learning run.
+    pub classification: Option<ExpectedClassification>,
+}
+
+/// The classification a verification run checks.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ExpectedClassification {
+    pub id: Uuid,
+    pub classification_type: ClassificationType,
+    #[serde(default)]
+    pub ivr_actions: Vec<IvrAction>,
+    /// What the learning run heard; `None` for a classification written by hand.
+    pub evidence: Option<MenuEvidence>,
+}
+
+/// The prompts a learning run heard and their fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MenuEvidence {
+    #[serde(default)]
+    pub prompts: Vec<String>,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
+impl Rpc for BeginListening {
+    const NAME: &'static str = "begin_listening";
+    /// Refused: `unknown_session`, `bad_token`, `used`, `not_listening`.
+    type Answer = Decision<Listening>;
+    fn examples() -> Vec<Self> {
+        vec![Self { session_id: session(), token: "d2hhdCBhIHRva2VuIGxvb2tzIGxpa2UsIDMyIGJ5dGVz".into() }]
+    }
+}
+
+/// `record_classification_run`: a run's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordClassificationRun {
+    #[serde(rename = "p_run_id")]
+    pub run_id: RunId,
+    /// The listener's verdict, `{classification, confidence, ivr_actions, evidence}` (a bad shape: an error).
+    #[serde(rename = "p_verdict")]
+    pub verdict: Value,
+    /// What it heard, on the audio clock.
+    #[serde(rename = "p_timeline")]
+    pub timeline: Option<Value>,
+    #[serde(rename = "p_stt_seconds")]
+    pub stt_seconds: Option<f64>,
+}
+
+/// `record_classification_run`'s answer (the same again for a finished run).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RunRecorded {
+    /// The verdict became the phone's classification.
+    pub cached: bool,
+    pub classification_id: Option<Uuid>,
+}
+
+impl Rpc for RecordClassificationRun {
+    const NAME: &'static str = "record_classification_run";
+    /// `null`: unknown run; refused: `abandoned`.
+    type Answer = Option<Decision<RunRecorded>>;
+    fn examples() -> Vec<Self> {
+        let verdict = json!({"classification": "ivr_then_human", "confidence": 0.9,
+            "ivr_actions": [{"action": "dtmf", "value": "1", "timing_ms": 2000}],
+            "evidence": {"prompts": ["for appointments press 1"], "fingerprint": "for appointments press 1", "reasons": []}});
+        let timeline = Some(json!({"duration_ms": 9000, "events": []}));
+        vec![Self { run_id: run(), verdict, timeline, stt_seconds: Some(9.5) }]
+    }
+}
+
+/// `invalidate_classification`: a verification run heard another phone system than the cached one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InvalidateClassification {
+    #[serde(rename = "p_run_id")]
+    pub run_id: RunId,
+    #[serde(rename = "p_reason")]
+    pub reason: String,
+}
+
+/// `invalidate_classification`'s answer (the same again once invalidated).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Invalidated {
+    /// `Learn`: the run goes on learning; `Verify`: it finished (another learning run of the phone listens).
+    pub purpose: RunPurpose,
+    /// The classification invalidated.
+    pub classification_id: Option<Uuid>,
+}
+
+impl Rpc for InvalidateClassification {
+    const NAME: &'static str = "invalidate_classification";
+    /// `null`: unknown run; refused: `not_verify`, `not_listening`.
+    type Answer = Option<Decision<Invalidated>>;
+    fn examples() -> Vec<Self> {
+        vec![Self { run_id: run(), reason: "another prompt".into() }]
+    }
+}
+
 // --------------------------------------------------------------------------------------------- batches
 
 /// `create_batch`: a whole batch in one call.
@@ -675,6 +840,9 @@ contract!(
     ReadCallContext,
     ApplyVapiStatus,
     ApplyCallReport,
+    BeginListening,
+    RecordClassificationRun,
+    InvalidateClassification,
     CreateBatch,
     ListBatches,
     BatchStatus,
@@ -700,7 +868,7 @@ mod tests {
     #[test]
     fn every_function_is_listed_once_with_p_arguments() {
         let names = functions();
-        assert_eq!(names.len(), 18, "{names:?}");
+        assert_eq!(names.len(), 21, "{names:?}");
         let mut unique = names.clone();
         unique.sort();
         unique.dedup();
@@ -801,6 +969,9 @@ mod tests {
         assert_eq!(answer::<ApplyCallReport>(Value::Null).unwrap(), None);
         assert_eq!(answer::<ReadCallContext>(Value::Null).unwrap(), None);
         assert_eq!(answer::<BatchProgressOf>(Value::Null).unwrap(), None);
+        assert_eq!(answer::<RecordClassificationRun>(Value::Null).unwrap(), None);
+        assert_eq!(answer::<InvalidateClassification>(Value::Null).unwrap(), None);
+        assert!(answer::<BeginListening>(Value::Null).is_err(), "begin_listening always answers ok");
         assert!(matches!(answer::<ClaimNextDue>(Value::Null).unwrap(), ClaimAnswer::NotClaimed { .. }));
         assert!(answer::<SweepStaleSessions>(Value::Null).is_err(), "the sweep always answers");
         assert!(answer::<CreateBatch>(Value::Null).is_err());
@@ -871,6 +1042,87 @@ mod tests {
         assert!(matches!(invalid, BatchCreated::Invalid { errors } if errors[0].index == Some(0)));
         assert!(answer::<CreateBatch>(json!({"outcome": "maybe"})).is_err());
         assert!(answer::<CreateBatch>(json!({})).is_err());
+    }
+
+    #[test]
+    fn learning_requests_serialise_to_the_p_argument_names() {
+        let begin = BeginListening { session_id: session(), token: "tok".into() };
+        assert_eq!(sent(&begin), json!({"p_session_id": session().to_string(), "p_token": "tok"}));
+        let record =
+            RecordClassificationRun { run_id: run(), verdict: json!({"x": 1}), timeline: None, stt_seconds: Some(2.5) };
+        assert_eq!(
+            sent(&record),
+            json!({"p_run_id": run().to_string(), "p_verdict": {"x": 1}, "p_timeline": null, "p_stt_seconds": 2.5})
+        );
+        let invalidate = InvalidateClassification { run_id: run(), reason: "changed".into() };
+        assert_eq!(sent(&invalidate), json!({"p_run_id": run().to_string(), "p_reason": "changed"}));
+    }
+
+    #[test]
+    fn a_claim_carries_its_listener_and_debug_hides_the_token() {
+        let claim = json!({"session_id": session().to_string(), "pending_call_id": pending_call().to_string(),
+            "attempt": 1, "phone": "+15550001001", "classification": null,
+            "listen": {"run_id": run().to_string(), "purpose": "learn", "token": "s3cr3t-t0ken"}});
+        let ClaimAnswer::Claimed(claim) = answer::<ClaimPendingCall>(claim).unwrap() else { panic!("a claim") };
+        let listen = claim.listen.as_ref().unwrap();
+        assert_eq!((listen.run_id, listen.purpose, listen.token.as_str()), (run(), RunPurpose::Learn, "s3cr3t-t0ken"));
+        assert!(!format!("{claim:?}").contains("s3cr3t"), "the token stays out of logs");
+        let none = json!({"session_id": session().to_string(), "pending_call_id": pending_call().to_string(),
+            "attempt": 1, "phone": "+15550001001", "listen": null});
+        assert!(matches!(answer::<ClaimNextDue>(none).unwrap(), ClaimAnswer::Claimed(c) if c.listen.is_none()));
+        let bad = json!({"session_id": session().to_string(), "pending_call_id": pending_call().to_string(),
+            "attempt": 1, "phone": "+15550001001", "listen": {"run_id": run().to_string(), "purpose": "guess", "token": "t"}});
+        assert!(answer::<ClaimNextDue>(bad).is_err(), "an unknown purpose is an error");
+    }
+
+    #[test]
+    fn reads_the_learning_answers() {
+        let learn = answer::<BeginListening>(json!({"ok": true, "run_id": run().to_string(), "purpose": "learn",
+            "phone_known": false, "classification": null}))
+        .unwrap();
+        assert_eq!(
+            learn,
+            Decision::Done(Listening {
+                run_id: run(),
+                purpose: RunPurpose::Learn,
+                phone_known: false,
+                classification: None
+            })
+        );
+        let verify = answer::<BeginListening>(json!({"ok": true, "run_id": run().to_string(), "purpose": "verify",
+            "phone_known": true, "classification": {"id": pending_call().to_string(), "classification_type": "ivr_only",
+            "ivr_actions": [{"action": "dtmf", "value": "1", "timing_ms": 2000}],
+            "evidence": {"prompts": ["press 1"], "fingerprint": "press 1"}}}))
+        .unwrap();
+        let Decision::Done(Listening { classification: Some(expected), .. }) = verify else { panic!("{verify:?}") };
+        assert_eq!(expected.classification_type, ClassificationType::IvrOnly);
+        assert_eq!(expected.evidence.and_then(|e| e.fingerprint).as_deref(), Some("press 1"));
+        assert_eq!(
+            answer::<BeginListening>(json!({"ok": false, "reason": "used"})).unwrap(),
+            Decision::Refused("used".into())
+        );
+        assert!(answer::<BeginListening>(json!({"ok": true, "purpose": "learn"})).is_err(), "no run_id");
+        assert!(answer::<BeginListening>(json!({"ok": false})).is_err(), "no reason");
+        assert!(answer::<BeginListening>(json!({"reason": "used"})).is_err(), "no ok");
+
+        let id = Uuid::parse_str("44444444-4444-4444-4444-444444444444").unwrap();
+        assert_eq!(
+            answer::<RecordClassificationRun>(json!({"ok": true, "cached": true, "classification_id": id})).unwrap(),
+            Some(Decision::Done(RunRecorded { cached: true, classification_id: Some(id) }))
+        );
+        assert_eq!(
+            answer::<RecordClassificationRun>(json!({"ok": false, "reason": "abandoned"})).unwrap(),
+            Some(Decision::Refused("abandoned".into()))
+        );
+        assert_eq!(
+            answer::<InvalidateClassification>(json!({"ok": true, "purpose": "learn", "classification_id": id}))
+                .unwrap(),
+            Some(Decision::Done(Invalidated { purpose: RunPurpose::Learn, classification_id: Some(id) }))
+        );
+        assert_eq!(
+            answer::<InvalidateClassification>(json!({"ok": false, "reason": "not_verify"})).unwrap(),
+            Some(Decision::Refused("not_verify".into()))
+        );
     }
 
     #[test]
