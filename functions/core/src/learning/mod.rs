@@ -2,6 +2,7 @@
 //! audio clock, which [`classify`] turns into a verdict (and the keys that reach a person). All pure: the Worker's
 //! Durable Object runs [`listener::Listener`] and carries out its actions.
 
+pub mod classify;
 pub mod dtmf;
 pub mod media;
 pub mod stt;
