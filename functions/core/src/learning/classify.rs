@@ -20,6 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const CONFIDENT: f32 = 0.7;
 /// Segments closer than this (with no key between) are one speaker's continuous talk.
 pub const MONOLOGUE_GAP_MS: u32 = 1500;
+/// A weak human-sounding opening this close to a menu or voicemail greeting is part of it.
+pub const OPENING_GAP_MS: u32 = 4000;
 /// A person who speaks first after at least this long on hold is reached by waiting (`ivr_then_human`).
 pub const HOLD_MIN_MS: u32 = 5000;
 /// A replayed key is pressed this long after the end of the prompt that offered it (if it was that late).
@@ -184,9 +186,6 @@ const VOICEMAIL_STRONG: &[(&str, u32)] = &[
     ("at the beep", 3),
     ("record your message", 3),
     ("leave your message", 3),
-    ("take your call", 3),
-    ("come to the phone", 3),
-    ("get to the phone", 3),
     ("leave a detailed message", 3),
     ("leave your name", 3),
     ("finished recording", 3),
@@ -202,6 +201,9 @@ const VOICEMAIL_STRONG: &[(&str, u32)] = &[
     ("leave us a message", 2),
 ];
 const VOICEMAIL_WEAK: &[(&str, u32)] = &[
+    ("take your call", 1),
+    ("come to the phone", 1),
+    ("get to the phone", 1),
     ("not available", 1),
     ("unavailable", 1),
     ("return your call", 1),
@@ -267,6 +269,9 @@ const ANNOUNCEMENT: &[(&str, u32)] = &[
     ("number you have dialed", 3),
     ("you have reached", 1),
     ("youve reached", 1),
+    ("were sorry", 2),
+    ("goodbye", 1),
+    ("no one is available", 2),
 ];
 const HUMAN: &[(&str, u32)] = &[
     ("how can i help", 3),
@@ -365,7 +370,8 @@ fn label(text: &str) -> (Label, u32) {
     if !words.is_empty() && words.len() <= 4 && recorded == 0 {
         human += 1;
     }
-    if words.len() >= 15 && human < 2 {
+    // Long talk with no cue at all is more likely read out than said.
+    if words.len() >= 15 && human < 2 && menu + voicemail + transfer == 0 {
         announcement += 1;
     }
     // A voicemail needs an invitation to record, or several hints: "not available" alone is a reply.
@@ -434,6 +440,19 @@ fn segments(t: &Timeline) -> Vec<Segment<'_>> {
         }
         from = to;
     }
+    // A weak human-sounding opening ("Hello, and thank you for calling…") followed, with nothing pressed, by a
+    // menu or a voicemail greeting was the recording's: a person does not hand over to a recording unasked.
+    for i in (0..segs.len()).rev() {
+        if segs[i].label != Label::Human || segs[i].strength > 2 {
+            continue;
+        }
+        let Some(next) = segs[i + 1..].iter().find(|s| s.label != Label::Neutral) else { continue };
+        let quiet = next.start <= segs[i].end.saturating_add(OPENING_GAP_MS);
+        let pressed = keys.iter().any(|k| (segs[i].end..next.start).contains(k));
+        if matches!(next.label, Label::Menu | Label::Voicemail) && quiet && !pressed {
+            segs[i].label = Label::Announcement;
+        }
+    }
     segs
 }
 
@@ -469,6 +488,15 @@ pub fn classify(t: &Timeline) -> Verdict {
         return Verdict::unknown(reason);
     };
     let mut reasons = Vec::new();
+    let humans = segs.iter().filter(|s| s.label == Label::Human).count();
+    let after_first = segs.iter().skip_while(|s| s.start <= first.start).find(|s| s.label != Label::Neutral);
+    if let Some(greeting) = after_first
+        .filter(|s| first.label == Label::Human && humans == 1 && s.label == Label::Voicemail && s.strength >= 3)
+    {
+        // "Hello?" then a voicemail greeting and no one: the hello was the greeting's.
+        reasons.push(format!("a voicemail greeting after a lone hello: \"{}\"", excerpt(greeting.text)));
+        return verdict(Learned::Voicemail, 0.75, Vec::new(), &segs, u32::MAX, reasons);
+    }
     if first.label == Label::Human {
         let held = first.start >= HOLD_MIN_MS && sound_without_words(t, &segs, first.start);
         reasons.push(format!("a person spoke first, at {}: \"{}\"", seconds(first.start), excerpt(first.text)));
@@ -485,6 +513,15 @@ pub fn classify(t: &Timeline) -> Verdict {
         segs.iter().rposition(|s| matches!(s.label, Label::Menu | Label::Voicemail | Label::Announcement));
     let person =
         segs.iter().enumerate().find(|(i, s)| s.label == Label::Human && last_recording.is_none_or(|l| *i > l));
+    // "Sunrise Dental, please hold": a few words, then hold, then a person, and no recording at all: that
+    // was the person (a replayed wait would not fit the next hold).
+    if let (None, Some((_, person))) = (last_recording, person) {
+        if first.label == Label::Transfer && first.text.split_whitespace().count() <= 5 {
+            reasons.push(format!("a person put the call on hold: \"{}\"", excerpt(first.text)));
+            reasons.push(format!("and came back at {}", seconds(person.start)));
+            return verdict(Learned::Human, 0.75, Vec::new(), &segs, 0, reasons);
+        }
+    }
     let has_menu = segs.iter().any(|s| s.label == Label::Menu);
     if let Some(menu) = segs.iter().find(|s| s.label == Label::Menu) {
         reasons.push(format!("a menu: \"{}\"", excerpt(menu.text)));
