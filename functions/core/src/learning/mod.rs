@@ -4,6 +4,7 @@
 
 pub mod classify;
 pub mod dtmf;
+pub mod listener;
 pub mod media;
 pub mod stt;
 pub mod timeline;
