@@ -844,6 +844,24 @@ pub fn with_judgement(t: &Timeline, rules: Verdict, judged: Judged) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any timeline (outside input, via STT) is classified and verified without a panic.
+        #[test]
+        fn never_panics(events in proptest::collection::vec((0u32..4, any::<u32>(), any::<u32>(), "\\PC{0,40}"), 0..12)) {
+            let events = events.into_iter().map(|(kind, a, b, text)| match kind {
+                0 => TimelineEvent::Speech { start_ms: a, end_ms: b, text },
+                1 => TimelineEvent::SpeechStarted { at_ms: a },
+                2 => TimelineEvent::Key { at_ms: a, digits: text.chars().take(3).collect() },
+                _ => TimelineEvent::Silence { start_ms: a, end_ms: b },
+            }).collect();
+            let t = timeline(u32::MAX, events);
+            let v = classify(&t);
+            prop_assert!((0.0..=1.0).contains(&v.confidence));
+            let _ = verify(ClassificationType::IvrThenHuman, &v.evidence, &t, u32::MAX, u32::MAX);
+        }
+    }
 
     fn speech(start_ms: u32, end_ms: u32, text: &str) -> TimelineEvent {
         TimelineEvent::Speech { start_ms, end_ms, text: text.into() }

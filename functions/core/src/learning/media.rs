@@ -177,6 +177,16 @@ fn number(object: Option<&Value>, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn never_panics(text in "\\PC{0,200}", chunk in "\\PC{0,8}", payload in "[A-Za-z0-9+/=]{0,40}") {
+            let _ = parse(&text);
+            let _ = parse(&format!(r#"{{"event":"media","media":{{"track":"inbound","chunk":"{chunk}","timestamp":"{chunk}","payload":"{payload}"}}}}"#));
+            let _ = crate::learning::stt::SpeechToText::parse(&crate::learning::stt::Deepgram::default(), &text);
+        }
+    }
 
     #[test]
     fn parses_twilios_messages() {
