@@ -13,6 +13,7 @@ pub mod dial;
 pub mod dispatch;
 pub mod error;
 pub mod ids;
+pub mod learning;
 pub mod outcome;
 pub mod phone;
 pub mod reconcile;
