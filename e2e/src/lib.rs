@@ -1,6 +1,7 @@
 //! Driving the running local stack (`./dev up`) as its users do: an outside system inserting rows
 //! through PostgREST, Twilio and VAPI calling the Worker, an operator reading the sandbox.
 
+pub mod stream;
 pub mod worker;
 
 use serde_json::{json, Value};
@@ -163,6 +164,12 @@ impl Stack {
     /// claim, which makes it due in the same transaction, so no drain can take it first; a claim the
     /// limits refuse is tried again. Returns the row id and the session id.
     pub async fn insert_claimed(&self, row: &Value) -> (String, String) {
+        let (id, claim) = self.claim_inserted(row).await;
+        (id, claim["session_id"].as_str().unwrap().to_owned())
+    }
+
+    /// As [`Stack::insert_claimed`], returning the claim's whole answer (its `listen`, with the stream's token).
+    pub async fn claim_inserted(&self, row: &Value) -> (String, Value) {
         let id = self.insert_parked(row).await;
         let mut db = self.db().await;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -174,9 +181,9 @@ impl Stack {
             let claim: String =
                 tx.query_one("select public.claim_pending_call($1::text::uuid)::text", &[&id]).await.unwrap().get(0);
             let claim: Value = serde_json::from_str(&claim).unwrap();
-            if let Some(session) = claim["session_id"].as_str() {
+            if claim["session_id"].is_string() {
                 tx.commit().await.unwrap();
-                return (id, session.to_owned());
+                return (id, claim);
             }
             drop(tx); // rolled back: the row stays parked
             assert!(Instant::now() < deadline, "never claimed: {claim}");

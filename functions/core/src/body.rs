@@ -61,7 +61,7 @@ pub fn route_cap(method: &str, route: Route, batch_max_targets: usize) -> Option
         return None;
     }
     match route {
-        Route::Health => None,
+        Route::Health | Route::ListenerStream => None,
         Route::PendingCallWebhook => Some(WEBHOOK_MAX_BYTES),
         Route::TwilioStatus => Some(TWILIO_STATUS_MAX_BYTES),
         Route::VapiEvents => Some(VAPI_EVENTS_MAX_BYTES),

@@ -31,10 +31,15 @@ pub struct Config {
     pub api_key: String,
     /// Targets plus pendingCallIds one batch request may carry (`BATCH_MAX_TARGETS`).
     pub batch_max_targets: usize,
+    /// The streaming speech-to-text service the listener forwards a call's audio to: its live endpoint as
+    /// an `https://` URL (`STT_URL`, given as `wss://`; fetched with `Upgrade: websocket`) and its key
+    /// (`STT_API_KEY`, a secret).
+    pub stt_url: String,
+    pub stt_api_key: String,
 }
 
 /// Names of every variable, in the order they are checked (README lists the same).
-pub const VARIABLES: [&str; 13] = [
+pub const VARIABLES: [&str; 14] = [
     "SUPABASE_URL",
     "SUPABASE_SERVICE_ROLE_KEY",
     "TWILIO_ACCOUNT_SID",
@@ -48,10 +53,11 @@ pub const VARIABLES: [&str; 13] = [
     "WEBHOOK_SECRET",
     "PUBLIC_BASE_URL",
     "API_KEY",
+    "STT_API_KEY",
 ];
 
 /// Optional variables, with their defaults (README lists the same).
-pub const OPTIONAL_VARIABLES: [(&str, &str); 7] = [
+pub const OPTIONAL_VARIABLES: [(&str, &str); 8] = [
     ("VAPI_CREDENTIAL_TYPE", "bearer"),
     ("VAPI_SIGNATURE_HEADER", "x-signature"),
     ("VAPI_TIMESTAMP_HEADER", "x-timestamp"),
@@ -59,6 +65,7 @@ pub const OPTIONAL_VARIABLES: [(&str, &str); 7] = [
     ("PROVIDER_RETRY_DELAYS_MS", "1000,4000,10000"),
     ("TWILIO_TIMEOUT_MS", "10000"),
     ("BATCH_MAX_TARGETS", "10000"),
+    ("STT_URL", "wss://api.deepgram.com/v1/listen"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +99,20 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         let value = self.get(name)?;
         check_base_url(&value).map_err(|reason| invalid(name, reason))?;
         Ok(value.trim_end_matches('/').to_owned())
+    }
+
+    /// An optional WebSocket endpoint (`wss://`, or `ws://` to a loopback host), as the `https://`
+    /// (`http://`) URL a Worker fetches it by with `Upgrade: websocket`.
+    fn socket_url(&self, name: &'static str) -> Result<String, ConfigError> {
+        const RULE: &str = "must be a wss:// URL (ws:// only to a loopback host), without credentials";
+        let value = self.optional(name);
+        let fetched = match value.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("wss") => format!("https://{rest}"),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => format!("http://{rest}"),
+            _ => return Err(invalid(name, RULE.into())),
+        };
+        check_base_url(&fetched).map_err(|_| invalid(name, RULE.into()))?;
+        Ok(fetched.trim_end_matches('/').to_owned())
     }
 }
 
@@ -182,6 +203,8 @@ impl Config {
                 Ok(n @ 1..=100_000) => n,
                 _ => return Err(invalid("BATCH_MAX_TARGETS", "must be a whole number from 1 to 100000".into())),
             },
+            stt_api_key: vars.get("STT_API_KEY")?,
+            stt_url: vars.socket_url("STT_URL")?,
         })
     }
 
@@ -273,6 +296,21 @@ mod tests {
         assert_eq!(config.supabase_url, "http://127.0.0.1:1");
         assert_eq!(config.vapi_sip.host, "value-of-VAPI_SIP_HOST");
         assert_eq!(config.public_url("/twilio/status"), "http://127.0.0.1:1/twilio/status");
+        assert_eq!(config.stt_url, "https://api.deepgram.com/v1/listen", "the default, as fetched");
+    }
+
+    #[test]
+    fn the_stt_url_is_a_secure_socket_unless_on_loopback() {
+        let read = |value: &str| {
+            let mut vars = full();
+            vars.insert("STT_URL", value.into());
+            Config::from_lookup(|n| vars.get(n).cloned()).map(|c| c.stt_url)
+        };
+        assert_eq!(read("wss://stt.example/v1/listen/"), Ok("https://stt.example/v1/listen".into()));
+        assert_eq!(read("ws://127.0.0.1:9/v1/listen"), Ok("http://127.0.0.1:9/v1/listen".into()));
+        for refused in ["ws://stt.example/v1/listen", "https://stt.example", "stt.example"] {
+            assert!(matches!(read(refused), Err(ConfigError::Invalid { name: "STT_URL", .. })), "{refused}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::ids::{PendingCallId, SessionId};
 use crate::phone::PhoneNumber;
 use crate::twilio;
-use crate::twiml::{self, TwimlError};
+use crate::twiml::{self, StreamFork, TwimlError};
 use serde::{Deserialize, Deserializer};
 
 /// Path of the Worker route Twilio posts status callbacks to.
@@ -15,6 +15,20 @@ pub const STATUS_CALLBACK_PATH: &str = "/twilio/status";
 /// its answer to the create request (with the CallSid) has reached us.
 pub fn status_callback_url(config: &Config, session: SessionId) -> String {
     config.public_url(&format!("{STATUS_CALLBACK_PATH}?session={session}"))
+}
+
+/// Path of the Worker route Twilio opens the call's audio stream on (a WebSocket; `routes::Route::ListenerStream`).
+pub const STREAM_PATH: &str = "/twilio/stream";
+
+/// The stream's URL as written in the TwiML, and so as Twilio signs it: the public base with `wss://`
+/// for `https://` (`ws://` for a loopback `http://` base, which the configuration allows only locally).
+pub fn stream_url(public_base_url: &str) -> String {
+    let socket_base = match public_base_url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => format!("ws://{rest}"),
+        Some((_, rest)) => format!("wss://{rest}"),
+        None => public_base_url.to_owned(),
+    };
+    format!("{socket_base}{STREAM_PATH}")
 }
 
 /// The session named in a status callback's query string, if any.
@@ -39,7 +53,8 @@ pub struct Claim {
     /// Whether other rows were due when this one was claimed (then the Worker keeps dialling).
     #[serde(default)]
     pub more_due: bool,
-    /// The call's listener (a learning or verification run), if it gets one.
+    /// A listener for this call (`listen` of the claim): the first call to an unknown phone system
+    /// learns it, a replay is verified. Absent when another call of the phone is already listened to.
     #[serde(default)]
     pub listen: Option<crate::rpc::Listen>,
 }
@@ -118,7 +133,10 @@ pub fn drain_step(answer: ClaimAnswer, elapsed_ms: u64, budget_ms: u64) -> Drain
 /// The create-call request for a claim: form pairs ready to encode.
 pub fn create_call_form(config: &Config, claim: &Claim) -> Result<Vec<(&'static str, String)>, TwimlError> {
     let sip_uri = config.vapi_sip.uri_for(claim.pending_call_id);
-    let twiml = twiml::call_twiml(claim.classification.as_ref(), &sip_uri)?;
+    let url = stream_url(&config.public_base_url);
+    let session = claim.session_id.to_string();
+    let fork = claim.listen.as_ref().map(|listen| StreamFork { url: &url, session: &session, token: &listen.token });
+    let twiml = twiml::call_twiml(claim.classification.as_ref(), &sip_uri, fork.as_ref())?;
     Ok(twilio::create_call_form(
         &claim.phone,
         &config.twilio_from_number,
@@ -168,6 +186,27 @@ mod tests {
         assert!(
             twiml.contains("<Sip>sip:outcall@sip.vapi.ai?X-pendingcallid=6f9619ff-8b86-d011-b42d-00c04fc964ff</Sip>")
         );
+    }
+
+    #[test]
+    fn a_listened_claim_forks_its_audio_to_the_stream_route_with_session_and_token() {
+        let claim: Claim = serde_json::from_str(
+            r#"{"session_id":"11111111-1111-1111-1111-111111111111","pending_call_id":"6f9619ff-8b86-d011-b42d-00c04fc964ff",
+                "attempt":1,"phone":"+15550002001","classification":null,
+                "listen":{"run_id":"33333333-3333-3333-3333-333333333333","purpose":"learn","token":"tok"}}"#,
+        )
+        .unwrap();
+        let form = create_call_form(&config(), &claim).unwrap();
+        let twiml = &form.iter().find(|(n, _)| *n == "Twiml").unwrap().1;
+        assert!(twiml.contains(r#"<Stream url="wss://calls.example.com/twilio/stream""#), "{twiml}");
+        assert!(twiml.contains(r#"<Parameter name="session" value="11111111-1111-1111-1111-111111111111"/>"#));
+        assert!(twiml.contains(r#"<Parameter name="token" value="tok"/>"#));
+    }
+
+    #[test]
+    fn the_stream_url_is_the_public_base_as_a_socket_url() {
+        assert_eq!(stream_url("https://calls.example.com"), "wss://calls.example.com/twilio/stream");
+        assert_eq!(stream_url("http://127.0.0.1:8787"), "ws://127.0.0.1:8787/twilio/stream");
     }
 
     #[test]

@@ -16,16 +16,19 @@ pub enum Route {
     TwilioStatus,
     /// `POST /vapi/events`: VAPI's server messages.
     VapiEvents,
+    /// `GET /twilio/stream`: a call's audio (Twilio Media Streams, a WebSocket), for its listener.
+    ListenerStream,
     /// `/api/v1/...`: the batch API.
     Api(api::Route),
 }
 
 /// The routes outside the batch API: (method, path, route).
-pub const SERVICE_ROUTES: [(&str, &str, Route); 4] = [
+pub const SERVICE_ROUTES: [(&str, &str, Route); 5] = [
     ("GET", "/health", Route::Health),
     ("POST", "/hooks/pending-calls", Route::PendingCallWebhook),
     ("POST", "/twilio/status", Route::TwilioStatus),
     ("POST", "/vapi/events", Route::VapiEvents),
+    ("GET", crate::dispatch::STREAM_PATH, Route::ListenerStream),
 ];
 
 /// Why no route takes a request: the error to answer, and for a 405 the `Allow` header.

@@ -89,14 +89,40 @@ fn push_pause(steps: &mut Vec<Step>, seconds: u64) -> u64 {
     seconds
 }
 
+/// A fork of the call's audio to our listener (`<Start><Stream>`): both tracks, the callee's to be
+/// transcribed and ours for the keys pressed. A stream URL takes no query string, so the session and its
+/// single-use token travel as `<Parameter>`s, which Twilio hands over only in the stream's `start` message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamFork<'a> {
+    pub url: &'a str,
+    pub session: &'a str,
+    pub token: &'a str,
+}
+
 /// The whole document for one call. `human` and unknown phone systems are dialled at once; menus
-/// are replayed first.
-pub fn call_twiml(classification: Option<&Classification>, sip_uri: &str) -> Result<String, TwimlError> {
+/// are replayed first. With a `fork`, the audio is streamed to the listener from the first moment
+/// (a learning call hears the whole menu; a replay is checked against what was learned).
+pub fn call_twiml(
+    classification: Option<&Classification>,
+    sip_uri: &str,
+    fork: Option<&StreamFork>,
+) -> Result<String, TwimlError> {
     let steps = match classification {
         Some(c) if c.classification_type != ClassificationType::Human => replay_steps(&c.ivr_actions)?,
         _ => Vec::new(),
     };
     let mut doc = String::from(r#"<?xml version="1.0" encoding="UTF-8"?><Response>"#);
+    if let Some(fork) = fork {
+        doc.push_str(&format!(
+            concat!(
+                r#"<Start><Stream url="{}" name="listener" track="both_tracks">"#,
+                r#"<Parameter name="session" value="{}"/><Parameter name="token" value="{}"/></Stream></Start>"#
+            ),
+            escape(fork.url),
+            escape(fork.session),
+            escape(fork.token)
+        ));
+    }
     for step in &steps {
         match step {
             Step::Pause(seconds) => doc.push_str(&format!(r#"<Pause length="{seconds}"/>"#)),
@@ -131,10 +157,10 @@ mod tests {
     fn unknown_and_human_systems_dial_at_once() {
         let expected =
             format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial><Sip>{URI}</Sip></Dial></Response>"#);
-        assert_eq!(call_twiml(None, URI).unwrap(), expected);
+        assert_eq!(call_twiml(None, URI, None).unwrap(), expected);
         // A human classification never replays, even if actions were stored.
         let human = classified(ClassificationType::Human, vec![act(IvrActionKind::Dtmf, "1", 1000)]);
-        assert_eq!(call_twiml(Some(&human), URI).unwrap(), expected);
+        assert_eq!(call_twiml(Some(&human), URI, None).unwrap(), expected);
     }
 
     #[test]
@@ -148,7 +174,7 @@ mod tests {
                 act(IvrActionKind::Dtmf, "1#", 300),
             ],
         );
-        let twiml = call_twiml(Some(&ivr), URI).unwrap();
+        let twiml = call_twiml(Some(&ivr), URI, None).unwrap();
         assert_eq!(
             twiml,
             format!(
@@ -162,6 +188,29 @@ mod tests {
                 URI
             )
         );
+    }
+
+    #[test]
+    fn a_fork_streams_both_tracks_from_the_start_with_the_session_as_parameters() {
+        let fork = StreamFork { url: "wss://calls.example.com/twilio/stream", session: "s-1", token: "t&k" };
+        let twiml = call_twiml(None, URI, Some(&fork)).unwrap();
+        assert_eq!(
+            twiml,
+            format!(
+                concat!(
+                    r#"<?xml version="1.0" encoding="UTF-8"?><Response>"#,
+                    r#"<Start><Stream url="wss://calls.example.com/twilio/stream" name="listener" track="both_tracks">"#,
+                    r#"<Parameter name="session" value="s-1"/><Parameter name="token" value="t&amp;k"/></Stream></Start>"#,
+                    "<Dial><Sip>{}</Sip></Dial></Response>"
+                ),
+                URI
+            )
+        );
+        // A replay is forked too, before its first pause, so the listener hears the menu it navigates.
+        let ivr = classified(ClassificationType::IvrOnly, vec![act(IvrActionKind::Dtmf, "1", 3000)]);
+        let replay = call_twiml(Some(&ivr), URI, Some(&fork)).unwrap();
+        let (start, pause) = (replay.find("<Start>").unwrap(), replay.find("<Pause").unwrap());
+        assert!(start < pause, "{replay}");
     }
 
     #[test]
@@ -205,7 +254,7 @@ mod tests {
     #[test]
     fn refuses_a_document_over_twilios_inline_limit() {
         let long = classified(ClassificationType::IvrOnly, vec![act(IvrActionKind::Speech, &"x".repeat(4000), 0)]);
-        assert!(matches!(call_twiml(Some(&long), URI), Err(TwimlError::TooLong { .. })));
+        assert!(matches!(call_twiml(Some(&long), URI, None), Err(TwimlError::TooLong { .. })));
     }
 
     proptest! {

@@ -1,12 +1,14 @@
 //! The outcall Worker: parse the request, ask `outcall-core`, call one SQL function, answer.
 //!
 //! Every route is in one table, `outcall_core::routes` (404 and 405 with `Allow` decided there), and
-//! this file is its one dispatch; the cron trigger, every minute, runs the sweep (`sweep.rs`).
+//! this file is its one dispatch; the cron trigger, every minute, runs the sweep (`sweep.rs`). The
+//! listener of a call's audio is a Durable Object (`listener.rs`).
 
 mod db;
 mod dial;
 mod dispatch;
 mod http;
+mod listener;
 mod routes;
 mod sweep;
 mod time;
@@ -22,6 +24,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Ok(Route::PendingCallWebhook) => routes::webhook::handle(req, &env, &ctx).await,
         Ok(Route::TwilioStatus) => routes::twilio_status::handle(req, &env, &ctx).await,
         Ok(Route::VapiEvents) => routes::vapi::handle(req, &env).await,
+        Ok(Route::ListenerStream) => routes::stream::handle(req, &env).await,
         Ok(Route::Api(route)) => routes::batches::handle(route, req, &env).await,
         Err(Refused { error, allow }) => {
             let response = http::error(&error)?;

@@ -21,8 +21,10 @@ use super::media::{Media, Message, Track};
 use super::stt::{SpeechToText, SttEvent};
 use super::timeline::{Timeline, TimelineEvent};
 use crate::classification::{ClassificationType, IvrAction, IvrActionKind};
+use crate::ids::RunId;
+use crate::ids::SessionId;
+use crate::rpc;
 use std::collections::BTreeMap;
-use uuid::Uuid;
 
 /// Frames held before authentication: about 2 s of both tracks.
 pub const MAX_HELD_FRAMES: usize = 200;
@@ -87,7 +89,7 @@ pub struct Outcome {
 pub enum Action {
     /// Check the `start` message's session and single-use token; answer with `on_authenticated` or `on_refused`.
     Authenticate {
-        session: Uuid,
+        session: SessionId,
         token: String,
     },
     /// Open the STT connection; answer with `on_stt_open` or `on_stt_failed`.
@@ -196,7 +198,7 @@ impl<S: SpeechToText> Listener<S> {
     pub fn on_twilio(&mut self, message: Message) -> Vec<Action> {
         match (self.phase, message) {
             (Phase::Waiting, Message::Start(start)) => {
-                let session = start.custom_parameters.get("session").and_then(|s| Uuid::parse_str(s).ok());
+                let session = start.custom_parameters.get("session").and_then(|s| SessionId::parse(s).ok());
                 let token = start.custom_parameters.get("token").filter(|t| !t.is_empty() && t.len() <= 256);
                 match (session, token) {
                     (Some(session), Some(token)) => {
@@ -502,6 +504,41 @@ impl<S: SpeechToText> Listener<S> {
     }
 }
 
+/// `begin_listening`'s accepted answer as the machine's purpose: a verification run compares with what the
+/// learning run heard (nothing, for a classification written by hand: then any menu heard is a change only
+/// where the kind of system differs).
+impl From<rpc::Listening> for Purpose {
+    fn from(listening: rpc::Listening) -> Self {
+        match (listening.purpose, listening.classification) {
+            (rpc::RunPurpose::Verify, Some(expected)) => {
+                let heard = expected.evidence.unwrap_or(rpc::MenuEvidence { prompts: Vec::new(), fingerprint: None });
+                Purpose::Verify(Expected {
+                    classification: expected.classification_type,
+                    evidence: Evidence {
+                        fingerprint: heard.fingerprint.unwrap_or_default(),
+                        prompts: heard.prompts,
+                        reasons: Vec::new(),
+                    },
+                    ivr_actions: expected.ivr_actions,
+                })
+            }
+            _ => Purpose::Learn,
+        }
+    }
+}
+
+impl Outcome {
+    /// The run's record, for `record_classification_run`.
+    pub fn record(&self, run_id: RunId) -> rpc::RecordClassificationRun {
+        rpc::RecordClassificationRun {
+            run_id,
+            verdict: serde_json::to_value(&self.verdict).unwrap_or_default(),
+            timeline: serde_json::to_value(&self.timeline).ok(),
+            stt_seconds: Some(self.stt_seconds),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::dtmf::synth;
@@ -541,7 +578,7 @@ mod tests {
         let mut l = Listener::new(Deepgram::default());
         assert_eq!(l.on_twilio(Message::Connected), []);
         let auth = l.on_twilio(start());
-        assert_eq!(auth, [Action::Authenticate { session: Uuid::parse_str(SESSION).unwrap(), token: "tok".into() }]);
+        assert_eq!(auth, [Action::Authenticate { session: SessionId::parse(SESSION).unwrap(), token: "tok".into() }]);
         assert_eq!(l.on_authenticated(purpose), [Action::OpenStt]);
         assert_eq!(l.on_stt_open(), []);
         l

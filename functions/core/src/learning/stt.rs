@@ -30,8 +30,9 @@ pub enum SttError {
 /// One streaming speech-to-text provider's protocol.
 pub trait SpeechToText {
     /// The WebSocket URL: `base` (the provider's listen URL, configurable for the sandbox) with the query
-    /// asking for µ-law 8 kHz mono and the events the listener needs.
-    fn url(&self, base: &str) -> String;
+    /// asking for µ-law 8 kHz mono and the events the listener needs, labelled with `tag` (the run's id:
+    /// never personal data) where the provider keeps one, so a connection can be traced to its run.
+    fn url(&self, base: &str, tag: &str) -> String;
     /// The upgrade request's auth header (name, value).
     fn auth_header(&self, key: &str) -> (&'static str, String);
     /// The events one text message carries (unknown messages carry none).
@@ -55,12 +56,14 @@ impl Default for Deepgram {
 }
 
 impl SpeechToText for Deepgram {
-    fn url(&self, base: &str) -> String {
+    fn url(&self, base: &str, tag: &str) -> String {
         let separator = if base.contains('?') { '&' } else { '?' };
-        let model: String = form_urlencoded::byte_serialize(self.model.as_bytes()).collect();
+        let encode = |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
         format!(
-            "{base}{separator}model={model}&encoding=mulaw&sample_rate=8000&channels=1&interim_results=true\
-             &punctuate=true&smart_format=true&endpointing=300&utterance_end_ms=1000&vad_events=true"
+            "{base}{separator}model={}&encoding=mulaw&sample_rate=8000&channels=1&interim_results=true\
+             &punctuate=true&smart_format=true&endpointing=300&utterance_end_ms=1000&vad_events=true&tag={}",
+            encode(&self.model),
+            encode(tag)
         )
     }
 
@@ -128,13 +131,16 @@ mod tests {
     #[test]
     fn the_url_asks_for_mulaw_and_events() {
         let d = Deepgram::default();
-        let url = d.url("wss://api.deepgram.com/v1/listen");
+        let url = d.url("wss://api.deepgram.com/v1/listen", "run-1");
         assert_eq!(
             url,
             "wss://api.deepgram.com/v1/listen?model=nova-3&encoding=mulaw&sample_rate=8000&channels=1\
-             &interim_results=true&punctuate=true&smart_format=true&endpointing=300&utterance_end_ms=1000&vad_events=true"
+             &interim_results=true&punctuate=true&smart_format=true&endpointing=300&utterance_end_ms=1000&vad_events=true\
+             &tag=run-1"
         );
-        assert!(d.url("ws://127.0.0.1:9/v1/listen?x=1").starts_with("ws://127.0.0.1:9/v1/listen?x=1&model=nova-3&"));
+        assert!(d
+            .url("ws://127.0.0.1:9/v1/listen?x=1", "run-1")
+            .starts_with("ws://127.0.0.1:9/v1/listen?x=1&model=nova-3&"));
         assert_eq!(d.auth_header("k3y"), ("Authorization", "Token k3y".into()));
         assert_eq!(d.keep_alive(), r#"{"type":"KeepAlive"}"#);
         assert_eq!(d.close_stream(), r#"{"type":"CloseStream"}"#);
