@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -32,6 +32,8 @@ enum Mode {
 struct Connection {
     signature: Option<String>,
     messages: Vec<Value>,
+    /// When each message arrived.
+    arrived: Vec<Instant>,
     /// The client closed (after its `stop`).
     closed: bool,
 }
@@ -62,7 +64,11 @@ async fn receive(server: StreamServer, signature: Option<String>, mut socket: We
             Message::Text(text) => {
                 count += 1;
                 let value: Value = serde_json::from_str(text.as_str()).unwrap();
-                server.connections.lock().unwrap()[index].messages.push(value);
+                {
+                    let mut connections = server.connections.lock().unwrap();
+                    connections[index].messages.push(value);
+                    connections[index].arrived.push(Instant::now());
+                }
                 if matches!(server.mode, Mode::CloseAfter(n) if count >= n) {
                     let frame = CloseFrame { code: 1008, reason: "enough".into() };
                     let _ = socket.send(Message::Close(Some(frame))).await;
@@ -397,4 +403,20 @@ async fn a_stream_stops_by_name_and_carries_the_inbound_track_by_default() {
         call["executed"].as_array().unwrap().iter().map(|v| v["verb"].as_str().unwrap()).collect();
     assert_eq!(executed, ["Start", "Pause", "Stop", "Pause"]);
     assert_eq!(call["clinic"]["outcome"], "voicemail");
+}
+
+#[tokio::test]
+async fn frames_are_paced_by_the_time_scale_and_stamped_in_nominal_time() {
+    let env = start_scaled(good_assistant(), 0.05).await;
+    let (url, server) = stream_server(Mode::Listen).await;
+    let twiml = format!(r#"<Response><Start><Stream url="{url}"/></Start><Pause length="4"/></Response>"#);
+    env.call("+15550004002", &twiml).await;
+    let (_, messages) = server.finished(0).await;
+    let arrived = server.connections.lock().unwrap()[0].arrived.clone();
+    let media: Vec<usize> = (0..messages.len()).filter(|&i| messages[i]["event"] == "media").collect();
+    assert_eq!(media.len(), 200);
+    assert_eq!(messages[*media.last().unwrap()]["media"]["timestamp"], "3980");
+    // 4 nominal seconds at 0.05 take 200 ms; allow the handshake's head start.
+    let spread = arrived[*media.last().unwrap()] - arrived[media[0]];
+    assert!(spread >= Duration::from_millis(150), "frames spread over {spread:?}");
 }
