@@ -30,6 +30,9 @@ use crate::state::{lock, AppState, CallHandle};
 pub const FRAME_MS: u64 = 20;
 /// How long the handshake may take (real time).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stream may take, after its call ended, to hand over its last frames (real time): a server
+/// that stops reading must not keep the call from being done.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One stream of a call, as `GET /_sandbox/calls` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +61,8 @@ pub struct StreamHandle {
     name: Option<String>,
     stop: watch::Sender<Option<u64>>,
     task: JoinHandle<()>,
+    call: CallHandle,
+    index: usize,
 }
 
 impl StreamHandle {
@@ -68,8 +73,15 @@ impl StreamHandle {
         }
     }
 
-    pub async fn finished(self) {
-        let _ = self.task.await;
+    /// Waits until the stream sent its last frame and `stop` (or gave up on a server that stopped reading).
+    pub async fn finished(mut self) {
+        if tokio::time::timeout(DRAIN_TIMEOUT, &mut self.task).await.is_err() {
+            self.task.abort();
+            if let Some(record) = lock(&self.call).streams.get_mut(self.index) {
+                record.status = "stopped";
+                record.error = Some("the server took no frames for 30 s after the call ended".into());
+            }
+        }
     }
 }
 
@@ -105,11 +117,12 @@ pub fn start(ctx: StreamContext, spec: StreamSpec, at_ms: u64) -> StreamHandle {
     };
     let (stop, stop_rx) = watch::channel(None);
     let name = spec.name.clone();
+    let call = ctx.call.clone();
     let task = tokio::spawn(async move {
         let mut stream = Stream { ctx, index, record, stop: stop_rx, sequence: 0 };
         stream.run(&spec).await;
     });
-    StreamHandle { name, stop, task }
+    StreamHandle { name, stop, task, call, index }
 }
 
 struct Stream {
