@@ -2,6 +2,7 @@
 //! pg_net delivery and Supabase's `/rest/v1` gateway, in one process, with an
 //! inspection API.
 
+pub mod clinic;
 pub mod clock;
 pub mod config;
 pub mod faults;
@@ -34,6 +35,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(inspect::routes())
         .merge(faults::api::routes())
         .merge(stt::routes())
+        .merge(clinic::api::routes())
         .fallback(|uri: Uri| async move {
             inspect::api_error(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
         })

@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::clinic::Phones;
 use crate::config::Config;
 use crate::faults::Faults;
 use crate::jwt::ApiKeys;
 use crate::stats::Stats;
 use crate::twilio::scenario::Scenario;
+use crate::twilio::stream::StreamRecord;
 
 pub struct AppState {
     pub config: Config,
@@ -26,6 +28,8 @@ pub struct AppState {
     pub stats: Stats,
     /// The STT stand-in's connections and fault switch.
     pub stt: crate::stt::Stt,
+    /// Phone systems set at run time (`/_sandbox/phones`).
+    pub phones: Phones,
     /// When the sandbox started: the origin of `created_ms`/`ended_ms`.
     pub started: Instant,
 }
@@ -48,6 +52,7 @@ impl AppState {
             faults: Faults::default(),
             stats: Stats::default(),
             stt: crate::stt::Stt::default(),
+            phones: Phones::default(),
             started: Instant::now(),
         })
     }
@@ -91,6 +96,10 @@ pub struct CallRecord {
     pub sip: Option<Value>,
     pub status_callbacks: Vec<Value>,
     pub vapi: Option<VapiRecord>,
+    /// The callee's phone system and the call's walk through it (answered calls).
+    pub clinic: Option<Value>,
+    /// `<Start><Stream>`s in the order they started.
+    pub streams: Vec<StreamRecord>,
     /// The current Twilio status (`queued` … final).
     pub status: String,
     pub answered_by: Option<String>,

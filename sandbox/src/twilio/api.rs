@@ -287,6 +287,8 @@ fn place_call(state: &Arc<AppState>, account_sid: String, body: &[u8], fault: Op
         sip: None,
         status_callbacks: Vec::new(),
         vapi: None,
+        clinic: None,
+        streams: Vec::new(),
         status: "queued".to_string(),
         answered_by: None,
         duration: None,

@@ -4,13 +4,17 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use tokio::sync::watch;
 
 use super::callbacks::{send_signed, CallInfo, CallbackConfig, CallbackQueue, HttpMethod};
 use super::scenario::Scenario;
 use super::sip::SipUri;
-use super::twiml::{self, CallHost};
+use super::stream::{self, StreamContext, StreamHandle};
+use super::twiml::{self, CallHost, StreamSpec};
 use super::{twilio_date, TwilioError};
-use crate::clock::{sleep_nominal, NominalClock};
+use crate::clinic::walk::KeySource;
+use crate::clinic::Line;
+use crate::clock::{self, sleep_nominal, NominalClock};
 use crate::state::{lock, AppState, CallHandle};
 use crate::vapi;
 
@@ -47,6 +51,9 @@ pub async fn play(state: Arc<AppState>, call: CallHandle, plan: CallPlan) {
     for report in ending.held_reports {
         report.send().await;
     }
+    for stream in ending.streams {
+        stream.finished().await;
+    }
     lock(&call).done = true;
 }
 
@@ -57,11 +64,13 @@ struct Ending {
     duration_secs: u64,
     /// VAPI's end-of-call-reports that go out after Twilio's final callback.
     held_reports: Vec<vapi::EndOfCallReport>,
+    /// Media streams still sending their last frames.
+    streams: Vec<StreamHandle>,
 }
 
 impl Ending {
     fn unanswered(status: &'static str) -> Ending {
-        Ending { status, duration_secs: 0, held_reports: Vec::new() }
+        Ending { status, duration_secs: 0, held_reports: Vec::new(), streams: Vec::new() }
     }
 }
 
@@ -91,13 +100,24 @@ async fn connect(state: &Arc<AppState>, call: &CallHandle, plan: &CallPlan, prog
     run_answered(state, call, plan).await
 }
 
-/// Executes the call's TwiML from the moment it is answered.
+/// Executes the call's TwiML from the moment it is answered, while the callee's phone system
+/// plays on the same clock.
 async fn run_answered(state: &Arc<AppState>, call: &CallHandle, plan: &CallPlan) -> Ending {
-    let mut clock = NominalClock::new(state.config.time_scale);
-    let mut host =
-        LiveCall { state: state.clone(), call: call.clone(), scenario: plan.scenario, held_reports: Vec::new() };
+    let (mut clock, progress) = NominalClock::tracked(state.config.time_scale);
+    let line = Arc::new(state.phones.line(&plan.info.to));
+    lock(call).clinic = Some(line.record(0));
+    let mut host = LiveCall {
+        state: state.clone(),
+        call: call.clone(),
+        info: plan.info.clone(),
+        line: line.clone(),
+        progress,
+        streams: Vec::new(),
+        held_reports: Vec::new(),
+    };
     if let Some(digits) = &plan.send_digits {
         host.record_verb(json!({ "verb": "SendDigits", "digits": digits, "at_ms": 0 }));
+        line.press(digits, 0, KeySource::Twiml);
         clock.advance(twiml::digits_ms(digits).unwrap_or(0)).await;
     }
     let document = match (&plan.twiml, &plan.url) {
@@ -114,7 +134,14 @@ async fn run_answered(state: &Arc<AppState>, call: &CallHandle, plan: &CallPlan)
         // Twilio says "an application error has occurred" and hangs up.
         Err(e) => host.record_error(e.record(None, Some(clock.elapsed_ms()))),
     }
-    Ending { status: "completed", duration_secs: clock.elapsed_ms() / 1000, held_reports: host.held_reports }
+    clock.end();
+    lock(call).clinic = Some(line.record(clock.elapsed_ms()));
+    Ending {
+        status: "completed",
+        duration_secs: clock.elapsed_ms() / 1000,
+        held_reports: host.held_reports,
+        streams: host.streams,
+    }
 }
 
 /// Requests the call's TwiML from `Url`, signed like any Twilio webhook.
@@ -183,7 +210,10 @@ impl Progress {
 struct LiveCall {
     state: Arc<AppState>,
     call: CallHandle,
-    scenario: Scenario,
+    info: CallInfo,
+    line: Arc<Line>,
+    progress: watch::Receiver<clock::Progress>,
+    streams: Vec<StreamHandle>,
     held_reports: Vec<vapi::EndOfCallReport>,
 }
 
@@ -203,7 +233,28 @@ impl CallHost for LiveCall {
 
     async fn dial(&mut self, sip: SipUri, clock: &mut NominalClock) {
         lock(&self.call).sip = serde_json::to_value(&sip).ok();
-        let held = vapi::converse(&self.state, &self.call, &sip, self.scenario, clock).await;
+        let held = vapi::converse(&self.state, &self.call, &sip, &self.line, clock).await;
         self.held_reports.extend(held);
+    }
+
+    fn play_digits(&mut self, digits: &str, at_ms: u64) {
+        self.line.press(digits, at_ms, KeySource::Twiml);
+    }
+
+    fn start_stream(&mut self, spec: StreamSpec, at_ms: u64) {
+        let ctx = StreamContext {
+            state: self.state.clone(),
+            call: self.call.clone(),
+            info: self.info.clone(),
+            line: self.line.clone(),
+            progress: self.progress.clone(),
+        };
+        self.streams.push(stream::start(ctx, spec, at_ms));
+    }
+
+    fn stop_stream(&mut self, name: Option<&str>, at_ms: u64) {
+        for stream in &self.streams {
+            stream.stop(name, at_ms);
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod callbacks;
 pub mod scenario;
 pub mod signature;
 pub mod sip;
+pub mod stream;
 pub mod twiml;
 
 use axum::http::StatusCode;

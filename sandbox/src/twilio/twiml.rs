@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::sip::{self, SipUri, MAX_HEADER_PART};
 use super::TwilioError;
+use crate::clinic::Track;
 use crate::clock::NominalClock;
 
 /// Nominal speaking rate of `<Say>`.
@@ -29,6 +30,14 @@ pub enum Verb {
         sip: Option<String>,
         number: Option<String>,
     },
+    /// `<Start><Stream>`: forks the call's audio to a WebSocket while the next verbs run.
+    Start {
+        stream: StreamSpec,
+    },
+    /// `<Stop><Stream name>`: ends the named stream (every stream when unnamed).
+    StopStream {
+        name: Option<String>,
+    },
     Hangup,
     Reject,
     /// Valid TwiML the sandbox records but does not simulate (Gather, Record, Start...).
@@ -38,6 +47,48 @@ pub enum Verb {
     Unknown {
         name: String,
     },
+}
+
+/// A `<Stream>` noun as written.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StreamSpec {
+    pub url: String,
+    pub name: Option<String>,
+    /// `inbound_track` (the default), `outbound_track` or `both_tracks`.
+    pub track: String,
+    /// The `<Parameter name value>`s, for the `start` message's `customParameters`.
+    pub parameters: std::collections::BTreeMap<String, String>,
+}
+
+impl StreamSpec {
+    /// The media tracks the stream carries, or None for a `track` Twilio refuses.
+    pub fn tracks(&self) -> Option<&'static [Track]> {
+        match self.track.as_str() {
+            "inbound_track" => Some(&[Track::Inbound]),
+            "outbound_track" => Some(&[Track::Outbound]),
+            "both_tracks" => Some(&[Track::Inbound, Track::Outbound]),
+            _ => None,
+        }
+    }
+}
+
+/// The first child element named `name`.
+fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    node.children().find(|c| c.is_element() && c.tag_name().name() == name)
+}
+
+fn stream_spec(stream: roxmltree::Node) -> StreamSpec {
+    let parameters = stream
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "Parameter")
+        .filter_map(|p| Some((p.attribute("name")?.to_string(), p.attribute("value").unwrap_or_default().to_string())))
+        .collect();
+    StreamSpec {
+        url: stream.attribute("url").unwrap_or_default().trim().to_string(),
+        name: stream.attribute("name").map(str::to_string),
+        track: stream.attribute("track").unwrap_or("inbound_track").to_string(),
+        parameters,
+    }
 }
 
 const NOT_SIMULATED: &[&str] = &[
@@ -75,6 +126,12 @@ fn verb(node: roxmltree::Node) -> Verb {
             let number = child_text("Number").or(Some(bare.trim().to_string()).filter(|n| !n.is_empty()));
             Verb::Dial { sip: child_text("Sip"), number }
         }
+        "Start" if child(node, "Stream").is_some() => {
+            Verb::Start { stream: stream_spec(child(node, "Stream").expect("checked")) }
+        }
+        "Stop" if child(node, "Stream").is_some() => {
+            Verb::StopStream { name: child(node, "Stream").and_then(|s| s.attribute("name")).map(str::to_string) }
+        }
         "Hangup" => Verb::Hangup,
         "Reject" => Verb::Reject,
         name if NOT_SIMULATED.contains(&name) => Verb::NotSimulated { name: name.to_string() },
@@ -99,6 +156,12 @@ pub trait CallHost {
     /// Bridges the call to `sip` and returns when that conversation ended,
     /// having advanced `clock` by its nominal length.
     fn dial(&mut self, sip: SipUri, clock: &mut NominalClock) -> impl Future<Output = ()> + Send;
+    /// `<Play digits>` starts playing `digits` into the call at `at_ms`.
+    fn play_digits(&mut self, digits: &str, at_ms: u64);
+    /// `<Start><Stream>` at `at_ms`: the stream runs beside the rest of the call.
+    fn start_stream(&mut self, stream: StreamSpec, at_ms: u64);
+    /// `<Stop><Stream>` at `at_ms`.
+    fn stop_stream(&mut self, name: Option<&str>, at_ms: u64);
 }
 
 /// Runs `verbs` in order until the document ends or a verb hangs up.
@@ -124,6 +187,7 @@ pub async fn execute<H: CallHost + Send>(verbs: &[Verb], clock: &mut NominalCloc
             Verb::Play { digits: Some(digits), .. } => match digits_ms(digits) {
                 Ok(ms) => {
                     host.record_verb(json!({ "verb": "Play", "digits": digits, "at_ms": at }));
+                    host.play_digits(digits, at);
                     clock.advance(ms).await;
                 }
                 Err(c) => error(host, "Play", TwilioError::new(13430, format!("Play: invalid DTMF character {c:?}"))),
@@ -148,6 +212,25 @@ pub async fn execute<H: CallHost + Send>(verbs: &[Verb], clock: &mut NominalCloc
             },
             Verb::Dial { sip: None, number } => {
                 host.record_verb(json!({ "verb": "Dial", "number": number, "simulated": false, "at_ms": at }));
+            }
+            Verb::Start { stream } => {
+                if !stream.url.starts_with("ws://") && !stream.url.starts_with("wss://") {
+                    let e = TwilioError::new(
+                        31920,
+                        format!("Stream: url must be an absolute ws(s) URL, got {:?}", stream.url),
+                    );
+                    error(host, "Start", e);
+                } else if stream.tracks().is_none() {
+                    let e = TwilioError::new(31941, format!("Stream: invalid track {:?}", stream.track));
+                    error(host, "Start", e);
+                } else {
+                    host.record_verb(json!({ "verb": "Start", "stream": stream, "at_ms": at }));
+                    host.start_stream(stream.clone(), at);
+                }
+            }
+            Verb::StopStream { name } => {
+                host.record_verb(json!({ "verb": "Stop", "stream": name, "at_ms": at }));
+                host.stop_stream(name.as_deref(), at);
             }
             Verb::Hangup | Verb::Reject => {
                 let name = if *verb == Verb::Hangup { "Hangup" } else { "Reject" };
@@ -174,6 +257,9 @@ mod tests {
         verbs: Vec<Value>,
         errors: Vec<Value>,
         dialed: Vec<SipUri>,
+        digits: Vec<(String, u64)>,
+        streams: Vec<(StreamSpec, u64)>,
+        stopped: Vec<(Option<String>, u64)>,
     }
 
     impl CallHost for TestHost {
@@ -186,6 +272,15 @@ mod tests {
         async fn dial(&mut self, sip: SipUri, clock: &mut NominalClock) {
             self.dialed.push(sip);
             clock.advance(20_000).await;
+        }
+        fn play_digits(&mut self, digits: &str, at_ms: u64) {
+            self.digits.push((digits.to_string(), at_ms));
+        }
+        fn start_stream(&mut self, stream: StreamSpec, at_ms: u64) {
+            self.streams.push((stream, at_ms));
+        }
+        fn stop_stream(&mut self, name: Option<&str>, at_ms: u64) {
+            self.stopped.push((name.map(str::to_string), at_ms));
         }
     }
 
@@ -214,6 +309,32 @@ mod tests {
         assert_eq!(host.dialed[0].headers.len(), 2);
         assert_eq!(end, 23_220);
         assert!(host.errors.is_empty());
+    }
+
+    #[tokio::test]
+    async fn streams_start_and_stop_beside_the_call() {
+        let doc = r#"<Response><Start><Stream url="ws://127.0.0.1:9/twilio/stream" name="learn" track="both_tracks"><Parameter name="session" value="s-1"/><Parameter name="token" value="t&amp;1"/></Stream></Start><Play digits="w1"/><Dial><Sip>sip:a@h?X-pendingcallid=p</Sip></Dial><Stop><Stream name="learn"/></Stop></Response>"#;
+        let (host, end) = run(doc).await;
+        let (stream, at) = &host.streams[0];
+        assert_eq!(*at, 0);
+        assert_eq!(stream.url, "ws://127.0.0.1:9/twilio/stream");
+        assert_eq!(stream.name.as_deref(), Some("learn"));
+        assert_eq!(stream.tracks(), Some(&[Track::Inbound, Track::Outbound][..]));
+        assert_eq!(stream.parameters.get("token").map(String::as_str), Some("t&1"));
+        assert_eq!(host.verbs[0]["stream"]["parameters"], json!({"session": "s-1", "token": "t&1"}));
+        assert_eq!(host.digits, [("w1".to_string(), 0)]);
+        assert_eq!(host.stopped, [(Some("learn".to_string()), 600 + 20_000)]);
+        assert_eq!(end, 20_600);
+        assert!(host.errors.is_empty());
+
+        let (host, _) = run(r#"<Response><Start><Stream url="/relative"/></Start><Start><Stream url="ws://h/s" track="sideways"/></Start><Start><Siprec/></Start></Response>"#).await;
+        let codes: Vec<&Value> = host.errors.iter().map(|e| &e["code"]).collect();
+        assert_eq!(codes, [31920, 31941]);
+        assert!(host.streams.is_empty());
+        assert_eq!(host.verbs[0], json!({"verb": "Start", "simulated": false, "at_ms": 0}));
+        let default = parse(r#"<Response><Start><Stream url="ws://h/s"/></Start></Response>"#).unwrap();
+        let Verb::Start { stream } = &default[0] else { panic!("{default:?}") };
+        assert_eq!(stream.tracks(), Some(&[Track::Inbound][..]));
     }
 
     #[test]

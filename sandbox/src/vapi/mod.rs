@@ -2,6 +2,7 @@
 //! messages VAPI would POST to the Worker (assistant-request, tool-calls,
 //! status-update, end-of-call-report).
 
+pub mod navigate;
 pub mod report;
 pub mod script;
 
@@ -10,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use crate::clinic::tree::NodeKind;
+use crate::clinic::Line;
 use crate::clock::NominalClock;
 use crate::state::{json_or_text, lock, AppState, CallHandle, VapiRecord};
 use crate::twilio::scenario::Scenario;
 use crate::twilio::sip::SipUri;
-pub use report::EndOfCallReport;
+pub use report::{EndOfCallReport, Timing};
 
 /// VAPI's fixed deadline for the assistant-request reply.
 pub const ASSISTANT_REQUEST_NOMINAL_MS: u64 = 7_500;
@@ -159,13 +162,13 @@ impl Conversation {
 
     /// Sends the closing status-update and builds the end-of-call-report,
     /// which the caller sends now or after Twilio's final callback.
-    async fn finish(self, ended_reason: &str, duration_secs: u64, script: Option<&script::Script>) -> EndOfCallReport {
+    async fn finish(self, ended_reason: &str, timing: &Timing, script: Option<&script::Script>) -> EndOfCallReport {
         if let Some(record) = lock(&self.call).vapi.as_mut() {
             record.ended_reason = Some(ended_reason.to_string());
         }
         self.send("status-update", "ended", json!({ "status": "ended", "endedReason": ended_reason }), SERVER_TIMEOUT)
             .await;
-        let fields = report::fields(ended_reason, duration_secs, script, self.call_object("ended"));
+        let fields = report::fields(ended_reason, timing, script, self.call_object("ended"));
         EndOfCallReport::new(self, fields)
     }
 }
@@ -180,14 +183,26 @@ fn tool_result_object(reply: Option<&Value>) -> Option<Map<String, Value>> {
     }
 }
 
+/// What the conversation is like, from where the clinic settled: a person (after menus or not), a
+/// voicemail, or a recording (or menus the assistant gave up on).
+fn outcome(settled: Option<NodeKind>, line: &Line) -> Scenario {
+    match settled {
+        Some(NodeKind::Person) if line.visited(NodeKind::Menu) => Scenario::IvrThenHuman,
+        Some(NodeKind::Person) => Scenario::Human,
+        Some(NodeKind::Voicemail) => Scenario::Voicemail,
+        _ => Scenario::IvrOnly,
+    }
+}
+
 /// Runs the VAPI side of a bridged call; advances `clock` by the nominal
-/// length of the conversation. Returns the end-of-call-report when it is held
-/// back until Twilio's final status callback was answered.
+/// length of the navigation (when bridged inside a menu) and the conversation.
+/// Returns the end-of-call-report when it is held back until Twilio's final
+/// status callback was answered.
 pub async fn converse(
     state: &Arc<AppState>,
     call: &CallHandle,
     sip: &SipUri,
-    scenario: Scenario,
+    line: &Line,
     clock: &mut NominalClock,
 ) -> Option<EndOfCallReport> {
     let sip_headers: Map<String, Value> = sip.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), json!(v))).collect();
@@ -212,7 +227,7 @@ pub async fn converse(
     let reply = convo.send("assistant-request", "ringing", json!({}), deadline).await;
     match judge_assistant_reply(reply.status, reply.body.as_ref()) {
         AssistantDecision::End(reason) => {
-            return convo.finish(reason, 0, None).await.send_unless_held().await;
+            return convo.finish(reason, &Timing::default(), None).await.send_unless_held().await;
         }
         AssistantDecision::Proceed(overrides) => {
             convo.variables.extend(overrides);
@@ -243,12 +258,28 @@ pub async fn converse(
     let tool_result = tool_result_object(tool_reply.body.as_ref());
 
     convo.send("status-update", "in-progress", json!({ "status": "in-progress" }), SERVER_TIMEOUT).await;
-    let duration_secs = scenario.conversation_secs();
-    clock.advance(duration_secs * 1000).await;
+    let connected_ms = clock.elapsed_ms();
+    let navigation = navigate::navigate(line, clock).await;
+    let scenario = outcome(navigation.settled, line);
 
     let ctx = script::Context { variables: &convo.variables, tool_result: tool_result.as_ref() };
     let script = script::for_scenario(scenario, &ctx);
-    convo.finish(scenario.ended_reason(), duration_secs, Some(&script)).await.send_unless_held().await
+    let timing = Timing {
+        navigation_ms: clock.elapsed_ms() - connected_ms,
+        conversation_ms: scenario.conversation_secs() * 1000,
+        presses: navigation.presses.iter().map(|p| (p.keys.clone(), p.at_ms - connected_ms)).collect(),
+    };
+    // The assistant's turns go out on the call's outbound track when the report says they were said.
+    let mut free_at = 0;
+    for (offset_ms, (who, text)) in timing.turn_offsets(script.lines.len()).into_iter().zip(&script.lines) {
+        if *who == script::Speaker::Ai {
+            let at = (connected_ms + offset_ms).max(free_at);
+            line.say(text, at);
+            free_at = at + crate::voice::speech_ms(text) + crate::clinic::walk::GAP_MS;
+        }
+    }
+    clock.advance(timing.conversation_ms).await;
+    convo.finish(scenario.ended_reason(), &timing, Some(&script)).await.send_unless_held().await
 }
 
 #[cfg(test)]

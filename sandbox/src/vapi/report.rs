@@ -52,35 +52,76 @@ impl EndOfCallReport {
     }
 }
 
+/// How a VAPI call's time went, in nominal ms from when it was connected.
+#[derive(Debug, Clone, Default)]
+pub struct Timing {
+    /// In the phone menus before the conversation.
+    pub navigation_ms: u64,
+    pub conversation_ms: u64,
+    /// DTMF tool calls: the keys and when they were sent.
+    pub presses: Vec<(String, u64)>,
+}
+
+impl Timing {
+    pub fn total_ms(&self) -> u64 {
+        self.navigation_ms + self.conversation_ms
+    }
+
+    /// When each of `turns` turns starts: spread evenly over the conversation, for a plausible timeline.
+    pub fn turn_offsets(&self, turns: usize) -> Vec<u64> {
+        (0..turns as u64).map(|i| self.navigation_ms + self.conversation_ms * i / turns as u64).collect()
+    }
+}
+
+/// Whole seconds as an integer (as before navigation existed), otherwise a fraction.
+fn seconds(ms: u64) -> Value {
+    if ms.is_multiple_of(1000) {
+        json!(ms / 1000)
+    } else {
+        json!(ms as f64 / 1000.0)
+    }
+}
+
 /// The message fields of the report; `call` is VAPI's call object, which
 /// gains the cost and times.
-pub fn fields(ended_reason: &str, duration_secs: u64, script: Option<&script::Script>, mut call: Value) -> Value {
+pub fn fields(ended_reason: &str, timing: &Timing, script: Option<&script::Script>, mut call: Value) -> Value {
+    let total_ms = timing.total_ms();
     let ended_at = chrono::Utc::now();
-    let started_at = ended_at - chrono::Duration::seconds(duration_secs as i64);
+    let started_at = ended_at - chrono::Duration::milliseconds(total_ms as i64);
     let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let cost = (COST_PER_SECOND * duration_secs as f64 * 10_000.0).round() / 10_000.0;
+    let cost = round4(COST_PER_SECOND * total_ms as f64 / 1000.0);
     let cost_breakdown = json!({
         "transport": 0.0, "stt": round4(cost * 0.2), "llm": round4(cost * 0.3), "tts": round4(cost * 0.3),
         "vapi": round4(cost * 0.2), "total": cost,
     });
     let transcript = script.map(script::Script::transcript).unwrap_or_default();
     let base_ms = started_at.timestamp_millis();
-    let messages: Vec<Value> = script
-        .map(|s| s.lines.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-        .map(|(i, (who, text))| {
-            // Turns spread evenly over the call, for a plausible timeline.
-            let offset = duration_secs as f64 * i as f64 / script.map_or(1, |s| s.lines.len().max(1)) as f64;
-            json!({
-                "role": if *who == script::Speaker::Ai { "bot" } else { "user" },
-                "message": text,
-                "time": base_ms + (offset * 1000.0) as i64,
-                "secondsFromStart": offset,
-            })
-        })
-        .collect();
+    let lines = script.map(|s| s.lines.as_slice()).unwrap_or_default();
+    let turns = timing.turn_offsets(lines.len()).into_iter().zip(lines).map(|(offset_ms, (who, text))| {
+        let message = json!({
+            "role": if *who == script::Speaker::Ai { "bot" } else { "user" },
+            "message": text,
+            "time": base_ms + offset_ms as i64,
+            "secondsFromStart": offset_ms as f64 / 1000.0,
+        });
+        (offset_ms, message)
+    });
+    // VAPI's record of its DTMF tool: `{"keys": "1"}`.
+    let dtmf = timing.presses.iter().map(|(keys, offset_ms)| {
+        let id = format!("call_{}", &uuid::Uuid::new_v4().simple().to_string()[..24]);
+        let arguments = json!({ "keys": keys }).to_string();
+        let message = json!({
+            "role": "tool_calls",
+            "message": "",
+            "time": base_ms + *offset_ms as i64,
+            "secondsFromStart": *offset_ms as f64 / 1000.0,
+            "toolCalls": [{ "id": id, "type": "function", "function": { "name": "dtmf", "arguments": arguments } }],
+        });
+        (*offset_ms, message)
+    });
+    let mut timed: Vec<(u64, Value)> = dtmf.chain(turns).collect();
+    timed.sort_by_key(|(offset, _)| *offset);
+    let messages: Vec<Value> = timed.into_iter().map(|(_, m)| m).collect();
     let summary = script.map_or("", |s| s.summary);
     let analysis = json!({
         "summary": summary,
@@ -96,8 +137,8 @@ pub fn fields(ended_reason: &str, duration_secs: u64, script: Option<&script::Sc
     }
     json!({
         "endedReason": ended_reason,
-        "durationSeconds": duration_secs,
-        "durationMs": duration_secs * 1000,
+        "durationSeconds": seconds(total_ms),
+        "durationMs": total_ms,
         "cost": cost,
         "costBreakdown": cost_breakdown,
         "startedAt": iso(started_at),

@@ -70,6 +70,11 @@ pub struct Env {
 }
 
 pub async fn start(assistant_reply: Value) -> Env {
+    start_scaled(assistant_reply, 0.0).await
+}
+
+/// The sandbox at `SANDBOX_TIME_SCALE` = `scale`.
+pub async fn start_scaled(assistant_reply: Value, scale: f64) -> Env {
     let seen: Seen = Arc::default();
     let stub = Stub { seen: seen.clone(), assistant_reply };
     let worker =
@@ -83,7 +88,7 @@ pub async fn start(assistant_reply: Value) -> Env {
         ("TWILIO_AUTH_TOKEN", TOKEN.into()),
         ("VAPI_SERVER_URL", format!("{worker}/vapi/events")),
         ("VAPI_SECRET", "vapi-secret".into()),
-        ("SANDBOX_TIME_SCALE", "0".into()),
+        ("SANDBOX_TIME_SCALE", scale.to_string()),
     ];
     let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
     let sandbox = spawn(router(AppState::new(config))).await;
