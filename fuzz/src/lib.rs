@@ -307,6 +307,8 @@ mod tests {
 
     short_runs! {
         webhook_survives_a_short_run => "webhook",
+        media_stream_survives_a_short_run => "media_stream",
+        stt_message_survives_a_short_run => "stt_message",
         twilio_status_survives_a_short_run => "twilio_status",
         twilio_signature_survives_a_short_run => "twilio_signature",
         vapi_message_survives_a_short_run => "vapi_message",

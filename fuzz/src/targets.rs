@@ -11,6 +11,9 @@ use outcall_core::config::{self, Config, OPTIONAL_VARIABLES, VARIABLES};
 use outcall_core::dispatch;
 use outcall_core::error::ApiError;
 use outcall_core::ids::PendingCallId;
+use outcall_core::learning::listener::Listener;
+use outcall_core::learning::media;
+use outcall_core::learning::stt::{Deepgram, SpeechToText};
 use outcall_core::phone::PhoneNumber;
 use outcall_core::reconcile::{self, CallPage, CallResource};
 use outcall_core::retry::{self, Backoff, Verdict};
@@ -123,6 +126,20 @@ pub fn all() -> Vec<Target> {
             seeds: twilio_answers_seeds,
             generate: twilio_answers_generate,
             check: twilio_answers_check,
+        },
+        Target {
+            name: "media_stream",
+            entry: "learning::media::parse, Listener::on_twilio",
+            seeds: media_seeds,
+            generate: media_generate,
+            check: media_check,
+        },
+        Target {
+            name: "stt_message",
+            entry: "Deepgram::parse, Listener::on_stt",
+            seeds: stt_seeds,
+            generate: stt_generate,
+            check: stt_check,
         },
         Target {
             name: "config",
@@ -965,6 +982,84 @@ fn phone_check(input: &[u8]) -> bool {
     accepted
 }
 
+// ---------------------------------------------------------------- Twilio Media Streams messages
+
+fn media_seeds() -> Vec<Vec<u8>> {
+    lines(&[
+        r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#,
+        r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"streamSid":"MZ1","accountSid":"AC1","callSid":"CA1","tracks":["inbound","outbound"],"customParameters":{"session":"6f9619ff-8b86-d011-b42d-00c04fc964ff","token":"t"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#,
+        r#"{"event":"media","sequenceNumber":"3","streamSid":"MZ1","media":{"track":"inbound","chunk":"1","timestamp":"5","payload":"/////w=="}}"#,
+        r#"{"event":"stop","sequenceNumber":"9","streamSid":"MZ1","stop":{"accountSid":"AC1","callSid":"CA1"}}"#,
+    ])
+}
+
+fn media_generate(g: &mut Gen) -> Vec<u8> {
+    let event = g.pick_str(&["connected", "start", "media", "stop", "mark", "dtmf", "other"]);
+    let payload = base64(&g.random_bytes());
+    let media = obj(
+        vec![
+            ("track", text(g.pick_str(&["inbound", "outbound", "both"]))),
+            ("chunk", text(&g.number())),
+            ("timestamp", text(&g.number())),
+            ("payload", text(&payload)),
+        ],
+        g,
+    );
+    let parameters = obj(vec![("session", text(&g.uuid())), ("token", text(&g.text()))], g);
+    let start = obj(vec![("streamSid", text("MZ1")), ("callSid", text(SID)), ("customParameters", parameters)], g);
+    let message =
+        obj(vec![("event", text(event)), ("sequenceNumber", text(&g.number())), ("media", media), ("start", start)], g);
+    g.json_text(&message).into_bytes()
+}
+
+/// Parsing never panics, and a parsed frame fed to a listener (held, since it is not authenticated) neither.
+fn media_check(input: &[u8]) -> bool {
+    let Ok(message) = media::parse(&String::from_utf8_lossy(input)) else { return false };
+    let mut listener = Listener::new(Deepgram::default());
+    consume(listener.on_twilio(message));
+    true
+}
+
+// ---------------------------------------------------------------- Deepgram's live messages
+
+fn stt_seeds() -> Vec<Vec<u8>> {
+    lines(&[
+        r#"{"type":"Results","channel_index":[0,1],"start":0.5,"duration":1.2,"is_final":true,"speech_final":true,"channel":{"alternatives":[{"transcript":"for appointments press 1","confidence":0.9,"words":[]}]}}"#,
+        r#"{"type":"SpeechStarted","channel":[0],"timestamp":0.7}"#,
+        r#"{"type":"UtteranceEnd","channel":[0,1],"last_word_end":2.1}"#,
+        r#"{"type":"Metadata","request_id":"r","duration":3.0,"channels":1}"#,
+    ])
+}
+
+fn stt_generate(g: &mut Gen) -> Vec<u8> {
+    let kind = g.pick_str(&["Results", "SpeechStarted", "UtteranceEnd", "Metadata", "Error", "Other"]);
+    let alternative = obj(vec![("transcript", text(&g.text())), ("confidence", json_number(g))], g);
+    let channel = obj(vec![("alternatives", Value::Array(vec![alternative]))], g);
+    let message = obj(
+        vec![
+            ("type", text(kind)),
+            ("start", json_number(g)),
+            ("duration", json_number(g)),
+            ("timestamp", json_number(g)),
+            ("last_word_end", json_number(g)),
+            ("is_final", Value::Bool(g.percent(70))),
+            ("channel", channel),
+        ],
+        g,
+    );
+    g.json_text(&message).into_bytes()
+}
+
+/// Parsing never panics; every event parsed is one a listening machine takes without panicking.
+fn stt_check(input: &[u8]) -> bool {
+    let Ok(events) = Deepgram::default().parse(&String::from_utf8_lossy(input)) else { return false };
+    let mut listener = Listener::new(Deepgram::default());
+    for event in events {
+        consume(listener.on_stt(event));
+    }
+    true
+}
+
 // ---------------------------------------------------------------- IVR actions
 
 fn ivr_action(g: &mut Gen) -> Value {
@@ -1037,7 +1132,7 @@ fn ivr_check(input: &[u8]) -> bool {
                 assert!(!matches!(step, Step::Pause(0)), "a zero pause");
             }
         }
-        if let Ok(doc) = twiml::call_twiml(Some(&c), uri) {
+        if let Ok(doc) = twiml::call_twiml(Some(&c), uri, None) {
             assert!(doc.len() <= MAX_INLINE_TWIML);
             accepted = true;
         }

@@ -12,6 +12,10 @@ use crate::xml::escape;
 /// Twilio's limit for an inline `Twiml` parameter.
 pub const MAX_INLINE_TWIML: usize = 4000;
 
+/// How long one key's tone of `<Play digits>` lasts. Twilio documents no figure; 100 ms is a usual DTMF
+/// tone and the sandbox's. The replay counts it, so the keys after the first do not drift late.
+pub const KEY_TONE_MS: u64 = 100;
+
 /// One TwiML verb of the replay, in the units Twilio takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -58,7 +62,9 @@ pub fn replay_steps(actions: &[IvrAction]) -> Result<Vec<Step>, TwimlError> {
                 push_pause(&mut steps, halves / 2);
                 let lead = if halves % 2 == 1 { "w" } else { "" };
                 steps.push(Step::Digits(format!("{lead}{}", action.value)));
-                emitted_ms += halves * 500;
+                let tones = action.value.bytes().filter(|b| *b != b'w').count() as u64 * KEY_TONE_MS;
+                let waits = action.value.bytes().filter(|b| *b == b'w').count() as u64 * 500;
+                emitted_ms += halves * 500 + tones + waits;
             }
             IvrActionKind::Speech => {
                 if action.value.trim().is_empty() {
@@ -260,7 +266,8 @@ mod tests {
     proptest! {
         /// The replay lands every key press within 250 ms of when the recording says it happened.
         #[test]
-        fn dtmf_replay_keeps_recorded_timing(timings in proptest::collection::vec(0u32..20_000, 1..12)) {
+        /// (Presses are at least a tone apart, as any two keys heard are.)
+        fn dtmf_replay_keeps_recorded_timing(timings in proptest::collection::vec(KEY_TONE_MS as u32..20_000, 1..12)) {
             let actions: Vec<IvrAction> = timings.iter().map(|t| act(IvrActionKind::Dtmf, "1", *t)).collect();
             let steps = replay_steps(&actions).unwrap();
             let mut elapsed: i64 = 0;
@@ -274,6 +281,8 @@ mod tests {
                         recorded += i64::from(timings[presses]);
                         presses += 1;
                         prop_assert!((elapsed - recorded).abs() <= 250, "press {} at {} vs {}", presses, elapsed, recorded);
+                        // (the key's own tone is heard before the next step)
+                        elapsed += d.bytes().filter(|b| *b != b'w').count() as i64 * KEY_TONE_MS as i64;
                     }
                     Step::Say(_) => unreachable!(),
                 }

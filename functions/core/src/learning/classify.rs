@@ -559,41 +559,83 @@ fn verdict(
     prompts_until: u32,
     reasons: Vec<String>,
 ) -> Verdict {
-    let prompts: Vec<String> = if classification == Learned::Human {
-        Vec::new()
-    } else {
-        segs.iter()
-            .filter(|s| s.label.recorded() && s.start < prompts_until)
-            .map(|s| s.text.trim().to_owned())
-            .collect()
-    };
-    let fingerprint = prompts.iter().map(|p| normalize(p)).collect::<Vec<_>>().join(" | ");
+    // Each prompt once (a menu repeated after a refused key is the same menu), refusals left out.
+    let mut prompts: Vec<String> = Vec::new();
+    let mut heard: Vec<String> = Vec::new();
+    if classification != Learned::Human {
+        for s in segs.iter().filter(|s| s.label.recorded() && s.start < prompts_until) {
+            let said = normalize(s.text);
+            if !heard.contains(&said) && !KEY_REFUSED.iter().any(|cue| said.contains(cue)) {
+                prompts.push(s.text.trim().to_owned());
+                heard.push(said);
+            }
+        }
+    }
+    let fingerprint = heard.join(" | ");
     Verdict { classification, confidence, ivr_actions, evidence: Evidence { prompts, fingerprint, reasons } }
 }
 
-/// One `dtmf` per key press (before the person), each moved back to just after the end of the prompt that
-/// offered it (never later than it was pressed), then a `wait` up to the person. Times relative to the previous
-/// action, the first to the stream's start.
+/// How soon after a key the system's answer to it begins (an error, the same menu again, or the next step).
+const KEY_ANSWER_MS: u32 = 4000;
+
+/// What a system says to a key it does not take.
+const KEY_REFUSED: &[&str] = &[
+    "not a valid",
+    "invalid",
+    "not understand",
+    "didnt understand",
+    "try again",
+    "no es valida",
+    "no es una opcion valida",
+];
+
+/// The keys that moved the system: a key answered by an error ("that is not a valid option") or by the same
+/// prompt again changed nothing (a replay of a menu that has since changed, a slip) and is not on the path.
+fn effective_keys<'a>(segs: &[Segment], keys: &[(u32, &'a str)]) -> Vec<(u32, &'a str)> {
+    keys.iter()
+        .copied()
+        .filter(|(at, _)| {
+            let offered = segs.iter().rfind(|s| s.end <= *at && s.label.recorded());
+            let Some(answer) = segs.iter().find(|s| s.start > *at && s.start <= at.saturating_add(KEY_ANSWER_MS))
+            else {
+                return true;
+            };
+            let said = normalize(answer.text);
+            let refused = KEY_REFUSED.iter().any(|cue| said.contains(cue));
+            let repeated = offered.is_some_and(|o| normalize(o.text) == said);
+            !(refused || repeated)
+        })
+        .collect()
+}
+
+/// One `dtmf` per key that moved the system (before the person), then a `wait` up to the person. Each key is
+/// timed from the previous key's press (the first from the stream's start) to just after the end of the
+/// prompt that offered it, as first heard since that press (a menu repeated after a refused key counts from
+/// its first hearing), never later than it was pressed: on a replay, each prompt starts that long after the
+/// replayed key before it, so the key lands just after the prompt.
 fn actions(segs: &[Segment], keys: &[(u32, &str)], person: Option<u32>) -> Vec<IvrAction> {
     let mut out = Vec::new();
-    let (mut last_at, mut last_key) = (0u32, 0u32);
-    for (at, digits) in keys.iter().filter(|(at, _)| person.is_none_or(|p| *at < p)) {
-        let prompt_end =
-            segs.iter().filter(|s| s.end <= *at && s.end >= last_key && s.label != Label::Human).map(|s| s.end).max();
+    let mut pressed = 0u32; // the previous key's press, as heard
+    for (at, digits) in effective_keys(segs, keys).into_iter().filter(|(at, _)| person.is_none_or(|p| *at < p)) {
+        let since = |s: &&Segment| s.start >= pressed && s.label != Label::Human;
+        let offering = segs.iter().filter(since).rfind(|s| s.end <= at);
+        let first_hearing = offering
+            .and_then(|o| segs.iter().filter(since).find(|s| normalize(s.text) == normalize(o.text)))
+            .map(|s| s.end);
         // A key with no prompt since the previous one (the rest of an extension) keeps its distance to it.
-        let when = match prompt_end {
-            Some(end) => (*at).min(end.saturating_add(KEY_AFTER_PROMPT_MS)).max(last_at),
-            None => last_at.saturating_add(at.saturating_sub(last_key)),
-        };
-        out.push(IvrAction { action: IvrActionKind::Dtmf, value: (*digits).to_owned(), timing_ms: when - last_at });
-        last_at = when;
-        last_key = *at;
+        let when = first_hearing.map_or(at, |end| at.min(end.saturating_add(KEY_AFTER_PROMPT_MS)));
+        out.push(IvrAction {
+            action: IvrActionKind::Dtmf,
+            value: digits.to_owned(),
+            timing_ms: when.saturating_sub(pressed),
+        });
+        pressed = at;
     }
     if let Some(person) = person {
         out.push(IvrAction {
             action: IvrActionKind::Wait,
             value: String::new(),
-            timing_ms: person.saturating_sub(last_at),
+            timing_ms: person.saturating_sub(pressed),
         });
     }
     out
@@ -893,6 +935,31 @@ mod tests {
     }
 
     #[test]
+    fn keys_a_changed_menu_refused_are_not_learned_and_the_right_one_counts_from_the_menus_first_hearing() {
+        let menu = "For billing, press 4. For appointments, press 5.";
+        let t = timeline(
+            40_000,
+            vec![
+                speech(3900, 8400, menu),
+                key(8600, "1"), // the old replay's keys, refused by the new menu
+                speech(9200, 11_000, "Sorry, that is not a valid option."),
+                speech(11_700, 16_200, menu),
+                key(16_400, "2"),
+                speech(17_000, 18_800, "Sorry, that is not a valid option."),
+                speech(19_500, 24_000, menu),
+                key(24_300, "5"), // the assistant's
+                speech(24_900, 27_000, "Please hold while I connect you."),
+                speech(31_000, 33_000, "Front desk, this is Maria, how can I help you?"),
+            ],
+        );
+        let v = classify(&t);
+        assert_eq!(v.classification, Learned::IvrThenHuman);
+        // Key 5 just after the menu's first hearing (8.4 s); the person 6.7 s after the key.
+        assert_eq!(v.ivr_actions, [act(IvrActionKind::Dtmf, "5", 8600), act(IvrActionKind::Wait, "", 6700)]);
+        assert_eq!(v.evidence.prompts, [menu, "Please hold while I connect you."], "each prompt once, no refusals");
+    }
+
+    #[test]
     fn a_menu_then_a_person_replays_the_key_after_its_prompt_then_waits_for_the_person() {
         let t = timeline(
             30_000,
@@ -907,8 +974,9 @@ mod tests {
         let v = classify(&t);
         assert_eq!(v.classification, Learned::IvrThenHuman);
         assert!(v.confidence >= CONFIDENT);
-        // The key lands just after the prompt ended (8.0 s), not when the assistant got to it (9.7 s).
-        assert_eq!(v.ivr_actions, [act(IvrActionKind::Dtmf, "1", 8200), act(IvrActionKind::Wait, "", 7800)]);
+        // The key lands just after the prompt ended (8.0 s), not when the assistant got to it (9.7 s); the
+        // person came 6.3 s after the key, so the replay waits that long after its own key.
+        assert_eq!(v.ivr_actions, [act(IvrActionKind::Dtmf, "1", 8200), act(IvrActionKind::Wait, "", 6300)]);
         assert_eq!(v.evidence.prompts.len(), 2);
         assert_eq!(
             v.evidence.fingerprint,
