@@ -95,6 +95,18 @@ impl Stack {
         self.select("call_sessions", &format!("pending_call_id=eq.{id}&order=attempt")).await
     }
 
+    /// The id of the row's first session, once it has one.
+    pub async fn sessions_eventually(&self, id: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(session) = self.sessions(id).await.first() {
+                return session["id"].as_str().unwrap().to_owned();
+            }
+            assert!(Instant::now() < deadline, "row {id} never claimed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until the row is terminal and its session has heard from both Twilio and (if the call
     /// reached VAPI) the end-of-call report; returns the row.
     pub async fn wait_terminal(&self, id: &str) -> Value {

@@ -115,16 +115,16 @@ async fn a_cached_ivr_is_replayed_at_its_timing_before_dialling_vapi() {
     let call = stack.sandbox_call_for(id).await;
     let row = stack.wait_terminal(id).await;
 
-    let verbs: Vec<(&str, i64)> = call["executed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| (v["verb"].as_str().unwrap(), v["at_ms"].as_i64().unwrap()))
-        .collect();
-    // 2 s wait + 1.5 s = 3 s pause and a half-second `w`, the key, 1 s more, the speech, the dial.
+    let executed = call["executed"].as_array().unwrap();
+    // The replay is listened to (a verification run), from its first moment.
+    assert_eq!((executed[0]["verb"].as_str(), executed[0]["at_ms"].as_i64()), (Some("Start"), Some(0)));
+    let verbs: Vec<(&str, i64)> =
+        executed[1..].iter().map(|v| (v["verb"].as_str().unwrap(), v["at_ms"].as_i64().unwrap())).collect();
+    // 2 s wait + 1.5 s = 3 s pause and a half-second `w`, the key (and its 100 ms tone), 1 s more, the
+    // speech, the dial.
     assert_eq!(verbs[0], ("Pause", 0));
     assert_eq!(verbs[1].0, "Play");
-    assert_eq!(call["executed"][1]["digits"], "w2");
+    assert_eq!(executed[2]["digits"], "w2");
     assert_eq!(verbs[2], ("Pause", 3600));
     assert_eq!(verbs[3], ("Say", 4600));
     assert_eq!(verbs[4].0, "Dial");
@@ -152,7 +152,9 @@ async fn an_expired_classification_is_not_replayed() {
     let row = stack.insert_pending_call(sample_row(&phone, "Ana Berg")).await;
     let id = row["id"].as_str().unwrap();
     let call = stack.sandbox_call_for(id).await;
-    assert_eq!(call["executed"][0]["verb"], "Dial", "expired cache ignored: {}", call["executed"]);
+    // An expired classification is no classification: nothing is replayed, and the call learns the phone again.
+    assert_eq!(call["executed"][0]["verb"], "Start", "expired cache ignored: {}", call["executed"]);
+    assert_eq!(call["executed"][1]["verb"], "Dial", "expired cache ignored: {}", call["executed"]);
     let row = stack.wait_terminal(id).await;
     assert!(row["classification_id"].is_null());
 }

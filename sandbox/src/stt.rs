@@ -17,7 +17,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -43,7 +43,10 @@ const CONFIDENCE: f64 = 0.99;
 const SECRET_PARAMS: [&str; 3] = ["token", "key", "access_token"];
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/listen", get(listen)).route("/_sandbox/stt/fault", get(current_fault).post(set_fault))
+    Router::new()
+        .route("/v1/listen", get(listen))
+        .route("/_sandbox/stt/fault", get(current_fault).post(set_fault))
+        .route("/_sandbox/stt/{id}/latency", get(latency))
 }
 
 /// How the STT stand-in fails, set through `POST /_sandbox/stt/fault` (a
@@ -108,6 +111,10 @@ pub struct SttConnection {
     pub closed_by: Option<&'static str>,
     pub audio_bytes: u64,
     pub audio_frames: u64,
+    /// Each audio message's arrival: (audio bytes received with it, µs since the sandbox started). Not in
+    /// the listing; see `latency`.
+    #[serde(skip)]
+    pub audio_arrivals: Vec<(u64, u64)>,
     pub keep_alives: u64,
     pub finalizes: u64,
     pub close_stream: bool,
@@ -208,6 +215,7 @@ async fn listen(
         closed_by: None,
         audio_bytes: 0,
         audio_frames: 0,
+        audio_arrivals: Vec::new(),
         keep_alives: 0,
         finalizes: 0,
         close_stream: false,
@@ -397,6 +405,8 @@ impl Session {
             let mut r = lock(&self.record);
             r.audio_bytes += audio.len() as u64;
             r.audio_frames += 1;
+            let arrived = (r.audio_bytes, self.state.uptime().as_micros() as u64);
+            r.audio_arrivals.push(arrived);
         }
         let utterances = self.transcriber.push(audio);
         let mut out = Vec::new();
@@ -545,6 +555,38 @@ async fn set_fault(State(state): State<Arc<AppState>>, body: Bytes) -> Response 
         }
         Err(e) => api_error(StatusCode::BAD_REQUEST, "invalid_fault", e.to_string()),
     }
+}
+
+/// `GET /_sandbox/stt/{id}/latency?stream=MZ...`: how long each inbound frame of a Twilio stream took to reach
+/// this connection (µs, from the stream sending it to its audio arriving here): the listener's latency per
+/// frame. Audio is matched by position (the listener forwards the inbound track in order), each arrival to the
+/// last frame it completes.
+async fn latency(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let Some(arrivals) = state.stt.list().into_iter().find(|c| c.id == id).map(|c| c.audio_arrivals) else {
+        return (StatusCode::NOT_FOUND, Json(json!({"error": {"code": "not_found", "message": "no such connection"}})))
+            .into_response();
+    };
+    let stream_sid = query.get("stream").cloned().unwrap_or_default();
+    let sent = state
+        .calls
+        .list(|call| call.streams.iter().any(|s| s.stream_sid == stream_sid))
+        .into_iter()
+        .flat_map(|call| call.streams)
+        .find(|s| s.stream_sid == stream_sid)
+        .map(|s| s.inbound_sent_us)
+        .unwrap_or_default();
+    let latency_us: Vec<u64> = arrivals
+        .iter()
+        .filter_map(|(bytes, at)| {
+            let frame = (*bytes).div_ceil(crate::twilio::stream::FRAME_BYTES as u64).checked_sub(1)?;
+            sent.get(frame as usize).map(|sent_at| at.saturating_sub(*sent_at))
+        })
+        .collect();
+    Json(json!({"frames_sent": sent.len(), "arrivals": arrivals.len(), "latency_us": latency_us})).into_response()
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! - PostgREST round trips per dispatched call and per context request (counted at the gateway);
 //! - slot refill latency: one call's end → the next Twilio create request, with a backlog of due rows;
 //! - dispatches per second with the limits lifted;
-//! - accepting a 10,000-target batch in one request: latency, and the Worker's peak memory doing it.
+//! - accepting a 10,000-target batch in one request: latency, and the Worker's peak memory doing it;
+//! - learning phone systems: the listener's latency per media frame, audio forwarded over audio received,
+//!   the call's end to its classification stored, and on the replay, the person answering to VAPI connected.
 
 use outcall_e2e::{fresh_phone, merge, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
@@ -97,6 +99,89 @@ async fn main() {
     // answered calls whose conversations play while the rest are being dispatched.
     dispatch_rate(&stack, Scenario::Failed).await;
     dispatch_rate(&stack, Scenario::Human).await;
+    learning(&stack).await;
+}
+
+const LEARNED_CLINICS: usize = 5;
+
+/// Each of a few unknown clinics (a menu, then a person) called twice: a learning call, then a replay.
+async fn learning(stack: &Stack) {
+    let (mut frame_ms, mut stored_ms, mut connect_ms, mut ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..LEARNED_CLINICS {
+        let phone = fresh_phone(Scenario::IvrThenHuman);
+        let row = merge(sample_row(&phone, "Bench Person"), json!({"exam_id": format!("learn-{i}")}));
+        let id = stack.insert_pending_call(row).await["id"].as_str().unwrap().to_owned();
+        let session = stack.sessions_eventually(&id).await;
+        // The call's end (the sandbox decided its final status) and the run's record, as this loop sees them.
+        let (mut ended, mut stored, mut call) = (None, None, Value::Null);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while stored.is_none() {
+            assert!(Instant::now() < deadline, "learning call {i} never recorded");
+            if ended.is_none() {
+                if let Some(found) = stack.sandbox_calls_of(&id).await.pop().filter(|c| !c["final_status"].is_null()) {
+                    (ended, call) = (Some(Instant::now()), found);
+                }
+            }
+            let runs =
+                stack.select("classification_runs", &format!("session_id=eq.{session}&status=eq.finished")).await;
+            if ended.is_some() && !runs.is_empty() {
+                stored = Some(Instant::now());
+                let run = &runs[0];
+                let stream = &call["streams"][0];
+                let stt = stt_connection(stack, run["id"].as_str().unwrap()).await;
+                ratios.push(stt["audio_bytes"].as_f64().unwrap() / stream["bytes_sent"]["inbound"].as_f64().unwrap());
+                let url = format!(
+                    "{}/_sandbox/stt/{}/latency?stream={}",
+                    stack.sandbox_url,
+                    stt["id"].as_str().unwrap(),
+                    stream["stream_sid"].as_str().unwrap()
+                );
+                let latency: Value = stack.http.get(url).send().await.unwrap().json().await.unwrap();
+                frame_ms
+                    .extend(latency["latency_us"].as_array().unwrap().iter().map(|us| us.as_f64().unwrap() / 1000.0));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stored_ms.push((stored.unwrap() - ended.unwrap()).as_secs_f64() * 1000.0);
+        stack.wait_terminal(&id).await;
+
+        let replay = merge(sample_row(&phone, "Bench Person"), json!({"exam_id": format!("replay-{i}")}));
+        let replay_id = stack.insert_pending_call(replay).await["id"].as_str().unwrap().to_owned();
+        stack.wait_terminal(&replay_id).await;
+        let clinic = stack.sandbox_call_for(&replay_id).await["clinic"].clone();
+        assert_eq!(clinic["vapi_connected_kind"], "person", "the replay reached the person: {clinic}");
+        connect_ms.push(clinic["vapi_connected_at_ms"].as_f64().unwrap() - clinic["person_at_ms"].as_f64().unwrap());
+    }
+    let pct = |values: &mut Vec<f64>, p: f64| {
+        values.sort_by(f64::total_cmp);
+        values[((values.len() as f64 * p).ceil() as usize).clamp(1, values.len()) - 1]
+    };
+    println!("learning, {LEARNED_CLINICS} unknown clinics (menu, then a person), each learned and then replayed:");
+    println!(
+        "  listener latency per media frame (Twilio's stand-in sends → STT's stand-in receives), {} frames: p50 {:.2} ms  p99 {:.2} ms",
+        frame_ms.len(),
+        pct(&mut frame_ms, 0.50),
+        pct(&mut frame_ms, 0.99)
+    );
+    println!(
+        "  audio forwarded to STT / inbound audio received: {}",
+        ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "  call ended → classification stored: p50 {:.0} ms  max {:.0} ms",
+        pct(&mut stored_ms, 0.50),
+        pct(&mut stored_ms, 1.0)
+    );
+    println!(
+        "  replay: person answered → VAPI connected (nominal): {} ms",
+        connect_ms.iter().map(|ms| format!("{ms:.0}")).collect::<Vec<_>>().join(", ")
+    );
+}
+
+async fn stt_connection(stack: &Stack, run_id: &str) -> Value {
+    let all: Vec<Value> =
+        stack.http.get(format!("{}/_sandbox/stt", stack.sandbox_url)).send().await.unwrap().json().await.unwrap();
+    all.into_iter().find(|c| c["query"]["tag"] == run_id).expect("the run's STT connection")
 }
 
 const REFILL_ROWS: usize = 40;

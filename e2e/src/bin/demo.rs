@@ -1,18 +1,12 @@
 //! `./dev demo`: an outside system inserts ~20 pending calls covering every sandbox scenario; we
-//! follow them live and print each call's outcome. Then an operator sends a batch through the batch API
-//! and follows its event stream to the end.
+//! follow them live and print each call's outcome (each phone is unknown: its first call is a learning
+//! call). Then one clinic called twice shows learning and replay side by side, and an operator sends a
+//! batch through the batch API and follows its event stream to the end.
 
 use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack, DEMO_NAMES};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::time::{Duration, Instant};
-
-/// The recorded menu of the IVR scenarios' phone systems: listen, press 2, listen, say "scheduling".
-fn menu() -> Value {
-    json!([{"action": "wait", "value": "", "timing_ms": 2000},
-           {"action": "dtmf", "value": "2", "timing_ms": 1500},
-           {"action": "speech", "value": "scheduling", "timing_ms": 1000}])
-}
 
 #[tokio::main]
 async fn main() {
@@ -20,18 +14,7 @@ async fn main() {
     let mut rows = Vec::new();
     for (i, name) in DEMO_NAMES.iter().enumerate() {
         let scenario = Scenario::ALL[i % Scenario::ALL.len()];
-        let phone = fresh_phone(scenario);
-        if matches!(scenario, Scenario::IvrThenHuman | Scenario::IvrOnly) {
-            let kind = if scenario == Scenario::IvrOnly { "ivr_only" } else { "ivr_then_human" };
-            let cached = stack
-                .insert(
-                    "call_classifications",
-                    json!({"phone_number": phone, "classification_type": kind, "ivr_actions": menu()}),
-                )
-                .await;
-            assert!(cached.status().is_success(), "classification insert failed: {}", cached.status());
-        }
-        rows.push((scenario, phone, name.to_string()));
+        rows.push((scenario, fresh_phone(scenario), name.to_string()));
     }
     let batch: Vec<Value> = rows.iter().map(|(_, phone, name)| sample_row(phone, name)).collect();
     let response = stack.insert("pending_calls", Value::Array(batch)).await;
@@ -139,7 +122,88 @@ async fn main() {
         eprintln!("demo: {bad_sip} calls carried unexpected SIP headers");
         std::process::exit(1);
     }
+    learning_and_replay(&stack).await;
     storm_warning_batch(&stack).await;
+}
+
+/// One unknown clinic (a menu, then a person) called twice: the first call learns it, the second replays it.
+async fn learning_and_replay(stack: &Stack) {
+    let phone = fresh_phone(Scenario::IvrThenHuman);
+    println!(
+        "
+one clinic, {phone}, called twice:"
+    );
+    println!(
+        "  {:<9} {:<34} {:<24} {:<16} {:>14}",
+        "call", "TwiML before the dial", "keys (by whom, at)", "VAPI connected", "VAPI in menu"
+    );
+    for (label, exam) in [("learning", "demo-learn"), ("replay", "demo-replay")] {
+        let row = stack
+            .insert_pending_call(json!({"employee_name": "Mei Tanaka", "phone": phone,
+            "clinic_timezone": "America/Chicago", "exam_id": exam}))
+            .await;
+        let id = row["id"].as_str().unwrap();
+        stack.wait_terminal(id).await;
+        let call = stack.sandbox_call_for(id).await;
+        let clinic = &call["clinic"];
+        let twiml = call["twiml"].as_str().unwrap_or_default();
+        let before_dial = twiml.split("<Dial>").next().unwrap_or_default();
+        let shown = if before_dial.contains("<Play") {
+            before_dial
+                .split("<Play digits=\"")
+                .skip(1)
+                .map(|d| format!("#{}", d.split('"').next().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            "-".to_owned()
+        };
+        let shown = if before_dial.contains("<Stream") { format!("stream → listener; {shown}") } else { shown };
+        let keys: Vec<String> = clinic["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|k| {
+                format!(
+                    "{} {} {:.1}s",
+                    k["digit"].as_str().unwrap_or("?"),
+                    k["source"].as_str().unwrap_or("?"),
+                    k["at_ms"].as_f64().unwrap_or(0.0) / 1000.0
+                )
+            })
+            .collect();
+        println!(
+            "  {:<9} {:<34} {:<24} {:<16} {:>11} ms",
+            label,
+            shown,
+            keys.join(", "),
+            format!(
+                "at {} {:.1}s",
+                clinic["vapi_connected_kind"].as_str().unwrap_or("?"),
+                clinic["vapi_connected_at_ms"].as_f64().unwrap_or(0.0) / 1000.0
+            ),
+            clinic["vapi_ms_in_menu"]
+        );
+        if label == "learning" {
+            let runs = stack
+                .select("classification_runs", &format!("phone=eq.{}&order=created_at", phone.replace('+', "%2B")))
+                .await;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut run = runs.last().cloned().unwrap_or_default();
+            while run["status"] == "listening" && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                run = stack
+                    .select("classification_runs", &format!("id=eq.{}", run["id"].as_str().unwrap_or_default()))
+                    .await
+                    .pop()
+                    .unwrap_or_default();
+            }
+            println!(
+                "            learned: {} (confidence {}), actions {}",
+                run["result"], run["confidence"], run["ivr_actions"]
+            );
+        }
+    }
 }
 
 /// A batch of drivers to warn about a storm, each with their own route as a variable: POST, then the

@@ -28,6 +28,7 @@ use crate::state::{lock, AppState, CallHandle};
 
 /// Nominal length of one media frame: 160 µ-law bytes.
 pub const FRAME_MS: u64 = 20;
+pub const FRAME_BYTES: usize = 160;
 /// How long the handshake may take (real time).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stream may take, after its call ended, to hand over its last frames (real time): a server
@@ -54,6 +55,10 @@ pub struct StreamRecord {
     /// `media` messages and payload bytes (decoded) sent, by track.
     pub frames_sent: BTreeMap<&'static str, u64>,
     pub bytes_sent: BTreeMap<&'static str, u64>,
+    /// When each inbound frame went out (µs since the sandbox started): with the STT stand-in's arrival
+    /// times, the listener's latency per frame (`GET /_sandbox/stt/{id}/latency`). Not in the listing.
+    #[serde(skip)]
+    pub inbound_sent_us: Vec<u64>,
 }
 
 /// A running stream, for `<Stop><Stream>` and for waiting until it finished.
@@ -109,6 +114,7 @@ pub fn start(ctx: StreamContext, spec: StreamSpec, at_ms: u64) -> StreamHandle {
         stopped_at_ms: None,
         frames_sent: BTreeMap::new(),
         bytes_sent: BTreeMap::new(),
+        inbound_sent_us: Vec::new(),
     };
     let index = {
         let mut call = lock(&ctx.call);
@@ -263,6 +269,9 @@ impl Stream {
                 let message = self.message("media", media);
                 if let Err(e) = sink.send(message).await {
                     return End::ClosedByServer(e.to_string());
+                }
+                if track == Track::Inbound {
+                    self.record.inbound_sent_us.push(self.ctx.state.uptime().as_micros() as u64);
                 }
                 *self.record.frames_sent.entry(track.name()).or_default() += 1;
                 *self.record.bytes_sent.entry(track.name()).or_default() += payload.len() as u64;
