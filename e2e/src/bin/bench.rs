@@ -4,6 +4,8 @@
 //! - slot refill latency: one call's end → the next Twilio create request, with a backlog of due rows;
 //! - dispatches per second with the limits lifted;
 //! - accepting a 10,000-target batch in one request: latency, and the Worker's peak memory doing it;
+//! - side by side with a plain JavaScript Worker doing the same (bench/baseline, `BASELINE_URL`): `/health` and
+//!   the context request, sequentially and 8 at a time, with the ratios;
 //! - learning phone systems: the listener's latency per media frame, audio forwarded over audio received,
 //!   the call's end to its classification stored, and on the replay, the person answering to VAPI connected.
 
@@ -47,6 +49,7 @@ async fn main() {
     }
     let per_context = gateway_count(&stack, "/rpc/call_context").await as f64 / LATENCY_SAMPLES as f64;
     let total_per_context = gateway_total(&stack).await as f64 / LATENCY_SAMPLES as f64;
+    side_by_side(&stack, &message).await;
     stack.hang_up(&context_sid).await;
     samples.sort();
     let pct = |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).min(samples.len()) - 1];
@@ -109,6 +112,104 @@ async fn main() {
     dispatch_rate(&stack, Scenario::Failed).await;
     dispatch_rate(&stack, Scenario::Human).await;
     learning(&stack).await;
+}
+
+const SIDE_BY_SIDE_REQUESTS: usize = 300;
+const CONCURRENCY: usize = 8;
+
+/// One route's figures on one Worker: p50 sequentially, then p50 and requests per second 8 at a time.
+struct Figures {
+    p50: f64,
+    p50_concurrent: f64,
+    per_second: f64,
+}
+
+/// `/health` and the context request (`message`, an assistant-request for a live call), on outcall and on the
+/// JavaScript baseline, each run back to back with the same driver, then the ratios outcall / baseline.
+async fn side_by_side(stack: &Stack, message: &Value) {
+    let Ok(baseline) = std::env::var("BASELINE_URL") else {
+        println!("side by side: BASELINE_URL unset (./dev bench starts the JavaScript baseline), skipped");
+        return;
+    };
+    let body = json!({ "message": message }).to_string();
+    println!(
+        "side by side with a JavaScript Worker doing the same (bench/baseline), same wrangler dev, gateway, PostgREST:"
+    );
+    println!(
+        "  {:<16} {:>22} {:>22} {:>10} {:>11} {:>11}",
+        "", "outcall p50 / @8", "baseline p50 / @8", "latency", "latency @8", "throughput"
+    );
+    for route in ["/health", "/vapi/events"] {
+        let run = |base: String| {
+            let body = body.clone();
+            let secret = stack.vapi_secret.clone();
+            async move {
+                let http = reqwest::Client::new();
+                let send = move |http: reqwest::Client| {
+                    let (url, body, secret) = (format!("{base}{route}"), body.clone(), secret.clone());
+                    async move {
+                        let started = Instant::now();
+                        let response = if route == "/health" {
+                            http.get(url).send().await
+                        } else {
+                            http.post(url).header("X-Vapi-Secret", secret).body(body).send().await
+                        };
+                        let response = response.expect("the Worker answers");
+                        assert_eq!(response.status(), 200, "{route}");
+                        let _ = response.bytes().await;
+                        started.elapsed()
+                    }
+                };
+                for _ in 0..20 {
+                    send(http.clone()).await; // warm-up
+                }
+                let mut sequential = Vec::new();
+                for _ in 0..SIDE_BY_SIDE_REQUESTS {
+                    sequential.push(send(http.clone()).await);
+                }
+                let started = Instant::now();
+                let mut concurrent = Vec::new();
+                let mut tasks = Vec::new();
+                for worker in 0..CONCURRENCY {
+                    let (http, send) = (http.clone(), send.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let mut times = Vec::new();
+                        for _ in (worker..SIDE_BY_SIDE_REQUESTS).step_by(CONCURRENCY) {
+                            times.push(send(http.clone()).await);
+                        }
+                        times
+                    }));
+                }
+                for task in tasks {
+                    concurrent.extend(task.await.unwrap());
+                }
+                let per_second = SIDE_BY_SIDE_REQUESTS as f64 / started.elapsed().as_secs_f64();
+                Figures { p50: median_ms(sequential), p50_concurrent: median_ms(concurrent), per_second }
+            }
+        };
+        let ours = run(stack.worker_url.clone()).await;
+        let theirs = run(baseline.clone()).await;
+        let name = if route == "/health" { "/health" } else { "context request" };
+        println!(
+            "  {:<16} {:>8.1} / {:>5.1} ms {:>4.0}/s {:>7.1} / {:>5.1} ms {:>4.0}/s {:>9.2}× {:>10.2}× {:>10.2}×",
+            name,
+            ours.p50,
+            ours.p50_concurrent,
+            ours.per_second,
+            theirs.p50,
+            theirs.p50_concurrent,
+            theirs.per_second,
+            ours.p50 / theirs.p50,
+            ours.p50_concurrent / theirs.p50_concurrent,
+            ours.per_second / theirs.per_second
+        );
+    }
+    println!("  (ratios are outcall over the baseline: latency below 1 and throughput above 1 mean outcall is faster)");
+}
+
+fn median_ms(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1000.0
 }
 
 const LEARNED_CLINICS: usize = 5;
@@ -374,10 +475,17 @@ async fn cancel_batch(stack: &Stack, accepted: &Value) {
 
 /// The largest `field` (VmRSS, VmHWM) among this machine's workerd processes, in KiB.
 fn workerd_memory_kib(field: &str) -> u64 {
+    // Only the workerd processes of this stack's Worker (`./dev` passes the pid of its wrangler): other stacks
+    // or the baseline may run beside it.
+    let wrangler = std::env::var("OUTCALL_WORKER_PID").ok().and_then(|p| p.parse::<u32>().ok());
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
     entries
         .filter_map(Result::ok)
         .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "workerd"))
+        .filter(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<u32>().unwrap_or(0);
+            wrangler.is_none_or(|ancestor| descends_from(pid, ancestor))
+        })
         .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
         .filter_map(|status| {
             status
@@ -386,4 +494,16 @@ fn workerd_memory_kib(field: &str) -> u64 {
         })
         .max()
         .unwrap_or(0)
+}
+
+/// Whether `ancestor` is among the parents of `pid` (`/proc/<pid>/status`'s `PPid`, up to init).
+fn descends_from(mut pid: u32, ancestor: u32) -> bool {
+    while pid > 1 {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+        pid = status.lines().find_map(|l| l.strip_prefix("PPid:")?.trim().parse().ok()).unwrap_or(0);
+        if pid == ancestor {
+            return true;
+        }
+    }
+    false
 }

@@ -6,6 +6,8 @@ use outcall_core::config::{Config, ConfigError};
 use outcall_core::error::{constant_time_eq, ApiError};
 use outcall_core::routes::Route;
 use serde::Serialize;
+use std::cell::OnceCell;
+use std::rc::Rc;
 use worker::{Env, Request, Response};
 
 /// What every route returns: a response, or an error that becomes `{"error": {...}}`.
@@ -26,9 +28,19 @@ fn variable(env: &Env, name: &str) -> Option<String> {
     env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).ok()
 }
 
-/// Reads the whole configuration.
-pub fn config(env: &Env) -> Result<Config, ApiError> {
-    Config::from_lookup(|name| variable(env, name)).map_err(ApiError::from)
+thread_local! {
+    /// The configuration as the isolate's first request read it: an isolate's variables never change, so it is
+    /// read and checked once (a wrong one stays the same clear `configuration_error` for every request).
+    static CONFIG: OnceCell<Result<Rc<Config>, ApiError>> = const { OnceCell::new() };
+}
+
+/// The whole configuration (read once per isolate).
+pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
+    CONFIG.with(|cached| {
+        cached
+            .get_or_init(|| Config::from_lookup(|name| variable(env, name)).map(Rc::new).map_err(ApiError::from))
+            .clone()
+    })
 }
 
 /// Reads only what a route checks its caller with (`outcall_core::config::webhook_secret` and the like),

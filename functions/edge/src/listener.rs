@@ -18,6 +18,7 @@ use outcall_core::learning::media;
 use outcall_core::learning::stt::{Deepgram, SpeechToText};
 use outcall_core::rpc::{BeginListening, Decision, InvalidateClassification};
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::time::Duration;
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::{
@@ -63,7 +64,7 @@ enum Input {
     Tick,
 }
 
-async fn listen(twilio: WebSocket, config: Config) {
+async fn listen(twilio: WebSocket, config: Rc<Config>) {
     let (inputs, mut received) = unbounded::<Input>();
     pump(twilio.clone(), inputs.clone(), Input::Twilio, Input::TwilioClosed);
     tick(inputs.clone());
