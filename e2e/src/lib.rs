@@ -6,7 +6,6 @@ pub mod worker;
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The stack's addresses and secrets, from the environment or `.dev/stack.env`.
@@ -399,11 +398,30 @@ impl Stack {
 
 pub use outcall_scenario::Scenario;
 
-/// A number playing `scenario` that this process has not handed out before (numbers are also the
-/// key of the classification cache, so tests must not share them).
+/// A number playing `scenario` that no test of this run has had before: numbers are the key of the
+/// classification cache, which every call now fills (a learning call), so tests must not share them, across
+/// test binaries too. The suffixes come from one counter per scenario in a file every process shares (under a
+/// lock), so a run hands out up to 1,000 numbers per scenario before any repeats.
 pub fn fresh_phone(scenario: Scenario) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let suffix = (std::process::id() % 500 + NEXT.fetch_add(1, Ordering::Relaxed)) % 1000;
+    use std::io::{Read, Seek, Write};
+    let path = std::env::temp_dir().join("outcall-e2e-fresh-phones");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .expect("the fresh-phone counter");
+    file.lock().expect("the fresh-phone counter's lock");
+    let mut text = String::new();
+    file.read_to_string(&mut text).expect("the fresh-phone counter");
+    let mut counters: Vec<u32> = text.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    counters.resize(Scenario::ALL.len(), 0);
+    let slot = Scenario::ALL.iter().position(|s| *s == scenario).unwrap_or(0);
+    let suffix = counters[slot] % 1000;
+    counters[slot] = counters[slot].wrapping_add(1);
+    let line = counters.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
+    file.set_len(0).and_then(|_| file.rewind()).and_then(|_| file.write_all(line.as_bytes())).expect("written");
     scenario.number(suffix as u16)
 }
 

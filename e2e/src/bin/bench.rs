@@ -68,6 +68,9 @@ async fn main() {
     let secret = stack.webhook_secret.clone();
     let started = Instant::now();
     let db = stack.db().await;
+    // A row the cron's sweep (every few seconds here) claims between being made due and the webhook is not
+    // the webhook's: counted apart, its refused claim and the sweep's record of its dial taken out.
+    let mut taken_first = 0;
     for id in &ids {
         // Due now: the claim takes it; no other row is due, so no drain follows (more_due is false).
         db.execute("update pending_calls set next_attempt_at = now() where id = $1::text::uuid", &[id]).await.unwrap();
@@ -75,17 +78,23 @@ async fn main() {
         let (status, body) =
             stack.post_worker("/hooks/pending-calls", &[("X-Webhook-Secret", &secret)], payload.to_string()).await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["dispatched"], true, "{body}");
+        match (&body["dispatched"], body["reason"].as_str()) {
+            (Value::Bool(true), _) => {}
+            (_, Some("not_claimable")) => taken_first += 1,
+            _ => panic!("not dispatched: {body}"),
+        }
     }
     let elapsed = started.elapsed();
-    let claims = gateway_count(&stack, "/rpc/claim_pending_call").await;
-    let records = gateway_count(&stack, "/rpc/record_dial_result").await;
-    println!("dispatch via the webhook route, {DISPATCHES} rows:");
+    let dispatched = DISPATCHES - taken_first;
+    let claims = gateway_count(&stack, "/rpc/claim_pending_call").await - taken_first as u64;
+    // (the sweep's dials of the rows it took record their own results)
+    let records = gateway_count(&stack, "/rpc/record_dial_result").await - taken_first as u64;
+    println!("dispatch via the webhook route, {dispatched} rows ({taken_first} taken by the sweep first):");
     println!(
         "  PostgREST round trips per dispatched call: {:.2} (claim_pending_call {:.2} + record_dial_result {:.2})",
-        (claims + records) as f64 / DISPATCHES as f64,
-        claims as f64 / DISPATCHES as f64,
-        records as f64 / DISPATCHES as f64
+        (claims + records) as f64 / dispatched as f64,
+        claims as f64 / dispatched as f64,
+        records as f64 / dispatched as f64
     );
     let per_call = elapsed.as_secs_f64() * 1000.0 / DISPATCHES as f64;
     println!("  webhook → claim → Twilio request → CallSid recorded: {per_call:.1} ms per call (sequential)");

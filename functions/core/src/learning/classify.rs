@@ -545,7 +545,10 @@ pub fn classify(t: &Timeline) -> Verdict {
     if has_menu || !keys.is_empty() {
         reasons.push("no person after the menu".into());
         let confidence = if has_menu && !keys.is_empty() { 0.85 } else { 0.7 };
-        return verdict(Learned::IvrOnly, confidence, actions(&segs, &keys, None), &segs, u32::MAX, reasons);
+        // The assistant is connected once the system has answered the last key (its next recording begins).
+        let answered = effective_keys(&segs, &keys).last().and_then(|(at, _)| segs.iter().find(|s| s.start > *at));
+        let actions = actions(&segs, &keys, answered.map(|s| s.start));
+        return verdict(Learned::IvrOnly, confidence, actions, &segs, u32::MAX, reasons);
     }
     reasons.push("announcements only, no menu and no person".into());
     verdict(Learned::Unknown, 0.0, Vec::new(), &segs, u32::MAX, reasons)
@@ -608,15 +611,16 @@ fn effective_keys<'a>(segs: &[Segment], keys: &[(u32, &'a str)]) -> Vec<(u32, &'
         .collect()
 }
 
-/// One `dtmf` per key that moved the system (before the person), then a `wait` up to the person. Each key is
+/// One `dtmf` per key that moved the system (before `connect`), then a `wait` up to `connect`: the person,
+/// or the recording that answered an automated system's last key. Each key is
 /// timed from the previous key's press (the first from the stream's start) to just after the end of the
 /// prompt that offered it, as first heard since that press (a menu repeated after a refused key counts from
 /// its first hearing), never later than it was pressed: on a replay, each prompt starts that long after the
 /// replayed key before it, so the key lands just after the prompt.
-fn actions(segs: &[Segment], keys: &[(u32, &str)], person: Option<u32>) -> Vec<IvrAction> {
+fn actions(segs: &[Segment], keys: &[(u32, &str)], connect: Option<u32>) -> Vec<IvrAction> {
     let mut out = Vec::new();
     let mut pressed = 0u32; // the previous key's press, as heard
-    for (at, digits) in effective_keys(segs, keys).into_iter().filter(|(at, _)| person.is_none_or(|p| *at < p)) {
+    for (at, digits) in effective_keys(segs, keys).into_iter().filter(|(at, _)| connect.is_none_or(|c| *at < c)) {
         let since = |s: &&Segment| s.start >= pressed && s.label != Label::Human;
         let offering = segs.iter().filter(since).rfind(|s| s.end <= at);
         let first_hearing = offering
@@ -631,11 +635,11 @@ fn actions(segs: &[Segment], keys: &[(u32, &str)], person: Option<u32>) -> Vec<I
         });
         pressed = at;
     }
-    if let Some(person) = person {
+    if let Some(connect) = connect {
         out.push(IvrAction {
             action: IvrActionKind::Wait,
             value: String::new(),
-            timing_ms: person.saturating_sub(pressed),
+            timing_ms: connect.saturating_sub(pressed),
         });
     }
     out
@@ -982,6 +986,22 @@ mod tests {
             v.evidence.fingerprint,
             "thank you for calling sunrise dental | for appointments press 1 for billing press 2"
         );
+    }
+
+    #[test]
+    fn an_automated_system_is_replayed_up_to_its_answer_to_the_last_key() {
+        let t = timeline(
+            20_000,
+            vec![
+                speech(3700, 9400, "For our hours, press 1. To schedule an appointment, press 2."),
+                key(9700, "2"),
+                speech(10_500, 15_000, "Our scheduling office is closed. Please book online. Goodbye."),
+            ],
+        );
+        let v = classify(&t);
+        assert_eq!(v.classification, Learned::IvrOnly);
+        // The key just after its prompt; the assistant connected when the recording answering it starts.
+        assert_eq!(v.ivr_actions, [act(IvrActionKind::Dtmf, "2", 9600), act(IvrActionKind::Wait, "", 800)]);
     }
 
     #[test]

@@ -29,8 +29,9 @@ use crate::ids::SessionId;
 use crate::rpc;
 use std::collections::BTreeMap;
 
-/// Frames held before authentication: about 2 s of both tracks.
-pub const MAX_HELD_FRAMES: usize = 200;
+/// Frames held before authentication: 10 s of both tracks (160 KB), as long as opening STT may take too, so a
+/// slow database costs no audio.
+pub const MAX_HELD_FRAMES: usize = 1000;
 /// Audio held while the STT connection opens (10 s at 8 kHz).
 const MAX_PENDING_AUDIO: usize = 80_000;
 /// Chunks held back waiting for a missing one before it is given up.
