@@ -50,6 +50,7 @@ async fn an_announcement_the_rules_cannot_read_is_judged_once_and_the_judges_ver
     let reasons: Vec<&str> =
         run["evidence"]["reasons"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
     assert_eq!(reasons, ["announcements only, no menu and no person", "judge: a recording that ends the call"]);
+    assert!(run["classification_id"].is_null(), "no key to replay: an ivr_only like this is not cached: {run}");
 
     let asked = judge_requests(&stack, &run).await;
     assert_eq!(asked.len(), 1, "one request for the run: {asked:?}");
