@@ -57,7 +57,7 @@ impl Judges {
 
 /// The stand-in's rule over a transcript of `[t] office: …` lines: (classification, confidence, reason).
 pub fn judge(transcript: &str) -> (&'static str, f64, &'static str) {
-    let last = transcript.lines().filter_map(|line| line.split_once("office:").map(|(_, said)| said)).last();
+    let last = transcript.lines().rev().find_map(|line| line.split_once("office:").map(|(_, said)| said));
     let words: String = last.unwrap_or_default().to_lowercase().chars().filter(|c| c.is_alphanumeric()).collect();
     if words.contains("goodbye") {
         ("ivr_only", 0.8, "a recording that ends the call")
