@@ -1496,6 +1496,9 @@ fn config_check(input: &[u8]) -> bool {
         for url in [&config.supabase_url, &config.twilio_api_base, &config.public_base_url] {
             assert!(config::check_base_url(url).is_ok(), "{url}");
         }
+        if let Some(judge) = &config.judge {
+            assert!(config::check_base_url(&judge.url).is_ok() && !judge.api_key.is_empty(), "{judge:?}");
+        }
         let create = Route::Api(api::Route::CreateBatch);
         assert!(
             body::route_cap("POST", create, config.batch_max_targets).is_some_and(|cap| cap <= body::BATCH_MAX_BYTES)

@@ -16,6 +16,8 @@ pub struct Config {
     pub vapi_secret: String,
     /// The only key the STT stand-in accepts (`SANDBOX_STT_KEY`).
     pub stt_key: String,
+    /// The only key the judge stand-in accepts (`SANDBOX_JUDGE_KEY`).
+    pub judge_key: String,
     /// Real sleep = nominal duration × scale. Recorded timings stay nominal.
     pub time_scale: f64,
 }
@@ -39,6 +41,8 @@ impl std::fmt::Display for ConfigError {
 pub const DEFAULT_ADDR: &str = "127.0.0.1:54321";
 /// The STT key when `SANDBOX_STT_KEY` is not set: the sandbox has no secret to protect.
 pub const DEFAULT_STT_KEY: &str = "sandbox-stt-key";
+/// The judge's key when `SANDBOX_JUDGE_KEY` is not set.
+pub const DEFAULT_JUDGE_KEY: &str = "sandbox-judge-key";
 
 impl Config {
     /// Reads the configuration through `get` (the process environment in `main`).
@@ -61,10 +65,11 @@ impl Config {
         let vapi_server_url = required("VAPI_SERVER_URL", "the Worker's VAPI endpoint");
         let vapi_secret = required("VAPI_SECRET", "sent as X-Vapi-Secret");
 
-        let stt_key = get("SANDBOX_STT_KEY")
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| DEFAULT_STT_KEY.to_string());
+        let key = |name: &str, default: &str| {
+            get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+        };
+        let stt_key = key("SANDBOX_STT_KEY", DEFAULT_STT_KEY);
+        let judge_key = key("SANDBOX_JUDGE_KEY", DEFAULT_JUDGE_KEY);
         let addr_text = get("SANDBOX_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr = match addr_text.trim().parse::<SocketAddr>() {
             Ok(a) => a,
@@ -101,6 +106,7 @@ impl Config {
             vapi_server_url,
             vapi_secret,
             stt_key,
+            judge_key,
             time_scale,
         })
     }
@@ -135,6 +141,7 @@ mod tests {
         assert_eq!(c.postgrest_url, "http://127.0.0.1:54331");
         assert_eq!(c.time_scale, 1.0);
         assert_eq!(c.stt_key, DEFAULT_STT_KEY);
+        assert_eq!(c.judge_key, DEFAULT_JUDGE_KEY);
     }
 
     #[test]

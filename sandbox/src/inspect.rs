@@ -91,6 +91,7 @@ async fn reset(State(state): State<Arc<AppState>>) -> Response {
     state.calls.clear();
     state.webhooks.clear();
     state.stt.clear();
+    state.judges.clear();
     crate::log!(info, "sandbox", "records cleared");
     Json(json!({ "ok": true })).into_response()
 }

@@ -1,5 +1,5 @@
-//! outcall-sandbox: local stand-ins for Twilio, VAPI, Deepgram's live STT,
-//! pg_net delivery and Supabase's `/rest/v1` gateway, in one process, with an
+//! outcall-sandbox: local stand-ins for Twilio, VAPI, Deepgram's live STT, an
+//! OpenAI-compatible judge, pg_net delivery and Supabase's `/rest/v1` gateway, in one process, with an
 //! inspection API.
 
 pub mod clinic;
@@ -8,6 +8,7 @@ pub mod config;
 pub mod faults;
 pub mod gateway;
 pub mod inspect;
+pub mod judge;
 pub mod jwt;
 pub mod logging;
 pub mod pgnet;
@@ -35,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(inspect::routes())
         .merge(faults::api::routes())
         .merge(stt::routes())
+        .merge(judge::routes())
         .merge(clinic::api::routes())
         .fallback(|uri: Uri| async move {
             inspect::api_error(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))

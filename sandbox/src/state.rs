@@ -28,6 +28,8 @@ pub struct AppState {
     pub stats: Stats,
     /// The STT stand-in's connections and fault switch.
     pub stt: crate::stt::Stt,
+    /// The judge stand-in's requests.
+    pub judges: crate::judge::Judges,
     /// Phone systems set at run time (`/_sandbox/phones`).
     pub phones: Phones,
     /// When the sandbox started: the origin of `created_ms`/`ended_ms`.
@@ -52,6 +54,7 @@ impl AppState {
             faults: Faults::default(),
             stats: Stats::default(),
             stt: crate::stt::Stt::default(),
+            judges: crate::judge::Judges::default(),
             phones: Phones::default(),
             started: Instant::now(),
         })

@@ -36,6 +36,24 @@ pub struct Config {
     /// (`STT_API_KEY`, a secret).
     pub stt_url: String,
     pub stt_api_key: String,
+    /// The optional judge of what the listener's rules leave `unknown`; `None` (off) unless `JUDGE_URL` is set.
+    pub judge: Option<JudgeSettings>,
+}
+
+/// An OpenAI-compatible chat completions endpoint (`JUDGE_URL`, `https://`), its key (`JUDGE_API_KEY`, a
+/// secret, sent as `Authorization: Bearer`) and the model asked (`JUDGE_MODEL`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct JudgeSettings {
+    pub url: String,
+    pub api_key: String,
+    pub model: String,
+}
+
+// By hand: the key is a secret and `Config` is `Debug`.
+impl std::fmt::Debug for JudgeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JudgeSettings").field("url", &self.url).field("model", &self.model).finish_non_exhaustive()
+    }
 }
 
 /// Names of every variable, in the order they are checked (README lists the same).
@@ -57,7 +75,7 @@ pub const VARIABLES: [&str; 14] = [
 ];
 
 /// Optional variables, with their defaults (README lists the same).
-pub const OPTIONAL_VARIABLES: [(&str, &str); 8] = [
+pub const OPTIONAL_VARIABLES: [(&str, &str); 11] = [
     ("VAPI_CREDENTIAL_TYPE", "bearer"),
     ("VAPI_SIGNATURE_HEADER", "x-signature"),
     ("VAPI_TIMESTAMP_HEADER", "x-timestamp"),
@@ -66,6 +84,9 @@ pub const OPTIONAL_VARIABLES: [(&str, &str); 8] = [
     ("TWILIO_TIMEOUT_MS", "10000"),
     ("BATCH_MAX_TARGETS", "10000"),
     ("STT_URL", "wss://api.deepgram.com/v1/listen"),
+    ("JUDGE_URL", ""),
+    ("JUDGE_API_KEY", ""),
+    ("JUDGE_MODEL", "gpt-4o-mini"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +95,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("configuration variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error("configuration variable {name} is not set, and {by} needs it")]
+    NeededBy { name: &'static str, by: &'static str },
 }
 
 impl From<ConfigError> for ApiError {
@@ -114,6 +137,20 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         check_base_url(&fetched).map_err(|_| invalid(name, RULE.into()))?;
         Ok(fetched.trim_end_matches('/').to_owned())
     }
+}
+
+/// The judge's settings, or `None` when `JUDGE_URL` is empty (the judge is off).
+fn judge<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Option<JudgeSettings>, ConfigError> {
+    let url = vars.optional("JUDGE_URL");
+    if url.is_empty() {
+        return Ok(None);
+    }
+    check_base_url(&url).map_err(|reason| invalid("JUDGE_URL", reason))?;
+    let api_key = vars.optional("JUDGE_API_KEY");
+    if api_key.is_empty() {
+        return Err(ConfigError::NeededBy { name: "JUDGE_API_KEY", by: "JUDGE_URL" });
+    }
+    Ok(Some(JudgeSettings { url, api_key, model: vars.optional("JUDGE_MODEL") }))
 }
 
 fn invalid(name: &'static str, reason: String) -> ConfigError {
@@ -205,6 +242,7 @@ impl Config {
             },
             stt_api_key: vars.get("STT_API_KEY")?,
             stt_url: vars.socket_url("STT_URL")?,
+            judge: judge(&vars)?,
         })
     }
 
@@ -310,6 +348,33 @@ mod tests {
         assert_eq!(read("ws://127.0.0.1:9/v1/listen"), Ok("http://127.0.0.1:9/v1/listen".into()));
         for refused in ["ws://stt.example/v1/listen", "https://stt.example", "stt.example"] {
             assert!(matches!(read(refused), Err(ConfigError::Invalid { name: "STT_URL", .. })), "{refused}");
+        }
+    }
+
+    #[test]
+    fn the_judge_is_off_unless_its_url_is_set_and_then_needs_its_key() {
+        let read = |pairs: &[(&'static str, &str)]| {
+            let mut vars = full();
+            vars.extend(pairs.iter().map(|(k, v)| (*k, v.to_string())));
+            Config::from_lookup(|n| vars.get(n).cloned()).map(|c| c.judge)
+        };
+        assert_eq!(read(&[]), Ok(None));
+        assert_eq!(read(&[("JUDGE_URL", " "), ("JUDGE_API_KEY", "k")]), Ok(None), "blank is off");
+        let url = "https://api.openai.com/v1/chat/completions";
+        let on = read(&[("JUDGE_URL", url), ("JUDGE_API_KEY", " sk-1 ")]).unwrap().unwrap();
+        assert_eq!((on.url.as_str(), on.api_key.as_str(), on.model.as_str()), (url, "sk-1", "gpt-4o-mini"));
+        assert!(!format!("{on:?}").contains("sk-1"), "the key is never printed");
+        let local = read(&[("JUDGE_URL", "http://127.0.0.1:9/v1/chat/completions"), ("JUDGE_API_KEY", "k")]);
+        assert_eq!(local.unwrap().unwrap().url, "http://127.0.0.1:9/v1/chat/completions");
+        let model = read(&[("JUDGE_URL", url), ("JUDGE_API_KEY", "k"), ("JUDGE_MODEL", "llama-3.1-8b")]);
+        assert_eq!(model.unwrap().unwrap().model, "llama-3.1-8b");
+        let no_key = read(&[("JUDGE_URL", url)]).unwrap_err();
+        assert_eq!(no_key, ConfigError::NeededBy { name: "JUDGE_API_KEY", by: "JUDGE_URL" });
+        let api: ApiError = no_key.into();
+        assert!(api.message.contains("JUDGE_API_KEY") && api.message.contains("JUDGE_URL"), "{}", api.message);
+        for refused in ["http://judge.example/v1/chat/completions", "judge.example", "https://user:pw@judge.example"] {
+            let err = read(&[("JUDGE_URL", refused), ("JUDGE_API_KEY", "k")]).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { name: "JUDGE_URL", .. }), "{refused}: {err}");
         }
     }
 

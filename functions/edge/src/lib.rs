@@ -8,6 +8,7 @@ mod db;
 mod dial;
 mod dispatch;
 mod http;
+mod judge;
 mod listener;
 mod routes;
 mod sweep;

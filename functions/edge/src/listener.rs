@@ -1,7 +1,7 @@
 //! The listener: one Durable Object per listened call. It holds the two sockets of a learning (or
 //! verified) call — Twilio's audio stream in, the speech-to-text connection out — and carries out what
-//! the sans-IO machine `outcall_core::learning::listener` decides. Every decision is there; this file
-//! only moves bytes and calls the SQL functions.
+//! the sans-IO machine `outcall_core::learning::listener` decides (asking the optional judge, `judge.rs`,
+//! when it says so). Every decision is there; this file only moves bytes and calls the SQL functions.
 //!
 //! One task drives the machine: the sockets' events and a one-second tick arrive on one channel, in
 //! order, and each input's actions are carried out before the next input is taken.
@@ -70,7 +70,7 @@ async fn listen(twilio: WebSocket, config: Rc<Config>) {
     tick(inputs.clone());
     let stt = Deepgram::default();
     let db = Db::new(&config);
-    let mut machine = Listener::new(stt.clone());
+    let mut machine = Listener::new(stt.clone()).with_judge(config.judge.is_some());
     let mut stt_socket: Option<WebSocket> = None;
     let mut run_id: Option<RunId> = None;
     let mut pending = VecDeque::new();
@@ -141,6 +141,13 @@ async fn listen(twilio: WebSocket, config: Rc<Config>) {
                             console_log!("listener: invalidation not recorded: {}", e.message);
                         }
                     }
+                }
+                Action::Judge(timeline) => {
+                    let judged = match &config.judge {
+                        Some(settings) => crate::judge::ask(settings, &timeline, run_id).await,
+                        None => None,
+                    };
+                    pending.extend(machine.on_judged(judged));
                 }
                 Action::Finish(outcome) => record(&db, run_id, &outcome).await,
                 Action::Close => {

@@ -9,13 +9,16 @@
 //!   to the Twilio timestamps of the frames sent, so a gap in the stream does not shift the timeline.
 //! - The outbound track only feeds the DTMF detector: the keys pressed, on the same clock.
 //! - An STT failure ends the run as `unknown`; the call itself never depends on the listener.
+//! - A learning run the rules leave `unknown` asks the judge, when the run has one ([`Listener::with_judge`]):
+//!   [`Action::Judge`], answered by [`Listener::on_judged`] (`None`: no usable answer in [`JUDGE_TIMEOUT_MS`]);
+//!   the rules' `unknown` stands without an answer.
 //! - A verify run (a replayed classification) compares what it hears with the stored prompts: a change is
 //!   reported at once and the run goes on as a learning run; the same prompts through the replay and its tail
 //!   end it early, to stop paying for STT.
 //!
 //! The Worker calls [`Listener::on_tick`] at least once a second (wall-clock ms) for keep-alives and timeouts.
 
-use super::classify::{classify, verify, Check, Evidence, Learned, Verdict};
+use super::classify::{classify, verify, with_judgement, Check, Evidence, Judged, Learned, Verdict};
 use super::dtmf::DtmfDetector;
 use super::media::{Media, Message, Track};
 use super::stt::{SpeechToText, SttEvent};
@@ -41,6 +44,8 @@ pub const TIMEOUT_MS: u64 = 5000;
 pub const VERIFY_TAIL_MS: u32 = 6000;
 /// Audio heard beyond the tail before a verify run judges, for STT's final results to arrive.
 pub const VERIFY_GRACE_MS: u32 = 1500;
+/// How long the judge may take to answer before the rules' `unknown` is recorded.
+pub const JUDGE_TIMEOUT_MS: u64 = 10_000;
 /// Silences at least this long are marked on the timeline.
 const SILENCE_MS: u32 = 2000;
 
@@ -104,6 +109,8 @@ pub enum Action {
     Invalidate {
         reason: String,
     },
+    /// Ask the judge about this timeline (the rules left it `unknown`); answer with `on_judged`.
+    Judge(Box<Timeline>),
     /// Record the run.
     Finish(Box<Outcome>),
     /// Close Twilio's socket (the call goes on).
@@ -118,6 +125,8 @@ enum Phase {
     Listening,
     /// CloseStream sent; waiting for STT's last results.
     Draining,
+    /// Waiting for the judge's answer (with the rules' verdict).
+    Judging,
     Done,
 }
 
@@ -136,6 +145,10 @@ struct TrackOrder {
 
 pub struct Listener<S: SpeechToText> {
     stt_protocol: S,
+    /// Whether a judge is configured.
+    judge: bool,
+    /// The rules' verdict while the judge is asked.
+    rules: Option<Verdict>,
     phase: Phase,
     stt: Stt,
     purpose: Option<Purpose>,
@@ -167,6 +180,8 @@ impl<S: SpeechToText> Listener<S> {
     pub fn new(stt_protocol: S) -> Self {
         Listener {
             stt_protocol,
+            judge: false,
+            rules: None,
             phase: Phase::Waiting,
             stt: Stt::NotOpen,
             purpose: None,
@@ -189,6 +204,12 @@ impl<S: SpeechToText> Listener<S> {
             last_audio_ms: None,
             audio_since_tick: false,
         }
+    }
+
+    /// A judge is configured: what the rules leave `unknown` goes to it.
+    pub fn with_judge(mut self, judge: bool) -> Self {
+        self.judge = judge;
+        self
     }
 
     pub fn is_done(&self) -> bool {
@@ -234,7 +255,7 @@ impl<S: SpeechToText> Listener<S> {
                 Vec::new()
             }
             Phase::Listening => self.end(),
-            Phase::Draining | Phase::Done => Vec::new(),
+            Phase::Draining | Phase::Judging | Phase::Done => Vec::new(),
         }
     }
 
@@ -327,6 +348,7 @@ impl<S: SpeechToText> Listener<S> {
             Phase::Authenticating if timed_out => self.refuse(),
             Phase::Listening if self.stt == Stt::Opening && timed_out => self.on_stt_failed(),
             Phase::Draining if timed_out => self.finish(),
+            Phase::Judging if now_ms.saturating_sub(since) >= JUDGE_TIMEOUT_MS => self.on_judged(None),
             Phase::Listening if self.stt == Stt::Open => {
                 if std::mem::take(&mut self.audio_since_tick) {
                     self.last_audio_ms = Some(now_ms);
@@ -454,7 +476,7 @@ impl<S: SpeechToText> Listener<S> {
     }
 
     fn finish(&mut self) -> Vec<Action> {
-        if self.phase == Phase::Done {
+        if matches!(self.phase, Phase::Judging | Phase::Done) {
             return Vec::new();
         }
         self.timeline.duration_ms = u32::try_from(self.heard_until_ms).unwrap_or(u32::MAX);
@@ -476,7 +498,32 @@ impl<S: SpeechToText> Listener<S> {
             Some(Purpose::Verify(_)) => Verdict::unknown("the call ended before the replay was verified"),
             _ => classify(&self.timeline),
         };
+        let heard_words = self.timeline.events.iter().any(|e| matches!(e, TimelineEvent::Speech { .. }));
+        let learning = matches!(self.purpose, Some(Purpose::Learn));
+        if self.judge && learning && heard_words && verdict.classification == Learned::Unknown {
+            self.rules = Some(verdict);
+            self.enter(Phase::Judging);
+            return vec![Action::CloseStt, Action::Judge(Box::new(self.timeline.clone()))];
+        }
         let actions = vec![Action::CloseStt, self.outcome(verdict), Action::Close];
+        self.phase = Phase::Done;
+        actions
+    }
+
+    /// The judge's answer to [`Action::Judge`]; `None` when it failed, timed out or made no sense.
+    pub fn on_judged(&mut self, judged: Option<Judged>) -> Vec<Action> {
+        let Some(rules) = self.rules.take().filter(|_| self.phase == Phase::Judging) else {
+            return Vec::new();
+        };
+        let verdict = match judged {
+            Some(judged) => with_judgement(&self.timeline, rules, judged),
+            None => {
+                let mut rules = rules;
+                rules.evidence.reasons.push("the judge gave no answer".into());
+                rules
+            }
+        };
+        let actions = vec![self.outcome(verdict), Action::Close];
         self.phase = Phase::Done;
         actions
     }
@@ -750,6 +797,88 @@ mod tests {
         l.on_authenticated(Purpose::Learn);
         assert_eq!(l.on_tick(0), []);
         assert_eq!(outcome(l.on_tick(5000)).verdict.classification, Learned::Unknown);
+    }
+
+    /// A learning run that heard only an announcement (the rules' `unknown`), its stream stopped and STT closed.
+    fn announcement_only(judge: bool) -> (Listener<Deepgram>, Vec<Action>) {
+        let mut l = listening(Purpose::Learn).with_judge(judge);
+        feed(&mut l, 1, 300);
+        let text = "Thank you for calling Birch Street Medical. Our office is closed. Goodbye.";
+        l.on_stt(SttEvent::Final { start_ms: 700, end_ms: 5000, text: text.into() });
+        assert_eq!(l.on_twilio(Message::Stop), [Action::SendStt(CLOSE_STREAM.into())]);
+        let actions = l.on_stt(SttEvent::Closed);
+        (l, actions)
+    }
+
+    fn judged(classification: Learned, confidence: f32) -> Judged {
+        Judged { classification, confidence, reason: "a recording that hangs up".into() }
+    }
+
+    #[test]
+    fn what_the_rules_leave_unknown_goes_to_the_judge_and_its_verdict_is_recorded() {
+        let (mut l, actions) = announcement_only(true);
+        let [Action::CloseStt, Action::Judge(timeline)] = &actions[..] else { panic!("{actions:?}") };
+        assert_eq!(timeline.duration_ms, 6000);
+        assert_eq!(classify(timeline).classification, Learned::Unknown);
+        // Twilio's socket and the clock change nothing while the judge thinks.
+        assert_eq!(l.on_twilio(inbound(301)), []);
+        assert_eq!(l.on_closed(), []);
+        assert_eq!(l.on_tick(0), []);
+        assert_eq!(l.on_tick(JUDGE_TIMEOUT_MS - 1), []);
+        let actions = l.on_judged(Some(judged(Learned::IvrOnly, 0.95)));
+        assert_eq!(actions.last(), Some(&Action::Close));
+        let out = outcome(actions);
+        assert_eq!(out.verdict.classification, Learned::IvrOnly);
+        assert_eq!(out.verdict.confidence, 0.75, "never above the rules' middle ground");
+        assert!(out.verdict.evidence.reasons.contains(&"judge: a recording that hangs up".to_owned()));
+        assert_eq!(out.timeline, **timeline);
+        assert!(l.is_done());
+        assert_eq!(l.on_judged(Some(judged(Learned::Human, 1.0))), [], "one answer");
+        assert_eq!(l.on_tick(JUDGE_TIMEOUT_MS * 2), []);
+    }
+
+    #[test]
+    fn a_failing_or_silent_judge_leaves_the_rules_unknown() {
+        let (mut l, _) = announcement_only(true);
+        let out = outcome(l.on_judged(None));
+        assert_eq!(out.verdict.classification, Learned::Unknown);
+        assert_eq!(out.verdict.evidence.reasons.last().map(String::as_str), Some("the judge gave no answer"));
+        // No answer within the timeout: the same.
+        let (mut l, _) = announcement_only(true);
+        assert_eq!(l.on_tick(1000), []);
+        let actions = l.on_tick(1000 + JUDGE_TIMEOUT_MS);
+        assert_eq!(actions.last(), Some(&Action::Close));
+        assert_eq!(outcome(actions).verdict.classification, Learned::Unknown);
+        assert_eq!(l.on_judged(Some(judged(Learned::IvrOnly, 0.9))), [], "too late");
+    }
+
+    #[test]
+    fn the_judge_is_asked_only_about_a_learning_run_the_rules_left_unknown_with_words() {
+        // No judge configured: the rules' unknown at once.
+        let (_, actions) = announcement_only(false);
+        assert!(matches!(&actions[..], [Action::CloseStt, Action::Finish(_), Action::Close]), "{actions:?}");
+        // A verdict the rules reached.
+        let mut l = listening(Purpose::Learn).with_judge(true);
+        feed(&mut l, 1, 100);
+        l.on_stt(SttEvent::Final { start_ms: 0, end_ms: 1500, text: "Hi, this is Amy, how can I help you?".into() });
+        l.on_twilio(Message::Stop);
+        assert_eq!(outcome(l.on_stt(SttEvent::Closed)).verdict.classification, Learned::Human);
+        // Nothing heard: nothing to judge.
+        let mut l = listening(Purpose::Learn).with_judge(true);
+        feed(&mut l, 1, 100);
+        l.on_twilio(Message::Stop);
+        assert_eq!(outcome(l.on_stt(SttEvent::Closed)).verdict.classification, Learned::Unknown);
+        // A verify run cut short, and a failed STT: the rules' unknown stands.
+        let mut l = listening(Purpose::Verify(expected())).with_judge(true);
+        feed(&mut l, 1, 250);
+        let prompt = "thank you for calling sunrise dental for appointments press one for billing press two";
+        assert_eq!(l.on_stt(SttEvent::Final { start_ms: 300, end_ms: 4800, text: prompt.into() }), []);
+        l.on_twilio(Message::Stop);
+        assert_eq!(outcome(l.on_stt(SttEvent::Closed)).verdict.classification, Learned::Unknown);
+        let mut l = listening(Purpose::Learn).with_judge(true);
+        feed(&mut l, 1, 100);
+        l.on_stt(SttEvent::Final { start_ms: 0, end_ms: 900, text: "Our office is closed. Goodbye.".into() });
+        assert_eq!(outcome(l.on_stt(SttEvent::Error { message: "x".into() })).verdict.classification, Learned::Unknown);
     }
 
     fn expected() -> Expected {
