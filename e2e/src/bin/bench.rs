@@ -223,13 +223,13 @@ async fn learning(stack: &Stack) {
         let id = stack.insert_pending_call(row).await["id"].as_str().unwrap().to_owned();
         let session = stack.sessions_eventually(&id).await;
         // The call's end (the sandbox decided its final status) and the run's record, as this loop sees them.
-        let (mut ended, mut stored, mut call) = (None, None, Value::Null);
+        let (mut ended, mut stored) = (None, None);
         let deadline = Instant::now() + Duration::from_secs(120);
         while stored.is_none() {
             assert!(Instant::now() < deadline, "learning call {i} never recorded");
             if ended.is_none() {
-                if let Some(found) = stack.sandbox_calls_of(&id).await.pop().filter(|c| !c["final_status"].is_null()) {
-                    (ended, call) = (Some(Instant::now()), found);
+                if stack.sandbox_calls_of(&id).await.pop().is_some_and(|c| !c["final_status"].is_null()) {
+                    ended = Some(Instant::now());
                 }
             }
             let runs =
@@ -237,6 +237,7 @@ async fn learning(stack: &Stack) {
             if ended.is_some() && !runs.is_empty() {
                 stored = Some(Instant::now());
                 let run = &runs[0];
+                let call = stack.sandbox_call_for(&id).await; // done: its stream's counts are final
                 let stream = &call["streams"][0];
                 let stt = stt_connection(stack, run["id"].as_str().unwrap()).await;
                 ratios.push(stt["audio_bytes"].as_f64().unwrap() / stream["bytes_sent"]["inbound"].as_f64().unwrap());
