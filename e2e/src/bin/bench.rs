@@ -227,10 +227,9 @@ async fn learning(stack: &Stack) {
         let deadline = Instant::now() + Duration::from_secs(120);
         while stored.is_none() {
             assert!(Instant::now() < deadline, "learning call {i} never recorded");
-            if ended.is_none() {
-                if stack.sandbox_calls_of(&id).await.pop().is_some_and(|c| !c["final_status"].is_null()) {
-                    ended = Some(Instant::now());
-                }
+            if ended.is_none() && stack.sandbox_calls_of(&id).await.pop().is_some_and(|c| !c["final_status"].is_null())
+            {
+                ended = Some(Instant::now());
             }
             let runs =
                 stack.select("classification_runs", &format!("session_id=eq.{session}&status=eq.finished")).await;
