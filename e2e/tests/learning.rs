@@ -82,11 +82,30 @@ fn replayed_digits(twiml: &str) -> Vec<String> {
         .collect()
 }
 
+/// A fresh number of the sandbox's menu-then-person clinic whose variant (the suffix's hundreds digit) is
+/// `variant`: 0 the plain clinic, 1 Spanish first, 2 hold music before the person, 3 a greeting that sounds
+/// like a person.
+fn fresh_clinic(variant: char) -> String {
+    loop {
+        let phone = fresh_phone(Scenario::IvrThenHuman);
+        if phone.chars().rev().nth(2) == Some(variant) {
+            return phone;
+        }
+    }
+}
+
+/// Every variant of the clinic: the plain one, Spanish first, hold music, a greeting that sounds like a person.
 #[tokio::test]
-async fn an_ivr_then_human_clinic_is_learned_on_its_first_call_and_replayed_to_the_person_on_the_next() {
+async fn each_ivr_then_human_clinic_is_learned_on_its_first_call_and_replayed_to_the_person_on_the_next() {
     let stack = Stack::from_env();
-    let phone = fresh_phone(Scenario::IvrThenHuman);
-    let (first, run) = call(&stack, &phone, "learn-1").await;
+    let learned = ['0', '1', '2', '3'].map(|variant| learn_and_replay(&stack, fresh_clinic(variant)));
+    for learned in learned {
+        learned.await;
+    }
+}
+
+async fn learn_and_replay(stack: &Stack, phone: String) {
+    let (first, run) = call(stack, &phone, "learn-1").await;
 
     // The first call went as today: VAPI handled it (and navigated the menu), the row completed.
     assert_eq!(first["clinic"]["outcome"], "person", "{}", first["clinic"]);
@@ -99,21 +118,21 @@ async fn an_ivr_then_human_clinic_is_learned_on_its_first_call_and_replayed_to_t
     let stt = stt.iter().find(|c| c["query"]["tag"] == run["id"]).expect("the run's STT connection");
     assert_eq!(stt["audio_bytes"], stream["bytes_sent"]["inbound"], "forwarded / received = 1.0");
 
-    let learned = active_classification(&stack, &phone).await.expect("cached");
+    let learned = active_classification(stack, &phone).await.expect("cached");
     assert_eq!(learned["classification_type"], "ivr_then_human");
     assert_eq!(learned["id"], run["classification_id"]);
     assert_keys_follow_their_prompts(&learned, &first);
 
     // The second call replays the path and reaches VAPI only at the person.
-    let (second, verify) = call(&stack, &phone, "learn-2").await;
+    let (second, verify) = call(stack, &phone, "learn-2").await;
     let twiml = second["twiml"].as_str().unwrap();
     assert_eq!(replayed_digits(twiml), selected_keys(&first).into_iter().map(|k| k.0).collect::<Vec<_>>(), "{twiml}");
     assert_eq!(second["clinic"]["vapi_connected_kind"], "person", "{}", second["clinic"]);
     assert_eq!(second["clinic"]["vapi_ms_in_menu"], 0);
     assert!(selected_keys(&second).len() == selected_keys(&first).len(), "only the replay pressed keys");
-    assert_eq!((verify["purpose"].as_str(), verify["status"].as_str()), (Some("verify"), Some("finished")));
+    assert_eq!((verify["purpose"].as_str(), verify["status"].as_str()), (Some("verify"), Some("finished")), "{verify}");
     assert!(verify["invalidated_reason"].is_null(), "the same menu: {verify}");
-    assert_eq!(active_classification(&stack, &phone).await.unwrap()["id"], learned["id"], "still cached");
+    assert_eq!(active_classification(stack, &phone).await.unwrap()["id"], learned["id"], "still cached");
 }
 
 #[tokio::test]
@@ -165,7 +184,7 @@ async fn a_voicemail_is_recorded_but_never_cached_so_the_next_call_learns_again(
 #[tokio::test]
 async fn a_changed_menu_is_invalidated_and_relearned_in_the_call_that_meets_it() {
     let stack = Stack::from_env();
-    let phone = fresh_phone(Scenario::IvrThenHuman);
+    let phone = fresh_clinic('0');
     let (_, _) = call(&stack, &phone, "heal-1").await;
     let old = active_classification(&stack, &phone).await.expect("learned");
 

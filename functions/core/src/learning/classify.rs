@@ -694,9 +694,13 @@ pub fn verify(
             map
         },
     );
+    // A recording that sounds like a person ("good morning, how may I direct your call?") is known by its
+    // words: heard before the menu that follows it, it is still no person.
+    let known = |text: &str| is_known_prompt(text, &expected.prompts);
     for s in segments(heard).iter().filter(|s| s.start < limit) {
         let changed = |reason: String| Check::Changed { reason };
         match (kind, s.label) {
+            (ClassificationType::IvrOnly | ClassificationType::IvrThenHuman, Label::Human) if known(s.text) => {}
             (ClassificationType::IvrOnly, Label::Human) => {
                 return changed(format!("a person answered where only a menu was known: \"{}\"", excerpt(s.text)))
             }
@@ -741,6 +745,16 @@ fn new_prompt(text: &str, prompts: &[String], known: &BTreeMap<String, BTreeSet<
     if words.len() < 3 {
         return None;
     }
+    (!resembles(&words, prompts)).then(|| format!("a prompt not heard before: \"{}\"", excerpt(text)))
+}
+
+/// Whether `text` is one of the `prompts` (as heard through STT's noise): at least three words, most of them in one.
+fn is_known_prompt(text: &str, prompts: &[String]) -> bool {
+    let words = comparable_words(text);
+    words.len() >= 3 && resembles(&words, prompts)
+}
+
+fn resembles(words: &[String], prompts: &[String]) -> bool {
     let best = prompts
         .iter()
         .map(|p| {
@@ -749,8 +763,7 @@ fn new_prompt(text: &str, prompts: &[String], known: &BTreeMap<String, BTreeSet<
         })
         .max()
         .unwrap_or(0);
-    (best * 100 < words.len() * MIN_SIMILARITY_PERCENT)
-        .then(|| format!("a prompt not heard before: \"{}\"", excerpt(text)))
+    best * 100 >= words.len() * MIN_SIMILARITY_PERCENT
 }
 
 /// Normalized words, number words as digits.
@@ -1126,6 +1139,22 @@ mod tests {
         };
         assert_eq!(verify(kind, &expected(), &heard(12_000), 16_000, 4000), Check::Pending);
         assert_eq!(verify(kind, &expected(), &heard(20_000), 16_000, 4000), Check::Same);
+    }
+
+    #[test]
+    fn verify_knows_a_recording_that_sounds_like_a_person_before_its_menu_is_heard() {
+        let greeting = "Good morning, Maple Family Clinic, how may I direct your call?";
+        let menu = "For appointments, press 1. For billing, press 2.";
+        let expected = Evidence { prompts: vec![greeting.into(), menu.into()], ..Evidence::default() };
+        // So far only the greeting: it is the known recording, not a person answering early.
+        let early = timeline(4000, vec![speech(700, 3800, greeting)]);
+        assert_eq!(verify(ClassificationType::IvrThenHuman, &expected, &early, 16_000, 6000), Check::Pending);
+        // A person's own words before the replay's end are a change.
+        let person = timeline(4000, vec![speech(700, 2000, "Hello? Who is this?")]);
+        assert!(matches!(
+            verify(ClassificationType::IvrThenHuman, &expected, &person, 16_000, 6000),
+            Check::Changed { .. }
+        ));
     }
 
     #[test]
