@@ -2,11 +2,12 @@
 //! Every state transition is one call here; nothing reads or writes tables directly. Which functions,
 //! with which arguments and answers, is `outcall_core::rpc` (one type per function).
 
+use crate::http::outgoing;
 use outcall_core::config::Config;
 use outcall_core::error::ApiError;
 use outcall_core::rpc::Rpc;
 use serde_json::Value;
-use worker::{wasm_bindgen::JsValue, Fetch, Headers, Method, Request, RequestInit};
+use worker::{Fetch, Headers, Method, Request};
 
 /// Where the SQL functions are (`{SUPABASE_URL}/rest/v1/rpc/`) and the service role's key.
 pub struct Db {
@@ -54,9 +55,7 @@ impl Db {
         headers.set("Authorization", &format!("Bearer {}", self.key))?;
         headers.set("Accept", "application/json")?;
         headers.set("Content-Type", "application/json")?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(args)));
-        Request::new_with_init(&format!("{}{function}", self.rpc_url), &init)
+        outgoing(Method::Post, &format!("{}{function}", self.rpc_url), headers, Some(args))
     }
 }
 
