@@ -2,22 +2,22 @@
 //! Every state transition is one call here; nothing reads or writes tables directly. Which functions,
 //! with which arguments and answers, is `outcall_core::rpc` (one type per function).
 
+use crate::http::outgoing;
 use outcall_core::config::Config;
 use outcall_core::error::ApiError;
 use outcall_core::rpc::Rpc;
-use postgrest::Postgrest;
 use serde_json::Value;
+use worker::{Fetch, Headers, Method, Request};
 
-pub struct Db(Postgrest);
+/// Where the SQL functions are (`{SUPABASE_URL}/rest/v1/rpc/`) and the service role's key.
+pub struct Db {
+    rpc_url: String,
+    key: String,
+}
 
 impl Db {
     pub fn new(config: &Config) -> Self {
-        let key = &config.supabase_service_role_key;
-        Self(
-            Postgrest::new(format!("{}/rest/v1", config.supabase_url))
-                .insert_header("apikey", key)
-                .insert_header("Authorization", format!("Bearer {key}")),
-        )
+        Self { rpc_url: format!("{}/rest/v1/rpc/", config.supabase_url), key: config.supabase_service_role_key.clone() }
     }
 
     /// Calls the SQL function `R::NAME` with `request`'s arguments and reads its answer. An answer of
@@ -31,15 +31,14 @@ impl Db {
             .map_err(|e| ApiError::upstream(format!("{function} answered an unexpected shape: {e}")))
     }
 
-    /// Calls one SQL function and returns its JSON result (`Value::Null` for SQL null).
+    /// Calls one SQL function and returns its JSON result (`Value::Null` for SQL null): one `POST` of the
+    /// arguments as JSON to PostgREST.
     async fn post(&self, function: &str, args: String) -> Result<Value, ApiError> {
-        let response = self
-            .0
-            .rpc(function, args)
-            .execute()
-            .await
-            .map_err(|e| ApiError::upstream(format!("database unreachable calling {function}: {e}")))?;
-        let status = response.status().as_u16();
+        let unreachable =
+            |e: worker::Error| ApiError::upstream(format!("database unreachable calling {function}: {e}"));
+        let request = self.request(function, &args).map_err(unreachable)?;
+        let mut response = Fetch::Request(request).send().await.map_err(unreachable)?;
+        let status = response.status_code();
         let body = response.text().await.map_err(|_| ApiError::upstream(format!("{function}: unreadable answer")))?;
         if !(200..300).contains(&status) {
             return Err(ApiError::upstream(format!("{function} failed ({status}): {}", postgrest_error(&body))));
@@ -48,6 +47,15 @@ impl Db {
             return Ok(Value::Null);
         }
         serde_json::from_str(&body).map_err(|_| ApiError::upstream(format!("{function}: answer is not JSON")))
+    }
+
+    fn request(&self, function: &str, args: &str) -> worker::Result<Request> {
+        let headers = Headers::new();
+        headers.set("apikey", &self.key)?;
+        headers.set("Authorization", &format!("Bearer {}", self.key))?;
+        headers.set("Accept", "application/json")?;
+        headers.set("Content-Type", "application/json")?;
+        outgoing(Method::Post, &format!("{}{function}", self.rpc_url), headers, Some(args))
     }
 }
 

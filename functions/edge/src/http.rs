@@ -8,7 +8,7 @@ use outcall_core::routes::Route;
 use serde::Serialize;
 use std::cell::OnceCell;
 use std::rc::Rc;
-use worker::{Env, Request, Response};
+use worker::{wasm_bindgen::JsValue, web_sys, Env, Headers, Method, Request, Response};
 
 /// What every route returns: a response, or an error that becomes `{"error": {...}}`.
 pub type Answer = Result<Response, ApiError>;
@@ -97,4 +97,20 @@ pub fn require_secret(req: &Request, header_name: &str, expected: &str) -> Resul
         Some(_) => Err(ApiError::unauthorized(format!("{header_name} does not match"))),
         None => Err(ApiError::unauthorized(format!("{header_name} is missing"))),
     }
+}
+
+/// An outgoing request: `method` to `url` with `headers` and, when given, a text body (fetch's defaults
+/// otherwise, as `worker::RequestInit` would set them). Built on web-sys's `RequestInit`: worker's also
+/// converts its Cloudflare `cf` options, always default here, and that conversion is ~13 KB of wasm
+/// (docs/wasm-size.md).
+pub fn outgoing(method: Method, url: &str, headers: Headers, body: Option<&str>) -> worker::Result<Request> {
+    let init = web_sys::RequestInit::new();
+    init.set_method(method.as_ref());
+    init.set_headers(&headers.0);
+    if let Some(body) = body {
+        init.set_body(&JsValue::from_str(body));
+    }
+    web_sys::Request::new_with_str_and_init(url, &init).map(Request::from).map_err(|e| {
+        worker::Error::JsError(e.as_string().unwrap_or_else(|| "invalid URL or options for Request".to_owned()))
+    })
 }

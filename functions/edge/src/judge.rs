@@ -2,6 +2,7 @@
 //! (`outcall_core::learning::classify::ChatJudge` builds it and reads the answer). Only the outcome is
 //! logged: never the transcript sent or the answer's text.
 
+use crate::http::outgoing;
 use futures_util::future::{select, Either};
 use outcall_core::config::JudgeSettings;
 use outcall_core::ids::RunId;
@@ -9,9 +10,7 @@ use outcall_core::learning::classify::{ChatJudge, Judge, Judged};
 use outcall_core::learning::listener::JUDGE_TIMEOUT_MS;
 use outcall_core::learning::timeline::Timeline;
 use std::time::Duration;
-use worker::{
-    console_log, wasm_bindgen::JsValue, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit,
-};
+use worker::{console_log, AbortController, Delay, Fetch, Headers, Method, Request};
 
 /// The judge's verdict, or `None` when it failed, took longer than `JUDGE_TIMEOUT_MS` or made no sense.
 pub async fn ask(settings: &JudgeSettings, timeline: &Timeline, run_id: Option<RunId>) -> Option<Judged> {
@@ -62,7 +61,5 @@ fn build(settings: &JudgeSettings, body: &str, run: &str) -> worker::Result<Requ
     if !run.is_empty() {
         headers.set("X-Client-Request-Id", run)?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(body)));
-    Request::new_with_init(&settings.url, &init)
+    outgoing(Method::Post, &settings.url, headers, Some(body))
 }

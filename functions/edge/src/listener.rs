@@ -22,8 +22,8 @@ use std::rc::Rc;
 use std::time::Duration;
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::{
-    console_log, durable_object, DurableObject, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result,
-    State, WebSocket, WebSocketPair, WebsocketEvent,
+    console_log, durable_object, DurableObject, Env, Fetch, Headers, Method, Request, Response, Result, State,
+    WebSocket, WebSocketPair, WebsocketEvent,
 };
 
 /// The Durable Object binding (wrangler.toml).
@@ -179,9 +179,7 @@ async fn connect(config: &Config, stt: &impl SpeechToText, tag: &str) -> Result<
     headers.set("Upgrade", "websocket")?;
     let (name, value) = stt.auth_header(&config.stt_api_key);
     headers.set(name, &value)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    let request = Request::new_with_init(&stt.url(&config.stt_url, tag), &init)?;
+    let request = http::outgoing(Method::Get, &stt.url(&config.stt_url, tag), headers, None)?;
     let response = Fetch::Request(request).send().await?;
     let socket = response.websocket().ok_or_else(|| worker::Error::RustError("the upgrade was refused".into()))?;
     socket.accept()?;

@@ -2,6 +2,7 @@
 //! Creating a call is not retried here: a create that may have been processed needs a look first
 //! (see `dial`).
 
+use crate::http::outgoing;
 use crate::time::{now, sleep};
 use base64::Engine;
 use futures_util::future::{select, Either};
@@ -9,7 +10,7 @@ use outcall_core::config::Config;
 use outcall_core::retry::{parse_retry_after, verdict, Reply, Verdict};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
-use worker::{wasm_bindgen::JsValue, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request};
 
 /// One try's answer.
 pub struct Sent {
@@ -47,13 +48,10 @@ fn build(config: &Config, method: Method, url: &str, form: Option<&str>) -> work
     let headers = Headers::new();
     headers
         .set("Authorization", &format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials)))?;
-    let mut init = RequestInit::new();
-    if let Some(form) = form {
+    if form.is_some() {
         headers.set("Content-Type", "application/x-www-form-urlencoded")?;
-        init.with_body(Some(JsValue::from_str(form)));
     }
-    init.with_method(method).with_headers(headers);
-    Request::new_with_init(url, &init)
+    outgoing(method, url, headers, form)
 }
 
 /// Why a read failed.
