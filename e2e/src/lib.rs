@@ -94,6 +94,37 @@ impl Stack {
         self.select("call_sessions", &format!("pending_call_id=eq.{id}&order=attempt")).await
     }
 
+    /// Inserts a row of `phone` that gets one attempt (a voicemail is not retried) and waits until it is
+    /// terminal; returns its id, the row and its session.
+    pub async fn one_attempt(&self, phone: &str, exam: &str) -> (String, Value, String) {
+        let row = merge(sample_row(phone, "Rosa Linde"), json!({"exam_id": exam, "max_attempts": 1}));
+        let id = self.insert_pending_call(row).await["id"].as_str().unwrap().to_owned();
+        let row = self.wait_terminal(&id).await;
+        let session = self.sessions(&id).await[0]["id"].as_str().unwrap().to_owned();
+        (id, row, session)
+    }
+
+    /// The session's listening run once it has ended (`Value::Null` when the call had no listener).
+    pub async fn finished_run(&self, session: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let runs = self.select("classification_runs", &format!("session_id=eq.{session}")).await;
+            match runs.into_iter().next() {
+                None => return Value::Null,
+                Some(run) if run["status"] != "listening" => return run,
+                Some(run) => assert!(Instant::now() < deadline, "the run never ended: {run}"),
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    /// The speech-to-text stand-in's connections of a run (the listener tags each with its run's id).
+    pub async fn stt_connections(&self, run_id: &str) -> Vec<Value> {
+        let url = format!("{}/_sandbox/stt", self.sandbox_url);
+        let all: Vec<Value> = self.http.get(url).send().await.unwrap().json().await.unwrap();
+        all.into_iter().filter(|c| c["query"]["tag"] == run_id).collect()
+    }
+
     /// The id of the row's first session, once it has one.
     pub async fn sessions_eventually(&self, id: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -2,25 +2,13 @@
 //! announcement) is sent once to the judge (the sandbox's stand-in, `./dev up` sets `JUDGE_URL`), whose verdict
 //! is recorded with the rules' reasons and a capped confidence; a call the rules decide asks no judge.
 
-use outcall_e2e::{fresh_phone, merge, sample_row, Scenario, Stack};
+use outcall_e2e::{fresh_phone, Scenario, Stack};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
 
 /// Inserts a row (one attempt) and waits for its call and its finished learning run.
 async fn learning_run(stack: &Stack, phone: &str, exam: &str) -> Value {
-    let row = merge(sample_row(phone, "Rosa Linde"), json!({"exam_id": exam, "max_attempts": 1}));
-    let id = stack.insert_pending_call(row).await["id"].as_str().unwrap().to_owned();
-    stack.wait_terminal(&id).await;
-    let session = stack.sessions(&id).await[0]["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let run = stack.select("classification_runs", &format!("session_id=eq.{session}")).await.pop().expect("a run");
-        if run["status"] != "listening" {
-            return run;
-        }
-        assert!(Instant::now() < deadline, "the run never ended: {run}");
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
+    let (_, _, session) = stack.one_attempt(phone, exam).await;
+    stack.finished_run(&session).await
 }
 
 /// The judge stand-in's requests made for `run` (the listener sends the run's id as `X-Client-Request-Id`).

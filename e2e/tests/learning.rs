@@ -7,31 +7,13 @@
 
 use outcall_e2e::{fresh_phone, merge, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
 
 /// Inserts a row (one attempt: a voicemail is not retried here) and waits for its call and its run.
 async fn call(stack: &Stack, phone: &str, exam: &str) -> (Value, Value) {
-    let row = merge(sample_row(phone, "Rosa Linde"), json!({"exam_id": exam, "max_attempts": 1}));
-    let id = stack.insert_pending_call(row).await["id"].as_str().unwrap().to_owned();
-    stack.wait_terminal(&id).await;
+    let (id, _, session) = stack.one_attempt(phone, exam).await;
     // (the sandbox's record once the call is done: the clinic's walk and the streams are final then)
     let call = stack.sandbox_call_for(&id).await;
-    let session = stack.sessions(&id).await[0]["id"].as_str().unwrap().to_owned();
-    (call, finished_run(stack, &session).await)
-}
-
-/// The session's listening run once it has ended (`Value::Null` when the call had no listener).
-async fn finished_run(stack: &Stack, session: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let runs = stack.select("classification_runs", &format!("session_id=eq.{session}")).await;
-        match runs.into_iter().next() {
-            None => return Value::Null,
-            Some(run) if run["status"] != "listening" => return run,
-            Some(run) => assert!(Instant::now() < deadline, "the run never ended: {run}"),
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
+    (call, stack.finished_run(&session).await)
 }
 
 async fn active_classification(stack: &Stack, phone: &str) -> Option<Value> {
@@ -82,25 +64,26 @@ fn replayed_digits(twiml: &str) -> Vec<String> {
         .collect()
 }
 
-/// A fresh number of the sandbox's menu-then-person clinic whose variant (the suffix's hundreds digit) is
-/// `variant`: 0 the plain clinic, 1 Spanish first, 2 hold music before the person, 3 a greeting that sounds
-/// like a person.
-fn fresh_clinic(variant: char) -> String {
-    loop {
-        let phone = fresh_phone(Scenario::IvrThenHuman);
-        if phone.chars().rev().nth(2) == Some(variant) {
-            return phone;
-        }
-    }
+/// A fresh number playing the sandbox's menu-then-person clinic in `variant` (the hundreds digit its default
+/// numbers choose it by): 0 the plain clinic, 1 Spanish first, 2 hold music before the person, 3 a greeting that
+/// sounds like a person. The variant's tree is put on the fresh number (`PUT /_sandbox/phones`), so no numbers
+/// are drawn and thrown away looking for one.
+async fn fresh_clinic(stack: &Stack, variant: u16) -> String {
+    let phone = fresh_phone(Scenario::IvrThenHuman);
+    let phones = |number: &str| format!("{}/_sandbox/phones/{}", stack.sandbox_url, number.replace('+', "%2B"));
+    let template = phones(&Scenario::IvrThenHuman.number(variant * 100));
+    let tree = stack.http.get(template).send().await.unwrap().json::<Value>().await.unwrap()["system"].clone();
+    let put = stack.http.put(phones(&phone)).json(&tree).send().await.unwrap();
+    assert!(put.status().is_success(), "{}", put.text().await.unwrap());
+    phone
 }
 
 /// Every variant of the clinic: the plain one, Spanish first, hold music, a greeting that sounds like a person.
 #[tokio::test]
 async fn each_ivr_then_human_clinic_is_learned_on_its_first_call_and_replayed_to_the_person_on_the_next() {
     let stack = Stack::from_env();
-    let learned = ['0', '1', '2', '3'].map(|variant| learn_and_replay(&stack, fresh_clinic(variant)));
-    for learned in learned {
-        learned.await;
+    for variant in 0..4 {
+        learn_and_replay(&stack, fresh_clinic(&stack, variant).await).await;
     }
 }
 
@@ -113,9 +96,7 @@ async fn learn_and_replay(stack: &Stack, phone: String) {
     assert_eq!((run["purpose"].as_str(), run["result"].as_str()), (Some("learn"), Some("ivr_then_human")), "{run}");
     // Every byte of the callee's audio reached speech-to-text, and nothing else.
     let stream = &first["streams"][0];
-    let stt: Vec<Value> =
-        reqwest::get(format!("{}/_sandbox/stt", stack.sandbox_url)).await.unwrap().json().await.unwrap();
-    let stt = stt.iter().find(|c| c["query"]["tag"] == run["id"]).expect("the run's STT connection");
+    let stt = stack.stt_connections(run["id"].as_str().unwrap()).await.pop().expect("the run's STT connection");
     assert_eq!(stt["audio_bytes"], stream["bytes_sent"]["inbound"], "forwarded / received = 1.0");
 
     let learned = active_classification(stack, &phone).await.expect("cached");
@@ -184,7 +165,7 @@ async fn a_voicemail_is_recorded_but_never_cached_so_the_next_call_learns_again(
 #[tokio::test]
 async fn a_changed_menu_is_invalidated_and_relearned_in_the_call_that_meets_it() {
     let stack = Stack::from_env();
-    let phone = fresh_clinic('0');
+    let phone = fresh_clinic(&stack, 0).await;
     let (_, _) = call(&stack, &phone, "heal-1").await;
     let old = active_classification(&stack, &phone).await.expect("learned");
 

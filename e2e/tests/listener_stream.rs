@@ -22,13 +22,6 @@ async fn run(stack: &Stack, run_id: &str) -> Value {
     rows.into_iter().next().expect("the run")
 }
 
-/// The speech-to-text connections the sandbox saw for a run (the listener tags each with its run).
-async fn stt_connections(stack: &Stack, run_id: &str) -> Vec<Value> {
-    let all: Vec<Value> =
-        reqwest::get(format!("{}/_sandbox/stt", stack.sandbox_url)).await.unwrap().json().await.unwrap();
-    all.into_iter().filter(|c| c["query"]["tag"] == run_id).collect()
-}
-
 /// Sends a second of speech as Twilio would, then waits for the Worker to close the socket.
 async fn speak_until_closed(socket: &mut stream::Socket) {
     let speech = tone_frame();
@@ -76,7 +69,7 @@ async fn a_stream_with_a_wrong_or_spent_token_processes_no_audio_and_writes_noth
     speak_until_closed(&mut socket).await;
 
     assert_eq!(run(&stack, &run_id).await, before, "a refused stream writes nothing");
-    assert!(stt_connections(&stack, &run_id).await.is_empty(), "and forwards no audio");
+    assert!(stack.stt_connections(&run_id).await.is_empty(), "and forwards no audio");
 
     // The right token opens the run once; spent, it opens nothing more.
     let mut socket = stream::open(&stack.worker_url, Signed::By(&stack.twilio_auth_token)).await.expect("upgraded");
@@ -88,7 +81,7 @@ async fn a_stream_with_a_wrong_or_spent_token_processes_no_audio_and_writes_noth
     stream::start(&mut again, &session, &token).await;
     speak_until_closed(&mut again).await;
     assert_eq!(run(&stack, &run_id).await["stream_started_at"], spent["stream_started_at"]);
-    assert!(stt_connections(&stack, &run_id).await.len() <= 1, "the spent token opened no second connection");
+    assert!(stack.stt_connections(&run_id).await.len() <= 1, "the spent token opened no second connection");
     drop(socket);
 }
 

@@ -1,9 +1,8 @@
 //! A speech-to-text failure ends the learning run `unknown`, caches nothing, and never touches the call. (A
 //! binary of its own: the sandbox's STT fault switch is global, and cargo runs test binaries one at a time.)
 
-use outcall_e2e::{fresh_phone, merge, sample_row, Scenario, Stack};
+use outcall_e2e::{fresh_phone, Scenario, Stack};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
 
 async fn set_fault(stack: &Stack, fault: Value) {
     let url = format!("{}/_sandbox/stt/fault", stack.sandbox_url);
@@ -23,20 +22,8 @@ impl Drop for Restore<'_> {
 
 async fn learning_call(stack: &Stack, exam: &str) -> (String, Value, Value) {
     let phone = fresh_phone(Scenario::IvrThenHuman);
-    let row = merge(sample_row(&phone, "Rosa Linde"), json!({"exam_id": exam, "max_attempts": 1}));
-    let id = stack.insert_pending_call(row).await["id"].as_str().unwrap().to_owned();
-    let row = stack.wait_terminal(&id).await;
-    let session = stack.sessions(&id).await[0]["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let run = loop {
-        let run = stack.select("classification_runs", &format!("session_id=eq.{session}")).await.pop().expect("a run");
-        if run["status"] != "listening" {
-            break run;
-        }
-        assert!(Instant::now() < deadline, "the run never ended: {run}");
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    };
-    (phone, row, run)
+    let (_, row, session) = stack.one_attempt(&phone, exam).await;
+    (phone, row, stack.finished_run(&session).await)
 }
 
 #[tokio::test]

@@ -238,7 +238,7 @@ async fn learning(stack: &Stack) {
                 let run = &runs[0];
                 let call = stack.sandbox_call_for(&id).await; // done: its stream's counts are final
                 let stream = &call["streams"][0];
-                let stt = stt_connection(stack, run["id"].as_str().unwrap()).await;
+                let stt = stack.stt_connections(run["id"].as_str().unwrap()).await.pop().expect("the run's STT");
                 ratios.push(stt["audio_bytes"].as_f64().unwrap() / stream["bytes_sent"]["inbound"].as_f64().unwrap());
                 let url = format!(
                     "{}/_sandbox/stt/{}/latency?stream={}",
@@ -286,12 +286,6 @@ async fn learning(stack: &Stack) {
         "  replay: person answered → VAPI connected (nominal): {} ms",
         connect_ms.iter().map(|ms| format!("{ms:.0}")).collect::<Vec<_>>().join(", ")
     );
-}
-
-async fn stt_connection(stack: &Stack, run_id: &str) -> Value {
-    let all: Vec<Value> =
-        stack.http.get(format!("{}/_sandbox/stt", stack.sandbox_url)).send().await.unwrap().json().await.unwrap();
-    all.into_iter().find(|c| c["query"]["tag"] == run_id).expect("the run's STT connection")
 }
 
 const REFILL_ROWS: usize = 40;
