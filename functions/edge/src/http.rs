@@ -1,5 +1,6 @@
 //! Building responses and reading requests, the same way on every route.
 
+use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use outcall_core::body::{self, BodyPlan, CappedBody};
 use outcall_core::config::{Config, ConfigError};
@@ -7,8 +8,12 @@ use outcall_core::error::{constant_time_eq, ApiError};
 use outcall_core::routes::Route;
 use serde::Serialize;
 use std::cell::OnceCell;
+use std::future::Future;
 use std::rc::Rc;
-use worker::{wasm_bindgen::JsValue, web_sys, Env, Headers, Method, Request, Response};
+use std::time::Duration;
+use worker::{
+    wasm_bindgen::JsValue, web_sys, AbortController, AbortSignal, Delay, Env, Headers, Method, Request, Response,
+};
 
 /// What every route returns: a response, or an error that becomes `{"error": {...}}`.
 pub type Answer = Result<Response, ApiError>;
@@ -113,4 +118,22 @@ pub fn outgoing(method: Method, url: &str, headers: Headers, body: Option<&str>)
     web_sys::Request::new_with_str_and_init(url, &init).map(Request::from).map_err(|e| {
         worker::Error::JsError(e.as_string().unwrap_or_else(|| "invalid URL or options for Request".to_owned()))
     })
+}
+
+/// `fetch(signal)`'s result if it comes within `limit`; otherwise the fetch behind it is aborted and nothing
+/// comes. (An outgoing request is never left to hang a Worker's invocation.)
+pub async fn within<T, F: Future<Output = Option<T>>>(
+    limit: Duration,
+    fetch: impl FnOnce(AbortSignal) -> F,
+) -> Option<T> {
+    let controller = AbortController::default();
+    let work = std::pin::pin!(fetch(controller.signal()));
+    let timeout = std::pin::pin!(Delay::from(limit));
+    match select(work, timeout).await {
+        Either::Left((answer, _)) => answer,
+        Either::Right(_) => {
+            controller.abort();
+            None
+        }
+    }
 }

@@ -2,15 +2,14 @@
 //! (`outcall_core::learning::classify::ChatJudge` builds it and reads the answer). Only the outcome is
 //! logged: never the transcript sent or the answer's text.
 
-use crate::http::outgoing;
-use futures_util::future::{select, Either};
+use crate::http::{outgoing, within};
 use outcall_core::config::JudgeSettings;
 use outcall_core::ids::RunId;
 use outcall_core::learning::classify::{ChatJudge, Judge, Judged};
 use outcall_core::learning::listener::JUDGE_TIMEOUT_MS;
 use outcall_core::learning::timeline::Timeline;
 use std::time::Duration;
-use worker::{console_log, AbortController, Delay, Fetch, Headers, Method, Request};
+use worker::{console_log, Fetch, Headers, Method, Request};
 
 /// The judge's verdict, or `None` when it failed, took longer than `JUDGE_TIMEOUT_MS` or made no sense.
 pub async fn ask(settings: &JudgeSettings, timeline: &Timeline, run_id: Option<RunId>) -> Option<Judged> {
@@ -20,26 +19,14 @@ pub async fn ask(settings: &JudgeSettings, timeline: &Timeline, run_id: Option<R
         console_log!("listener: run {run}: the judge's request could not be built");
         return None;
     };
-    let controller = AbortController::default();
-    let signal = controller.signal();
     // The answer's status and body, both within the timeout.
-    let exchange = async {
+    let answer = within(Duration::from_millis(JUDGE_TIMEOUT_MS), |signal| async move {
         let mut response = Fetch::Request(request).send_with_signal(&signal).await.ok()?;
         let status = response.status_code();
         let body = if status == 200 { response.text().await.unwrap_or_default() } else { String::new() };
         Some((status, body))
-    };
-    let answer = {
-        let exchange = std::pin::pin!(exchange);
-        let timeout = std::pin::pin!(Delay::from(Duration::from_millis(JUDGE_TIMEOUT_MS)));
-        match select(exchange, timeout).await {
-            Either::Left((answer, _)) => answer,
-            Either::Right(_) => {
-                controller.abort();
-                None
-            }
-        }
-    };
+    })
+    .await;
     let Some((status, body)) = answer else {
         console_log!("listener: run {run}: the judge did not answer");
         return None;

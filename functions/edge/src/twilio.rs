@@ -2,15 +2,14 @@
 //! Creating a call is not retried here: a create that may have been processed needs a look first
 //! (see `dial`).
 
-use crate::http::outgoing;
+use crate::http::{outgoing, within};
 use crate::time::{now, sleep};
 use base64::Engine;
-use futures_util::future::{select, Either};
 use outcall_core::config::Config;
 use outcall_core::retry::{parse_retry_after, verdict, Reply, Verdict};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request};
+use worker::{AbortSignal, Fetch, Headers, Method, Request};
 
 /// One try's answer.
 pub struct Sent {
@@ -23,21 +22,8 @@ pub struct Sent {
 pub async fn send(config: &Config, method: Method, url: &str, form: Option<&str>) -> Sent {
     let no_answer = Sent { reply: Reply::NoAnswer, body: String::new(), retry_after: None };
     let Ok(request) = build(config, method, url, form) else { return no_answer };
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    let answer = {
-        let response = std::pin::pin!(fetch.send_with_signal(&signal));
-        let timeout = std::pin::pin!(Delay::from(config.twilio_timeout));
-        match select(response, timeout).await {
-            Either::Left((Ok(response), _)) => Some(response),
-            Either::Left((Err(_), _)) => None,
-            Either::Right(_) => {
-                controller.abort();
-                None
-            }
-        }
-    };
+    let fetch = |signal: AbortSignal| async move { Fetch::Request(request).send_with_signal(&signal).await.ok() };
+    let answer = within(config.twilio_timeout, fetch).await;
     let Some(mut response) = answer else { return no_answer };
     let retry_after = response.headers().get("Retry-After").ok().flatten().and_then(|v| parse_retry_after(&v, now()));
     Sent { reply: Reply::Status(response.status_code()), body: response.text().await.unwrap_or_default(), retry_after }
