@@ -19,6 +19,29 @@ const DISPATCHES: usize = 20;
 #[tokio::main]
 async fn main() {
     let stack = Stack::from_env();
+    match std::env::args().nth(1).as_deref() {
+        None => everything(&stack).await,
+        Some("side-by-side") => {
+            let (message, sid) = live_context_request(&stack).await;
+            side_by_side(&stack, &message).await;
+            stack.hang_up(&sid).await;
+        }
+        Some(other) => panic!("bench: unknown part {other:?} (none for everything, or side-by-side)"),
+    }
+}
+
+/// An assistant-request for a live call (context is served only to the VAPI call of a dialled, unfinished
+/// attempt), and the call's sid to hang it up with.
+async fn live_context_request(stack: &Stack) -> (Value, String) {
+    let (context_id, _, context_sid) =
+        stack.insert_dialled(&sample_row(&fresh_phone(Scenario::Human), "Bench Person")).await;
+    let message = json!({"type": "assistant-request",
+        "call": {"id": "bench", "assistantOverrides": {"variableValues": {"pendingcallid": context_id}}}});
+    (message, context_sid)
+}
+
+async fn everything(stack: &Stack) {
+    let stack = stack.clone();
     // First, while the Worker is fresh: its peak memory then belongs to the batches.
     large_batches(&stack).await;
     // The first two parts measure one request at a time: no limit may get in the way.
@@ -29,12 +52,8 @@ async fn main() {
         ids.push(stack.insert_parked(&sample_row(&fresh_phone(Scenario::Human), &format!("Bench Person {i}"))).await);
     }
 
-    // 1. assistant-request latency (warm-up first: the first request instantiates the wasm module), for a
-    // live call (context is served only to the VAPI call of a dialled, unfinished attempt).
-    let (context_id, _, context_sid) =
-        stack.insert_dialled(&sample_row(&fresh_phone(Scenario::Human), "Bench Person")).await;
-    let message = json!({"type": "assistant-request",
-        "call": {"id": "bench", "assistantOverrides": {"variableValues": {"pendingcallid": context_id}}}});
+    // 1. assistant-request latency (warm-up first: the first request instantiates the wasm module).
+    let (message, context_sid) = live_context_request(&stack).await;
     for _ in 0..20 {
         stack.vapi_message(message.clone()).await;
     }
@@ -116,99 +135,127 @@ async fn main() {
 
 const SIDE_BY_SIDE_REQUESTS: usize = 300;
 const CONCURRENCY: usize = 8;
+/// The side-by-side requests are sent in rounds, the Workers taking turns, so a slow spell of this shared
+/// machine falls on all of them alike.
+const SIDE_BY_SIDE_ROUNDS: usize = 3;
 
 /// One route's figures on one Worker: p50 sequentially, then p50 and requests per second 8 at a time.
+#[derive(Default)]
 struct Figures {
-    p50: f64,
-    p50_concurrent: f64,
-    per_second: f64,
+    sequential: Vec<Duration>,
+    concurrent: Vec<Duration>,
+    concurrent_time: Duration,
 }
 
-/// `/health` and the context request (`message`, an assistant-request for a live call), on outcall and on the
-/// JavaScript baseline, each run back to back with the same driver, then the ratios outcall / baseline.
+impl Figures {
+    fn p50(&self) -> f64 {
+        median_ms(&self.sequential)
+    }
+    fn p50_concurrent(&self) -> f64 {
+        median_ms(&self.concurrent)
+    }
+    fn per_second(&self) -> f64 {
+        self.concurrent.len() as f64 / self.concurrent_time.as_secs_f64()
+    }
+}
+
+/// `/health` and the context request (`message`, an assistant-request for a live call) on outcall, on a plain
+/// Rust Worker doing the same (bench/floor, `FLOOR_URL`) and on a JavaScript Worker doing the same
+/// (bench/baseline, `BASELINE_URL`), with the same driver, then the ratios over the JavaScript baseline.
 async fn side_by_side(stack: &Stack, message: &Value) {
-    let Ok(baseline) = std::env::var("BASELINE_URL") else {
-        println!("side by side: BASELINE_URL unset (./dev bench starts the JavaScript baseline), skipped");
+    let (Ok(baseline), Ok(floor)) = (std::env::var("BASELINE_URL"), std::env::var("FLOOR_URL")) else {
+        println!("side by side: BASELINE_URL or FLOOR_URL unset (./dev bench starts both), skipped");
         return;
     };
     let body = json!({ "message": message }).to_string();
+    let workers = [("outcall", stack.worker_url.clone()), ("Rust floor", floor), ("JS baseline", baseline)];
     println!(
-        "side by side with a JavaScript Worker doing the same (bench/baseline), same wrangler dev, gateway, PostgREST:"
+        "side by side, same wrangler dev, gateway, PostgREST: {SIDE_BY_SIDE_REQUESTS} requests sequentially, then \
+         {SIDE_BY_SIDE_REQUESTS} {CONCURRENCY} at a time, in {SIDE_BY_SIDE_ROUNDS} rounds taking turns"
     );
     println!(
-        "  {:<16} {:>22} {:>22} {:>10} {:>11} {:>11}",
-        "", "outcall p50 / @8", "baseline p50 / @8", "latency", "latency @8", "throughput"
+        "  {:<16} {:<12} {:>8} {:>8} {:>8} {:>9} {:>11} {:>11}",
+        "", "", "p50", "p50 @8", "req/s @8", "latency", "latency @8", "throughput"
     );
+    let http = reqwest::Client::new();
     for route in ["/health", "/vapi/events"] {
-        let run = |base: String| {
-            let body = body.clone();
-            let secret = stack.vapi_secret.clone();
-            async move {
-                let http = reqwest::Client::new();
-                let send = move |http: reqwest::Client| {
-                    let (url, body, secret) = (format!("{base}{route}"), body.clone(), secret.clone());
-                    async move {
-                        let started = Instant::now();
-                        let response = if route == "/health" {
-                            http.get(url).send().await
-                        } else {
-                            http.post(url).header("X-Vapi-Secret", secret).body(body).send().await
-                        };
-                        let response = response.expect("the Worker answers");
-                        assert_eq!(response.status(), 200, "{route}");
-                        let _ = response.bytes().await;
-                        started.elapsed()
-                    }
-                };
-                for _ in 0..20 {
-                    send(http.clone()).await; // warm-up
-                }
-                let mut sequential = Vec::new();
-                for _ in 0..SIDE_BY_SIDE_REQUESTS {
-                    sequential.push(send(http.clone()).await);
+        let request = |base: &str| {
+            let url = format!("{base}{route}");
+            if route == "/health" {
+                http.get(url)
+            } else {
+                http.post(url).header("X-Vapi-Secret", &stack.vapi_secret).body(body.clone())
+            }
+        };
+        let mut figures: Vec<Figures> = workers.iter().map(|_| Figures::default()).collect();
+        for (_, base) in &workers {
+            for _ in 0..20 {
+                timed(request(base)).await; // warm-up
+            }
+        }
+        for _ in 0..SIDE_BY_SIDE_ROUNDS {
+            for ((_, base), figures) in workers.iter().zip(&mut figures) {
+                let per_round = SIDE_BY_SIDE_REQUESTS / SIDE_BY_SIDE_ROUNDS;
+                for _ in 0..per_round {
+                    figures.sequential.push(timed(request(base)).await);
                 }
                 let started = Instant::now();
-                let mut concurrent = Vec::new();
                 let mut tasks = Vec::new();
                 for worker in 0..CONCURRENCY {
-                    let (http, send) = (http.clone(), send.clone());
+                    let requests: Vec<_> = (worker..per_round).step_by(CONCURRENCY).map(|_| request(base)).collect();
                     tasks.push(tokio::spawn(async move {
                         let mut times = Vec::new();
-                        for _ in (worker..SIDE_BY_SIDE_REQUESTS).step_by(CONCURRENCY) {
-                            times.push(send(http.clone()).await);
+                        for request in requests {
+                            times.push(timed(request).await);
                         }
                         times
                     }));
                 }
                 for task in tasks {
-                    concurrent.extend(task.await.unwrap());
+                    figures.concurrent.extend(task.await.unwrap());
                 }
-                let per_second = SIDE_BY_SIDE_REQUESTS as f64 / started.elapsed().as_secs_f64();
-                Figures { p50: median_ms(sequential), p50_concurrent: median_ms(concurrent), per_second }
+                figures.concurrent_time += started.elapsed();
             }
-        };
-        let ours = run(stack.worker_url.clone()).await;
-        let theirs = run(baseline.clone()).await;
-        let name = if route == "/health" { "/health" } else { "context request" };
-        println!(
-            "  {:<16} {:>8.1} / {:>5.1} ms {:>4.0}/s {:>7.1} / {:>5.1} ms {:>4.0}/s {:>9.2}× {:>10.2}× {:>10.2}×",
-            name,
-            ours.p50,
-            ours.p50_concurrent,
-            ours.per_second,
-            theirs.p50,
-            theirs.p50_concurrent,
-            theirs.per_second,
-            ours.p50 / theirs.p50,
-            ours.p50_concurrent / theirs.p50_concurrent,
-            ours.per_second / theirs.per_second
-        );
+        }
+        let baseline = figures.last().expect("the baseline is measured");
+        for ((name, _), ours) in workers.iter().zip(&figures) {
+            let label = if *name == "outcall" {
+                if route == "/health" {
+                    "/health"
+                } else {
+                    "context request"
+                }
+            } else {
+                ""
+            };
+            println!(
+                "  {:<16} {:<12} {:>5.1} ms {:>5.1} ms {:>6.0}/s {:>8.2}× {:>10.2}× {:>10.2}×",
+                label,
+                name,
+                ours.p50(),
+                ours.p50_concurrent(),
+                ours.per_second(),
+                ours.p50() / baseline.p50(),
+                ours.p50_concurrent() / baseline.p50_concurrent(),
+                ours.per_second() / baseline.per_second()
+            );
+        }
     }
-    println!("  (ratios are outcall over the baseline: latency below 1 and throughput above 1 mean outcall is faster)");
+    println!("  (ratios over the JS baseline: latency below 1 and throughput above 1 mean faster than JavaScript)");
 }
 
-fn median_ms(mut samples: Vec<Duration>) -> f64 {
-    samples.sort();
+/// One request's time to its whole answer, which must be a 200.
+async fn timed(request: reqwest::RequestBuilder) -> Duration {
+    let started = Instant::now();
+    let response = request.send().await.expect("the Worker answers");
+    assert_eq!(response.status(), 200, "{}", response.url());
+    let _ = response.bytes().await;
+    started.elapsed()
+}
+
+fn median_ms(samples: &[Duration]) -> f64 {
+    let mut samples = samples.to_vec();
+    samples.sort_unstable();
     samples[samples.len() / 2].as_secs_f64() * 1000.0
 }
 

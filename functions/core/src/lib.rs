@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod error;
 pub mod ids;
 pub mod learning;
+pub mod loose;
 pub mod outcome;
 pub mod phone;
 pub mod reconcile;

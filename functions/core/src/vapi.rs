@@ -1,6 +1,7 @@
 //! VAPI's server messages (`POST {"message": {...}}`) and the replies they expect.
 
 use crate::ids::PendingCallId;
+use crate::loose::Loose;
 use crate::outcome::Outcome;
 use serde_json::{json, Map, Value};
 
@@ -85,86 +86,185 @@ pub enum MessageError {
     MissingType,
 }
 
-/// Parses a server message. Fields VAPI may omit are optional; only `message.type` is required.
+/// Parses a server message. Fields VAPI may omit are optional; only `message.type` is required. Read straight into
+/// the typed wire structs below (`crate::loose`): an end-of-call report's message lists and the like are skipped
+/// as they are read, never built into a tree.
 pub fn parse_message(body: &str) -> Result<ServerMessage, MessageError> {
-    let root: Value = serde_json::from_str(body).map_err(|_| MessageError::InvalidJson)?;
-    let message = root.get("message").ok_or(MessageError::MissingType)?;
-    let kind = message.get("type").and_then(Value::as_str).ok_or(MessageError::MissingType)?;
-    let pending_call_id = pending_call_id_of(message);
+    let root: Loose<wire::Root> = serde_json::from_str(body).map_err(|e| {
+        // Valid JSON of an unreadable shape (a key of ours given twice) has no usable type either.
+        if e.is_data() {
+            MessageError::MissingType
+        } else {
+            MessageError::InvalidJson
+        }
+    })?;
+    let mut message = root.get().and_then(|root| root.message.get()).ok_or(MessageError::MissingType)?;
+    let kind = std::mem::take(&mut message.kind).get().ok_or(MessageError::MissingType)?;
+    let call = std::mem::take(&mut message.call).get().unwrap_or_default();
+    let pending_call_id = call.pending_call_id();
     // VAPI's id of the call; a blank one is none (the session's binding compares it).
-    let vapi_call_id = text(message, &["call", "id"]).filter(|id| !id.trim().is_empty());
-    Ok(match kind {
+    let vapi_call_id = call.id.clone().get().filter(|id| !id.trim().is_empty());
+    Ok(match kind.as_str() {
         "assistant-request" => ServerMessage::AssistantRequest { pending_call_id, vapi_call_id },
-        "tool-calls" => ServerMessage::ToolCalls { pending_call_id, vapi_call_id, calls: tool_calls_of(message) },
+        "tool-calls" => ServerMessage::ToolCalls { pending_call_id, vapi_call_id, calls: message.tool_calls() },
         "status-update" => ServerMessage::StatusUpdate {
             pending_call_id,
-            status: text(message, &["status"]).unwrap_or_default(),
+            status: message.status.get().unwrap_or_default(),
             vapi_call_id,
         },
-        "end-of-call-report" => ServerMessage::EndOfCallReport { pending_call_id, report: report_of(message) },
-        other => ServerMessage::Other(other.to_owned()),
+        "end-of-call-report" => ServerMessage::EndOfCallReport { pending_call_id, report: message.report(call) },
+        _ => ServerMessage::Other(kind),
     })
 }
 
-/// `call.assistantOverrides.variableValues.pendingcallid`, else the raw SIP header.
-fn pending_call_id_of(message: &Value) -> Option<PendingCallId> {
-    let call = message.get("call")?;
-    let from_variables = call.pointer("/assistantOverrides/variableValues").and_then(|v| v.get(PENDING_CALL_VARIABLE));
-    let from_headers = || {
-        call.pointer("/phoneCallProviderDetails/sip/headers")
-            .and_then(Value::as_object)
-            .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-pendingcallid")).map(|(_, v)| v))
-    };
-    from_variables.or_else(from_headers).and_then(Value::as_str).and_then(|raw| PendingCallId::parse(raw).ok())
-}
+/// The parts of VAPI's server messages outcall reads (shared/reference: VAPI), each field as leniently as VAPI
+/// may send it.
+mod wire {
+    use super::*;
+    use crate::loose::ScalarText;
+    use serde::Deserialize;
+    use std::collections::BTreeMap;
 
-fn tool_calls_of(message: &Value) -> Vec<ToolCall> {
-    let Some(list) = message.get("toolCallList").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    list.iter()
-        .filter_map(|item| {
-            let id = item.get("id").and_then(Value::as_str)?.to_owned();
-            let name = text(item, &["name"]).or_else(|| text(item, &["function", "name"]))?;
-            let raw_args = ["arguments", "parameters"]
-                .iter()
-                .find_map(|k| item.get(*k))
-                .or_else(|| item.pointer("/function/arguments"));
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    pub struct Root {
+        pub message: Loose<Message>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct Message {
+        #[serde(rename = "type")]
+        pub kind: Loose<String>,
+        pub call: Loose<Call>,
+        pub status: Loose<String>,
+        pub tool_call_list: Loose<Vec<Loose<ToolCallItem>>>,
+        pub ended_reason: Loose<String>,
+        pub analysis: Loose<Analysis>,
+        pub summary: Loose<String>,
+        pub artifact: Loose<Artifact>,
+        pub transcript: Loose<String>,
+        pub duration_seconds: Loose<f64>,
+        pub cost: Loose<f64>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct Call {
+        pub id: Loose<String>,
+        pub cost: Loose<f64>,
+        pub assistant_overrides: Loose<AssistantOverrides>,
+        pub phone_call_provider_details: Loose<ProviderDetails>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct AssistantOverrides {
+        pub variable_values: Loose<BTreeMap<String, Loose<String>>>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    pub struct ProviderDetails {
+        pub sip: Loose<Sip>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    pub struct Sip {
+        pub headers: Loose<BTreeMap<String, Loose<String>>>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    pub struct ToolCallItem {
+        pub id: Loose<String>,
+        pub name: Loose<String>,
+        pub arguments: Loose<Value>,
+        pub parameters: Loose<Value>,
+        pub function: Loose<Function>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    pub struct Function {
+        pub name: Loose<String>,
+        pub arguments: Loose<Value>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct Analysis {
+        pub summary: Loose<String>,
+        pub success_evaluation: Loose<ScalarText>,
+        /// Kept whole (it is the assistant's own schema); `null` reads as none.
+        pub structured_data: Loose<Value>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    pub struct Artifact {
+        pub transcript: Loose<String>,
+    }
+
+    crate::loose_struct!(Message, Call, AssistantOverrides, ProviderDetails, Sip, ToolCallItem, Function, Analysis);
+    crate::loose_struct!(Artifact, Root);
+
+    impl Call {
+        /// `call.assistantOverrides.variableValues.pendingcallid`, else the raw SIP header. A variable of
+        /// another type than text is no id, and then the header is not looked at either.
+        pub fn pending_call_id(&self) -> Option<PendingCallId> {
+            let variables = self.assistant_overrides.as_ref().get().and_then(|o| o.variable_values.as_ref().get());
+            let from_variables = variables.and_then(|v| v.get(PENDING_CALL_VARIABLE));
+            let from_headers = || {
+                let sip = self.phone_call_provider_details.as_ref().get()?.sip.as_ref().get()?;
+                let headers = sip.headers.as_ref().get()?;
+                headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-pendingcallid")).map(|(_, v)| v)
+            };
+            let raw = from_variables.or_else(from_headers)?.as_ref().get()?;
+            PendingCallId::parse(raw).ok()
+        }
+    }
+
+    impl Message {
+        pub fn tool_calls(self) -> Vec<ToolCall> {
+            let items = self.tool_call_list.get().unwrap_or_default();
+            items.into_iter().filter_map(Loose::get).filter_map(ToolCallItem::into_tool_call).collect()
+        }
+
+        pub fn report(self, call: Call) -> CallReport {
+            let ended_reason = self.ended_reason.get().unwrap_or_else(|| "unknown".into());
+            let analysis = self.analysis.get().unwrap_or_default();
+            CallReport {
+                vapi_call_id: call.id.get().filter(|id| !id.trim().is_empty()),
+                outcome: Outcome::from_ended_reason(&ended_reason),
+                ended_reason,
+                summary: analysis.summary.get().or(self.summary.get()),
+                success_evaluation: analysis.success_evaluation.get().map(|ScalarText(text)| text),
+                structured_data: analysis.structured_data.get(),
+                transcript: self.artifact.get().and_then(|a| a.transcript.get()).or(self.transcript.get()),
+                duration_seconds: self.duration_seconds.get(),
+                // The message's own cost when it has one (of any type: then none), else the call's.
+                cost: if self.cost.is_present() { self.cost.get() } else { call.cost.get() },
+            }
+        }
+    }
+
+    impl ToolCallItem {
+        fn into_tool_call(self) -> Option<ToolCall> {
+            let id = self.id.get()?;
+            let function = self.function.get().unwrap_or_default();
+            let name = self.name.get().or(function.name.get())?;
+            // The first of `arguments`, `parameters`, `function.arguments` that is there, whatever its type;
             // OpenAI-style tools send arguments as a JSON string.
-            let arguments = match raw_args {
-                Some(Value::Object(map)) => map.clone(),
-                Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_default(),
+            let first = [self.arguments, self.parameters, function.arguments].into_iter().find(Loose::is_present);
+            let arguments = match first.and_then(Loose::get) {
+                Some(Value::Object(map)) => map,
+                Some(Value::String(s)) => serde_json::from_str(&s).unwrap_or_default(),
                 _ => Map::new(),
             };
             Some(ToolCall { id, name, arguments })
-        })
-        .collect()
-}
-
-fn report_of(message: &Value) -> CallReport {
-    let ended_reason = text(message, &["endedReason"]).unwrap_or_else(|| "unknown".into());
-    CallReport {
-        vapi_call_id: text(message, &["call", "id"]).filter(|id| !id.trim().is_empty()),
-        outcome: Outcome::from_ended_reason(&ended_reason),
-        ended_reason,
-        summary: text(message, &["analysis", "summary"]).or_else(|| text(message, &["summary"])),
-        success_evaluation: message.pointer("/analysis/successEvaluation").and_then(scalar_text),
-        structured_data: message.pointer("/analysis/structuredData").filter(|v| !v.is_null()).cloned(),
-        transcript: text(message, &["artifact", "transcript"]).or_else(|| text(message, &["transcript"])),
-        duration_seconds: message.get("durationSeconds").and_then(Value::as_f64),
-        cost: message.get("cost").or_else(|| message.pointer("/call/cost")).and_then(Value::as_f64),
-    }
-}
-
-fn text(value: &Value, path: &[&str]) -> Option<String> {
-    path.iter().try_fold(value, |v, key| v.get(*key))?.as_str().map(str::to_owned)
-}
-
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(_) | Value::Number(_) => Some(value.to_string()),
-        _ => None,
+        }
     }
 }
 
@@ -303,10 +403,54 @@ mod tests {
     }
 
     #[test]
+    fn fields_of_another_shape_read_as_missing() {
+        let header = format!(r#""phoneCallProviderDetails":{{"sip":{{"headers":{{"x-pendingcallid":"{ID}"}}}}}}"#);
+        let cases = [
+            (r#"{"message":{"type":"assistant-request","call":5}}"#.to_owned(), None),
+            (format!(r#"{{"message":{{"type":"assistant-request","call":{{"id":7,{header}}}}}}}"#), id()),
+            // a variable of another type than text is no id, and the header is then not looked at
+            (
+                format!(
+                    r#"{{"message":{{"type":"assistant-request","call":{{
+                    "assistantOverrides":{{"variableValues":{{"pendingcallid":null}}}},{header}}}}}}}"#
+                ),
+                None,
+            ),
+        ];
+        for (body, pending_call_id) in cases {
+            assert_eq!(
+                parse_message(&body).unwrap(),
+                ServerMessage::AssistantRequest { pending_call_id, vapi_call_id: None },
+                "{body}"
+            );
+        }
+        let report = r#"{"message":{"type":"end-of-call-report","endedReason":3,"cost":"x","call":{"cost":1.5},
+            "analysis":[],"summary":"s","artifact":{"transcript":{"t":1},"messages":[{"role":"bot","message":"hi"}]},
+            "transcript":"AI: hi","durationSeconds":"10"}}"#;
+        let ServerMessage::EndOfCallReport { report, .. } = parse_message(report).unwrap() else { panic!() };
+        assert_eq!(report.ended_reason, "unknown");
+        assert_eq!(report.cost, None, "the message's own cost is there (as text), so not the call's");
+        assert_eq!((report.summary.as_deref(), report.transcript.as_deref()), (Some("s"), Some("AI: hi")));
+        assert_eq!(report.duration_seconds, None);
+        let tools = r#"{"message":{"type":"tool-calls","toolCallList":[5,{"id":"a"},
+            {"id":"b","name":"n","arguments":null,"parameters":{"pendingcallid":"x"}}]}}"#;
+        let ServerMessage::ToolCalls { calls, .. } = parse_message(tools).unwrap() else { panic!() };
+        assert_eq!(calls.len(), 1, "items without an id and a name are skipped");
+        assert!(calls[0].arguments.is_empty(), "arguments given as null are none (parameters are not read)");
+    }
+
+    #[test]
     fn malformed_bodies_are_errors() {
         assert_eq!(parse_message("{not json"), Err(MessageError::InvalidJson));
         assert_eq!(parse_message("{}"), Err(MessageError::MissingType));
         assert_eq!(parse_message(r#"{"message":{}}"#), Err(MessageError::MissingType));
+        for shape in
+            ["[]", "null", r#"[{"type":"assistant-request"}]"#, r#"{"message":[]}"#, r#"{"message":{"type":5}}"#]
+        {
+            assert_eq!(parse_message(shape), Err(MessageError::MissingType), "{shape}");
+        }
+        let twice = r#"{"message":{"type":"status-update","type":"assistant-request"}}"#;
+        assert_eq!(parse_message(twice), Err(MessageError::MissingType), "a key of ours given twice");
     }
 
     #[test]
