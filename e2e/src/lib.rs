@@ -298,9 +298,10 @@ impl Stack {
         .unwrap();
     }
 
-    /// Runs the minute sweep now, as the cron trigger does (wrangler dev's `/__scheduled`).
+    /// Runs the minute sweep now, as the cron trigger does (wrangler dev's `/cdn-cgi/handler/scheduled`, which
+    /// answers once the handler has finished).
     pub async fn sweep(&self) {
-        let url = format!("{}/__scheduled?cron=*+*+*+*+*", self.worker_url);
+        let url = format!("{}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*", self.worker_url);
         let response = self.http.get(url).send().await.expect("worker reachable");
         assert!(response.status().is_success(), "sweep: {}", response.status());
     }

@@ -84,7 +84,7 @@ pub async fn restart_stack_worker(worker_url: &str) {
     let log = std::fs::OpenOptions::new().append(true).create(true).open(root.join(".dev/logs/worker.log")).unwrap();
     let mut command = Command::new("wrangler");
     command
-        .args(["dev", "--local", "--ip", "127.0.0.1", "--port", &port, "--test-scheduled"])
+        .args(["dev", "--local", "--ip", "127.0.0.1", "--port", &port])
         .args(["--show-interactive-dev-session=false", "--log-level", "log"])
         .current_dir(&root)
         .stdin(Stdio::null())
