@@ -26,11 +26,15 @@ async fn main() {
             side_by_side(&stack, &message).await;
             stack.hang_up(&sid).await;
         }
+        // For `./dev bench profile`: the body of a live call's assistant-request (the call stays live).
+        Some("context-request") => println!("{}", json!({"message": live_context_request(&stack).await.0})),
         Some("dispatch") => {
             dispatch_rate(&stack, Scenario::Failed).await;
             dispatch_rate(&stack, Scenario::Human).await;
         }
-        Some(other) => panic!("bench: unknown part {other:?} (none for everything, side-by-side or dispatch)"),
+        Some(other) => {
+            panic!("bench: unknown part {other:?} (none for everything, side-by-side, dispatch or context-request)")
+        }
     }
 }
 

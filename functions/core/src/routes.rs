@@ -31,6 +31,19 @@ pub const SERVICE_ROUTES: [(&str, &str, Route); 5] = [
     ("GET", crate::dispatch::STREAM_PATH, Route::ListenerStream),
 ];
 
+/// The path and the query of a URL as the fetch API serializes it (WHATWG: `scheme://host[:port]/path[?query][#frag]`,
+/// the path never empty, `?` and `#` percent-encoded inside the path and `#` inside the query), as written: what
+/// `url::Url`'s `path()` and `query()` give for it, without parsing the URL again.
+pub fn path_and_query(url: &str) -> (&str, Option<&str>) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let rest = url[after_scheme..].find('/').map_or("/", |i| &url[after_scheme + i..]);
+    let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+    match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    }
+}
+
 /// Why no route takes a request: the error to answer, and for a 405 the `Allow` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
@@ -61,6 +74,24 @@ pub fn route(method: &str, path: &str) -> Result<Route, Refused> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_serialized_url_splits_into_path_and_query() {
+        let cases = [
+            ("https://outcall.example.workers.dev/health", ("/health", None)),
+            (
+                "http://127.0.0.1:8787/api/v1/batches?limit=5&cursor=a%3Fb",
+                ("/api/v1/batches", Some("limit=5&cursor=a%3Fb")),
+            ),
+            ("https://h/twilio/status?session=1#frag", ("/twilio/status", Some("session=1"))),
+            ("https://h/p%3Fq?", ("/p%3Fq", Some(""))),
+            ("https://h/", ("/", None)),
+            ("https://xn--bcher-kva.example/a/b", ("/a/b", None)),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(path_and_query(url), expected, "{url}");
+        }
+    }
 
     #[test]
     fn every_service_route_is_found_by_its_method_and_path() {

@@ -5,15 +5,55 @@ use futures_util::StreamExt;
 use outcall_core::body::{self, BodyPlan, CappedBody};
 use outcall_core::config::{Config, ConfigError};
 use outcall_core::error::{constant_time_eq, ApiError};
-use outcall_core::routes::Route;
+use outcall_core::routes::{self, Route};
 use serde::Serialize;
 use std::cell::OnceCell;
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 use worker::{
-    wasm_bindgen::JsValue, web_sys, AbortController, AbortSignal, Delay, Env, Headers, Method, Request, Response,
+    wasm_bindgen::JsValue, web_sys, AbortController, AbortSignal, ByteStream, Delay, Env, Headers, Method, Request,
+    Response,
 };
+
+/// The request as workerd hands it to the Worker. Not workers-rs's `Request`: making one reads `request.cf`, which
+/// workerd builds for the asking (a JSON parse) on every request, and only the listener's route needs it
+/// ([`Incoming::into_request`]). Its URL is split as serialized, never parsed again (`routes::path_and_query`).
+pub struct Incoming {
+    request: web_sys::Request,
+    url: String,
+}
+
+impl Incoming {
+    pub fn new(request: web_sys::Request) -> Self {
+        let url = request.url();
+        Incoming { request, url }
+    }
+
+    /// The method as sent (the fetch API upper-cases only the standard ones). Not worker-rs's `Method`: it reads
+    /// a method it has no name for (`QUERY`, `PROPFIND`) as GET, which would answer it.
+    pub fn method(&self) -> String {
+        self.request.method()
+    }
+
+    /// The URL's path, percent-encoded as sent.
+    pub fn path(&self) -> &str {
+        routes::path_and_query(&self.url).0
+    }
+
+    pub fn query(&self) -> Option<&str> {
+        routes::path_and_query(&self.url).1
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.request.headers().get(name).ok().flatten()
+    }
+
+    /// For what takes workers-rs's `Request` (a Durable Object's `fetch`).
+    pub fn into_request(self) -> Request {
+        Request::from(self.request)
+    }
+}
 
 /// What every route returns: a response, or an error that becomes `{"error": {...}}`.
 pub type Answer = Result<Response, ApiError>;
@@ -62,20 +102,20 @@ pub fn credential<T>(
 /// moment it passes the cap (a body without `Content-Length` too). Call it after every check that needs
 /// no body (the route's credential header first, where it has one).
 /// `batch_max_targets` (`BATCH_MAX_TARGETS`) sizes the batch route's cap; the other routes' caps are fixed.
-pub async fn body(req: &mut Request, route: Route, batch_max_targets: usize) -> Result<String, ApiError> {
-    let length = header(req, "Content-Length");
-    let method = method(req);
+pub async fn body(req: &Incoming, route: Route, batch_max_targets: usize) -> Result<String, ApiError> {
+    let length = req.header("Content-Length");
+    let method = req.method();
     match body::plan(&method, route, length.as_deref(), batch_max_targets)? {
         BodyPlan::Ignore => Ok(String::new()),
         BodyPlan::Read { cap } => read_capped(req, cap).await,
     }
 }
 
-async fn read_capped(req: &mut Request, cap: usize) -> Result<String, ApiError> {
+async fn read_capped(req: &Incoming, cap: usize) -> Result<String, ApiError> {
     let unreadable = || ApiError::bad_request("invalid_body", "the request body could not be read");
     let mut received = CappedBody::new(cap);
     // No body at all (workerd gives none for an empty one) reads as empty text.
-    let Ok(mut stream) = req.stream() else {
+    let Some(mut stream) = req.request.body().map(ByteStream::from) else {
         return received.finish();
     };
     while let Some(chunk) = stream.next().await {
@@ -85,19 +125,9 @@ async fn read_capped(req: &mut Request, cap: usize) -> Result<String, ApiError> 
     received.finish()
 }
 
-/// The request's method as sent (the fetch API upper-cases only the standard ones). Not `Request::method`:
-/// worker-rs reads a method it has no name for (`QUERY`, `PROPFIND`) as GET, which would answer it.
-pub fn method(req: &Request) -> String {
-    req.inner().method()
-}
-
-pub fn header(req: &Request, name: &str) -> Option<String> {
-    req.headers().get(name).ok().flatten()
-}
-
 /// Checks a shared-secret header in constant time.
-pub fn require_secret(req: &Request, header_name: &str, expected: &str) -> Result<(), ApiError> {
-    match header(req, header_name) {
+pub fn require_secret(req: &Incoming, header_name: &str, expected: &str) -> Result<(), ApiError> {
+    match req.header(header_name) {
         Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
         Some(_) => Err(ApiError::unauthorized(format!("{header_name} does not match"))),
         None => Err(ApiError::unauthorized(format!("{header_name} is missing"))),

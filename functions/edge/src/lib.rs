@@ -16,11 +16,12 @@ mod time;
 mod twilio;
 
 use outcall_core::routes::{route, Refused, Route};
-use worker::{console_log, event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
+use worker::{console_log, event, web_sys, Context, Env, Response, Result, ScheduleContext, ScheduledEvent};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let answer = match route(&http::method(&req), &req.path()) {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response> {
+    let req = http::Incoming::new(req);
+    let answer = match route(&req.method(), req.path()) {
         Ok(Route::Health) => routes::health::handle(&req, &env),
         Ok(Route::PendingCallWebhook) => routes::webhook::handle(req, &env, &ctx).await,
         Ok(Route::TwilioStatus) => routes::twilio_status::handle(req, &env, &ctx).await,

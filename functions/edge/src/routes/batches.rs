@@ -2,7 +2,7 @@
 //! batch endpoint writes rows and answers, it never dials: the rows' webhook and the ordinary claims do.
 
 use crate::db::Db;
-use crate::http::{self, Answer};
+use crate::http::{self, Answer, Incoming};
 use crate::time::{now_ms, sleep};
 use outcall_core::api::{self, Page, ProgressFeed, Route};
 use outcall_core::batch;
@@ -15,24 +15,22 @@ use outcall_core::rpc::{
 };
 use serde_json::Value;
 use std::time::Duration;
-use worker::{console_log, Env, Request, Response};
+use worker::{console_log, Env, Response};
 
-pub async fn handle(route: Route, req: Request, env: &Env) -> Answer {
+pub async fn handle(route: Route, req: Incoming, env: &Env) -> Answer {
     if route == Route::OpenApi {
         return openapi_document(); // public: it describes the API, it holds no data
     }
     let api_key = http::credential(env, |vars| config::api_key(vars))?;
-    api::authorize(http::header(&req, "Authorization").as_deref(), &api_key)?;
+    api::authorize(req.header("Authorization").as_deref(), &api_key)?;
     let config = http::config(env)?;
     let db = Db::new(&config);
-    let query = req.url().ok().and_then(|u| u.query().map(str::to_owned));
+    let query = req.query().map(str::to_owned);
     let page = |default_limit| Page::from_query(query.as_deref(), default_limit);
     let (answer, batch) = match route {
         Route::OpenApi => return openapi_document(),
         Route::CreateBatch => return create(req, &config, &db).await,
-        Route::Events(id) => {
-            return events(db, id, api::last_event_id(http::header(&req, "Last-Event-ID").as_deref())).await
-        }
+        Route::Events(id) => return events(db, id, api::last_event_id(req.header("Last-Event-ID").as_deref())).await,
         Route::ListBatches => {
             let page = page(50)?;
             (db.call(&ListBatches { limit: page.limit, offset: page.offset }).await?, None)
@@ -66,10 +64,9 @@ fn openapi_document() -> Answer {
 }
 
 /// `POST /api/v1/batches`: everything validated here and in `create_batch`, then written in that one call.
-async fn create(mut req: Request, config: &Config, db: &Db) -> Answer {
-    let key = api::idempotency_key(http::header(&req, "Idempotency-Key").as_deref())?;
-    let body =
-        http::body(&mut req, outcall_core::routes::Route::Api(Route::CreateBatch), config.batch_max_targets).await?;
+async fn create(req: Incoming, config: &Config, db: &Db) -> Answer {
+    let key = api::idempotency_key(req.header("Idempotency-Key").as_deref())?;
+    let body = http::body(&req, outcall_core::routes::Route::Api(Route::CreateBatch), config.batch_max_targets).await?;
     let new_batch = batch::parse_request(&body, config.batch_max_targets)?;
     let request = new_batch.rpc_request(key.as_deref(), &batch::request_hash(&body));
     drop(new_batch);

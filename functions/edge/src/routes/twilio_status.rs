@@ -2,35 +2,34 @@
 
 use crate::db::Db;
 use crate::dispatch::drain;
-use crate::http::{self, Answer};
+use crate::http::{self, Answer, Incoming};
 use outcall_core::config;
 use outcall_core::dispatch::{session_from_query, EVENT_DRAIN_BUDGET_MS};
 use outcall_core::error::ApiError;
 use outcall_core::routes::Route;
 use outcall_core::rpc::{ApplyTwilioStatus, CallbackDetails};
 use outcall_core::twilio::{signature_is_valid, StatusEvent};
-use worker::{Context, Env, Request};
+use worker::{Context, Env};
 
-pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Answer {
+pub async fn handle(req: Incoming, env: &Env, ctx: &Context) -> Answer {
     let signing = http::credential(env, |vars| config::twilio_signing(vars))?;
-    let url = req.url().map_err(|_| ApiError::bad_request("invalid_url", "the request URL could not be read"))?;
     // A missing signature is refused without reading the body; a present one is checked over the body,
     // which is read under the route's cap first.
-    let signature = http::header(&req, "X-Twilio-Signature")
-        .ok_or_else(|| ApiError::unauthorized("X-Twilio-Signature is missing"))?;
-    let body = http::body(&mut req, Route::TwilioStatus, 0).await?; // (a fixed cap: no batch size involved)
+    let signature =
+        req.header("X-Twilio-Signature").ok_or_else(|| ApiError::unauthorized("X-Twilio-Signature is missing"))?;
+    let body = http::body(&req, Route::TwilioStatus, 0).await?; // (a fixed cap: no batch size involved)
     let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
 
     // Twilio signs the public URL it called, which behind a proxy differs from the one we see.
-    let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
-    let signed_url = signing.public_url(&format!("{}{}", url.path(), query));
+    let query = req.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let signed_url = signing.public_url(&format!("{}{}", req.path(), query));
     if !signature_is_valid(&signing.auth_token, &signed_url, &form, &signature) {
         return Err(ApiError::new(403, "invalid_signature", "X-Twilio-Signature does not match"));
     }
     let config = http::config(env)?;
 
     let event = StatusEvent::parse(&form).map_err(|e| ApiError::bad_request("invalid_callback", e.to_string()))?;
-    let session = session_from_query(url.query())
+    let session = session_from_query(req.query())
         .map_err(|e| ApiError::bad_request("invalid_session", format!("session: {e}")))?;
     let db = Db::new(&config);
     let request = ApplyTwilioStatus {

@@ -3,7 +3,7 @@
 //! session) gets `{"error": ...}` for an assistant-request and an error result for a tool, with no personal data.
 
 use crate::db::Db;
-use crate::http::{self, Answer};
+use crate::http::{self, Answer, Incoming};
 use crate::time::now_ms;
 use outcall_core::config::{self, Config};
 use outcall_core::context::CallContext;
@@ -14,15 +14,15 @@ use outcall_core::rpc::{ApplyCallReport, ApplyVapiStatus, ReadCallContext};
 use outcall_core::vapi::{self, parse_message, ServerMessage, ToolCall, FETCH_TOOL, PENDING_CALL_VARIABLE};
 use serde::Serialize;
 use serde_json::{json, Value};
-use worker::{Env, Request};
+use worker::Env;
 
-pub async fn handle(mut req: Request, env: &Env) -> Answer {
+pub async fn handle(req: Incoming, env: &Env) -> Answer {
     // Everything the headers can settle first (the bearer credential whole; HMAC's signature and
     // timestamp present and fresh), then the body under the route's cap, then HMAC's check over it; the
     // rest of the configuration only then.
     let credential = http::credential(env, |vars| config::vapi_credential(vars))?;
-    let check = credential.check_headers(|name| http::header(&req, name), now_ms() as i64)?;
-    let body = http::body(&mut req, Route::VapiEvents, 0).await?; // (a fixed cap: no batch size involved)
+    let check = credential.check_headers(|name| req.header(name), now_ms() as i64)?;
+    let body = http::body(&req, Route::VapiEvents, 0).await?; // (a fixed cap: no batch size involved)
     credential.check_body(&check, &body)?;
     let config = http::config(env)?;
     let message = parse_message(&body).map_err(|e| ApiError::bad_request("invalid_message", e.to_string()))?;

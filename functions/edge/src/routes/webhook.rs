@@ -2,23 +2,23 @@
 
 use crate::db::Db;
 use crate::dispatch::{dispatch, drain};
-use crate::http::{self, Answer};
+use crate::http::{self, Answer, Incoming};
 use outcall_core::config;
 use outcall_core::dispatch::EVENT_DRAIN_BUDGET_MS;
 use outcall_core::error::ApiError;
 use outcall_core::routes::Route;
 use outcall_core::webhook::{DatabaseWebhook, WebhookAction};
 use serde_json::json;
-use worker::{Context, Env, Request};
+use worker::{Context, Env};
 
 /// The header the database trigger sends the shared secret in.
 pub const SECRET_HEADER: &str = "X-Webhook-Secret";
 
-pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Answer {
+pub async fn handle(req: Incoming, env: &Env, ctx: &Context) -> Answer {
     let secret = http::credential(env, |vars| config::webhook_secret(vars))?;
     http::require_secret(&req, SECRET_HEADER, &secret)?;
     let config = http::config(env)?;
-    let body = http::body(&mut req, Route::PendingCallWebhook, config.batch_max_targets).await?;
+    let body = http::body(&req, Route::PendingCallWebhook, config.batch_max_targets).await?;
     let hook: DatabaseWebhook = serde_json::from_str(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("not a database webhook payload: {e}")))?;
     let id = match hook.action().map_err(|e| ApiError::bad_request("invalid_record", e.to_string()))? {
