@@ -8,6 +8,11 @@
 //!   the context request, sequentially and 8 at a time, with the ratios;
 //! - learning phone systems: the listener's latency per media frame, audio forwarded over audio received,
 //!   the call's end to its classification stored, and on the replay, the person answering to VAPI connected.
+//!
+//! `bench faults` (`./dev bench faults`) runs the 10,000-row fault run instead (`faults.rs`).
+
+mod cpu;
+mod faults;
 
 use outcall_e2e::{fresh_phone, merge, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
@@ -19,6 +24,9 @@ const DISPATCHES: usize = 20;
 #[tokio::main]
 async fn main() {
     let stack = Stack::from_env();
+    if std::env::args().nth(1).as_deref() == Some("faults") {
+        return faults::run(&stack).await;
+    }
     // First, while the Worker is fresh: its peak memory then belongs to the batches.
     large_batches(&stack).await;
     // The first two parts measure one request at a time: no limit may get in the way.
