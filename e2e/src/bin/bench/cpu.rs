@@ -33,6 +33,8 @@ struct Process {
 struct Totals {
     /// Each process seen, with its part and its latest CPU ticks.
     ticks: HashMap<ProcessKey, (&'static str, u64)>,
+    /// The ticks of the processes already running when the meter started: not the run's.
+    at_start: HashMap<ProcessKey, u64>,
 }
 
 pub struct CpuMeter {
@@ -53,7 +55,8 @@ pub struct CpuUse {
 
 impl CpuMeter {
     pub fn start() -> CpuMeter {
-        let totals = Arc::new(Mutex::new(Totals::default()));
+        let at_start = processes().into_iter().map(|(pid, p)| ((pid, p.started), p.ticks)).collect();
+        let totals = Arc::new(Mutex::new(Totals { at_start, ..Totals::default() }));
         let pids = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(".dev/pids");
         let sampler = tokio::spawn({
             let totals = totals.clone();
@@ -74,7 +77,9 @@ impl CpuMeter {
         let wall = self.started.elapsed();
         let totals = self.totals.lock().unwrap();
         let seconds = |part: &str| {
-            totals.ticks.values().filter(|(p, _)| *p == part).map(|(_, t)| *t).sum::<u64>() as f64 / TICKS_PER_SECOND
+            let run_ticks =
+                |(key, (_, ticks)): (&ProcessKey, &(&str, u64))| ticks - totals.at_start.get(key).unwrap_or(&0);
+            totals.ticks.iter().filter(|(_, (p, _))| *p == part).map(run_ticks).sum::<u64>() as f64 / TICKS_PER_SECOND
         };
         let mut by_part: Vec<(&'static str, f64)> = PARTS.iter().map(|(name, label)| (*label, seconds(name))).collect();
         by_part.push(("bench", seconds("bench")));
