@@ -3,12 +3,13 @@
 
 use std::process::ExitCode;
 
-use outcall_sandbox::jwt::ApiKeys;
+use outcall_sandbox::jwt::{ApiKeys, AuthKeys};
 use outcall_sandbox::{log, Config};
 
 const USAGE: &str = "usage: outcall-sandbox [serve | keys]
   serve  (default) run the Twilio, VAPI, pg_net and /rest/v1 stand-ins
-  keys   print SUPABASE_ANON_KEY=... and SUPABASE_SERVICE_ROLE_KEY=... for SUPABASE_JWT_SECRET
+  keys   print SUPABASE_ANON_KEY=..., SUPABASE_SERVICE_ROLE_KEY=... and SUPABASE_JWKS='...' (PostgREST's
+         jwt-secret: the legacy secret and the users' ES256 key) for SUPABASE_JWT_SECRET
 See sandbox/README.md for the environment variables.";
 
 fn main() -> ExitCode {
@@ -33,6 +34,8 @@ fn keys() -> ExitCode {
             let keys = ApiKeys::derive(secret.trim());
             println!("SUPABASE_ANON_KEY={}", keys.anon);
             println!("SUPABASE_SERVICE_ROLE_KEY={}", keys.service_role);
+            // Single-quoted for the shell: the JSON holds no single quote (base64url, hex and fixed names).
+            println!("SUPABASE_JWKS='{}'", AuthKeys::derive(secret.trim()).postgrest_jwks());
             ExitCode::SUCCESS
         }
         None => {
