@@ -24,6 +24,7 @@ pub mod rpc;
 pub mod sip;
 pub mod twilio;
 pub mod twiml;
+pub mod user_jwt;
 pub mod vapi;
 pub mod vapi_auth;
 pub mod webhook;
