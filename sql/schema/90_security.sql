@@ -107,6 +107,9 @@ grant usage on schema outcall_private to service_role;
 revoke all on table outcall_private.operators from public, anon, authenticated;
 grant select, insert, update, delete on table outcall_private.operators to service_role;
 grant execute on function outcall_private.is_viewer() to authenticated;
+-- operator_of (85_operators.sql): the Worker asks it for a user whose JWT it verified; no user may ask it.
+revoke all on function public.operator_of(uuid) from public, anon, authenticated;
+grant execute on function public.operator_of(uuid) to service_role;
 grant execute on function
   outcall_private.operator_role(),
   outcall_private.add_operator(text, text),

@@ -2987,6 +2987,23 @@ $$;
 comment on function outcall_private.remove_operator(text) is
   'Removes the operator(s) with this email (auth.users'' or the one stored when added; case-insensitive): {removed: [{user_id, email, role}]}, empty when none was an operator.';
 
+-- operator_of ---------------------------------------------------------------------------------------------------
+-- Who a signed-in user is to outcall, for the dashboard to show or hide actions (GET /api/v1/operator/me). The
+-- Worker calls it as service_role with the user id of the access token it has just verified; users cannot call it
+-- (they would learn others' roles), and their own token reaches the action functions, which check the role again.
+create or replace function public.operator_of(p_user_id uuid) returns jsonb
+language sql stable security definer
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object(
+    'user_id', p_user_id,
+    'email', coalesce((select u.email from auth.users as u where u.id = p_user_id),
+                      (select o.email from outcall_private.operators as o where o.user_id = p_user_id)),
+    'role', (select o.role from outcall_private.operators as o where o.user_id = p_user_id))
+$$;
+comment on function public.operator_of(uuid) is
+  'A Supabase Auth user as outcall sees them: {user_id, email, role}, role viewer | operator, or null when not on the allow-list. service_role''s (the Worker, after verifying the user''s JWT).';
+
 -- ======== sql/schema/90_security.sql ========
 
 -- 90: privileges and row-level security, all of them.
@@ -3098,6 +3115,9 @@ grant usage on schema outcall_private to service_role;
 revoke all on table outcall_private.operators from public, anon, authenticated;
 grant select, insert, update, delete on table outcall_private.operators to service_role;
 grant execute on function outcall_private.is_viewer() to authenticated;
+-- operator_of (85_operators.sql): the Worker asks it for a user whose JWT it verified; no user may ask it.
+revoke all on function public.operator_of(uuid) from public, anon, authenticated;
+grant execute on function public.operator_of(uuid) to service_role;
 grant execute on function
   outcall_private.operator_role(),
   outcall_private.add_operator(text, text),
