@@ -11,8 +11,8 @@
 //! caller cannot make it read anything. Twilio's signature and VAPI's HMAC are computed over the body:
 //! there the cap is what bounds the read.
 
-use crate::api;
 use crate::error::ApiError;
+use crate::{api, operator};
 use crate::routes::Route;
 
 const KIB: usize = 1024;
@@ -61,7 +61,9 @@ pub fn route_cap(method: &str, route: Route, batch_max_targets: usize) -> Option
         return None;
     }
     match route {
-        Route::Health | Route::ListenerStream => None,
+        Route::Health | Route::ListenerStream | Route::Dashboard => None,
+        Route::Operator(route) if route.reads_body() => Some(operator::ACTION_MAX_BYTES),
+        Route::Operator(_) => None,
         Route::PendingCallWebhook => Some(WEBHOOK_MAX_BYTES),
         Route::TwilioStatus => Some(TWILIO_STATUS_MAX_BYTES),
         Route::VapiEvents => Some(VAPI_EVENTS_MAX_BYTES),
@@ -147,6 +149,12 @@ mod tests {
             ("GET", "/health", None),
             ("GET", "/api/v1/batches", None),
             ("GET", "/api/v1/openapi.json", None),
+            ("POST", "/api/v1/operator/calls/cancel", Some(64 * KIB)),
+            ("POST", "/api/v1/operator/batches/3f9c1b2e-8d4a-4c6b-9e1f-2a7d5c8b0e13/cancel", Some(64 * KIB)),
+            ("POST", "/api/v1/operator/classifications/3f9c1b2e-8d4a-4c6b-9e1f-2a7d5c8b0e13/correct", Some(64 * KIB)),
+            ("GET", "/api/v1/operator/me", None),
+            ("GET", "/api/v1/dashboard/config", None),
+            ("GET", "/", None),
         ];
         for (method, path, cap) in cases {
             assert_eq!(route_cap(method, route_of(method, path), max), cap, "{method} {path}");

@@ -75,7 +75,7 @@ pub const VARIABLES: [&str; 14] = [
 ];
 
 /// Optional variables, with their defaults (README lists the same).
-pub const OPTIONAL_VARIABLES: [(&str, &str); 11] = [
+pub const OPTIONAL_VARIABLES: [(&str, &str); 13] = [
     ("VAPI_CREDENTIAL_TYPE", "bearer"),
     ("VAPI_SIGNATURE_HEADER", "x-signature"),
     ("VAPI_TIMESTAMP_HEADER", "x-timestamp"),
@@ -87,6 +87,8 @@ pub const OPTIONAL_VARIABLES: [(&str, &str); 11] = [
     ("JUDGE_URL", ""),
     ("JUDGE_API_KEY", ""),
     ("JUDGE_MODEL", "gpt-4o-mini"),
+    ("SUPABASE_ANON_KEY", ""),
+    ("SUPABASE_JWT_SECRET", ""),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,6 +171,53 @@ pub fn webhook_secret(lookup: impl Fn(&str) -> Option<String>) -> Result<String,
 /// The batch API's bearer key (`API_KEY`).
 pub fn api_key(lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
     Vars(lookup).get("API_KEY")
+}
+
+/// What the dashboard's API checks users' access tokens with, and calls the database with.
+#[derive(Clone)]
+pub struct UserAuth {
+    /// `SUPABASE_URL`: the issuer is `{it}/auth/v1`, the JWKS `{it}/auth/v1/.well-known/jwks.json`.
+    pub supabase_url: String,
+    /// `SUPABASE_SERVICE_ROLE_KEY`: the `apikey` of every request to the project (Supabase's gateway wants one).
+    pub api_key: String,
+    /// `SUPABASE_JWT_SECRET` (optional, a secret): the legacy HS256 secret, for a project that still signs users'
+    /// tokens with it. Without it, only tokens signed by a key of the JWKS are taken.
+    pub legacy_jwt_secret: Option<String>,
+}
+
+// By hand: the keys are secrets.
+impl std::fmt::Debug for UserAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserAuth").field("supabase_url", &self.supabase_url).finish_non_exhaustive()
+    }
+}
+
+pub fn user_auth(lookup: impl Fn(&str) -> Option<String>) -> Result<UserAuth, ConfigError> {
+    let vars = Vars(lookup);
+    let secret = vars.optional("SUPABASE_JWT_SECRET");
+    Ok(UserAuth {
+        supabase_url: vars.url("SUPABASE_URL")?,
+        api_key: vars.get("SUPABASE_SERVICE_ROLE_KEY")?,
+        legacy_jwt_secret: (!secret.is_empty()).then_some(secret),
+    })
+}
+
+/// What the dashboard's page needs to reach Supabase (`GET /api/v1/dashboard/config`): the project's URL and its
+/// anon key (public by design: it is in every page that uses supabase-js; RLS guards the data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardSettings {
+    pub supabase_url: String,
+    pub supabase_anon_key: String,
+}
+
+pub fn dashboard(lookup: impl Fn(&str) -> Option<String>) -> Result<DashboardSettings, ConfigError> {
+    let vars = Vars(lookup);
+    let supabase_url = vars.url("SUPABASE_URL")?;
+    let supabase_anon_key = vars.optional("SUPABASE_ANON_KEY");
+    if supabase_anon_key.is_empty() {
+        return Err(ConfigError::NeededBy { name: "SUPABASE_ANON_KEY", by: "the dashboard" });
+    }
+    Ok(DashboardSettings { supabase_url, supabase_anon_key })
 }
 
 /// What `X-Twilio-Signature` is checked with: the auth token and the public URL Twilio signs.
@@ -498,6 +547,31 @@ mod tests {
             assert_eq!((api.status, api.code), (500, "configuration_error"));
             assert!(api.message.contains(name) && api.message.contains("https://"), "{}", api.message);
         }
+    }
+
+    #[test]
+    fn the_dashboard_and_user_auth_read_only_their_variables() {
+        let mut vars: HashMap<&str, String> = HashMap::new();
+        vars.insert("SUPABASE_URL", "https://abc.supabase.co/".into());
+        let missing = dashboard(|n| vars.get(n).cloned()).unwrap_err();
+        let api: ApiError = missing.into();
+        assert_eq!((api.status, api.code), (500, "configuration_error"));
+        assert!(api.message.contains("SUPABASE_ANON_KEY"), "{}", api.message);
+        vars.insert("SUPABASE_ANON_KEY", " anon ".into());
+        assert_eq!(
+            dashboard(|n| vars.get(n).cloned()),
+            Ok(DashboardSettings { supabase_url: "https://abc.supabase.co".into(), supabase_anon_key: "anon".into() })
+        );
+
+        assert!(matches!(user_auth(|n| vars.get(n).cloned()), Err(ConfigError::Missing("SUPABASE_SERVICE_ROLE_KEY"))));
+        vars.insert("SUPABASE_SERVICE_ROLE_KEY", "service".into());
+        let auth = user_auth(|n| vars.get(n).cloned()).unwrap();
+        assert_eq!((auth.supabase_url.as_str(), auth.legacy_jwt_secret.as_deref()), ("https://abc.supabase.co", None));
+        vars.insert("SUPABASE_JWT_SECRET", "legacy".into());
+        assert_eq!(user_auth(|n| vars.get(n).cloned()).unwrap().legacy_jwt_secret.as_deref(), Some("legacy"));
+        assert!(!format!("{auth:?}").contains("service"), "no secret in Debug");
+        vars.insert("SUPABASE_URL", "http://abc.supabase.co".into());
+        assert!(matches!(dashboard(|n| vars.get(n).cloned()), Err(ConfigError::Invalid { name: "SUPABASE_URL", .. })));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Every route of the Worker in one table, and the one rule that answers what no route takes: 404 for an
 //! unknown path, 405 with `Allow` for a known path and another method. The batch API's own paths
-//! (`/api/v1/...`, with their ids) are parsed by [`crate::api::route`] under the same rule.
+//! (`/api/v1/...`, with their ids) are parsed by [`crate::api::route`], the dashboard's and the operators'
+//! (`/api/v1/dashboard/...`, `/api/v1/operator/...`) by [`crate::operator::route`], under the same rule.
 
-use crate::api;
 use crate::error::ApiError;
+use crate::{api, operator};
 
 /// What a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,10 +21,15 @@ pub enum Route {
     ListenerStream,
     /// `/api/v1/...`: the batch API.
     Api(api::Route),
+    /// `GET /`: the dashboard's page (its other files are static assets, served without the Worker).
+    Dashboard,
+    /// `/api/v1/dashboard/config` and `/api/v1/operator/...`: the dashboard's API (users' access tokens).
+    Operator(operator::Route),
 }
 
 /// The routes outside the batch API: (method, path, route).
-pub const SERVICE_ROUTES: [(&str, &str, Route); 5] = [
+pub const SERVICE_ROUTES: [(&str, &str, Route); 6] = [
+    ("GET", "/", Route::Dashboard),
     ("GET", "/health", Route::Health),
     ("POST", "/hooks/pending-calls", Route::PendingCallWebhook),
     ("POST", "/twilio/status", Route::TwilioStatus),
@@ -53,6 +59,12 @@ pub struct Refused {
 
 /// The route of a request, or why there is none.
 pub fn route(method: &str, path: &str) -> Result<Route, Refused> {
+    if let Some(operator_route) = operator::route(method, path) {
+        return operator_route.map(Route::Operator).map_err(|error| {
+            let allow = if error.status == 405 { operator::allow_header(path) } else { None };
+            Refused { error, allow }
+        });
+    }
     if let Some(api_route) = api::route(method, path) {
         return api_route.map(Route::Api).map_err(|error| {
             let allow = if error.status == 405 { api::allow_header(path) } else { None };
@@ -104,6 +116,10 @@ mod tests {
     fn api_paths_are_routed_to_the_api() {
         assert_eq!(route("POST", "/api/v1/batches"), Ok(Route::Api(api::Route::CreateBatch)));
         assert_eq!(route("GET", "/api/v1/openapi.json"), Ok(Route::Api(api::Route::OpenApi)));
+        assert_eq!(route("GET", "/api/v1/operator/me"), Ok(Route::Operator(operator::Route::Me)));
+        let refused = route("GET", "/api/v1/operator/calls/cancel").unwrap_err();
+        assert_eq!((refused.error.status, refused.allow.as_deref()), (405, Some("POST")));
+        assert_eq!(route("POST", "/api/v1/operator/calls/nope").unwrap_err().allow, None);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 use crate::classification::{ClassificationType, IvrAction};
 use crate::dial::DialResult;
 use crate::ids::{BatchId, PendingCallId, RunId, SessionId};
+use crate::operator::{BatchAction, CallAction, ClassificationAction};
 use crate::outcome::Outcome;
 use crate::twilio::CallStatus;
 use serde::de::{DeserializeOwned, Error as _};
@@ -807,6 +808,89 @@ impl Rpc for RetryFailedBatch {
     }
 }
 
+// --------------------------------------------------------------------------------------------- operators
+
+/// `operator_of`: who a user (the `sub` of a JWT the Worker verified) is to outcall, `{user_id, email, role}`.
+/// Called with the service role; the action functions below are called with the user's own token.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorOf {
+    #[serde(rename = "p_user_id")]
+    pub user_id: Uuid,
+}
+
+/// `operator_of`'s answer: `role` is `viewer`, `operator`, or `None` (not on the allow-list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorIdentity {
+    pub user_id: Uuid,
+    pub email: Option<String>,
+    pub role: Option<String>,
+}
+
+impl Rpc for OperatorOf {
+    const NAME: &'static str = "operator_of";
+    type Answer = OperatorIdentity;
+    fn examples() -> Vec<Self> {
+        vec![Self { user_id: Uuid::nil() }]
+    }
+}
+
+/// `operator_call_action`: an operator's action on 1 to 500 calls, `{action, results: [{id, ok, call_status,
+/// reason?}]}`. Called with the operator's JWT: the function checks the role (42501) and writes the audit row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorCallAction {
+    #[serde(rename = "p_action")]
+    pub action: CallAction,
+    #[serde(rename = "p_ids")]
+    pub ids: Vec<PendingCallId>,
+}
+
+impl Rpc for OperatorCallAction {
+    const NAME: &'static str = "operator_call_action";
+    /// Passed on to the dashboard as SQL wrote it.
+    type Answer = Map<String, Value>;
+    fn examples() -> Vec<Self> {
+        vec![Self { action: CallAction::Cancel, ids: vec![pending_call()] }]
+    }
+}
+
+/// `operator_batch_action`: `cancel` or `retry_failed` of one batch (unknown batch: P0002), `{action, ok, ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorBatchAction {
+    #[serde(rename = "p_batch_id")]
+    pub batch_id: BatchId,
+    #[serde(rename = "p_action")]
+    pub action: BatchAction,
+}
+
+impl Rpc for OperatorBatchAction {
+    const NAME: &'static str = "operator_batch_action";
+    type Answer = Map<String, Value>;
+    fn examples() -> Vec<Self> {
+        vec![Self { batch_id: batch(), action: BatchAction::Cancel }]
+    }
+}
+
+/// `operator_classification_action`: `invalidate` (`p_correction` `{reason}`) or `correct` (`{classification_type,
+/// ivr_actions, reason}`) of one classification (unknown: P0002), `{action, classification_id, ok, reason?,
+/// classification}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorClassificationAction {
+    #[serde(rename = "p_classification_id")]
+    pub classification_id: Uuid,
+    #[serde(rename = "p_action")]
+    pub action: ClassificationAction,
+    #[serde(rename = "p_correction")]
+    pub correction: Value,
+}
+
+impl Rpc for OperatorClassificationAction {
+    const NAME: &'static str = "operator_classification_action";
+    type Answer = Map<String, Value>;
+    fn examples() -> Vec<Self> {
+        vec![Self { classification_id: Uuid::nil(), action: ClassificationAction::Invalidate, correction: json!({"reason": "moved"}) }]
+    }
+}
+
 /// Declares the list: each type listed here is `Listed` (so it may be an [`Rpc`]) and in [`contract`].
 macro_rules! contract {
     ($($request:ty),+ $(,)?) => {
@@ -850,6 +934,10 @@ contract!(
     BatchProgressOf,
     CancelBatch,
     RetryFailedBatch,
+    OperatorOf,
+    OperatorCallAction,
+    OperatorBatchAction,
+    OperatorClassificationAction,
 );
 
 #[cfg(test)]
@@ -868,7 +956,7 @@ mod tests {
     #[test]
     fn every_function_is_listed_once_with_p_arguments() {
         let names = functions();
-        assert_eq!(names.len(), 21, "{names:?}");
+        assert_eq!(names.len(), 25, "{names:?}");
         let mut unique = names.clone();
         unique.sort();
         unique.dedup();
