@@ -2,6 +2,7 @@
 //! OpenAI-compatible judge, pg_net delivery and Supabase's `/rest/v1` gateway, in one process, with an
 //! inspection API.
 
+pub mod auth_jwks;
 pub mod clinic;
 pub mod clock;
 pub mod config;
@@ -32,6 +33,7 @@ pub use state::AppState;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(gateway::routes())
+        .merge(auth_jwks::routes())
         .merge(twilio::api::routes())
         .merge(inspect::routes())
         .merge(faults::api::routes())

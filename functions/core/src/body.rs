@@ -12,8 +12,8 @@
 //! there the cap is what bounds the read.
 
 use crate::error::ApiError;
-use crate::{api, operator};
 use crate::routes::Route;
+use crate::{api, operator};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;

@@ -81,7 +81,8 @@ mod tests {
 
     #[test]
     fn the_config_is_what_supabase_js_is_created_with() {
-        let settings = DashboardSettings { supabase_url: "https://a.supabase.co".into(), supabase_anon_key: "k".into() };
+        let settings =
+            DashboardSettings { supabase_url: "https://a.supabase.co".into(), supabase_anon_key: "k".into() };
         assert_eq!(config_answer(&settings), json!({"supabaseUrl": "https://a.supabase.co", "supabaseAnonKey": "k"}));
     }
 }

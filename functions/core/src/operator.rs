@@ -104,20 +104,20 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
     }
     Some(match segments.as_slice() {
         ["operator", "calls", action] => call_action(action).map(Route::Calls).ok_or_else(|| unknown_action(action)),
-        ["operator", "batches", id, action] => BatchId::parse(id)
-            .map_err(|_| invalid_id("a batch id"))
-            .and_then(|id| match *action {
+        ["operator", "batches", id, action] => {
+            BatchId::parse(id).map_err(|_| invalid_id("a batch id")).and_then(|id| match *action {
                 "cancel" => Ok(Route::Batch(id, BatchAction::Cancel)),
                 "retry-failed" => Ok(Route::Batch(id, BatchAction::RetryFailed)),
                 other => Err(unknown_action(other)),
-            }),
-        ["operator", "classifications", id, action] => Uuid::parse_str(id)
-            .map_err(|_| invalid_id("a classification id"))
-            .and_then(|id| match *action {
+            })
+        }
+        ["operator", "classifications", id, action] => {
+            Uuid::parse_str(id).map_err(|_| invalid_id("a classification id")).and_then(|id| match *action {
                 "invalidate" => Ok(Route::Classification(id, ClassificationAction::Invalidate)),
                 "correct" => Ok(Route::Classification(id, ClassificationAction::Correct)),
                 other => Err(unknown_action(other)),
-            }),
+            })
+        }
         ["operator", "me"] => Ok(Route::Me),
         _ => Ok(Route::DashboardConfig),
     })
@@ -130,7 +130,9 @@ pub fn allowed_method(template: &str) -> &'static str {
 
 /// The `Allow` header of a 405 for `path`.
 pub fn allow_header(path: &str) -> Option<String> {
-    ["GET", "POST"].into_iter().find(|m| matches!(route(m, path), Some(Ok(_)) | Some(Err(ApiError { status: 400, .. }))))
+    ["GET", "POST"]
+        .into_iter()
+        .find(|m| matches!(route(m, path), Some(Ok(_)) | Some(Err(ApiError { status: 400, .. }))))
         .map(str::to_owned)
 }
 
@@ -295,7 +297,10 @@ mod tests {
             assert_eq!(ok("POST", &format!("/api/v1/operator/calls/{name}")), Route::Calls(action));
             assert_eq!(serde_json::to_value(action).unwrap(), name, "p_action is the path's name");
         }
-        assert_eq!(ok("POST", &format!("/api/v1/operator/batches/{ID}/cancel")), Route::Batch(batch, BatchAction::Cancel));
+        assert_eq!(
+            ok("POST", &format!("/api/v1/operator/batches/{ID}/cancel")),
+            Route::Batch(batch, BatchAction::Cancel)
+        );
         assert_eq!(
             ok("POST", &format!("/api/v1/operator/batches/{ID}/retry-failed")),
             Route::Batch(batch, BatchAction::RetryFailed)
@@ -395,7 +400,11 @@ mod tests {
     #[test]
     fn the_databases_refusals_become_http_answers() {
         let answer = |code: &str, status| {
-            let e = sql_refusal("operator_call_action", status, &json!({"code": code, "message": "m", "details": "Ada"}).to_string());
+            let e = sql_refusal(
+                "operator_call_action",
+                status,
+                &json!({"code": code, "message": "m", "details": "Ada"}).to_string(),
+            );
             assert!(!e.message.contains("Ada"), "details never travel: {}", e.message);
             (e.status, e.code)
         };

@@ -887,7 +887,11 @@ impl Rpc for OperatorClassificationAction {
     const NAME: &'static str = "operator_classification_action";
     type Answer = Map<String, Value>;
     fn examples() -> Vec<Self> {
-        vec![Self { classification_id: Uuid::nil(), action: ClassificationAction::Invalidate, correction: json!({"reason": "moved"}) }]
+        vec![Self {
+            classification_id: Uuid::nil(),
+            action: ClassificationAction::Invalidate,
+            correction: json!({"reason": "moved"}),
+        }]
     }
 }
 

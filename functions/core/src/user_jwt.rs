@@ -537,7 +537,8 @@ mod tests {
         assert_eq!(t.verify_hs256("another-secret"), Err(Refusal::BadSignature));
         let forged = hs256(secret, &claims()).replacen('.', &format!(".{}.", b64(&with("sub", json!(USER)))), 1);
         assert!(parse(&forged).is_err(), "four parts");
-        let (input, sig) = hs256(secret, &claims()).rsplit_once('.').map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
+        let (input, sig) =
+            hs256(secret, &claims()).rsplit_once('.').map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
         let tampered = format!("{}.{}.{sig}", input.split('.').next().unwrap(), b64(&with("role", json!("x"))));
         assert_eq!(parse(&tampered).unwrap().verify_hs256(secret), Err(Refusal::BadSignature));
         let es = parse(&token(json!({"alg": "ES256", "kid": "k"}), &claims(), &[0; 64])).unwrap();

@@ -41,6 +41,11 @@ impl Incoming {
         routes::path_and_query(&self.url).0
     }
 
+    /// The URL as sent.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub fn query(&self) -> Option<&str> {
         routes::path_and_query(&self.url).1
     }

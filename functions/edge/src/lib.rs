@@ -14,6 +14,7 @@ mod routes;
 mod sweep;
 mod time;
 mod twilio;
+mod user_auth;
 
 use outcall_core::routes::{route, Refused, Route};
 use worker::{console_log, event, web_sys, Context, Env, Response, Result, ScheduleContext, ScheduledEvent};
@@ -28,6 +29,8 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response
         Ok(Route::VapiEvents) => routes::vapi::handle(req, &env).await,
         Ok(Route::ListenerStream) => routes::stream::handle(req, &env).await,
         Ok(Route::Api(route)) => routes::batches::handle(route, req, &env).await,
+        Ok(Route::Dashboard) => routes::dashboard::handle(&req, &env).await,
+        Ok(Route::Operator(route)) => routes::operator::handle(route, req, &env).await,
         Err(Refused { error, allow }) => {
             let response = http::error(&error)?;
             if let Some(allow) = allow {

@@ -1,7 +1,9 @@
 //! One module per route.
 
 pub mod batches;
+pub mod dashboard;
 pub mod health;
+pub mod operator;
 pub mod stream;
 pub mod twilio_status;
 pub mod vapi;
