@@ -428,7 +428,7 @@ create table public.operator_actions (
   id uuid primary key default gen_random_uuid(),
   at timestamptz not null default now(),
   user_id uuid not null,
-  email text,
+  email text not null,
   action text not null,
   target_kind text not null
     constraint operator_actions_target_kind_valid check (target_kind in ('call', 'batch', 'classification')),
@@ -468,8 +468,9 @@ create index classification_runs_classification_id_idx
 create index classification_runs_verified_classification_id_idx
   on public.classification_runs (verified_classification_id) where verified_classification_id is not null;
 
--- The audit, newest first.
+-- The audit, newest first; and a call's (or batch's, classification's) own history, on its page.
 create index operator_actions_at_idx on public.operator_actions (at desc);
+create index operator_actions_target_ids_idx on public.operator_actions using gin (target_ids);
 
 -- The sweep: what is due, by status.
 create index pending_calls_status_next_attempt_idx
