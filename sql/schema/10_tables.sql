@@ -149,6 +149,9 @@ create table public.pending_calls (
   redial_of uuid references public.pending_calls (id) on delete set null,
   -- Attempts used by earlier rounds (retry_failed_batch): this round's attempt n is attempts - attempt_offset.
   attempt_offset int not null default 0,
+  -- When an operator archived the row (operator_call_action archive; null: not archived). A label for lists:
+  -- the state machine ignores it (an archived pending row is still dialled).
+  archived_at timestamptz,
   -- max_attempts counts from the first attempt of all; what bounds it is the budget of the round.
   constraint pending_calls_max_attempts_range
     check (attempt_offset >= 0 and (max_attempts - attempt_offset) between 1 and 20),
@@ -162,6 +165,8 @@ create table public.pending_calls (
 comment on table public.pending_calls is
   'One row per person/appointment to call. call_status: pending -> dispatching -> calling -> completed | retry_pending | failed | cancelled; terminal states (completed, failed, cancelled) are never left.';
 comment on column public.pending_calls.batch_id is 'The batch this row belongs to (null: created on its own).';
+comment on column public.pending_calls.archived_at is
+  'When an operator archived the row (operator_call_action); null: not archived. Lists hide archived rows; the state machine ignores it.';
 comment on column public.pending_calls.attempt_offset is
   'Attempts used by earlier rounds (retry_failed_batch); max_attempts - attempt_offset is the budget of this round (1..20).';
 
@@ -260,6 +265,35 @@ comment on table public.classification_runs is
 comment on column public.classification_runs.token_sha256 is
   'SHA-256 of the single-use stream token (its UTF-8 text) the claim answered; the token itself is never stored.';
 
+-- public.operator_actions ---------------------------------------------------------------------------------------
+-- The audit of the operators' actions (87_operator_actions.sql): one row per call of an action function, written
+-- by those functions only (in the same transaction as the change), read by viewers and operators. No foreign key to
+-- auth.users: the record outlives the user, with their email as it was.
+create table public.operator_actions (
+  id uuid primary key default gen_random_uuid(),
+  at timestamptz not null default now(),
+  user_id uuid not null,
+  email text not null,
+  action text not null,
+  target_kind text not null
+    constraint operator_actions_target_kind_valid check (target_kind in ('call', 'batch', 'classification')),
+  target_ids uuid[] not null,
+  -- Per kind: call {results: [{id, ok, reason?, before, after}]}; batch {before, after, answer};
+  -- classification {ok, reason?, note (the operator's reason), before, after}.
+  detail jsonb not null
+    constraint operator_actions_detail_object check (jsonb_typeof(detail) = 'object'),
+  constraint operator_actions_action_valid check (case target_kind
+    when 'call' then action in ('retry_now', 'cancel', 'reset', 'archive', 'unarchive')
+    when 'batch' then action in ('cancel', 'retry_failed')
+    when 'classification' then action in ('invalidate', 'correct')
+  end)
+);
+
+comment on table public.operator_actions is
+  'The audit of operators'' actions: who (user_id, email at the time), when (at), what (action on target_kind call | batch | classification, target_ids) and detail (before and after). Written only by operator_call_action, operator_batch_action and operator_classification_action.';
+comment on column public.operator_actions.detail is
+  'call: {results: [{id, ok, reason?, before, after}]} (before/after: call_status, attempts, max_attempts, attempt_offset, next_attempt_at, last_error, archived_at; null for an unknown id); batch: {before, after (status and counters), answer}; classification: {ok, reason?, note, before, after (classification_type, ivr_actions, is_active, invalidated_at, invalidated_reason)}.';
+
 -- Indexes of the public tables ---------------------------------------------------------------------------------
 -- call_sessions (pending_call_id, attempt) and (call_sid) are covered by their unique constraints.
 
@@ -278,6 +312,10 @@ create index classification_runs_classification_id_idx
   on public.classification_runs (classification_id) where classification_id is not null;
 create index classification_runs_verified_classification_id_idx
   on public.classification_runs (verified_classification_id) where verified_classification_id is not null;
+
+-- The audit, newest first; and a call's (or batch's, classification's) own history, on its page.
+create index operator_actions_at_idx on public.operator_actions (at desc);
+create index operator_actions_target_ids_idx on public.operator_actions using gin (target_ids);
 
 -- The sweep: what is due, by status.
 create index pending_calls_status_next_attempt_idx

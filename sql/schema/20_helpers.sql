@@ -8,7 +8,8 @@
 -- Rules kept by every function:
 --   * idempotent and monotonic: a duplicate or stale event changes nothing and says changed=false;
 --   * a terminal pending_calls status (completed, failed, cancelled) is never left (also enforced by the
---     pending_calls_terminal_guard trigger; retry_failed_batch is the one deliberate exception);
+--     pending_calls_terminal_guard trigger; retry_failed_batch and an operator's reset are the deliberate
+--     exceptions);
 --   * locks are taken in one order, pending_calls row first, then its call_sessions row, so concurrent
 --     events of one call serialize instead of deadlocking. One more lock: the dispatch limits (the
 --     outcall_private.rate_state row), always taken last and only by claims and send-slot grants, so they
@@ -46,9 +47,12 @@ create trigger batches_set_updated_at
   for each row execute function outcall_private.set_updated_at();
 
 -- The terminal guard ---------------------------------------------------------------------------------------
--- A terminal state is never left, whoever writes (functions, dashboards, hand-written SQL), with one
--- deliberate exception: retry_failed_batch requeues the failed rows of batch X (failed -> pending), with the
--- transaction-local setting outcall.reopening = X for that one statement.
+-- A terminal state is never left, whoever writes (functions, dashboards, hand-written SQL), with two
+-- deliberate exceptions, each for one statement, each set by the one function that may:
+--   * retry_failed_batch requeues the failed rows of batch X (failed -> pending), with the transaction-local
+--     setting outcall.reopening = X;
+--   * operator_call_action reset (87_operator_actions.sql, audited) requeues the failed or cancelled rows it
+--     names (-> pending), with outcall.resetting = the array of their ids.
 create or replace function outcall_private.guard_terminal_status() returns trigger
 language plpgsql
 set search_path = ''
@@ -59,8 +63,13 @@ declare
   v_new text := v_new_row ->> TG_ARGV[0];
 begin
   if v_old = any (TG_ARGV[1]::text[]) and v_new is distinct from v_old then
-    if TG_TABLE_SCHEMA = 'public' and TG_TABLE_NAME = 'pending_calls' and v_old = 'failed' and v_new = 'pending'
-       and v_new_row ->> 'batch_id' = pg_catalog.current_setting('outcall.reopening', true) then
+    if TG_TABLE_SCHEMA = 'public' and TG_TABLE_NAME = 'pending_calls' and v_new = 'pending'
+       and ((v_old = 'failed'
+             and v_new_row ->> 'batch_id' = pg_catalog.current_setting('outcall.reopening', true))
+            or (v_old in ('failed', 'cancelled')
+                and (v_new_row ->> 'id')::uuid
+                    = any (nullif(pg_catalog.current_setting('outcall.resetting', true), '')::uuid[])))
+    then
       return NEW;
     end if;
     raise exception '%.% is terminal (%), cannot become %', TG_TABLE_NAME, TG_ARGV[0], v_old, v_new

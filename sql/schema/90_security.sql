@@ -2,8 +2,10 @@
 --   anon:          nothing at all (no table privilege, no policy, no function).
 --   authenticated: read-only (dashboards), and only an operator: SELECT privilege + a policy that reads every
 --                  row when the caller is on the allow-list (outcall_private.is_viewer(), 85_operators.sql), none
---                  otherwise. No write privilege, no public function. Realtime's postgres_changes checks the same
---                  policies per subscriber, so the live feed follows the same rule.
+--                  otherwise. No write privilege. Realtime's postgres_changes checks the same policies per
+--                  subscriber, so the live feed follows the same rule. The one way to write: the operators'
+--                  action functions (87_operator_actions.sql), SECURITY DEFINER, which refuse (42501) anyone
+--                  but an operator with role operator.
 --   service_role:  everything (bypasses RLS); the only role that may execute the state-machine functions.
 -- Supabase grants everything in `public` to anon/authenticated by default, so each grant here is explicit.
 -- Functions are executable by PUBLIC by default and that cannot be revoked per schema ahead of time: a function
@@ -16,15 +18,16 @@ alter table public.call_sessions enable row level security;
 alter table public.call_classifications enable row level security;
 alter table public.batches enable row level security;
 alter table public.classification_runs enable row level security;
+alter table public.operator_actions enable row level security;
 
 revoke all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
-  public.classification_runs
+  public.classification_runs, public.operator_actions
   from public, anon, authenticated;
 grant select on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
-  public.classification_runs
+  public.classification_runs, public.operator_actions
   to authenticated;
 grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
-  public.classification_runs
+  public.classification_runs, public.operator_actions
   to service_role;
 
 -- Operators (viewer or operator) read every row; any other signed-in user reads none. `(select ...)`: the
@@ -39,12 +42,23 @@ create policy "operators can read" on public.batches
   for select to authenticated using ((select outcall_private.is_viewer()));
 create policy "operators can read" on public.classification_runs
   for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.operator_actions
+  for select to authenticated using ((select outcall_private.is_viewer()));
 
 -- The view over batches. security_invoker: the caller's rights and RLS on public.batches apply (a view without it
 -- reads with its owner's rights, postgres's, and would bypass RLS). Every view in public must be so
 -- (sql/tests/18_operators.sql checks).
 revoke all on table public.batch_progress from public, anon, authenticated, service_role;
 grant select on table public.batch_progress to authenticated, service_role;
+-- The dashboard's views (88_analytics.sql), security_invoker likewise.
+revoke all on table public.call_list, public.analytics_success_by_clinic, public.analytics_answer_rate_by_hour,
+  public.analytics_outcomes_daily, public.analytics_cost_daily, public.analytics_cost_by_batch,
+  public.analytics_learning_daily
+  from public, anon, authenticated, service_role;
+grant select on table public.call_list, public.analytics_success_by_clinic, public.analytics_answer_rate_by_hour,
+  public.analytics_outcomes_daily, public.analytics_cost_daily, public.analytics_cost_by_batch,
+  public.analytics_learning_daily
+  to authenticated, service_role;
 
 -- The state-machine functions (RPC) ---------------------------------------------------------------
 revoke all on function
@@ -93,6 +107,19 @@ grant execute on function
   public.record_classification_run(uuid, jsonb, jsonb, numeric),
   public.invalidate_classification(uuid, text)
   to service_role;
+
+-- The operators' actions (87_operator_actions.sql): SECURITY DEFINER, executable by signed-in users, who are
+-- refused inside (42501) unless the allow-list names them operator; service_role may call them with a user's JWT.
+revoke all on function
+  public.operator_call_action(text, uuid[]),
+  public.operator_batch_action(uuid, text),
+  public.operator_classification_action(uuid, text, jsonb)
+  from public, anon, authenticated;
+grant execute on function
+  public.operator_call_action(text, uuid[]),
+  public.operator_batch_action(uuid, text),
+  public.operator_classification_action(uuid, text, jsonb)
+  to authenticated, service_role;
 
 -- outcall_private: not exposed by the API, closed to the API roles ---------------------------------
 revoke all on schema outcall_private from public, anon, authenticated;

@@ -4,7 +4,7 @@ select plan(100);
 
 -- Shape -------------------------------------------------------------------------------------------
 select tables_are('public', array['pending_calls', 'call_sessions', 'call_classifications', 'batches',
-                                   'classification_runs']);
+                                   'classification_runs', 'operator_actions']);
 
 select columns_are('public', 'pending_calls', array[
   'id', 'exam_id', 'employee_name', 'employee_dob', 'client_name', 'clinic_name', 'phone',
@@ -13,7 +13,9 @@ select columns_are('public', 'pending_calls', array[
   'summary', 'success_evaluation', 'structured_data', 'transcript', 'duration_seconds', 'cost',
   'created_at', 'updated_at',
   -- (batches: sql/schema/60_batches.sql)
-  'batch_id', 'prompt', 'first_message', 'window_days', 'window_start', 'window_end', 'redial_of', 'attempt_offset']);
+  'batch_id', 'prompt', 'first_message', 'window_days', 'window_start', 'window_end', 'redial_of', 'attempt_offset',
+  -- (operators: sql/schema/87_operator_actions.sql)
+  'archived_at']);
 select columns_are('public', 'call_sessions', array[
   'id', 'pending_call_id', 'attempt', 'call_sid', 'status', 'twilio_sequence_number', 'answered_by',
   'classification_id', 'classification_type', 'vapi_call_id', 'vapi_status', 'error', 'error_code',

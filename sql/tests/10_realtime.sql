@@ -7,10 +7,11 @@ select ok((select pubinsert and pubupdate and pubdelete from pg_publication wher
           'it publishes inserts, updates and deletes');
 select is(array(select tablename::text from pg_publication_tables
                  where pubname = 'supabase_realtime' and schemaname = 'public'
-                   and tablename in ('pending_calls', 'call_sessions', 'call_classifications', 'classification_runs')
+                   and tablename in ('pending_calls', 'call_sessions', 'call_classifications', 'classification_runs',
+                                     'operator_actions')
                  order by 1),
-          array['call_classifications', 'call_sessions', 'classification_runs', 'pending_calls'],
-          'the four tables are members');
+          array['call_classifications', 'call_sessions', 'classification_runs', 'operator_actions', 'pending_calls'],
+          'the five tables are members (the operators'' audit too: the dashboard sees actions live)');
 select is((select relreplident::text from pg_class where oid = 'public.pending_calls'::regclass), 'f',
           'pending_calls: replica identity full');
 select is((select relreplident::text from pg_class where oid = 'public.call_sessions'::regclass), 'f',

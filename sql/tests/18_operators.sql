@@ -1,11 +1,13 @@
 -- Operators: personal data is read only by users the allow-list (outcall_private.operators) names. Every table and
 -- view of `public` is found in the catalogue (not listed here), so a new one without the operators' policy, or a
 -- view that bypasses RLS, fails this file:
---   anon reads nothing and executes nothing; a signed-in user who is not an operator sees no row and executes no
---   public function; a viewer and an operator read every row and write nothing; removing an operator holds from
---   the next statement (same JWT); service_role does everything.
+--   anon reads nothing and executes nothing; a signed-in user who is not an operator sees no row and may call no
+--   public function (the operators' actions, executable by authenticated, refuse them with 42501); a viewer reads
+--   every row and writes nothing; an operator reads every row and writes only through the action functions
+--   (20_operator_actions.sql tests them); removing an operator holds from the next statement (same JWT);
+--   service_role does everything but act (the actions need an operator's JWT).
 begin;
-select plan(68);
+select plan(69);
 
 select test_fixtures.open_policy();
 -- (the helpers below read temp tables created further down)
@@ -64,12 +66,18 @@ create function pg_temp.writes(p_rel regclass) returns setof text language sql a
   union all
   select format('truncate %s', p_rel) from pg_class where oid = p_rel and relkind in ('r', 'p')
 $$;
--- The relations where one of those writes did not fail for lack of privilege.
+-- The relations where one of those writes did not fail for lack of privilege (or, a view that is not updatable,
+-- 55000, before privileges are checked: the catalogue test below checks that no write is granted on them).
 create function pg_temp.writable() returns text[] language sql as $$
   select coalesce(array_agg(distinct r.rel::text order by r.rel::text), '{}')
     from rel as r, pg_temp.writes(r.rel) as w
-   where pg_temp.sqlstate_of(w) <> '42501'
+   where pg_temp.sqlstate_of(w) not in ('42501', '55000')
 $$;
+-- The operators' actions: executable by authenticated, refusing inside all but operators (42501).
+create temp table actions (sig regprocedure);
+insert into actions values ('public.operator_call_action(text, uuid[])'), ('public.operator_batch_action(uuid, text)'),
+  ('public.operator_classification_action(uuid, text, jsonb)');
+grant select on actions to public;
 -- The relations whose row count, as the current role, differs from what postgres counted.
 create function pg_temp.rows_differ() returns text[] language sql as $$
   select coalesce(array_agg(r.rel::text order by r.rel::text), '{}')
@@ -135,8 +143,15 @@ select is(array(select c.oid::regclass::text from pg_class as c
                         or has_table_privilege('authenticated', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'))
                  order by 1), '{}'::text[], 'anon and authenticated have no privilege on any relation of outcall_private');
 select is(array(select sig::text from fn where has_function_privilege('anon', sig, 'execute')
-                   or has_function_privilege('authenticated', sig, 'execute') order by 1), '{}'::text[],
-          'anon and authenticated can execute no function of public');
+                   or (has_function_privilege('authenticated', sig, 'execute') and sig not in (select sig from actions))
+                 order by 1), '{}'::text[],
+          'anon can execute no function of public, authenticated only the operators'' actions');
+select is(array(select f.sig::text from fn as f join actions as a using (sig)
+                 where has_function_privilege('authenticated', f.sig, 'execute')
+                   and (select prosecdef and array_to_string(proconfig, ',') = 'search_path=""' from pg_proc where oid = f.sig)
+                 order by 1),
+          array(select sig::text from actions order by 1),
+          'the three operators'' actions: executable by authenticated, security definer, empty search_path');
 select is(array(select sig::text from fn where not has_function_privilege('service_role', sig, 'execute') order by 1),
           '{}'::text[], 'service_role can execute every function of public');
 select is(array(select p.oid::regprocedure::text from pg_proc as p
@@ -184,6 +199,9 @@ insert into public.classification_runs (phone, session_id, pending_call_id, purp
   ('+15550002001', '00000000-0000-0000-0000-0000000ec001', '00000000-0000-0000-0000-0000000ea001', 'learn',
    sha256('token'));
 insert into public.call_classifications (phone_number, classification_type) values ('+15550002001', 'human');
+insert into public.operator_actions (user_id, email, action, target_kind, target_ids, detail) values
+  ('00000000-0000-0000-0000-0000000e0002', 'operator@example.com', 'cancel', 'call',
+   '{00000000-0000-0000-0000-0000000ea001}', '{"results": []}');
 create temp table expected as select rel, pg_temp.rows_in(rel) as n from rel;
 grant select on expected to public;
 select is(array(select rel::text from expected where n = 0 order by 1), '{}'::text[],
@@ -256,8 +274,9 @@ select is(outcall_private.operator_role(), 'viewer', 'operator_role(): viewer');
 -- An operator: reads like a viewer (acting comes in a later issue) -------------------------------------------
 select pg_temp.act_as('00000000-0000-0000-0000-0000000e0002');
 select is(pg_temp.rows_differ(), '{}'::text[], 'an operator reads every row of every table and view of public');
-select is(pg_temp.writable(), '{}'::text[], 'an operator: every insert, update, delete, truncate is refused (for now)');
-select is(pg_temp.callable(), '{}'::text[], 'an operator: every function of public is refused (for now)');
+select is(pg_temp.writable(), '{}'::text[], 'an operator: every insert, update, delete, truncate is refused');
+select is(pg_temp.callable(), array(select sig::text from actions order by 1),
+          'an operator: every function of public is refused but the three actions');
 reset role;
 select is(outcall_private.is_viewer(), true, 'is_viewer(): true for an operator');
 select is(outcall_private.operator_role(), 'operator', 'operator_role(): operator');
@@ -289,8 +308,9 @@ select is(array(select r.rel::text from rel as r, pg_temp.writes(r.rel) as w
                  where r.kind in ('r', 'p') and w !~ '^(insert|truncate)'
                    and pg_temp.sqlstate_of(w || ' where false') <> 'ok'
                  order by 1), '{}'::text[], 'service_role may update and delete in every table of public');
-select is(array(select f.sig::text from fn as f where pg_temp.sqlstate_of(f.call) = '42501' order by 1), '{}'::text[],
-          'service_role may call every function of public');
+select is(array(select f.sig::text from fn as f where pg_temp.sqlstate_of(f.call) = '42501' order by 1),
+          array(select sig::text from actions order by 1),
+          'service_role may call every function of public; the actions refuse it (no operator''s JWT)');
 select is(outcall_private.add_operator('stranger@example.com', 'viewer') ->> 'role', 'viewer', 'service_role adds an operator');
 select is(jsonb_array_length(outcall_private.remove_operator('stranger@example.com') -> 'removed'), 1,
           'and removes one');

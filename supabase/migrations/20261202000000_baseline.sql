@@ -304,6 +304,9 @@ create table public.pending_calls (
   redial_of uuid references public.pending_calls (id) on delete set null,
   -- Attempts used by earlier rounds (retry_failed_batch): this round's attempt n is attempts - attempt_offset.
   attempt_offset int not null default 0,
+  -- When an operator archived the row (operator_call_action archive; null: not archived). A label for lists:
+  -- the state machine ignores it (an archived pending row is still dialled).
+  archived_at timestamptz,
   -- max_attempts counts from the first attempt of all; what bounds it is the budget of the round.
   constraint pending_calls_max_attempts_range
     check (attempt_offset >= 0 and (max_attempts - attempt_offset) between 1 and 20),
@@ -317,6 +320,8 @@ create table public.pending_calls (
 comment on table public.pending_calls is
   'One row per person/appointment to call. call_status: pending -> dispatching -> calling -> completed | retry_pending | failed | cancelled; terminal states (completed, failed, cancelled) are never left.';
 comment on column public.pending_calls.batch_id is 'The batch this row belongs to (null: created on its own).';
+comment on column public.pending_calls.archived_at is
+  'When an operator archived the row (operator_call_action); null: not archived. Lists hide archived rows; the state machine ignores it.';
 comment on column public.pending_calls.attempt_offset is
   'Attempts used by earlier rounds (retry_failed_batch); max_attempts - attempt_offset is the budget of this round (1..20).';
 
@@ -415,6 +420,35 @@ comment on table public.classification_runs is
 comment on column public.classification_runs.token_sha256 is
   'SHA-256 of the single-use stream token (its UTF-8 text) the claim answered; the token itself is never stored.';
 
+-- public.operator_actions ---------------------------------------------------------------------------------------
+-- The audit of the operators' actions (87_operator_actions.sql): one row per call of an action function, written
+-- by those functions only (in the same transaction as the change), read by viewers and operators. No foreign key to
+-- auth.users: the record outlives the user, with their email as it was.
+create table public.operator_actions (
+  id uuid primary key default gen_random_uuid(),
+  at timestamptz not null default now(),
+  user_id uuid not null,
+  email text not null,
+  action text not null,
+  target_kind text not null
+    constraint operator_actions_target_kind_valid check (target_kind in ('call', 'batch', 'classification')),
+  target_ids uuid[] not null,
+  -- Per kind: call {results: [{id, ok, reason?, before, after}]}; batch {before, after, answer};
+  -- classification {ok, reason?, note (the operator's reason), before, after}.
+  detail jsonb not null
+    constraint operator_actions_detail_object check (jsonb_typeof(detail) = 'object'),
+  constraint operator_actions_action_valid check (case target_kind
+    when 'call' then action in ('retry_now', 'cancel', 'reset', 'archive', 'unarchive')
+    when 'batch' then action in ('cancel', 'retry_failed')
+    when 'classification' then action in ('invalidate', 'correct')
+  end)
+);
+
+comment on table public.operator_actions is
+  'The audit of operators'' actions: who (user_id, email at the time), when (at), what (action on target_kind call | batch | classification, target_ids) and detail (before and after). Written only by operator_call_action, operator_batch_action and operator_classification_action.';
+comment on column public.operator_actions.detail is
+  'call: {results: [{id, ok, reason?, before, after}]} (before/after: call_status, attempts, max_attempts, attempt_offset, next_attempt_at, last_error, archived_at; null for an unknown id); batch: {before, after (status and counters), answer}; classification: {ok, reason?, note, before, after (classification_type, ivr_actions, is_active, invalidated_at, invalidated_reason)}.';
+
 -- Indexes of the public tables ---------------------------------------------------------------------------------
 -- call_sessions (pending_call_id, attempt) and (call_sid) are covered by their unique constraints.
 
@@ -433,6 +467,10 @@ create index classification_runs_classification_id_idx
   on public.classification_runs (classification_id) where classification_id is not null;
 create index classification_runs_verified_classification_id_idx
   on public.classification_runs (verified_classification_id) where verified_classification_id is not null;
+
+-- The audit, newest first; and a call's (or batch's, classification's) own history, on its page.
+create index operator_actions_at_idx on public.operator_actions (at desc);
+create index operator_actions_target_ids_idx on public.operator_actions using gin (target_ids);
 
 -- The sweep: what is due, by status.
 create index pending_calls_status_next_attempt_idx
@@ -572,7 +610,8 @@ comment on view public.batch_progress is
 -- Rules kept by every function:
 --   * idempotent and monotonic: a duplicate or stale event changes nothing and says changed=false;
 --   * a terminal pending_calls status (completed, failed, cancelled) is never left (also enforced by the
---     pending_calls_terminal_guard trigger; retry_failed_batch is the one deliberate exception);
+--     pending_calls_terminal_guard trigger; retry_failed_batch and an operator's reset are the deliberate
+--     exceptions);
 --   * locks are taken in one order, pending_calls row first, then its call_sessions row, so concurrent
 --     events of one call serialize instead of deadlocking. One more lock: the dispatch limits (the
 --     outcall_private.rate_state row), always taken last and only by claims and send-slot grants, so they
@@ -610,9 +649,12 @@ create trigger batches_set_updated_at
   for each row execute function outcall_private.set_updated_at();
 
 -- The terminal guard ---------------------------------------------------------------------------------------
--- A terminal state is never left, whoever writes (functions, dashboards, hand-written SQL), with one
--- deliberate exception: retry_failed_batch requeues the failed rows of batch X (failed -> pending), with the
--- transaction-local setting outcall.reopening = X for that one statement.
+-- A terminal state is never left, whoever writes (functions, dashboards, hand-written SQL), with two
+-- deliberate exceptions, each for one statement, each set by the one function that may:
+--   * retry_failed_batch requeues the failed rows of batch X (failed -> pending), with the transaction-local
+--     setting outcall.reopening = X;
+--   * operator_call_action reset (87_operator_actions.sql, audited) requeues the failed or cancelled rows it
+--     names (-> pending), with outcall.resetting = the array of their ids.
 create or replace function outcall_private.guard_terminal_status() returns trigger
 language plpgsql
 set search_path = ''
@@ -623,8 +665,13 @@ declare
   v_new text := v_new_row ->> TG_ARGV[0];
 begin
   if v_old = any (TG_ARGV[1]::text[]) and v_new is distinct from v_old then
-    if TG_TABLE_SCHEMA = 'public' and TG_TABLE_NAME = 'pending_calls' and v_old = 'failed' and v_new = 'pending'
-       and v_new_row ->> 'batch_id' = pg_catalog.current_setting('outcall.reopening', true) then
+    if TG_TABLE_SCHEMA = 'public' and TG_TABLE_NAME = 'pending_calls' and v_new = 'pending'
+       and ((v_old = 'failed'
+             and v_new_row ->> 'batch_id' = pg_catalog.current_setting('outcall.reopening', true))
+            or (v_old in ('failed', 'cancelled')
+                and (v_new_row ->> 'id')::uuid
+                    = any (nullif(pg_catalog.current_setting('outcall.resetting', true), '')::uuid[])))
+    then
       return NEW;
     end if;
     raise exception '%.% is terminal (%), cannot become %', TG_TABLE_NAME, TG_ARGV[0], v_old, v_new
@@ -2841,8 +2888,9 @@ create trigger pending_calls_batch_webhook
 
 -- ======== sql/schema/80_realtime.sql ========
 
--- 80: Realtime for dashboards: the five tables in Supabase's `supabase_realtime` publication, with full old
--- values on UPDATE/DELETE. What each subscriber sees is still decided by RLS: Realtime checks every change against
+-- 80: Realtime for dashboards: the six tables in Supabase's `supabase_realtime` publication, with full old
+-- values on UPDATE/DELETE (operator_actions, the audit, is only ever inserted: its default replica identity is
+-- enough). What each subscriber sees is still decided by RLS: Realtime checks every change against
 -- the subscriber's policies, the tables' own (operators only, 85_operators.sql and 90_security.sql). Views cannot
 -- be in a publication: public.batch_progress's counters come from public.batches.
 
@@ -2859,7 +2907,8 @@ do $$
 declare
   t text;
 begin
-  foreach t in array array['pending_calls', 'call_sessions', 'call_classifications', 'batches', 'classification_runs'] loop
+  foreach t in array array['pending_calls', 'call_sessions', 'call_classifications', 'batches', 'classification_runs',
+                           'operator_actions'] loop
     -- pg_publication_tables also lists the tables of a FOR ALL TABLES publication, which cannot be altered.
     if not exists (select 1 from pg_catalog.pg_publication_tables
                     where pubname = 'supabase_realtime' and schemaname = 'public' and tablename = t) then
@@ -3004,14 +3053,549 @@ $$;
 comment on function public.operator_of(uuid) is
   'A Supabase Auth user as outcall sees them: {user_id, email, role}, role viewer | operator, or null when not on the allow-list. service_role''s (the Worker, after verifying the user''s JWT).';
 
+-- ======== sql/schema/87_operator_actions.sql ========
+
+-- 87: what operators do from the dashboard (through the Worker's /api/v1/operator/*, with their own JWT): act on
+-- calls (retry now, cancel, reset to pending, archive, unarchive), on a batch (cancel, retry its failed rows) and on
+-- a classification (invalidate, correct). Each call of an action function writes one row of
+-- public.operator_actions (who, what, before and after) in the same transaction as the change.
+-- Contract: functions/core/src/rpc.rs (OperatorCallAction, OperatorBatchAction, OperatorClassificationAction);
+-- docs/architecture.md ("Operators' actions"). pgTAP: sql/tests/20_operator_actions.sql.
+--
+-- SECURITY DEFINER, executable by authenticated: the API roles have no write privilege, these functions are the
+-- writers, and they check the caller themselves (outcall_private.acting_operator): auth.uid() must be on the
+-- allow-list with role operator; anyone else (a viewer, a signed-in non-operator, no user, service_role without a
+-- user's JWT) gets 42501 before anything is read or written. Bad arguments are 22023 (PostgREST: 400); an unknown
+-- batch or classification is P0002 (404); unknown call ids are answered per id (not_found), not raised.
+--
+-- The state machine's rules hold (20_helpers.sql):
+--   * no action starts an attempt: only the claims do (calling window, limits, one live call per phone). An action
+--     makes a waiting row due, ends it, or requeues it. A row dispatching or calling is refused (reason live), and
+--     so is a retry_now or reset of a row whose last session is still live (VAPI's not_reached report can move a
+--     row to retry_pending, or failed, while Twilio's call is still up): never a second live attempt;
+--   * terminal rows: retry_now and cancel refuse them (terminal). reset requeues a failed or cancelled row in
+--     place, as retry_failed_batch does (pending, a fresh budget: attempt_offset = attempts, due now), through the
+--     terminal guard's second deliberate exception (outcall.resetting, for that one statement), and the audit row
+--     records the revival. In place rather than a copy with redial_of: the row is what the list, the batch
+--     counters and the operator follow (one row per person to call), and its sessions stay one timeline
+--     (attempts 4, 5, ... after 3). A completed row is refused (completed: another call would overwrite its
+--     results), and so is a row of a cancelled batch (batch_cancelled: the batch was stopped as a whole);
+--   * locks: batches' advisory locks first (reset: lock_batch_changes, ascending), then the pending_calls rows in id
+--     order, then (the counter trigger, at the end of the one statement that changes them) the batches rows.
+
+-- Who acts ------------------------------------------------------------------------------------------------------
+
+-- The operator calling (auth.uid() with role operator on the allow-list), with their email as Auth has it now
+-- (the allow-list's when the user is gone). Anyone else: 42501, saying who they are to the allow-list.
+create or replace function outcall_private.acting_operator(p_function text) returns outcall_private.operators
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_operator outcall_private.operators;
+begin
+  select o.* into v_operator from outcall_private.operators as o where o.user_id = auth.uid();
+  if v_operator.role is distinct from 'operator' then
+    raise exception '%: only an operator may act; the caller is %', p_function,
+      case when auth.uid() is null then 'not a signed-in user'
+           when v_operator.role = 'viewer' then 'a viewer'
+           else 'not an operator' end
+      using errcode = 'insufficient_privilege';
+  end if;
+  v_operator.email := coalesce((select u.email from auth.users as u where u.id = v_operator.user_id),
+                               v_operator.email);
+  return v_operator;
+end
+$$;
+
+-- The audit row of one action call.
+create or replace function outcall_private.record_operator_action(
+  p_operator outcall_private.operators,
+  p_action text,
+  p_target_kind text,
+  p_target_ids uuid[],
+  p_detail jsonb
+) returns void
+language sql volatile
+set search_path = ''
+as $$
+  insert into public.operator_actions (user_id, email, action, target_kind, target_ids, detail)
+  values (p_operator.user_id, p_operator.email, p_action, p_target_kind, p_target_ids, p_detail)
+$$;
+
+-- Calls ---------------------------------------------------------------------------------------------------------
+
+-- What an action may change of a row, as the audit keeps it (before and after).
+create or replace function outcall_private.call_snapshot(p_call public.pending_calls) returns jsonb
+language sql immutable
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object(
+    'call_status', p_call.call_status,
+    'attempts', p_call.attempts,
+    'max_attempts', p_call.max_attempts,
+    'attempt_offset', p_call.attempt_offset,
+    'next_attempt_at', p_call.next_attempt_at,
+    'last_error', p_call.last_error,
+    'archived_at', p_call.archived_at)
+$$;
+
+-- Why p_action may not be applied to this (locked) row; null when it may. The rules at the top of this file.
+create or replace function outcall_private.call_action_refusal(p_action text, p_call public.pending_calls)
+returns text
+language sql stable
+set search_path = ''
+as $$
+  select case
+    when p_action = 'unarchive' then null
+    when p_call.call_status in ('dispatching', 'calling') then 'live'
+    when p_action = 'archive' then null
+    when p_action in ('retry_now', 'cancel') and p_call.call_status in ('completed', 'failed', 'cancelled')
+      then 'terminal'
+    when p_action = 'reset' and p_call.call_status = 'completed' then 'completed'
+    when exists (select 1 from outcall_private.live_sessions as s where s.pending_call_id = p_call.id)
+      and p_action in ('retry_now', 'reset') then 'live'
+    when p_action = 'reset'
+      and exists (select 1 from public.batches as b where b.id = p_call.batch_id and b.cancelled_at is not null)
+      then 'batch_cancelled'
+  end
+$$;
+
+-- operator_call_action ------------------------------------------------------------------------------------------
+--   retry_now  pending | retry_pending: due now (next_attempt_at = now() unless earlier); the claim still decides
+--              (calling window, limits)
+--   cancel     pending | retry_pending -> cancelled (last_error cancelled_by_operator)
+--   reset      pending | retry_pending | failed | cancelled -> pending, a fresh budget (attempt_offset = attempts,
+--              max_attempts = attempts + the round's budget), due now, last_error and archived_at cleared
+--   archive    any row not dispatching or calling: archived_at = now() (kept if already archived)
+--   unarchive  any row: archived_at = null
+-- 1 to 500 ids (duplicates count once); answered per id, in the order given.
+create or replace function public.operator_call_action(p_action text, p_ids uuid[]) returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_operator outcall_private.operators := outcall_private.acting_operator('operator_call_action');
+  v_ids uuid[];
+  v_rows jsonb;      -- id -> {before, reason}, for the rows found
+  v_allowed uuid[];
+  v_results jsonb;   -- [{id, ok, call_status, reason?, before, after}]
+begin
+  if p_action is null or p_action not in ('retry_now', 'cancel', 'reset', 'archive', 'unarchive') then
+    raise exception 'operator_call_action: p_action must be retry_now, cancel, reset, archive or unarchive, not %',
+      coalesce(p_action, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  -- The ids once each, in the order given.
+  select array_agg(d.id order by d.n) into v_ids
+    from (select u.id, min(u.n) as n from unnest(p_ids) with ordinality as u (id, n) group by u.id) as d;
+  if coalesce(cardinality(v_ids), 0) not between 1 and 500 or array_position(v_ids, null) is not null then
+    raise exception 'operator_call_action: p_ids must hold 1 to 500 ids, none null (got %)',
+      coalesce(cardinality(p_ids), 0)
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  if p_action = 'reset' then
+    -- (a reset and cancel_batch / retry_failed_batch of the row's batch, one at a time: batch_cancelled is exact)
+    perform outcall_private.lock_batch_changes(b.batch_id)
+       from (select distinct c.batch_id from public.pending_calls as c
+              where c.id = any (v_ids) and c.batch_id is not null order by 1) as b;
+  end if;
+
+  with locked as (
+    select c from public.pending_calls as c where c.id = any (v_ids) order by c.id for update
+  )
+  select jsonb_object_agg((l.c).id, jsonb_build_object(
+           'before', outcall_private.call_snapshot(l.c),
+           'reason', outcall_private.call_action_refusal(p_action, l.c)))
+    into v_rows
+    from locked as l;
+  v_allowed := array(select e.key::uuid from jsonb_each(coalesce(v_rows, '{}')) as e
+                      where e.value ->> 'reason' is null);
+
+  -- One statement per action (the batch counters lock their rows once, in order).
+  case p_action
+    when 'retry_now' then
+      update public.pending_calls set next_attempt_at = least(next_attempt_at, now()) where id = any (v_allowed);
+    when 'cancel' then
+      update public.pending_calls set call_status = 'cancelled', last_error = 'cancelled_by_operator'
+       where id = any (v_allowed);
+    when 'reset' then
+      -- The terminal guard's exception for these rows, for this statement only (20_helpers.sql).
+      perform set_config('outcall.resetting', v_allowed::text, true);
+      update public.pending_calls
+         set call_status = 'pending',
+             attempt_offset = attempts,
+             max_attempts = attempts + (max_attempts - attempt_offset),
+             next_attempt_at = now(),
+             last_error = null,
+             archived_at = null
+       where id = any (v_allowed);
+      perform set_config('outcall.resetting', '', true);
+    when 'archive' then
+      update public.pending_calls set archived_at = coalesce(archived_at, now()) where id = any (v_allowed);
+    else
+      update public.pending_calls set archived_at = null where id = any (v_allowed) and archived_at is not null;
+  end case;
+
+  select jsonb_agg(
+           case when r.value is null then
+             jsonb_build_object('id', u.id, 'ok', false, 'call_status', null, 'reason', 'not_found',
+                                'before', null, 'after', null)
+           else
+             jsonb_build_object('id', u.id, 'ok', r.value ->> 'reason' is null, 'call_status', (a.c).call_status,
+                                'before', r.value -> 'before', 'after', outcall_private.call_snapshot(a.c))
+             || case when r.value ->> 'reason' is not null
+                     then jsonb_build_object('reason', r.value ->> 'reason') else '{}' end
+           end
+           order by u.n)
+    into v_results
+    from unnest(v_ids) with ordinality as u (id, n)
+    left join jsonb_each(coalesce(v_rows, '{}')) as r on r.key = u.id::text
+    left join lateral (select c from public.pending_calls as c where c.id = u.id) as a on true;
+
+  perform outcall_private.record_operator_action(v_operator, p_action, 'call', v_ids,
+                                                 jsonb_build_object('results', v_results));
+  return jsonb_build_object(
+    'action', p_action,
+    'results', (select jsonb_agg(e - 'before' - 'after' order by n)
+                  from jsonb_array_elements(v_results) with ordinality as t (e, n)));
+end
+$$;
+
+comment on function public.operator_call_action(text, uuid[]) is
+  'An operator''s action on 1 to 500 calls: retry_now (pending | retry_pending due now), cancel (pending | retry_pending -> cancelled), reset (pending | retry_pending | failed | cancelled -> pending with a fresh budget, due now), archive (not dispatching/calling), unarchive. {action, results: [{id, ok, call_status, reason?}]} in the order given; reason: not_found | live | terminal | completed | batch_cancelled. One operator_actions row. Not an operator: 42501; another action, no id, over 500 or a null id: 22023.';
+
+-- Batches -------------------------------------------------------------------------------------------------------
+
+-- operator_batch_action: cancel_batch or retry_failed_batch (60_batches.sql), audited with the batch's progress
+-- before and after. Answers theirs with {action, ok}: ok false only for retry_failed of a cancelled batch
+-- (error batch_cancelled, nothing changed). An unknown batch: P0002.
+create or replace function public.operator_batch_action(p_batch_id uuid, p_action text) returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_operator outcall_private.operators := outcall_private.acting_operator('operator_batch_action');
+  v_before jsonb;
+  v_answer jsonb;
+begin
+  if p_action is null or p_action not in ('cancel', 'retry_failed') then
+    raise exception 'operator_batch_action: p_action must be cancel or retry_failed, not %', coalesce(p_action, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_batch_id is null then
+    raise exception 'operator_batch_action: p_batch_id is required' using errcode = 'invalid_parameter_value';
+  end if;
+  -- (taken again by cancel_batch / retry_failed_batch: the lock is the transaction's, so "before" is exact)
+  perform outcall_private.lock_batch_changes(p_batch_id);
+  select outcall_private.batch_progress_json(p) into v_before from public.batch_progress as p where p.batch_id = p_batch_id;
+  if v_before is null then
+    raise exception 'operator_batch_action: no batch %', p_batch_id using errcode = 'no_data_found';
+  end if;
+
+  v_answer := case p_action when 'cancel' then public.cancel_batch(p_batch_id)
+                            else public.retry_failed_batch(p_batch_id) end;
+
+  perform outcall_private.record_operator_action(v_operator, p_action, 'batch', array[p_batch_id],
+    jsonb_build_object(
+      'before', v_before,
+      'after', (select outcall_private.batch_progress_json(p) from public.batch_progress as p
+                 where p.batch_id = p_batch_id),
+      'answer', v_answer));
+  return jsonb_build_object('action', p_action, 'ok', not v_answer ? 'error') || v_answer;
+end
+$$;
+
+comment on function public.operator_batch_action(uuid, text) is
+  'An operator''s action on a batch: cancel (cancel_batch: {batch_id, status, cancelled, live}) or retry_failed (retry_failed_batch: {batch_id, status, requeued}, or error batch_cancelled), answered with {action, ok} added. One operator_actions row. Not an operator: 42501; another action: 22023; unknown batch: P0002.';
+
+-- Classifications -----------------------------------------------------------------------------------------------
+
+-- A classification as the audit and the answer show it.
+create or replace function outcall_private.classification_snapshot(p_class public.call_classifications)
+returns jsonb
+language sql immutable
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object(
+    'id', p_class.id,
+    'phone_number', p_class.phone_number,
+    'classification_type', p_class.classification_type,
+    'ivr_actions', p_class.ivr_actions,
+    'confidence', p_class.confidence,
+    'is_active', p_class.is_active,
+    'classification_expires_at', p_class.classification_expires_at,
+    'invalidated_at', p_class.invalidated_at,
+    'invalidated_reason', p_class.invalidated_reason)
+$$;
+
+-- operator_classification_action ------------------------------------------------------------------------------
+--   invalidate  p_correction {reason}: the classification is deactivated (invalidated_at, invalidated_reason =
+--               the reason), as a verification run does (47_learning.sql's invalidate_classification, which takes
+--               a run): the phone's next call learns it again
+--   correct     p_correction {classification_type, ivr_actions, reason}: both replaced, checked by the table's
+--               constraints (a human line has no actions, an IVR at least one, each {action, value, timing_ms});
+--               the old values stay in the audit row. Its expiry, confidence and evidence are kept.
+-- Only an active classification is changed: an inactive one (invalidated, or replaced by a newer one of the phone)
+-- is history, answered ok false, reason inactive (correcting it would not be used; the phone is learned again).
+-- A missing or blank reason, a correction of the wrong shape or that the table refuses: 22023.
+create or replace function public.operator_classification_action(
+  p_classification_id uuid,
+  p_action text,
+  p_correction jsonb
+) returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_operator outcall_private.operators := outcall_private.acting_operator('operator_classification_action');
+  v_note text := case when jsonb_typeof(p_correction -> 'reason') = 'string'
+                      then nullif(btrim(p_correction ->> 'reason'), '') end;
+  v_before public.call_classifications;
+  v_after public.call_classifications;
+  v_refusal text;
+begin
+  if p_action is null or p_action not in ('invalidate', 'correct') then
+    raise exception 'operator_classification_action: p_action must be invalidate or correct, not %',
+      coalesce(p_action, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if v_note is null then
+    raise exception 'operator_classification_action: p_correction.reason is required (a non-blank string)'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_action = 'correct' and (jsonb_typeof(p_correction -> 'classification_type') is distinct from 'string'
+                               or jsonb_typeof(p_correction -> 'ivr_actions') is distinct from 'array') then
+    raise exception 'operator_classification_action: correct needs p_correction.classification_type (a string) and p_correction.ivr_actions (an array)'
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  select * into v_before from public.call_classifications where id = p_classification_id for update;
+  if not found then
+    raise exception 'operator_classification_action: no classification %', p_classification_id
+      using errcode = 'no_data_found';
+  end if;
+
+  v_after := v_before;
+  if not v_before.is_active then
+    v_refusal := 'inactive';
+  elsif p_action = 'invalidate' then
+    update public.call_classifications
+       set is_active = false, invalidated_at = now(), invalidated_reason = v_note
+     where id = v_before.id
+    returning * into v_after;
+  else
+    begin
+      update public.call_classifications
+         set classification_type = p_correction ->> 'classification_type',
+             ivr_actions = p_correction -> 'ivr_actions'
+       where id = v_before.id
+      returning * into v_after;
+    exception when check_violation then
+      raise exception 'operator_classification_action: the correction is not a valid classification: %', sqlerrm
+        using errcode = 'invalid_parameter_value';
+    end;
+  end if;
+
+  perform outcall_private.record_operator_action(v_operator, p_action, 'classification', array[v_before.id],
+    jsonb_build_object('ok', v_refusal is null, 'note', v_note,
+                       'before', outcall_private.classification_snapshot(v_before),
+                       'after', outcall_private.classification_snapshot(v_after))
+    || case when v_refusal is not null then jsonb_build_object('reason', v_refusal) else '{}' end);
+  return jsonb_build_object('action', p_action, 'classification_id', v_before.id, 'ok', v_refusal is null,
+                            'classification', outcall_private.classification_snapshot(v_after))
+         || case when v_refusal is not null then jsonb_build_object('reason', v_refusal) else '{}' end;
+end
+$$;
+
+comment on function public.operator_classification_action(uuid, text, jsonb) is
+  'An operator''s action on an active classification: invalidate (p_correction {reason}: deactivated, invalidated_reason = reason) or correct (p_correction {classification_type, ivr_actions, reason}: replaced, checked by the table). {action, classification_id, ok, reason?: inactive, classification: {id, phone_number, classification_type, ivr_actions, confidence, is_active, classification_expires_at, invalidated_at, invalidated_reason}}. One operator_actions row (before, after, note). Not an operator: 42501; another action, no reason, a bad correction: 22023; unknown id: P0002.';
+
+-- ======== sql/schema/88_analytics.sql ========
+
+-- 88: the dashboard's views: the calls list (public.call_list) and the analytics (public.analytics_*). Each is
+-- security_invoker: it reads with the caller's rights, so the tables' RLS applies (viewers and operators read
+-- them, anyone else gets no row; 90_security.sql grants SELECT). Days are UTC dates; counts are bigint, rates
+-- numeric rounded to 4 places (null when there is nothing to divide by). pgTAP: sql/tests/21_analytics.sql.
+
+-- The calls list ------------------------------------------------------------------------------------------------
+-- One row per pending call with what the list and its CSV show: the row, its batch's name, and its current
+-- attempt's session (attempt = attempts: the classification replayed, Twilio's status, when it was answered and
+-- ended). Not the transcript (the call's page reads it from pending_calls).
+create view public.call_list with (security_invoker = true) as
+  select c.id,
+         c.created_at,
+         c.updated_at,
+         c.batch_id,
+         b.name as batch_name,
+         c.exam_id,
+         c.employee_name,
+         c.client_name,
+         c.clinic_name,
+         c.phone,
+         c.clinic_timezone,
+         c.appointment_time,
+         c.call_status,
+         c.attempts,
+         c.max_attempts,
+         c.attempt_offset,
+         c.next_attempt_at,
+         c.last_error,
+         c.ended_reason,
+         c.success_evaluation,
+         c.summary,
+         c.duration_seconds,
+         c.cost,
+         c.archived_at,
+         s.id as session_id,
+         s.status as session_status,
+         s.classification_id,
+         s.classification_type,
+         s.answered_by,
+         s.answered_at,
+         s.ended_at
+    from public.pending_calls as c
+    left join public.batches as b on b.id = c.batch_id
+    left join public.call_sessions as s on s.pending_call_id = c.id and s.attempt = c.attempts;
+
+comment on view public.call_list is
+  'The calls list: every pending_calls row (id, created_at, updated_at, batch_id, batch_name, exam_id, employee_name, client_name, clinic_name, phone, clinic_timezone, appointment_time, call_status, attempts, max_attempts, attempt_offset, next_attempt_at, last_error, ended_reason, success_evaluation, summary, duration_seconds, cost, archived_at) with its current attempt''s session (session_id, session_status, classification_id and classification_type: the cached classification the attempt replayed, null when none; answered_by, answered_at, ended_at; all null before the first attempt). Archived rows included (filter on archived_at).';
+comment on column public.call_list.classification_type is
+  'The classification the current attempt replayed (human | ivr_only | ivr_then_human), null when it had none (a learning call, or not dialled yet).';
+
+-- Success by clinic ---------------------------------------------------------------------------------------------
+-- A success is VAPI's success evaluation read as true: its default rubric (PassFail) answers true or false; the
+-- words below cover the other spellings a prompt may ask for. Scores of other rubrics (numbers, grades) are not
+-- read as successes.
+create view public.analytics_success_by_clinic with (security_invoker = true) as
+  select t.clinic_name,
+         t.calls,
+         t.completed,
+         t.failed,
+         t.successful,
+         round(t.successful::numeric / nullif(t.completed + t.failed, 0), 4) as success_rate
+    from (select c.clinic_name,
+                 count(*) as calls,
+                 count(*) filter (where c.call_status = 'completed') as completed,
+                 count(*) filter (where c.call_status = 'failed') as failed,
+                 count(*) filter (where c.call_status = 'completed'
+                                    and lower(btrim(c.success_evaluation)) in
+                                        ('true', 'yes', 'pass', 'passed', 'success', 'successful')) as successful
+            from public.pending_calls as c
+           group by c.clinic_name) as t;
+
+comment on view public.analytics_success_by_clinic is
+  'Per clinic_name (null: rows without one), all rows archived or not: calls (rows), completed, failed (rows in those statuses), successful (completed with success_evaluation true, yes, pass, passed, success or successful, any case), success_rate = successful / (completed + failed) (rows still open or cancelled left out; null when none ended).';
+comment on column public.analytics_success_by_clinic.success_rate is
+  'successful / (completed + failed), 0..1, 4 places; null when no row ended completed or failed.';
+
+-- Answer rate by the clinic's local hour and weekday ------------------------------------------------------------
+-- An attempt is a session that reached Twilio (every status but dial_failed), placed at its start (created_at: the
+-- claim, just before the dial) on the clinic's wall clock. Answered: the line was picked up, by a person, an IVR
+-- or a machine: Twilio reported in-progress (answered_at) or completed (a completed call was answered).
+-- busy, no-answer, failed and canceled were not; an attempt still ringing is not (yet).
+create view public.analytics_answer_rate_by_hour with (security_invoker = true) as
+  select t.clinic_name,
+         t.clinic_timezone,
+         t.local_weekday,
+         t.local_hour,
+         count(*) as attempts,
+         count(*) filter (where t.answered) as answered,
+         round((count(*) filter (where t.answered))::numeric / count(*), 4) as answer_rate
+    from (select c.clinic_name,
+                 c.clinic_timezone,
+                 extract(isodow from s.created_at at time zone c.clinic_timezone)::int as local_weekday,
+                 extract(hour from s.created_at at time zone c.clinic_timezone)::int as local_hour,
+                 s.answered_at is not null or s.status in ('in-progress', 'completed') as answered
+            from public.call_sessions as s
+            join public.pending_calls as c on c.id = s.pending_call_id
+           where s.status <> 'dial_failed') as t
+   group by t.clinic_name, t.clinic_timezone, t.local_weekday, t.local_hour;
+
+comment on view public.analytics_answer_rate_by_hour is
+  'Per clinic (clinic_name, clinic_timezone), local_weekday (ISO: 1 = Monday .. 7 = Sunday) and local_hour (0..23) of the attempt''s start on the clinic''s wall clock: attempts (sessions that reached Twilio: every status but dial_failed), answered (Twilio reported in-progress, or completed: picked up by a person, an IVR or a machine), answer_rate = answered / attempts (4 places).';
+comment on column public.analytics_answer_rate_by_hour.local_weekday is 'ISO day of week on the clinic''s clock: 1 = Monday .. 7 = Sunday.';
+comment on column public.analytics_answer_rate_by_hour.local_hour is 'Hour of day on the clinic''s clock, 0..23.';
+
+-- Outcomes over time --------------------------------------------------------------------------------------------
+create view public.analytics_outcomes_daily with (security_invoker = true) as
+  select (c.created_at at time zone 'UTC')::date as day,
+         c.call_status,
+         c.ended_reason,
+         count(*) as calls
+    from public.pending_calls as c
+   group by 1, 2, 3;
+
+comment on view public.analytics_outcomes_daily is
+  'Rows by the UTC day they were created (day), their status now (call_status) and VAPI''s last ended_reason (null: no report): calls. Archived rows included.';
+
+-- Cost per day and per batch ------------------------------------------------------------------------------------
+-- Cost and duration are the attempts' (call_sessions): VAPI's cost of each report, Twilio's duration of each call,
+-- so a row retried three times counts three times (pending_calls keeps only its last report's).
+create view public.analytics_cost_daily with (security_invoker = true) as
+  select (s.created_at at time zone 'UTC')::date as day,
+         count(*) as calls,
+         coalesce(sum(s.cost), 0) as cost,
+         coalesce(sum(s.duration_seconds), 0) as duration_seconds
+    from public.call_sessions as s
+   group by 1;
+
+comment on view public.analytics_cost_daily is
+  'Per UTC day of the attempt''s start (day): calls (attempts, i.e. sessions, of every status), cost (sum of VAPI''s reported cost, 0 when none), duration_seconds (sum of Twilio''s call durations, 0 when none).';
+
+create view public.analytics_cost_by_batch with (security_invoker = true) as
+  select b.id as batch_id,
+         b.name,
+         b.created_at,
+         count(distinct c.id) as calls,
+         count(s.id) as attempts,
+         coalesce(sum(s.cost), 0) as cost,
+         coalesce(sum(s.duration_seconds), 0) as duration_seconds
+    from public.batches as b
+    left join public.pending_calls as c on c.batch_id = b.id
+    left join public.call_sessions as s on s.pending_call_id = c.id
+   group by b.id;
+
+comment on view public.analytics_cost_by_batch is
+  'Per batch (batch_id, name, created_at): calls (its rows), attempts (their sessions), cost (sum of the sessions'' reported cost, 0 when none), duration_seconds (sum of their Twilio durations). Rows without a batch are not in it (analytics_cost_daily has them).';
+
+-- Learning and the cache ----------------------------------------------------------------------------------------
+-- A learning call is a classification run of purpose learn (a verification run that heard a changed phone
+-- system becomes one). A cache hit is an attempt dialled with a cached classification: the claim attaches one only
+-- when it is active and unexpired (call_sessions.classification_id).
+create view public.analytics_learning_daily with (security_invoker = true) as
+  select d.day,
+         coalesce(l.learning_calls, 0) as learning_calls,
+         coalesce(a.dialled, 0) as dialled,
+         coalesce(a.cache_hits, 0) as cache_hits,
+         round(a.cache_hits::numeric / nullif(a.dialled, 0), 4) as hit_rate
+    from (select (r.created_at at time zone 'UTC')::date as day from public.classification_runs as r
+          union
+          select (s.created_at at time zone 'UTC')::date from public.call_sessions as s) as d
+    left join (select (r.created_at at time zone 'UTC')::date as day, count(*) as learning_calls
+                 from public.classification_runs as r
+                where r.purpose = 'learn'
+                group by 1) as l on l.day = d.day
+    left join (select (s.created_at at time zone 'UTC')::date as day,
+                      count(*) as dialled,
+                      count(*) filter (where s.classification_id is not null) as cache_hits
+                 from public.call_sessions as s
+                group by 1) as a on a.day = d.day;
+
+comment on view public.analytics_learning_daily is
+  'Per UTC day: learning_calls (classification_runs of purpose learn started that day, verification runs turned learning included), dialled (attempts: sessions), cache_hits (attempts that replayed a cached, active and unexpired classification), hit_rate = cache_hits / dialled (4 places; null when nothing was dialled).';
+
 -- ======== sql/schema/90_security.sql ========
 
 -- 90: privileges and row-level security, all of them.
 --   anon:          nothing at all (no table privilege, no policy, no function).
 --   authenticated: read-only (dashboards), and only an operator: SELECT privilege + a policy that reads every
 --                  row when the caller is on the allow-list (outcall_private.is_viewer(), 85_operators.sql), none
---                  otherwise. No write privilege, no public function. Realtime's postgres_changes checks the same
---                  policies per subscriber, so the live feed follows the same rule.
+--                  otherwise. No write privilege. Realtime's postgres_changes checks the same policies per
+--                  subscriber, so the live feed follows the same rule. The one way to write: the operators'
+--                  action functions (87_operator_actions.sql), SECURITY DEFINER, which refuse (42501) anyone
+--                  but an operator with role operator.
 --   service_role:  everything (bypasses RLS); the only role that may execute the state-machine functions.
 -- Supabase grants everything in `public` to anon/authenticated by default, so each grant here is explicit.
 -- Functions are executable by PUBLIC by default and that cannot be revoked per schema ahead of time: a function
@@ -3024,15 +3608,16 @@ alter table public.call_sessions enable row level security;
 alter table public.call_classifications enable row level security;
 alter table public.batches enable row level security;
 alter table public.classification_runs enable row level security;
+alter table public.operator_actions enable row level security;
 
 revoke all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
-  public.classification_runs
+  public.classification_runs, public.operator_actions
   from public, anon, authenticated;
 grant select on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
-  public.classification_runs
+  public.classification_runs, public.operator_actions
   to authenticated;
 grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
-  public.classification_runs
+  public.classification_runs, public.operator_actions
   to service_role;
 
 -- Operators (viewer or operator) read every row; any other signed-in user reads none. `(select ...)`: the
@@ -3047,12 +3632,23 @@ create policy "operators can read" on public.batches
   for select to authenticated using ((select outcall_private.is_viewer()));
 create policy "operators can read" on public.classification_runs
   for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.operator_actions
+  for select to authenticated using ((select outcall_private.is_viewer()));
 
 -- The view over batches. security_invoker: the caller's rights and RLS on public.batches apply (a view without it
 -- reads with its owner's rights, postgres's, and would bypass RLS). Every view in public must be so
 -- (sql/tests/18_operators.sql checks).
 revoke all on table public.batch_progress from public, anon, authenticated, service_role;
 grant select on table public.batch_progress to authenticated, service_role;
+-- The dashboard's views (88_analytics.sql), security_invoker likewise.
+revoke all on table public.call_list, public.analytics_success_by_clinic, public.analytics_answer_rate_by_hour,
+  public.analytics_outcomes_daily, public.analytics_cost_daily, public.analytics_cost_by_batch,
+  public.analytics_learning_daily
+  from public, anon, authenticated, service_role;
+grant select on table public.call_list, public.analytics_success_by_clinic, public.analytics_answer_rate_by_hour,
+  public.analytics_outcomes_daily, public.analytics_cost_daily, public.analytics_cost_by_batch,
+  public.analytics_learning_daily
+  to authenticated, service_role;
 
 -- The state-machine functions (RPC) ---------------------------------------------------------------
 revoke all on function
@@ -3101,6 +3697,19 @@ grant execute on function
   public.record_classification_run(uuid, jsonb, jsonb, numeric),
   public.invalidate_classification(uuid, text)
   to service_role;
+
+-- The operators' actions (87_operator_actions.sql): SECURITY DEFINER, executable by signed-in users, who are
+-- refused inside (42501) unless the allow-list names them operator; service_role may call them with a user's JWT.
+revoke all on function
+  public.operator_call_action(text, uuid[]),
+  public.operator_batch_action(uuid, text),
+  public.operator_classification_action(uuid, text, jsonb)
+  from public, anon, authenticated;
+grant execute on function
+  public.operator_call_action(text, uuid[]),
+  public.operator_batch_action(uuid, text),
+  public.operator_classification_action(uuid, text, jsonb)
+  to authenticated, service_role;
 
 -- outcall_private: not exposed by the API, closed to the API roles ---------------------------------
 revoke all on schema outcall_private from public, anon, authenticated;

@@ -8,7 +8,8 @@
 use crate::classification::{ClassificationType, IvrAction};
 use crate::error::ApiError;
 use crate::ids::{BatchId, PendingCallId};
-use serde::{Deserialize, Serialize};
+use crate::rpc::{BatchAction, CallAction, ClassificationAction, MAX_CALL_ACTION_IDS as MAX_CALL_IDS};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -21,8 +22,6 @@ pub const ROUTES: [(&str, &str); 5] = [
     ("POST", "/api/v1/operator/classifications/{classificationId}/{action}"),
 ];
 
-/// The most ids one call action takes (the SQL function's bound too).
-pub const MAX_CALL_IDS: usize = 500;
 /// The body cap of every action: 500 ids are about 20 KB; a correction a few hundred bytes of IVR steps.
 pub const ACTION_MAX_BYTES: usize = 64 * 1024;
 /// The longest reason an operator may give (it is kept in the audit row).
@@ -44,33 +43,6 @@ impl Route {
     pub fn reads_body(self) -> bool {
         matches!(self, Route::Calls(_) | Route::Batch(..) | Route::Classification(..))
     }
-}
-
-/// What `operator_call_action` does to each row (`p_action`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallAction {
-    RetryNow,
-    Cancel,
-    Reset,
-    Archive,
-    Unarchive,
-}
-
-/// What `operator_batch_action` does (`p_action`); the path says `retry-failed` as the batch API does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BatchAction {
-    Cancel,
-    RetryFailed,
-}
-
-/// What `operator_classification_action` does (`p_action`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClassificationAction {
-    Invalidate,
-    Correct,
 }
 
 fn call_action(name: &str) -> Option<CallAction> {

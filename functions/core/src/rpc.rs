@@ -15,7 +15,6 @@
 use crate::classification::{ClassificationType, IvrAction};
 use crate::dial::DialResult;
 use crate::ids::{BatchId, PendingCallId, RunId, SessionId};
-use crate::operator::{BatchAction, CallAction, ClassificationAction};
 use crate::outcome::Outcome;
 use crate::twilio::CallStatus;
 use serde::de::{DeserializeOwned, Error as _};
@@ -808,10 +807,146 @@ impl Rpc for RetryFailedBatch {
     }
 }
 
-// --------------------------------------------------------------------------------------------- operators
+// ------------------------------------------------------------------------------------------- operators
+// The operators' actions (sql/schema/87_operator_actions.sql). Unlike the functions above, the Worker calls these
+// with the operator's own JWT, not the service key: the function checks the caller's role itself (SQLSTATE 42501
+// for anyone but an operator: 403), and the audit row records who acted. Arguments it refuses are 22023 (400);
+// an unknown batch or classification P0002 (404).
 
-/// `operator_of`: who a user (the `sub` of a JWT the Worker verified) is to outcall, `{user_id, email, role}`.
-/// Called with the service role; the action functions below are called with the user's own token.
+/// What an operator may do to calls (`operator_call_action`'s `p_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallAction {
+    /// A `pending`/`retry_pending` row due now (the claim still applies the window and the limits).
+    RetryNow,
+    /// A `pending`/`retry_pending` row → `cancelled`.
+    Cancel,
+    /// A `pending`/`retry_pending`/`failed`/`cancelled` row → `pending` with a fresh attempt budget, due now.
+    Reset,
+    /// `archived_at` set (any row not dispatching or calling).
+    Archive,
+    /// `archived_at` cleared.
+    Unarchive,
+}
+
+/// At most this many ids in one `operator_call_action` (more: 22023).
+pub const MAX_CALL_ACTION_IDS: usize = 500;
+
+/// `operator_call_action`: an operator's action on 1 to [`MAX_CALL_ACTION_IDS`] calls.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorCallAction {
+    #[serde(rename = "p_action")]
+    pub action: CallAction,
+    #[serde(rename = "p_ids")]
+    pub ids: Vec<PendingCallId>,
+}
+
+/// `operator_call_action`'s answer: one result per distinct id, in the order sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallActionAnswer {
+    pub action: CallAction,
+    pub results: Vec<CallActionResult>,
+}
+
+/// One call's result: done, or why not (`not_found`, `live`, `terminal`, `completed`, `batch_cancelled`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallActionResult {
+    pub id: PendingCallId,
+    pub ok: bool,
+    /// The row's status after the action; `None` for an unknown id.
+    pub call_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Rpc for OperatorCallAction {
+    const NAME: &'static str = "operator_call_action";
+    type Answer = CallActionAnswer;
+    fn examples() -> Vec<Self> {
+        vec![Self { action: CallAction::RetryNow, ids: vec![pending_call()] }]
+    }
+}
+
+/// What an operator may do to a batch (`operator_batch_action`'s `p_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchAction {
+    /// `cancel_batch`.
+    Cancel,
+    /// `retry_failed_batch`.
+    RetryFailed,
+}
+
+/// `operator_batch_action`: `cancel_batch` or `retry_failed_batch` as an operator, audited.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorBatchAction {
+    #[serde(rename = "p_batch_id")]
+    pub batch_id: BatchId,
+    #[serde(rename = "p_action")]
+    pub action: BatchAction,
+}
+
+impl Rpc for OperatorBatchAction {
+    const NAME: &'static str = "operator_batch_action";
+    /// `cancel_batch`'s or `retry_failed_batch`'s answer with `action` and `ok` (false only for retry_failed
+    /// of a cancelled batch: `error: batch_cancelled`). Never null: an unknown batch is P0002.
+    type Answer = BatchDocument;
+    fn examples() -> Vec<Self> {
+        vec![Self { batch_id: batch(), action: BatchAction::Cancel }]
+    }
+}
+
+/// What an operator may do to a classification (`operator_classification_action`'s `p_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassificationAction {
+    /// Deactivate it (`p_correction`: `{reason}`): the phone is learned again.
+    Invalidate,
+    /// Replace its type and actions (`p_correction`: `{classification_type, ivr_actions, reason}`).
+    Correct,
+}
+
+/// `operator_classification_action`: invalidate or correct an active classification, audited.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorClassificationAction {
+    #[serde(rename = "p_classification_id")]
+    pub classification_id: Uuid,
+    #[serde(rename = "p_action")]
+    pub action: ClassificationAction,
+    /// The request's body as it came (SQL checks it: a missing reason or a correction the table refuses is 22023).
+    #[serde(rename = "p_correction")]
+    pub correction: Value,
+}
+
+/// `operator_classification_action`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationActionAnswer {
+    pub action: ClassificationAction,
+    pub classification_id: Uuid,
+    pub ok: bool,
+    /// Why nothing changed: `inactive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The classification after: `{id, phone_number, classification_type, ivr_actions, confidence, is_active,
+    /// classification_expires_at, invalidated_at, invalidated_reason}`, passed on as it is.
+    pub classification: Map<String, Value>,
+}
+
+impl Rpc for OperatorClassificationAction {
+    const NAME: &'static str = "operator_classification_action";
+    type Answer = ClassificationActionAnswer;
+    fn examples() -> Vec<Self> {
+        vec![Self {
+            classification_id: Uuid::parse_str("44444444-4444-4444-4444-444444444444").expect("a UUID"),
+            action: ClassificationAction::Correct,
+            correction: json!({"classification_type": "ivr_only",
+                "ivr_actions": [{"action": "dtmf", "value": "1", "timing_ms": 0}], "reason": "press 1, not 2"}),
+        }]
+    }
+}
+
+/// `operator_of`: who a user (the `sub` of a JWT the Worker verified) is to outcall, `{user_id, email, role}`
+/// (`GET /api/v1/operator/me`). Called with the service key: no user may ask it about another.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OperatorOf {
     #[serde(rename = "p_user_id")]
@@ -831,67 +966,6 @@ impl Rpc for OperatorOf {
     type Answer = OperatorIdentity;
     fn examples() -> Vec<Self> {
         vec![Self { user_id: Uuid::nil() }]
-    }
-}
-
-/// `operator_call_action`: an operator's action on 1 to 500 calls, `{action, results: [{id, ok, call_status,
-/// reason?}]}`. Called with the operator's JWT: the function checks the role (42501) and writes the audit row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OperatorCallAction {
-    #[serde(rename = "p_action")]
-    pub action: CallAction,
-    #[serde(rename = "p_ids")]
-    pub ids: Vec<PendingCallId>,
-}
-
-impl Rpc for OperatorCallAction {
-    const NAME: &'static str = "operator_call_action";
-    /// Passed on to the dashboard as SQL wrote it.
-    type Answer = Map<String, Value>;
-    fn examples() -> Vec<Self> {
-        vec![Self { action: CallAction::Cancel, ids: vec![pending_call()] }]
-    }
-}
-
-/// `operator_batch_action`: `cancel` or `retry_failed` of one batch (unknown batch: P0002), `{action, ok, ...}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OperatorBatchAction {
-    #[serde(rename = "p_batch_id")]
-    pub batch_id: BatchId,
-    #[serde(rename = "p_action")]
-    pub action: BatchAction,
-}
-
-impl Rpc for OperatorBatchAction {
-    const NAME: &'static str = "operator_batch_action";
-    type Answer = Map<String, Value>;
-    fn examples() -> Vec<Self> {
-        vec![Self { batch_id: batch(), action: BatchAction::Cancel }]
-    }
-}
-
-/// `operator_classification_action`: `invalidate` (`p_correction` `{reason}`) or `correct` (`{classification_type,
-/// ivr_actions, reason}`) of one classification (unknown: P0002), `{action, classification_id, ok, reason?,
-/// classification}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OperatorClassificationAction {
-    #[serde(rename = "p_classification_id")]
-    pub classification_id: Uuid,
-    #[serde(rename = "p_action")]
-    pub action: ClassificationAction,
-    #[serde(rename = "p_correction")]
-    pub correction: Value,
-}
-
-impl Rpc for OperatorClassificationAction {
-    const NAME: &'static str = "operator_classification_action";
-    type Answer = Map<String, Value>;
-    fn examples() -> Vec<Self> {
-        vec![Self {
-            classification_id: Uuid::nil(),
-            action: ClassificationAction::Invalidate,
-            correction: json!({"reason": "moved"}),
-        }]
     }
 }
 
@@ -938,10 +1012,10 @@ contract!(
     BatchProgressOf,
     CancelBatch,
     RetryFailedBatch,
-    OperatorOf,
     OperatorCallAction,
     OperatorBatchAction,
     OperatorClassificationAction,
+    OperatorOf,
 );
 
 #[cfg(test)]
@@ -1215,6 +1289,55 @@ mod tests {
             answer::<InvalidateClassification>(json!({"ok": false, "reason": "not_verify"})).unwrap(),
             Some(Decision::Refused("not_verify".into()))
         );
+    }
+
+    #[test]
+    fn operator_actions_serialise_to_the_p_argument_names() {
+        let id = pending_call();
+        assert_eq!(
+            sent(&OperatorCallAction { action: CallAction::RetryNow, ids: vec![id] }),
+            json!({"p_action": "retry_now", "p_ids": [id.to_string()]})
+        );
+        let actions = [CallAction::Cancel, CallAction::Reset, CallAction::Archive, CallAction::Unarchive];
+        let names: Vec<Value> = actions.iter().map(|a| serde_json::to_value(a).unwrap()).collect();
+        assert_eq!(names, [json!("cancel"), json!("reset"), json!("archive"), json!("unarchive")]);
+        assert_eq!(
+            sent(&OperatorBatchAction { batch_id: batch(), action: BatchAction::RetryFailed }),
+            json!({"p_batch_id": batch().to_string(), "p_action": "retry_failed"})
+        );
+        let class = Uuid::parse_str("44444444-4444-4444-4444-444444444444").unwrap();
+        assert_eq!(
+            sent(&OperatorClassificationAction {
+                classification_id: class,
+                action: ClassificationAction::Invalidate,
+                correction: json!({"reason": "menu changed"})
+            }),
+            json!({"p_classification_id": class.to_string(), "p_action": "invalidate",
+                   "p_correction": {"reason": "menu changed"}})
+        );
+    }
+
+    #[test]
+    fn reads_the_operator_action_answers() {
+        let id = pending_call().to_string();
+        let raw = json!({"action": "cancel", "results": [
+            {"id": id, "ok": true, "call_status": "cancelled"},
+            {"id": id, "ok": false, "call_status": null, "reason": "not_found"}]});
+        let answer_ = answer::<OperatorCallAction>(raw.clone()).unwrap();
+        assert_eq!(answer_.action, CallAction::Cancel);
+        assert_eq!((answer_.results[1].ok, answer_.results[1].reason.as_deref()), (false, Some("not_found")));
+        assert_eq!(serde_json::to_value(&answer_).unwrap(), raw, "passed on as the database wrote it");
+        assert!(answer::<OperatorCallAction>(json!({"action": "explode", "results": []})).is_err());
+        let batch_answer = answer::<OperatorBatchAction>(json!({"action": "retry_failed", "ok": false,
+            "batch_id": batch().to_string(), "error": "batch_cancelled"}))
+        .unwrap();
+        assert_eq!(batch_answer["ok"], json!(false));
+        assert!(answer::<OperatorBatchAction>(Value::Null).is_err(), "an unknown batch is an error, not null");
+        let class = answer::<OperatorClassificationAction>(json!({"action": "invalidate",
+            "classification_id": "44444444-4444-4444-4444-444444444444", "ok": false, "reason": "inactive",
+            "classification": {"is_active": false}}))
+        .unwrap();
+        assert_eq!((class.ok, class.reason.as_deref()), (false, Some("inactive")));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::http::{Answer, Incoming};
 use outcall_core::config;
 use outcall_core::dashboard;
 use outcall_core::error::ApiError;
-use worker::{Env, Response};
+use worker::{Env, Headers, Method, Response};
 
 pub async fn handle(req: &Incoming, env: &Env) -> Answer {
     let settings = crate::http::credential(env, |vars| config::dashboard(vars))?;
@@ -13,10 +13,11 @@ pub async fn handle(req: &Incoming, env: &Env) -> Answer {
         ApiError::new(500, "configuration_error", "the ASSETS binding is missing ([assets] in wrangler.toml)")
     })?;
     // Through the binding, `/` is `index.html` (html_handling); it never runs this Worker again.
-    let mut page = assets
-        .fetch(req.url(), None)
-        .await
-        .map_err(|e| ApiError::new(500, "internal_error", format!("the assets could not be read: {e}")))?;
+    // A request of our own (`http::outgoing`): `Fetcher::fetch` would link worker's `RequestInit` conversion.
+    let unreadable =
+        |e: worker::Error| ApiError::new(500, "internal_error", format!("the assets could not be read: {e}"));
+    let request = crate::http::outgoing(Method::Get, req.url(), Headers::new(), None).map_err(unreadable)?;
+    let mut page = assets.fetch_request(request).await.map_err(unreadable)?;
     if page.status_code() != 200 {
         return Err(ApiError::new(
             503,
