@@ -123,19 +123,20 @@ fn invalid_body(message: impl Into<String>) -> ApiError {
 
 // ------------------------------------------------------------------------------------------------ bodies
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CallIdsBody {
-    ids: Vec<String>,
-}
-
 /// `{"ids": [uuid, ...]}`: 1 to [`MAX_CALL_IDS`] ids (duplicates count once, the order kept).
 pub fn call_ids(body: &str) -> Result<Vec<PendingCallId>, ApiError> {
-    let parsed: CallIdsBody = serde_json::from_str(body)
-        .map_err(|_| invalid_body("send {\"ids\": [\"<pending call id>\", ...]}: 1 to 500 UUIDs"))?;
-    let mut ids: Vec<PendingCallId> = Vec::with_capacity(parsed.ids.len().min(MAX_CALL_IDS));
-    for (i, raw) in parsed.ids.iter().enumerate() {
-        let id = PendingCallId::parse(raw).map_err(|_| invalid_body(format!("ids[{i}] is not a UUID")))?;
+    let shape = || invalid_body("send {\"ids\": [\"<pending call id>\", ...]}: 1 to 500 UUIDs");
+    let parsed = json_object(body).map_err(|_| shape())?;
+    let raw_ids = match (parsed.len(), parsed.get("ids")) {
+        (1, Some(Value::Array(ids))) => ids,
+        _ => return Err(shape()),
+    };
+    let mut ids: Vec<PendingCallId> = Vec::with_capacity(raw_ids.len().min(MAX_CALL_IDS));
+    for (i, raw) in raw_ids.iter().enumerate() {
+        let id = raw
+            .as_str()
+            .and_then(|raw| PendingCallId::parse(raw).ok())
+            .ok_or_else(|| invalid_body(format!("ids[{i}] is not a UUID")))?;
         if !ids.contains(&id) {
             ids.push(id);
         }
@@ -169,12 +170,12 @@ struct CorrectBody {
 pub fn correction(action: ClassificationAction, body: &str) -> Result<Value, ApiError> {
     match action {
         ClassificationAction::Invalidate => {
-            let parsed: InvalidateBody = serde_json::from_str(body)
-                .map_err(|_| invalid_body("send {\"reason\": \"why the classification is wrong\"}"))?;
+            let parsed: InvalidateBody =
+                from_json(body).map_err(|_| invalid_body("send {\"reason\": \"why the classification is wrong\"}"))?;
             Ok(json!({"reason": reason(&parsed.reason)?}))
         }
         ClassificationAction::Correct => {
-            let parsed: CorrectBody = serde_json::from_str(body).map_err(|e| {
+            let parsed: CorrectBody = from_json(body).map_err(|e| {
                 invalid_body(format!(
                     "send {{\"classificationType\": \"human\" | \"ivr_only\" | \"ivr_then_human\", \"ivrActions\": \
                      [{{\"action\", \"value\", \"timing_ms\"}}], \"reason\"}} ({})",
@@ -190,6 +191,19 @@ pub fn correction(action: ClassificationAction, body: &str) -> Result<Value, Api
                 "reason": reason(&parsed.reason)?,
             }))
         }
+    }
+}
+
+/// A body read as text into a `Value` first, then into its type: the Worker has both deserializers already (the
+/// rpc answers are read so); one from text per body type would add to the wasm (docs/wasm-size.md).
+fn from_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_value(serde_json::from_str::<Value>(body)?)
+}
+
+fn json_object(body: &str) -> Result<serde_json::Map<String, Value>, ()> {
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        _ => Err(()),
     }
 }
 

@@ -14,7 +14,6 @@ use crate::error::{constant_time_eq, ApiError};
 use crate::vapi_auth::hmac_sha256;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -112,16 +111,6 @@ pub fn bearer(authorization: Option<&str>) -> Result<&str, Refusal> {
     Ok(token)
 }
 
-#[derive(Deserialize)]
-struct RawHeader {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-    /// Extensions the verifier must understand (RFC 7515 §4.1.11); none are, so a token naming any is refused.
-    #[serde(default)]
-    crit: Option<Value>,
-}
-
 /// Reads a compact JWS: three base64url parts, a JSON header with a known `alg`, a JSON object of claims.
 pub fn parse(token: &str) -> Result<UnverifiedToken, Refusal> {
     if token.len() > MAX_TOKEN_BYTES {
@@ -133,17 +122,21 @@ pub fn parse(token: &str) -> Result<UnverifiedToken, Refusal> {
     else {
         return Err(Refusal::Malformed);
     };
-    let raw: RawHeader = serde_json::from_slice(&decode(header_part)?).map_err(|_| Refusal::Malformed)?;
-    if raw.crit.is_some() {
-        return Err(Refusal::Malformed);
-    }
-    let alg = Algorithm::parse(&raw.alg).ok_or(Refusal::UnsupportedAlgorithm)?;
-    let claims = match serde_json::from_slice(&decode(claims_part)?) {
-        Ok(Value::Object(claims)) => claims,
+    let Value::Object(header) = decode_json(header_part)? else { return Err(Refusal::Malformed) };
+    // `crit` names extensions the verifier must understand (RFC 7515 §4.1.11); none are, so such a token is refused.
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.clone()),
+        Some(_) => return Err(Refusal::Malformed),
+    };
+    let alg = match header.get("alg") {
+        Some(Value::String(alg)) if !header.contains_key("crit") => alg,
         _ => return Err(Refusal::Malformed),
     };
+    let alg = Algorithm::parse(alg).ok_or(Refusal::UnsupportedAlgorithm)?;
+    let Value::Object(claims) = decode_json(claims_part)? else { return Err(Refusal::Malformed) };
     Ok(UnverifiedToken {
-        header: Header { alg, kid: raw.kid },
+        header: Header { alg, kid },
         signing_input: format!("{header_part}.{claims_part}"),
         signature: decode(signature)?,
         claims,
@@ -152,6 +145,12 @@ pub fn parse(token: &str) -> Result<UnverifiedToken, Refusal> {
 
 fn decode(part: &str) -> Result<Vec<u8>, Refusal> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| Refusal::Malformed)
+}
+
+/// A part that is base64url of JSON text (read as text into a `Value`: the deserializer the Worker has already).
+fn decode_json(part: &str) -> Result<Value, Refusal> {
+    let text = String::from_utf8(decode(part)?).map_err(|_| Refusal::Malformed)?;
+    serde_json::from_str(&text).map_err(|_| Refusal::Malformed)
 }
 
 impl UnverifiedToken {

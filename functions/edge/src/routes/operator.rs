@@ -21,21 +21,21 @@ pub async fn handle(route: Route, req: Incoming, env: &Env) -> Answer {
     let SignedIn { user, token } = user_auth::authenticate(&req, &auth).await?;
     let db = Db::at(&auth.supabase_url, &auth.api_key);
     let body = || http::body(&req, routes::Route::Operator(route), 0);
-    let answer = match route {
+    match route {
         Route::DashboardConfig => unreachable!("answered above"),
-        Route::Me => return http::json(200, &operator::me_answer(&db.call(&OperatorOf { user_id: user.id }).await?)),
+        Route::Me => http::json(200, &operator::me_answer(&db.call(&OperatorOf { user_id: user.id }).await?)),
         Route::Calls(action) => {
             let ids = operator::call_ids(&body().await?)?;
-            db.as_user(&token).call(&OperatorCallAction { action, ids }).await?
+            http::json(200, &db.as_user(&token).call(&OperatorCallAction { action, ids }).await?)
         }
         Route::Batch(batch_id, action) => {
             operator::no_body(&body().await?)?;
-            db.as_user(&token).call(&OperatorBatchAction { batch_id, action }).await?
+            http::json(200, &db.as_user(&token).call(&OperatorBatchAction { batch_id, action }).await?)
         }
         Route::Classification(classification_id, action) => {
             let correction = operator::correction(action, &body().await?)?;
-            db.as_user(&token).call(&OperatorClassificationAction { classification_id, action, correction }).await?
+            let request = OperatorClassificationAction { classification_id, action, correction };
+            http::json(200, &db.as_user(&token).call(&request).await?)
         }
-    };
-    http::json(200, &answer)
+    }
 }
