@@ -25,6 +25,9 @@ pub struct Stack {
     pub webhook_secret: String,
     /// The batch API's bearer key.
     pub api_key: String,
+    /// The project's JWT secret: the legacy HS256 key, and what the users' ES256 key is derived from
+    /// (`outcall_sandbox::jwt::AuthKeys`).
+    pub jwt_secret: String,
     pub http: reqwest::Client,
 }
 
@@ -51,6 +54,7 @@ impl Stack {
             vapi_secret: get("VAPI_SECRET"),
             webhook_secret: get("WEBHOOK_SECRET"),
             api_key: get("API_KEY"),
+            jwt_secret: get("SUPABASE_JWT_SECRET"),
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
         }
     }
