@@ -71,7 +71,12 @@ fn takes(sql: &str, sent: &Value) -> bool {
         Value::Number(_) => matches!(sql, "integer" | "bigint" | "smallint" | "numeric"),
         Value::String(s) if uuid::Uuid::parse_str(s).is_ok() => sql == "uuid",
         Value::String(_) => matches!(sql, "text" | "character varying"),
-        Value::Array(_) | Value::Object(_) => matches!(sql, "jsonb" | "json"),
+        // An array is a jsonb, or a Postgres array of what each item is (PostgREST reads `["a", "b"]` as `{a,b}`).
+        Value::Array(items) => {
+            matches!(sql, "jsonb" | "json")
+                || sql.strip_suffix("[]").is_some_and(|item| items.iter().all(|i| takes(item, i)))
+        }
+        Value::Object(_) => matches!(sql, "jsonb" | "json"),
     }
 }
 
