@@ -14,13 +14,16 @@ use outcall_core::ids::PendingCallId;
 use outcall_core::learning::listener::Listener;
 use outcall_core::learning::media;
 use outcall_core::learning::stt::{Deepgram, SpeechToText};
+use outcall_core::operator;
 use outcall_core::phone::PhoneNumber;
 use outcall_core::reconcile::{self, CallPage, CallResource};
 use outcall_core::retry::{self, Backoff, Verdict};
 use outcall_core::routes::{self, Route};
+use outcall_core::rpc::ClassificationAction;
 use outcall_core::rpc::{self, ApplyCallReport, ApplyTwilioStatus, CallbackDetails};
 use outcall_core::twilio::{self, CallStatus, StatusEvent};
 use outcall_core::twiml::{self, Step, MAX_INLINE_TWIML};
+use outcall_core::user_jwt::{self, Jwks, JwksCache};
 use outcall_core::vapi::{parse_message, ServerMessage};
 use outcall_core::vapi_auth::{hex, hmac_sha256, VapiCredential};
 use outcall_core::webhook::DatabaseWebhook;
@@ -101,7 +104,7 @@ pub fn all() -> Vec<Target> {
         },
         Target {
             name: "route",
-            entry: "routes::route, api::allow_header, body::route_cap",
+            entry: "routes::route, api::allow_header, operator::allow_header, body::route_cap",
             seeds: route_seeds,
             generate: route_generate,
             check: route_check,
@@ -140,6 +143,27 @@ pub fn all() -> Vec<Target> {
             seeds: stt_seeds,
             generate: stt_generate,
             check: stt_check,
+        },
+        Target {
+            name: "user_jwt",
+            entry: "user_jwt::bearer, parse, verify_hs256, choose_key, check_claims",
+            seeds: user_jwt_seeds,
+            generate: user_jwt_generate,
+            check: user_jwt_check,
+        },
+        Target {
+            name: "jwks",
+            entry: "user_jwt::Jwks::parse, Jwk::webcrypto, JwksCache::should_fetch",
+            seeds: jwks_seeds,
+            generate: jwks_generate,
+            check: jwks_check,
+        },
+        Target {
+            name: "operator_body",
+            entry: "operator::call_ids, correction, no_body, sql_refusal",
+            seeds: operator_body_seeds,
+            generate: operator_body_generate,
+            check: operator_body_check,
         },
         Target {
             name: "config",
@@ -1185,6 +1209,7 @@ fn method(g: &mut Gen) -> String {
 fn route_seeds() -> Vec<Vec<u8>> {
     let mut seeds: Vec<Vec<u8>> = routes::SERVICE_ROUTES.iter().map(|(m, p, _)| frame(&[*m, *p])).collect();
     seeds.extend(api::ROUTES.iter().map(|(m, p)| frame(&[m.to_string(), p.replace("{batchId}", ID)])));
+    seeds.extend(operator::ROUTES.iter().map(|(m, p)| frame(&[m.to_string(), operator_path(p, ID, "cancel")])));
     seeds.push(frame(&["GET", "/api/v1/batches/not-a-uuid"]));
     seeds
 }
@@ -1195,16 +1220,26 @@ fn route_generate(g: &mut Gen) -> Vec<u8> {
         let mut all: Vec<(String, String)> =
             routes::SERVICE_ROUTES.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
         all.extend(api::ROUTES.iter().map(|(m, p)| (m.to_string(), p.replace("{batchId}", &g.uuid()))));
+        for (m, p) in operator::ROUTES {
+            let action = g.pick_str(&["cancel", "retry_now", "retry-failed", "invalidate", "correct", "explode"]);
+            all.push((m.to_string(), operator_path(p, &g.uuid(), action)));
+        }
         let (method, path) = g.pick(&all).clone();
         return frame(&[method, path]);
     }
     frame(&[method(g), path(g)])
 }
 
+/// An operator route's template with its id and action filled in.
+fn operator_path(template: &str, id: &str, action: &str) -> String {
+    template.replace("{batchId}", id).replace("{classificationId}", id).replace("{action}", action)
+}
+
 fn route_check(input: &[u8]) -> bool {
     let f = fields(input);
     let (method, path) = (field(&f, 0), field(&f, 1));
     consume(api::allow_header(path));
+    consume(operator::allow_header(path));
     match routes::route(method, path) {
         Ok(route) => {
             consume(body::route_cap(method, route, DEFAULT_MAX_TARGETS));
@@ -1510,4 +1545,189 @@ fn config_check(input: &[u8]) -> bool {
         consume(Backoff::parse(value).ok());
     }
     accepted
+}
+
+// ---------------------------------------------------------------- users' access tokens (the dashboard's API)
+
+const JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters";
+const ISSUER: &str = "http://127.0.0.1:54321/auth/v1";
+const P256_X: &str = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU";
+const P256_Y: &str = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0";
+
+fn base64url(bytes: &[u8]) -> String {
+    base64(bytes).trim_end_matches('=').replace('+', "-").replace('/', "_")
+}
+
+/// A token: `header.claims.signature`, HS256-signed with the test secret when `alg` says so.
+fn jwt(header: &Value, claims: &Value, sign: bool) -> String {
+    let input = format!("{}.{}", base64url(header.to_string().as_bytes()), base64url(claims.to_string().as_bytes()));
+    let signature = if sign { hmac_sha256(JWT_SECRET, &input).to_vec() } else { vec![7; 64] };
+    format!("{input}.{}", base64url(&signature))
+}
+
+fn user_claims(g: &mut Gen) -> Value {
+    let exp = if g.percent(80) { json!(NOW_MS / 1000 + 3600) } else { json_number(g) };
+    let aud = match g.below(8) {
+        0 => json!(["authenticated", "other"]),
+        1 => text(g.word()),
+        _ => text("authenticated"),
+    };
+    let fields = vec![
+        ("iss", text(if g.percent(85) { ISSUER } else { "https://x.supabase.co/auth/v1" })),
+        ("aud", aud),
+        ("role", text(g.pick_str(&["authenticated", "authenticated", "authenticated", "anon", "service_role"]))),
+        ("sub", text(&g.or_odd(|g| g.uuid()))),
+        ("exp", exp),
+        ("nbf", json_number(g)),
+        ("email", text("ada@example.com")),
+        ("session_id", text(&g.uuid())),
+    ];
+    obj(fields, g)
+}
+
+fn user_jwt_seeds() -> Vec<Vec<u8>> {
+    let claims = json!({"iss": ISSUER, "aud": "authenticated", "role": "authenticated", "sub": ID,
+                        "exp": NOW_MS / 1000 + 3600, "email": "ada@example.com"});
+    let hs = jwt(&json!({"alg": "HS256", "typ": "JWT"}), &claims, true);
+    let es = jwt(&json!({"alg": "ES256", "kid": "ec1", "typ": "JWT"}), &claims, false);
+    vec![frame(&[format!("Bearer {hs}"), "secret".into()]), frame(&[format!("Bearer {es}"), String::new()])]
+}
+
+fn user_jwt_generate(g: &mut Gen) -> Vec<u8> {
+    let alg = g.pick(&["HS256", "HS256", "ES256", "RS256", "none", "ES512"]).to_string();
+    let kid = g.or_odd(|g| g.pick(&["ec1", "rsa1", "rotated"]).to_string());
+    let header = obj(vec![("alg", text(&alg)), ("kid", text(&kid)), ("typ", text("JWT"))], g);
+    let claims = user_claims(g);
+    let mut token = jwt(&header, &claims, alg == "HS256" && g.percent(80));
+    if g.one_in(5) {
+        let mut bytes = token.into_bytes();
+        mutate(g, &mut bytes, b".eyJ");
+        token = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let scheme = g.pick(&["Bearer ", "Bearer ", "bearer ", "Basic ", ""]).to_string();
+    frame(&[format!("{scheme}{token}"), g.pick(&["secret", ""]).to_string()])
+}
+
+fn user_jwt_check(input: &[u8]) -> bool {
+    let f = fields(input);
+    let Ok(raw) = user_jwt::bearer(Some(field(&f, 0))) else { return false };
+    let Ok(token) = user_jwt::parse(raw) else { return false };
+    let jwks = Jwks::parse(&jwks_document(P256_X)).unwrap_or_default();
+    let legacy = field(&f, 1) == "secret";
+    let key = user_jwt::choose_key(&token.header, &jwks, legacy);
+    consume(token.verify_hs256(JWT_SECRET));
+    let user = user_jwt::check_claims(token.claims(), ISSUER, NOW_MS / 1000);
+    key.is_ok() && user.is_ok()
+}
+
+fn jwks_document(x: &str) -> String {
+    json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "key_ops": ["verify"], "kid": "ec1",
+                     "x": x, "y": P256_Y},
+                    {"kty": "RSA", "alg": "RS256", "kid": "rsa1", "n": base64url(&[0xC5; 256]), "e": "AQAB"}]})
+    .to_string()
+}
+
+fn jwks_seeds() -> Vec<Vec<u8>> {
+    vec![jwks_document(P256_X).into_bytes(), br#"{"keys": []}"#.to_vec()]
+}
+
+fn jwks_generate(g: &mut Gen) -> Vec<u8> {
+    let keys: Vec<Value> = (0..g.below(4))
+        .map(|_| {
+            let kty = g.pick(&["EC", "EC", "RSA", "oct", "OKP"]).to_string();
+            let fields = vec![
+                ("kty", text(&kty)),
+                ("crv", text(g.pick_str(&["P-256", "P-384", "Ed25519"]))),
+                ("alg", text(g.pick_str(&["ES256", "RS256", "HS256", "EdDSA"]))),
+                ("use", text(g.pick_str(&["sig", "enc"]))),
+                ("key_ops", json!([g.pick(&["verify", "sign"])])),
+                ("kid", text(&g.or_odd(|g| g.word().to_owned()))),
+                ("x", text(&g.or_odd(|_| P256_X.to_owned()))),
+                ("y", text(&g.or_odd(|_| P256_Y.to_owned()))),
+                ("n", text(&g.or_odd(|g| base64url(&vec![0xC5; g.range(100, 600) as usize])))),
+                ("e", text(&g.or_odd(|_| "AQAB".to_owned()))),
+            ];
+            obj(fields, g)
+        })
+        .collect();
+    let document = obj(vec![("keys", Value::Array(keys))], g);
+    g.json_text(&document).into_bytes()
+}
+
+fn jwks_check(input: &[u8]) -> bool {
+    let Ok(jwks) = Jwks::parse(&String::from_utf8_lossy(input)) else { return false };
+    for key in &jwks.keys {
+        consume(key.webcrypto());
+    }
+    let cache = JwksCache { fetched_at_ms: Some(NOW_MS), attempted_at_ms: Some(NOW_MS) };
+    consume(
+        cache.should_fetch(i64::from_le_bytes(input.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8])), true),
+    );
+    !jwks.keys.is_empty()
+}
+
+fn operator_body_seeds() -> Vec<Vec<u8>> {
+    vec![
+        frame(&["calls", &format!(r#"{{"ids": ["{ID}"]}}"#)]),
+        frame(&[
+            "correct",
+            r#"{"classificationType": "ivr_only", "ivrActions": [{"action": "dtmf", "value": "1", "timing_ms": 0}], "reason": "press 1"}"#,
+        ]),
+        frame(&["invalidate", r#"{"reason": "moved"}"#]),
+        frame(&["refusal", r#"{"code": "42501", "message": "only an operator may act", "details": null}"#]),
+    ]
+}
+
+fn operator_body_generate(g: &mut Gen) -> Vec<u8> {
+    let kind = g.pick(&["calls", "correct", "invalidate", "batch", "refusal"]).to_string();
+    let body = match kind.as_str() {
+        "calls" => {
+            let ids: Vec<Value> =
+                (0..g.below(8) + if g.one_in(50) { 500 } else { 0 }).map(|_| text(&g.or_odd(|g| g.uuid()))).collect();
+            obj(vec![("ids", Value::Array(ids))], g)
+        }
+        "correct" => {
+            let steps: Vec<Value> = (0..g.below(4))
+                .map(|_| {
+                    let fields = vec![
+                        ("action", text(g.pick_str(&["dtmf", "speech", "wait", "fax"]))),
+                        ("value", text(&g.text())),
+                        ("timing_ms", json_number(g)),
+                    ];
+                    obj(fields, g)
+                })
+                .collect();
+            let fields = vec![
+                ("classificationType", text(g.pick_str(&["human", "ivr_only", "ivr_then_human", "robot"]))),
+                ("ivrActions", Value::Array(steps)),
+                ("reason", text(&g.text())),
+            ];
+            obj(fields, g)
+        }
+        "refusal" => {
+            let fields = vec![
+                ("code", text(g.pick_str(&["42501", "P0002", "22023", "22P02", "PGRST301", "XX000"]))),
+                ("message", text(&g.text())),
+                ("details", text(&g.text())),
+            ];
+            obj(fields, g)
+        }
+        _ => obj(vec![("reason", text(&g.text()))], g),
+    };
+    frame(&[kind, g.json_text(&body)])
+}
+
+fn operator_body_check(input: &[u8]) -> bool {
+    let f = fields(input);
+    let body = field(&f, 1);
+    match field(&f, 0) {
+        "calls" => operator::call_ids(body).is_ok(),
+        "correct" => operator::correction(ClassificationAction::Correct, body).is_ok(),
+        "invalidate" => operator::correction(ClassificationAction::Invalidate, body).is_ok(),
+        "batch" => operator::no_body(body).is_ok(),
+        _ => {
+            let status = u16::from_le_bytes([input.first().copied().unwrap_or(0), input.get(1).copied().unwrap_or(0)]);
+            operator::sql_refusal("operator_call_action", status, body).status < 500
+        }
+    }
 }
