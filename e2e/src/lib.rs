@@ -4,6 +4,7 @@
 pub mod fault_run;
 pub mod postgres;
 pub mod stream;
+pub mod users;
 pub mod worker;
 
 use serde_json::{json, Value};

@@ -3,15 +3,20 @@
 //! produced here, except those listed in `NOT_EXERCISED`, and every answer's body (and required
 //! headers) match the document's schema for that route and status.
 //!
-//! 500 and 502 come from two spare Workers (as `configuration.rs` starts one): one without `API_KEY`
-//! (500 `configuration_error` on every authenticated route), one whose `SUPABASE_URL` is a closed
-//! loopback port (502 `upstream_error` on every route that reads or writes).
+//! 500 and 502 come from two spare Workers (as `configuration.rs` starts one): one without `API_KEY` and
+//! `SUPABASE_ANON_KEY` (500 `configuration_error` on every route that takes the API key, and the dashboard's
+//! configuration), one whose `SUPABASE_URL` is a closed loopback port (502 `upstream_error` on every route that
+//! reads or writes, and on the dashboard's routes, whose signing keys cannot be fetched either).
+//!
+//! The dashboard's routes (tag `dashboard`) take a user's access token (`userJwt`), not the API key: the API key
+//! is no JWT (401 there, not 403), and their 200, 403 and 404 come from users made here (`outcall_e2e::users`).
 //!
 //! The schemas are checked by `schema::validate`, a validator of the JSON Schema subset the document
 //! uses; a keyword it does not know is an error, not ignored, so the document cannot say more than is
 //! checked (its own test proves it refuses wrong bodies).
 
 use outcall_core::api::OPENAPI_DOCUMENT;
+use outcall_e2e::users::{self, access_token};
 use outcall_e2e::worker::SpareWorker;
 use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
@@ -227,9 +232,15 @@ fn operations(doc: &Value) -> impl Iterator<Item = (String, String, &Value)> {
     })
 }
 
-/// A documented path with its `{batchId}` filled in.
-fn concrete(path: &str, batch: &str) -> String {
-    path.replace("{batchId}", batch)
+/// A documented path with its id (`{batchId}`, `{classificationId}`) filled in, and its `{action}` with one it takes.
+fn concrete(path: &str, id: &str) -> String {
+    let action = if path.contains("/classifications/") { "invalidate" } else { "cancel" };
+    path.replace("{batchId}", id).replace("{classificationId}", id).replace("{action}", action)
+}
+
+/// Whether an operation takes a user's access token (the dashboard's), not the API key.
+fn takes_user_token(operation: &Value) -> bool {
+    operation["security"] == json!([{"userJwt": []}])
 }
 
 fn is_generic_404(answer: &Answer) -> bool {
@@ -327,7 +338,8 @@ async fn the_openapi_document_is_what_the_worker_does() {
     // The spare Workers take a while to start: they start now and are awaited at the end.
     // (One after the other: two wrangler dev starting at once can collide.)
     let spares = tokio::spawn(async {
-        let without_key = SpareWorker::start("openapi-without-api-key", &[("API_KEY", None)]).await;
+        let without_key =
+            SpareWorker::start("openapi-without-api-key", &[("API_KEY", None), ("SUPABASE_ANON_KEY", None)]).await;
         // A loopback port nothing listens on: every database call fails at once.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let url = format!("http://127.0.0.1:{port}");
@@ -366,10 +378,8 @@ async fn the_openapi_document_is_what_the_worker_does() {
             (401, Some("unauthorized"))
         );
         let answer = client.main(&method, &concrete(&path, &unknown), Key::Wrong).await;
-        assert_eq!(
-            (answer.status, contract.check(&method, &path, &answer)["error"]["code"].as_str()),
-            (403, Some("forbidden"))
-        );
+        let expected = if takes_user_token(operation) { (401, Some("unauthorized")) } else { (403, Some("forbidden")) };
+        assert_eq!((answer.status, contract.check(&method, &path, &answer)["error"]["code"].as_str()), expected);
     }
     for path in contract.doc["paths"].as_object().unwrap().keys().cloned().collect::<Vec<_>>() {
         let item = &contract.doc["paths"][&path];
@@ -384,8 +394,9 @@ async fn the_openapi_document_is_what_the_worker_does() {
     }
 
     // 400: ids, query parameters.
-    for (path, method, _) in
-        operations(&contract.doc.clone()).filter(|(p, _, _)| p.contains("{batchId}")).collect::<Vec<_>>()
+    for (path, method, _) in operations(&contract.doc.clone())
+        .filter(|(p, _, _)| p.contains("{batchId}") || p.contains("{classificationId}"))
+        .collect::<Vec<_>>()
     {
         let answer = client.main(&method, &concrete(&path, "not-a-uuid"), Key::Right).await;
         assert_eq!(contract.check(&method, &path, &answer)["error"]["code"], "invalid_id", "{method} {path}");
@@ -571,28 +582,117 @@ async fn the_openapi_document_is_what_the_worker_does() {
     let cancelled = contract.check("POST", "/api/v1/batches/{batchId}/cancel", &answer);
     assert_eq!((answer.status, &cancelled["status"]), (200, &json!("cancelled")), "{cancelled}");
 
-    // 404: an unknown batch, on every route with an id.
-    for (path, method, _) in
-        operations(&contract.doc.clone()).filter(|(p, _, _)| p.contains("{batchId}")).collect::<Vec<_>>()
+    // 404: an unknown batch, on every route of the batch API with an id.
+    for (path, method, _) in operations(&contract.doc.clone())
+        .filter(|(p, _, op)| p.contains("{batchId}") && !takes_user_token(op))
+        .collect::<Vec<_>>()
     {
         let answer = client.main(&method, &concrete(&path, &unknown), Key::Right).await;
         assert_eq!(contract.check(&method, &path, &answer)["error"]["code"], "not_found", "{method} {path}");
     }
 
-    // 500 and 502, from the spare Workers, on every route that takes a key.
+    dashboard_routes(&client, &mut contract).await;
+
+    // 500 and 502, from the spare Workers, on every route that takes the API key; the dashboard's: its
+    // configuration without SUPABASE_ANON_KEY (500), and a user's token where the keys and the database are
+    // out of reach (502).
     let valid = batch_request("openapi: never written", &[]).to_string();
+    let token = access_token(&stack, &users::operator(&stack, "operator").await);
     for (worker, expected) in spares.await.expect("the spare Workers started") {
         for (path, method, operation) in operations(&contract.doc.clone()).collect::<Vec<_>>() {
-            if operation["security"] == json!([]) {
-                continue;
-            }
             let body = (method == "POST" && path == "/api/v1/batches").then_some(valid.as_str());
-            let answer = client.send(&worker.url, &method, &concrete(&path, &unknown), Key::Right, &[], body).await;
+            let url = &worker.url;
+            let answer = match (operation["security"] == json!([]), takes_user_token(operation)) {
+                (true, _) if path == "/api/v1/dashboard/config" && expected == "configuration_error" => {
+                    client.send(url, &method, &path, Key::Missing, &[], None).await
+                }
+                (true, _) => continue,
+                (false, true) if expected == "upstream_error" => {
+                    let bearer = [("Authorization", format!("Bearer {token}"))];
+                    let headers: Vec<(&str, &str)> = bearer.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                    let body = path.contains("/calls/").then(|| json!({"ids": [unknown]}).to_string());
+                    client.send(url, &method, &concrete(&path, &unknown), Key::Missing, &headers, body.as_deref()).await
+                }
+                (false, true) => continue,
+                (false, false) => client.send(url, &method, &concrete(&path, &unknown), Key::Right, &[], body).await,
+            };
             assert_eq!(contract.check(&method, &path, &answer)["error"]["code"], expected, "{method} {path}");
         }
     }
 
     contract.assert_kept();
+}
+
+/// The dashboard's routes as its users call them: 200 for an operator (and a viewer's `me`), 403 for a viewer, 404
+/// for unknown ids, 400 for what the routes refuse, 413 over the cap.
+async fn dashboard_routes(client: &Client, contract: &mut Contract) {
+    let stack = &client.stack;
+    let config = "/api/v1/dashboard/config";
+    let answer = client.main("GET", config, Key::Missing).await;
+    assert_eq!(contract.check("GET", config, &answer)["supabaseUrl"], json!(stack.supabase_url));
+
+    let operator = access_token(stack, &users::operator(stack, "operator").await);
+    let viewer = access_token(stack, &users::operator(stack, "viewer").await);
+    let send = |path: String, token: &str, body: Option<String>| {
+        let bearer = format!("Bearer {token}");
+        async move {
+            let method = if path.ends_with("/me") { "GET" } else { "POST" };
+            let answer = client
+                .send(&stack.worker_url, method, &path, Key::Missing, &[("Authorization", &bearer)], body.as_deref())
+                .await;
+            (method, answer)
+        }
+    };
+    let me = "/api/v1/operator/me";
+    let (method, answer) = send(me.into(), &viewer, None).await;
+    assert_eq!(contract.check(method, me, &answer)["role"], "viewer");
+
+    let calls = "/api/v1/operator/calls/{action}";
+    let batches = "/api/v1/operator/batches/{batchId}/{action}";
+    let classifications = "/api/v1/operator/classifications/{classificationId}/{action}";
+    let row = stack.insert_parked(&sample_row(&fresh_phone(Scenario::Human), "Fay Ortiz")).await;
+    let ids = json!({"ids": [row]}).to_string();
+    let (method, answer) = send(concrete(calls, ""), &viewer, Some(ids.clone())).await;
+    assert_eq!(contract.check(method, calls, &answer)["error"]["code"], "forbidden");
+    let (method, answer) = send(concrete(calls, ""), &operator, Some(ids)).await;
+    assert_eq!(contract.check(method, calls, &answer)["results"][0]["call_status"], "cancelled");
+    let (method, answer) = send(concrete(calls, ""), &operator, Some(json!({"ids": []}).to_string())).await;
+    assert_eq!(contract.check(method, calls, &answer)["error"]["code"], "invalid_body");
+
+    let accepted = client.create(&[], &batch_request("openapi: the dashboard's", &[]).to_string()).await;
+    let batch = contract.check("POST", "/api/v1/batches", &accepted)["batchId"].as_str().unwrap().to_owned();
+    let (method, answer) = send(concrete(batches, &batch), &viewer, None).await;
+    assert_eq!(contract.check(method, batches, &answer)["error"]["code"], "forbidden");
+    let (method, answer) = send(concrete(batches, &batch), &operator, None).await;
+    assert_eq!(contract.check(method, batches, &answer)["ok"], true);
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let (method, answer) = send(concrete(batches, &unknown), &operator, None).await;
+    assert_eq!(contract.check(method, batches, &answer)["error"]["code"], "not_found");
+
+    let class: String = stack
+        .db()
+        .await
+        .query_one(
+            "insert into call_classifications (phone_number, classification_type) values ($1, 'human') returning id::text",
+            &[&fresh_phone(Scenario::Human)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let reason = json!({"reason": "the clinic moved"}).to_string();
+    let (method, answer) = send(concrete(classifications, &class), &viewer, Some(reason.clone())).await;
+    assert_eq!(contract.check(method, classifications, &answer)["error"]["code"], "forbidden");
+    let (method, answer) = send(concrete(classifications, &class), &operator, Some(reason.clone())).await;
+    assert_eq!(contract.check(method, classifications, &answer)["ok"], true);
+    let (method, answer) = send(concrete(classifications, &unknown), &operator, Some(reason)).await;
+    assert_eq!(contract.check(method, classifications, &answer)["error"]["code"], "not_found");
+
+    // 413 on every action route: the body over 64 KiB, refused unread.
+    let oversized = json!({"padding": "x".repeat(outcall_core::operator::ACTION_MAX_BYTES)}).to_string();
+    for template in [calls, batches, classifications] {
+        let (method, answer) = send(concrete(template, &unknown), &operator, Some(oversized.clone())).await;
+        assert_eq!(contract.check(method, template, &answer)["error"]["code"], "payload_too_large", "{template}");
+    }
 }
 
 #[test]

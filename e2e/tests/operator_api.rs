@@ -7,70 +7,14 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use outcall_e2e::users::{claims, es256, hs256, operator, stranger};
 use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
 use outcall_sandbox::jwt::AuthKeys;
 use serde_json::{json, Value};
 use std::path::Path;
 
-struct User {
-    id: String,
-    email: String,
-}
-
-/// Adds an operator the way a person does locally (`./dev operator add EMAIL ROLE`).
-async fn operator(stack: &Stack, role: &str) -> User {
-    let email = format!("{role}-{}@example.com", uuid::Uuid::new_v4().simple());
-    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("dev");
-    let output = tokio::process::Command::new(dev).args(["operator", "add", &email, role]).output().await.unwrap();
-    assert!(output.status.success(), "./dev operator add: {}", String::from_utf8_lossy(&output.stderr));
-    user_id(stack, email).await
-}
-
-/// A confirmed Supabase Auth user who is on no list.
-async fn stranger(stack: &Stack) -> User {
-    let email = format!("stranger-{}@example.com", uuid::Uuid::new_v4().simple());
-    stack
-        .db()
-        .await
-        .execute(
-            "insert into auth.users (id, aud, role, email, email_confirmed_at) \
-             values (gen_random_uuid(), 'authenticated', 'authenticated', $1, now())",
-            &[&email],
-        )
-        .await
-        .unwrap();
-    user_id(stack, email).await
-}
-
-async fn user_id(stack: &Stack, email: String) -> User {
-    let row = stack.db().await.query_one("select id::text from auth.users where email = $1", &[&email]).await.unwrap();
-    User { id: row.get(0), email }
-}
-
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-/// An access token's claims as Supabase Auth writes them (operators.md §1.4).
-fn claims(stack: &Stack, user: &User) -> Value {
-    json!({
-        "iss": format!("{}/auth/v1", stack.supabase_url), "aud": "authenticated", "role": "authenticated",
-        "sub": user.id, "email": user.email, "phone": "", "exp": now() + 3600, "iat": now(), "aal": "aal1",
-        "amr": [{"method": "otp", "timestamp": now()}], "session_id": uuid::Uuid::new_v4(), "is_anonymous": false,
-        "app_metadata": {"provider": "email", "providers": ["email"]}, "user_metadata": {}
-    })
-}
-
-fn es256(stack: &Stack, claims: &Value) -> String {
-    AuthKeys::derive(&stack.jwt_secret).sign_es256(claims)
-}
-
-/// A token signed with the legacy shared secret (HS256), as a project without signing keys issues them.
-fn hs256(secret: &str, claims: &Value) -> String {
-    let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
-    let input = format!("{}.{}", part(&json!({"alg": "HS256", "typ": "JWT"})), part(claims));
-    let mac = outcall_core::vapi_auth::hmac_sha256(secret, &input);
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac))
 }
 
 fn with(mut claims: Value, field: &str, value: Value) -> Value {
