@@ -108,7 +108,8 @@ impl Config {
                 }
             },
         };
-        let optional = |name: &str| get(name).map(|v| v.trim().trim_end_matches('/').to_string()).filter(|v| !v.is_empty());
+        let optional =
+            |name: &str| get(name).map(|v| v.trim().trim_end_matches('/').to_string()).filter(|v| !v.is_empty());
         let public_url = optional("SANDBOX_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
         let auth_site_url = optional("SANDBOX_AUTH_SITE_URL").unwrap_or_else(|| public_url.clone());
         for (name, url) in [

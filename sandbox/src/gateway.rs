@@ -54,13 +54,14 @@ pub fn kong_error(status: StatusCode, message: &str) -> Response {
 }
 
 /// Kong's key-auth: the `apikey` header (or the `apikey` query parameter, already split off by [`split_apikey`])
-/// must be the anon or service_role key; otherwise the 401 Kong answers. `/auth/v1` uses it too.
-pub fn check_api_key(keys: &ApiKeys, headers: &HeaderMap, query_key: Option<String>) -> Result<(), Response> {
+/// must be the anon or service_role key; otherwise the 401 Kong answers (None: the key is good). `/auth/v1`
+/// uses it too.
+pub fn api_key_refusal(keys: &ApiKeys, headers: &HeaderMap, query_key: Option<String>) -> Option<Response> {
     let key = headers.get("apikey").and_then(|v| v.to_str().ok()).map(str::to_string).or(query_key);
     match key {
-        None => Err(kong_error(StatusCode::UNAUTHORIZED, "No API key found in request")),
-        Some(k) if !keys.accepts(k.trim()) => Err(kong_error(StatusCode::UNAUTHORIZED, "Invalid API key")),
-        Some(_) => Ok(()),
+        None => Some(kong_error(StatusCode::UNAUTHORIZED, "No API key found in request")),
+        Some(k) if !keys.accepts(k.trim()) => Some(kong_error(StatusCode::UNAUTHORIZED, "Invalid API key")),
+        Some(_) => None,
     }
 }
 
@@ -90,7 +91,7 @@ async fn proxy(
     let (query_key, query) = split_apikey(uri.query().unwrap_or_default());
     // Preflight requests carry no credentials; PostgREST answers CORS itself.
     if method != Method::OPTIONS {
-        if let Err(refused) = check_api_key(&state.keys, &headers, query_key) {
+        if let Some(refused) = api_key_refusal(&state.keys, &headers, query_key) {
             return refused;
         }
     }

@@ -120,7 +120,10 @@ mod tests {
             json!({"code": 403, "error_code": "otp_expired", "msg": "Token has expired or is invalid"})
         );
         let oauth = AuthError::oauth("invalid_request", "refresh_token required").render(true);
-        assert_eq!(body(oauth).await, json!({"error": "invalid_request", "error_description": "refresh_token required"}));
+        assert_eq!(
+            body(oauth).await,
+            json!({"error": "invalid_request", "error_description": "refresh_token required"})
+        );
     }
 
     #[test]

@@ -65,12 +65,13 @@ impl Auth {
     pub fn send_code(&self, user: &User, email: &str, redirect_to: Option<&str>, now: DateTime<Utc>) -> Message {
         let code = store::new_code();
         let hash = store::token_hash(email, &code);
-        let mut link = form_urlencoded::Serializer::new(format!("{}/verify?", self.issuer));
-        link.append_pair("token", &hash).append_pair("type", "magiclink");
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("token", &hash).append_pair("type", "magiclink");
         if let Some(to) = redirect_to {
-            link.append_pair("redirect_to", to);
+            query.append_pair("redirect_to", to);
         }
-        self.store.send_code(user.id, email, &code, link.finish(), now)
+        let link = format!("{}/verify?{}", self.issuer, query.finish());
+        self.store.send_code(user.id, email, &code, link, now)
     }
 
     /// The session JSON for `user` in `session`, with a freshly signed access token.
@@ -117,7 +118,10 @@ impl FromRequestParts<Arc<AppState>> for ApiKeyChecked {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
         let (query_key, _) = crate::gateway::split_apikey(parts.uri.query().unwrap_or_default());
-        crate::gateway::check_api_key(&state.keys, &parts.headers, query_key).map(|()| ApiKeyChecked)
+        match crate::gateway::api_key_refusal(&state.keys, &parts.headers, query_key) {
+            Some(refused) => Err(refused),
+            None => Ok(ApiKeyChecked),
+        }
     }
 }
 
@@ -139,6 +143,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             AuthError::bad_request("bad_json", format!("Could not parse request body as JSON: {e}")).into_response()
         })
     }
+}
+
+/// Reads a JSON null as the default, as Go decodes it into a plain string: supabase-js sends
+/// `"code_challenge": null` and the like.
+fn nullable<'de, D: serde::Deserializer<'de>, T: Default + serde::Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    use serde::Deserialize;
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
 }
 
 /// A query parameter, percent-decoded (`+` as a space, as Go's `url.Values` reads it).

@@ -18,15 +18,20 @@ use crate::state::AppState;
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct OtpParams {
+    #[serde(deserialize_with = "super::nullable")]
     email: String,
+    #[serde(deserialize_with = "super::nullable")]
     phone: String,
     /// Absent means true, client- and server-side.
     create_user: Option<bool>,
     /// Would become a new user's `user_metadata`; there are no new users.
     #[allow(dead_code)]
     data: Option<Map<String, Value>>,
+    #[serde(deserialize_with = "super::nullable")]
     channel: String,
+    #[serde(deserialize_with = "super::nullable")]
     code_challenge: String,
+    #[serde(deserialize_with = "super::nullable")]
     code_challenge_method: String,
 }
 
@@ -37,7 +42,10 @@ pub async fn send(
     JsonBody(params): JsonBody<OtpParams>,
 ) -> Result<Response, AuthError> {
     if !params.email.is_empty() && !params.phone.is_empty() {
-        return Err(AuthError::bad_request("validation_failed", "Only an email address or phone number should be provided"));
+        return Err(AuthError::bad_request(
+            "validation_failed",
+            "Only an email address or phone number should be provided",
+        ));
     }
     if !params.email.is_empty() && !params.channel.is_empty() {
         return Err(AuthError::bad_request("validation_failed", "Channel should only be specified with Phone OTP"));
@@ -94,8 +102,13 @@ fn validate_pkce(method: &str, challenge: &str) -> Result<(), AuthError> {
     match (method.is_empty(), challenge.is_empty()) {
         (true, true) => Ok(()),
         (false, false) if ["s256", "plain"].contains(&method.to_ascii_lowercase().as_str()) => Ok(()),
-        (false, false) => Err(AuthError::bad_request("validation_failed", format!("Code challenge method {method} is not supported"))),
-        _ => Err(AuthError::bad_request("validation_failed", "PKCE flow requires code_challenge_method and code_challenge")),
+        (false, false) => {
+            Err(AuthError::bad_request("validation_failed", format!("Code challenge method {method} is not supported")))
+        }
+        _ => Err(AuthError::bad_request(
+            "validation_failed",
+            "PKCE flow requires code_challenge_method and code_challenge",
+        )),
     }
 }
 
@@ -117,8 +130,8 @@ pub fn validate_email(email: &str) -> Result<String, AuthError> {
 /// dot-separated labels of letters, digits and inner hyphens.
 fn plausible_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else { return false };
-    let local_ok = !local.is_empty()
-        && local.chars().all(|c| c.is_ascii_alphanumeric() || ".!#$%&'*+/=?^_`{|}~-".contains(c));
+    let local_ok =
+        !local.is_empty() && local.chars().all(|c| c.is_ascii_alphanumeric() || ".!#$%&'*+/=?^_`{|}~-".contains(c));
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63

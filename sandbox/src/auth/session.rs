@@ -21,6 +21,7 @@ use crate::state::AppState;
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct RefreshParams {
+    #[serde(deserialize_with = "super::nullable")]
     refresh_token: String,
 }
 
@@ -38,7 +39,8 @@ pub async fn token(
         return Err(AuthError::oauth("invalid_request", "refresh_token required"));
     }
     let auth = &state.auth;
-    let not_found = || AuthError::bad_request("refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found");
+    let not_found =
+        || AuthError::bad_request("refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found");
     let (session, refresh_token) = match auth.store.refresh(&params.refresh_token) {
         Ok(rotated) => rotated,
         Err(RefreshError::NotFound) => return Err(not_found()),
@@ -53,7 +55,11 @@ pub async fn token(
     Ok(Json(auth.issue(&user, &session, &refresh_token, Utc::now())).into_response())
 }
 
-pub async fn user(_: ApiKeyChecked, State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, AuthError> {
+pub async fn user(
+    _: ApiKeyChecked,
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, AuthError> {
     let (user, _) = authenticate(&state, &headers).await?;
     Ok(Json(user.to_json()).into_response())
 }
@@ -115,9 +121,9 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(User, Op
     let session = match claims.get("session_id").and_then(|v| v.as_str()).filter(|s| !s.is_empty()) {
         None => None,
         Some(id) => {
-            let id: Uuid = id.parse().map_err(|_| {
-                AuthError::forbidden("bad_jwt", "invalid claim: session_id claim must be a UUID")
-            })?;
+            let id: Uuid = id
+                .parse()
+                .map_err(|_| AuthError::forbidden("bad_jwt", "invalid claim: session_id claim must be a UUID"))?;
             let found = auth.store.session(id).filter(|s| s.user_id == user.id);
             Some(found.ok_or_else(|| {
                 AuthError::forbidden("session_not_found", "Session from session_id claim in JWT does not exist")

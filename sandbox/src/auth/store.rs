@@ -163,7 +163,8 @@ impl AuthStore {
 
     /// A new session for a user who just proved it, and its first refresh token.
     pub fn start_session(&self, user_id: Uuid, method: &'static str, now: DateTime<Utc>) -> (Session, String) {
-        let session = Session { id: Uuid::new_v4(), user_id, amr: vec![AmrEntry { method, timestamp: now.timestamp() }] };
+        let session =
+            Session { id: Uuid::new_v4(), user_id, amr: vec![AmrEntry { method, timestamp: now.timestamp() }] };
         let token = new_refresh_token();
         let mut inner = lock(&self.inner);
         inner.sessions.insert(session.id, session.clone());

@@ -102,7 +102,8 @@ mod tests {
     #[test]
     fn claims_follow_the_reference() {
         let user = user();
-        let session = Session { id: uuid::Uuid::nil(), user_id: user.id, amr: vec![AmrEntry { method: "otp", timestamp: 7 }] };
+        let session =
+            Session { id: uuid::Uuid::nil(), user_id: user.id, amr: vec![AmrEntry { method: "otp", timestamp: 7 }] };
         let grant = Grant { user: &user, session: &session, issuer: "http://h/auth/v1", issued_at: 100, expiry: 60 };
         let c = grant.claims();
         assert_eq!(c["aud"], "authenticated", "a string");

@@ -285,8 +285,21 @@ mod tests {
     fn user_json_has_gotrue_keys_and_leaves_out_null_times() {
         let user = User::from_row(&row()).unwrap();
         let j = user.to_json();
-        for key in ["id", "aud", "role", "email", "phone", "email_confirmed_at", "confirmed_at", "app_metadata",
-                    "user_metadata", "identities", "created_at", "updated_at", "is_anonymous"] {
+        for key in [
+            "id",
+            "aud",
+            "role",
+            "email",
+            "phone",
+            "email_confirmed_at",
+            "confirmed_at",
+            "app_metadata",
+            "user_metadata",
+            "identities",
+            "created_at",
+            "updated_at",
+            "is_anonymous",
+        ] {
             assert!(j.get(key).is_some(), "missing {key}");
         }
         assert!(j.get("last_sign_in_at").is_none() && j.get("banned_until").is_none());

@@ -19,7 +19,8 @@ use crate::state::AppState;
 
 /// The verification types GoTrue knows. The stand-in issues only magic-link codes (GoTrue's recovery token),
 /// which `email`, `magiclink` and `recovery` match; the others find no live code.
-const KNOWN_TYPES: [&str; 8] = ["email", "magiclink", "recovery", "signup", "invite", "email_change", "sms", "phone_change"];
+const KNOWN_TYPES: [&str; 8] =
+    ["email", "magiclink", "recovery", "signup", "invite", "email_change", "sms", "phone_change"];
 const MAGIC_LINK_TYPES: [&str; 3] = ["email", "magiclink", "recovery"];
 
 const CODE_INVALID: &str = "Token has expired or is invalid";
@@ -29,16 +30,25 @@ const LINK_INVALID: &str = "Email link is invalid or has expired";
 #[serde(default)]
 pub struct VerifyParams {
     #[serde(rename = "type")]
+    #[serde(deserialize_with = "super::nullable")]
     kind: String,
+    #[serde(deserialize_with = "super::nullable")]
     token: String,
+    #[serde(deserialize_with = "super::nullable")]
     token_hash: String,
+    #[serde(deserialize_with = "super::nullable")]
     email: String,
+    #[serde(deserialize_with = "super::nullable")]
     phone: String,
+    #[serde(deserialize_with = "super::nullable")]
     redirect_to: String,
 }
 
 /// `POST /verify` → 200 session JSON.
-pub async fn code(State(state): State<Arc<AppState>>, JsonBody(p): JsonBody<VerifyParams>) -> Result<Response, AuthError> {
+pub async fn code(
+    State(state): State<Arc<AppState>>,
+    JsonBody(p): JsonBody<VerifyParams>,
+) -> Result<Response, AuthError> {
     if p.kind.is_empty() {
         return Err(AuthError::bad_request("validation_failed", "Verify requires a verification type"));
     }
@@ -113,7 +123,12 @@ fn oauth_error(status: StatusCode) -> &'static str {
 }
 
 /// Uses up the code with this hash and opens a session for its user.
-async fn sign_in(state: &AppState, kind: &str, hash: &str, invalid: &'static str) -> Result<serde_json::Value, AuthError> {
+async fn sign_in(
+    state: &AppState,
+    kind: &str,
+    hash: &str,
+    invalid: &'static str,
+) -> Result<serde_json::Value, AuthError> {
     let auth = &state.auth;
     let now = Utc::now();
     if !MAGIC_LINK_TYPES.contains(&kind) {
@@ -128,7 +143,12 @@ async fn sign_in(state: &AppState, kind: &str, hash: &str, invalid: &'static str
     if user.is_banned(now) {
         return Err(AuthError::forbidden("user_banned", "User is banned"));
     }
-    let user = auth.users.record_sign_in(user.id, now).await.map_err(|e| auth.database_error("updating user", e))?.unwrap_or(user);
+    let user = auth
+        .users
+        .record_sign_in(user.id, now)
+        .await
+        .map_err(|e| auth.database_error("updating user", e))?
+        .unwrap_or(user);
     let (session, refresh_token) = auth.store.start_session(user.id, "otp", now);
     crate::log!(info, "auth", "signed in user={} session={}", user.id, session.id);
     Ok(auth.issue(&user, &session, &refresh_token, now))
