@@ -1,14 +1,15 @@
 //! CORS for `/auth/v1`, as the hosted API answers a browser (the dashboard calls the sandbox from the Worker's
 //! origin): preflights are answered here, before the API key check (a preflight carries no credentials), and
-//! every answer names the caller's origin and exposes the headers supabase-js reads.
+//! every answer allows any origin and exposes the headers supabase-js reads. Like PostgREST 12 behind
+//! `/rest/v1` (`Access-Control-Allow-Origin: *`, no credentials: supabase-js sends none, its key and token
+//! travel in headers), so both halves of the Supabase URL answer a browser alike.
 
 use axum::extract::Request;
 use axum::http::header::{
-    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
-    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS,
-    ORIGIN, VARY,
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS,
 };
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -19,35 +20,24 @@ const ALLOW_HEADERS: &str =
 const EXPOSE_HEADERS: &str = "x-sb-error-code, x-supabase-api-version, x-total-count, link";
 
 pub async fn cors(request: Request, next: Next) -> Response {
-    let origin = request.headers().get(ORIGIN).cloned();
     if request.method() == Method::OPTIONS {
         let mut response = StatusCode::OK.into_response();
         let headers = response.headers_mut();
-        allow_origin(headers, origin);
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW_METHODS));
-        // Whatever the browser asks to send is allowed (as PostgREST does); our list when it asks nothing.
-        let requested = request.headers().get(ACCESS_CONTROL_REQUEST_HEADERS).cloned();
-        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, requested.unwrap_or(HeaderValue::from_static(ALLOW_HEADERS)));
+        // What the browser asks to send, and ours (PostgREST adds its defaults to the requested ones too).
+        let requested = request.headers().get(ACCESS_CONTROL_REQUEST_HEADERS).and_then(|v| v.to_str().ok());
+        let allowed = match requested {
+            Some(r) if !r.trim().is_empty() => HeaderValue::from_str(&format!("{r}, {ALLOW_HEADERS}")).ok(),
+            _ => None,
+        };
+        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, allowed.unwrap_or(HeaderValue::from_static(ALLOW_HEADERS)));
         headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
         return response;
     }
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    allow_origin(headers, origin);
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
     response
-}
-
-/// The caller's origin echoed (with credentials allowed), or `*` for a caller that sent none.
-fn allow_origin(headers: &mut HeaderMap, origin: Option<HeaderValue>) {
-    match origin {
-        Some(origin) => {
-            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
-            headers.append(VARY, HeaderValue::from_static("Origin"));
-        }
-        None => {
-            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-        }
-    }
 }
