@@ -27,11 +27,9 @@ pub async fn cors(request: Request, next: Next) -> Response {
         headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW_METHODS));
         // What the browser asks to send, and ours (PostgREST adds its defaults to the requested ones too).
         let requested = request.headers().get(ACCESS_CONTROL_REQUEST_HEADERS).and_then(|v| v.to_str().ok());
-        let allowed = match requested {
-            Some(r) if !r.trim().is_empty() => HeaderValue::from_str(&format!("{r}, {ALLOW_HEADERS}")).ok(),
-            _ => None,
-        };
-        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, allowed.unwrap_or(HeaderValue::from_static(ALLOW_HEADERS)));
+        let allowed = HeaderValue::from_str(&allowed_headers(requested.unwrap_or_default()))
+            .unwrap_or(HeaderValue::from_static(ALLOW_HEADERS));
+        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, allowed);
         headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
         return response;
     }
@@ -40,4 +38,28 @@ pub async fn cors(request: Request, next: Next) -> Response {
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
     response
+}
+
+/// The requested headers followed by ours, each once (names compared case-insensitively).
+fn allowed_headers(requested: &str) -> String {
+    let mut names: Vec<String> = Vec::new();
+    for name in requested.split(',').chain(ALLOW_HEADERS.split(',')).map(|n| n.trim().to_ascii_lowercase()) {
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn requested_headers_come_first_and_once() {
+        assert_eq!(
+            super::allowed_headers("X-Custom, apikey"),
+            "x-custom, apikey, authorization, content-type, accept, x-client-info, x-supabase-api-version, \
+             x-client-ip, x-retry-count"
+        );
+        assert_eq!(super::allowed_headers(""), super::ALLOW_HEADERS);
+    }
 }
