@@ -9,12 +9,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use super::error::AuthError;
 use super::{ApiKeyChecked, JsonBody};
 use crate::state::AppState;
 
+/// The body supabase-js sends. Its `data` (a new user's `user_metadata`) and `gotrue_meta_security` (a captcha
+/// token) are read by nothing here: there are no new users and no captcha.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct OtpParams {
@@ -24,9 +26,6 @@ pub struct OtpParams {
     phone: String,
     /// Absent means true, client- and server-side.
     create_user: Option<bool>,
-    /// Would become a new user's `user_metadata`; there are no new users.
-    #[allow(dead_code)]
-    data: Option<Map<String, Value>>,
     #[serde(deserialize_with = "super::nullable")]
     channel: String,
     #[serde(deserialize_with = "super::nullable")]
