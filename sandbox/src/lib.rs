@@ -1,7 +1,8 @@
 //! outcall-sandbox: local stand-ins for Twilio, VAPI, Deepgram's live STT, an
-//! OpenAI-compatible judge, pg_net delivery and Supabase's `/rest/v1` gateway, in one process, with an
+//! OpenAI-compatible judge, pg_net delivery, Supabase's `/rest/v1` gateway and Auth (`/auth/v1`), in one process, with an
 //! inspection API.
 
+pub mod auth;
 pub mod clinic;
 pub mod clock;
 pub mod config;
@@ -32,6 +33,7 @@ pub use state::AppState;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(gateway::routes())
+        .merge(auth::routes())
         .merge(twilio::api::routes())
         .merge(inspect::routes())
         .merge(faults::api::routes())
