@@ -3,6 +3,8 @@
 import { CALL_ACTIONS, callAction } from './api.js';
 import { errorBox, h, replace, shortId } from './dom.js';
 
+export const calls = (n) => (n === 1 ? '1 call' : `${n} calls`);
+
 // getIds() -> the ids to act on; onDone(results) after an action answered.
 export function callActionBar(ctx, getIds, onDone) {
   const results = h('div', { class: 'action-results', 'aria-live': 'polite' });
@@ -14,7 +16,7 @@ export function callActionBar(ctx, getIds, onDone) {
 
   function refresh() {
     const n = getIds().length;
-    count.textContent = n === 1 ? '1 call' : `${n} calls`;
+    count.textContent = calls(n);
     for (const button of buttons) button.disabled = n === 0;
   }
 
@@ -27,7 +29,7 @@ export function callActionBar(ctx, getIds, onDone) {
     }
     confirmRow.hidden = false;
     replace(confirmRow,
-      h('span', {}, `${spec.label}: ${ids.length === 1 ? '1 call' : `${ids.length} calls`}?`),
+      h('span', {}, `${spec.label}: ${calls(ids.length)}?`),
       h('button', { type: 'button', class: 'danger', dataset: { confirm: spec.action },
         onclick: () => { confirmRow.hidden = true; run(spec, ids); } }, `Yes, ${spec.label.toLowerCase()}`),
       h('button', { type: 'button', class: 'link', onclick: () => { confirmRow.hidden = true; } }, 'No'));
@@ -90,5 +92,5 @@ export function confirmedButton(label, action, run) {
     }
   }
 
-  return h('span', { class: 'confirmed-action' }, button, confirmRow, output);
+  return h('span', { class: 'confirmed-action', dataset: { for: action } }, button, confirmRow, output);
 }

@@ -28,8 +28,10 @@ const who = document.getElementById('who');
 
 let ctx = null; // {supabase, role, email, isOperator, token()} once a viewer or operator is signed in
 let cleanup = null; // the current page's teardown (its Realtime channels)
+let generation = 0; // which route() is current: a page that finishes loading after the next one began is dropped
 
 function leavePage() {
+  generation += 1;
   cleanup?.();
   cleanup = null;
 }
@@ -37,6 +39,7 @@ function leavePage() {
 async function route() {
   leavePage();
   if (!ctx) return;
+  const mine = generation;
   const hash = location.hash.toLowerCase();
   const match = ROUTES.map((r) => ({ r, m: r.pattern.exec(hash) })).find(({ m }) => m);
   if (!match) {
@@ -45,12 +48,17 @@ async function route() {
   }
   for (const link of nav.querySelectorAll('a')) link.classList.toggle('current', link.dataset.page === match.r.page);
   main.dataset.page = match.r.page;
-  replace(main);
+  // Each page draws into a container of its own: one left behind by a newer route stays detached.
+  const container = h('div', { class: 'page' });
+  replace(main, container);
+  let teardown = null;
   try {
-    cleanup = (await match.r.render(ctx, main, match.m[1])) ?? null;
+    teardown = (await match.r.render(ctx, container, match.m[1])) ?? null;
   } catch (error) {
-    main.append(errorBox(error));
+    container.append(errorBox(error));
   }
+  if (mine === generation) cleanup = teardown;
+  else teardown?.();
 }
 
 function showHeader(email, role) {
@@ -87,7 +95,8 @@ async function enter(session) {
   }
   ctx = { supabase, role, email, isOperator: role === 'operator', token };
   document.body.classList.toggle('operator', ctx.isOperator);
-  if (!location.hash || location.hash === '#' || location.hash === '#/') location.replace('#/calls');
+  // (replaceState: no hashchange, so the page is drawn once.)
+  if (!ROUTES.some((r) => r.pattern.test(location.hash.toLowerCase()))) history.replaceState(null, '', '#/calls');
   await route();
 }
 

@@ -1,7 +1,7 @@
 // One batch: its live progress (batch_progress, followed through public.batches), its calls (calls-list.js),
 // cancel and retry-failed for operators, the CSV of its results, and the operators' actions on it.
 import { batchAction } from '../api.js';
-import { confirmedButton } from '../actions.js';
+import { calls, confirmedButton } from '../actions.js';
 import { callList } from '../calls-list.js';
 import { progressBar } from '../charts.js';
 import { download, timestampForFile, toCsv } from '../csv.js';
@@ -34,12 +34,13 @@ export async function renderBatch(ctx, main, id) {
     confirmedButton('Cancel the batch', 'cancel-batch', async () => {
       const answer = await batchAction(await ctx.token(), id, 'cancel');
       if (answer.ok === false) return refusal(answer);
-      return `Cancelled: ${answer.cancelled ?? 0} calls${answer.live ? `; ${answer.live} live calls end on their own` : ''}.`;
+      const live = answer.live ? `; ${calls(answer.live)} still live end on their own` : '';
+      return `Cancelled: ${calls(answer.cancelled ?? 0)}${live}.`;
     }),
     confirmedButton('Retry the failed calls', 'retry-failed', async () => {
       const answer = await batchAction(await ctx.token(), id, 'retry-failed');
       if (answer.ok === false) return refusal(answer);
-      return `Requeued: ${answer.requeued ?? 0} calls.`;
+      return `Requeued: ${calls(answer.requeued ?? 0)}.`;
     })) : null;
 
   async function load() {

@@ -81,7 +81,15 @@ function summarizeDetail(detail) {
     return detail.results.map((r) => `${shortId(r.id)}: ${r.before?.call_status ?? '?'} → ${r.after?.call_status ?? '?'}`
       + (r.ok ? '' : ` (refused: ${r.reason ?? ''})`)).join('; ');
   }
-  return JSON.stringify({ before: detail.before, after: detail.after, note: detail.note });
+  const { before = {}, after = {} } = detail;
+  if ('classification_type' in before || 'classification_type' in after) {
+    const type = before.classification_type === after.classification_type ? after.classification_type
+      : `${before.classification_type} → ${after.classification_type}`;
+    const active = before.is_active === after.is_active ? '' : `, ${after.is_active ? 'active' : 'inactive'}`;
+    return `${type}${active}${detail.ok === false ? ` (refused: ${detail.reason})` : ''}; “${detail.note ?? ''}”`;
+  }
+  const counts = (p) => Object.entries(p.counts ?? {}).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`).join(', ');
+  return `${before.status} → ${after.status} (before: ${counts(before)}; after: ${counts(after)})`;
 }
 
 export async function renderCall(ctx, main, id) {
