@@ -2,14 +2,14 @@
 // access token in the Authorization header, never a cookie: a page of another site cannot make the browser send
 // it, so the actions are CSRF-safe by construction.
 
-// The calls' actions: the SQL function's name for each (operator_call_action's p_action), its route segment
-// (POST /api/v1/operator/calls/{segment}) and its button.
+// The calls' actions (POST /api/v1/operator/calls/{action}, action = operator_call_action's p_action) and their
+// buttons; those that cannot be undone are confirmed first.
 export const CALL_ACTIONS = [
-  { action: 'retry_now', segment: 'retry-now', label: 'Retry now' },
-  { action: 'cancel', segment: 'cancel', label: 'Cancel', confirm: true },
-  { action: 'reset', segment: 'reset', label: 'Reset to pending', confirm: true },
-  { action: 'archive', segment: 'archive', label: 'Archive' },
-  { action: 'unarchive', segment: 'unarchive', label: 'Unarchive' },
+  { action: 'retry_now', label: 'Retry now' },
+  { action: 'cancel', label: 'Cancel', confirm: true },
+  { action: 'reset', label: 'Reset to pending', confirm: true },
+  { action: 'archive', label: 'Archive' },
+  { action: 'unarchive', label: 'Unarchive' },
 ];
 
 // The route's own cap on ids per request.
@@ -48,7 +48,7 @@ export async function workerRequest(token, method, path, body) {
   return { status: response.status, body: await readJson(response) };
 }
 
-// GET /api/v1/operator/me -> {role: 'viewer' | 'operator' | null, email}.
+// GET /api/v1/operator/me -> {userId, email, role: 'viewer' | 'operator' | null}.
 export async function fetchRole(token) {
   const { status, body } = await workerRequest(token, 'GET', '/api/v1/operator/me');
   if (status === 200) return { role: body?.role ?? null, email: body?.email ?? '' };
@@ -61,7 +61,7 @@ export async function callAction(token, spec, ids) {
   const results = [];
   for (let i = 0; i < ids.length; i += MAX_IDS_PER_ACTION) {
     const chunk = ids.slice(i, i + MAX_IDS_PER_ACTION);
-    const { status, body } = await workerRequest(token, 'POST', `/api/v1/operator/calls/${spec.segment}`, { ids: chunk });
+    const { status, body } = await workerRequest(token, 'POST', `/api/v1/operator/calls/${spec.action}`, { ids: chunk });
     if (status !== 200) throw new Error(body?.error?.message ?? `${spec.label} refused (HTTP ${status})`);
     results.push(...(body?.results ?? []));
   }
