@@ -28,7 +28,7 @@ const HEADINGS = ['created', 'name', 'phone', 'clinic', 'status', 'attempts', 'n
 // Timestamps as ISO instants, so rows compare, sort and export alike.
 const normalize = (row) => Object.fromEntries(COLUMNS.map((c) => [c, TIMESTAMPS.has(c) ? toIso(row[c]) : row[c] ?? null]));
 
-// scope: {batchId} (one batch, any date) or {range: {from, to}} (ISO instants). filterBar: {controls (names, in
+// scope: {batchId} (one batch, any date) or {range: {from, to}} (ISO instants; to null: no end). filterBar: {controls (names, in
 // order), fromDay, toDay, toRange(fromDay, toDay)}. Answers {element, dispose}.
 export function callList(ctx, { scope, filterBar, csvName, batches = [] }) {
   const { supabase } = ctx;
@@ -81,7 +81,7 @@ export function callList(ctx, { scope, filterBar, csvName, batches = [] }) {
   function inScope(record) {
     if (scope.batchId) return record.batch_id === scope.batchId;
     const created = Date.parse(toIso(record.created_at));
-    return !range || (created >= Date.parse(range.from) && created < Date.parse(range.to));
+    return !range || (created >= Date.parse(range.from) && (!range.to || created < Date.parse(range.to)));
   }
 
   function setOptions(select, values, current, any) {
@@ -139,7 +139,10 @@ export function callList(ctx, { scope, filterBar, csvName, batches = [] }) {
     let query = supabase.from('call_list').select(COLUMNS.join(',')).order('created_at', { ascending: false })
       .order('id');
     if (scope.batchId) query = query.eq('batch_id', scope.batchId);
-    else if (range) query = query.gte('created_at', range.from).lt('created_at', range.to);
+    else if (range) {
+      query = query.gte('created_at', range.from);
+      if (range.to) query = query.lt('created_at', range.to);
+    }
     return query;
   }
 

@@ -73,12 +73,13 @@ export function errorBox(error) {
   return h('p', { class: 'error', role: 'alert' }, text);
 }
 
-// The local calendar day [start, end) of a yyyy-mm-dd input value, as ISO instants for PostgREST.
+// The local calendar days fromDay..toDay (yyyy-mm-dd inputs) as [from, to) ISO instants for PostgREST. A range
+// that reaches today has no end (to: null): a page left open past midnight keeps showing the calls that come in.
 export function dayRange(fromDay, toDay) {
   const start = new Date(`${fromDay}T00:00:00`);
   const end = new Date(`${toDay}T00:00:00`);
   end.setDate(end.getDate() + 1);
-  return { from: start.toISOString(), to: end.toISOString() };
+  return { from: start.toISOString(), to: toDay >= localDay() ? null : end.toISOString() };
 }
 
 export function localDay(date = new Date()) {
