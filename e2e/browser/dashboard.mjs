@@ -7,7 +7,7 @@
 // stack's settings (.dev/stack.env) and fresh phone numbers; plain `node e2e/browser/dashboard.mjs` works too.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -381,6 +381,7 @@ async function outsiderCases(browser, emails, ids) {
 // ------------------------------------------------------------------------------------------------- main
 
 mkdirSync(SCREENSHOTS, { recursive: true });
+for (const name of readdirSync(SCREENSHOTS)) if (name.startsWith('failed-')) rmSync(join(SCREENSHOTS, name));
 const emails = { operator: `operator-${RUN}@example.test`, viewer: `viewer-${RUN}@example.test`,
   outsider: `outsider-${RUN}@example.test` };
 addUsers(emails);
