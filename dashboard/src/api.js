@@ -53,7 +53,9 @@ export async function fetchRole(token) {
   const { status, body } = await workerRequest(token, 'GET', '/api/v1/operator/me');
   if (status === 200) return { role: body?.role ?? null, email: body?.email ?? '' };
   if (status === 403) return { role: null, email: body?.email ?? '' };
-  throw new Error(body?.error?.message ?? `Could not find your role (HTTP ${status})`);
+  const error = new Error(body?.error?.message ?? `Could not find your role (HTTP ${status})`);
+  error.status = status;
+  throw error;
 }
 
 // One calls action on up to MAX_IDS_PER_ACTION ids per request; answers the per-id results of all requests.

@@ -78,6 +78,11 @@ async function enter(session) {
     ({ role, email } = await fetchRole(session.access_token));
     email ||= session.user?.email ?? '';
   } catch (error) {
+    if (error.status === 401) {
+      // A session the project no longer accepts (signed by a rotated key, say): start again from the sign-in.
+      await supabase.auth.signOut({ scope: 'local' });
+      return;
+    }
     showHeader(session.user?.email ?? '', null);
     replace(main, errorBox(error));
     return;

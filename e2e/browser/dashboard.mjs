@@ -1,6 +1,7 @@
 // The operators' dashboard in a real browser (headless Chromium through playwright-core) against the running stack,
 // as issue 14's "Done when" lists it: an operator signs in through the sandbox's Auth, sees a row inserted through
-// PostgREST appear live and reach its terminal status, reads its transcript, cancels a pending row, acts on a batch
+// PostgREST appear live and reach its terminal status, reads its transcript, cancels a pending row (and archives and
+// unarchives it), acts on a batch
 // and a classification, exports CSV and finds the database in it; a viewer sees calls and no action, and the
 // action API refuses the viewer's token; a signed-in non-operator sees nothing. Screenshots of each page go to
 // .dev/screenshots/. Run by e2e/tests/dashboard.rs (`cargo test -p outcall-e2e --test dashboard`), which passes the
@@ -246,6 +247,21 @@ async function operatorCases(browser, emails, ids) {
   assert.equal(audit.length, 1, 'one audit row for the cancel');
   assert.equal(audit[0].action, 'cancel');
   assert.equal(audit[0].email, emails.operator);
+
+  // Archived, the row leaves the list unless archived rows are asked for; unarchived, it is back.
+  await page.click('.action-bar button.action[data-action="archive"]');
+  await page.waitForSelector(`.results[data-action="archive"] tr[data-id="${ids.pending}"][data-ok="true"]`);
+  await page.waitForSelector(`tr[data-id="${ids.pending}"]`, { state: 'detached' });
+  assert.ok((await callRow(ids.pending)).archived_at, 'archived in the database');
+  await page.check('input[name="archived"]');
+  await page.waitForSelector(`tr.archived[data-id="${ids.pending}"]`);
+  await page.click('.action-bar button.action[data-action="unarchive"]');
+  await page.waitForSelector(`.results[data-action="unarchive"] tr[data-id="${ids.pending}"][data-ok="true"]`);
+  assert.equal((await callRow(ids.pending)).archived_at, null, 'unarchived in the database');
+  await page.uncheck('input[name="archived"]');
+  await page.waitForSelector(`tr[data-id="${ids.pending}"]:not(.archived)`);
+  const history = await rest('GET', `operator_actions?target_ids=cs.{${ids.pending}}&order=at`);
+  assert.deepEqual(history.map((a) => a.action), ['cancel', 'archive', 'unarchive']);
 
   await batchCases(page, ids);
   await phoneCases(page);
