@@ -1,9 +1,8 @@
 // The operators' dashboard in a real browser (headless Chromium through playwright-core) against the running stack,
 // as issue 14's "Done when" lists it: an operator signs in through the sandbox's Auth, sees a row inserted through
 // PostgREST appear live and reach its terminal status, reads its transcript, cancels a pending row (and archives and
-// unarchives it), acts on a batch
-// and a classification, exports CSV and finds the database in it; a viewer sees calls and no action, and the
-// action API refuses the viewer's token; a signed-in non-operator sees nothing. Screenshots of each page go to
+// unarchives it), acts on a batch and a classification, exports CSV and finds the database in it; a viewer sees calls
+// and no action, and the action API refuses the viewer's token; a signed-in non-operator sees nothing. Screenshots of each page go to
 // .dev/screenshots/. Run by e2e/tests/dashboard.rs (`cargo test -p outcall-e2e --test dashboard`), which passes the
 // stack's settings (.dev/stack.env) and fresh phone numbers; plain `node e2e/browser/dashboard.mjs` works too.
 import assert from 'node:assert/strict';
@@ -207,9 +206,10 @@ async function operatorCases(browser, emails, ids) {
   // A row inserted through PostgREST appears without a reload, then reaches its terminal status on screen.
   ids.live = await insertCall({ employee_name: `Dana Live ${RUN}`, phone: phones.human[0] });
   const inserted = Date.now();
-  await page.waitForSelector(`tr[data-id="${ids.live}"]`, { timeout: LIVE_WITHIN_MS });
+  await page.waitForSelector(`table.calls tr[data-id="${ids.live}"]`, { timeout: LIVE_WITHIN_MS });
   const appearedMs = Date.now() - inserted;
-  await page.waitForSelector(`tr[data-id="${ids.live}"] td.status[data-status="completed"]`, { timeout: 90_000 });
+  const completed = `table.calls tr[data-id="${ids.live}"] td.status[data-status="completed"]`;
+  await page.waitForSelector(completed, { timeout: 90_000 });
   const live = await eventually('the live row reported', async () => {
     const row = await callRow(ids.live);
     return row.call_status === 'completed' && row.duration_seconds !== null ? row : null;
@@ -218,7 +218,7 @@ async function operatorCases(browser, emails, ids) {
   console.log(`the inserted row appeared on screen ${appearedMs} ms after its insert; completed on screen`);
 
   // Its page: the timeline and the transcript.
-  await page.click(`tr[data-id="${ids.live}"] a.call-link`);
+  await page.click(`table.calls tr[data-id="${ids.live}"] a.call-link`);
   await page.waitForSelector('#transcript');
   assert.equal(await page.evaluate(() => location.hash), `#/calls/${ids.live}`);
   const [full] = await rest('GET', `pending_calls?id=eq.${ids.live}&select=transcript`);
@@ -235,14 +235,15 @@ async function operatorCases(browser, emails, ids) {
     employee_name: `Pat Pending ${RUN}`, phone: phones.human[1],
     next_attempt_at: new Date(Date.now() + 86_400_000).toISOString(),
   });
-  await go(page, '#/calls', `tr[data-id="${ids.pending}"] td.status[data-status="pending"]`);
-  await page.check(`tr[data-id="${ids.pending}"] input.select`);
+  await go(page, '#/calls', `table.calls tr[data-id="${ids.pending}"] td.status[data-status="pending"]`);
+  await page.check(`table.calls tr[data-id="${ids.pending}"] input.select`);
   await page.click('.action-bar button.action[data-action="cancel"]');
   await page.click('button[data-confirm="cancel"]');
   await page.waitForSelector(`.results tr[data-id="${ids.pending}"][data-ok="true"]`);
   await eventually('the pending row cancelled in the database', async () =>
     (await callRow(ids.pending)).call_status === 'cancelled', 5000);
-  await page.waitForSelector(`tr[data-id="${ids.pending}"] td.status[data-status="cancelled"]`, { timeout: 5000 });
+  const cancelled = `table.calls tr[data-id="${ids.pending}"] td.status[data-status="cancelled"]`;
+  await page.waitForSelector(cancelled, { timeout: 5000 });
   const audit = await rest('GET', `operator_actions?target_ids=cs.{${ids.pending}}`);
   assert.equal(audit.length, 1, 'one audit row for the cancel');
   assert.equal(audit[0].action, 'cancel');
@@ -251,15 +252,15 @@ async function operatorCases(browser, emails, ids) {
   // Archived, the row leaves the list unless archived rows are asked for; unarchived, it is back.
   await page.click('.action-bar button.action[data-action="archive"]');
   await page.waitForSelector(`.results[data-action="archive"] tr[data-id="${ids.pending}"][data-ok="true"]`);
-  await page.waitForSelector(`tr[data-id="${ids.pending}"]`, { state: 'detached' });
+  await page.waitForSelector(`table.calls tr[data-id="${ids.pending}"]`, { state: 'detached' });
   assert.ok((await callRow(ids.pending)).archived_at, 'archived in the database');
   await page.check('input[name="archived"]');
-  await page.waitForSelector(`tr.archived[data-id="${ids.pending}"]`);
+  await page.waitForSelector(`table.calls tr.archived[data-id="${ids.pending}"]`);
   await page.click('.action-bar button.action[data-action="unarchive"]');
   await page.waitForSelector(`.results[data-action="unarchive"] tr[data-id="${ids.pending}"][data-ok="true"]`);
   assert.equal((await callRow(ids.pending)).archived_at, null, 'unarchived in the database');
   await page.uncheck('input[name="archived"]');
-  await page.waitForSelector(`tr[data-id="${ids.pending}"]:not(.archived)`);
+  await page.waitForSelector(`table.calls tr[data-id="${ids.pending}"]:not(.archived)`);
   const history = await rest('GET', `operator_actions?target_ids=cs.{${ids.pending}}&order=at`);
   assert.deepEqual(history.map((a) => a.action), ['cancel', 'archive', 'unarchive']);
 
@@ -303,8 +304,8 @@ async function batchCases(page, ids) {
   const batch = await response.json();
   assert.equal(response.status, 202, JSON.stringify(batch));
   ids.batch = batch.batchId;
-  await go(page, '#/batches', `tr[data-id="${ids.batch}"]`);
-  await page.click(`tr[data-id="${ids.batch}"] a`);
+  await go(page, '#/batches', `table.batches tr[data-id="${ids.batch}"]`);
+  await page.click(`table.batches tr[data-id="${ids.batch}"] a`);
   await page.waitForSelector('#batch-status');
   // Live: the batch ends while the page is open.
   await page.waitForFunction(() => document.getElementById('batch-status')?.textContent === 'completed', null,
@@ -326,7 +327,7 @@ async function batchCases(page, ids) {
   assert.deepEqual(audit.map((a) => a.action), ['retry_failed']);
   await eventually('the batch ended again', async () =>
     (await rest('GET', `batches?id=eq.${ids.batch}&select=completed_at`))[0].completed_at, 90_000);
-  await go(page, '#/batches', `tr[data-id="${ids.batch}"]`);
+  await go(page, '#/batches', `table.batches tr[data-id="${ids.batch}"]`);
   await screenshot(page, 'batches');
 }
 
@@ -357,7 +358,7 @@ async function phoneCases(page) {
 async function viewerCases(browser, emails, ids) {
   const page = await newPage(browser, 'viewer');
   await signIn(page, emails.viewer);
-  await page.waitForSelector(`tr[data-id="${ids.live}"]`);
+  await page.waitForSelector(`table.calls tr[data-id="${ids.live}"]`);
   assert.equal(await page.locator('button.action').count(), 0, 'a viewer sees no action button');
   assert.equal(await page.locator('input.select').count(), 0, 'a viewer selects nothing');
   await screenshot(page, 'calls-viewer');
