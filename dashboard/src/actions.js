@@ -59,7 +59,7 @@ function resultsTable(spec, results) {
   return h('div', { class: 'results', dataset: { action: spec.action } },
     h('p', {}, `${spec.label}: ${done} of ${results.length} done.`),
     h('table', { class: 'compact' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'call'), h('th', {}, 'result'), h('th', {}, 'status'), h('th', {}, 'why'))),
+      h('thead', {}, h('tr', {}, ['call', 'result', 'status', 'why'].map((t) => h('th', {}, t)))),
       h('tbody', {}, results.map((r) => h('tr', { dataset: { id: r.id, ok: String(Boolean(r.ok)) } },
         h('td', {}, h('a', { href: `#/calls/${r.id}` }, shortId(r.id))),
         h('td', {}, r.ok ? 'done' : 'refused'),
@@ -75,7 +75,8 @@ export function confirmedButton(label, action, run) {
   const button = h('button', { type: 'button', class: 'action', dataset: { action }, onclick: () => {
     confirmRow.hidden = false;
     replace(confirmRow, h('span', {}, `${label}?`),
-      h('button', { type: 'button', class: 'danger', dataset: { confirm: action }, onclick: go }, `Yes, ${label.toLowerCase()}`),
+      h('button', { type: 'button', class: 'danger', dataset: { confirm: action }, onclick: go },
+        `Yes, ${label.toLowerCase()}`),
       h('button', { type: 'button', class: 'link', onclick: () => { confirmRow.hidden = true; } }, 'No'));
   } }, label);
 

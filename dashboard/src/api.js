@@ -63,7 +63,8 @@ export async function callAction(token, spec, ids) {
   const results = [];
   for (let i = 0; i < ids.length; i += MAX_IDS_PER_ACTION) {
     const chunk = ids.slice(i, i + MAX_IDS_PER_ACTION);
-    const { status, body } = await workerRequest(token, 'POST', `/api/v1/operator/calls/${spec.action}`, { ids: chunk });
+    const path = `/api/v1/operator/calls/${spec.action}`;
+    const { status, body } = await workerRequest(token, 'POST', path, { ids: chunk });
     if (status !== 200) throw new Error(body?.error?.message ?? `${spec.label} refused (HTTP ${status})`);
     results.push(...(body?.results ?? []));
   }

@@ -26,10 +26,11 @@ const HEADINGS = ['created', 'name', 'phone', 'clinic', 'status', 'attempts', 'n
   'outcome', 'duration', 'cost'];
 
 // Timestamps as ISO instants, so rows compare, sort and export alike.
-const normalize = (row) => Object.fromEntries(COLUMNS.map((c) => [c, TIMESTAMPS.has(c) ? toIso(row[c]) : row[c] ?? null]));
+const normalize = (row) => Object.fromEntries(COLUMNS.map((c) => [c, TIMESTAMPS.has(c) ? toIso(row[c]) : row[c] ?? null]
+));
 
-// scope: {batchId} (one batch, any date) or {range: {from, to}} (ISO instants; to null: no end). filterBar: {controls (names, in
-// order), fromDay, toDay, toRange(fromDay, toDay)}. Answers {element, dispose}.
+// scope: {batchId} (one batch, any date) or {range: {from, to}} (ISO instants; to null: no end). filterBar:
+// {controls (names, in order), fromDay, toDay, toRange(fromDay, toDay)}. Answers {element, dispose}.
 export function callList(ctx, { scope, filterBar, csvName, batches = [] }) {
   const { supabase } = ctx;
   const rows = new Map();
@@ -51,7 +52,8 @@ export function callList(ctx, { scope, filterBar, csvName, batches = [] }) {
       render();
     } });
   const clinicSelect = h('select', { name: 'clinic', onchange: (e) => { filters.clinic = e.target.value; render(); } });
-  const outcomeSelect = h('select', { name: 'outcome', onchange: (e) => { filters.outcome = e.target.value; render(); } });
+  const outcomeSelect = h('select', { name: 'outcome',
+    onchange: (e) => { filters.outcome = e.target.value; render(); } });
   const actionBar = ctx.isOperator
     ? callActionBar(ctx, () => visible().filter((r) => selected.has(r.id)).map((r) => r.id),
       (results) => readAgain(results.map((r) => r.id)))
@@ -99,8 +101,8 @@ export function callList(ctx, { scope, filterBar, csvName, batches = [] }) {
     };
     return h('tr', { dataset: { id: row.id }, class: row.archived_at ? 'archived' : null },
       ctx.isOperator
-        ? h('td', {}, h('input', { type: 'checkbox', class: 'select', checked: selected.has(row.id), 'aria-label': 'select',
-          onchange: toggle }))
+        ? h('td', {}, h('input', { type: 'checkbox', class: 'select', checked: selected.has(row.id),
+          'aria-label': 'select', onchange: toggle }))
         : null,
       h('td', {}, formatDateTime(row.created_at)),
       h('td', {}, h('a', { href: `#/calls/${row.id}`, class: 'call-link' }, row.employee_name || '(no name)')),

@@ -28,13 +28,15 @@ export function barChart(items, { max, unit = '' } = {}) {
   const row = 22;
   const labelWidth = 200;
   const barWidth = WIDTH - labelWidth - 90;
-  return svg('svg', { class: 'chart bars', viewBox: `0 0 ${WIDTH} ${Math.max(1, items.length) * row + 4}`, role: 'img' },
+  const height = Math.max(1, items.length) * row + 4;
+  return svg('svg', { class: 'chart bars', viewBox: `0 0 ${WIDTH} ${height}`, role: 'img' },
     items.map((item, i) => {
       const width = top > 0 ? (barWidth * (item.value ?? 0)) / top : 0;
       const y = i * row + 2;
       return svg('g', {},
         svg('text', { class: 'label', x: labelWidth - 8, y: y + 14, 'text-anchor': 'end' }, truncate(item.label, 28)),
-        svg('rect', { class: 'bar', x: labelWidth, y: y + 3, width: Math.max(width, item.value ? 1 : 0), height: row - 8 },
+        svg('rect', { class: 'bar', x: labelWidth, y: y + 3, width: Math.max(width, item.value ? 1 : 0),
+          height: row - 8 },
           svg('title', {}, `${item.label}: ${item.text ?? item.value}${unit}`)),
         svg('text', { class: 'value', x: labelWidth + width + 6, y: y + 14 }, item.text ?? String(item.value)));
     }));
@@ -75,7 +77,8 @@ export function stackedDays(days, series, value, { format = String } = {}) {
 
 function legend(series, y) {
   return series.map((s, k) => svg('g', {},
-    svg('rect', { class: `series-${s.tone ?? k % 8}`, x: 10 + (k % 4) * 155, y: y + 4 + Math.floor(k / 4) * 20, width: 10, height: 10 }),
+    svg('rect', { class: `series-${s.tone ?? k % 8}`, x: 10 + (k % 4) * 155, y: y + 4 + Math.floor(k / 4) * 20,
+      width: 10, height: 10 }),
     svg('text', { class: 'label', x: 26 + (k % 4) * 155, y: y + 13 + Math.floor(k / 4) * 20 }, truncate(s.label, 22))));
 }
 
@@ -86,9 +89,11 @@ export function heatmap(cells) {
   const size = (WIDTH - left - 10) / 24;
   const byCell = new Map(cells.map((c) => [`${c.weekday}:${c.hour}`, c]));
   return svg('svg', { class: 'chart heatmap', viewBox: `0 0 ${WIDTH} ${7 * size + 30}`, role: 'img' },
-    days.map((name, d) => svg('text', { class: 'label', x: left - 6, y: d * size + size * 0.7, 'text-anchor': 'end' }, name)),
+    days.map((name, d) => svg('text', { class: 'label', x: left - 6, y: d * size + size * 0.7, 'text-anchor': 'end' },
+      name)),
     Array.from({ length: 24 }, (_, hour) => (hour % 3 === 0
-      ? svg('text', { class: 'axis', x: left + hour * size + size / 2, y: 7 * size + 16, 'text-anchor': 'middle' }, `${hour}h`)
+      ? svg('text', { class: 'axis', x: left + hour * size + size / 2, y: 7 * size + 16, 'text-anchor': 'middle' },
+        `${hour}h`)
       : null)),
     days.flatMap((name, d) => Array.from({ length: 24 }, (_, hour) => {
       const cell = byCell.get(`${d + 1}:${hour}`);

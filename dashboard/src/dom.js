@@ -7,7 +7,7 @@ function build(element, attrs, children) {
     if (value === undefined || value === null || value === false) continue;
     if (name.startsWith('on') && typeof value === 'function') element.addEventListener(name.slice(2), value);
     else if (name === 'dataset') Object.assign(element.dataset, value);
-    else if (name === 'value' || name === 'checked' || name === 'disabled' || name === 'selected') element[name] = value;
+    else if (['value', 'checked', 'disabled', 'selected'].includes(name)) element[name] = value; // properties
     else element.setAttribute(name, value === true ? '' : String(value));
   }
   append(element, children);

@@ -2,9 +2,10 @@
 // as issue 14's "Done when" lists it: an operator signs in through the sandbox's Auth, sees a row inserted through
 // PostgREST appear live and reach its terminal status, reads its transcript, cancels a pending row (and archives and
 // unarchives it), acts on a batch and a classification, exports CSV and finds the database in it; a viewer sees calls
-// and no action, and the action API refuses the viewer's token; a signed-in non-operator sees nothing. Screenshots of each page go to
-// .dev/screenshots/. Run by e2e/tests/dashboard.rs (`cargo test -p outcall-e2e --test dashboard`), which passes the
-// stack's settings (.dev/stack.env) and fresh phone numbers; plain `node e2e/browser/dashboard.mjs` works too.
+// and no action, and the action API refuses the viewer's token; a signed-in non-operator sees nothing. Screenshots
+// of each page go to .dev/screenshots/. Run by e2e/tests/dashboard.rs (`cargo test -p outcall-e2e --test
+// dashboard`), which passes the stack's settings (.dev/stack.env) and fresh phone numbers; plain
+// `node e2e/browser/dashboard.mjs` works too.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -107,7 +108,9 @@ const problems = []; // console errors and page errors: a CSP violation shows up
 const openPages = new Map(); // label -> page, for a screenshot of each when a case fails
 
 async function newPage(browser, label) {
-  const context = await browser.newContext({ timezoneId: 'UTC', acceptDownloads: true, viewport: { width: 1400, height: 900 } });
+  const context = await browser.newContext({
+    timezoneId: 'UTC', acceptDownloads: true, viewport: { width: 1400, height: 900 },
+  });
   const page = await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`[${label}] console: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`[${label}] page error: ${e.message}`));
@@ -271,14 +274,16 @@ async function operatorCases(browser, emails, ids) {
   await go(page, '#/calls', 'table.calls');
   await page.fill('input[name="search"]', RUN);
   const mine = [ids.live, ids.pending, ...ids.batchRows];
-  await page.waitForFunction((n) => document.querySelectorAll('table.calls tbody tr[data-id]').length === n, mine.length);
+  await page.waitForFunction((n) => document.querySelectorAll('table.calls tbody tr[data-id]').length === n,
+    mine.length);
   const csv = await downloadCsv(page, '#export-csv');
   assert.deepEqual(csv.map((r) => r.id).sort(), [...mine].sort(), 'the CSV has exactly the rows shown');
   const database = await rest('GET', `call_list?id=in.(${mine.join(',')})`);
   for (const row of database) {
     const exported = csv.find((r) => r.id === row.id);
-    for (const column of ['employee_name', 'phone', 'clinic_name', 'batch_id', 'call_status', 'attempts', 'max_attempts',
-      'ended_reason', 'last_error', 'success_evaluation', 'duration_seconds', 'cost', 'created_at', 'archived_at']) {
+    for (const column of ['employee_name', 'phone', 'clinic_name', 'batch_id', 'call_status', 'attempts',
+      'max_attempts', 'ended_reason', 'last_error', 'success_evaluation', 'duration_seconds', 'cost', 'created_at',
+      'archived_at']) {
       assert.ok(sameValue(exported[column], row[column]),
         `CSV ${column} of ${row.id}: "${exported[column]}", the database has ${JSON.stringify(row[column])}`);
     }
@@ -286,7 +291,8 @@ async function operatorCases(browser, emails, ids) {
   console.log(`CSV: ${csv.length} rows, each as the database has it`);
 
   await go(page, '#/analytics', 'section.analytics[data-chart="learning"] svg');
-  await page.waitForFunction(() => [...document.querySelectorAll('section.analytics')].every((s) => s.querySelector('svg')));
+  await page.waitForFunction(() => [...document.querySelectorAll('section.analytics')]
+    .every((s) => s.querySelector('svg')));
   assert.equal(await page.locator('section.analytics .error').count(), 0, 'every analytics view answered');
   await screenshot(page, 'analytics');
   await page.context().close();
@@ -404,8 +410,8 @@ const emails = { operator: `operator-${RUN}@example.test`, viewer: `viewer-${RUN
 addUsers(emails);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const ids = { batchRows: [] };
 try {
@@ -414,8 +420,8 @@ try {
   await outsiderCases(browser, emails, ids);
   const csp = problems.filter((p) => /Content.Security.Policy/i.test(p));
   assert.deepEqual(csp, [], 'the pages keep to their Content-Security-Policy');
-  console.log(`screenshots: ${['signin', 'calls', 'call', 'batch', 'batches', 'phones', 'analytics', 'calls-viewer', 'denied']
-    .map((n) => `.dev/screenshots/${n}.png`).join(' ')}`);
+  const pages = ['signin', 'calls', 'call', 'batch', 'batches', 'phones', 'analytics', 'calls-viewer', 'denied'];
+  console.log(`screenshots: ${pages.map((n) => `.dev/screenshots/${n}.png`).join(' ')}`);
 } catch (error) {
   if (problems.length) console.error(`browser console:\n  ${problems.join('\n  ')}`);
   for (const [label, page] of openPages) {

@@ -35,8 +35,9 @@ const sections = {
     return [
       barChart(rows.map((r) => ({ label: r.clinic_name ?? '(no clinic)', value: Number(r.success_rate ?? 0),
         text: r.success_rate === null ? 'none ended' : formatPercent(r.success_rate) })), { max: 1 }),
-      table([['clinic', (r) => r.clinic_name ?? '(no clinic)'], ['calls', (r) => r.calls], ['completed', (r) => r.completed],
-        ['failed', (r) => r.failed], ['successful', (r) => r.successful], ['success rate', (r) => formatPercent(r.success_rate)]], rows),
+      table([['clinic', (r) => r.clinic_name ?? '(no clinic)'], ['calls', (r) => r.calls],
+        ['completed', (r) => r.completed], ['failed', (r) => r.failed], ['successful', (r) => r.successful],
+        ['success rate', (r) => formatPercent(r.success_rate)]], rows),
     ];
   },
 
@@ -55,7 +56,8 @@ const sections = {
         cell.answered += Number(r.answered);
         cells.set(key, cell);
       }
-      replace(chart, heatmap([...cells.values()].map((c) => ({ ...c, rate: c.attempts ? c.answered / c.attempts : 0 }))));
+      const rated = [...cells.values()].map((c) => ({ ...c, rate: c.attempts ? c.answered / c.attempts : 0 }));
+      replace(chart, heatmap(rated));
     };
     draw('');
     const select = h('select', { name: 'clinic', onchange: (e) => draw(e.target.value) },
@@ -64,7 +66,8 @@ const sections = {
       h('label', {}, 'clinic ', select), chart,
       h('p', { class: 'muted' }, 'On each clinic\u2019s own clock; darker: a larger share of attempts answered.'),
       table([['clinic', (r) => r.clinic_name], ['weekday', (r) => r.local_weekday], ['hour', (r) => r.local_hour],
-        ['attempts', (r) => r.attempts], ['answered', (r) => r.answered], ['answer rate', (r) => formatPercent(r.answer_rate)]], rows),
+        ['attempts', (r) => r.attempts], ['answered', (r) => r.answered],
+        ['answer rate', (r) => formatPercent(r.answer_rate)]], rows),
     ];
   },
 
@@ -82,7 +85,8 @@ const sections = {
     }
     const present = STATUSES.filter((s) => rows.some((r) => r.call_status === s));
     return [
-      stackedDays(daysBetween(from, to), present.map((s) => ({ key: s, label: s, tone: STATUSES.indexOf(s) })), (d, s) => byDay.get(d)?.[s] ?? 0),
+      stackedDays(daysBetween(from, to), present.map((s) => ({ key: s, label: s, tone: STATUSES.indexOf(s) })),
+        (d, s) => byDay.get(d)?.[s] ?? 0),
       h('h3', {}, 'Ended reasons'),
       barChart([...reasons].sort((a, b) => b[1] - a[1]).map(([label, value]) => ({ label, value }))),
       table([['day', (r) => r.day], ['status', (r) => r.call_status], ['ended reason', (r) => r.ended_reason],

@@ -14,7 +14,8 @@ const RESULT_COLUMNS = ['id', 'exam_id', 'employee_name', 'phone', 'clinic_name'
   'max_attempts', 'ended_reason', 'last_error', 'success_evaluation', 'summary', 'structured_data', 'duration_seconds',
   'cost', 'created_at', 'updated_at'];
 
-const refusal = (answer) => `Refused: ${answer.error?.message ?? answer.error?.code ?? answer.error ?? answer.reason ?? 'no reason given'}.`;
+const refusal = (answer) =>
+  `Refused: ${answer.error?.message ?? answer.error?.code ?? answer.error ?? answer.reason ?? 'no reason given'}.`;
 
 async function exportResults(supabase, batch) {
   const { rows } = await fetchAll(() => supabase.from('pending_calls').select(RESULT_COLUMNS.join(','))
@@ -56,8 +57,8 @@ export async function renderBatch(ctx, main, id) {
     }
     const done = batch.completed + batch.failed + batch.cancelled;
     replace(summary,
-      h('h1', {}, batch.name, ' ', h('span', { class: `status batch-${batch.status}`, id: 'batch-status' }, batch.status),
-        ' ', badge.element),
+      h('h1', {}, batch.name, ' ',
+        h('span', { class: `status batch-${batch.status}`, id: 'batch-status' }, batch.status), ' ', badge.element),
       progressBar(batch),
       h('dl', { class: 'fields' },
         ['total', 'queued', 'dialling', 'in_progress', 'retrying', 'completed', 'failed', 'cancelled']

@@ -29,7 +29,7 @@ export async function renderBatches(ctx, main) {
         h('td', { class: `status batch-${b.status}` }, b.status),
         h('td', {}, progressBar(b)),
         h('td', { class: 'num' }, `${done}/${b.total}`),
-        h('td', { class: 'num' }, b.completed), h('td', { class: 'num' }, b.failed), h('td', { class: 'num' }, b.cancelled),
+        [b.completed, b.failed, b.cancelled].map((n) => h('td', { class: 'num' }, n)),
         h('td', { class: 'num' }, formatPercent(b.success_rate)),
         h('td', { class: 'num' }, formatDuration(b.average_duration_seconds)),
         h('td', { class: 'num' }, formatCost(b.total_cost)));

@@ -27,10 +27,12 @@ export function timelineOf(session, run) {
     steps.push({ step: 'ivr-replayed', label: `IVR replayed (${session.classification_type}, cached)` });
   }
   if (run) {
-    const heard = run.result ? `heard ${run.result}${run.confidence !== null ? ` (${Math.round(run.confidence * 100)} %)` : ''}` : run.status;
+    const confidence = run.confidence !== null ? ` (${Math.round(run.confidence * 100)} %)` : '';
+    const heard = run.result ? `heard ${run.result}${confidence}` : run.status;
     const label = run.purpose === 'learn' ? 'IVR learned' : 'IVR replay verified';
     steps.push({ step: run.purpose === 'learn' ? 'ivr-learned' : 'ivr-verified', label,
-      at: run.finished_at ?? run.stream_started_at, detail: [heard, run.invalidated_reason].filter(Boolean).join('; ') });
+      at: run.finished_at ?? run.stream_started_at,
+      detail: [heard, run.invalidated_reason].filter(Boolean).join('; ') });
   }
   if (session.vapi_call_id || VAPI_CONNECTED.has(session.vapi_status)) {
     steps.push({ step: 'vapi', label: 'VAPI connected', detail: session.vapi_status ?? '' });
@@ -78,8 +80,9 @@ export function auditTable(actions) {
 function summarizeDetail(detail) {
   if (!detail) return '';
   if (Array.isArray(detail.results)) {
-    return detail.results.map((r) => `${shortId(r.id)}: ${r.before?.call_status ?? '?'} → ${r.after?.call_status ?? '?'}`
-      + (r.ok ? '' : ` (refused: ${r.reason ?? ''})`)).join('; ');
+    const change = (r) => `${r.before?.call_status ?? '?'} → ${r.after?.call_status ?? '?'}`;
+    return detail.results.map((r) => `${shortId(r.id)}: ${change(r)}${r.ok ? '' : ` (refused: ${r.reason ?? ''})`}`)
+      .join('; ');
   }
   const { before = {}, after = {} } = detail;
   if ('classification_type' in before || 'classification_type' in after) {
@@ -104,8 +107,8 @@ export async function renderCall(ctx, main, id) {
       fetchOne(supabase.from('pending_calls').select('*').eq('id', id)),
       fetchOne(supabase.from('call_sessions').select('*').eq('pending_call_id', id).order('attempt')),
       fetchOne(supabase.from('classification_runs').select(RUN_COLUMNS).eq('pending_call_id', id)),
-      fetchOne(supabase.from('operator_actions').select('*').contains('target_ids', [id]).order('at', { ascending: false })
-        .limit(100)).catch((error) => ({ error })),
+      fetchOne(supabase.from('operator_actions').select('*').contains('target_ids', [id])
+        .order('at', { ascending: false }).limit(100)).catch((error) => ({ error })),
     ]);
     const call = calls[0];
     if (!call) {
@@ -124,7 +127,8 @@ export async function renderCall(ctx, main, id) {
         field('phone', call.phone), field('clinic', call.clinic_name), field('client', call.client_name),
         field('exam', call.exam_id), field('appointment', formatDateTime(call.appointment_time)),
         field('attempts', `${call.attempts} of ${call.max_attempts}`),
-        field('next attempt', ['pending', 'retry_pending'].includes(call.call_status) ? formatDateTime(call.next_attempt_at) : ''),
+        field('next attempt',
+          ['pending', 'retry_pending'].includes(call.call_status) ? formatDateTime(call.next_attempt_at) : ''),
         field('batch', call.batch_id ? h('a', { href: `#/batches/${call.batch_id}` }, shortId(call.batch_id)) : ''),
         field('created', formatDateTime(call.created_at)), field('archived', formatDateTime(call.archived_at))),
       actions?.element,
@@ -133,7 +137,8 @@ export async function renderCall(ctx, main, id) {
         : h('p', { class: 'muted' }, 'Not dialled yet.'),
       h('h2', {}, 'Result'), results, h('p', {}, recordingLinks(call)),
       h('h3', {}, 'Summary'), h('p', { class: 'summary' }, call.summary ?? '—'),
-      h('h3', {}, 'Structured data'), h('pre', { class: 'json' }, call.structured_data ? JSON.stringify(call.structured_data, null, 2) : '—'),
+      h('h3', {}, 'Structured data'),
+      h('pre', { class: 'json' }, call.structured_data ? JSON.stringify(call.structured_data, null, 2) : '—'),
       h('h3', {}, 'Transcript'), h('pre', { class: 'transcript', id: 'transcript' }, call.transcript ?? '—'),
       h('h2', {}, 'Operators\u2019 actions'), audit.error ? errorBox(audit.error) : auditTable(audit));
     actions?.refresh();

@@ -3,8 +3,8 @@ import { callList } from '../calls-list.js';
 import { dayRange, h, localDay } from '../dom.js';
 
 export async function renderCalls(ctx, main) {
-  const { data: batches } = await ctx.supabase.from('batches').select('id,name').order('created_at', { ascending: false })
-    .limit(200);
+  const { data: batches } = await ctx.supabase.from('batches').select('id,name')
+    .order('created_at', { ascending: false }).limit(200);
   const today = localDay();
   const list = callList(ctx, {
     scope: { range: dayRange(today, today) },

@@ -17,14 +17,16 @@ function json(value) {
 }
 
 function stepsText(actions) {
-  return (actions ?? []).map((a) => `${a.action}${a.value !== undefined ? ` ${a.value}` : ''} @${a.timing_ms} ms`).join(', ');
+  return (actions ?? []).map((a) => `${a.action}${a.value !== undefined ? ` ${a.value}` : ''} @${a.timing_ms} ms`)
+    .join(', ');
 }
 
 function operatorForms(ctx, c, onDone) {
   const reason = h('input', { type: 'text', name: 'reason', placeholder: 'why (kept in the audit)', required: true });
   const type = h('select', { name: 'classification_type' },
     TYPES.map((t) => h('option', { value: t, selected: t === c.classification_type }, t)));
-  const steps = h('textarea', { name: 'ivr_actions', rows: 4, spellcheck: 'false' }, JSON.stringify(c.ivr_actions, null, 2));
+  const steps = h('textarea', { name: 'ivr_actions', rows: 4, spellcheck: 'false' },
+    JSON.stringify(c.ivr_actions, null, 2));
   const describe = (answer) => (answer.ok
     ? `Done: ${answer.classification?.classification_type}${answer.classification?.is_active ? '' : ' (inactive)'}.`
     : `Refused: ${answer.reason}.`);
@@ -54,10 +56,10 @@ async function details(ctx, c, container, onDone) {
   const { supabase } = ctx;
   const [runs, audit] = await Promise.all([
     fetchOne(supabase.from('classification_runs').select(RUN_COLUMNS)
-      .or(`classification_id.eq.${c.id},verified_classification_id.eq.${c.id}`).order('created_at', { ascending: false })
-      .limit(50)),
-    fetchOne(supabase.from('operator_actions').select('*').contains('target_ids', [c.id]).order('at', { ascending: false })
-      .limit(50)).catch((error) => ({ error })),
+      .or(`classification_id.eq.${c.id},verified_classification_id.eq.${c.id}`)
+      .order('created_at', { ascending: false }).limit(50)),
+    fetchOne(supabase.from('operator_actions').select('*').contains('target_ids', [c.id])
+      .order('at', { ascending: false }).limit(50)).catch((error) => ({ error })),
   ]);
   replace(container,
     h('h3', {}, 'IVR steps'), json(c.ivr_actions),
@@ -68,7 +70,7 @@ async function details(ctx, c, container, onDone) {
       h('thead', {}, h('tr', {}, ['started', 'purpose', 'status', 'result', 'confidence', 'call', 'note', 'evidence']
         .map((t) => h('th', {}, t)))),
       h('tbody', {}, runs.map((r) => h('tr', { dataset: { id: r.id } },
-        h('td', {}, formatDateTime(r.created_at)), h('td', {}, r.purpose), h('td', {}, r.status), h('td', {}, r.result ?? ''),
+        [formatDateTime(r.created_at), r.purpose, r.status, r.result ?? ''].map((v) => h('td', {}, v)),
         h('td', {}, r.confidence === null ? '' : formatPercent(r.confidence)),
         h('td', {}, h('a', { href: `#/calls/${r.pending_call_id}` }, 'call')),
         h('td', {}, r.invalidated_reason ?? ''),
