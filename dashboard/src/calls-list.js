@@ -20,7 +20,8 @@ const CSV_COLUMNS = [
   'attempts', 'max_attempts', 'next_attempt_at', 'classification_type', 'ended_reason', 'last_error',
   'success_evaluation', 'duration_seconds', 'cost', 'archived_at',
 ].map((name) => ({ name, value: (row) => row[name] }));
-const ROW_CAP = 10_000;
+const ROW_CAP = 10_000; // rows held (and exported) at most
+const SHOWN_CAP = 1000; // rows drawn at most: drawing 10,000 rows on every change would stall the page
 const REFRESH_DELAY_MS = 100; // Realtime's changes are read again in groups, at most this long after they came
 const HEADINGS = ['created', 'name', 'phone', 'clinic', 'status', 'attempts', 'next attempt', 'classification',
   'outcome', 'duration', 'cost'];
@@ -48,14 +49,14 @@ export function callList(ctx, { scope, filterBar, csvName, batches = [] }) {
   const tbody = h('tbody', {});
   const selectAll = h('input', { type: 'checkbox', class: 'select-all', 'aria-label': 'select every call shown',
     onchange: () => {
-      for (const row of visible()) selectAll.checked ? selected.add(row.id) : selected.delete(row.id);
+      for (const row of drawn()) selectAll.checked ? selected.add(row.id) : selected.delete(row.id);
       render();
     } });
   const clinicSelect = h('select', { name: 'clinic', onchange: (e) => { filters.clinic = e.target.value; render(); } });
   const outcomeSelect = h('select', { name: 'outcome',
     onchange: (e) => { filters.outcome = e.target.value; render(); } });
   const actionBar = ctx.isOperator
-    ? callActionBar(ctx, () => visible().filter((r) => selected.has(r.id)).map((r) => r.id),
+    ? callActionBar(ctx, () => drawn().filter((r) => selected.has(r.id)).map((r) => r.id),
       (results) => readAgain(results.map((r) => r.id)))
     : null;
 
@@ -78,6 +79,11 @@ export function callList(ctx, { scope, filterBar, csvName, batches = [] }) {
   // Newest first (ISO instants sort as text).
   function visible() {
     return [...rows.values()].filter(matches).sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
+  }
+
+  // What the table shows, and so what select-all and the actions act on.
+  function drawn() {
+    return visible().slice(0, SHOWN_CAP);
   }
 
   function inScope(record) {
@@ -123,7 +129,8 @@ export function callList(ctx, { scope, filterBar, csvName, batches = [] }) {
     renderQueued = true;
     requestAnimationFrame(() => {
       renderQueued = false;
-      const shown = visible();
+      const matching = visible();
+      const shown = drawn();
       const all = [...rows.values()];
       setOptions(clinicSelect, new Set(all.map((r) => r.clinic_name).filter(Boolean)), filters.clinic, 'any clinic');
       setOptions(outcomeSelect, new Set(all.map(outcomeOf).filter(Boolean)), filters.outcome, 'any outcome');
@@ -131,8 +138,9 @@ export function callList(ctx, { scope, filterBar, csvName, batches = [] }) {
         ? shown.map(rowElement)
         : h('tr', {}, h('td', { colspan: HEADINGS.length + 1, class: 'muted empty' }, 'No calls match.')));
       selectAll.checked = shown.length > 0 && shown.every((r) => selected.has(r.id));
-      const cap = truncated ? ` (the newest ${ROW_CAP}: narrow the dates)` : '';
-      note.textContent = `${shown.length} of ${rows.size} calls shown${cap}.`;
+      const held = truncated ? ` (the newest ${ROW_CAP}: narrow the dates)` : '';
+      const drawn = shown.length < matching.length ? `; the newest ${SHOWN_CAP} drawn, the CSV has them all` : '';
+      note.textContent = `${matching.length} of ${rows.size} calls match${held}${drawn}.`;
       actionBar?.refresh();
     });
   }
