@@ -139,8 +139,8 @@ export function callList(ctx, { scope, filterBar, csvName, batches = [] }) {
         : h('tr', {}, h('td', { colspan: HEADINGS.length + 1, class: 'muted empty' }, 'No calls match.')));
       selectAll.checked = shown.length > 0 && shown.every((r) => selected.has(r.id));
       const held = truncated ? ` (the newest ${ROW_CAP}: narrow the dates)` : '';
-      const drawn = shown.length < matching.length ? `; the newest ${SHOWN_CAP} drawn, the CSV has them all` : '';
-      note.textContent = `${matching.length} of ${rows.size} calls match${held}${drawn}.`;
+      const capped = shown.length < matching.length ? `; the newest ${SHOWN_CAP} drawn, the CSV has them all` : '';
+      note.textContent = `${matching.length} of ${rows.size} calls match${held}${capped}.`;
       actionBar?.refresh();
     });
   }
