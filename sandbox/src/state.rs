@@ -32,6 +32,8 @@ pub struct AppState {
     pub judges: crate::judge::Judges,
     /// Phone systems set at run time (`/_sandbox/phones`).
     pub phones: Phones,
+    /// The Realtime stand-in's channels and change feed.
+    pub realtime: crate::realtime::Realtime,
     /// When the sandbox started: the origin of `created_ms`/`ended_ms`.
     pub started: Instant,
 }
@@ -39,6 +41,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config) -> Arc<AppState> {
         let keys = ApiKeys::derive(&config.jwt_secret);
+        let realtime = crate::realtime::Realtime::new(&config);
         // Redirects are never followed: Twilio, VAPI and pg_net report them as they come.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -56,6 +59,7 @@ impl AppState {
             stt: crate::stt::Stt::default(),
             judges: crate::judge::Judges::default(),
             phones: Phones::default(),
+            realtime,
             started: Instant::now(),
         })
     }
