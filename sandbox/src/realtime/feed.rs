@@ -277,7 +277,16 @@ async fn message_for(
         Ok(columns) => columns,
         Err(e) if client.is_closed() => return Err(e),
         // An unknown role: it may select nothing.
-        Err(_) => Default::default(),
+        Err(e) => {
+            crate::log!(
+                warn,
+                "realtime",
+                "column privileges of role {} unknown: {}",
+                subscriber.role,
+                crate::logging::error_chain(&e)
+            );
+            Default::default()
+        }
     };
     if change.action != Action::Delete {
         if table.primary_key().next().is_none() {

@@ -116,7 +116,8 @@ pub fn binding_id(params: &Map<String, Value>) -> u32 {
             hash = hash.wrapping_mul(0x0100_0193);
         }
     }
-    hash & ((1 << 27) - 1)
+    // Never 0: realtime-js skips a binding whose id is falsy.
+    (hash & ((1 << 27) - 1)).max(1)
 }
 
 /// The join's `ok` response: each binding as the client sent it, with its `id`, in order.

@@ -257,6 +257,7 @@ impl Connection {
         }
         match verify(&self.state, token) {
             Ok((subscriber, exp)) => {
+                crate::log!(info, "realtime", "access token replaced: now {}", subscriber.role);
                 channel.token = token.to_owned();
                 channel.exp = exp;
                 if let Some(key) = channel.key {
