@@ -41,7 +41,7 @@ async fn an_operator_watches_a_call_move_and_an_outsider_sees_nothing() {
 
     let mut seen: Vec<(String, String)> = Vec::new();
     let mut first = None;
-    while !seen.last().is_some_and(|(_, status)| status == "completed") {
+    while seen.last().is_none_or(|(_, status)| status != "completed") {
         let change =
             watching.change(Duration::from_secs(60)).await.unwrap_or_else(|| panic!("no change after {seen:?}"));
         if record_id(&change) != Some(id) {
