@@ -74,6 +74,7 @@ pub async fn run(state: Arc<AppState>) {
             match poll_once(realtime, &mut client).await {
                 Ok(taken) => {
                     realtime.hub.end_poll(poll);
+                    logged_failure = None;
                     if taken >= MAX_CHANGES as usize {
                         continue;
                     }
@@ -86,7 +87,9 @@ pub async fn run(state: Arc<AppState>) {
                         crate::logging::error_chain(&e)
                     )
                 }
-                Err(e) => crate::log!(warn, "realtime", "poll failed: {}", crate::logging::error_chain(&e)),
+                Err(e) => {
+                    log_failure_once(&mut logged_failure, format!("poll failed: {}", crate::logging::error_chain(&e)))
+                }
             }
             wait(&mut stopping, POLL_EVERY).await;
         }
