@@ -50,7 +50,10 @@ pub async fn run(state: Arc<AppState>) {
             Err(e) => {
                 log_failure_once(
                     &mut logged_failure,
-                    format!("cannot connect to DATABASE_URL: {}", crate::logging::error_chain(&e)),
+                    format!(
+                        "cannot connect to DATABASE_URL, retrying every second: {}",
+                        crate::logging::error_chain(&e)
+                    ),
                 );
                 wait(&mut stopping, RECONNECT_AFTER).await;
                 continue;
