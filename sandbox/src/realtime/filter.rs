@@ -314,6 +314,32 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_filters_never_panic() {
+        // Filters come from any client: strings of their syntax's characters, from a fixed-seed generator.
+        let alphabet: Vec<char> = "=.,()\"\\{} eqnltgiNUL0129-:éa_".chars().collect();
+        let mut state: u64 = 0x5eed;
+        for _ in 0..20_000 {
+            let len = (state >> 59) as usize + 1;
+            let text: String = (0..len)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    alphabet[(state >> 33) as usize % alphabet.len()]
+                })
+                .collect();
+            for candidate in [
+                text.clone(),
+                format!("call_status=eq.{text}"),
+                format!("attempts=in.({text})"),
+                format!("created_at=gt.{text}"),
+            ] {
+                if let Ok(filters) = parse_filters(&candidate) {
+                    all_match(&filters, &row(), types);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn null_and_missing_columns_match_nothing() {
         assert!(!holds("note=eq.x") && !holds("note=neq.x") && !holds("nothing=eq.x"));
         assert!(!holds("attempts=eq.two"), "a value that is not a number never equals one");

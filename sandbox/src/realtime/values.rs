@@ -85,15 +85,19 @@ fn array_to_json(items: &[ArrayItem], element: &str) -> Value {
     )
 }
 
+/// Postgres's limit on array dimensions (MAXDIM); deeper nesting is refused, not recursed into (the text can
+/// come from a client's `in` filter).
+const MAX_DIMENSIONS: usize = 6;
+
 /// Parses a Postgres array literal (`{a,"b c",NULL,{1,2}}`, the text output of any array); None if it is not one.
 pub fn parse_array(text: &str) -> Option<Vec<ArrayItem>> {
     let mut chars = text.trim().chars().peekable();
-    let items = parse_braces(&mut chars)?;
+    let items = parse_braces(&mut chars, 1)?;
     chars.next().is_none().then_some(items)
 }
 
-fn parse_braces(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<Vec<ArrayItem>> {
-    if chars.next()? != '{' {
+fn parse_braces(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, depth: usize) -> Option<Vec<ArrayItem>> {
+    if chars.next()? != '{' || depth > MAX_DIMENSIONS {
         return None;
     }
     let mut items = Vec::new();
@@ -105,7 +109,7 @@ fn parse_braces(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<
     loop {
         skip_spaces(chars);
         let item = match chars.peek()? {
-            '{' => ArrayItem::Nested(parse_braces(chars)?),
+            '{' => ArrayItem::Nested(parse_braces(chars, depth + 1)?),
             '"' => {
                 chars.next();
                 let mut text = String::new();
@@ -213,5 +217,9 @@ mod tests {
         for bad in ["", "a,b", "{a", "{a,}", "{\"a}", "{a}x", "{,}"] {
             assert_eq!(parse_array(bad), None, "{bad:?}");
         }
+        assert!(parse_array("{{{{{{1}}}}}}").is_some(), "six dimensions");
+        assert_eq!(parse_array("{{{{{{{1}}}}}}}"), None, "seven");
+        let deep = format!("{}{}", "{".repeat(1_000_000), "}".repeat(1_000_000));
+        assert_eq!(parse_array(&deep), None, "no recursion into what a client nests");
     }
 }
