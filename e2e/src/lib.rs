@@ -3,6 +3,7 @@
 
 pub mod fault_run;
 pub mod postgres;
+pub mod realtime;
 pub mod stream;
 pub mod worker;
 
@@ -17,6 +18,8 @@ pub struct Stack {
     pub supabase_url: String,
     pub anon_key: String,
     pub service_key: String,
+    /// The project's JWT secret: users' access tokens are signed with the ES256 key derived from it.
+    pub jwt_secret: String,
     pub database_url: String,
     pub sandbox_url: String,
     pub twilio_account_sid: String,
@@ -44,6 +47,7 @@ impl Stack {
             supabase_url: get("SUPABASE_URL"),
             anon_key: get("SUPABASE_ANON_KEY"),
             service_key: get("SUPABASE_SERVICE_ROLE_KEY"),
+            jwt_secret: get("SUPABASE_JWT_SECRET"),
             database_url: get("DATABASE_URL"),
             sandbox_url: get("SANDBOX_URL"),
             twilio_account_sid: get("TWILIO_ACCOUNT_SID"),

@@ -34,6 +34,8 @@ pub struct AppState {
     pub phones: Phones,
     /// The Supabase Auth stand-in (`/auth/v1`).
     pub auth: crate::auth::Auth,
+    /// The Realtime stand-in's channels and change feed.
+    pub realtime: crate::realtime::Realtime,
     /// When the sandbox started: the origin of `created_ms`/`ended_ms`.
     pub started: Instant,
 }
@@ -49,6 +51,7 @@ impl AppState {
     pub fn with_auth_users(config: Config, users: crate::auth::users::Users) -> Arc<AppState> {
         let keys = ApiKeys::derive(&config.jwt_secret);
         let auth = crate::auth::Auth::new(&config, users);
+        let realtime = crate::realtime::Realtime::new(&config);
         // Redirects are never followed: Twilio, VAPI and pg_net report them as they come.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -67,6 +70,7 @@ impl AppState {
             judges: crate::judge::Judges::default(),
             phones: Phones::default(),
             auth,
+            realtime,
             started: Instant::now(),
         })
     }
