@@ -3,6 +3,7 @@
 
 pub mod fault_run;
 pub mod postgres;
+pub mod realtime;
 pub mod stream;
 pub mod users;
 pub mod worker;
@@ -18,6 +19,8 @@ pub struct Stack {
     pub supabase_url: String,
     pub anon_key: String,
     pub service_key: String,
+    /// The project's JWT secret: users' access tokens are signed with the ES256 key derived from it.
+    pub jwt_secret: String,
     pub database_url: String,
     pub sandbox_url: String,
     pub twilio_account_sid: String,
@@ -26,9 +29,6 @@ pub struct Stack {
     pub webhook_secret: String,
     /// The batch API's bearer key.
     pub api_key: String,
-    /// The project's JWT secret: the legacy HS256 key, and what the users' ES256 key is derived from
-    /// (`outcall_sandbox::jwt::AuthKeys`).
-    pub jwt_secret: String,
     pub http: reqwest::Client,
 }
 
@@ -48,6 +48,7 @@ impl Stack {
             supabase_url: get("SUPABASE_URL"),
             anon_key: get("SUPABASE_ANON_KEY"),
             service_key: get("SUPABASE_SERVICE_ROLE_KEY"),
+            jwt_secret: get("SUPABASE_JWT_SECRET"),
             database_url: get("DATABASE_URL"),
             sandbox_url: get("SANDBOX_URL"),
             twilio_account_sid: get("TWILIO_ACCOUNT_SID"),
@@ -55,7 +56,6 @@ impl Stack {
             vapi_secret: get("VAPI_SECRET"),
             webhook_secret: get("WEBHOOK_SECRET"),
             api_key: get("API_KEY"),
-            jwt_secret: get("SUPABASE_JWT_SECRET"),
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
         }
     }

@@ -185,8 +185,8 @@ async fn an_operator_acts_and_each_action_is_audited() {
         .await
         .unwrap();
     let class: String = row.get(0);
-    let correct = json!({"classificationType": "ivr_then_human", "reason": "a menu first",
-                         "ivrActions": [{"action": "dtmf", "value": "2", "timing_ms": 1500}]});
+    let correct = json!({"classification_type": "ivr_then_human", "reason": "a menu first",
+                         "ivr_actions": [{"action": "dtmf", "value": "2", "timing_ms": 1500}]});
     let path = format!("/api/v1/operator/classifications/{class}/correct");
     let answer = send(&stack, "POST", &path, Some(&token), Some(correct.to_string())).await;
     assert_eq!((answer.status, answer.body["ok"].clone()), (200, json!(true)), "{}", answer.text);
@@ -309,7 +309,7 @@ async fn bad_requests_are_refused_before_anything_is_written() {
     assert_eq!(answer.status, 404, "{}", answer.text);
     let answer = post(
         format!("/api/v1/operator/classifications/{}/correct", uuid::Uuid::new_v4()),
-        Some(json!({"classificationType": "robot", "ivrActions": [], "reason": "x"}).to_string()),
+        Some(json!({"classification_type": "robot", "ivr_actions": [], "reason": "x"}).to_string()),
     )
     .await;
     assert_eq!((answer.status, answer.body["error"]["code"].clone()), (400, json!("invalid_body")));
@@ -329,8 +329,8 @@ async fn bad_requests_are_refused_before_anything_is_written() {
     let answer = post(
         format!("/api/v1/operator/classifications/{class}/correct"),
         Some(
-            json!({"classificationType": "human", "reason": "x",
-                                  "ivrActions": [{"action": "dtmf", "value": "1", "timing_ms": 0}]})
+            json!({"classification_type": "human", "reason": "x",
+                                  "ivr_actions": [{"action": "dtmf", "value": "1", "timing_ms": 0}]})
             .to_string(),
         ),
     )

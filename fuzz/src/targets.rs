@@ -1671,7 +1671,7 @@ fn operator_body_seeds() -> Vec<Vec<u8>> {
         frame(&["calls", &format!(r#"{{"ids": ["{ID}"]}}"#)]),
         frame(&[
             "correct",
-            r#"{"classificationType": "ivr_only", "ivrActions": [{"action": "dtmf", "value": "1", "timing_ms": 0}], "reason": "press 1"}"#,
+            r#"{"classification_type": "ivr_only", "ivr_actions": [{"action": "dtmf", "value": "1", "timing_ms": 0}], "reason": "press 1"}"#,
         ]),
         frame(&["invalidate", r#"{"reason": "moved"}"#]),
         frame(&["refusal", r#"{"code": "42501", "message": "only an operator may act", "details": null}"#]),
@@ -1698,8 +1698,8 @@ fn operator_body_generate(g: &mut Gen) -> Vec<u8> {
                 })
                 .collect();
             let fields = vec![
-                ("classificationType", text(g.pick_str(&["human", "ivr_only", "ivr_then_human", "robot"]))),
-                ("ivrActions", Value::Array(steps)),
+                ("classification_type", text(g.pick_str(&["human", "ivr_only", "ivr_then_human", "robot"]))),
+                ("ivr_actions", Value::Array(steps)),
                 ("reason", text(&g.text())),
             ];
             obj(fields, g)

@@ -71,8 +71,9 @@ $$;
 grant execute on function auth.uid(), auth.role(), auth.jwt() to anon, authenticated, service_role;
 
 -- auth.users: Supabase Auth's users (GoTrue owns the table on a hosted project; its id is a JWT's `sub`). Here a
--- stand-in with the columns outcall reads (id, email) and a few of the real ones beside them; no Auth server
--- writes it locally: `./dev operator add` inserts the user an operator needs. Like hosted, no API role reads it.
+-- stand-in with the columns outcall reads (id, email) and a few of the real ones beside them: the sandbox's Auth
+-- stand-in signs in its confirmed rows (email_confirmed_at) and records last_sign_in_at, but never creates one
+-- (sign-ups are off): `./dev operator add` inserts the user an operator needs. Like hosted, no API role reads it.
 create table if not exists auth.users (
   instance_id uuid,
   id uuid not null primary key,
@@ -80,6 +81,7 @@ create table if not exists auth.users (
   role varchar(255),
   email varchar(255),
   email_confirmed_at timestamptz,
+  last_sign_in_at timestamptz,
   raw_app_meta_data jsonb,
   raw_user_meta_data jsonb,
   created_at timestamptz,

@@ -20,6 +20,14 @@ pub struct Config {
     pub judge_key: String,
     /// Real sleep = nominal duration × scale. Recorded timings stay nominal.
     pub time_scale: f64,
+    /// The sandbox's base URL as its clients reach it (`SANDBOX_PUBLIC_URL`, default `http://{SANDBOX_ADDR}`):
+    /// the Auth stand-in's issuer is this + `/auth/v1`, and its email links point here.
+    pub public_url: String,
+    /// Lifetime of users' access tokens in seconds (`SANDBOX_AUTH_JWT_EXPIRY`, GoTrue's `jwt_expiry`).
+    pub auth_jwt_expiry: i64,
+    /// Where an email link redirects when it names no `redirect_to` (`SANDBOX_AUTH_SITE_URL`, GoTrue's
+    /// `SITE_URL`; default the public URL).
+    pub auth_site_url: String,
 }
 
 /// Everything wrong with the environment, one entry per variable.
@@ -43,6 +51,8 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:54321";
 pub const DEFAULT_STT_KEY: &str = "sandbox-stt-key";
 /// The judge's key when `SANDBOX_JUDGE_KEY` is not set.
 pub const DEFAULT_JUDGE_KEY: &str = "sandbox-judge-key";
+/// GoTrue's default `jwt_expiry`.
+pub const DEFAULT_AUTH_JWT_EXPIRY: i64 = 3600;
 
 impl Config {
     /// Reads the configuration through `get` (the process environment in `main`).
@@ -88,7 +98,26 @@ impl Config {
                 }
             },
         };
-        for (name, url) in [("POSTGREST_URL", &postgrest_url), ("VAPI_SERVER_URL", &vapi_server_url)] {
+        let auth_jwt_expiry = match get("SANDBOX_AUTH_JWT_EXPIRY") {
+            None => DEFAULT_AUTH_JWT_EXPIRY,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(s) if s > 0 => s,
+                _ => {
+                    problems.push(format!("SANDBOX_AUTH_JWT_EXPIRY={v:?} is not a positive number of seconds"));
+                    DEFAULT_AUTH_JWT_EXPIRY
+                }
+            },
+        };
+        let optional =
+            |name: &str| get(name).map(|v| v.trim().trim_end_matches('/').to_string()).filter(|v| !v.is_empty());
+        let public_url = optional("SANDBOX_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
+        let auth_site_url = optional("SANDBOX_AUTH_SITE_URL").unwrap_or_else(|| public_url.clone());
+        for (name, url) in [
+            ("POSTGREST_URL", &postgrest_url),
+            ("VAPI_SERVER_URL", &vapi_server_url),
+            ("SANDBOX_PUBLIC_URL", &public_url),
+            ("SANDBOX_AUTH_SITE_URL", &auth_site_url),
+        ] {
             if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
                 problems.push(format!("{name}={url:?} must start with http:// or https://"));
             }
@@ -108,6 +137,9 @@ impl Config {
             stt_key,
             judge_key,
             time_scale,
+            public_url,
+            auth_jwt_expiry,
+            auth_site_url,
         })
     }
 
@@ -142,6 +174,22 @@ mod tests {
         assert_eq!(c.time_scale, 1.0);
         assert_eq!(c.stt_key, DEFAULT_STT_KEY);
         assert_eq!(c.judge_key, DEFAULT_JUDGE_KEY);
+        assert_eq!(c.public_url, "http://127.0.0.1:54321");
+        assert_eq!(c.auth_site_url, c.public_url);
+        assert_eq!(c.auth_jwt_expiry, DEFAULT_AUTH_JWT_EXPIRY);
+    }
+
+    #[test]
+    fn auth_settings() {
+        let mut env = full();
+        env.insert("SANDBOX_PUBLIC_URL", "http://localhost:9000/");
+        env.insert("SANDBOX_AUTH_JWT_EXPIRY", "5");
+        env.insert("SANDBOX_AUTH_SITE_URL", "http://127.0.0.1:8787/");
+        let c = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("valid");
+        assert_eq!((c.public_url.as_str(), c.auth_jwt_expiry), ("http://localhost:9000", 5));
+        assert_eq!(c.auth_site_url, "http://127.0.0.1:8787");
+        env.insert("SANDBOX_AUTH_JWT_EXPIRY", "0");
+        assert!(Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).is_err());
     }
 
     #[test]

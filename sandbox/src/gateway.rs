@@ -13,6 +13,7 @@ use axum::routing::any;
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::jwt::ApiKeys;
 use crate::state::AppState;
 
 const PREFIX: &str = "/rest/v1";
@@ -48,13 +49,25 @@ fn passthrough(headers: &HeaderMap) -> HeaderMap {
     headers.iter().filter(|(name, _)| !is_hop_header(name)).map(|(n, v)| (n.clone(), v.clone())).collect()
 }
 
-fn kong_error(status: StatusCode, message: &str) -> Response {
+pub fn kong_error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "message": message }))).into_response()
+}
+
+/// Kong's key-auth: the `apikey` header (or the `apikey` query parameter, already split off by [`split_apikey`])
+/// must be the anon or service_role key; otherwise the 401 Kong answers (None: the key is good). `/auth/v1`
+/// uses it too.
+pub fn api_key_refusal(keys: &ApiKeys, headers: &HeaderMap, query_key: Option<String>) -> Option<Response> {
+    let key = headers.get("apikey").and_then(|v| v.to_str().ok()).map(str::to_string).or(query_key);
+    match key {
+        None => Some(kong_error(StatusCode::UNAUTHORIZED, "No API key found in request")),
+        Some(k) if !keys.accepts(k.trim()) => Some(kong_error(StatusCode::UNAUTHORIZED, "Invalid API key")),
+        Some(_) => None,
+    }
 }
 
 /// Splits the `apikey` query parameter (some clients send the key that way)
 /// from the rest of the query, which goes upstream untouched.
-fn split_apikey(query: &str) -> (Option<String>, String) {
+pub fn split_apikey(query: &str) -> (Option<String>, String) {
     let mut key = None;
     let mut kept = Vec::new();
     for part in query.split('&').filter(|p| !p.is_empty()) {
@@ -78,11 +91,8 @@ async fn proxy(
     let (query_key, query) = split_apikey(uri.query().unwrap_or_default());
     // Preflight requests carry no credentials; PostgREST answers CORS itself.
     if method != Method::OPTIONS {
-        let key = headers.get("apikey").and_then(|v| v.to_str().ok()).map(str::to_string).or(query_key);
-        match key {
-            None => return kong_error(StatusCode::UNAUTHORIZED, "No API key found in request"),
-            Some(k) if !state.keys.accepts(k.trim()) => return kong_error(StatusCode::UNAUTHORIZED, "Invalid API key"),
-            Some(_) => {}
+        if let Some(refused) = api_key_refusal(&state.keys, &headers, query_key) {
+            return refused;
         }
     }
 

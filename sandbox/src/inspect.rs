@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/_sandbox/stats", get(stats))
         .route("/_sandbox/stats/reset", post(reset_stats))
         .route("/_sandbox/stt", get(stt_connections))
+        .route("/_sandbox/auth/messages", get(auth_messages))
 }
 
 /// The sandbox's own error shape.
@@ -87,8 +88,18 @@ async fn stt_connections(State(state): State<Arc<AppState>>) -> Response {
     Json(state.stt.list()).into_response()
 }
 
+/// `{"messages": [...]}`: the sign-in emails the Auth stand-in "sent" to `?email=` (required), oldest first.
+async fn auth_messages(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    let Some(email) = query_param(query.as_deref(), "email").filter(|e| !e.trim().is_empty()) else {
+        return api_error(StatusCode::BAD_REQUEST, "missing_email", "?email= names whose messages to list");
+    };
+    let messages = state.auth.store.messages(email.trim());
+    Json(json!({ "messages": messages })).into_response()
+}
+
 async fn reset(State(state): State<Arc<AppState>>) -> Response {
     state.calls.clear();
+    state.auth.store.clear_messages();
     state.webhooks.clear();
     state.stt.clear();
     state.judges.clear();

@@ -1,8 +1,8 @@
 //! outcall-sandbox: local stand-ins for Twilio, VAPI, Deepgram's live STT, an
-//! OpenAI-compatible judge, pg_net delivery and Supabase's `/rest/v1` gateway, in one process, with an
-//! inspection API.
+//! OpenAI-compatible judge, pg_net delivery, Supabase's `/rest/v1` gateway, Auth (`/auth/v1`) and Realtime's
+//! `postgres_changes`, in one process, with an inspection API.
 
-pub mod auth_jwks;
+pub mod auth;
 pub mod clinic;
 pub mod clock;
 pub mod config;
@@ -13,6 +13,7 @@ pub mod judge;
 pub mod jwt;
 pub mod logging;
 pub mod pgnet;
+pub mod realtime;
 pub mod state;
 pub mod stats;
 pub mod stt;
@@ -33,13 +34,14 @@ pub use state::AppState;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(gateway::routes())
-        .merge(auth_jwks::routes())
+        .merge(auth::routes())
         .merge(twilio::api::routes())
         .merge(inspect::routes())
         .merge(faults::api::routes())
         .merge(stt::routes())
         .merge(judge::routes())
         .merge(clinic::api::routes())
+        .merge(realtime::routes())
         .fallback(|uri: Uri| async move {
             inspect::api_error(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
         })
@@ -53,7 +55,12 @@ pub async fn serve(config: Config) -> std::io::Result<()> {
     let state = AppState::new(config);
     log!(info, "sandbox", "listening on http://{} (time scale {})", listener.local_addr()?, state.config.time_scale);
     tokio::spawn(pgnet::run(state.clone()));
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
+    let feed = tokio::spawn(realtime::feed::run(state.clone()));
+    let served = axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown_signal()).await;
+    // The feed drops its replication slot on the way out, so the slot does not keep WAL for nobody.
+    state.realtime.stop();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), feed).await;
+    served
 }
 
 async fn shutdown_signal() {

@@ -32,13 +32,26 @@ pub struct AppState {
     pub judges: crate::judge::Judges,
     /// Phone systems set at run time (`/_sandbox/phones`).
     pub phones: Phones,
+    /// The Supabase Auth stand-in (`/auth/v1`).
+    pub auth: crate::auth::Auth,
+    /// The Realtime stand-in's channels and change feed.
+    pub realtime: crate::realtime::Realtime,
     /// When the sandbox started: the origin of `created_ms`/`ended_ms`.
     pub started: Instant,
 }
 
 impl AppState {
+    /// The sandbox with its Auth stand-in reading `auth.users` from `DATABASE_URL`.
     pub fn new(config: Config) -> Arc<AppState> {
+        let users = crate::auth::users::Users::postgres(&config.database_url);
+        AppState::with_auth_users(config, users)
+    }
+
+    /// The sandbox with the Auth stand-in's users from `users` (tests hold them in memory).
+    pub fn with_auth_users(config: Config, users: crate::auth::users::Users) -> Arc<AppState> {
         let keys = ApiKeys::derive(&config.jwt_secret);
+        let auth = crate::auth::Auth::new(&config, users);
+        let realtime = crate::realtime::Realtime::new(&config);
         // Redirects are never followed: Twilio, VAPI and pg_net report them as they come.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -56,6 +69,8 @@ impl AppState {
             stt: crate::stt::Stt::default(),
             judges: crate::judge::Judges::default(),
             phones: Phones::default(),
+            auth,
+            realtime,
             started: Instant::now(),
         })
     }

@@ -157,15 +157,16 @@ struct InvalidateBody {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 struct CorrectBody {
     classification_type: ClassificationType,
     ivr_actions: Vec<IvrAction>,
     reason: String,
 }
 
-/// The body of a classification action as `p_correction`: `invalidate` takes `{"reason"}`, `correct`
-/// `{"classificationType", "ivrActions", "reason"}` (the table's own checks, in SQL, refuse a correction that is
+/// The body of a classification action, which is `p_correction` as the SQL function takes it (snake_case, like the
+/// rows the dashboard reads): `invalidate` takes `{"reason"}`, `correct` `{"classification_type", "ivr_actions",
+/// "reason"}` (the table's own checks, in SQL, refuse a correction that is
 /// no valid classification: 400 too).
 pub fn correction(action: ClassificationAction, body: &str) -> Result<Value, ApiError> {
     match action {
@@ -177,7 +178,7 @@ pub fn correction(action: ClassificationAction, body: &str) -> Result<Value, Api
         ClassificationAction::Correct => {
             let parsed: CorrectBody = from_json(body).map_err(|e| {
                 invalid_body(format!(
-                    "send {{\"classificationType\": \"human\" | \"ivr_only\" | \"ivr_then_human\", \"ivrActions\": \
+                    "send {{\"classification_type\": \"human\" | \"ivr_only\" | \"ivr_then_human\", \"ivr_actions\": \
                      [{{\"action\", \"value\", \"timing_ms\"}}], \"reason\"}} ({})",
                     e.to_string().chars().take(120).collect::<String>()
                 ))
@@ -351,7 +352,7 @@ mod tests {
         assert_eq!(invalidate, json!({"reason": "menu changed"}));
         let correct = correction(
             ClassificationAction::Correct,
-            r#"{"classificationType": "ivr_then_human", "ivrActions": [{"action": "dtmf", "value": "2", "timing_ms": 1500}], "reason": "press 2"}"#,
+            r#"{"classification_type": "ivr_then_human", "ivr_actions": [{"action": "dtmf", "value": "2", "timing_ms": 1500}], "reason": "press 2"}"#,
         )
         .unwrap();
         assert_eq!(
@@ -365,14 +366,14 @@ mod tests {
             (ClassificationAction::Invalidate, json!({"reason": "x".repeat(MAX_REASON_CHARS + 1)}).to_string()),
             (ClassificationAction::Invalidate, r#"{"reason": "x", "extra": 1}"#.to_owned()),
             (ClassificationAction::Correct, r#"{"reason": "x"}"#.to_owned()),
-            (ClassificationAction::Correct, r#"{"classificationType": "robot", "ivrActions": [], "reason": "x"}"#.to_owned()),
+            (ClassificationAction::Correct, r#"{"classification_type": "robot", "ivr_actions": [], "reason": "x"}"#.to_owned()),
             (
                 ClassificationAction::Correct,
-                r#"{"classificationType": "human", "ivrActions": [{"action": "fax"}], "reason": "x"}"#.to_owned(),
+                r#"{"classification_type": "human", "ivr_actions": [{"action": "fax"}], "reason": "x"}"#.to_owned(),
             ),
             (
                 ClassificationAction::Correct,
-                r#"{"classificationType": "ivr_only", "ivrActions": [{"action": "speech", "value": "a\u0007"}], "reason": "x"}"#
+                r#"{"classification_type": "ivr_only", "ivr_actions": [{"action": "speech", "value": "a\u0007"}], "reason": "x"}"#
                     .to_owned(),
             ),
         ] {
