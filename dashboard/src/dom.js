@@ -43,6 +43,8 @@ const timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
 export function formatDateTime(value) {
   if (!value) return '';
   const date = new Date(value);
+  // Postgres's 'infinity' (a row parked with next_attempt_at = infinity) is no date: Intl would throw on it.
+  if (Number.isNaN(date.getTime())) return String(value);
   const today = new Date();
   return date.toDateString() === today.toDateString() ? timeOnly.format(date) : dateTime.format(date);
 }
