@@ -1,69 +1,15 @@
-//! Signed-in users and a Realtime client, as the dashboard has them: a user's access token signed like the
-//! Auth stand-in signs it, and a socket on `/realtime/v1/websocket` speaking realtime-js's protocol (vsn 2.0.0).
+//! A Realtime client as the dashboard has one: a socket on `/realtime/v1/websocket` speaking realtime-js's
+//! protocol (vsn 2.0.0). Its users and their tokens are `crate::users`'.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use outcall_sandbox::jwt::AuthKeys;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::Stack;
-
-/// A Supabase Auth user of the running stack.
-pub struct User {
-    pub id: String,
-    pub email: String,
-}
-
-impl User {
-    /// An operator (`viewer` or `operator`), made by `./dev operator add` (which creates its auth user).
-    pub async fn operator(stack: &Stack, role: &str) -> User {
-        let email = format!("rt-{role}-{}@example.com", uuid::Uuid::new_v4().simple());
-        let dev = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("dev");
-        let status = tokio::process::Command::new(dev)
-            .args(["operator", "add", &email, role])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .await
-            .expect("./dev runs (bash on PATH)");
-        assert!(status.success(), "./dev operator add failed: {status}");
-        let row =
-            stack.db().await.query_one("select id::text from auth.users where email = $1", &[&email]).await.unwrap();
-        User { id: row.get(0), email }
-    }
-
-    /// A confirmed user who is on no allow-list: signed in, and nothing more.
-    pub async fn outsider(stack: &Stack) -> User {
-        let email = format!("rt-outsider-{}@example.com", uuid::Uuid::new_v4().simple());
-        let row = stack
-            .db()
-            .await
-            .query_one(
-                "insert into auth.users (id, aud, role, email, email_confirmed_at) values
-                   (gen_random_uuid(), 'authenticated', 'authenticated', $1, now()) returning id::text",
-                &[&email],
-            )
-            .await
-            .unwrap();
-        User { id: row.get(0), email }
-    }
-
-    /// An access token with the claims Supabase Auth gives (operators.md §1.4), expiring `expires_in` seconds
-    /// from now (negative: already expired).
-    pub fn token(&self, stack: &Stack, expires_in: i64) -> String {
-        let now = chrono::Utc::now().timestamp();
-        AuthKeys::derive(&stack.jwt_secret).sign_es256(&json!({
-            "iss": format!("{}/auth/v1", stack.supabase_url), "aud": "authenticated", "sub": self.id,
-            "role": "authenticated", "email": self.email, "phone": "", "exp": now + expires_in, "iat": now,
-            "aal": "aal1", "amr": [{"method": "otp", "timestamp": now}], "session_id": uuid::Uuid::new_v4(),
-            "is_anonymous": false, "app_metadata": {"provider": "email", "providers": ["email"]}, "user_metadata": {}
-        }))
-    }
-}
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

@@ -46,10 +46,15 @@ async fn user_by_email(stack: &Stack, email: String) -> User {
 
 /// An access token's claims as Supabase Auth writes them (operators.md §1.4), valid for an hour.
 pub fn claims(stack: &Stack, user: &User) -> Value {
+    claims_expiring_in(stack, user, 3600)
+}
+
+/// The same claims expiring `seconds` from now (negative: already expired).
+pub fn claims_expiring_in(stack: &Stack, user: &User, seconds: i64) -> Value {
     let now = chrono::Utc::now().timestamp();
     json!({
         "iss": format!("{}/auth/v1", stack.supabase_url), "aud": "authenticated", "role": "authenticated",
-        "sub": user.id, "email": user.email, "phone": "", "exp": now + 3600, "iat": now, "aal": "aal1",
+        "sub": user.id, "email": user.email, "phone": "", "exp": now + seconds, "iat": now, "aal": "aal1",
         "amr": [{"method": "otp", "timestamp": now}], "session_id": uuid::Uuid::new_v4(), "is_anonymous": false,
         "app_metadata": {"provider": "email", "providers": ["email"]}, "user_metadata": {}
     })

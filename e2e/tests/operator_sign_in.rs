@@ -3,28 +3,8 @@
 //! accepted by the real PostgREST behind `/rest/v1` (its jwt-secret is the project's JWKS): an operator reads
 //! the calls under RLS, a signed-in user who is not one reads nothing, a forged token is refused.
 
-use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
+use outcall_e2e::{fresh_phone, sample_row, users, Scenario, Stack};
 use serde_json::{json, Value};
-
-/// A confirmed `auth.users` row, as `./dev operator add` (and GoTrue's admin API) writes it; with `role`, on
-/// the operators' allow-list too. Returns the email.
-async fn user(stack: &Stack, role: Option<&str>) -> String {
-    let email = format!("op-{}@example.com", uuid::Uuid::new_v4().simple());
-    let db = stack.db().await;
-    db.execute(
-        "insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data,
-                                 created_at, updated_at)
-         values (gen_random_uuid(), 'authenticated', 'authenticated', $1::text, now(),
-                 '{\"provider\": \"email\", \"providers\": [\"email\"]}', '{}', now(), now())",
-        &[&email],
-    )
-    .await
-    .unwrap();
-    if let Some(role) = role {
-        db.execute("select outcall_private.add_operator($1::text, $2::text)", &[&email, &role]).await.unwrap();
-    }
-    email
-}
 
 async fn auth(stack: &Stack, path: &str, body: Value) -> (u16, Value) {
     let response = stack
@@ -69,7 +49,7 @@ async fn an_operator_signed_in_by_the_auth_stand_in_reads_calls_through_postgres
     let stack = Stack::from_env();
     let id = stack.insert_parked(&sample_row(&fresh_phone(Scenario::Human), "Ada Sign")).await;
 
-    let viewer = sign_in(&stack, &user(&stack, Some("viewer")).await).await;
+    let viewer = sign_in(&stack, &users::operator(&stack, "viewer").await.email).await;
     let token = viewer["access_token"].as_str().unwrap();
     let header = token.split('.').next().unwrap();
     assert!(header.starts_with("eyJhbGciOiJFUzI1NiIs"), "an ES256 token: {header}");
@@ -77,7 +57,7 @@ async fn an_operator_signed_in_by_the_auth_stand_in_reads_calls_through_postgres
     assert_eq!((status, rows[0]["id"].as_str()), (200, Some(id.as_str())), "{rows}");
 
     // Not on the allow-list: signed in, PostgREST accepts the token, RLS shows nothing.
-    let stranger = sign_in(&stack, &user(&stack, None).await).await;
+    let stranger = sign_in(&stack, &users::stranger(&stack).await.email).await;
     assert_eq!(read_as(&stack, stranger["access_token"].as_str().unwrap(), &id).await, (200, json!([])));
 
     // A forged signature is refused by PostgREST itself.

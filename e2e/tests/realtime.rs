@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use outcall_e2e::realtime::{RealtimeClient, User};
+use outcall_e2e::realtime::RealtimeClient;
+use outcall_e2e::users;
 use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
 
@@ -31,10 +32,10 @@ fn record_id(change: &Value) -> Option<&str> {
 #[tokio::test]
 async fn an_operator_watches_a_call_move_and_an_outsider_sees_nothing() {
     let stack = Stack::from_env();
-    let operator = User::operator(&stack, "operator").await;
-    let outsider = User::outsider(&stack).await;
-    let (mut watching, ids) = subscribe(&stack, "calls", every_call(), &operator.token(&stack, 3600)).await;
-    let (mut outside, _) = subscribe(&stack, "calls", every_call(), &outsider.token(&stack, 3600)).await;
+    let operator = users::operator(&stack, "operator").await;
+    let outsider = users::stranger(&stack).await;
+    let (mut watching, ids) = subscribe(&stack, "calls", every_call(), &users::access_token(&stack, &operator)).await;
+    let (mut outside, _) = subscribe(&stack, "calls", every_call(), &users::access_token(&stack, &outsider)).await;
 
     let row = stack.insert_pending_call(sample_row(&fresh_phone(Scenario::Human), "Grace Kim")).await;
     let id = row["id"].as_str().unwrap();
@@ -90,10 +91,10 @@ async fn an_operator_watches_a_call_move_and_an_outsider_sees_nothing() {
 #[tokio::test]
 async fn a_filter_delivers_only_the_rows_it_names_and_a_delete_only_the_key() {
     let stack = Stack::from_env();
-    let operator = User::operator(&stack, "viewer").await;
+    let operator = users::operator(&stack, "viewer").await;
     let bindings = json!([{"event": "UPDATE", "schema": "public", "table": "pending_calls", "filter": "call_status=eq.cancelled"},
                           {"event": "DELETE", "schema": "public", "table": "pending_calls"}]);
-    let (mut client, ids) = subscribe(&stack, "cancelled", bindings, &operator.token(&stack, 3600)).await;
+    let (mut client, ids) = subscribe(&stack, "cancelled", bindings, &users::access_token(&stack, &operator)).await;
 
     let cancelled = stack.insert_parked(&sample_row(&fresh_phone(Scenario::Busy), "Omar Haddad")).await;
     let other = stack.insert_parked(&sample_row(&fresh_phone(Scenario::Busy), "Mei Tanaka")).await;
@@ -122,9 +123,11 @@ async fn a_filter_delivers_only_the_rows_it_names_and_a_delete_only_the_key() {
 #[tokio::test]
 async fn an_expired_token_is_refused_at_the_join() {
     let stack = Stack::from_env();
-    let operator = User::operator(&stack, "operator").await;
+    let operator = users::operator(&stack, "operator").await;
     let mut client = RealtimeClient::connect(&stack).await;
-    let reply = client.join("calls", every_call(), &operator.token(&stack, -30)).await;
+    let reply = client
+        .join("calls", every_call(), &users::es256(&stack, &users::claims_expiring_in(&stack, &operator, -30)))
+        .await;
     assert_eq!(reply["status"], "error");
     let reason = reply["response"]["reason"].as_str().unwrap();
     assert!(reason.starts_with("InvalidJWTExpiration: Token has expired"), "{reason}");

@@ -5,17 +5,18 @@
 use std::time::Duration;
 
 use outcall_e2e::postgres::restart_stack_postgres;
-use outcall_e2e::realtime::{RealtimeClient, User};
+use outcall_e2e::realtime::RealtimeClient;
+use outcall_e2e::users;
 use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
 use serde_json::json;
 
 #[tokio::test]
 async fn changes_keep_coming_after_a_postgres_restart() {
     let stack = Stack::from_env();
-    let operator = User::operator(&stack, "viewer").await;
+    let operator = users::operator(&stack, "viewer").await;
     let mut client = RealtimeClient::connect(&stack).await;
     let bindings = json!([{"event": "INSERT", "schema": "public", "table": "pending_calls"}]);
-    assert_eq!(client.join("restart", bindings, &operator.token(&stack, 3600)).await["status"], "ok");
+    assert_eq!(client.join("restart", bindings, &users::access_token(&stack, &operator)).await["status"], "ok");
     client.subscribed().await;
 
     restart_stack_postgres().await;
