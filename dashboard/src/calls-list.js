@@ -68,7 +68,8 @@ export function callList(ctx, { scope, filterBar, csvName, batches = [] }) {
     if (filters.outcome && outcomeOf(row) !== filters.outcome) return false;
     const search = filters.search.trim().toLowerCase();
     if (search) {
-      const digits = search.replace(/\D/g, '');
+      // A phone search is digits and phone punctuation only: "mx7a" must not match every phone with a 7.
+      const digits = /^[\d\s()+.-]+$/.test(search) ? search.replace(/\D/g, '') : '';
       const inName = (row.employee_name ?? '').toLowerCase().includes(search);
       const inPhone = digits.length > 0 && (row.phone ?? '').replace(/\D/g, '').includes(digits);
       if (!inName && !inPhone) return false;
