@@ -67,7 +67,8 @@ pub fn route_cap(method: &str, route: Route, batch_max_targets: usize) -> Option
         Route::PendingCallWebhook => Some(WEBHOOK_MAX_BYTES),
         Route::TwilioStatus => Some(TWILIO_STATUS_MAX_BYTES),
         Route::VapiEvents => Some(VAPI_EVENTS_MAX_BYTES),
-        Route::Api(api::Route::CreateBatch) => Some(batch_max_bytes(batch_max_targets)),
+        // A `tools/call` of trigger-batch-calls carries a batch request: the batch route's cap.
+        Route::Api(api::Route::CreateBatch) | Route::Mcp => Some(batch_max_bytes(batch_max_targets)),
         Route::Api(_) => None,
     }
 }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod ids;
 pub mod learning;
 pub mod loose;
+pub mod mcp;
 pub mod operator;
 pub mod outcome;
 pub mod phone;

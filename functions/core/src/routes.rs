@@ -23,18 +23,21 @@ pub enum Route {
     Api(api::Route),
     /// `GET /`: the dashboard's page (its other files are static assets, served without the Worker).
     Dashboard,
+    /// `POST /mcp`: the MCP server (streamable HTTP; GET and DELETE are 405), the batch API as tools.
+    Mcp,
     /// `/api/v1/dashboard/config` and `/api/v1/operator/...`: the dashboard's API (users' access tokens).
     Operator(operator::Route),
 }
 
 /// The routes outside the batch API: (method, path, route).
-pub const SERVICE_ROUTES: [(&str, &str, Route); 6] = [
+pub const SERVICE_ROUTES: [(&str, &str, Route); 7] = [
     ("GET", "/", Route::Dashboard),
     ("GET", "/health", Route::Health),
     ("POST", "/hooks/pending-calls", Route::PendingCallWebhook),
     ("POST", "/twilio/status", Route::TwilioStatus),
     ("POST", "/vapi/events", Route::VapiEvents),
     ("GET", crate::dispatch::STREAM_PATH, Route::ListenerStream),
+    ("POST", "/mcp", Route::Mcp),
 ];
 
 /// The path and the query of a URL as the fetch API serializes it (WHATWG: `scheme://host[:port]/path[?query][#frag]`,

@@ -29,6 +29,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response
         Ok(Route::VapiEvents) => routes::vapi::handle(req, &env).await,
         Ok(Route::ListenerStream) => routes::stream::handle(req, &env).await,
         Ok(Route::Api(route)) => routes::batches::handle(route, req, &env).await,
+        Ok(Route::Mcp) => routes::mcp::handle(req, &env).await,
         Ok(Route::Dashboard) => routes::dashboard::handle(&req, &env).await,
         Ok(Route::Operator(route)) => routes::operator::handle(route, req, &env).await,
         Err(Refused { error, allow }) => {

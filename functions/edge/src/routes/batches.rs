@@ -50,7 +50,7 @@ pub async fn handle(route: Route, req: Incoming, env: &Env) -> Answer {
 }
 
 /// A batch document as `api` reads it: SQL null (no such batch) is JSON null.
-fn document(answer: Option<BatchDocument>) -> Value {
+pub(crate) fn document(answer: Option<BatchDocument>) -> Value {
     answer.map_or(Value::Null, Value::Object)
 }
 

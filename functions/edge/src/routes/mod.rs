@@ -3,6 +3,7 @@
 pub mod batches;
 pub mod dashboard;
 pub mod health;
+pub mod mcp;
 pub mod operator;
 pub mod stream;
 pub mod twilio_status;

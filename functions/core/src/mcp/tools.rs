@@ -1,0 +1,387 @@
+//! The tools: each one a batch API route, with its input and output schemas taken from the OpenAPI document
+//! (`openapi.json`: the request body or the route's parameters in, the success answer out), the same
+//! validation (`batch::parse_request`, `api::Page`), and the REST error body as the tool error.
+
+use crate::api::{self, Page, OPENAPI_DOCUMENT};
+use crate::batch;
+use crate::error::ApiError;
+use crate::ids::BatchId;
+use serde_json::{json, Map, Value};
+
+use super::message::RpcError;
+
+/// A tool call to run against the database, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolCall {
+    /// `create_batch`'s argument, as `POST /api/v1/batches` builds it.
+    Trigger {
+        request: Value,
+    },
+    Status {
+        batch_id: BatchId,
+        page: Page,
+    },
+    Transcripts {
+        batch_id: BatchId,
+        page: Page,
+    },
+    List {
+        page: Page,
+    },
+    Cancel {
+        batch_id: BatchId,
+    },
+}
+
+/// (name, the REST route it is: path and method in the OpenAPI document, success status, annotations
+/// readOnly, destructive, idempotent, openWorld, description).
+struct Tool {
+    name: &'static str,
+    path: &'static str,
+    method: &'static str,
+    status: &'static str,
+    /// The route's parameters the tool takes as arguments (`components/parameters` names).
+    parameters: &'static [&'static str],
+    hints: [bool; 4],
+    description: &'static str,
+}
+
+const TOOLS: [Tool; 5] = [
+    Tool {
+        name: "trigger-batch-calls",
+        path: "/api/v1/batches",
+        method: "post",
+        status: "202",
+        parameters: &["IdempotencyKey"],
+        hints: [false, false, false, true],
+        description: "Submit a batch of phone calls (POST /api/v1/batches): targets and/or existing pending call \
+            ids, each target with its own prompt and variables, an optional schedule, and an optional \
+            idempotencyKey (the same key with the same arguments replays the first answer). The whole request is \
+            validated first; every problem comes back as a tool error with its item path (e.g. targets[1].phone).",
+    },
+    Tool {
+        name: "get-batch-status",
+        path: "/api/v1/batches/{batchId}",
+        method: "get",
+        status: "200",
+        parameters: &["BatchId", "ResultLimit", "Offset"],
+        hints: [true, false, true, false],
+        description: "A batch's progress and a page of its rows' results (GET /api/v1/batches/{batchId}).",
+    },
+    Tool {
+        name: "get-batch-transcripts",
+        path: "/api/v1/batches/{batchId}/transcripts",
+        method: "get",
+        status: "200",
+        parameters: &["BatchId", "ResultLimit", "Offset"],
+        hints: [true, false, true, false],
+        description: "A page of the batch's rows that have a transcript (GET /api/v1/batches/{batchId}/transcripts).",
+    },
+    Tool {
+        name: "list-batches",
+        path: "/api/v1/batches",
+        method: "get",
+        status: "200",
+        parameters: &["BatchListLimit", "Offset"],
+        hints: [true, false, true, false],
+        description: "Batches, newest first, a page at a time (GET /api/v1/batches).",
+    },
+    Tool {
+        name: "cancel-batch",
+        path: "/api/v1/batches/{batchId}/cancel",
+        method: "post",
+        status: "200",
+        parameters: &["BatchId"],
+        hints: [false, true, true, false],
+        description: "Cancel a batch (POST /api/v1/batches/{batchId}/cancel): every row not in a call stops; rows \
+            in a call finish and are not retried. Cancelling again is harmless.",
+    },
+];
+
+pub const TOOL_NAMES: [&str; 5] = [TOOLS[0].name, TOOLS[1].name, TOOLS[2].name, TOOLS[3].name, TOOLS[4].name];
+
+fn document() -> Value {
+    serde_json::from_str(OPENAPI_DOCUMENT).expect("openapi.json is JSON (a core test reads it)")
+}
+
+const SCHEMA_REF: &str = "#/components/schemas/";
+
+/// `schema` as a standalone JSON Schema: its `$ref`s to the document's schemas point into its own `$defs`,
+/// which hold every schema it reaches (the `Json` schema refers to itself, so they cannot be inlined).
+fn standalone(mut schema: Value, schemas: &Map<String, Value>) -> Value {
+    let mut reached: Vec<String> = Vec::new();
+    let mut defs = Map::new();
+    relink(&mut schema, &mut reached);
+    let mut next = 0;
+    while next < reached.len() {
+        let name = reached[next].clone();
+        next += 1;
+        let mut def = schemas.get(&name).cloned().unwrap_or(Value::Bool(true));
+        relink(&mut def, &mut reached);
+        defs.insert(name, def);
+    }
+    if !defs.is_empty() {
+        schema["$defs"] = Value::Object(defs);
+    }
+    schema
+}
+
+fn relink(value: &mut Value, reached: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(target)) = map.get_mut("$ref") {
+                if let Some(name) = target.strip_prefix(SCHEMA_REF).map(str::to_owned) {
+                    *target = format!("#/$defs/{name}");
+                    if !reached.contains(&name) {
+                        reached.push(name);
+                    }
+                }
+            }
+            map.values_mut().for_each(|v| relink(v, reached));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| relink(v, reached)),
+        _ => {}
+    }
+}
+
+/// A schema that is only a `$ref` to one of the document's, as that schema (MCP wants `"type": "object"` at the
+/// top of a tool's schemas).
+fn resolved(schema: Value, schemas: &Map<String, Value>) -> Value {
+    match schema["$ref"].as_str().and_then(|r| r.strip_prefix(SCHEMA_REF)) {
+        Some(name) => schemas.get(name).cloned().unwrap_or(schema),
+        None => schema,
+    }
+}
+
+/// The arguments a tool takes from its route's parameters: name → the parameter's schema with its description.
+fn parameter_properties(tool: &Tool, components: &Value) -> (Map<String, Value>, Vec<Value>) {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for name in tool.parameters {
+        let parameter = &components["parameters"][*name];
+        let mut schema = parameter["schema"].clone();
+        schema["description"] = parameter["description"].clone();
+        // The header's name as an argument: camelCase, as the API's JSON.
+        let argument = match parameter["name"].as_str().unwrap_or(name) {
+            "Idempotency-Key" => "idempotencyKey".to_owned(),
+            other => other.to_owned(),
+        };
+        if parameter["required"] == true {
+            required.push(Value::String(argument.clone()));
+        }
+        properties.insert(argument, schema);
+    }
+    (properties, required)
+}
+
+fn descriptor(tool: &Tool, document: &Value) -> Value {
+    let components = &document["components"];
+    let empty = Map::new();
+    let schemas = components["schemas"].as_object().unwrap_or(&empty);
+    let operation = &document["paths"][tool.path][tool.method];
+    let (properties, required) = parameter_properties(tool, components);
+    let input = match operation["requestBody"]["content"]["application/json"]["schema"].clone() {
+        // The request body is the arguments, with the header parameters beside its own fields.
+        Value::Null => {
+            json!({"type": "object", "additionalProperties": false, "properties": properties, "required": required})
+        }
+        body => {
+            let mut body = resolved(body, schemas);
+            if let Some(own) = body["properties"].as_object_mut() {
+                own.extend(properties);
+            }
+            body
+        }
+    };
+    let output =
+        resolved(operation["responses"][tool.status]["content"]["application/json"]["schema"].clone(), schemas);
+    let [read_only, destructive, idempotent, open_world] = tool.hints;
+    json!({
+        "name": tool.name,
+        "title": operation["summary"],
+        "description": tool.description,
+        "inputSchema": standalone(input, schemas),
+        "outputSchema": standalone(output, schemas),
+        "annotations": {
+            "title": operation["summary"],
+            "readOnlyHint": read_only,
+            "destructiveHint": destructive,
+            "idempotentHint": idempotent,
+            "openWorldHint": open_world,
+        },
+    })
+}
+
+/// `tools/list`'s result: every tool (one page).
+pub fn tools_list() -> Value {
+    let document = document();
+    json!({"tools": TOOLS.iter().map(|t| descriptor(t, &document)).collect::<Vec<_>>()})
+}
+
+/// A tool's success: its answer as `structuredContent`, and as text for clients that read only text.
+pub fn tool_result(answer: &Value) -> Value {
+    json!({"content": [{"type": "text", "text": answer.to_string()}], "structuredContent": answer, "isError": false})
+}
+
+/// A tool's failure: the REST API's error body (`{"error": {code, message, items?}}`) as text.
+pub fn tool_error(error: &ApiError) -> Value {
+    json!({"content": [{"type": "text", "text": error.body().to_string()}], "isError": true})
+}
+
+impl ToolCall {
+    /// A call's arguments, validated: `Err` for a tool we do not have (a JSON-RPC error), `Ok(Err)` for
+    /// arguments the API would refuse (a tool error, with the API's code and item paths).
+    pub fn parse(name: &str, arguments: &Value, max_targets: usize) -> Result<Result<ToolCall, ApiError>, RpcError> {
+        let Some(tool) = TOOLS.iter().find(|t| t.name == name) else {
+            return Err(RpcError::new(RpcError::INVALID_PARAMS, format!("no tool {name}")));
+        };
+        let Value::Object(arguments) = arguments else {
+            return Ok(Err(ApiError::bad_request("invalid_json", "arguments must be an object")));
+        };
+        Ok(match tool.name {
+            "trigger-batch-calls" => trigger(arguments.clone(), max_targets),
+            _ => read_arguments(tool, arguments),
+        })
+    }
+}
+
+/// `POST /api/v1/batches` with the key from the arguments: the rest of them is the body, hashed as the
+/// API hashes a body (so the same key with other arguments is a conflict, as there).
+fn trigger(mut arguments: Map<String, Value>, max_targets: usize) -> Result<ToolCall, ApiError> {
+    let key = match arguments.remove("idempotencyKey") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(key)) => api::idempotency_key(Some(&key))?,
+        Some(_) => return Err(ApiError::bad_request("invalid_idempotency_key", "idempotencyKey must be a string")),
+    };
+    let body = Value::Object(arguments).to_string();
+    let new_batch = batch::parse_request(&body, max_targets)?;
+    Ok(ToolCall::Trigger { request: new_batch.rpc_request(key.as_deref(), &batch::request_hash(&body)) })
+}
+
+/// The read and cancel tools: `batchId`, `limit`, `offset`, refused as the API refuses them.
+fn read_arguments(tool: &Tool, arguments: &Map<String, Value>) -> Result<ToolCall, ApiError> {
+    let takes = |name: &str| match name {
+        "batchId" => tool.parameters.contains(&"BatchId"),
+        "limit" | "offset" => tool.parameters.contains(&"Offset"),
+        _ => false,
+    };
+    if let Some(other) = arguments.keys().find(|k| !takes(k)) {
+        return Err(ApiError::bad_request("invalid_parameter", format!("unknown argument {other:?}")));
+    }
+    let batch_id = || match arguments.get("batchId").and_then(Value::as_str).map(BatchId::parse) {
+        Some(Ok(id)) => Ok(id),
+        _ => Err(ApiError::bad_request("invalid_id", "a batch id is a UUID")),
+    };
+    // The page as the query string would carry it, read by the same rule.
+    let page = |default_limit| {
+        let mut query = Vec::new();
+        for name in ["limit", "offset"] {
+            match arguments.get(name).map(Value::as_u64) {
+                None => {}
+                Some(Some(n)) => query.push(format!("{name}={n}")),
+                Some(None) => {
+                    return Err(ApiError::bad_request("invalid_parameter", format!("{name} must be a whole number")))
+                }
+            }
+        }
+        Page::from_query(Some(&query.join("&")), default_limit)
+    };
+    Ok(match tool.name {
+        "get-batch-status" => ToolCall::Status { batch_id: batch_id()?, page: page(100)? },
+        "get-batch-transcripts" => ToolCall::Transcripts { batch_id: batch_id()?, page: page(100)? },
+        "list-batches" => ToolCall::List { page: page(50)? },
+        _ => ToolCall::Cancel { batch_id: batch_id()? },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn components() -> Value {
+        document()["components"].take()
+    }
+
+    fn tool(name: &str) -> Value {
+        tools_list()["tools"].as_array().unwrap().iter().find(|t| t["name"] == name).cloned().unwrap()
+    }
+
+    #[test]
+    fn every_tool_has_object_schemas_from_the_openapi_document_and_annotations() {
+        let components = components();
+        for name in TOOL_NAMES {
+            let t = tool(name);
+            assert_eq!(t["inputSchema"]["type"], "object", "{name}");
+            assert_eq!(t["outputSchema"]["type"], "object", "{name}");
+            assert!(!t.to_string().contains("#/components/"), "{name}: every $ref is local");
+            for hint in ["readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"] {
+                assert!(t["annotations"][hint].is_boolean(), "{name} {hint}");
+            }
+            assert!(t["title"].is_string(), "{name}");
+        }
+        let status = tool("get-batch-status");
+        assert_eq!(status["outputSchema"]["$defs"]["Counts"], components["schemas"]["Counts"]);
+        assert_eq!(status["inputSchema"]["required"], json!(["batchId"]));
+        let trigger = tool("trigger-batch-calls");
+        let body = &components["schemas"]["CreateBatchRequest"];
+        assert_eq!(trigger["inputSchema"]["anyOf"], body["anyOf"]);
+        assert_eq!(trigger["inputSchema"]["properties"]["idempotencyKey"]["pattern"], "^[!-~]{1,255}$");
+        assert_eq!(trigger["inputSchema"]["$defs"]["Target"], components["schemas"]["Target"].clone().tap_relinked());
+        assert_eq!(tool("cancel-batch")["annotations"]["destructiveHint"], true);
+        assert_eq!(tool("list-batches")["annotations"]["readOnlyHint"], true);
+        assert_eq!(trigger["annotations"]["readOnlyHint"], false);
+    }
+
+    trait Relinked {
+        fn tap_relinked(self) -> Value;
+    }
+    impl Relinked for Value {
+        fn tap_relinked(mut self) -> Value {
+            relink(&mut self, &mut Vec::new());
+            self
+        }
+    }
+
+    #[test]
+    fn trigger_validates_like_the_api_and_names_the_item() {
+        let args = json!({"targets": [{"phone": "+15550100001", "name": "A"}, {"phone": "12", "name": "B"}]});
+        let refused = ToolCall::parse("trigger-batch-calls", &args, 100).unwrap().unwrap_err();
+        assert_eq!(refused.code, "validation_error");
+        assert_eq!(refused.body()["error"]["items"][0]["path"], "targets[1].phone");
+        let body_only = json!({"targets": [{"phone": "+15550100001", "name": "A"}]});
+        let mut keyed = body_only.clone();
+        keyed["idempotencyKey"] = json!("k-1");
+        let Ok(Ok(ToolCall::Trigger { request })) = ToolCall::parse("trigger-batch-calls", &keyed, 100) else {
+            panic!("a valid batch")
+        };
+        assert_eq!(request["idempotency_key"], "k-1");
+        assert_eq!(request["request_hash"], batch::request_hash(&body_only.to_string()));
+        let bad_key = json!({"targets": [], "idempotencyKey": "a b"});
+        let refused = ToolCall::parse("trigger-batch-calls", &bad_key, 100).unwrap().unwrap_err();
+        assert_eq!(refused.code, "invalid_idempotency_key");
+    }
+
+    #[test]
+    fn read_tools_take_a_batch_id_and_a_page_as_the_api_does() {
+        let id = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+        let call = ToolCall::parse("get-batch-transcripts", &json!({"batchId": id, "limit": 5, "offset": 10}), 1);
+        assert_eq!(
+            call,
+            Ok(Ok(ToolCall::Transcripts {
+                batch_id: BatchId::parse(id).unwrap(),
+                page: Page { limit: 5, offset: 10 }
+            }))
+        );
+        assert_eq!(
+            ToolCall::parse("list-batches", &json!({}), 1),
+            Ok(Ok(ToolCall::List { page: Page { limit: 50, offset: 0 } }))
+        );
+        let refuse = |name: &str, args: Value| ToolCall::parse(name, &args, 1).unwrap().unwrap_err().code;
+        assert_eq!(refuse("get-batch-status", json!({"batchId": "x"})), "invalid_id");
+        assert_eq!(refuse("get-batch-status", json!({})), "invalid_id");
+        assert_eq!(refuse("get-batch-status", json!({"batchId": id, "limit": 0})), "invalid_parameter");
+        assert_eq!(refuse("list-batches", json!({"limit": "5&offset=1"})), "invalid_parameter");
+        assert_eq!(refuse("list-batches", json!({"limt": 5})), "invalid_parameter");
+        assert_eq!(refuse("cancel-batch", json!({"batchId": id, "limit": 5})), "invalid_parameter");
+    }
+}
