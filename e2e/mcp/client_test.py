@@ -9,7 +9,8 @@ It checks, in order:
 - a bad phone in target 1 is a tool error (isError) with code validation_error and path targets[1].phone,
   and nothing is written;
 - list-batches includes the batch; cancel-batch cancels a fresh batch scheduled a year ahead;
-- no key or a wrong key is 401 with WWW-Authenticate: Bearer, and its trigger creates nothing.
+- no key or a wrong key is 401 with WWW-Authenticate: Bearer, and its trigger creates nothing; a foreign Origin
+  is 403, an unsupported MCP-Protocol-Version 400, GET 405; JSON-RPC errors (-32601, -32700); a notification 202.
 """
 
 import asyncio
@@ -64,7 +65,8 @@ async def call(session, name, arguments):
 
 
 def structured(result, what):
-    check(not result.isError, f"{what} is no tool error ({result.content[0].text if result.content else ''})")
+    detail = f" ({result.content[0].text})" if result.isError and result.content else ""
+    check(not result.isError, f"{what} is no tool error{detail}")
     check(json.loads(result.content[0].text) == result.structuredContent, f"{what}: text and structuredContent agree")
     return result.structuredContent
 
@@ -142,7 +144,7 @@ async def a_bad_input_is_a_tool_error(session):
     check(result.isError is True, "an invalid phone is a tool error")
     error = json.loads(result.content[0].text)["error"]
     check(error["code"] == "validation_error", "with the REST API's code validation_error")
-    check([i["path"] for i in error["items"]] == ["targets[1].phone"], f"naming the item targets[1].phone ({error})")
+    check([i["path"] for i in error["items"]] == ["targets[1].phone"], "naming the item targets[1].phone")
     check(batches_named(name) == [], "and nothing is written")
     result = await call(session, "get-batch-status", {"batchId": "not-a-uuid"})
     check(result.isError and json.loads(result.content[0].text)["error"]["code"] == "invalid_id",
@@ -157,7 +159,7 @@ async def list_and_cancel(session, ended_batch):
                  "targets": [{"phone": PHONES[0], "name": "Later Person"}]}
     fresh = structured(await call(session, "trigger-batch-calls", arguments), "a batch a year ahead")["batchId"]
     cancelled = structured(await call(session, "cancel-batch", {"batchId": fresh}), "cancel-batch")
-    check(cancelled["status"] == "cancelled" and cancelled["cancelled"] == 1, f"cancel-batch cancels it ({cancelled})")
+    check(cancelled["status"] == "cancelled" and cancelled["cancelled"] == 1, "cancel-batch cancels it")
     rows = postgrest(f"pending_calls?select=call_status&batch_id=eq.{fresh}")
     check([r["call_status"] for r in rows] == ["cancelled"], "its row is cancelled in the database")
 
@@ -180,13 +182,20 @@ def keys_are_required():
                           headers={**headers, **AUTH, "MCP-Protocol-Version": "2099-01-01"}, timeout=30)
     check(response.status_code == 400, "an unsupported MCP-Protocol-Version is 400")
     check(httpx.get(MCP_URL, headers=AUTH, timeout=30).status_code == 405, "GET /mcp is 405")
+    rpc_headers = {**headers, **AUTH}
+    unknown = httpx.post(MCP_URL, json={"jsonrpc": "2.0", "id": 7, "method": "resources/list"}, headers=rpc_headers)
+    check(unknown.json()["error"]["code"] == -32601 and unknown.json()["id"] == 7, "an unknown method is -32601")
+    garbled = httpx.post(MCP_URL, content=b"{not json", headers=rpc_headers)
+    check(garbled.json()["error"]["code"] == -32700, "a body that is not JSON is -32700")
+    notified = httpx.post(MCP_URL, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=rpc_headers)
+    check(notified.status_code == 202 and notified.content == b"", "a notification is 202 with no body")
 
 
 async def with_the_sdk():
     async with streamablehttp_client(MCP_URL, headers=AUTH, timeout=30) as (read, write, _session_id):
         async with ClientSession(read, write) as session:
             initialized = await session.initialize()
-            check(initialized.protocolVersion == "2025-11-25" or initialized.protocolVersion.startswith("2025-"),
+            check(initialized.protocolVersion == "2025-11-25",
                   f"initialize agrees on a revision ({initialized.protocolVersion})")
             check(initialized.capabilities.tools is not None, "the server advertises tools")
             await session.send_ping()

@@ -147,6 +147,7 @@ mod tests {
             ("POST", "/hooks/pending-calls", Some(16 * KIB)),
             ("POST", "/vapi/events", Some(8 * MIB)),
             ("POST", "/api/v1/batches", Some(BATCH_MAX_BYTES)),
+            ("POST", "/mcp", Some(BATCH_MAX_BYTES)),
             ("GET", "/health", None),
             ("GET", "/api/v1/batches", None),
             ("GET", "/api/v1/openapi.json", None),

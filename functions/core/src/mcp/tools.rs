@@ -33,8 +33,8 @@ pub enum ToolCall {
     },
 }
 
-/// (name, the REST route it is: path and method in the OpenAPI document, success status, annotations
-/// readOnly, destructive, idempotent, openWorld, description).
+/// A tool: the REST route it is (path and method in the OpenAPI document, and its success status), the route's
+/// parameters it takes, its hints (readOnly, destructive, idempotent, openWorld) and what it does.
 struct Tool {
     name: &'static str,
     path: &'static str,
