@@ -102,6 +102,9 @@ async def a_batch_runs_to_its_end(session):
     replay = structured(await call(session, "trigger-batch-calls", arguments), "the same key again")
     check(replay["batchId"] == batch_id, "the same idempotencyKey replays the first batch")
     check(len(batches_named(name)) == 1, "and creates no second batch")
+    conflict = await call(session, "trigger-batch-calls", {**arguments, "name": f"{name}-other"})
+    check(conflict.isError and json.loads(conflict.content[0].text)["error"]["code"] == "idempotency_conflict",
+          "the same key with other arguments is the tool error idempotency_conflict")
 
     deadline = time.monotonic() + 150
     while True:
