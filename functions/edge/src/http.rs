@@ -69,6 +69,11 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Answer {
         .map_err(|_| ApiError::new(500, "internal_error", "the response could not be encoded"))
 }
 
+/// Sets a header on an answer being built; a name or value the runtime refuses is our bug, answered as 500.
+pub fn set_header(response: &Response, name: &str, value: &str) -> Result<(), ApiError> {
+    response.headers().set(name, value).map_err(|_| ApiError::new(500, "internal_error", format!("bad header {name}")))
+}
+
 pub fn error(error: &ApiError) -> worker::Result<Response> {
     Ok(Response::from_json(&error.body())?.with_status(error.status))
 }

@@ -79,13 +79,9 @@ async fn create(req: Incoming, config: &Config, db: &Db) -> Answer {
         if accepted.replayed { " (replayed)" } else { "" }
     );
     let response = http::json(202, &accepted.body)?;
-    let headers = response.headers();
-    let set = |name: &str, value: &str| {
-        headers.set(name, value).map_err(|_| ApiError::new(500, "internal_error", "bad header"))
-    };
-    set("Location", &accepted.location)?;
+    http::set_header(&response, "Location", &accepted.location)?;
     if accepted.replayed {
-        set("Idempotent-Replayed", "true")?;
+        http::set_header(&response, "Idempotent-Replayed", "true")?;
     }
     Ok(response)
 }
@@ -104,7 +100,7 @@ async fn events(db: Db, id: BatchId, last_event_id: u64) -> Answer {
     let response = Response::from_stream(stream)
         .map_err(|_| ApiError::new(500, "internal_error", "the event stream could not be opened"))?;
     for (name, value) in [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")] {
-        response.headers().set(name, value).map_err(|_| ApiError::new(500, "internal_error", "bad header"))?;
+        http::set_header(&response, name, value)?;
     }
     Ok(response)
 }

@@ -28,7 +28,7 @@ pub async fn handle(req: &Incoming, env: &Env) -> Answer {
     let html = page.text().await.map_err(|_| ApiError::new(500, "internal_error", "index.html is unreadable"))?;
     let response = Response::from_html(html).map_err(|_| ApiError::new(500, "internal_error", "bad page"))?;
     for (name, value) in dashboard::page_headers(&settings.supabase_url) {
-        response.headers().set(name, &value).map_err(|_| ApiError::new(500, "internal_error", "bad header"))?;
+        crate::http::set_header(&response, name, &value)?;
     }
     Ok(response)
 }

@@ -20,7 +20,7 @@ pub async fn handle(req: Incoming, env: &Env) -> Answer {
     if let Err(refused) = api::authorize(req.header("Authorization").as_deref(), &api_key) {
         // The MCP spec's answer to a missing or wrong token on HTTP: 401 with a Bearer challenge.
         let response = http::json(401, &ApiError::unauthorized(refused.message).body())?;
-        set(&response, "WWW-Authenticate", "Bearer")?;
+        http::set_header(&response, "WWW-Authenticate", "Bearer")?;
         return Ok(response);
     }
     mcp::check_headers(
@@ -63,8 +63,4 @@ async fn run(call: ToolCall, config: &Config) -> Result<Value, ApiError> {
         ToolCall::Cancel { batch_id } => (db.call(&CancelBatch { batch_id }).await?, Some(batch_id)),
     };
     api::batch_answer(document(answer), batch)
-}
-
-fn set(response: &Response, name: &str, value: &str) -> Result<(), ApiError> {
-    response.headers().set(name, value).map_err(|_| ApiError::new(500, "internal_error", "bad header"))
 }
