@@ -170,7 +170,8 @@ fn decode_b64_json(part: &str) -> Option<Value> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex, as key ids and GoTrue's token hashes are written.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -17,11 +17,7 @@ pub const OTP_EXPIRY: Duration = Duration::seconds(3600);
 /// GoTrue's `crypto.GenerateTokenHash`: hex SHA-224 of the email and the code. It is both what an email link
 /// carries (`token_hash`) and how a typed code is matched.
 pub fn token_hash(email: &str, code: &str) -> String {
-    hex(&Sha224::new().chain_update(email.as_bytes()).chain_update(code.as_bytes()).finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::jwt::hex(&Sha224::new().chain_update(email.as_bytes()).chain_update(code.as_bytes()).finalize())
 }
 
 /// 64 random bits from the OS generator (through uuid's v4, the sandbox's source of randomness).
