@@ -44,14 +44,14 @@ pub struct ItemError {
 }
 
 impl ItemError {
-    fn new(path: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(path: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
         Self { path: path.into(), index: None, code, message: message.into(), value: None }
     }
-    fn at(mut self, index: usize) -> Self {
+    pub(crate) fn at(mut self, index: usize) -> Self {
         self.index = Some(index);
         self
     }
-    fn with_value(mut self, value: &Value) -> Self {
+    pub(crate) fn with_value(mut self, value: &Value) -> Self {
         self.value = Some(value.clone());
         self
     }
@@ -187,7 +187,7 @@ pub fn parse_request(body: &str, max_targets: usize) -> Result<NewBatch, BatchRe
     Ok(NewBatch { name, metadata, targets: rows, pending_call_ids, schedule })
 }
 
-fn list<'a>(request: &'a Map<String, Value>, key: &str, errors: &mut Vec<ItemError>) -> &'a [Value] {
+pub(crate) fn list<'a>(request: &'a Map<String, Value>, key: &str, errors: &mut Vec<ItemError>) -> &'a [Value] {
     match request.get(key) {
         None | Some(Value::Null) => &[],
         Some(Value::Array(items)) => items,
@@ -319,7 +319,7 @@ fn whole_number(value: &Value) -> Option<u64> {
 /// What is wrong with a text field as given, if anything: more than `max` characters (counted before
 /// trimming, as the OpenAPI document's `maxLength` counts them), blank when `required`, or a U+0000 (which
 /// Postgres text cannot hold). The value kept is the trimmed text.
-fn text_error(raw: &str, required: bool, max: usize) -> Option<String> {
+pub(crate) fn text_error(raw: &str, required: bool, max: usize) -> Option<String> {
     if raw.chars().count() > max || (required && raw.trim().is_empty()) {
         let least = if required { "1 (not blank)" } else { "0" };
         return Some(format!("must be text of {least} to {max} characters"));
@@ -330,7 +330,7 @@ fn text_error(raw: &str, required: bool, max: usize) -> Option<String> {
 /// What is wrong with an object (or list) a caller sends, if anything: over [`MAX_OBJECT_BYTES`]
 /// serialized (`too_large`), or a U+0000 in one of its strings or keys (`invalid_text`: Postgres `jsonb`
 /// cannot hold it).
-fn object_error(value: &Value) -> Option<(&'static str, String)> {
+pub(crate) fn object_error(value: &Value) -> Option<(&'static str, String)> {
     let size = serde_json::to_string(value).map_or(usize::MAX, |s| s.len());
     if size > MAX_OBJECT_BYTES {
         return Some(("too_large", format!("is {size} bytes as JSON; at most {MAX_OBJECT_BYTES} bytes are allowed")));
@@ -404,19 +404,22 @@ fn parse_schedule(schedule: Option<&Value>, errors: &mut Vec<ItemError>) -> Sche
             format!("{key} is not a schedule field"),
         ));
     }
-    let not_before = match fields.get("notBefore").filter(|v| !v.is_null()) {
-        None => None,
-        Some(raw) => match raw.as_str().map(DateTime::parse_from_rfc3339) {
-            Some(Ok(t)) => Some(t.with_timezone(&Utc)),
-            _ => {
-                let message = "notBefore must be an RFC 3339 time with an offset";
-                errors.push(ItemError::new("schedule.notBefore", "invalid_time", message).with_value(raw));
-                None
-            }
-        },
-    };
+    let not_before = parse_not_before(fields, errors);
     let window = fields.get("window").filter(|v| !v.is_null()).and_then(|w| parse_window(w, errors));
     Schedule { not_before, window }
+}
+
+/// `schedule.notBefore`: an RFC 3339 time with an offset, as the instant in UTC.
+pub(crate) fn parse_not_before(schedule: &Map<String, Value>, errors: &mut Vec<ItemError>) -> Option<DateTime<Utc>> {
+    let raw = schedule.get("notBefore").filter(|v| !v.is_null())?;
+    match raw.as_str().map(DateTime::parse_from_rfc3339) {
+        Some(Ok(t)) => Some(t.with_timezone(&Utc)),
+        _ => {
+            let message = "notBefore must be an RFC 3339 time with an offset";
+            errors.push(ItemError::new("schedule.notBefore", "invalid_time", message).with_value(raw));
+            None
+        }
+    }
 }
 
 /// `{"days": [1, 2, 3, 4, 5], "start": "09:00", "end": "17:00"}`, times on each callee's clock.

@@ -18,7 +18,8 @@ use crate::{api, operator};
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
 
-/// `POST /twilio/status`: a status callback is about twenty short form fields (well under 2 KB).
+/// `POST /twilio/status` and the SMS callbacks: a status callback is about twenty short form fields (well
+/// under 2 KB); an inbound message adds its body (1,600 characters at most) and media URLs.
 pub const TWILIO_STATUS_MAX_BYTES: usize = 64 * KIB;
 /// `POST /hooks/pending-calls`: the database webhook carries Supabase's payload with the row's id only
 /// (`{type, table, schema, record: {id}, old_record}`, about 150 bytes; `sql/schema/70_webhook.sql`).
@@ -65,10 +66,13 @@ pub fn route_cap(method: &str, route: Route, batch_max_targets: usize) -> Option
         Route::Operator(route) if route.reads_body() => Some(operator::ACTION_MAX_BYTES),
         Route::Operator(_) => None,
         Route::PendingCallWebhook => Some(WEBHOOK_MAX_BYTES),
-        Route::TwilioStatus => Some(TWILIO_STATUS_MAX_BYTES),
+        Route::TwilioStatus | Route::TwilioSmsStatus | Route::TwilioSmsInbound => Some(TWILIO_STATUS_MAX_BYTES),
         Route::VapiEvents => Some(VAPI_EVENTS_MAX_BYTES),
-        // A `tools/call` of trigger-batch-calls carries a batch request: the batch route's cap.
-        Route::Api(api::Route::CreateBatch) | Route::Mcp => Some(batch_max_bytes(batch_max_targets)),
+        // A `tools/call` of trigger-batch-calls carries a batch request: the batch route's cap. An SMS
+        // target (a phone, a name, its variables or a body of at most 1,600 characters) fits the same.
+        Route::Api(api::Route::CreateBatch | api::Route::Sms(api::SmsRoute::Create)) | Route::Mcp => {
+            Some(batch_max_bytes(batch_max_targets))
+        }
         Route::Api(_) => None,
     }
 }

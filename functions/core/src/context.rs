@@ -58,7 +58,7 @@ impl CallContext {
 }
 
 /// A JSON value as the text a prompt template shows: nothing for null, lists joined by ", ".
-fn as_text(value: &Value) -> Option<String> {
+pub(crate) fn as_text(value: &Value) -> Option<String> {
     match value {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),

@@ -14,6 +14,16 @@ pub struct PendingCallId(Uuid);
 #[serde(transparent)]
 pub struct BatchId(Uuid);
 
+/// The id of an `sms_batches` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SmsBatchId(Uuid);
+
+/// The id of an `sms_messages` row (it rides in the status callback's URL: nothing personal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SmsMessageId(Uuid);
+
 /// The id of a `call_sessions` row (one dial attempt).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -35,6 +45,11 @@ macro_rules! uuid_id {
                 Uuid::parse_str(raw.trim()).map(Self).map_err(|_| BadId)
             }
         }
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 // Hyphenated lower-case: the form Postgres prints and the SIP header carries.
@@ -47,6 +62,8 @@ uuid_id!(PendingCallId);
 uuid_id!(SessionId);
 uuid_id!(BatchId);
 uuid_id!(RunId);
+uuid_id!(SmsBatchId);
+uuid_id!(SmsMessageId);
 
 /// A Twilio Call SID: `CA` and 32 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

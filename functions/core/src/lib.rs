@@ -25,6 +25,7 @@ pub mod retry;
 pub mod routes;
 pub mod rpc;
 pub mod sip;
+pub mod sms;
 pub mod twilio;
 pub mod twiml;
 pub mod user_jwt;

@@ -15,6 +15,10 @@ pub enum Route {
     PendingCallWebhook,
     /// `POST /twilio/status`: Twilio's status callbacks.
     TwilioStatus,
+    /// `POST /twilio/sms-status`: Twilio Messaging's delivery status callbacks.
+    TwilioSmsStatus,
+    /// `POST /twilio/sms-inbound`: messages people send to our numbers (replies, STOP, START).
+    TwilioSmsInbound,
     /// `POST /vapi/events`: VAPI's server messages.
     VapiEvents,
     /// `GET /twilio/stream`: a call's audio (Twilio Media Streams, a WebSocket), for its listener.
@@ -30,11 +34,13 @@ pub enum Route {
 }
 
 /// The routes outside the batch API: (method, path, route).
-pub const SERVICE_ROUTES: [(&str, &str, Route); 7] = [
+pub const SERVICE_ROUTES: [(&str, &str, Route); 9] = [
     ("GET", "/", Route::Dashboard),
     ("GET", "/health", Route::Health),
     ("POST", "/hooks/pending-calls", Route::PendingCallWebhook),
     ("POST", "/twilio/status", Route::TwilioStatus),
+    ("POST", "/twilio/sms-status", Route::TwilioSmsStatus),
+    ("POST", "/twilio/sms-inbound", Route::TwilioSmsInbound),
     ("POST", "/vapi/events", Route::VapiEvents),
     ("GET", crate::dispatch::STREAM_PATH, Route::ListenerStream),
     ("POST", "/mcp", Route::Mcp),

@@ -11,6 +11,7 @@ mod http;
 mod judge;
 mod listener;
 mod routes;
+mod sms;
 mod sweep;
 mod time;
 mod twilio;
@@ -26,10 +27,12 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response
         Ok(Route::Health) => routes::health::handle(&req, &env),
         Ok(Route::PendingCallWebhook) => routes::webhook::handle(req, &env, &ctx).await,
         Ok(Route::TwilioStatus) => routes::twilio_status::handle(req, &env, &ctx).await,
+        Ok(Route::TwilioSmsStatus) => routes::twilio_sms::status(req, &env).await,
+        Ok(Route::TwilioSmsInbound) => routes::twilio_sms::inbound(req, &env).await,
         Ok(Route::VapiEvents) => routes::vapi::handle(req, &env).await,
         Ok(Route::ListenerStream) => routes::stream::handle(req, &env).await,
-        Ok(Route::Api(route)) => routes::batches::handle(route, req, &env).await,
-        Ok(Route::Mcp) => routes::mcp::handle(req, &env).await,
+        Ok(Route::Api(route)) => routes::batches::handle(route, req, &env, &ctx).await,
+        Ok(Route::Mcp) => routes::mcp::handle(req, &env, &ctx).await,
         Ok(Route::Dashboard) => routes::dashboard::handle(&req, &env).await,
         Ok(Route::Operator(route)) => routes::operator::handle(route, req, &env).await,
         Err(Refused { error, allow }) => {

@@ -1,8 +1,10 @@
 //! The minute sweep (a cron trigger): settle sessions that went quiet by asking Twilio, then dial
-//! whatever is due — retries, deferred rows, rows whose webhook never came.
+//! whatever is due — retries, deferred rows, rows whose webhook never came; then the same for text
+//! messages (settle sends whose answer was lost, send what is due).
 
 use crate::db::Db;
 use crate::dispatch::drain;
+use crate::sms;
 use crate::twilio::{self, ReadError};
 use outcall_core::config::Config;
 use outcall_core::dispatch::SWEEP_DRAIN_BUDGET_MS;
@@ -12,6 +14,7 @@ use outcall_core::reconcile::{
     StaleSession,
 };
 use outcall_core::rpc::{ApplyTwilioStatus, ReconcileDialingSession, SweepStaleSessions};
+use outcall_core::sms::sending::SWEEP_SEND_BUDGET_MS;
 use worker::console_log;
 
 /// Sessions reconciled per sweep; the rest wait for the next minute.
@@ -32,6 +35,9 @@ pub async fn sweep(config: &Config, db: &Db) -> Result<(), ApiError> {
         report.reports_missing,
         report.to_reconcile.len()
     );
+    let settled = sms::reconcile_stale(config, db).await?;
+    let texted = sms::send_due(config, db, SWEEP_SEND_BUDGET_MS).await;
+    console_log!("sweep: {settled} text messages looked up, {texted} sent");
     Ok(())
 }
 

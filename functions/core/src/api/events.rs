@@ -26,6 +26,13 @@ pub struct ProgressFeed {
     quiet_since_ms: u64,
     hinted: bool,
     done: bool,
+    /// Whether a read of the progress is the last one worth sending (then `end`).
+    ended: fn(&Value) -> bool,
+}
+
+/// A call batch ends when every row is terminal: `completed_at` is set.
+pub fn completed(progress: &Value) -> bool {
+    progress.get("completed_at").is_some_and(|t| !t.is_null())
 }
 
 /// The event id a reconnecting client last saw (`Last-Event-ID`); anything unreadable starts afresh.
@@ -36,7 +43,20 @@ pub fn last_event_id(header: Option<&str>) -> u64 {
 impl ProgressFeed {
     /// A stream opened at `now_ms`, numbering its events after `last_event_id` (0 for a new client).
     pub fn new(now_ms: u64, last_event_id: u64) -> Self {
-        Self { last: None, sent: last_event_id, opened_ms: now_ms, quiet_since_ms: now_ms, hinted: false, done: false }
+        Self::until(completed, now_ms, last_event_id)
+    }
+
+    /// A stream whose last event is the first progress for which `ended` holds.
+    pub fn until(ended: fn(&Value) -> bool, now_ms: u64, last_event_id: u64) -> Self {
+        Self {
+            last: None,
+            sent: last_event_id,
+            opened_ms: now_ms,
+            quiet_since_ms: now_ms,
+            hinted: false,
+            done: false,
+            ended,
+        }
     }
 
     /// The stream has sent its last event.
@@ -44,7 +64,7 @@ impl ProgressFeed {
         self.done
     }
 
-    /// What to send after reading `batch_progress_of` (its raw answer, or the read's error): a chunk of
+    /// What to send after reading the progress (`batch_progress_of`'s raw answer, or the read's error): a chunk of
     /// the stream, or `None` when there is nothing new yet (read again after `EVENTS_POLL_MS`).
     pub fn on_read(&mut self, read: Result<Value, ApiError>, now_ms: u64) -> Option<String> {
         let chunk = self.decide(read, now_ms)?;
@@ -60,7 +80,7 @@ impl ProgressFeed {
             Ok(_) => return Some(self.last_event("error", &ApiError::not_found("the batch is gone").body())),
             Err(e) => return Some(self.last_event("error", &e.body())),
         };
-        if progress.get("completed_at").is_some_and(|t| !t.is_null()) {
+        if (self.ended)(&progress) {
             return Some(self.last_event("end", &api_json(progress)));
         }
         if self.last.as_ref() != Some(&progress) {

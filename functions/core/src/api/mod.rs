@@ -10,7 +10,7 @@ mod route;
 
 pub use answers::{api_json, batch_answer, create_answer, validation_error, Accepted};
 pub use events::{
-    last_event_id, ProgressFeed, EVENTS_KEEPALIVE_MS, EVENTS_LIFETIME_MS, EVENTS_POLL_MS, EVENTS_RETRY_MS,
+    completed, last_event_id, ProgressFeed, EVENTS_KEEPALIVE_MS, EVENTS_LIFETIME_MS, EVENTS_POLL_MS, EVENTS_RETRY_MS,
 };
 pub use request::{authorize, idempotency_key, Page, MAX_OFFSET, MAX_PAGE};
-pub use route::{allow_header, allowed_methods, route, Route, OPENAPI_DOCUMENT, ROUTES};
+pub use route::{allow_header, allowed_methods, route, Route, SmsRoute, OPENAPI_DOCUMENT, ROUTES};

@@ -2,13 +2,14 @@
 //! methods a path takes.
 
 use crate::error::ApiError;
-use crate::ids::BatchId;
+use crate::ids::{BatchId, SmsBatchId};
+use uuid::Uuid;
 
 /// The API's OpenAPI 3.1 description, served at `/api/v1/openapi.json`.
 pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");
 
 /// Every route, as the OpenAPI document names it: (method, path template).
-pub const ROUTES: [(&str, &str); 8] = [
+pub const ROUTES: [(&str, &str); 13] = [
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/batches"),
     ("GET", "/api/v1/batches"),
@@ -17,6 +18,11 @@ pub const ROUTES: [(&str, &str); 8] = [
     ("GET", "/api/v1/batches/{batchId}/events"),
     ("POST", "/api/v1/batches/{batchId}/cancel"),
     ("POST", "/api/v1/batches/{batchId}/retry-failed"),
+    ("POST", "/api/v1/sms-batches"),
+    ("GET", "/api/v1/sms-batches/{smsBatchId}"),
+    ("GET", "/api/v1/sms-batches/{smsBatchId}/messages"),
+    ("GET", "/api/v1/sms-batches/{smsBatchId}/events"),
+    ("POST", "/api/v1/sms-batches/{smsBatchId}/cancel"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +35,18 @@ pub enum Route {
     Events(BatchId),
     Cancel(BatchId),
     RetryFailed(BatchId),
+    /// `/api/v1/sms-batches...`
+    Sms(SmsRoute),
+}
+
+/// The SMS batches' routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsRoute {
+    Create,
+    Get(SmsBatchId),
+    Messages(SmsBatchId),
+    Events(SmsBatchId),
+    Cancel(SmsBatchId),
 }
 
 /// The route for a request under `/api/v1`: `None` for paths outside the API, an error for a known path
@@ -37,33 +55,41 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
     let rest = path.strip_prefix("/api/v1/")?;
     let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     let (template, id) = match segments.as_slice() {
-        ["openapi.json"] => ("/api/v1/openapi.json", None),
-        ["batches"] => ("/api/v1/batches", None),
-        ["batches", id] => ("/api/v1/batches/{batchId}", Some(*id)),
-        ["batches", id, action @ ("transcripts" | "events" | "cancel" | "retry-failed")] => {
-            (ROUTES.iter().find(|(_, t)| t.ends_with(action)).map_or("", |(_, t)| t), Some(*id))
-        }
+        ["openapi.json"] => ("/api/v1/openapi.json".to_owned(), None),
+        [collection @ ("batches" | "sms-batches")] => (format!("/api/v1/{collection}"), None),
+        ["batches", id] => ("/api/v1/batches/{batchId}".to_owned(), Some(*id)),
+        ["sms-batches", id] => ("/api/v1/sms-batches/{smsBatchId}".to_owned(), Some(*id)),
+        ["batches", id, action] => (format!("/api/v1/batches/{{batchId}}/{action}"), Some(*id)),
+        ["sms-batches", id, action] => (format!("/api/v1/sms-batches/{{smsBatchId}}/{action}"), Some(*id)),
         _ => return None,
     };
+    let template = ROUTES.iter().map(|(_, t)| *t).find(|t| *t == template)?;
     if !ROUTES.iter().any(|(m, t)| *m == method && *t == template) {
         let allowed = allowed_methods(template).join(", ");
         let message = format!("{path} takes {allowed}, not {method}");
         return Some(Err(ApiError::new(405, "method_not_allowed", message)));
     }
-    let batch = match id.map(BatchId::parse) {
+    let id = match id.map(Uuid::parse_str) {
         None => None,
         Some(Ok(id)) => Some(id),
         Some(Err(_)) => return Some(Err(ApiError::bad_request("invalid_id", "a batch id is a UUID"))),
     };
-    Some(Ok(match (method, template, batch) {
-        (_, "/api/v1/openapi.json", _) => Route::OpenApi,
-        ("POST", "/api/v1/batches", _) => Route::CreateBatch,
-        ("GET", "/api/v1/batches", _) => Route::ListBatches,
-        (_, t, Some(id)) if t.ends_with("/transcripts") => Route::Transcripts(id),
-        (_, t, Some(id)) if t.ends_with("/events") => Route::Events(id),
-        (_, t, Some(id)) if t.ends_with("/cancel") => Route::Cancel(id),
-        (_, t, Some(id)) if t.ends_with("/retry-failed") => Route::RetryFailed(id),
-        (_, _, Some(id)) => Route::GetBatch(id),
+    let batch = || BatchId::from(id.unwrap_or_default());
+    let sms = || SmsBatchId::from(id.unwrap_or_default());
+    Some(Ok(match (method, template) {
+        (_, "/api/v1/openapi.json") => Route::OpenApi,
+        ("POST", "/api/v1/batches") => Route::CreateBatch,
+        ("GET", "/api/v1/batches") => Route::ListBatches,
+        (_, "/api/v1/batches/{batchId}") => Route::GetBatch(batch()),
+        (_, "/api/v1/batches/{batchId}/transcripts") => Route::Transcripts(batch()),
+        (_, "/api/v1/batches/{batchId}/events") => Route::Events(batch()),
+        (_, "/api/v1/batches/{batchId}/cancel") => Route::Cancel(batch()),
+        (_, "/api/v1/batches/{batchId}/retry-failed") => Route::RetryFailed(batch()),
+        (_, "/api/v1/sms-batches") => Route::Sms(SmsRoute::Create),
+        (_, "/api/v1/sms-batches/{smsBatchId}") => Route::Sms(SmsRoute::Get(sms())),
+        (_, "/api/v1/sms-batches/{smsBatchId}/messages") => Route::Sms(SmsRoute::Messages(sms())),
+        (_, "/api/v1/sms-batches/{smsBatchId}/events") => Route::Sms(SmsRoute::Events(sms())),
+        (_, "/api/v1/sms-batches/{smsBatchId}/cancel") => Route::Sms(SmsRoute::Cancel(sms())),
         _ => return None,
     }))
 }
@@ -104,6 +130,12 @@ mod tests {
         assert_eq!(ok("GET", &format!("/api/v1/batches/{ID}/events")), Route::Events(id));
         assert_eq!(ok("POST", &format!("/api/v1/batches/{ID}/cancel")), Route::Cancel(id));
         assert_eq!(ok("POST", &format!("/api/v1/batches/{ID}/retry-failed")), Route::RetryFailed(id));
+        let sms = SmsBatchId::parse(ID).unwrap();
+        assert_eq!(ok("POST", "/api/v1/sms-batches"), Route::Sms(SmsRoute::Create));
+        assert_eq!(ok("GET", &format!("/api/v1/sms-batches/{ID}")), Route::Sms(SmsRoute::Get(sms)));
+        assert_eq!(ok("GET", &format!("/api/v1/sms-batches/{ID}/messages")), Route::Sms(SmsRoute::Messages(sms)));
+        assert_eq!(ok("GET", &format!("/api/v1/sms-batches/{ID}/events")), Route::Sms(SmsRoute::Events(sms)));
+        assert_eq!(ok("POST", &format!("/api/v1/sms-batches/{ID}/cancel")), Route::Sms(SmsRoute::Cancel(sms)));
     }
 
     #[test]
@@ -116,6 +148,10 @@ mod tests {
         assert_eq!(allow_header(&format!("/api/v1/batches/{ID}/cancel")).as_deref(), Some("POST"));
         assert!(route("GET", "/api/v1/other").is_none());
         assert!(route("GET", &format!("/api/v1/batches/{ID}/calls")).is_none());
+        assert!(route("GET", &format!("/api/v1/sms-batches/{ID}/transcripts")).is_none());
+        assert_eq!(status("GET", "/api/v1/sms-batches"), 405);
+        assert_eq!(status("POST", &format!("/api/v1/sms-batches/{ID}/events")), 405);
+        assert_eq!(status("GET", "/api/v1/sms-batches/x/messages"), 400);
         assert!(route("GET", "/health").is_none());
     }
 

@@ -5,7 +5,8 @@
 use crate::api::{self, Page, OPENAPI_DOCUMENT};
 use crate::batch;
 use crate::error::ApiError;
-use crate::ids::BatchId;
+use crate::ids::{BatchId, SmsBatchId};
+use crate::sms;
 use serde_json::{json, Map, Value};
 
 use super::message::RpcError;
@@ -31,6 +32,20 @@ pub enum ToolCall {
     Cancel {
         batch_id: BatchId,
     },
+    /// `create_sms_batch`'s argument, as `POST /api/v1/sms-batches` builds it.
+    TriggerSms {
+        request: Value,
+    },
+    SmsStatus {
+        batch_id: SmsBatchId,
+    },
+    SmsMessages {
+        batch_id: SmsBatchId,
+        page: Page,
+    },
+    CancelSms {
+        batch_id: SmsBatchId,
+    },
 }
 
 /// A tool: the REST route it is (path and method in the OpenAPI document, and its success status), the route's
@@ -46,7 +61,7 @@ struct Tool {
     description: &'static str,
 }
 
-const TOOLS: [Tool; 5] = [
+const TOOLS: [Tool; 9] = [
     Tool {
         name: "trigger-batch-calls",
         path: "/api/v1/batches",
@@ -96,9 +111,61 @@ const TOOLS: [Tool; 5] = [
         description: "Cancel a batch (POST /api/v1/batches/{batchId}/cancel): every row not in a call stops; rows \
             in a call finish and are not retried. Cancelling again is harmless.",
     },
+    Tool {
+        name: "trigger-batch-sms",
+        path: "/api/v1/sms-batches",
+        method: "post",
+        status: "202",
+        parameters: &["IdempotencyKey"],
+        hints: [false, false, false, true],
+        description: "Send a batch of text messages (POST /api/v1/sms-batches): a sender (from or \
+            messagingServiceSid), targets with phone, name and variables, a bodyTemplate with {{name}} placeholders \
+            (or a body per target), an optional schedule.notBefore and idempotencyKey. Every target's text is filled \
+            in and checked first; a placeholder a target lacks comes back as a tool error with its path (e.g. \
+            targets[2].variables.when). Numbers that opted out (STOP) are never texted and are listed in optedOut.",
+    },
+    Tool {
+        name: "get-sms-batch-status",
+        path: "/api/v1/sms-batches/{smsBatchId}",
+        method: "get",
+        status: "200",
+        parameters: &["SmsBatchId"],
+        hints: [true, false, true, false],
+        description: "An SMS batch's counts by delivery status, segments and replies (GET /api/v1/sms-batches/{smsBatchId}).",
+    },
+    Tool {
+        name: "get-sms-batch-messages",
+        path: "/api/v1/sms-batches/{smsBatchId}/messages",
+        method: "get",
+        status: "200",
+        parameters: &["SmsBatchId", "ResultLimit", "Offset"],
+        hints: [true, false, true, false],
+        description: "A page of an SMS batch's messages with their delivery status, error codes and the replies \
+            people sent (GET /api/v1/sms-batches/{smsBatchId}/messages).",
+    },
+    Tool {
+        name: "cancel-sms-batch",
+        path: "/api/v1/sms-batches/{smsBatchId}/cancel",
+        method: "post",
+        status: "200",
+        parameters: &["SmsBatchId"],
+        hints: [false, true, true, false],
+        description: "Cancel an SMS batch (POST /api/v1/sms-batches/{smsBatchId}/cancel): messages not yet sent \
+            are dropped; those already handed to Twilio go. Cancelling again is harmless.",
+    },
 ];
 
-pub const TOOL_NAMES: [&str; 5] = [TOOLS[0].name, TOOLS[1].name, TOOLS[2].name, TOOLS[3].name, TOOLS[4].name];
+pub const TOOL_NAMES: [&str; 9] = [
+    TOOLS[0].name,
+    TOOLS[1].name,
+    TOOLS[2].name,
+    TOOLS[3].name,
+    TOOLS[4].name,
+    TOOLS[5].name,
+    TOOLS[6].name,
+    TOOLS[7].name,
+    TOOLS[8].name,
+];
 
 fn document() -> Value {
     serde_json::from_str(OPENAPI_DOCUMENT).expect("openapi.json is JSON (a core test reads it)")
@@ -239,29 +306,39 @@ impl ToolCall {
             return Ok(Err(ApiError::bad_request("invalid_json", "arguments must be an object")));
         };
         Ok(match tool.name {
-            "trigger-batch-calls" => trigger(arguments.clone(), max_targets),
+            "trigger-batch-calls" => trigger(arguments.clone(), |body, key, hash| {
+                let request = batch::parse_request(body, max_targets)?.rpc_request(key, hash);
+                Ok(ToolCall::Trigger { request })
+            }),
+            "trigger-batch-sms" => trigger(arguments.clone(), |body, key, hash| {
+                let request = sms::request::parse_request(body, max_targets)?.rpc_request(key, hash);
+                Ok(ToolCall::TriggerSms { request })
+            }),
             _ => read_arguments(tool, arguments),
         })
     }
 }
 
-/// `POST /api/v1/batches` with the key from the arguments: the rest of them is the body, hashed as the
-/// API hashes a body (so the same key with other arguments is a conflict, as there).
-fn trigger(mut arguments: Map<String, Value>, max_targets: usize) -> Result<ToolCall, ApiError> {
+/// A create route with the key from the arguments: the rest of them is the body, validated by `build` and
+/// hashed as the API hashes a body (so the same key with other arguments is a conflict, as there).
+fn trigger(
+    mut arguments: Map<String, Value>,
+    build: impl FnOnce(&str, Option<&str>, &str) -> Result<ToolCall, ApiError>,
+) -> Result<ToolCall, ApiError> {
     let key = match arguments.remove("idempotencyKey") {
         None | Some(Value::Null) => None,
         Some(Value::String(key)) => api::idempotency_key(Some(&key))?,
         Some(_) => return Err(ApiError::bad_request("invalid_idempotency_key", "idempotencyKey must be a string")),
     };
     let body = Value::Object(arguments).to_string();
-    let new_batch = batch::parse_request(&body, max_targets)?;
-    Ok(ToolCall::Trigger { request: new_batch.rpc_request(key.as_deref(), &batch::request_hash(&body)) })
+    build(&body, key.as_deref(), &batch::request_hash(&body))
 }
 
 /// The read and cancel tools: `batchId`, `limit`, `offset`, refused as the API refuses them.
 fn read_arguments(tool: &Tool, arguments: &Map<String, Value>) -> Result<ToolCall, ApiError> {
     let takes = |name: &str| match name {
         "batchId" => tool.parameters.contains(&"BatchId"),
+        "smsBatchId" => tool.parameters.contains(&"SmsBatchId"),
         "limit" | "offset" => tool.parameters.contains(&"Offset"),
         _ => false,
     };
@@ -271,6 +348,10 @@ fn read_arguments(tool: &Tool, arguments: &Map<String, Value>) -> Result<ToolCal
     let batch_id = || match arguments.get("batchId").and_then(Value::as_str).map(BatchId::parse) {
         Some(Ok(id)) => Ok(id),
         _ => Err(ApiError::bad_request("invalid_id", "a batch id is a UUID")),
+    };
+    let sms_batch_id = || match arguments.get("smsBatchId").and_then(Value::as_str).map(SmsBatchId::parse) {
+        Some(Ok(id)) => Ok(id),
+        _ => Err(ApiError::bad_request("invalid_id", "an SMS batch id is a UUID")),
     };
     // The page as the query string would carry it, read by the same rule.
     let page = |default_limit| {
@@ -290,6 +371,9 @@ fn read_arguments(tool: &Tool, arguments: &Map<String, Value>) -> Result<ToolCal
         "get-batch-status" => ToolCall::Status { batch_id: batch_id()?, page: page(100)? },
         "get-batch-transcripts" => ToolCall::Transcripts { batch_id: batch_id()?, page: page(100)? },
         "list-batches" => ToolCall::List { page: page(50)? },
+        "get-sms-batch-status" => ToolCall::SmsStatus { batch_id: sms_batch_id()? },
+        "get-sms-batch-messages" => ToolCall::SmsMessages { batch_id: sms_batch_id()?, page: page(100)? },
+        "cancel-sms-batch" => ToolCall::CancelSms { batch_id: sms_batch_id()? },
         _ => ToolCall::Cancel { batch_id: batch_id()? },
     })
 }
@@ -330,6 +414,35 @@ mod tests {
         assert_eq!(tool("cancel-batch")["annotations"]["destructiveHint"], true);
         assert_eq!(tool("list-batches")["annotations"]["readOnlyHint"], true);
         assert_eq!(trigger["annotations"]["readOnlyHint"], false);
+        let sms = tool("trigger-batch-sms");
+        assert_eq!(sms["inputSchema"]["oneOf"], components["schemas"]["CreateSmsBatchRequest"]["oneOf"]);
+        assert_eq!(sms["outputSchema"]["required"], json!(["smsBatchId", "statusUrl", "accepted", "optedOut"]));
+        assert_eq!(tool("get-sms-batch-messages")["inputSchema"]["required"], json!(["smsBatchId"]));
+        assert_eq!(tool("cancel-sms-batch")["annotations"]["destructiveHint"], true);
+    }
+
+    #[test]
+    fn trigger_sms_fills_templates_like_the_api_and_names_the_missing_variable() {
+        let args = json!({"from": "+15550100000", "bodyTemplate": "Hi {{name}}, {{when}}",
+                          "targets": [{"phone": "+15550100001", "name": "A", "variables": {"when": "9:30"}},
+                                      {"phone": "+15550100002", "name": "B"}]});
+        let refused = ToolCall::parse("trigger-batch-sms", &args, 100).unwrap().unwrap_err();
+        assert_eq!(refused.body()["error"]["items"][0]["path"], "targets[1].variables.when");
+        let mut fine = args.clone();
+        fine["targets"][1]["variables"] = json!({"when": "10:00"});
+        fine["idempotencyKey"] = json!("k-2");
+        let Ok(Ok(ToolCall::TriggerSms { request })) = ToolCall::parse("trigger-batch-sms", &fine, 100) else {
+            panic!("a valid SMS batch")
+        };
+        assert_eq!(request["messages"][1]["body"], "Hi B, 10:00");
+        assert_eq!(request["idempotency_key"], "k-2");
+        let id = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+        assert_eq!(
+            ToolCall::parse("get-sms-batch-status", &json!({"smsBatchId": id}), 1),
+            Ok(Ok(ToolCall::SmsStatus { batch_id: SmsBatchId::parse(id).unwrap() }))
+        );
+        let refused = ToolCall::parse("get-sms-batch-status", &json!({"batchId": id}), 1).unwrap().unwrap_err();
+        assert_eq!(refused.code, "invalid_parameter");
     }
 
     trait Relinked {

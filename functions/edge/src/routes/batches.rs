@@ -11,13 +11,13 @@ use outcall_core::error::ApiError;
 use outcall_core::ids::BatchId;
 use outcall_core::rpc::{
     BatchDocument, BatchProgressOf, BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches,
-    RetryFailedBatch,
+    RetryFailedBatch, Rpc,
 };
 use serde_json::Value;
 use std::time::Duration;
-use worker::{console_log, Env, Response};
+use worker::{console_log, Context, Env, Response};
 
-pub async fn handle(route: Route, req: Incoming, env: &Env) -> Answer {
+pub async fn handle(route: Route, req: Incoming, env: &Env, ctx: &Context) -> Answer {
     if route == Route::OpenApi {
         return openapi_document(); // public: it describes the API, it holds no data
     }
@@ -29,6 +29,7 @@ pub async fn handle(route: Route, req: Incoming, env: &Env) -> Answer {
     let page = |default_limit| Page::from_query(query.as_deref(), default_limit);
     let (answer, batch) = match route {
         Route::OpenApi => return openapi_document(),
+        Route::Sms(route) => return super::sms::handle(route, req, config, db, ctx).await,
         Route::CreateBatch => return create(req, &config, &db).await,
         Route::Events(id) => return events(db, id, api::last_event_id(req.header("Last-Event-ID").as_deref())).await,
         Route::ListBatches => {
@@ -89,10 +90,20 @@ async fn create(req: Incoming, config: &Config, db: &Db) -> Answer {
 /// `GET /api/v1/batches/:id/events`: Server-Sent Events of the batch's progress, read every
 /// `EVENTS_POLL_MS`; what to send is `api::ProgressFeed`'s decision.
 async fn events(db: Db, id: BatchId, last_event_id: u64) -> Answer {
-    let Some(first) = db.call(&BatchProgressOf { batch_id: id }).await? else {
+    let read = BatchProgressOf { batch_id: id };
+    let Some(first) = db.call(&read).await? else {
         return Err(ApiError::not_found(format!("no batch {id}")));
     };
-    let follow = Follow { db, id, first: Some(Value::Object(first)), feed: ProgressFeed::new(now_ms(), last_event_id) };
+    follow(db, read, first, ProgressFeed::new(now_ms(), last_event_id))
+}
+
+/// A progress stream: `first` (the read that decided between 404 and a stream), then `read` every
+/// `EVENTS_POLL_MS`, each sent as `feed` decides. Serves the call batches' stream and the SMS batches'.
+pub(crate) fn follow<R>(db: Db, read: R, first: BatchDocument, feed: ProgressFeed) -> Answer
+where
+    R: Rpc<Answer = Option<BatchDocument>> + 'static,
+{
+    let follow = Follow { db, read, first: Some(Value::Object(first)), feed };
     let stream = futures_util::stream::unfold(follow, |mut follow| async move {
         let chunk = follow.next_chunk().await?;
         Some((Ok::<Vec<u8>, worker::Error>(chunk.into_bytes()), follow))
@@ -105,15 +116,14 @@ async fn events(db: Db, id: BatchId, last_event_id: u64) -> Answer {
     Ok(response)
 }
 
-struct Follow {
+struct Follow<R> {
     db: Db,
-    id: BatchId,
-    /// The read made before the stream opened (it decided between 404 and a stream).
+    read: R,
     first: Option<Value>,
     feed: ProgressFeed,
 }
 
-impl Follow {
+impl<R: Rpc<Answer = Option<BatchDocument>>> Follow<R> {
     /// The next piece of the stream, or `None` once the last event was sent.
     async fn next_chunk(&mut self) -> Option<String> {
         while !self.feed.is_done() {
@@ -121,7 +131,7 @@ impl Follow {
                 Some(first) => Ok(first),
                 None => {
                     sleep(Duration::from_millis(api::EVENTS_POLL_MS)).await;
-                    self.db.call(&BatchProgressOf { batch_id: self.id }).await.map(document)
+                    self.db.call(&self.read).await.map(document)
                 }
             };
             if let Some(chunk) = self.feed.on_read(read, now_ms()) {

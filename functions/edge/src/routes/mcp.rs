@@ -4,6 +4,8 @@
 //! call and answer (`outcall_core::api`), so a tool and its REST route answer alike.
 
 use super::batches::document;
+use super::sms::sms_batch_answer;
+use crate::sms::send_due;
 use crate::db::Db;
 use crate::http::{self, Answer, Incoming};
 use outcall_core::api;
@@ -11,11 +13,16 @@ use outcall_core::config::{self, Config};
 use outcall_core::error::ApiError;
 use outcall_core::mcp::{self, Dispatch, ToolCall};
 use outcall_core::routes::Route;
-use outcall_core::rpc::{BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches};
+use outcall_core::rpc::{
+    BatchStatus, BatchTranscripts, CancelBatch, CancelSmsBatch, CreateBatch, CreateSmsBatch, ListBatches,
+    SmsBatchMessages, SmsBatchStatus,
+};
+use outcall_core::sms::sending::BATCH_SEND_BUDGET_MS;
+use std::rc::Rc;
 use serde_json::Value;
-use worker::{Env, Response};
+use worker::{Context, Env, Response};
 
-pub async fn handle(req: Incoming, env: &Env) -> Answer {
+pub async fn handle(req: Incoming, env: &Env, ctx: &Context) -> Answer {
     let api_key = http::credential(env, |vars| config::api_key(vars))?;
     if let Err(refused) = api::authorize(req.header("Authorization").as_deref(), &api_key) {
         // The MCP spec's answer to a missing or wrong token on HTTP: 401 with a Bearer challenge.
@@ -36,7 +43,7 @@ pub async fn handle(req: Incoming, env: &Env) -> Answer {
             .map_err(|_| ApiError::new(500, "internal_error", "the answer could not be built")),
         Dispatch::Answer(message) => http::json(200, &message),
         Dispatch::Call { id, call } => {
-            let result = match run(call, &config).await {
+            let result = match run(call, config, ctx).await {
                 Ok(answer) => mcp::tool_result(&answer),
                 Err(error) => mcp::tool_error(&error),
             };
@@ -46,8 +53,8 @@ pub async fn handle(req: Incoming, env: &Env) -> Answer {
 }
 
 /// A tool's answer: the REST route's body, or its error.
-async fn run(call: ToolCall, config: &Config) -> Result<Value, ApiError> {
-    let db = Db::new(config);
+async fn run(call: ToolCall, config: Rc<Config>, ctx: &Context) -> Result<Value, ApiError> {
+    let db = Db::new(&config);
     let (answer, batch) = match call {
         ToolCall::Trigger { request } => {
             let created = db.call(&CreateBatch { request }).await?;
@@ -61,6 +68,21 @@ async fn run(call: ToolCall, config: &Config) -> Result<Value, ApiError> {
         }
         ToolCall::List { page } => (db.call(&ListBatches { limit: page.limit, offset: page.offset }).await?, None),
         ToolCall::Cancel { batch_id } => (db.call(&CancelBatch { batch_id }).await?, Some(batch_id)),
+        ToolCall::TriggerSms { request } => {
+            let created = db.call(&CreateSmsBatch { request }).await?;
+            let accepted = api::sms_create_answer(&created, &config.public_base_url)?;
+            // As the REST route: start sending once the answer is out.
+            ctx.wait_until(async move {
+                send_due(&config, &db, BATCH_SEND_BUDGET_MS).await;
+            });
+            return Ok(accepted.body);
+        }
+        ToolCall::SmsStatus { batch_id } => return sms_batch_answer(db.call(&SmsBatchStatus { batch_id }).await?, batch_id),
+        ToolCall::SmsMessages { batch_id, page } => {
+            let read = SmsBatchMessages { batch_id, limit: page.limit, offset: page.offset };
+            return sms_batch_answer(db.call(&read).await?, batch_id);
+        }
+        ToolCall::CancelSms { batch_id } => return sms_batch_answer(db.call(&CancelSmsBatch { batch_id }).await?, batch_id),
     };
     api::batch_answer(document(answer), batch)
 }

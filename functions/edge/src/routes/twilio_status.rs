@@ -12,20 +12,7 @@ use outcall_core::twilio::{signature_is_valid, StatusEvent};
 use worker::{Context, Env};
 
 pub async fn handle(req: Incoming, env: &Env, ctx: &Context) -> Answer {
-    let signing = http::credential(env, |vars| config::twilio_signing(vars))?;
-    // A missing signature is refused without reading the body; a present one is checked over the body,
-    // which is read under the route's cap first.
-    let signature =
-        req.header("X-Twilio-Signature").ok_or_else(|| ApiError::unauthorized("X-Twilio-Signature is missing"))?;
-    let body = http::body(&req, Route::TwilioStatus, 0).await?; // (a fixed cap: no batch size involved)
-    let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
-
-    // Twilio signs the public URL it called, which behind a proxy differs from the one we see.
-    let query = req.query().map(|q| format!("?{q}")).unwrap_or_default();
-    let signed_url = signing.public_url(&format!("{}{}", req.path(), query));
-    if !signature_is_valid(&signing.auth_token, &signed_url, &form, &signature) {
-        return Err(ApiError::new(403, "invalid_signature", "X-Twilio-Signature does not match"));
-    }
+    let form = verified_form(&req, env, Route::TwilioStatus).await?;
     let config = http::config(env)?;
 
     let event = StatusEvent::parse(&form).map_err(|e| ApiError::bad_request("invalid_callback", e.to_string()))?;
@@ -49,4 +36,22 @@ pub async fn handle(req: Incoming, env: &Env, ctx: &Context) -> Answer {
         });
     }
     http::json(200, &applied)
+}
+
+/// A Twilio webhook's form fields, once its `X-Twilio-Signature` is checked (the voice and the messaging
+/// callbacks are signed alike). A missing signature is refused without reading the body; a present one
+/// is checked over the body, which is read under the route's cap first.
+pub(crate) async fn verified_form(req: &Incoming, env: &Env, route: Route) -> Result<Vec<(String, String)>, ApiError> {
+    let signing = http::credential(env, |vars| config::twilio_signing(vars))?;
+    let signature =
+        req.header("X-Twilio-Signature").ok_or_else(|| ApiError::unauthorized("X-Twilio-Signature is missing"))?;
+    let body = http::body(req, route, 0).await?; // (a fixed cap: no batch size involved)
+    let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    // Twilio signs the public URL it called, which behind a proxy differs from the one we see.
+    let query = req.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let signed_url = signing.public_url(&format!("{}{}", req.path(), query));
+    if !signature_is_valid(&signing.auth_token, &signed_url, &form, &signature) {
+        return Err(ApiError::new(403, "invalid_signature", "X-Twilio-Signature does not match"));
+    }
+    Ok(form)
 }
