@@ -35,12 +35,12 @@ fn bad_param(code: u32, message: impl Into<String>) -> TwilioError {
     TwilioError::new(code, message)
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     TwilioError::new(20003, "Authenticate").api_response(StatusCode::UNAUTHORIZED)
 }
 
 /// HTTP Basic `AccountSid:AuthToken`, for the account named in the path.
-fn authenticate(state: &AppState, headers: &HeaderMap, path_sid: &str) -> bool {
+pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap, path_sid: &str) -> bool {
     let credentials = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -56,23 +56,23 @@ fn authenticate(state: &AppState, headers: &HeaderMap, path_sid: &str) -> bool {
 }
 
 /// A decoded form body, keeping repeated keys.
-struct Form(Vec<(String, String)>);
+pub(crate) struct Form(pub(crate) Vec<(String, String)>);
 
 impl Form {
-    fn parse(body: &[u8]) -> Form {
+    pub(crate) fn parse(body: &[u8]) -> Form {
         Form(form_urlencoded::parse(body).into_owned().collect())
     }
 
-    fn first(&self, key: &str) -> Option<&str> {
+    pub(crate) fn first(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// A non-blank value for `key`.
-    fn value(&self, key: &str) -> Option<&str> {
+    pub(crate) fn value(&self, key: &str) -> Option<&str> {
         self.first(key).filter(|v| !v.trim().is_empty())
     }
 
-    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub(crate) fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
@@ -100,7 +100,7 @@ pub fn is_e164(number: &str) -> bool {
     (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
 }
 
-fn is_http_url(url: &str) -> bool {
+pub(crate) fn is_http_url(url: &str) -> bool {
     let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
     rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
 }
