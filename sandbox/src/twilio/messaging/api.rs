@@ -195,6 +195,7 @@ fn accept_message(state: &Arc<AppState>, account_sid: String, form: &Form, fault
         error_message: None,
         created: now,
         sent: None,
+        released: None,
         updated: now,
         status_callback: plan.status_callback.clone(),
         status_callbacks: Vec::new(),

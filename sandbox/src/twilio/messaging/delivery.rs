@@ -38,6 +38,7 @@ pub fn start(state: Arc<AppState>, handle: MessageHandle, delivery: Delivery) {
 
 async fn deliver(state: Arc<AppState>, handle: MessageHandle, slot: Instant, delivery: Delivery) {
     tokio::time::sleep_until(slot.into()).await;
+    lock(&handle).released = Some(chrono::Utc::now());
     let mut callbacks = Callbacks::new(state.clone(), handle.clone());
     if let Delivery::Failed(_) = delivery {
         callbacks.notify(finish(&handle, &delivery)).await;

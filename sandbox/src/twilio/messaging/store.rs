@@ -29,7 +29,10 @@ pub struct MessageRecord {
     pub error_code: Option<u32>,
     pub error_message: Option<String>,
     pub created: DateTime<Utc>,
+    /// When the message went out (`date_sent`); a failed one never does.
     pub sent: Option<DateTime<Utc>>,
+    /// When its sender's queue released it, whatever happened next.
+    pub released: Option<DateTime<Utc>>,
     pub updated: DateTime<Utc>,
     pub status_callback: Option<String>,
     pub status_callbacks: Vec<Value>,
@@ -51,7 +54,7 @@ impl MessageRecord {
             "status": self.status,
             "error_code": self.error_code,
             "created_at_ms": self.created.timestamp_millis(),
-            "sent_at_ms": self.sent.map(|at| at.timestamp_millis()),
+            "sent_at_ms": self.released.map(|at| at.timestamp_millis()),
             "status_callback": self.status_callback,
             "status_callbacks": self.status_callbacks,
             "faults": self.faults,
