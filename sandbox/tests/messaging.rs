@@ -329,16 +329,8 @@ async fn list_filters_and_pages_newest_first() {
         "{next}"
     );
     assert!(page["uri"].as_str().unwrap().contains("To=%2B15550002001"));
-    let second: Value = env
-        .http
-        .get(format!("{}{next}", env.sandbox))
-        .basic_auth(SID, Some(TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let account = format!("/2010-04-01/Accounts/{SID}/");
+    let second: Value = env.twilio_get(next.strip_prefix(&account).unwrap()).await.json().await.unwrap();
     assert_eq!(second["messages"].as_array().unwrap().len(), 1);
     assert_eq!(second["messages"][0]["sid"], sids[0].as_str());
     assert!(second["next_page_uri"].is_null());

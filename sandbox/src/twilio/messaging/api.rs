@@ -17,7 +17,7 @@ use super::segments;
 use super::store::MessageRecord;
 use crate::faults::TwilioFault;
 use crate::state::{lock, AppState};
-use crate::twilio::api::{authenticate, is_e164, is_http_url, unauthorized, Form};
+use crate::twilio::api::{answer, authenticate, is_e164, is_http_url, not_found, unauthorized, Form};
 use crate::twilio::{api_faults, twilio_date, TwilioError};
 
 /// Twilio's limit on `Body`, in characters.
@@ -215,22 +215,12 @@ async fn fetch_message(
     Path((account_sid, message_file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if !authenticate(&state, &headers, &account_sid) {
-        return unauthorized();
-    }
-    let fault = state.faults.twilio_request();
-    if let Some(refused) = api_faults::refusal(fault, "message fetch") {
-        return refused;
-    }
     let sid = message_file.strip_suffix(".json").unwrap_or(&message_file);
-    let processed = match state.sms.get(sid).filter(|r| r.account_sid == account_sid) {
+    let lookup = || match state.sms.get(sid).filter(|r| r.account_sid == account_sid) {
         Some(record) => Json(message_resource(&record)).into_response(),
-        None => {
-            TwilioError::new(20404, format!("The requested resource {} was not found", message_uri(&account_sid, sid)))
-                .api_response(StatusCode::NOT_FOUND)
-        }
+        None => not_found(&message_uri(&account_sid, sid)),
     };
-    api_faults::spoil(fault, "message fetch", processed).await
+    answer(&state, &headers, &account_sid, "message fetch", |_| lookup()).await
 }
 
 /// The `DateSent` filters: `DateSent=`, `DateSent>=` and `DateSent<=` (inclusive), each a `YYYY-MM-DD` day
@@ -285,19 +275,12 @@ async fn list_messages(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if !authenticate(&state, &headers, &account_sid) {
-        return unauthorized();
-    }
-    let fault = state.faults.twilio_request();
-    if let Some(refused) = api_faults::refusal(fault, "message list") {
-        return refused;
-    }
     let filters = Form::parse(query.unwrap_or_default().as_bytes());
-    let processed = match DateSentFilter::parse(&filters) {
+    let page = || match DateSentFilter::parse(&filters) {
         Ok(dates) => Json(list_page(&state, &account_sid, &filters, &dates)).into_response(),
         Err(error) => error.api_response(StatusCode::BAD_REQUEST),
     };
-    api_faults::spoil(fault, "message list", processed).await
+    answer(&state, &headers, &account_sid, "message list", |_| page()).await
 }
 
 fn list_page(state: &AppState, account_sid: &str, filters: &Form, dates: &DateSentFilter) -> Value {
