@@ -28,6 +28,12 @@ pub struct Config {
     /// Where an email link redirects when it names no `redirect_to` (`SANDBOX_AUTH_SITE_URL`, GoTrue's
     /// `SITE_URL`; default the public URL).
     pub auth_site_url: String,
+    /// Segments per second a Messaging sender's queue drains at unless set per sender (`SANDBOX_SMS_MPS`,
+    /// default 1: a US long code).
+    pub sms_segments_per_second: f64,
+    /// Where inbound messages are posted (`SANDBOX_SMS_INBOUND_URL`; unset: `/_sandbox/twilio/sms/inbound`
+    /// answers 409).
+    pub sms_inbound_url: Option<String>,
 }
 
 /// Everything wrong with the environment, one entry per variable.
@@ -53,6 +59,8 @@ pub const DEFAULT_STT_KEY: &str = "sandbox-stt-key";
 pub const DEFAULT_JUDGE_KEY: &str = "sandbox-judge-key";
 /// GoTrue's default `jwt_expiry`.
 pub const DEFAULT_AUTH_JWT_EXPIRY: i64 = 3600;
+/// A US long code sends one segment a second (operators.md §5.6).
+pub const DEFAULT_SMS_MPS: f64 = 1.0;
 
 impl Config {
     /// Reads the configuration through `get` (the process environment in `main`).
@@ -108,8 +116,19 @@ impl Config {
                 }
             },
         };
+        let sms_segments_per_second = match get("SANDBOX_SMS_MPS") {
+            None => DEFAULT_SMS_MPS,
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(s) if s.is_finite() && s > 0.0 => s,
+                _ => {
+                    problems.push(format!("SANDBOX_SMS_MPS={v:?} is not a positive number of segments per second"));
+                    DEFAULT_SMS_MPS
+                }
+            },
+        };
         let optional =
             |name: &str| get(name).map(|v| v.trim().trim_end_matches('/').to_string()).filter(|v| !v.is_empty());
+        let sms_inbound_url = get("SANDBOX_SMS_INBOUND_URL").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let public_url = optional("SANDBOX_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
         let auth_site_url = optional("SANDBOX_AUTH_SITE_URL").unwrap_or_else(|| public_url.clone());
         for (name, url) in [
@@ -117,6 +136,7 @@ impl Config {
             ("VAPI_SERVER_URL", &vapi_server_url),
             ("SANDBOX_PUBLIC_URL", &public_url),
             ("SANDBOX_AUTH_SITE_URL", &auth_site_url),
+            ("SANDBOX_SMS_INBOUND_URL", sms_inbound_url.as_ref().unwrap_or(&String::new())),
         ] {
             if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
                 problems.push(format!("{name}={url:?} must start with http:// or https://"));
@@ -140,6 +160,8 @@ impl Config {
             public_url,
             auth_jwt_expiry,
             auth_site_url,
+            sms_segments_per_second,
+            sms_inbound_url,
         })
     }
 
@@ -177,6 +199,22 @@ mod tests {
         assert_eq!(c.public_url, "http://127.0.0.1:54321");
         assert_eq!(c.auth_site_url, c.public_url);
         assert_eq!(c.auth_jwt_expiry, DEFAULT_AUTH_JWT_EXPIRY);
+        assert_eq!((c.sms_segments_per_second, c.sms_inbound_url.as_deref()), (DEFAULT_SMS_MPS, None));
+    }
+
+    #[test]
+    fn sms_settings() {
+        let mut env = full();
+        env.insert("SANDBOX_SMS_MPS", "2.5");
+        env.insert("SANDBOX_SMS_INBOUND_URL", "http://127.0.0.1:8787/twilio/sms-inbound");
+        let c = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("valid");
+        assert_eq!(c.sms_segments_per_second, 2.5);
+        assert_eq!(c.sms_inbound_url.as_deref(), Some("http://127.0.0.1:8787/twilio/sms-inbound"));
+        for bad in [("SANDBOX_SMS_MPS", "0"), ("SANDBOX_SMS_MPS", "fast"), ("SANDBOX_SMS_INBOUND_URL", "ftp://x")] {
+            let mut env = full();
+            env.insert(bad.0, bad.1);
+            assert!(Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -99,6 +99,7 @@ async fn auth_messages(State(state): State<Arc<AppState>>, RawQuery(query): RawQ
 
 async fn reset(State(state): State<Arc<AppState>>) -> Response {
     state.calls.clear();
+    state.sms.clear();
     state.auth.store.clear_messages();
     state.webhooks.clear();
     state.stt.clear();

@@ -36,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(gateway::routes())
         .merge(auth::routes())
         .merge(twilio::api::routes())
+        .merge(twilio::messaging::routes())
         .merge(inspect::routes())
         .merge(faults::api::routes())
         .merge(stt::routes())

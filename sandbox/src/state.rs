@@ -21,6 +21,8 @@ pub struct AppState {
     pub keys: ApiKeys,
     pub http: reqwest::Client,
     pub calls: CallStore,
+    /// The Messaging stand-in's messages, queues and opt-out blocks.
+    pub sms: crate::twilio::messaging::Messaging,
     pub webhooks: Records<Delivery>,
     /// Requests through the `/rest/v1` gateway by path, for counting round trips.
     pub gateway_requests: Mutex<std::collections::BTreeMap<String, u64>>,
@@ -62,6 +64,7 @@ impl AppState {
             keys,
             http,
             calls: CallStore::default(),
+            sms: Default::default(),
             webhooks: Records::default(),
             gateway_requests: Mutex::default(),
             faults: Faults::default(),

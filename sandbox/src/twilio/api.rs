@@ -35,12 +35,12 @@ fn bad_param(code: u32, message: impl Into<String>) -> TwilioError {
     TwilioError::new(code, message)
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     TwilioError::new(20003, "Authenticate").api_response(StatusCode::UNAUTHORIZED)
 }
 
 /// HTTP Basic `AccountSid:AuthToken`, for the account named in the path.
-fn authenticate(state: &AppState, headers: &HeaderMap, path_sid: &str) -> bool {
+pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap, path_sid: &str) -> bool {
     let credentials = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -55,24 +55,48 @@ fn authenticate(state: &AppState, headers: &HeaderMap, path_sid: &str) -> bool {
     })
 }
 
+/// Answers an authenticated request on the account's resources: refused by the fault drawn for it, or
+/// processed by `process` (given the fault that lets it through) with the answer the fault leaves.
+pub(crate) async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    account_sid: &str,
+    request: &str,
+    process: impl FnOnce(Option<TwilioFault>) -> Response,
+) -> Response {
+    if !authenticate(state, headers, account_sid) {
+        return unauthorized();
+    }
+    let fault = state.faults.twilio_request();
+    if let Some(refused) = api_faults::refusal(fault, request) {
+        return refused;
+    }
+    api_faults::spoil(fault, request, process(fault)).await
+}
+
+/// 404/20404 for a resource the account does not have.
+pub(crate) fn not_found(uri: &str) -> Response {
+    TwilioError::new(20404, format!("The requested resource {uri} was not found")).api_response(StatusCode::NOT_FOUND)
+}
+
 /// A decoded form body, keeping repeated keys.
-struct Form(Vec<(String, String)>);
+pub(crate) struct Form(pub(crate) Vec<(String, String)>);
 
 impl Form {
-    fn parse(body: &[u8]) -> Form {
+    pub(crate) fn parse(body: &[u8]) -> Form {
         Form(form_urlencoded::parse(body).into_owned().collect())
     }
 
-    fn first(&self, key: &str) -> Option<&str> {
+    pub(crate) fn first(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// A non-blank value for `key`.
-    fn value(&self, key: &str) -> Option<&str> {
+    pub(crate) fn value(&self, key: &str) -> Option<&str> {
         self.first(key).filter(|v| !v.trim().is_empty())
     }
 
-    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub(crate) fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
@@ -100,7 +124,7 @@ pub fn is_e164(number: &str) -> bool {
     (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
 }
 
-fn is_http_url(url: &str) -> bool {
+pub(crate) fn is_http_url(url: &str) -> bool {
     let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
     rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
 }
@@ -242,15 +266,8 @@ async fn create_call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authenticate(&state, &headers, &account_sid) {
-        return unauthorized();
-    }
-    let fault = state.faults.twilio_request();
-    if let Some(refused) = api_faults::refusal(fault, "create") {
-        return refused;
-    }
-    let processed = place_call(&state, account_sid, &body, fault);
-    api_faults::spoil(fault, "create", processed).await
+    let account = account_sid.clone();
+    answer(&state, &headers, &account_sid, "create", |fault| place_call(&state, account, &body, fault)).await
 }
 
 /// Validates a create request and, when valid, records the call and starts playing it.
@@ -317,22 +334,14 @@ async fn get_call(
     Path((account_sid, call_file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if !authenticate(&state, &headers, &account_sid) {
-        return unauthorized();
-    }
-    let fault = state.faults.twilio_request();
-    if let Some(refused) = api_faults::refusal(fault, "fetch") {
-        return refused;
-    }
     let sid = call_file.strip_suffix(".json").unwrap_or(&call_file);
-    let processed = match state.calls.get(sid).filter(|r| r.account_sid == account_sid) {
-        Some(record) => Json(call_resource(&record)).into_response(),
-        None => {
-            TwilioError::new(20404, format!("The requested resource {} was not found", call_uri(&account_sid, sid)))
-                .api_response(StatusCode::NOT_FOUND)
+    answer(&state, &headers, &account_sid, "fetch", |_| {
+        match state.calls.get(sid).filter(|r| r.account_sid == account_sid) {
+            Some(record) => Json(call_resource(&record)).into_response(),
+            None => not_found(&call_uri(&account_sid, sid)),
         }
-    };
-    api_faults::spoil(fault, "fetch", processed).await
+    })
+    .await
 }
 
 /// The first page of calls, newest first, filtered by `To`, `From` and `Status`.
@@ -342,13 +351,10 @@ async fn list_calls(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if !authenticate(&state, &headers, &account_sid) {
-        return unauthorized();
-    }
-    let fault = state.faults.twilio_request();
-    if let Some(refused) = api_faults::refusal(fault, "list") {
-        return refused;
-    }
+    answer(&state, &headers, &account_sid, "list", |_| calls_page(&state, &account_sid, query.as_deref())).await
+}
+
+fn calls_page(state: &AppState, account_sid: &str, query: Option<&str>) -> Response {
     let filters = Form::parse(query.unwrap_or_default().as_bytes());
     let page_size = filters.value("PageSize").and_then(|p| p.parse::<usize>().ok()).unwrap_or(50).clamp(1, 1000);
     let matches = |field: &str, value: &str| filters.value(field).is_none_or(|f| f == value);
@@ -359,7 +365,7 @@ async fn list_calls(
     calls.truncate(page_size);
     let uri = format!("/2010-04-01/Accounts/{account_sid}/Calls.json?PageSize={page_size}&Page=0");
     let end = calls.len().saturating_sub(1);
-    let processed = Json(json!({
+    Json(json!({
         "calls": calls.iter().map(call_resource).collect::<Vec<_>>(),
         "start": 0,
         "end": end,
@@ -370,8 +376,7 @@ async fn list_calls(
         "next_page_uri": null,
         "uri": uri,
     }))
-    .into_response();
-    api_faults::spoil(fault, "list", processed).await
+    .into_response()
 }
 
 #[cfg(test)]

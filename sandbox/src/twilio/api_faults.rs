@@ -1,4 +1,4 @@
-//! How an injected fault changes a Calls API answer. A 429 or 503 refuses
+//! How an injected fault changes a Calls or Messages API answer. A 429 or 503 refuses
 //! the request before anything happens; a 504 or a timeout lets the request
 //! be processed (a create places its call) and spoils only the answer, which
 //! is the case a client cannot tell from a lost request.
@@ -9,20 +9,27 @@ use axum::response::Response;
 use super::TwilioError;
 use crate::faults::TwilioFault;
 
+/// The error a fault answers with instead of processing the request, or `None` if it lets it through.
+pub fn refusal_error(fault: TwilioFault) -> Option<(StatusCode, TwilioError)> {
+    match fault {
+        TwilioFault::TooManyRequests => {
+            Some((StatusCode::TOO_MANY_REQUESTS, TwilioError::new(20429, "Too Many Requests")))
+        }
+        TwilioFault::Unavailable => {
+            Some((StatusCode::SERVICE_UNAVAILABLE, TwilioError::new(20503, "Service unavailable")))
+        }
+        TwilioFault::GatewayTimeout | TwilioFault::Timeout { .. } => None,
+    }
+}
+
 /// The answer to a request the fault refuses, or `None` to process it.
 pub fn refusal(fault: Option<TwilioFault>, request: &str) -> Option<Response> {
     let fault = fault?;
-    let refused = match fault {
-        TwilioFault::TooManyRequests => {
-            let mut response = TwilioError::new(20429, "Too Many Requests").api_response(StatusCode::TOO_MANY_REQUESTS);
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
-        }
-        TwilioFault::Unavailable => {
-            TwilioError::new(20503, "Service unavailable").api_response(StatusCode::SERVICE_UNAVAILABLE)
-        }
-        TwilioFault::GatewayTimeout | TwilioFault::Timeout { .. } => return None,
-    };
+    let (status, error) = refusal_error(fault)?;
+    let mut refused = error.api_response(status);
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     crate::log!(info, "faults", "{} on {request}: refused", fault.kind().name());
     Some(refused)
 }

@@ -1,10 +1,12 @@
-//! The Twilio stand-in: the Calls API, call playback, TwiML and status callbacks.
+//! The Twilio stand-in: the Calls API, call playback, TwiML and status callbacks, and Programmable
+//! Messaging (`messaging`).
 
 pub mod api;
 pub mod api_faults;
 pub mod call;
 pub mod callback_order;
 pub mod callbacks;
+pub mod messaging;
 pub mod scenario;
 pub mod signature;
 pub mod sip;

@@ -89,6 +89,7 @@ pub async fn start_scaled(assistant_reply: Value, scale: f64) -> Env {
         ("VAPI_SERVER_URL", format!("{worker}/vapi/events")),
         ("VAPI_SECRET", "vapi-secret".into()),
         ("SANDBOX_TIME_SCALE", scale.to_string()),
+        ("SANDBOX_SMS_INBOUND_URL", format!("{worker}/twilio/sms-inbound")),
     ];
     let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
     let sandbox = spawn(router(AppState::new(config))).await;
