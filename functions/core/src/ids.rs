@@ -24,6 +24,16 @@ pub struct SessionId(Uuid);
 #[serde(transparent)]
 pub struct RunId(Uuid);
 
+/// The id of a `sms_batches` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SmsBatchId(Uuid);
+
+/// The id of a `sms_messages` row (what the status callback URL carries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SmsMessageId(Uuid);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a valid id (expected a UUID)")]
 pub struct BadId;
@@ -47,6 +57,8 @@ uuid_id!(PendingCallId);
 uuid_id!(SessionId);
 uuid_id!(BatchId);
 uuid_id!(RunId);
+uuid_id!(SmsBatchId);
+uuid_id!(SmsMessageId);
 
 /// A Twilio Call SID: `CA` and 32 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
