@@ -3,7 +3,7 @@
 -- attempt cap, 21610, the terminal guard, the batch counters and state, the reads and their paging errors.
 -- Pacing and opt-outs: 24_sms_opt_out.sql. All in one transaction: now() is one instant throughout.
 begin;
-select plan(120);
+select plan(122);
 
 -- No pace here (24_sms_opt_out.sql has it): every claim gets every due message.
 update outcall_private.dispatch_policy set sms_messages_per_second = null;
@@ -195,6 +195,11 @@ select is(public.sms_batch_status(:'b2') -> 'counts' -> 'queued', '2'::jsonb,
 select is(public.sms_status_callback('SM00000000000000000000000000000020', 'delivered') ->> 'status', 'delivered',
           'a delivery report after completion still applies');
 select is(((pg_temp.batch(:'b2')).delivered, (pg_temp.batch(:'b2')).queued)::text, '(1,0)', 'and the counters follow');
+select is(public.sms_status_callback('SM00000000000000000000000000000021', 'failed', 21610) ->> 'status', 'failed',
+          'a failed callback with 21610...');
+select is((select source from public.sms_opt_outs where phone = '+15553000001'), 'twilio_21610',
+          '... opts the phone out too');
+delete from public.sms_opt_outs;
 
 -- Retries: submitting -> pending, the policy's delays, the attempt cap ---------------------------------------------------
 update outcall_private.dispatch_policy set sms_max_attempts = 3, sms_retry_delays = '{1 second, 5 seconds}';
