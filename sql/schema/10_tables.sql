@@ -294,6 +294,144 @@ comment on table public.operator_actions is
 comment on column public.operator_actions.detail is
   'call: {results: [{id, ok, reason?, before, after}]} (before/after: call_status, attempts, max_attempts, attempt_offset, next_attempt_at, last_error, archived_at; null for an unknown id); batch: {before, after (status and counters), answer}; classification: {ok, reason?, note, before, after (classification_type, ivr_actions, is_active, invalidated_at, invalidated_reason)}.';
 
+-- public.sms_batches --------------------------------------------------------------------------------------------
+-- Batch SMS (65_sms.sql): one row per create_sms_batch call. Like public.batches, its counters and derived state
+-- are kept by statement-level triggers on sms_messages (65_sms.sql).
+create table public.sms_batches (
+  id uuid primary key default gen_random_uuid(),
+  name text not null
+    constraint sms_batches_name_length check (char_length(name) between 1 and 200),
+  metadata jsonb not null default '{}'::jsonb
+    constraint sms_batches_metadata_object check (jsonb_typeof(metadata) = 'object'),
+  -- A From number (E.164) or a Messaging Service SID (MG + 32 hex digits).
+  sender text not null
+    constraint sms_batches_sender_valid check (outcall_private.is_e164(sender) or sender ~ '^MG[0-9a-fA-F]{32}$'),
+  -- The template the bodies were rendered from (null: every target brought its own body).
+  body_template text,
+  status text not null default 'queued'
+    constraint sms_batches_status_valid check (status in ('queued', 'in_progress', 'completed', 'cancelled')),
+  idempotency_key text
+    constraint sms_batches_idempotency_key_key unique,
+  request_hash text,
+  not_before timestamptz,
+  -- The positions created opted_out, answered again to a replay of the request.
+  opted_out_positions int[] not null default '{}',
+  -- Messages of the batch, in all and one per sms_messages.status; segments over all of them.
+  total int not null default 0 constraint sms_batches_total_nonnegative check (total >= 0),
+  pending int not null default 0 constraint sms_batches_pending_nonnegative check (pending >= 0),
+  submitting int not null default 0 constraint sms_batches_submitting_nonnegative check (submitting >= 0),
+  queued int not null default 0 constraint sms_batches_queued_nonnegative check (queued >= 0),
+  accepted int not null default 0 constraint sms_batches_accepted_nonnegative check (accepted >= 0),
+  scheduled int not null default 0 constraint sms_batches_scheduled_nonnegative check (scheduled >= 0),
+  sending int not null default 0 constraint sms_batches_sending_nonnegative check (sending >= 0),
+  sent int not null default 0 constraint sms_batches_sent_nonnegative check (sent >= 0),
+  delivered int not null default 0 constraint sms_batches_delivered_nonnegative check (delivered >= 0),
+  undelivered int not null default 0 constraint sms_batches_undelivered_nonnegative check (undelivered >= 0),
+  failed int not null default 0 constraint sms_batches_failed_nonnegative check (failed >= 0),
+  opted_out int not null default 0 constraint sms_batches_opted_out_nonnegative check (opted_out >= 0),
+  cancelled int not null default 0 constraint sms_batches_cancelled_nonnegative check (cancelled >= 0),
+  segments_total int not null default 0 constraint sms_batches_segments_total_nonnegative check (segments_total >= 0),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  started_at timestamptz,
+  completed_at timestamptz,
+  cancelled_at timestamptz
+);
+
+comment on table public.sms_batches is
+  'A set of sms_messages created by one create_sms_batch call, sent from sender (E.164 or Messaging Service SID). Counters (total, one per message status, segments_total) and state (started_at: first claim, completed_at: no message pending or submitting, status) are kept by triggers on sms_messages; cancelled_at by cancel_sms_batch. status: queued -> in_progress -> completed, or cancelled.';
+
+create index sms_batches_created_at_idx on public.sms_batches (created_at, id);
+
+-- public.sms_messages ------------------------------------------------------------------------------------------
+create table public.sms_messages (
+  id uuid primary key default gen_random_uuid(),
+  batch_id uuid not null references public.sms_batches (id) on delete cascade,
+  -- The target's index in the request.
+  position int not null
+    constraint sms_messages_position_nonnegative check (position >= 0),
+  to_phone text not null
+    constraint sms_messages_to_phone_e164 check (outcall_private.is_e164(to_phone)),
+  variables jsonb not null default '{}'::jsonb
+    constraint sms_messages_variables_object check (jsonb_typeof(variables) = 'object'),
+  -- Rendered by the Worker (outcall_core::sms), with its encoding and segment count.
+  body text not null
+    constraint sms_messages_body_nonempty check (char_length(body) >= 1),
+  encoding text not null
+    constraint sms_messages_encoding_valid check (encoding in ('GSM-7', 'UCS-2')),
+  segments int not null
+    constraint sms_messages_segments_positive check (segments >= 1),
+  -- pending -> submitting (claimed: the create request is out) -> queued | accepted | scheduled -> sending -> sent
+  -- -> delivered | undelivered | failed (Twilio's names); pending -> opted_out | cancelled; submitting -> pending
+  -- (retry) | failed | opted_out (refused). Terminal: delivered, undelivered, failed, opted_out, cancelled.
+  status text not null default 'pending'
+    constraint sms_messages_status_valid check (status in
+      ('pending', 'submitting', 'queued', 'accepted', 'scheduled', 'sending', 'sent',
+       'delivered', 'undelivered', 'failed', 'opted_out', 'cancelled')),
+  message_sid text
+    constraint sms_messages_message_sid_key unique,
+  error_code int,
+  error_message text,
+  attempts int not null default 0
+    constraint sms_messages_attempts_nonnegative check (attempts >= 0),
+  next_attempt_at timestamptz not null default now(),
+  submitting_since timestamptz,
+  price numeric,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint sms_messages_batch_position_key unique (batch_id, position)
+);
+
+comment on table public.sms_messages is
+  'One text message of an sms_batch. status: pending -> submitting -> queued | accepted | scheduled -> sending -> sent -> delivered | undelivered | failed; pending -> opted_out | cancelled; submitting -> pending (retry) | failed | opted_out. Terminal statuses (delivered, undelivered, failed, opted_out, cancelled) are never left.';
+
+-- claim_sms: a sender's due messages in the order they are served (the batch, then position: the unique key).
+create index sms_messages_pending_idx on public.sms_messages (batch_id, position) where status = 'pending';
+-- sms_to_reconcile: claimed messages Twilio's answer never reached.
+create index sms_messages_unanswered_idx on public.sms_messages (submitting_since)
+  where status = 'submitting' and message_sid is null;
+-- record_sms_reply: the latest message sent to a phone.
+create index sms_messages_to_phone_idx on public.sms_messages (to_phone, submitting_since);
+
+-- public.sms_opt_outs ------------------------------------------------------------------------------------------
+create table public.sms_opt_outs (
+  phone text primary key
+    constraint sms_opt_outs_phone_e164 check (outcall_private.is_e164(phone)),
+  -- keyword: the person answered STOP (or another opt-out keyword); twilio_21610: Twilio refused a send with 21610;
+  -- manual: written by hand.
+  source text not null
+    constraint sms_opt_outs_source_valid check (source in ('keyword', 'twilio_21610', 'manual')),
+  keyword text,
+  opted_out_at timestamptz not null default now()
+);
+
+comment on table public.sms_opt_outs is
+  'Phones that must not be texted: created opted_out by create_sms_batch, skipped by claim_sms. A START (record_sms_reply) deletes the row.';
+
+-- public.sms_replies -------------------------------------------------------------------------------------------
+create table public.sms_replies (
+  id uuid primary key default gen_random_uuid(),
+  -- Twilio retries webhooks: one row per inbound MessageSid.
+  message_sid text not null
+    constraint sms_replies_message_sid_key unique,
+  from_phone text not null,
+  to_phone text not null,
+  body text not null default '',
+  -- The batch (and message) whose latest message to from_phone this answers; null when none.
+  batch_id uuid references public.sms_batches (id) on delete set null,
+  sms_message_id uuid references public.sms_messages (id) on delete set null,
+  opt_out_type text
+    constraint sms_replies_opt_out_type_valid check (opt_out_type in ('STOP', 'START', 'HELP')),
+  received_at timestamptz not null default now()
+);
+
+comment on table public.sms_replies is
+  'Inbound messages (record_sms_reply), tied to the batch and message whose latest text to from_phone they answer. opt_out_type: STOP | START | HELP for keywords.';
+
+create index sms_replies_batch_id_idx on public.sms_replies (batch_id) where batch_id is not null;
+create index sms_replies_sms_message_id_idx on public.sms_replies (sms_message_id, received_at)
+  where sms_message_id is not null;
+
 -- Indexes of the public tables ---------------------------------------------------------------------------------
 -- call_sessions (pending_call_id, attempt) and (call_sid) are covered by their unique constraints.
 
@@ -379,10 +517,20 @@ create table outcall_private.dispatch_policy (
   -- long for VAPI's end-of-call report.
   reconcile_after interval not null default '5 minutes'
     constraint dispatch_policy_reconcile_after_positive check (reconcile_after > interval '0'),
+  -- SMS (65_sms.sql): the pace a new sender gets (segments per second; null: no limit; a US long code sends one),
+  -- the attempts of a message at most, and the delay before attempt n+1: sms_retry_delays[least(n, cardinality)].
+  sms_messages_per_second numeric default 1
+    constraint dispatch_policy_sms_messages_per_second_positive check (sms_messages_per_second > 0),
+  sms_max_attempts int not null default 5
+    constraint dispatch_policy_sms_max_attempts_range check (sms_max_attempts between 1 and 20),
+  sms_retry_delays interval[] not null default '{1 second,5 seconds,30 seconds,2 minutes}'
+    constraint dispatch_policy_sms_retry_delays_valid check (
+      cardinality(sms_retry_delays) >= 1 and array_ndims(sms_retry_delays) = 1 and array_lower(sms_retry_delays, 1) = 1
+      and array_position(sms_retry_delays, null) is null and interval '0' < all (sms_retry_delays)),
   constraint dispatch_policy_window_valid check (window_start < window_end)
 );
 comment on table outcall_private.dispatch_policy is
-  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after.';
+  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after; for SMS sms_messages_per_second (a new sender''s pace), sms_max_attempts, sms_retry_delays.';
 insert into outcall_private.dispatch_policy default values;
 
 -- The calls-per-second pace: the earliest instant the next send slot may be granted (30_dispatch.sql).
@@ -404,6 +552,18 @@ create table outcall_private.dial_requests (
 );
 comment on table outcall_private.dial_requests is
   'Twilio create requests in flight (answered_at null) and recently answered: the calls-per-second send slots. Pruned at each grant.';
+
+-- The SMS senders' pace (65_sms.sql): one row per sender, made by the first claim of its messages.
+create table outcall_private.sms_senders (
+  sender text primary key,
+  -- Segments per second; null: no limit. A new row takes dispatch_policy.sms_messages_per_second.
+  messages_per_second numeric
+    constraint sms_senders_messages_per_second_positive check (messages_per_second > 0),
+  -- The earliest instant the sender's next send slot may be granted.
+  next_slot_at timestamptz not null default '-infinity'
+);
+comment on table outcall_private.sms_senders is
+  'Per SMS sender (From number or Messaging Service SID): messages_per_second (segments; null: no limit) and next_slot_at. Its row lock serializes the claims of the sender''s messages.';
 
 -- Views ------------------------------------------------------------------------------------------------------
 

@@ -17,6 +17,21 @@
 
 -- A batch's state ---------------------------------------------------------------------------------------------
 
+-- A batch's status from its instants (call batches here, SMS batches in 65_sms.sql).
+create or replace function outcall_private.batch_status_of(
+  p_cancelled_at timestamptz, p_completed_at timestamptz, p_started_at timestamptz
+) returns text
+language sql immutable
+set search_path = ''
+as $$
+  select case
+    when p_cancelled_at is not null then 'cancelled'
+    when p_completed_at is not null then 'completed'
+    when p_started_at is not null then 'in_progress'
+    else 'queued'
+  end
+$$;
+
 -- What follows from the counters, whoever writes the row: completed_at once every row is terminal (and null
 -- again when retry_failed_batch requeues some), and the status.
 create or replace function outcall_private.derive_batch_state() returns trigger
@@ -28,12 +43,7 @@ begin
     when NEW.total > 0 and NEW.completed + NEW.failed + NEW.cancelled = NEW.total
       then coalesce(NEW.completed_at, pg_catalog.now())
   end;
-  NEW.status := case
-    when NEW.cancelled_at is not null then 'cancelled'
-    when NEW.completed_at is not null then 'completed'
-    when NEW.started_at is not null then 'in_progress'
-    else 'queued'
-  end;
+  NEW.status := outcall_private.batch_status_of(NEW.cancelled_at, NEW.completed_at, NEW.started_at);
   return NEW;
 end
 $$;
@@ -153,16 +163,23 @@ create trigger pending_calls_batch_counts_truncate
 -- A row of a cancelled batch that would (again) wait for a dial, pending or retry_pending, ends cancelled
 -- instead, whoever moves it (a retryable failure of a call that was live when the batch was cancelled, say).
 -- So the batch still completes. Named to run before pending_calls_terminal_guard, which then checks the
--- final status. SECURITY DEFINER: it reads the batch whoever writes.
+-- final status. SECURITY DEFINER: it reads the batch whoever writes. Arguments: the batches table, the row's
+-- status column and error column (also sms_messages of sms_batches, 65_sms.sql).
 create or replace function outcall_private.stop_cancelled_batch_row() returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+  v_cancelled boolean;
 begin
-  if exists (select 1 from public.batches where id = NEW.batch_id and cancelled_at is not null) then
-    NEW.call_status := 'cancelled';
-    NEW.last_error := 'batch_cancelled';
+  execute pg_catalog.format('select exists (select 1 from %s where id = $1 and cancelled_at is not null)',
+                            TG_ARGV[0]::regclass)
+     into v_cancelled
+    using NEW.batch_id;
+  if v_cancelled then
+    NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object(TG_ARGV[1], 'cancelled',
+                                                                                TG_ARGV[2], 'batch_cancelled'));
   end if;
   return NEW;
 end
@@ -172,7 +189,7 @@ create trigger pending_calls_batch_cancelled
   before update on public.pending_calls
   for each row
   when (NEW.batch_id is not null and NEW.call_status in ('pending', 'retry_pending'))
-  execute function outcall_private.stop_cancelled_batch_row();
+  execute function outcall_private.stop_cancelled_batch_row('public.batches', 'call_status', 'last_error');
 
 -- Helpers of the functions -----------------------------------------------------------------------------------
 

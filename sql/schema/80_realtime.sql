@@ -1,4 +1,4 @@
--- 80: Realtime for dashboards: the six tables in Supabase's `supabase_realtime` publication, with full old
+-- 80: Realtime for dashboards: the eight tables (the SMS batches and messages too) in Supabase's `supabase_realtime` publication, with full old
 -- values on UPDATE/DELETE (operator_actions, the audit, is only ever inserted: its default replica identity is
 -- enough). What each subscriber sees is still decided by RLS: Realtime checks every change against
 -- the subscriber's policies, the tables' own (operators only, 85_operators.sql and 90_security.sql). Views cannot
@@ -18,7 +18,7 @@ declare
   t text;
 begin
   foreach t in array array['pending_calls', 'call_sessions', 'call_classifications', 'batches', 'classification_runs',
-                           'operator_actions'] loop
+                           'operator_actions', 'sms_batches', 'sms_messages'] loop
     -- pg_publication_tables also lists the tables of a FOR ALL TABLES publication, which cannot be altered.
     if not exists (select 1 from pg_catalog.pg_publication_tables
                     where pubname = 'supabase_realtime' and schemaname = 'public' and tablename = t) then
@@ -33,3 +33,5 @@ alter table public.call_sessions replica identity full;
 alter table public.call_classifications replica identity full;
 alter table public.batches replica identity full;
 alter table public.classification_runs replica identity full;
+alter table public.sms_batches replica identity full;
+alter table public.sms_messages replica identity full;

@@ -19,15 +19,22 @@ alter table public.call_classifications enable row level security;
 alter table public.batches enable row level security;
 alter table public.classification_runs enable row level security;
 alter table public.operator_actions enable row level security;
+alter table public.sms_batches enable row level security;
+alter table public.sms_messages enable row level security;
+alter table public.sms_replies enable row level security;
+alter table public.sms_opt_outs enable row level security;
 
 revoke all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
-  public.classification_runs, public.operator_actions
+  public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
+  public.sms_opt_outs
   from public, anon, authenticated;
 grant select on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
-  public.classification_runs, public.operator_actions
+  public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
+  public.sms_opt_outs
   to authenticated;
 grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
-  public.classification_runs, public.operator_actions
+  public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
+  public.sms_opt_outs
   to service_role;
 
 -- Operators (viewer or operator) read every row; any other signed-in user reads none. `(select ...)`: the
@@ -43,6 +50,14 @@ create policy "operators can read" on public.batches
 create policy "operators can read" on public.classification_runs
   for select to authenticated using ((select outcall_private.is_viewer()));
 create policy "operators can read" on public.operator_actions
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.sms_batches
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.sms_messages
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.sms_replies
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.sms_opt_outs
   for select to authenticated using ((select outcall_private.is_viewer()));
 
 -- The view over batches. security_invoker: the caller's rights and RLS on public.batches apply (a view without it
@@ -82,7 +97,17 @@ revoke all on function
   public.retry_failed_batch(uuid),
   public.begin_listening(uuid, text),
   public.record_classification_run(uuid, jsonb, jsonb, numeric),
-  public.invalidate_classification(uuid, text)
+  public.invalidate_classification(uuid, text),
+  public.create_sms_batch(jsonb),
+  public.claim_sms(int, int),
+  public.record_sms_send(uuid, text, text, text, int, int, text, int),
+  public.sms_status_callback(text, text, int, uuid, int, numeric),
+  public.record_sms_reply(text, text, text, text, text),
+  public.sms_batch_status(uuid),
+  public.sms_batch_messages(uuid, int, int),
+  public.cancel_sms_batch(uuid),
+  public.sms_to_reconcile(int, int),
+  public.reconcile_sms(uuid, text, text)
   from public, anon, authenticated;
 grant execute on function
   public.claim_pending_call(uuid),
@@ -105,7 +130,17 @@ grant execute on function
   public.retry_failed_batch(uuid),
   public.begin_listening(uuid, text),
   public.record_classification_run(uuid, jsonb, jsonb, numeric),
-  public.invalidate_classification(uuid, text)
+  public.invalidate_classification(uuid, text),
+  public.create_sms_batch(jsonb),
+  public.claim_sms(int, int),
+  public.record_sms_send(uuid, text, text, text, int, int, text, int),
+  public.sms_status_callback(text, text, int, uuid, int, numeric),
+  public.record_sms_reply(text, text, text, text, text),
+  public.sms_batch_status(uuid),
+  public.sms_batch_messages(uuid, int, int),
+  public.cancel_sms_batch(uuid),
+  public.sms_to_reconcile(int, int),
+  public.reconcile_sms(uuid, text, text)
   to service_role;
 
 -- The operators' actions (87_operator_actions.sql): SECURITY DEFINER, executable by signed-in users, who are
@@ -150,6 +185,8 @@ revoke all on table outcall_private.settings from public, anon, authenticated, s
 grant select on table outcall_private.dispatch_policy, outcall_private.live_sessions to service_role;
 grant select, update on table outcall_private.rate_state to service_role;
 grant select, insert, update, delete on table outcall_private.dial_requests to service_role;
+-- The SMS senders' pace: claim_sms makes a sender's row and moves its next slot.
+grant select, insert, update on table outcall_private.sms_senders to service_role;
 
 -- Check constraints run their function with the inserting role's rights: the writer needs EXECUTE
 -- (not schema USAGE) on the validation helpers. Trigger functions need no grant. The RPCs share the rest.
@@ -187,5 +224,12 @@ grant execute on function
   outcall_private.learning_lease(),
   outcall_private.listening_is_over(public.classification_runs),
   outcall_private.abandon_stale_runs(text),
-  outcall_private.open_listener(public.pending_calls, uuid, public.call_classifications)
+  outcall_private.open_listener(public.pending_calls, uuid, public.call_classifications),
+  outcall_private.batch_status_of(timestamptz, timestamptz, timestamptz),
+  outcall_private.sms_status_rank(text),
+  outcall_private.idempotent_answer(public.sms_batches, text),
+  outcall_private.is_twilio_sms_status(text),
+  outcall_private.is_opted_out(text),
+  outcall_private.record_twilio_opt_out(text),
+  outcall_private.sms_sender_fields(text)
   to service_role;

@@ -202,6 +202,13 @@ insert into public.call_classifications (phone_number, classification_type) valu
 insert into public.operator_actions (user_id, email, action, target_kind, target_ids, detail) values
   ('00000000-0000-0000-0000-0000000e0002', 'operator@example.com', 'cancel', 'call',
    '{00000000-0000-0000-0000-0000000ea001}', '{"results": []}');
+insert into public.sms_batches (id, name, sender) values ('00000000-0000-0000-0000-0000000ed001', 'Texts', '+15550002099');
+insert into public.sms_messages (id, batch_id, position, to_phone, body, encoding, segments) values
+  ('00000000-0000-0000-0000-0000000ee001', '00000000-0000-0000-0000-0000000ed001', 0, '+15550002001', 'Hi', 'GSM-7', 1);
+insert into public.sms_replies (message_sid, from_phone, to_phone, body, batch_id, sms_message_id) values
+  ('SM00000000000000000000000000000e01', '+15550002001', '+15550002099', 'Thanks',
+   '00000000-0000-0000-0000-0000000ed001', '00000000-0000-0000-0000-0000000ee001');
+insert into public.sms_opt_outs (phone, source) values ('+15550002002', 'manual');
 create temp table expected as select rel, pg_temp.rows_in(rel) as n from rel;
 grant select on expected to public;
 select is(array(select rel::text from expected where n = 0 order by 1), '{}'::text[],

@@ -449,6 +449,144 @@ comment on table public.operator_actions is
 comment on column public.operator_actions.detail is
   'call: {results: [{id, ok, reason?, before, after}]} (before/after: call_status, attempts, max_attempts, attempt_offset, next_attempt_at, last_error, archived_at; null for an unknown id); batch: {before, after (status and counters), answer}; classification: {ok, reason?, note, before, after (classification_type, ivr_actions, is_active, invalidated_at, invalidated_reason)}.';
 
+-- public.sms_batches --------------------------------------------------------------------------------------------
+-- Batch SMS (65_sms.sql): one row per create_sms_batch call. Like public.batches, its counters and derived state
+-- are kept by statement-level triggers on sms_messages (65_sms.sql).
+create table public.sms_batches (
+  id uuid primary key default gen_random_uuid(),
+  name text not null
+    constraint sms_batches_name_length check (char_length(name) between 1 and 200),
+  metadata jsonb not null default '{}'::jsonb
+    constraint sms_batches_metadata_object check (jsonb_typeof(metadata) = 'object'),
+  -- A From number (E.164) or a Messaging Service SID (MG + 32 hex digits).
+  sender text not null
+    constraint sms_batches_sender_valid check (outcall_private.is_e164(sender) or sender ~ '^MG[0-9a-fA-F]{32}$'),
+  -- The template the bodies were rendered from (null: every target brought its own body).
+  body_template text,
+  status text not null default 'queued'
+    constraint sms_batches_status_valid check (status in ('queued', 'in_progress', 'completed', 'cancelled')),
+  idempotency_key text
+    constraint sms_batches_idempotency_key_key unique,
+  request_hash text,
+  not_before timestamptz,
+  -- The positions created opted_out, answered again to a replay of the request.
+  opted_out_positions int[] not null default '{}',
+  -- Messages of the batch, in all and one per sms_messages.status; segments over all of them.
+  total int not null default 0 constraint sms_batches_total_nonnegative check (total >= 0),
+  pending int not null default 0 constraint sms_batches_pending_nonnegative check (pending >= 0),
+  submitting int not null default 0 constraint sms_batches_submitting_nonnegative check (submitting >= 0),
+  queued int not null default 0 constraint sms_batches_queued_nonnegative check (queued >= 0),
+  accepted int not null default 0 constraint sms_batches_accepted_nonnegative check (accepted >= 0),
+  scheduled int not null default 0 constraint sms_batches_scheduled_nonnegative check (scheduled >= 0),
+  sending int not null default 0 constraint sms_batches_sending_nonnegative check (sending >= 0),
+  sent int not null default 0 constraint sms_batches_sent_nonnegative check (sent >= 0),
+  delivered int not null default 0 constraint sms_batches_delivered_nonnegative check (delivered >= 0),
+  undelivered int not null default 0 constraint sms_batches_undelivered_nonnegative check (undelivered >= 0),
+  failed int not null default 0 constraint sms_batches_failed_nonnegative check (failed >= 0),
+  opted_out int not null default 0 constraint sms_batches_opted_out_nonnegative check (opted_out >= 0),
+  cancelled int not null default 0 constraint sms_batches_cancelled_nonnegative check (cancelled >= 0),
+  segments_total int not null default 0 constraint sms_batches_segments_total_nonnegative check (segments_total >= 0),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  started_at timestamptz,
+  completed_at timestamptz,
+  cancelled_at timestamptz
+);
+
+comment on table public.sms_batches is
+  'A set of sms_messages created by one create_sms_batch call, sent from sender (E.164 or Messaging Service SID). Counters (total, one per message status, segments_total) and state (started_at: first claim, completed_at: no message pending or submitting, status) are kept by triggers on sms_messages; cancelled_at by cancel_sms_batch. status: queued -> in_progress -> completed, or cancelled.';
+
+create index sms_batches_created_at_idx on public.sms_batches (created_at, id);
+
+-- public.sms_messages ------------------------------------------------------------------------------------------
+create table public.sms_messages (
+  id uuid primary key default gen_random_uuid(),
+  batch_id uuid not null references public.sms_batches (id) on delete cascade,
+  -- The target's index in the request.
+  position int not null
+    constraint sms_messages_position_nonnegative check (position >= 0),
+  to_phone text not null
+    constraint sms_messages_to_phone_e164 check (outcall_private.is_e164(to_phone)),
+  variables jsonb not null default '{}'::jsonb
+    constraint sms_messages_variables_object check (jsonb_typeof(variables) = 'object'),
+  -- Rendered by the Worker (outcall_core::sms), with its encoding and segment count.
+  body text not null
+    constraint sms_messages_body_nonempty check (char_length(body) >= 1),
+  encoding text not null
+    constraint sms_messages_encoding_valid check (encoding in ('GSM-7', 'UCS-2')),
+  segments int not null
+    constraint sms_messages_segments_positive check (segments >= 1),
+  -- pending -> submitting (claimed: the create request is out) -> queued | accepted | scheduled -> sending -> sent
+  -- -> delivered | undelivered | failed (Twilio's names); pending -> opted_out | cancelled; submitting -> pending
+  -- (retry) | failed | opted_out (refused). Terminal: delivered, undelivered, failed, opted_out, cancelled.
+  status text not null default 'pending'
+    constraint sms_messages_status_valid check (status in
+      ('pending', 'submitting', 'queued', 'accepted', 'scheduled', 'sending', 'sent',
+       'delivered', 'undelivered', 'failed', 'opted_out', 'cancelled')),
+  message_sid text
+    constraint sms_messages_message_sid_key unique,
+  error_code int,
+  error_message text,
+  attempts int not null default 0
+    constraint sms_messages_attempts_nonnegative check (attempts >= 0),
+  next_attempt_at timestamptz not null default now(),
+  submitting_since timestamptz,
+  price numeric,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint sms_messages_batch_position_key unique (batch_id, position)
+);
+
+comment on table public.sms_messages is
+  'One text message of an sms_batch. status: pending -> submitting -> queued | accepted | scheduled -> sending -> sent -> delivered | undelivered | failed; pending -> opted_out | cancelled; submitting -> pending (retry) | failed | opted_out. Terminal statuses (delivered, undelivered, failed, opted_out, cancelled) are never left.';
+
+-- claim_sms: a sender's due messages in the order they are served (the batch, then position: the unique key).
+create index sms_messages_pending_idx on public.sms_messages (batch_id, position) where status = 'pending';
+-- sms_to_reconcile: claimed messages Twilio's answer never reached.
+create index sms_messages_unanswered_idx on public.sms_messages (submitting_since)
+  where status = 'submitting' and message_sid is null;
+-- record_sms_reply: the latest message sent to a phone.
+create index sms_messages_to_phone_idx on public.sms_messages (to_phone, submitting_since);
+
+-- public.sms_opt_outs ------------------------------------------------------------------------------------------
+create table public.sms_opt_outs (
+  phone text primary key
+    constraint sms_opt_outs_phone_e164 check (outcall_private.is_e164(phone)),
+  -- keyword: the person answered STOP (or another opt-out keyword); twilio_21610: Twilio refused a send with 21610;
+  -- manual: written by hand.
+  source text not null
+    constraint sms_opt_outs_source_valid check (source in ('keyword', 'twilio_21610', 'manual')),
+  keyword text,
+  opted_out_at timestamptz not null default now()
+);
+
+comment on table public.sms_opt_outs is
+  'Phones that must not be texted: created opted_out by create_sms_batch, skipped by claim_sms. A START (record_sms_reply) deletes the row.';
+
+-- public.sms_replies -------------------------------------------------------------------------------------------
+create table public.sms_replies (
+  id uuid primary key default gen_random_uuid(),
+  -- Twilio retries webhooks: one row per inbound MessageSid.
+  message_sid text not null
+    constraint sms_replies_message_sid_key unique,
+  from_phone text not null,
+  to_phone text not null,
+  body text not null default '',
+  -- The batch (and message) whose latest message to from_phone this answers; null when none.
+  batch_id uuid references public.sms_batches (id) on delete set null,
+  sms_message_id uuid references public.sms_messages (id) on delete set null,
+  opt_out_type text
+    constraint sms_replies_opt_out_type_valid check (opt_out_type in ('STOP', 'START', 'HELP')),
+  received_at timestamptz not null default now()
+);
+
+comment on table public.sms_replies is
+  'Inbound messages (record_sms_reply), tied to the batch and message whose latest text to from_phone they answer. opt_out_type: STOP | START | HELP for keywords.';
+
+create index sms_replies_batch_id_idx on public.sms_replies (batch_id) where batch_id is not null;
+create index sms_replies_sms_message_id_idx on public.sms_replies (sms_message_id, received_at)
+  where sms_message_id is not null;
+
 -- Indexes of the public tables ---------------------------------------------------------------------------------
 -- call_sessions (pending_call_id, attempt) and (call_sid) are covered by their unique constraints.
 
@@ -534,10 +672,20 @@ create table outcall_private.dispatch_policy (
   -- long for VAPI's end-of-call report.
   reconcile_after interval not null default '5 minutes'
     constraint dispatch_policy_reconcile_after_positive check (reconcile_after > interval '0'),
+  -- SMS (65_sms.sql): the pace a new sender gets (segments per second; null: no limit; a US long code sends one),
+  -- the attempts of a message at most, and the delay before attempt n+1: sms_retry_delays[least(n, cardinality)].
+  sms_messages_per_second numeric default 1
+    constraint dispatch_policy_sms_messages_per_second_positive check (sms_messages_per_second > 0),
+  sms_max_attempts int not null default 5
+    constraint dispatch_policy_sms_max_attempts_range check (sms_max_attempts between 1 and 20),
+  sms_retry_delays interval[] not null default '{1 second,5 seconds,30 seconds,2 minutes}'
+    constraint dispatch_policy_sms_retry_delays_valid check (
+      cardinality(sms_retry_delays) >= 1 and array_ndims(sms_retry_delays) = 1 and array_lower(sms_retry_delays, 1) = 1
+      and array_position(sms_retry_delays, null) is null and interval '0' < all (sms_retry_delays)),
   constraint dispatch_policy_window_valid check (window_start < window_end)
 );
 comment on table outcall_private.dispatch_policy is
-  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after.';
+  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after; for SMS sms_messages_per_second (a new sender''s pace), sms_max_attempts, sms_retry_delays.';
 insert into outcall_private.dispatch_policy default values;
 
 -- The calls-per-second pace: the earliest instant the next send slot may be granted (30_dispatch.sql).
@@ -559,6 +707,18 @@ create table outcall_private.dial_requests (
 );
 comment on table outcall_private.dial_requests is
   'Twilio create requests in flight (answered_at null) and recently answered: the calls-per-second send slots. Pruned at each grant.';
+
+-- The SMS senders' pace (65_sms.sql): one row per sender, made by the first claim of its messages.
+create table outcall_private.sms_senders (
+  sender text primary key,
+  -- Segments per second; null: no limit. A new row takes dispatch_policy.sms_messages_per_second.
+  messages_per_second numeric
+    constraint sms_senders_messages_per_second_positive check (messages_per_second > 0),
+  -- The earliest instant the sender's next send slot may be granted.
+  next_slot_at timestamptz not null default '-infinity'
+);
+comment on table outcall_private.sms_senders is
+  'Per SMS sender (From number or Messaging Service SID): messages_per_second (segments; null: no limit) and next_slot_at. Its row lock serializes the claims of the sender''s messages.';
 
 -- Views ------------------------------------------------------------------------------------------------------
 
@@ -2203,6 +2363,21 @@ comment on function public.reconcile_dialing_session(uuid, jsonb, boolean) is
 
 -- A batch's state ---------------------------------------------------------------------------------------------
 
+-- A batch's status from its instants (call batches here, SMS batches in 65_sms.sql).
+create or replace function outcall_private.batch_status_of(
+  p_cancelled_at timestamptz, p_completed_at timestamptz, p_started_at timestamptz
+) returns text
+language sql immutable
+set search_path = ''
+as $$
+  select case
+    when p_cancelled_at is not null then 'cancelled'
+    when p_completed_at is not null then 'completed'
+    when p_started_at is not null then 'in_progress'
+    else 'queued'
+  end
+$$;
+
 -- What follows from the counters, whoever writes the row: completed_at once every row is terminal (and null
 -- again when retry_failed_batch requeues some), and the status.
 create or replace function outcall_private.derive_batch_state() returns trigger
@@ -2214,12 +2389,7 @@ begin
     when NEW.total > 0 and NEW.completed + NEW.failed + NEW.cancelled = NEW.total
       then coalesce(NEW.completed_at, pg_catalog.now())
   end;
-  NEW.status := case
-    when NEW.cancelled_at is not null then 'cancelled'
-    when NEW.completed_at is not null then 'completed'
-    when NEW.started_at is not null then 'in_progress'
-    else 'queued'
-  end;
+  NEW.status := outcall_private.batch_status_of(NEW.cancelled_at, NEW.completed_at, NEW.started_at);
   return NEW;
 end
 $$;
@@ -2339,16 +2509,23 @@ create trigger pending_calls_batch_counts_truncate
 -- A row of a cancelled batch that would (again) wait for a dial, pending or retry_pending, ends cancelled
 -- instead, whoever moves it (a retryable failure of a call that was live when the batch was cancelled, say).
 -- So the batch still completes. Named to run before pending_calls_terminal_guard, which then checks the
--- final status. SECURITY DEFINER: it reads the batch whoever writes.
+-- final status. SECURITY DEFINER: it reads the batch whoever writes. Arguments: the batches table, the row's
+-- status column and error column (also sms_messages of sms_batches, 65_sms.sql).
 create or replace function outcall_private.stop_cancelled_batch_row() returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+  v_cancelled boolean;
 begin
-  if exists (select 1 from public.batches where id = NEW.batch_id and cancelled_at is not null) then
-    NEW.call_status := 'cancelled';
-    NEW.last_error := 'batch_cancelled';
+  execute pg_catalog.format('select exists (select 1 from %s where id = $1 and cancelled_at is not null)',
+                            TG_ARGV[0]::regclass)
+     into v_cancelled
+    using NEW.batch_id;
+  if v_cancelled then
+    NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object(TG_ARGV[1], 'cancelled',
+                                                                                TG_ARGV[2], 'batch_cancelled'));
   end if;
   return NEW;
 end
@@ -2358,7 +2535,7 @@ create trigger pending_calls_batch_cancelled
   before update on public.pending_calls
   for each row
   when (NEW.batch_id is not null and NEW.call_status in ('pending', 'retry_pending'))
-  execute function outcall_private.stop_cancelled_batch_row();
+  execute function outcall_private.stop_cancelled_batch_row('public.batches', 'call_status', 'last_error');
 
 -- Helpers of the functions -----------------------------------------------------------------------------------
 
@@ -2785,6 +2962,812 @@ $$;
 comment on function public.retry_failed_batch(uuid) is
   'Requeues the failed rows of a batch (pending, attempt_offset = attempts, a fresh budget of max_attempts - attempt_offset attempts, due now, last_error cleared); the batch reopens. Returns {batch_id, status, requeued} or {batch_id, error: batch_cancelled} (nothing changed) or null.';
 
+-- ======== sql/schema/65_sms.sql ========
+
+-- 65: batch SMS through Twilio Messaging: batches of text messages created, claimed at each sender's pace, sent
+-- by the Worker, followed by Twilio's status callbacks, answered by replies and opt-outs.
+-- Contract: docs/architecture.md ("Batch SMS"). The rules of 20_helpers.sql hold; what SMS adds:
+--   * public.sms_batches (10_tables.sql): counters and derived state kept by statement-level triggers on
+--     sms_messages, as public.batches by pending_calls (60_batches.sql);
+--   * a message's status moves only forward (sms_status_rank) and a terminal one is never left
+--     (sms_messages_terminal_guard, outcall_private.guard_terminal_status of 20_helpers.sql);
+--   * the send slots: per sender (outcall_private.sms_senders), segments / messages_per_second seconds apart;
+--   * opt-outs (public.sms_opt_outs): an opted-out phone is never texted, whenever the opt-out came.
+--
+-- Locks. claim_sms locks the sms_senders rows of the senders it serves, in ascending sender order, then the
+-- messages (FOR UPDATE SKIP LOCKED: a message another transaction holds is not waited for); every other writer
+-- locks one message row. The counter trigger then updates the sms_batches rows in ascending id order, last.
+-- cancel_sms_batch locks the batch's waiting messages in id order, then the batch row. So no cycle.
+
+-- Housekeeping and guards -----------------------------------------------------------------------------------------
+
+create trigger sms_batches_set_updated_at
+  before update on public.sms_batches
+  for each row execute function outcall_private.set_updated_at();
+create trigger sms_messages_set_updated_at
+  before update on public.sms_messages
+  for each row execute function outcall_private.set_updated_at();
+
+-- A message of a cancelled batch that would wait to be sent again (a retry after the cancel) is cancelled
+-- instead (60_batches.sql's trigger, on these tables). Named to run before the terminal guard.
+create trigger sms_messages_batch_cancelled
+  before update on public.sms_messages
+  for each row
+  when (NEW.status = 'pending')
+  execute function outcall_private.stop_cancelled_batch_row('public.sms_batches', 'status', 'error_message');
+
+create trigger sms_messages_terminal_guard
+  before update of status on public.sms_messages
+  for each row execute function outcall_private.guard_terminal_status(
+    'status', '{delivered,undelivered,failed,opted_out,cancelled}');
+
+-- How far along Twilio's progression a status is: a callback moves a message only to a higher rank. pending and
+-- submitting are 0 (Twilio's news may come before its answer to our create request); the terminal ones are 4.
+create or replace function outcall_private.sms_status_rank(p_status text) returns int
+language sql immutable
+set search_path = ''
+as $$
+  select case p_status
+    when 'pending' then 0
+    when 'submitting' then 0
+    when 'queued' then 1
+    when 'accepted' then 1
+    when 'scheduled' then 1
+    when 'sending' then 2
+    when 'sent' then 3
+    when 'delivered' then 4
+    when 'undelivered' then 4
+    when 'failed' then 4
+    when 'opted_out' then 4
+    when 'cancelled' then 4
+  end
+$$;
+
+-- A batch's state -------------------------------------------------------------------------------------------------
+-- completed_at once no message is pending or submitting (Twilio has or refused every one; delivery reports may
+-- still come), the status as a call batch's (batch_status_of, 60_batches.sql).
+create or replace function outcall_private.derive_sms_batch_state() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  NEW.completed_at := case
+    when NEW.total > 0 and NEW.pending + NEW.submitting = 0 then coalesce(NEW.completed_at, pg_catalog.now())
+  end;
+  NEW.status := outcall_private.batch_status_of(NEW.cancelled_at, NEW.completed_at, NEW.started_at);
+  return NEW;
+end
+$$;
+
+create trigger sms_batches_derive_state
+  before insert or update on public.sms_batches
+  for each row execute function outcall_private.derive_sms_batch_state();
+
+-- The counters ------------------------------------------------------------------------------------------------------
+-- As count_batch_rows (60_batches.sql): after each statement on sms_messages, the rows it inserted, deleted or
+-- changed (status or segments) are summed per batch as deltas and added to the sms_batches rows in ascending id
+-- order. started_at is set when a message first becomes submitting (the first claim).
+create or replace function outcall_private.count_sms_batch_rows() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_rows text := case TG_OP
+    when 'INSERT' then $q$
+      select n.batch_id, 1 as sign, n.status, n.segments, n.status = 'submitting' as claimed
+        from new_rows as n$q$
+    when 'DELETE' then $q$
+      select o.batch_id, -1 as sign, o.status, o.segments, false as claimed
+        from old_rows as o$q$
+    else $q$
+      select c.batch_id, c.sign, c.status, c.segments, c.claimed
+        from old_rows as o
+        join new_rows as n on n.id = o.id
+       cross join lateral (values
+               (o.batch_id, -1, o.status, o.segments, false),
+               (n.batch_id, 1, n.status, n.segments, n.status = 'submitting' and o.status <> 'submitting'))
+             as c (batch_id, sign, status, segments, claimed)
+       where (o.status, o.segments, o.batch_id) is distinct from (n.status, n.segments, n.batch_id)$q$
+  end;
+  d record;
+begin
+  for d in execute pg_catalog.format($q$
+      select r.batch_id,
+             sum(r.sign)::int as total,
+             sum(case when r.status = 'pending' then r.sign else 0 end)::int as pending,
+             sum(case when r.status = 'submitting' then r.sign else 0 end)::int as submitting,
+             sum(case when r.status = 'queued' then r.sign else 0 end)::int as queued,
+             sum(case when r.status = 'accepted' then r.sign else 0 end)::int as accepted,
+             sum(case when r.status = 'scheduled' then r.sign else 0 end)::int as scheduled,
+             sum(case when r.status = 'sending' then r.sign else 0 end)::int as sending,
+             sum(case when r.status = 'sent' then r.sign else 0 end)::int as sent,
+             sum(case when r.status = 'delivered' then r.sign else 0 end)::int as delivered,
+             sum(case when r.status = 'undelivered' then r.sign else 0 end)::int as undelivered,
+             sum(case when r.status = 'failed' then r.sign else 0 end)::int as failed,
+             sum(case when r.status = 'opted_out' then r.sign else 0 end)::int as opted_out,
+             sum(case when r.status = 'cancelled' then r.sign else 0 end)::int as cancelled,
+             sum(r.sign * r.segments)::int as segments,
+             bool_or(r.claimed) as claimed
+        from (%s) as r
+       group by r.batch_id
+       order by r.batch_id$q$, v_rows)
+  loop
+    update public.sms_batches
+       set total = total + d.total,
+           pending = pending + d.pending,
+           submitting = submitting + d.submitting,
+           queued = queued + d.queued,
+           accepted = accepted + d.accepted,
+           scheduled = scheduled + d.scheduled,
+           sending = sending + d.sending,
+           sent = sent + d.sent,
+           delivered = delivered + d.delivered,
+           undelivered = undelivered + d.undelivered,
+           failed = failed + d.failed,
+           opted_out = opted_out + d.opted_out,
+           cancelled = cancelled + d.cancelled,
+           segments_total = segments_total + d.segments,
+           started_at = case when d.claimed then coalesce(started_at, pg_catalog.now()) else started_at end
+     where id = d.batch_id;
+  end loop;
+  return null;
+end
+$$;
+
+create trigger sms_messages_batch_counts_insert
+  after insert on public.sms_messages
+  referencing new table as new_rows
+  for each statement execute function outcall_private.count_sms_batch_rows();
+create trigger sms_messages_batch_counts_update
+  after update on public.sms_messages
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function outcall_private.count_sms_batch_rows();
+create trigger sms_messages_batch_counts_delete
+  after delete on public.sms_messages
+  referencing old table as old_rows
+  for each statement execute function outcall_private.count_sms_batch_rows();
+
+-- TRUNCATE: every SMS batch is then empty.
+create or replace function outcall_private.empty_sms_batches() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  update public.sms_batches
+     set total = 0, pending = 0, submitting = 0, queued = 0, accepted = 0, scheduled = 0, sending = 0, sent = 0,
+         delivered = 0, undelivered = 0, failed = 0, opted_out = 0, cancelled = 0, segments_total = 0
+   where total <> 0;
+  return null;
+end
+$$;
+
+create trigger sms_messages_batch_counts_truncate
+  after truncate on public.sms_messages
+  for each statement execute function outcall_private.empty_sms_batches();
+
+-- Helpers of the functions ------------------------------------------------------------------------------------------
+
+-- An existing SMS batch's answer to a request with its idempotency key (as idempotent_answer, 60_batches.sql).
+create or replace function outcall_private.idempotent_answer(p_batch public.sms_batches, p_request_hash text)
+returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select case
+    when p_batch.request_hash is not distinct from p_request_hash then
+      pg_catalog.jsonb_build_object('outcome', 'replayed', 'batch_id', p_batch.id, 'accepted', p_batch.total,
+                                    'opted_out', pg_catalog.to_jsonb(p_batch.opted_out_positions))
+    else pg_catalog.jsonb_build_object('outcome', 'conflict', 'batch_id', p_batch.id)
+  end
+$$;
+
+-- Twilio's own statuses of a message it has (what its answers and callbacks may say).
+create or replace function outcall_private.is_twilio_sms_status(p_status text) returns boolean
+language sql immutable
+set search_path = ''
+as $$
+  select coalesce(p_status in ('queued', 'accepted', 'scheduled', 'sending', 'sent', 'delivered', 'undelivered',
+                               'failed'), false)
+$$;
+
+-- A phone that must not be texted.
+create or replace function outcall_private.is_opted_out(p_phone text) returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select exists (select 1 from public.sms_opt_outs where phone = p_phone)
+$$;
+
+-- Twilio refused a number with 21610 (it answered STOP to Twilio itself): never text it again.
+create or replace function outcall_private.record_twilio_opt_out(p_phone text) returns void
+language sql volatile
+set search_path = ''
+as $$
+  insert into public.sms_opt_outs (phone, source) values (p_phone, 'twilio_21610')
+  on conflict (phone) do nothing
+$$;
+
+-- Where a message's Twilio fields go: a From number or a Messaging Service SID (the sender is one of the two).
+create or replace function outcall_private.sms_sender_fields(p_sender text) returns jsonb
+language sql immutable
+set search_path = ''
+as $$
+  select case when p_sender like 'MG%'
+    then pg_catalog.jsonb_build_object('from', null, 'messaging_service_sid', p_sender)
+    else pg_catalog.jsonb_build_object('from', p_sender, 'messaging_service_sid', null)
+  end
+$$;
+
+-- create_sms_batch --------------------------------------------------------------------------------------------------
+-- The Worker has validated and rendered the messages (outcall_core::sms); the constraints of 10_tables.sql hold
+-- the rest. All or nothing: one sms_batches row, one sms_messages row per message (position = its index), those to
+-- an opted-out phone created opted_out.
+create or replace function public.create_sms_batch(p_request jsonb) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_key text;
+  v_hash text;
+  v_not_before timestamptz;
+  v_messages jsonb;
+  v_opted_out int[];
+  v_batch public.sms_batches;
+begin
+  if pg_catalog.jsonb_typeof(p_request) is distinct from 'object' then
+    raise exception 'create_sms_batch: p_request must be a JSON object' using errcode = 'invalid_parameter_value';
+  end if;
+  v_key := p_request ->> 'idempotency_key';
+  v_hash := p_request ->> 'request_hash';
+  v_not_before := (p_request ->> 'not_before')::timestamptz;
+  v_messages := p_request -> 'messages';
+  if pg_catalog.jsonb_typeof(v_messages) is distinct from 'array' or pg_catalog.jsonb_array_length(v_messages) = 0 then
+    raise exception 'create_sms_batch: messages must be a non-empty array' using errcode = 'invalid_parameter_value';
+  end if;
+
+  -- The key is known: the same request again (replayed) or another one (conflict); nothing is written.
+  if v_key is not null then
+    select * into v_batch from public.sms_batches where idempotency_key = v_key;
+    if found then
+      return outcall_private.idempotent_answer(v_batch, v_hash);
+    end if;
+  end if;
+
+  v_opted_out := array(select (m.n - 1)::int
+                         from jsonb_array_elements(v_messages) with ordinality as m(e, n)
+                        where outcall_private.is_opted_out(m.e ->> 'to_phone')
+                        order by m.n);
+
+  -- A concurrent request with the same key waits here for the first to end (as create_batch).
+  insert into public.sms_batches (name, metadata, sender, body_template, idempotency_key, request_hash, not_before,
+                                  opted_out_positions)
+  values (coalesce(p_request ->> 'name', outcall_private.default_batch_name(pg_catalog.now())),
+          coalesce(nullif(p_request -> 'metadata', 'null'::jsonb), '{}'::jsonb), p_request ->> 'sender',
+          p_request ->> 'body_template', v_key, v_hash, v_not_before, v_opted_out)
+  on conflict (idempotency_key) do nothing
+  returning * into v_batch;
+  if not found then
+    select * into v_batch from public.sms_batches where idempotency_key = v_key;
+    return outcall_private.idempotent_answer(v_batch, v_hash);
+  end if;
+
+  insert into public.sms_messages (batch_id, position, to_phone, variables, body, encoding, segments, status,
+                                   next_attempt_at)
+  select v_batch.id, (m.n - 1)::int, t.to_phone, coalesce(t.variables, '{}'::jsonb), t.body, t.encoding, t.segments,
+         case when (m.n - 1)::int = any (v_opted_out) then 'opted_out' else 'pending' end,
+         coalesce(v_not_before, pg_catalog.now())
+    from jsonb_array_elements(v_messages) with ordinality as m(e, n)
+   cross join lateral jsonb_to_record(m.e) as t(to_phone text, variables jsonb, body text, encoding text, segments int);
+
+  return jsonb_build_object('outcome', 'created', 'batch_id', v_batch.id, 'accepted', jsonb_array_length(v_messages),
+                            'opted_out', to_jsonb(v_opted_out));
+end
+$$;
+
+comment on function public.create_sms_batch(jsonb) is
+  'Creates an SMS batch from {name (null: default_batch_name), metadata, sender, body_template, not_before, idempotency_key, request_hash, messages: [{to_phone, variables, body, encoding, segments}]}: all or nothing; a message to an opted-out phone is created opted_out. Returns {outcome: created | replayed, batch_id, accepted: messages created (opted_out ones included), opted_out: [position]} | {outcome: conflict, batch_id}. Not an object, or no messages: 22023.';
+
+-- claim_sms -----------------------------------------------------------------------------------------------------------
+-- The send slots. Per sender: slot = greatest(next_slot_at, now()); a message is claimed while slot < now() +
+-- p_horizon_ms, and next_slot_at moves to slot + segments / messages_per_second seconds (no limit: every slot is
+-- now, nothing moves). So a sender never sends more segments per second than its rate, and the Worker sends each
+-- message send_in_ms after the answer. now() is the transaction's start: a claim that waited for a sender's lock
+-- counts from before it waited, which only makes its sends later, never sooner.
+-- Due: pending, next_attempt_at passed, batch not cancelled, its not_before passed. Senders are served oldest
+-- due batch first; a sender's messages by batch (oldest first) then position. A message to a phone opted out
+-- since its creation becomes opted_out here and is not returned.
+create or replace function public.claim_sms(p_limit int default 50, p_horizon_ms int default 1000) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := pg_catalog.now();
+  v_horizon timestamptz;
+  v_sender outcall_private.sms_senders;
+  v_slot timestamptz;
+  v_claimed uuid[] := '{}';
+  v_opted_out uuid[] := '{}';
+  v_answers jsonb := '[]';
+  v_more_due boolean;
+  v_next_due timestamptz;
+  v_senders text[];
+  m record;
+begin
+  if p_limit is null or p_limit < 1 or p_limit > 1000 then
+    raise exception 'claim_sms: p_limit must be 1 to 1000, got %', coalesce(p_limit::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_horizon_ms is null or p_horizon_ms < 0 or p_horizon_ms > 60000 then
+    raise exception 'claim_sms: p_horizon_ms must be 0 to 60000, got %', coalesce(p_horizon_ms::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  v_horizon := v_now + p_horizon_ms * interval '1 millisecond';
+
+  -- The senders with due messages get their row (a new one the policy's pace), then are locked in sender order.
+  insert into outcall_private.sms_senders (sender, messages_per_second)
+  select distinct b.sender, (outcall_private.policy()).sms_messages_per_second
+    from public.sms_batches as b
+   where b.cancelled_at is null and b.pending > 0 and (b.not_before is null or b.not_before <= v_now)
+  on conflict (sender) do nothing;
+
+  select coalesce(pg_catalog.array_agg(l.sender order by l.sender), '{}') into v_senders
+    from (select s.sender
+            from outcall_private.sms_senders as s
+           where s.sender in (select b.sender from public.sms_batches as b
+                               where b.cancelled_at is null and b.pending > 0
+                                 and (b.not_before is null or b.not_before <= v_now))
+           order by s.sender
+             for update) as l;
+
+  <<senders>>
+  for v_sender in
+    select s.*
+      from outcall_private.sms_senders as s
+      join lateral (select min(b.created_at) as oldest
+                      from public.sms_batches as b
+                     where b.sender = s.sender and b.cancelled_at is null and b.pending > 0
+                       and (b.not_before is null or b.not_before <= v_now)) as o on o.oldest is not null
+     where s.sender = any (v_senders)
+     order by o.oldest, s.sender
+  loop
+    v_slot := greatest(v_sender.next_slot_at, v_now);
+    for m in
+      select msg.id, msg.batch_id, msg.to_phone, msg.body, msg.segments, msg.attempts
+        from public.sms_messages as msg
+        join public.sms_batches as b on b.id = msg.batch_id
+       where b.sender = v_sender.sender and b.cancelled_at is null and (b.not_before is null or b.not_before <= v_now)
+         and msg.status = 'pending' and msg.next_attempt_at <= v_now
+       order by b.created_at, b.id, msg.position
+         for update of msg skip locked
+    loop
+      exit senders when pg_catalog.cardinality(v_claimed) >= p_limit;
+      if outcall_private.is_opted_out(m.to_phone) then
+        v_opted_out := v_opted_out || m.id;
+        continue;
+      end if;
+      if v_sender.messages_per_second is not null and v_slot >= v_horizon then
+        exit;  -- this sender is full
+      end if;
+      v_claimed := v_claimed || m.id;
+      v_answers := v_answers || (pg_catalog.jsonb_build_object(
+        'message_id', m.id, 'batch_id', m.batch_id, 'to', m.to_phone, 'body', m.body, 'attempt', m.attempts + 1,
+        'send_in_ms', outcall_private.interval_ms(v_slot - v_now))
+        || outcall_private.sms_sender_fields(v_sender.sender));
+      if v_sender.messages_per_second is not null then
+        v_slot := v_slot + m.segments / v_sender.messages_per_second * interval '1 second';
+        update outcall_private.sms_senders set next_slot_at = v_slot where sender = v_sender.sender;
+      end if;
+    end loop;
+  end loop;
+
+  update public.sms_messages
+     set status = 'opted_out', error_message = 'opted_out'
+   where id = any (v_opted_out);
+  update public.sms_messages
+     set status = 'submitting', attempts = attempts + 1, submitting_since = v_now
+   where id = any (v_claimed);
+
+  -- What is left: due messages whose sender has a slot within the horizon (claim again now), else the first
+  -- instant a pending message or its sender's slot comes due.
+  select bool_or(d.due and (s.sender is null or s.messages_per_second is null
+                            or greatest(s.next_slot_at, v_now) < v_horizon)),
+         min(greatest(d.due_at, case when s.messages_per_second is not null then s.next_slot_at end))
+    into v_more_due, v_next_due
+    from (select b.sender,
+                 bool_or(msg.next_attempt_at <= v_now and (b.not_before is null or b.not_before <= v_now)) as due,
+                 min(greatest(msg.next_attempt_at, b.not_before)) as due_at
+            from public.sms_messages as msg
+            join public.sms_batches as b on b.id = msg.batch_id
+           where msg.status = 'pending' and b.cancelled_at is null
+           group by b.sender) as d
+    left join outcall_private.sms_senders as s on s.sender = d.sender;
+
+  return pg_catalog.jsonb_build_object(
+    'messages', v_answers,
+    'more_due', coalesce(v_more_due, false),
+    'retry_after_ms', case
+      when v_next_due is null then null
+      when v_more_due then 0
+      else outcall_private.interval_ms(v_next_due - v_now)
+    end);
+end
+$$;
+
+comment on function public.claim_sms(int, int) is
+  'Claims due pending SMS at each sender''s pace (submitting, attempts + 1): {messages: [{message_id, batch_id, to, from, messaging_service_sid, body, attempt, send_in_ms}], more_due (due messages remain that could be claimed now), retry_after_ms (0 when more_due; else ms until the next pending message or its sender''s slot comes due; null: nothing pending)}. Messages to opted-out phones become opted_out, unreturned. p_limit 1..1000, p_horizon_ms 0..60000 (else 22023).';
+
+-- record_sms_send -----------------------------------------------------------------------------------------------------
+-- What came of the create request of a claimed (submitting) message:
+--   accepted: Twilio took it: p_message_sid, p_status (Twilio's: queued, accepted, scheduled, ...; null: queued),
+--             p_segments when Twilio counted them (0, a Messaging Service's "not yet", keeps ours);
+--   retry:    429 / 5xx: pending again, due after the policy's delay for this attempt (sms_retry_delays) or
+--             p_retry_after_ms, the longer; failed once attempts reached sms_max_attempts;
+--   rejected: a permanent 4xx: failed with p_error_code, p_error_message; 21610 (the person opted out at Twilio):
+--             opted_out, and the phone into sms_opt_outs (source twilio_21610);
+--   unknown:  no clear answer: stays submitting for sms_to_reconcile / reconcile_sms.
+create or replace function public.record_sms_send(
+  p_message_id uuid,
+  p_outcome text,
+  p_message_sid text default null,
+  p_status text default null,
+  p_segments int default null,
+  p_error_code int default null,
+  p_error_message text default null,
+  p_retry_after_ms int default null
+) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_policy outcall_private.dispatch_policy := outcall_private.policy();
+  v_msg public.sms_messages;
+begin
+  if p_outcome is null or p_outcome not in ('accepted', 'retry', 'rejected', 'unknown') then
+    raise exception 'record_sms_send: unknown outcome %', coalesce(p_outcome, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_outcome = 'accepted'
+     and (p_message_sid is null or (p_status is not null and not outcall_private.is_twilio_sms_status(p_status))) then
+    raise exception 'record_sms_send: accepted needs a MessageSid and a Twilio status, got % %',
+      coalesce(p_message_sid, 'null'), coalesce(p_status, 'null') using errcode = 'invalid_parameter_value';
+  end if;
+
+  select * into v_msg from public.sms_messages where id = p_message_id for update;
+  if not found then
+    return null;
+  end if;
+  if v_msg.status <> 'submitting' then
+    return pg_catalog.jsonb_build_object('recorded', false, 'status', v_msg.status);
+  end if;
+
+  if p_outcome = 'accepted' then
+    update public.sms_messages
+       set status = coalesce(p_status, 'queued'), message_sid = p_message_sid,
+           segments = case when p_segments > 0 then p_segments else segments end
+     where id = p_message_id
+    returning * into v_msg;
+  elsif p_outcome = 'retry' then
+    update public.sms_messages
+       set status = case when attempts >= v_policy.sms_max_attempts then 'failed' else 'pending' end,
+           next_attempt_at = pg_catalog.now() + greatest(
+             v_policy.sms_retry_delays[least(greatest(attempts, 1), pg_catalog.cardinality(v_policy.sms_retry_delays))],
+             coalesce(p_retry_after_ms, 0) * interval '1 millisecond'),
+           error_code = p_error_code, error_message = p_error_message
+     where id = p_message_id
+    returning * into v_msg;
+  elsif p_outcome = 'rejected' then
+    if p_error_code = 21610 then
+      perform outcall_private.record_twilio_opt_out(v_msg.to_phone);
+    end if;
+    update public.sms_messages
+       set status = case when p_error_code = 21610 then 'opted_out' else 'failed' end,
+           error_code = p_error_code, error_message = p_error_message
+     where id = p_message_id
+    returning * into v_msg;
+  end if;
+  return pg_catalog.jsonb_build_object('recorded', true, 'status', v_msg.status);
+end
+$$;
+
+comment on function public.record_sms_send(uuid, text, text, text, int, int, text, int) is
+  'Records the answer to a submitting message''s create request: p_outcome accepted (p_message_sid, p_status, p_segments) | retry (pending after greatest(sms_retry_delays[attempt], p_retry_after_ms), or failed at sms_max_attempts) | rejected (failed with p_error_code, p_error_message; 21610: opted_out and an sms_opt_outs row) | unknown (stays submitting). Returns {recorded: true, status} | {recorded: false, status} (not submitting: nothing changed) | null (unknown id). Unknown outcome, accepted without sid or with an unknown status: 22023.';
+
+-- sms_status_callback -------------------------------------------------------------------------------------------------
+-- Twilio's status callback: the message by MessageSid, or by our id (the callback URL's) when Twilio's answer to
+-- the create request has not been recorded yet (then the sid is linked). The status moves only forward
+-- (sms_status_rank): a duplicate or out-of-order callback changes nothing, a terminal status never changes.
+create or replace function public.sms_status_callback(
+  p_message_sid text,
+  p_status text,
+  p_error_code int default null,
+  p_message_id uuid default null,
+  p_segments int default null,
+  p_price numeric default null
+) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_msg public.sms_messages;
+  v_changed boolean;
+begin
+  if p_message_sid is null or not outcall_private.is_twilio_sms_status(p_status) then
+    raise exception 'sms_status_callback: needs a MessageSid and a Twilio message status, got % %',
+      coalesce(p_message_sid, 'null'), coalesce(p_status, 'null') using errcode = 'invalid_parameter_value';
+  end if;
+  select * into v_msg from public.sms_messages where message_sid = p_message_sid for update;
+  if not found and p_message_id is not null then
+    select * into v_msg from public.sms_messages where id = p_message_id and message_sid is null for update;
+  end if;
+  if v_msg.id is null then
+    return null;
+  end if;
+
+  v_changed := outcall_private.sms_status_rank(p_status) > outcall_private.sms_status_rank(v_msg.status);
+  if v_changed and p_error_code = 21610 then
+    perform outcall_private.record_twilio_opt_out(v_msg.to_phone);
+  end if;
+  update public.sms_messages
+     set message_sid = p_message_sid,
+         status = case when v_changed then p_status else status end,
+         error_code = case when v_changed then coalesce(p_error_code, error_code) else error_code end,
+         segments = case when p_segments > 0 then p_segments else segments end,
+         price = coalesce(p_price, price)
+   where id = v_msg.id
+  returning * into v_msg;
+  return pg_catalog.jsonb_build_object('message_id', v_msg.id, 'batch_id', v_msg.batch_id, 'status', v_msg.status,
+                                       'changed', v_changed);
+end
+$$;
+
+comment on function public.sms_status_callback(text, text, int, uuid, int, numeric) is
+  'Applies a Twilio message status callback, only forward (queued | accepted | scheduled < sending < sent < delivered | undelivered | failed; terminal statuses never change): {message_id, batch_id, status, changed} or null (no message has the sid, nor the id without a sid). Links the sid to p_message_id''s message; records p_error_code (21610: also an opt-out), p_segments (> 0), p_price. Unknown status or no sid: 22023.';
+
+-- record_sms_reply ----------------------------------------------------------------------------------------------------
+-- An inbound message: stored once per MessageSid (Twilio retries), tied to the latest message we sent to the
+-- person (one of the batches sent from p_to first), with its keyword's effect: STOP opts the phone out (source
+-- keyword), START opts it back in; HELP changes nothing (Twilio answers it). A retry changes nothing again.
+create or replace function public.record_sms_reply(
+  p_message_sid text,
+  p_from text,
+  p_to text,
+  p_body text,
+  p_opt_out text default null
+) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_reply public.sms_replies;
+  v_message public.sms_messages;
+begin
+  if p_message_sid is null or p_from is null or p_to is null then
+    raise exception 'record_sms_reply: p_message_sid, p_from and p_to are required' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_opt_out is not null and p_opt_out not in ('STOP', 'START', 'HELP') then
+    raise exception 'record_sms_reply: p_opt_out must be STOP, START or HELP, got %', p_opt_out
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  select * into v_reply from public.sms_replies where message_sid = p_message_sid;
+  if not found then
+    select msg.* into v_message
+      from public.sms_messages as msg
+      join public.sms_batches as b on b.id = msg.batch_id
+     where msg.to_phone = p_from and msg.submitting_since is not null
+     order by (b.sender = p_to) desc, msg.submitting_since desc, msg.id desc
+     limit 1;
+    insert into public.sms_replies (message_sid, from_phone, to_phone, body, batch_id, sms_message_id, opt_out_type)
+    values (p_message_sid, p_from, p_to, coalesce(p_body, ''), v_message.batch_id, v_message.id, p_opt_out)
+    on conflict (message_sid) do nothing
+    returning * into v_reply;
+    if found then
+      if p_opt_out = 'STOP' and outcall_private.is_e164(p_from) then
+        insert into public.sms_opt_outs (phone, source, keyword)
+        values (p_from, 'keyword', pg_catalog.btrim(p_body))
+        on conflict (phone) do nothing;
+      elsif p_opt_out = 'START' then
+        delete from public.sms_opt_outs where phone = p_from;
+      end if;
+    else
+      -- (a concurrent delivery of the same webhook stored it first)
+      select * into v_reply from public.sms_replies where message_sid = p_message_sid;
+    end if;
+  end if;
+  return pg_catalog.jsonb_build_object('reply_id', v_reply.id, 'batch_id', v_reply.batch_id,
+                                       'opted_out', outcall_private.is_opted_out(v_reply.from_phone));
+end
+$$;
+
+comment on function public.record_sms_reply(text, text, text, text, text) is
+  'Stores an inbound SMS once per p_message_sid, tied to the batch of the latest message sent to p_from (from p_to''s batches first; null: none). p_opt_out STOP: an sms_opt_outs row (source keyword, keyword the trimmed body); START: the row deleted; HELP: nothing. Returns {reply_id, batch_id, opted_out: p_from is opted out now}. p_opt_out other than STOP/START/HELP, or no sid/from/to: 22023.';
+
+-- Reads ---------------------------------------------------------------------------------------------------------------
+
+create or replace function public.sms_batch_status(p_batch_id uuid) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object(
+    'batch_id', b.id,
+    'name', b.name,
+    'status', b.status,
+    'sender', b.sender,
+    'total', b.total,
+    'counts', pg_catalog.jsonb_build_object(
+      'pending', b.pending,
+      'submitting', b.submitting,
+      'queued', b.queued + b.accepted + b.scheduled + b.sending,
+      'sent', b.sent,
+      'delivered', b.delivered,
+      'undelivered', b.undelivered,
+      'failed', b.failed,
+      'opted_out', b.opted_out,
+      'cancelled', b.cancelled),
+    'segments_total', b.segments_total,
+    'replies', (select count(*) from public.sms_replies as r where r.batch_id = b.id),
+    'created_at', b.created_at,
+    'started_at', b.started_at,
+    'completed_at', b.completed_at,
+    'cancelled_at', b.cancelled_at,
+    'metadata', b.metadata)
+    from public.sms_batches as b
+   where b.id = p_batch_id
+$$;
+
+comment on function public.sms_batch_status(uuid) is
+  'An SMS batch''s progress: {batch_id, name, status, sender, total, counts: {pending, submitting, queued (Twilio''s queued, accepted, scheduled, sending), sent, delivered, undelivered, failed, opted_out, cancelled}, segments_total, replies, created_at, started_at, completed_at, cancelled_at, metadata} or null.';
+
+create or replace function public.sms_batch_messages(p_batch_id uuid, p_limit int default 100, p_offset int default 0)
+returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_total int;
+begin
+  perform outcall_private.check_page('sms_batch_messages', p_limit, p_offset);
+  select b.total into v_total from public.sms_batches as b where b.id = p_batch_id;
+  if not found then
+    return null;
+  end if;
+  return jsonb_build_object(
+    'batch_id', p_batch_id,
+    'messages', (
+      select coalesce(jsonb_agg(jsonb_build_object(
+               'message_id', m.id,
+               'position', m.position,
+               'to', m.to_phone,
+               'status', m.status,
+               'message_sid', m.message_sid,
+               'error_code', m.error_code,
+               'error_message', m.error_message,
+               'segments', m.segments,
+               'encoding', m.encoding,
+               'attempts', m.attempts,
+               'body', m.body,
+               'updated_at', m.updated_at,
+               'replies', (select coalesce(jsonb_agg(jsonb_build_object(
+                                    'body', r.body, 'opt_out_type', r.opt_out_type, 'received_at', r.received_at)
+                                    order by r.received_at, r.id), '[]'::jsonb)
+                             from public.sms_replies as r
+                            where r.sms_message_id = m.id)) order by m.position), '[]'::jsonb)
+        from (select * from public.sms_messages as s
+               where s.batch_id = p_batch_id
+               order by s.position
+               limit p_limit offset p_offset) as m),
+    'page', jsonb_build_object('limit', p_limit, 'offset', p_offset, 'total', v_total));
+end
+$$;
+
+comment on function public.sms_batch_messages(uuid, int, int) is
+  'One page of an SMS batch''s messages (by position): {batch_id, messages: [{message_id, position, to, status, message_sid, error_code, error_message, segments, encoding, attempts, body, updated_at, replies: [{body, opt_out_type, received_at}]}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
+
+-- cancel_sms_batch ----------------------------------------------------------------------------------------------------
+-- The batch's waiting and submitting messages are locked first (in id order, before the batch row, as every writer):
+-- a claim or an answer in flight ends first. Then the pending ones are cancelled; a submitting one finishes (its
+-- request is out), and one retried later is cancelled by sms_messages_batch_cancelled.
+create or replace function public.cancel_sms_batch(p_batch_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_batch public.sms_batches;
+  v_cancelled int := 0;
+begin
+  if not exists (select 1 from public.sms_batches where id = p_batch_id) then
+    return null;
+  end if;
+  perform 1 from public.sms_messages
+    where batch_id = p_batch_id and status in ('pending', 'submitting')
+    order by id
+    for no key update;
+
+  select * into v_batch from public.sms_batches where id = p_batch_id;
+  -- A completed batch stays completed.
+  if v_batch.cancelled_at is null and v_batch.completed_at is null then
+    update public.sms_batches set cancelled_at = now() where id = p_batch_id returning * into v_batch;
+  end if;
+  if v_batch.cancelled_at is not null then
+    update public.sms_messages
+       set status = 'cancelled', error_message = 'batch_cancelled'
+     where batch_id = p_batch_id and status = 'pending';
+    get diagnostics v_cancelled = row_count;
+  end if;
+
+  return jsonb_build_object(
+    'batch_id', p_batch_id,
+    'status', (select status from public.sms_batches where id = p_batch_id),
+    'cancelled', v_cancelled,
+    'live', (select count(*) from public.sms_messages where batch_id = p_batch_id and status = 'submitting'));
+end
+$$;
+
+comment on function public.cancel_sms_batch(uuid) is
+  'Cancels an SMS batch (idempotent): cancelled_at set, its pending messages cancelled (error_message batch_cancelled); submitting ones finish and are never retried. A completed batch stays as it is. Returns {batch_id, status, cancelled: messages stopped by this call, live: messages still submitting} or null.';
+
+-- Reconciliation ------------------------------------------------------------------------------------------------------
+-- A claimed message whose create request got no clear answer (record_sms_send unknown, or the Worker died) stays
+-- submitting without a sid. After p_older_than_ms the Worker asks Twilio (the list by To, From and date) and tells
+-- reconcile_sms what it found.
+create or replace function public.sms_to_reconcile(p_older_than_ms int default 120000, p_limit int default 50)
+returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  perform outcall_private.check_page('sms_to_reconcile', p_limit, 0);
+  if p_older_than_ms is null or p_older_than_ms < 0 then
+    raise exception 'sms_to_reconcile: p_older_than_ms must be 0 or more, got %', coalesce(p_older_than_ms::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  return (
+    select coalesce(jsonb_agg(jsonb_build_object(
+             'message_id', m.id, 'to', m.to_phone, 'body', m.body, 'submitting_since', m.submitting_since)
+             || outcall_private.sms_sender_fields(b.sender) order by m.submitting_since, m.id), '[]'::jsonb)
+      from (select * from public.sms_messages as s
+             where s.status = 'submitting' and s.message_sid is null
+               and s.submitting_since < now() - p_older_than_ms * interval '1 millisecond'
+             order by s.submitting_since, s.id
+             limit p_limit) as m
+      join public.sms_batches as b on b.id = m.batch_id);
+end
+$$;
+
+comment on function public.sms_to_reconcile(int, int) is
+  'Submitting messages without a MessageSid for longer than p_older_than_ms, oldest first: [{message_id, to, from, messaging_service_sid, body, submitting_since}]. p_limit 1..1000, p_older_than_ms >= 0 (else 22023).';
+
+create or replace function public.reconcile_sms(p_message_id uuid, p_message_sid text default null,
+                                                p_status text default null)
+returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_msg public.sms_messages;
+begin
+  if p_message_sid is not null then
+    return public.record_sms_send(p_message_id, 'accepted', p_message_sid, p_status);
+  end if;
+  select * into v_msg from public.sms_messages where id = p_message_id for update;
+  if not found then
+    return null;
+  end if;
+  if v_msg.status <> 'submitting' then
+    return pg_catalog.jsonb_build_object('recorded', false, 'status', v_msg.status);
+  end if;
+  update public.sms_messages set status = 'pending', next_attempt_at = now()
+   where id = p_message_id
+  returning * into v_msg;
+  return pg_catalog.jsonb_build_object('recorded', true, 'status', v_msg.status);
+end
+$$;
+
+comment on function public.reconcile_sms(uuid, text, text) is
+  'What Twilio knows of a submitting message: found (p_message_sid, p_status) -> as record_sms_send accepted; not found (null sid) -> pending, due now. Returns {recorded: true, status} | {recorded: false, status} (not submitting) | null (unknown id).';
+
 -- ======== sql/schema/70_webhook.sql ========
 
 -- 70: the database webhook: a new pending row is POSTed to the Worker through pg_net, in Supabase's
@@ -2888,7 +3871,7 @@ create trigger pending_calls_batch_webhook
 
 -- ======== sql/schema/80_realtime.sql ========
 
--- 80: Realtime for dashboards: the six tables in Supabase's `supabase_realtime` publication, with full old
+-- 80: Realtime for dashboards: the eight tables (the SMS batches and messages too) in Supabase's `supabase_realtime` publication, with full old
 -- values on UPDATE/DELETE (operator_actions, the audit, is only ever inserted: its default replica identity is
 -- enough). What each subscriber sees is still decided by RLS: Realtime checks every change against
 -- the subscriber's policies, the tables' own (operators only, 85_operators.sql and 90_security.sql). Views cannot
@@ -2908,7 +3891,7 @@ declare
   t text;
 begin
   foreach t in array array['pending_calls', 'call_sessions', 'call_classifications', 'batches', 'classification_runs',
-                           'operator_actions'] loop
+                           'operator_actions', 'sms_batches', 'sms_messages'] loop
     -- pg_publication_tables also lists the tables of a FOR ALL TABLES publication, which cannot be altered.
     if not exists (select 1 from pg_catalog.pg_publication_tables
                     where pubname = 'supabase_realtime' and schemaname = 'public' and tablename = t) then
@@ -2923,6 +3906,8 @@ alter table public.call_sessions replica identity full;
 alter table public.call_classifications replica identity full;
 alter table public.batches replica identity full;
 alter table public.classification_runs replica identity full;
+alter table public.sms_batches replica identity full;
+alter table public.sms_messages replica identity full;
 
 -- ======== sql/schema/85_operators.sql ========
 
@@ -3609,15 +4594,22 @@ alter table public.call_classifications enable row level security;
 alter table public.batches enable row level security;
 alter table public.classification_runs enable row level security;
 alter table public.operator_actions enable row level security;
+alter table public.sms_batches enable row level security;
+alter table public.sms_messages enable row level security;
+alter table public.sms_replies enable row level security;
+alter table public.sms_opt_outs enable row level security;
 
 revoke all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
-  public.classification_runs, public.operator_actions
+  public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
+  public.sms_opt_outs
   from public, anon, authenticated;
 grant select on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
-  public.classification_runs, public.operator_actions
+  public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
+  public.sms_opt_outs
   to authenticated;
 grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
-  public.classification_runs, public.operator_actions
+  public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
+  public.sms_opt_outs
   to service_role;
 
 -- Operators (viewer or operator) read every row; any other signed-in user reads none. `(select ...)`: the
@@ -3633,6 +4625,14 @@ create policy "operators can read" on public.batches
 create policy "operators can read" on public.classification_runs
   for select to authenticated using ((select outcall_private.is_viewer()));
 create policy "operators can read" on public.operator_actions
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.sms_batches
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.sms_messages
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.sms_replies
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.sms_opt_outs
   for select to authenticated using ((select outcall_private.is_viewer()));
 
 -- The view over batches. security_invoker: the caller's rights and RLS on public.batches apply (a view without it
@@ -3672,7 +4672,17 @@ revoke all on function
   public.retry_failed_batch(uuid),
   public.begin_listening(uuid, text),
   public.record_classification_run(uuid, jsonb, jsonb, numeric),
-  public.invalidate_classification(uuid, text)
+  public.invalidate_classification(uuid, text),
+  public.create_sms_batch(jsonb),
+  public.claim_sms(int, int),
+  public.record_sms_send(uuid, text, text, text, int, int, text, int),
+  public.sms_status_callback(text, text, int, uuid, int, numeric),
+  public.record_sms_reply(text, text, text, text, text),
+  public.sms_batch_status(uuid),
+  public.sms_batch_messages(uuid, int, int),
+  public.cancel_sms_batch(uuid),
+  public.sms_to_reconcile(int, int),
+  public.reconcile_sms(uuid, text, text)
   from public, anon, authenticated;
 grant execute on function
   public.claim_pending_call(uuid),
@@ -3695,7 +4705,17 @@ grant execute on function
   public.retry_failed_batch(uuid),
   public.begin_listening(uuid, text),
   public.record_classification_run(uuid, jsonb, jsonb, numeric),
-  public.invalidate_classification(uuid, text)
+  public.invalidate_classification(uuid, text),
+  public.create_sms_batch(jsonb),
+  public.claim_sms(int, int),
+  public.record_sms_send(uuid, text, text, text, int, int, text, int),
+  public.sms_status_callback(text, text, int, uuid, int, numeric),
+  public.record_sms_reply(text, text, text, text, text),
+  public.sms_batch_status(uuid),
+  public.sms_batch_messages(uuid, int, int),
+  public.cancel_sms_batch(uuid),
+  public.sms_to_reconcile(int, int),
+  public.reconcile_sms(uuid, text, text)
   to service_role;
 
 -- The operators' actions (87_operator_actions.sql): SECURITY DEFINER, executable by signed-in users, who are
@@ -3740,6 +4760,8 @@ revoke all on table outcall_private.settings from public, anon, authenticated, s
 grant select on table outcall_private.dispatch_policy, outcall_private.live_sessions to service_role;
 grant select, update on table outcall_private.rate_state to service_role;
 grant select, insert, update, delete on table outcall_private.dial_requests to service_role;
+-- The SMS senders' pace: claim_sms makes a sender's row and moves its next slot.
+grant select, insert, update on table outcall_private.sms_senders to service_role;
 
 -- Check constraints run their function with the inserting role's rights: the writer needs EXECUTE
 -- (not schema USAGE) on the validation helpers. Trigger functions need no grant. The RPCs share the rest.
@@ -3777,5 +4799,12 @@ grant execute on function
   outcall_private.learning_lease(),
   outcall_private.listening_is_over(public.classification_runs),
   outcall_private.abandon_stale_runs(text),
-  outcall_private.open_listener(public.pending_calls, uuid, public.call_classifications)
+  outcall_private.open_listener(public.pending_calls, uuid, public.call_classifications),
+  outcall_private.batch_status_of(timestamptz, timestamptz, timestamptz),
+  outcall_private.sms_status_rank(text),
+  outcall_private.idempotent_answer(public.sms_batches, text),
+  outcall_private.is_twilio_sms_status(text),
+  outcall_private.is_opted_out(text),
+  outcall_private.record_twilio_opt_out(text),
+  outcall_private.sms_sender_fields(text)
   to service_role;

@@ -9,6 +9,8 @@
 //! argument the type leaves out has a default. A type cannot be an [`Rpc`] without being in that list
 //! (the `Listed` bound is only implemented by the `contract!` invocation at the end of this file).
 //!
+//! The batch SMS functions are in [`sms`].
+//!
 //! What each function does is written beside it in `sql/schema/`; `docs/architecture.md` and
 //! `sql/README.md` describe the behaviour and point here for the exact arguments and answers.
 
@@ -22,6 +24,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Map, Value};
 use std::fmt;
 use uuid::Uuid;
+
+pub mod sms;
 
 pub use crate::context::CallContext;
 pub use crate::dispatch::{Claim, ClaimAnswer};
@@ -1016,6 +1020,16 @@ contract!(
     OperatorBatchAction,
     OperatorClassificationAction,
     OperatorOf,
+    sms::CreateSmsBatch,
+    sms::ClaimSms,
+    sms::RecordSmsSend,
+    sms::SmsStatusCallback,
+    sms::RecordSmsReply,
+    sms::SmsBatchStatus,
+    sms::SmsBatchMessages,
+    sms::CancelSmsBatch,
+    sms::SmsToReconcile,
+    sms::ReconcileSms,
 );
 
 #[cfg(test)]
@@ -1034,7 +1048,7 @@ mod tests {
     #[test]
     fn every_function_is_listed_once_with_p_arguments() {
         let names = functions();
-        assert_eq!(names.len(), 25, "{names:?}");
+        assert_eq!(names.len(), 35, "{names:?}");
         let mut unique = names.clone();
         unique.sort();
         unique.dedup();
@@ -1046,6 +1060,8 @@ mod tests {
         assert_eq!(shapes("record_dial_result"), 2);
         assert_eq!(shapes("apply_twilio_status"), 2);
         assert_eq!(shapes("claim_next_due"), 1);
+        assert_eq!(shapes("record_sms_send"), 4, "accepted, retry, rejected, unknown");
+        assert_eq!(shapes("reconcile_sms"), 2, "found, not found");
         assert!(matches!(read_answer("call_context", Value::Null), Some(Ok(()))));
         assert!(matches!(read_answer("reserve_dial_slot", json!({"outcome": "maybe"})), Some(Err(_))));
         assert!(read_answer("no_such_function", Value::Null).is_none());
