@@ -4,6 +4,7 @@
 pub mod fault_run;
 pub mod postgres;
 pub mod realtime;
+pub mod sms;
 pub mod stream;
 pub mod users;
 pub mod worker;

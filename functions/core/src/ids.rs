@@ -34,16 +34,6 @@ pub struct SessionId(Uuid);
 #[serde(transparent)]
 pub struct RunId(Uuid);
 
-/// The id of a `sms_batches` row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SmsBatchId(Uuid);
-
-/// The id of a `sms_messages` row (what the status callback URL carries).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SmsMessageId(Uuid);
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a valid id (expected a UUID)")]
 pub struct BadId;

@@ -4,6 +4,7 @@
 use crate::batch::ItemError;
 use crate::error::ApiError;
 use crate::ids::BatchId;
+use crate::rpc::sms::SmsBatchCreated;
 use crate::rpc::{BatchCreated, DatabaseItemError};
 use serde_json::{json, Map, Value};
 
@@ -29,13 +30,34 @@ pub fn create_answer(rpc: &BatchCreated, public_base_url: &str) -> Result<Accept
             });
             Ok(Accepted { location, replayed: matches!(rpc, BatchCreated::Replayed(_)), body })
         }
-        BatchCreated::Conflict { batch_id } => Err(ApiError::new(
-            409,
-            "idempotency_conflict",
-            format!("this Idempotency-Key was used for batch {batch_id} with a different body"),
-        )),
+        BatchCreated::Conflict { batch_id } => Err(idempotency_conflict(&batch_id.to_string())),
         BatchCreated::Invalid { errors } => Err(validation_error(errors.iter().map(database_item_error).collect())),
     }
+}
+
+/// `create_sms_batch`'s answer as HTTP: created/replayed → 202, conflict → 409.
+pub fn sms_create_answer(rpc: &SmsBatchCreated, public_base_url: &str) -> Result<Accepted, ApiError> {
+    match rpc {
+        SmsBatchCreated::Created(batch) | SmsBatchCreated::Replayed(batch) => {
+            let location = format!("/api/v1/sms-batches/{}", batch.batch_id);
+            let body = json!({
+                "smsBatchId": batch.batch_id,
+                "statusUrl": format!("{public_base_url}{location}"),
+                "accepted": batch.accepted,
+                "optedOut": batch.opted_out,
+            });
+            Ok(Accepted { location, replayed: matches!(rpc, SmsBatchCreated::Replayed(_)), body })
+        }
+        SmsBatchCreated::Conflict { batch_id } => Err(idempotency_conflict(&batch_id.to_string())),
+    }
+}
+
+fn idempotency_conflict(batch: &str) -> ApiError {
+    ApiError::new(
+        409,
+        "idempotency_conflict",
+        format!("this Idempotency-Key was used for batch {batch} with a different body"),
+    )
 }
 
 /// 400 `validation_error` listing every problem.
@@ -146,6 +168,23 @@ mod tests {
             format!("pendingCallIds ({ID})")
         );
         assert!(serde_json::from_value::<BatchCreated>(json!({})).is_err(), "no outcome: the Worker answers 502");
+    }
+
+    #[test]
+    fn sms_create_answers_map_to_http() {
+        let read = |raw: Value| serde_json::from_value::<SmsBatchCreated>(raw).expect("a create_sms_batch answer");
+        let created = read(json!({"outcome": "created", "batch_id": ID, "accepted": 3, "opted_out": [1]}));
+        let accepted = sms_create_answer(&created, "https://w.example").unwrap();
+        assert_eq!(accepted.location, format!("/api/v1/sms-batches/{ID}"));
+        assert_eq!(
+            accepted.body,
+            json!({"smsBatchId": ID, "statusUrl": format!("https://w.example/api/v1/sms-batches/{ID}"),
+                   "accepted": 3, "optedOut": [1]})
+        );
+        let replayed = read(json!({"outcome": "replayed", "batch_id": ID, "accepted": 3, "opted_out": []}));
+        assert!(sms_create_answer(&replayed, "x").unwrap().replayed);
+        let conflict = sms_create_answer(&read(json!({"outcome": "conflict", "batch_id": ID})), "x").unwrap_err();
+        assert_eq!((conflict.status, conflict.code), (409, "idempotency_conflict"));
     }
 
     #[test]

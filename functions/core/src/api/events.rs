@@ -18,7 +18,7 @@ pub const EVENTS_RETRY_MS: u64 = 3_000;
 /// last event: `end` with the final progress once every row is terminal, or `error` when the progress
 /// cannot be read. A stream lives `EVENTS_LIFETIME_MS`, then closes with a comment; the client reconnects
 /// with `Last-Event-ID` and the numbering goes on from it (its first event is the progress as it is then).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ProgressFeed {
     last: Option<Value>,
     sent: u64,

@@ -131,7 +131,8 @@ const TOOLS: [Tool; 9] = [
         status: "200",
         parameters: &["SmsBatchId"],
         hints: [true, false, true, false],
-        description: "An SMS batch's counts by delivery status, segments and replies (GET /api/v1/sms-batches/{smsBatchId}).",
+        description:
+            "An SMS batch's counts by delivery status, segments and replies (GET /api/v1/sms-batches/{smsBatchId}).",
     },
     Tool {
         name: "get-sms-batch-messages",

@@ -38,6 +38,23 @@ pub enum SmsStatus {
 }
 
 impl SmsStatus {
+    /// One of Twilio's message statuses that we track (`MessageStatus`, a create's `status`); `None` for the
+    /// others (`canceled`, `read`, `receiving`, `received`, `partially_delivered`), which no outbound SMS of
+    /// ours reaches.
+    pub fn from_twilio(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "queued" => Self::Queued,
+            "accepted" => Self::Accepted,
+            "scheduled" => Self::Scheduled,
+            "sending" => Self::Sending,
+            "sent" => Self::Sent,
+            "delivered" => Self::Delivered,
+            "undelivered" => Self::Undelivered,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+
     /// A status that never changes again.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Delivered | Self::Undelivered | Self::Failed | Self::OptedOut | Self::Cancelled)
@@ -240,8 +257,9 @@ pub struct SmsStatusCallback {
     pub price: Option<f64>,
 }
 
-/// `sms_status_callback`'s answer; `None`: no message has the sid (nor the id without a sid).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `sms_status_callback`'s answer (also the callback's answer to Twilio); `None`: no message has the sid
+/// (nor the id without a sid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmsStatusApplied {
     pub message_id: SmsMessageId,
     pub batch_id: SmsBatchId,

@@ -21,7 +21,8 @@ pub const MAX_BODY_CHARS: usize = 1_600;
 /// A template may be longer than a message: its placeholders' names do not count once filled.
 pub const MAX_TEMPLATE_CHARS: usize = 5_000;
 
-const REQUEST_KEYS: [&str; 7] = ["name", "from", "messagingServiceSid", "bodyTemplate", "targets", "schedule", "metadata"];
+const REQUEST_KEYS: [&str; 7] =
+    ["name", "from", "messagingServiceSid", "bodyTemplate", "targets", "schedule", "metadata"];
 const TARGET_KEYS: [&str; 4] = ["phone", "name", "variables", "body"];
 
 /// Who sends: one Twilio number, or a Messaging Service that picks from its pool.
@@ -237,7 +238,9 @@ fn parse_target(index: usize, target: &Value, filling: &Filling, errors: &mut Ve
         return None;
     };
     for key in fields.keys().filter(|k| !TARGET_KEYS.contains(&k.as_str())) {
-        errors.push(ItemError::new(at(&format!(".{key}")), "unknown_field", format!("{key} is not a target field")).at(index));
+        errors.push(
+            ItemError::new(at(&format!(".{key}")), "unknown_field", format!("{key} is not a target field")).at(index),
+        );
     }
     let to = match fields.get("phone").filter(|v| !v.is_null()) {
         None => {
@@ -295,8 +298,10 @@ fn parse_target(index: usize, target: &Value, filling: &Filling, errors: &mut Ve
             Ok(body) => rendered_body(index, body, errors),
             Err(missing) => {
                 for name in missing {
-                    let message = format!("bodyTemplate uses {{{{{name}}}}}, which this target's name and variables do not give");
-                    errors.push(ItemError::new(at(&format!(".variables.{name}")), "unknown_variable", message).at(index));
+                    let message =
+                        format!("bodyTemplate uses {{{{{name}}}}}, which this target's name and variables do not give");
+                    errors
+                        .push(ItemError::new(at(&format!(".variables.{name}")), "unknown_variable", message).at(index));
                 }
                 None
             }
@@ -382,7 +387,10 @@ mod tests {
         assert_eq!(batch.name.as_deref(), Some("Reminders"));
         assert_eq!(batch.sender, Sender::From(PhoneNumber::parse("+15550001000").unwrap()));
         let bodies: Vec<&str> = batch.messages.iter().map(|m| m.body.as_str()).collect();
-        assert_eq!(bodies, ["Hi Dana, your exam is Tuesday 9:30.", "Hi Zoë, your exam is Wed.", "Your own text “quoted”"]);
+        assert_eq!(
+            bodies,
+            ["Hi Dana, your exam is Tuesday 9:30.", "Hi Zoë, your exam is Wed.", "Your own text “quoted”"]
+        );
         assert_eq!(batch.messages[1].variables, json!({"when": "Wed", "name": "ignored"}).as_object().unwrap().clone());
         assert_eq!(batch.messages[0].segments.encoding, Encoding::Gsm7);
         assert_eq!(batch.messages[2].segments.encoding, Encoding::Ucs2);
@@ -456,7 +464,10 @@ mod tests {
             errors(json!({"from": "+15550001000", "bodyTemplate": template, "targets": [target]}))
         };
         assert_eq!(one(json!({"phone": "+15550001001"}), None), vec![("targets[0].body".into(), "required")]);
-        assert_eq!(one(json!({"phone": "+15550001001", "body": "  "}), None), vec![("targets[0].body".into(), "invalid_text")]);
+        assert_eq!(
+            one(json!({"phone": "+15550001001", "body": "  "}), None),
+            vec![("targets[0].body".into(), "invalid_text")]
+        );
         let long = "a".repeat(1_000);
         let filled = one(json!({"phone": "+15550001001", "variables": {"x": long}}), Some("{{x}}{{x}}"));
         assert_eq!(filled, vec![("targets[0].body".into(), "body_too_long")]);

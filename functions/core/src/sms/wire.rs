@@ -3,14 +3,12 @@
 
 use crate::phone::PhoneNumber;
 use crate::retry::Reply;
+use crate::rpc::sms::SmsStatus;
 use crate::sms::request::Sender;
 use crate::twilio::ApiError as TwilioError;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::time::Duration;
-
-/// The error Twilio answers for a number that opted out of this sender (STOP).
-pub const OPTED_OUT: i64 = 21610;
 
 pub fn messages_url(api_base: &str, account_sid: &str) -> String {
     format!("{}/2010-04-01/Accounts/{}/Messages.json", api_base.trim_end_matches('/'), account_sid)
@@ -78,9 +76,9 @@ pub enum SendOutcome {
     /// Twilio has it: its SID and status (`queued`, or `accepted` through a Messaging Service).
     Accepted(MessageResource),
     /// Not processed (429, 503): send it again later, no sooner than Twilio asked.
-    Retry { code: Option<i64>, message: String, retry_after: Option<Duration> },
+    Retry { code: Option<i32>, message: String, retry_after: Option<Duration> },
     /// Refused for good (any other 4xx): 21610 means the person opted out.
-    Rejected { code: Option<i64>, message: String },
+    Rejected { code: Option<i32>, message: String },
     /// It may have been created (no answer, a timeout, another 5xx, a 2xx we cannot read): look for it
     /// before sending again, or the person gets it twice.
     Unclear(String),
@@ -99,7 +97,7 @@ pub fn send_outcome(reply: Reply, body: &str, retry_after: Option<Duration>) -> 
         };
     }
     let error = serde_json::from_str::<TwilioError>(body).ok();
-    let code = error.as_ref().and_then(|e| e.code);
+    let code = error.as_ref().and_then(|e| e.code).and_then(|c| i32::try_from(c).ok());
     let message = format!("twilio {status}: {}", error.and_then(|e| e.message).unwrap_or_else(|| "no message".into()));
     match status {
         429 | 503 => SendOutcome::Retry { code, message, retry_after },
@@ -110,7 +108,9 @@ pub fn send_outcome(reply: Reply, body: &str, retry_after: Option<Duration>) -> 
 
 /// `SM` or `MM` and 32 hex digits.
 pub fn is_message_sid(raw: &str) -> bool {
-    (raw.starts_with("SM") || raw.starts_with("MM")) && raw.len() == 34 && raw[2..].bytes().all(|b| b.is_ascii_hexdigit())
+    (raw.starts_with("SM") || raw.starts_with("MM"))
+        && raw.len() == 34
+        && raw[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The list that holds the message an unclear create may have made: Twilio's messages to that phone
@@ -145,8 +145,19 @@ pub fn find_sent<'a>(
 
 /// A message status as Twilio names it (`MessageStatus`).
 pub const MESSAGE_STATUSES: [&str; 13] = [
-    "queued", "sending", "sent", "failed", "delivered", "undelivered", "receiving", "received", "accepted",
-    "scheduled", "read", "partially_delivered", "canceled",
+    "queued",
+    "sending",
+    "sent",
+    "failed",
+    "delivered",
+    "undelivered",
+    "receiving",
+    "received",
+    "accepted",
+    "scheduled",
+    "read",
+    "partially_delivered",
+    "canceled",
 ];
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -169,8 +180,9 @@ pub enum CallbackError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusCallback {
     pub message_sid: String,
-    pub status: String,
-    pub error_code: Option<i64>,
+    /// `None`: a status of Twilio's that no outbound SMS of ours tracks (`read`, `canceled`, ...).
+    pub status: Option<SmsStatus>,
+    pub error_code: Option<i32>,
     pub segments: Option<u32>,
 }
 
@@ -178,12 +190,16 @@ impl StatusCallback {
     pub fn parse(form: &[(String, String)]) -> Result<Self, CallbackError> {
         let message_sid = field(form, "MessageSid").or(field(form, "SmsSid")).filter(|s| is_message_sid(s));
         let status = field(form, "MessageStatus").or(field(form, "SmsStatus"));
-        let number = |name: &'static str| field(form, name).map(|v| v.parse().map_err(|_| CallbackError::BadNumber(name)));
+        let number =
+            |name: &'static str| field(form, name).map(|v| v.parse().map_err(|_| CallbackError::BadNumber(name)));
         Ok(Self {
             message_sid: message_sid.ok_or(CallbackError::BadSid)?.to_owned(),
-            status: status.filter(|s| MESSAGE_STATUSES.contains(s)).ok_or(CallbackError::BadStatus)?.to_owned(),
+            status: status
+                .filter(|s| MESSAGE_STATUSES.contains(s))
+                .map(SmsStatus::from_twilio)
+                .ok_or(CallbackError::BadStatus)?,
             error_code: number("ErrorCode").transpose()?,
-            segments: number("NumSegments").transpose()?.map(|n: i64| n.clamp(0, u32::MAX as i64) as u32),
+            segments: number("NumSegments").transpose()?.map(|n: i32| n.max(0) as u32),
         })
     }
 }
@@ -202,7 +218,10 @@ impl Inbound {
     pub fn parse(form: &[(String, String)]) -> Result<Self, CallbackError> {
         let text = |name: &'static str| field(form, name).map(str::to_owned).ok_or(CallbackError::Missing(name));
         Ok(Self {
-            message_sid: field(form, "MessageSid").filter(|s| is_message_sid(s)).ok_or(CallbackError::BadSid)?.to_owned(),
+            message_sid: field(form, "MessageSid")
+                .filter(|s| is_message_sid(s))
+                .ok_or(CallbackError::BadSid)?
+                .to_owned(),
             from: text("From")?,
             to: text("To")?,
             // An empty body (a picture alone) is still a reply.
@@ -237,20 +256,28 @@ mod tests {
         assert_eq!(form[1], ("From", "+15550001000".to_owned()));
         let form = create_message_form(&to, &Sender::Service(SERVICE.into()), "Hi", &url);
         assert_eq!(form[1], ("MessagingServiceSid", SERVICE.to_owned()));
-        assert_eq!(form.iter().map(|(k, _)| *k).collect::<Vec<_>>(), ["To", "MessagingServiceSid", "Body", "StatusCallback"]);
+        assert_eq!(
+            form.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            ["To", "MessagingServiceSid", "Body", "StatusCallback"]
+        );
     }
 
     #[test]
     fn answers_mean_accepted_retry_rejected_or_unclear() {
         let created = json!({"sid": SID, "status": "accepted", "num_segments": "0", "price": null}).to_string();
         match send_outcome(Reply::Status(201), &created, None) {
-            SendOutcome::Accepted(m) => assert_eq!((m.sid.as_str(), m.status.as_str(), m.segments()), (SID, "accepted", None)),
+            SendOutcome::Accepted(m) => {
+                assert_eq!((m.sid.as_str(), m.status.as_str(), m.segments()), (SID, "accepted", None))
+            }
             other => panic!("{other:?}"),
         }
         let opted_out = json!({"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400});
         assert_eq!(
             send_outcome(Reply::Status(400), &opted_out.to_string(), None),
-            SendOutcome::Rejected { code: Some(21610), message: "twilio 400: Attempt to send to unsubscribed recipient".into() }
+            SendOutcome::Rejected {
+                code: Some(21610),
+                message: "twilio 400: Attempt to send to unsubscribed recipient".into()
+            }
         );
         let busy = json!({"code": 20429, "message": "Too Many Requests", "status": 429}).to_string();
         let wait = Some(Duration::from_secs(2));
@@ -280,21 +307,36 @@ mod tests {
         assert_eq!(find_sent(&listed, &ours, "Hello", claimed), None, "other text");
         assert_eq!(find_sent(&listed[..2], &ours, "Hi", claimed), None, "yesterday's is not ours");
         let url = lookup_url("http://t/", "AC1", &phone("+15550001001"), &ours);
-        assert_eq!(url, "http://t/2010-04-01/Accounts/AC1/Messages.json?To=%2B15550001001&From=%2B15550001000&PageSize=50");
+        assert_eq!(
+            url,
+            "http://t/2010-04-01/Accounts/AC1/Messages.json?To=%2B15550001001&From=%2B15550001000&PageSize=50"
+        );
     }
 
     #[test]
     fn callbacks_and_inbound_messages_are_parsed() {
         let callback = StatusCallback::parse(&pairs(&[
-            ("MessageSid", SID), ("MessageStatus", "undelivered"), ("ErrorCode", "30003"), ("SmsStatus", "undelivered"),
+            ("MessageSid", SID),
+            ("MessageStatus", "undelivered"),
+            ("ErrorCode", "30003"),
+            ("SmsStatus", "undelivered"),
         ]))
         .unwrap();
         assert_eq!(callback.error_code, Some(30003));
-        assert_eq!(callback.status, "undelivered");
-        assert_eq!(StatusCallback::parse(&pairs(&[("MessageSid", SID), ("MessageStatus", "lost")])), Err(CallbackError::BadStatus));
+        assert_eq!(callback.status, Some(SmsStatus::Undelivered));
+        let read = StatusCallback::parse(&pairs(&[("MessageSid", SID), ("MessageStatus", "read")])).unwrap();
+        assert_eq!(read.status, None, "a status we do not track is no error");
+        assert_eq!(
+            StatusCallback::parse(&pairs(&[("MessageSid", SID), ("MessageStatus", "lost")])),
+            Err(CallbackError::BadStatus)
+        );
         assert_eq!(StatusCallback::parse(&pairs(&[("MessageStatus", "sent")])), Err(CallbackError::BadSid));
         let inbound = Inbound::parse(&pairs(&[
-            ("MessageSid", SID), ("From", "+15550001001"), ("To", "+15550001000"), ("Body", "STOP"), ("OptOutType", "STOP"),
+            ("MessageSid", SID),
+            ("From", "+15550001001"),
+            ("To", "+15550001000"),
+            ("Body", "STOP"),
+            ("OptOutType", "STOP"),
         ]))
         .unwrap();
         assert_eq!((inbound.body.as_str(), inbound.opt_out_type.as_deref()), ("STOP", Some("STOP")));

@@ -5,21 +5,19 @@
 
 use super::batches::document;
 use super::sms::sms_batch_answer;
-use crate::sms::send_due;
 use crate::db::Db;
 use crate::http::{self, Answer, Incoming};
+use crate::sms::send_due;
 use outcall_core::api;
 use outcall_core::config::{self, Config};
 use outcall_core::error::ApiError;
 use outcall_core::mcp::{self, Dispatch, ToolCall};
 use outcall_core::routes::Route;
-use outcall_core::rpc::{
-    BatchStatus, BatchTranscripts, CancelBatch, CancelSmsBatch, CreateBatch, CreateSmsBatch, ListBatches,
-    SmsBatchMessages, SmsBatchStatus,
-};
+use outcall_core::rpc::sms::{CancelSmsBatch, CreateSmsBatch, SmsBatchMessages, SmsBatchStatus};
+use outcall_core::rpc::{BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches};
 use outcall_core::sms::sending::BATCH_SEND_BUDGET_MS;
-use std::rc::Rc;
 use serde_json::Value;
+use std::rc::Rc;
 use worker::{Context, Env, Response};
 
 pub async fn handle(req: Incoming, env: &Env, ctx: &Context) -> Answer {
@@ -77,12 +75,16 @@ async fn run(call: ToolCall, config: Rc<Config>, ctx: &Context) -> Result<Value,
             });
             return Ok(accepted.body);
         }
-        ToolCall::SmsStatus { batch_id } => return sms_batch_answer(db.call(&SmsBatchStatus { batch_id }).await?, batch_id),
+        ToolCall::SmsStatus { batch_id } => {
+            return sms_batch_answer(db.call(&SmsBatchStatus { batch_id }).await?, batch_id)
+        }
         ToolCall::SmsMessages { batch_id, page } => {
             let read = SmsBatchMessages { batch_id, limit: page.limit, offset: page.offset };
             return sms_batch_answer(db.call(&read).await?, batch_id);
         }
-        ToolCall::CancelSms { batch_id } => return sms_batch_answer(db.call(&CancelSmsBatch { batch_id }).await?, batch_id),
+        ToolCall::CancelSms { batch_id } => {
+            return sms_batch_answer(db.call(&CancelSmsBatch { batch_id }).await?, batch_id)
+        }
     };
     api::batch_answer(document(answer), batch)
 }

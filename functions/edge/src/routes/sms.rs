@@ -5,14 +5,15 @@
 use crate::db::Db;
 use crate::http::{self, Answer, Incoming};
 use crate::routes::batches::follow;
-use crate::time::now_ms;
 use crate::sms::send_due;
+use crate::time::now_ms;
 use outcall_core::api::{self, Page, ProgressFeed, Route, SmsRoute};
 use outcall_core::batch::request_hash;
 use outcall_core::config::Config;
 use outcall_core::error::ApiError;
 use outcall_core::ids::SmsBatchId;
-use outcall_core::rpc::{BatchDocument, CancelSmsBatch, CreateSmsBatch, SmsBatchMessages, SmsBatchStatus};
+use outcall_core::rpc::sms::{CancelSmsBatch, CreateSmsBatch, SmsBatchMessages, SmsBatchStatus};
+use outcall_core::rpc::BatchDocument;
 use outcall_core::sms::request::parse_request;
 use outcall_core::sms::sending::{settled, BATCH_SEND_BUDGET_MS};
 use serde_json::Value;
@@ -23,7 +24,9 @@ use worker::{console_log, Context};
 pub async fn handle(route: SmsRoute, req: Incoming, config: Rc<Config>, db: Db, ctx: &Context) -> Answer {
     let (answer, batch) = match route {
         SmsRoute::Create => return create(req, config, db, ctx).await,
-        SmsRoute::Events(id) => return events(db, id, api::last_event_id(req.header("Last-Event-ID").as_deref())).await,
+        SmsRoute::Events(id) => {
+            return events(db, id, api::last_event_id(req.header("Last-Event-ID").as_deref())).await
+        }
         SmsRoute::Get(id) => (db.call(&SmsBatchStatus { batch_id: id }).await?, id),
         SmsRoute::Messages(id) => {
             let page = Page::from_query(req.query(), 100)?;
