@@ -61,6 +61,11 @@ async fn refused_and_lost_answers_are_retried_and_no_message_is_sent_twice() {
     assert!(ours.iter().all(|a| a["created"] == 1), "a message was created twice: {ours:?}");
     let retried = ours.iter().filter(|a| a["requests"].as_i64().unwrap() > 1).count();
     assert!(retried > 0, "the faults hit no create ({injected}); the test proves nothing");
+    // A 504 or a timeout lost the answer of a create that did make the message: found by the look-up, not resent.
+    let lost = stack.sandbox_sms_from(&from).await.into_iter().filter(|m| {
+        m["faults"].as_array().is_some_and(|f| f.iter().any(|f| f == "twilio_504" || f == "twilio_timeout"))
+    });
+    assert!(lost.count() > 0, "no create lost its answer ({injected}); the look-up went untested");
     let rows = stack.select("sms_messages", &format!("batch_id=eq.{id}")).await;
     let attempts: i64 = rows.iter().map(|r| r["attempts"].as_i64().unwrap()).sum();
     assert!(attempts > 12, "refused creates are counted as attempts: {attempts}");
