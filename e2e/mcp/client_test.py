@@ -2,13 +2,17 @@
 against the running stack. Run by e2e/tests/mcp.rs, which passes the stack's settings in the environment.
 
 It checks, in order:
-- the client initializes and lists the five tools, each with object input and output schemas and annotations
-  (reads are read-only, cancel-batch destructive, trigger-batch-calls not read-only);
+- the client initializes and lists the nine tools, each with object input and output schemas and annotations
+  (reads are read-only, the cancels destructive, the triggers not read-only);
 - trigger-batch-calls with 2 targets is accepted, and get-batch-status, polled, shows the batch end;
 - get-batch-status and get-batch-transcripts answer what the REST API answers, and the rows PostgREST holds;
 - a bad phone in target 1 is a tool error (isError) with code validation_error and path targets[1].phone,
   and nothing is written;
 - list-batches includes the batch; cancel-batch cancels a fresh batch scheduled a year ahead;
+- trigger-batch-sms with a template and 2 targets is accepted and every message is delivered;
+  get-sms-batch-status and get-sms-batch-messages answer what the REST API answers and the database holds;
+  a placeholder a target lacks is a tool error at targets[1].variables.when, nothing written;
+  cancel-sms-batch cancels a batch scheduled a day ahead;
 - no key or a wrong key is 401 with WWW-Authenticate: Bearer, and its trigger creates nothing; a foreign Origin
   is 403, an unsupported MCP-Protocol-Version 400, GET 405; JSON-RPC errors (-32601, -32700); a notification 202.
 """
@@ -33,7 +37,9 @@ PHONES = json.loads(os.environ["OUTCALL_MCP_PHONES"])
 RUN = os.environ["OUTCALL_MCP_RUN"]
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
-TOOLS = {"trigger-batch-calls", "get-batch-status", "get-batch-transcripts", "list-batches", "cancel-batch"}
+SMS = json.loads(os.environ["OUTCALL_MCP_SMS"])
+TOOLS = {"trigger-batch-calls", "get-batch-status", "get-batch-transcripts", "list-batches", "cancel-batch",
+         "trigger-batch-sms", "get-sms-batch-status", "get-sms-batch-messages", "cancel-sms-batch"}
 ENDED = {"completed", "cancelled"}
 
 
@@ -74,15 +80,19 @@ def structured(result, what):
 async def tools_are_listed(session):
     listed = (await session.list_tools()).tools
     by_name = {t.name: t for t in listed}
-    check(set(by_name) == TOOLS, f"tools/list names the five tools (got {sorted(by_name)})")
+    check(set(by_name) == TOOLS, f"tools/list names the nine tools (got {sorted(by_name)})")
     for tool in listed:
         check(tool.inputSchema.get("type") == "object", f"{tool.name}: inputSchema is an object schema")
         check((tool.outputSchema or {}).get("type") == "object", f"{tool.name}: outputSchema is an object schema")
         check(tool.annotations is not None, f"{tool.name}: has annotations")
-    for name in ["get-batch-status", "get-batch-transcripts", "list-batches"]:
+    for name in ["get-batch-status", "get-batch-transcripts", "list-batches", "get-sms-batch-status",
+                 "get-sms-batch-messages"]:
         hints = by_name[name].annotations
         check(hints.readOnlyHint is True and hints.destructiveHint is False, f"{name} is read-only")
     check(by_name["cancel-batch"].annotations.destructiveHint is True, "cancel-batch is destructive")
+    check(by_name["cancel-sms-batch"].annotations.destructiveHint is True, "cancel-sms-batch is destructive")
+    check("SmsTarget" in by_name["trigger-batch-sms"].inputSchema.get("$defs", {}),
+          "trigger-batch-sms' targets are the API's SmsTarget schema")
     trigger = by_name["trigger-batch-calls"]
     check(trigger.annotations.readOnlyHint is False, "trigger-batch-calls is not read-only")
     check("idempotencyKey" in trigger.inputSchema["properties"], "trigger-batch-calls takes an idempotencyKey")
@@ -167,6 +177,48 @@ async def list_and_cancel(session, ended_batch):
     check([r["call_status"] for r in rows] == ["cancelled"], "its row is cancelled in the database")
 
 
+async def an_sms_batch_is_delivered(session):
+    name = f"{RUN}-sms"
+    template = "Hi {{name}}, your exam is at {{when}}."
+    targets = [{"phone": phone, "name": f"Texted {i}", "variables": {"when": f"{9 + i}:00"}}
+               for i, phone in enumerate(SMS["phones"])]
+    bad = await call(session, "trigger-batch-sms", {"name": f"{name}-bad", "from": SMS["sender"],
+                                                    "bodyTemplate": template,
+                                                    "targets": [targets[0], {"phone": SMS["phones"][1], "name": "No When"}]})
+    check(bad.isError is True, "a placeholder a target lacks is a tool error")
+    error = json.loads(bad.content[0].text)["error"]
+    check([i["path"] for i in error["items"]] == ["targets[1].variables.when"], "naming targets[1].variables.when")
+    check(postgrest(f"sms_batches?select=id&name=eq.{name}-bad") == [], "and nothing is written")
+
+    arguments = {"name": name, "from": SMS["sender"], "bodyTemplate": template, "targets": targets,
+                 "idempotencyKey": f"{RUN}-sms-key"}
+    accepted = structured(await call(session, "trigger-batch-sms", arguments), "trigger-batch-sms")
+    check(accepted["accepted"] == 2 and accepted["optedOut"] == [], "both messages accepted")
+    batch_id = accepted["smsBatchId"]
+    check(accepted["statusUrl"].endswith(f"/api/v1/sms-batches/{batch_id}"), "the answer has the REST status URL")
+    deadline = time.monotonic() + 120
+    while True:
+        status = structured(await call(session, "get-sms-batch-status", {"smsBatchId": batch_id}), "get-sms-batch-status")
+        if status["counts"]["delivered"] == 2 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
+    check(status["counts"]["delivered"] == 2 and status["status"] == "completed", f"both delivered ({status['counts']})")
+    check(status == rest(f"/sms-batches/{batch_id}"), "get-sms-batch-status answers what GET /api/v1/sms-batches/:id answers")
+    messages = structured(await call(session, "get-sms-batch-messages", {"smsBatchId": batch_id}), "get-sms-batch-messages")
+    check(messages == rest(f"/sms-batches/{batch_id}/messages"), "get-sms-batch-messages answers what the REST route answers")
+    rows = postgrest(f"sms_messages?select=id,body,status&batch_id=eq.{batch_id}&order=position")
+    check([(m["messageId"], m["body"], m["status"]) for m in messages["messages"]]
+          == [(r["id"], r["body"], r["status"]) for r in rows], "its messages are the database's")
+    check(rows[1]["body"] == "Hi Texted 1, your exam is at 10:00.", "each body filled from its target's variables")
+
+    tomorrow = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).isoformat()
+    later = structured(await call(session, "trigger-batch-sms", {"from": SMS["sender"], "schedule": {"notBefore": tomorrow},
+                                                                 "targets": [{"phone": SMS["phones"][0], "body": "Later"}]}),
+                       "an SMS batch a day ahead")["smsBatchId"]
+    cancelled = structured(await call(session, "cancel-sms-batch", {"smsBatchId": later}), "cancel-sms-batch")
+    check(cancelled["status"] == "cancelled" and cancelled["cancelled"] == 1, "cancel-sms-batch cancels it")
+
+
 def keys_are_required():
     name = f"{RUN}-unauthorized"
     message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
@@ -206,6 +258,7 @@ async def with_the_sdk():
             await a_bad_input_is_a_tool_error(session)
             batch_id = await a_batch_runs_to_its_end(session)
             await list_and_cancel(session, batch_id)
+            await an_sms_batch_is_delivered(session)
 
 
 def main():

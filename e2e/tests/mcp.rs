@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use outcall_e2e::{fresh_phone, Scenario, Stack};
+use outcall_e2e::{fresh_phone, sms, Scenario, Stack};
 use serde_json::json;
 
 /// The script's own waits bound it (150 s for the batch to end); this is the backstop.
@@ -25,6 +25,7 @@ async fn the_official_mcp_client_lists_the_tools_and_drives_a_batch_to_its_end()
     let stack = Stack::from_env();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let phones = json!([fresh_phone(Scenario::Human), fresh_phone(Scenario::Human)]);
+    let sms = json!({"sender": sms::sender(), "phones": [sms::mobile(), sms::mobile()]});
     let run_id = format!("mcp-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis());
     let run = tokio::process::Command::new(venv_python())
         .arg(root.join("e2e/mcp/client_test.py"))
@@ -34,6 +35,7 @@ async fn the_official_mcp_client_lists_the_tools_and_drives_a_batch_to_its_end()
         .env("SUPABASE_SERVICE_ROLE_KEY", &stack.service_key)
         .env("API_KEY", &stack.api_key)
         .env("OUTCALL_MCP_PHONES", phones.to_string())
+        .env("OUTCALL_MCP_SMS", sms.to_string())
         .env("OUTCALL_MCP_RUN", run_id)
         .kill_on_drop(true)
         .output();
