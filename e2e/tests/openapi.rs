@@ -18,7 +18,7 @@
 use outcall_core::api::OPENAPI_DOCUMENT;
 use outcall_e2e::users::{self, access_token};
 use outcall_e2e::worker::SpareWorker;
-use outcall_e2e::{fresh_phone, sample_row, Scenario, Stack};
+use outcall_e2e::{fresh_phone, sample_row, sms, Scenario, Stack};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -99,6 +99,10 @@ impl Client {
 
     async fn create(&self, headers: &[(&str, &str)], body: &str) -> Answer {
         self.send(&self.stack.worker_url, "POST", "/api/v1/batches", Key::Right, headers, Some(body)).await
+    }
+
+    async fn create_sms(&self, headers: &[(&str, &str)], body: &str) -> Answer {
+        self.send(&self.stack.worker_url, "POST", "/api/v1/sms-batches", Key::Right, headers, Some(body)).await
     }
 }
 
@@ -232,10 +236,13 @@ fn operations(doc: &Value) -> impl Iterator<Item = (String, String, &Value)> {
     })
 }
 
-/// A documented path with its id (`{batchId}`, `{classificationId}`) filled in, and its `{action}` with one it takes.
+/// A documented path with its id (`{batchId}`, `{smsBatchId}`, `{classificationId}`) filled in, and its `{action}` with one it takes.
 fn concrete(path: &str, id: &str) -> String {
     let action = if path.contains("/classifications/") { "invalidate" } else { "cancel" };
-    path.replace("{batchId}", id).replace("{classificationId}", id).replace("{action}", action)
+    path.replace("{batchId}", id)
+        .replace("{smsBatchId}", id)
+        .replace("{classificationId}", id)
+        .replace("{action}", action)
 }
 
 /// Whether an operation takes a user's access token (the dashboard's), not the API key.
@@ -395,7 +402,7 @@ async fn the_openapi_document_is_what_the_worker_does() {
 
     // 400: ids, query parameters.
     for (path, method, _) in operations(&contract.doc.clone())
-        .filter(|(p, _, _)| p.contains("{batchId}") || p.contains("{classificationId}"))
+        .filter(|(p, _, _)| ["{batchId}", "{smsBatchId}", "{classificationId}"].iter().any(|id| p.contains(id)))
         .collect::<Vec<_>>()
     {
         let answer = client.main(&method, &concrete(&path, "not-a-uuid"), Key::Right).await;
@@ -406,6 +413,7 @@ async fn the_openapi_document_is_what_the_worker_does() {
         ("/api/v1/batches", "limt=5"),
         ("/api/v1/batches/{batchId}", "limit=1001"),
         ("/api/v1/batches/{batchId}/transcripts", "offset=-1"),
+        ("/api/v1/sms-batches/{smsBatchId}/messages", "limit=0"),
     ] {
         let answer = client.main("GET", &format!("{}?{query}", concrete(path, &unknown)), Key::Right).await;
         assert_eq!(contract.check("GET", path, &answer)["error"]["code"], "invalid_parameter", "{path}?{query}");
@@ -582,9 +590,11 @@ async fn the_openapi_document_is_what_the_worker_does() {
     let cancelled = contract.check("POST", "/api/v1/batches/{batchId}/cancel", &answer);
     assert_eq!((answer.status, &cancelled["status"]), (200, &json!("cancelled")), "{cancelled}");
 
+    sms_routes(&client, &mut contract).await;
+
     // 404: an unknown batch, on every route of the batch API with an id.
     for (path, method, _) in operations(&contract.doc.clone())
-        .filter(|(p, _, op)| p.contains("{batchId}") && !takes_user_token(op))
+        .filter(|(p, _, op)| (p.contains("{batchId}") || p.contains("{smsBatchId}")) && !takes_user_token(op))
         .collect::<Vec<_>>()
     {
         let answer = client.main(&method, &concrete(&path, &unknown), Key::Right).await;
@@ -597,10 +607,15 @@ async fn the_openapi_document_is_what_the_worker_does() {
     // configuration without SUPABASE_ANON_KEY (500), and a user's token where the keys and the database are
     // out of reach (502).
     let valid = batch_request("openapi: never written", &[]).to_string();
+    let valid_sms = sms_request("openapi: never written").to_string();
     let token = access_token(&stack, &users::operator(&stack, "operator").await);
     for (worker, expected) in spares.await.expect("the spare Workers started") {
         for (path, method, operation) in operations(&contract.doc.clone()).collect::<Vec<_>>() {
-            let body = (method == "POST" && path == "/api/v1/batches").then_some(valid.as_str());
+            let body = match (method.as_str(), path.as_str()) {
+                ("POST", "/api/v1/batches") => Some(valid.as_str()),
+                ("POST", "/api/v1/sms-batches") => Some(valid_sms.as_str()),
+                _ => None,
+            };
             let url = &worker.url;
             let answer = match (operation["security"] == json!([]), takes_user_token(operation)) {
                 (true, _) if path == "/api/v1/dashboard/config" && expected == "configuration_error" => {
@@ -621,6 +636,105 @@ async fn the_openapi_document_is_what_the_worker_does() {
     }
 
     contract.assert_kept();
+}
+
+/// A valid SMS batch request: two messages due a day from now (so nothing is sent).
+fn sms_request(name: &str) -> Value {
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    json!({"name": name, "from": sms::sender(), "bodyTemplate": "Hi {{name}}, bring {{item}}.",
+           "targets": [{"phone": sms::mobile(), "name": "Ada", "variables": {"item": "your ID"}},
+                       {"phone": sms::mobile(), "body": "Your own text"}],
+           "schedule": {"notBefore": tomorrow}, "metadata": {"source_system": "openapi-test"}})
+}
+
+/// The SMS batches' routes: 400s, 413, 202 and its replay, 409, 200 on each read, its events, cancel.
+async fn sms_routes(client: &Client, contract: &mut Contract) {
+    const CREATE: &str = "/api/v1/sms-batches";
+    let stack = &client.stack;
+    let answer = client.create_sms(&[], "[1, 2]").await;
+    assert_eq!(contract.check("POST", CREATE, &answer)["error"]["code"], "invalid_json");
+    let invalid = json!({"from": "+15550100000", "bodyTemplate": "Hi {{name}}",
+                         "targets": [{"phone": "555-0100", "name": "A"}, {"phone": sms::mobile()}]});
+    let request_schema = json!({"$ref": "#/components/schemas/CreateSmsBatchRequest"});
+    assert!(
+        !schema::validate(&contract.doc, &request_schema, &invalid).is_empty(),
+        "the document calls it invalid too"
+    );
+    let answer = client.create_sms(&[], &invalid.to_string()).await;
+    let body = contract.check("POST", CREATE, &answer);
+    let paths: Vec<&str> =
+        body["error"]["items"].as_array().unwrap().iter().filter_map(|i| i["path"].as_str()).collect();
+    assert_eq!(paths, ["targets[0].phone", "targets[1].variables.name"], "{body}");
+    let both = json!({"from": "+15550100000", "messagingServiceSid": "MG0123456789abcdef0123456789abcdef",
+                      "targets": [{"phone": sms::mobile(), "body": "x"}]});
+    assert!(!schema::validate(&contract.doc, &request_schema, &both).is_empty(), "two senders: the document refuses");
+    let answer = client.create_sms(&[], &both.to_string()).await;
+    assert_eq!(contract.check("POST", CREATE, &answer)["error"]["items"][0]["code"], "conflict");
+    let request = sms_request("openapi: sms contract");
+    assert_eq!(schema::validate(&contract.doc, &request_schema, &request), Vec::<String>::new(), "a valid request");
+    let answer = client.create_sms(&[("Idempotency-Key", "has space")], &request.to_string()).await;
+    assert_eq!(contract.check("POST", CREATE, &answer)["error"]["code"], "invalid_idempotency_key");
+    let padding = "x".repeat(outcall_core::body::BATCH_MAX_BYTES);
+    let answer = client.create_sms(&[], &json!({"metadata": {"padding": padding}}).to_string()).await;
+    assert_eq!(contract.check("POST", CREATE, &answer)["error"]["code"], "payload_too_large");
+
+    // 202, its replay and a conflict under the same key.
+    let key = format!("openapi-sms-{}", uuid::Uuid::new_v4());
+    let key_header = [("Idempotency-Key", key.as_str())];
+    let answer = client.create_sms(&key_header, &request.to_string()).await;
+    let accepted = contract.check("POST", CREATE, &answer);
+    assert_eq!(
+        (answer.status, &accepted["accepted"], &accepted["optedOut"]),
+        (202, &json!(2), &json!([])),
+        "{accepted}"
+    );
+    let location = format!("{CREATE}/{}", accepted["smsBatchId"].as_str().unwrap());
+    assert_eq!(answer.header("location"), Some(location.as_str()));
+    let answer = client.create_sms(&key_header, &request.to_string()).await;
+    assert_eq!(contract.check("POST", CREATE, &answer), accepted);
+    assert_eq!((answer.status, answer.header("idempotent-replayed")), (202, Some("true")));
+    let other = request.to_string().replace("sms contract", "another");
+    let answer = client.create_sms(&key_header, &other).await;
+    assert_eq!(contract.check("POST", CREATE, &answer)["error"]["code"], "idempotency_conflict");
+
+    // 200: its counts and a page of its messages.
+    let answer = client.main("GET", &location, Key::Right).await;
+    let status = contract.check("GET", "/api/v1/sms-batches/{smsBatchId}", &answer);
+    assert_eq!(
+        (answer.status, &status["counts"]["pending"], &status["metadata"]),
+        (200, &json!(2), &request["metadata"])
+    );
+    let answer = client.main("GET", &format!("{location}/messages?limit=1&offset=1"), Key::Right).await;
+    let page = contract.check("GET", "/api/v1/sms-batches/{smsBatchId}/messages", &answer);
+    assert_eq!((&page["messages"][0]["body"], &page["page"]["total"]), (&json!("Your own text"), &json!(2)), "{page}");
+
+    // Cancelled, its events are one `end`.
+    let answer = client.main("POST", &format!("{location}/cancel"), Key::Right).await;
+    let cancelled = contract.check("POST", "/api/v1/sms-batches/{smsBatchId}/cancel", &answer);
+    assert_eq!(
+        (answer.status, &cancelled["cancelled"], &cancelled["live"]),
+        (200, &json!(2), &json!(0)),
+        "{cancelled}"
+    );
+    let answer = client.main("GET", &format!("{location}/events"), Key::Right).await;
+    let stream = contract.check("GET", "/api/v1/sms-batches/{smsBatchId}/events", &answer);
+    let events = sse_events(stream.as_str().unwrap());
+    assert_eq!(events.iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>(), ["end"], "{stream}");
+    contract.check_schema("SmsBatchStatus", &serde_json::from_str(&events[0].1).unwrap(), "the end event's data");
+
+    // One sent now: its events follow it to its delivery.
+    let from = sms::sender();
+    stack.set_sms_rate(&from, None).await;
+    let now = json!({"from": from, "targets": [{"phone": sms::mobile(), "body": "Now"}]});
+    let accepted = contract.check("POST", CREATE, &client.create_sms(&[], &now.to_string()).await);
+    let location = format!("{CREATE}/{}", accepted["smsBatchId"].as_str().unwrap());
+    let answer = client.main("GET", &format!("{location}/events"), Key::Right).await;
+    let stream = contract.check("GET", "/api/v1/sms-batches/{smsBatchId}/events", &answer);
+    let events = sse_events(stream.as_str().unwrap());
+    let ((last, end), _) = events.split_last().unwrap_or_else(|| panic!("no events: {stream}"));
+    assert_eq!(last, "end", "{stream}");
+    let end: Value = serde_json::from_str(end).unwrap();
+    assert_eq!(end["counts"]["delivered"], 1, "{end}");
 }
 
 /// The dashboard's routes as its users call them: 200 for an operator (and a viewer's `me`), 403 for a viewer, 404

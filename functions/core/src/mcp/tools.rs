@@ -416,7 +416,7 @@ mod tests {
         assert_eq!(tool("list-batches")["annotations"]["readOnlyHint"], true);
         assert_eq!(trigger["annotations"]["readOnlyHint"], false);
         let sms = tool("trigger-batch-sms");
-        assert_eq!(sms["inputSchema"]["oneOf"], components["schemas"]["CreateSmsBatchRequest"]["oneOf"]);
+        assert_eq!(sms["inputSchema"]["anyOf"], components["schemas"]["CreateSmsBatchRequest"]["anyOf"]);
         assert_eq!(sms["outputSchema"]["required"], json!(["smsBatchId", "statusUrl", "accepted", "optedOut"]));
         assert_eq!(tool("get-sms-batch-messages")["inputSchema"]["required"], json!(["smsBatchId"]));
         assert_eq!(tool("cancel-sms-batch")["annotations"]["destructiveHint"], true);
