@@ -7,12 +7,14 @@
 //! - side by side with a plain JavaScript Worker doing the same (bench/baseline, `BASELINE_URL`): `/health` and
 //!   the context request, sequentially and 8 at a time, with the ratios;
 //! - learning phone systems: the listener's latency per media frame, audio forwarded over audio received,
-//!   the call's end to its classification stored, and on the replay, the person answering to VAPI connected.
+//!   the call's end to its classification stored, and on the replay, the person answering to VAPI connected;
+//! - batch SMS (`sms.rs`): a template filled for 10,000 targets, accepting 10,000 messages, messages per second.
 //!
 //! `bench faults` (`./dev bench faults`) runs the 10,000-row fault run instead (`faults.rs`).
 
 mod cpu;
 mod faults;
+mod sms;
 
 use outcall_e2e::{fresh_phone, merge, sample_row, Scenario, Stack};
 use serde_json::{json, Value};
@@ -34,12 +36,13 @@ async fn main() {
         // For `./dev bench profile`: the body of a live call's assistant-request (the call stays live).
         Some("context-request") => println!("{}", json!({"message": live_context_request(&stack).await.0})),
         Some("faults") => faults::run(&stack).await,
+        Some("sms") => sms::run(&stack).await,
         Some("dispatch") => {
             dispatch_rate(&stack, Scenario::Failed).await;
             dispatch_rate(&stack, Scenario::Human).await;
         }
         Some(other) => {
-            panic!("bench: unknown part {other:?} (none for everything, side-by-side, dispatch, faults or context-request)")
+            panic!("bench: unknown part {other:?} (none for everything, side-by-side, dispatch, sms, faults or context-request)")
         }
     }
 }
@@ -145,6 +148,7 @@ async fn everything(stack: &Stack) {
     dispatch_rate(&stack, Scenario::Failed).await;
     dispatch_rate(&stack, Scenario::Human).await;
     learning(&stack).await;
+    sms::run(&stack).await;
 }
 
 const SIDE_BY_SIDE_REQUESTS: usize = 300;
