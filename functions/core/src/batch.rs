@@ -148,20 +148,7 @@ pub fn parse_request(body: &str, max_targets: usize) -> Result<NewBatch, BatchRe
             }
         },
     };
-    let metadata = match request.get("metadata") {
-        None | Some(Value::Null) => Map::new(),
-        Some(value @ Value::Object(m)) => match object_error(value) {
-            None => m.clone(),
-            Some((code, message)) => {
-                errors.push(ItemError::new("metadata", code, message));
-                Map::new()
-            }
-        },
-        Some(other) => {
-            errors.push(ItemError::new("metadata", "invalid_type", "metadata must be an object").with_value(other));
-            Map::new()
-        }
-    };
+    let metadata = parse_metadata(&request, &mut errors);
     let targets = list(&request, "targets", &mut errors);
     let ids = list(&request, "pendingCallIds", &mut errors);
     let count = targets.len() + ids.len();
@@ -185,6 +172,24 @@ pub fn parse_request(body: &str, max_targets: usize) -> Result<NewBatch, BatchRe
         return Err(BatchRequestError::Invalid(errors));
     }
     Ok(NewBatch { name, metadata, targets: rows, pending_call_ids, schedule })
+}
+
+/// `metadata`: the caller's own object, returned as given (at most [`MAX_OBJECT_BYTES`]).
+pub(crate) fn parse_metadata(request: &Map<String, Value>, errors: &mut Vec<ItemError>) -> Map<String, Value> {
+    match request.get("metadata") {
+        None | Some(Value::Null) => Map::new(),
+        Some(value @ Value::Object(m)) => match object_error(value) {
+            None => m.clone(),
+            Some((code, message)) => {
+                errors.push(ItemError::new("metadata", code, message));
+                Map::new()
+            }
+        },
+        Some(other) => {
+            errors.push(ItemError::new("metadata", "invalid_type", "metadata must be an object").with_value(other));
+            Map::new()
+        }
+    }
 }
 
 pub(crate) fn list<'a>(request: &'a Map<String, Value>, key: &str, errors: &mut Vec<ItemError>) -> &'a [Value] {

@@ -7,7 +7,9 @@
 //! its `name` and `variables`: a placeholder a target cannot fill is refused at
 //! `targets[i].variables.NAME`, never sent as a hole.
 
-use crate::batch::{list, object_error, parse_not_before, text_error, BatchRequestError, ItemError, MAX_NAME_CHARS};
+use crate::batch::{
+    list, object_error, parse_metadata, parse_not_before, text_error, BatchRequestError, ItemError, MAX_NAME_CHARS,
+};
 use crate::context::as_text;
 use crate::phone::PhoneNumber;
 use crate::sms::segments::{self, Segments};
@@ -111,7 +113,7 @@ pub fn parse_request(body: &str, max_targets: usize) -> Result<NewSmsBatch, Batc
         errors.push(ItemError::new(key.clone(), "unknown_field", format!("{key} is not an SMS batch field")));
     }
     let name = optional_text(&request, "name", MAX_NAME_CHARS, &mut errors);
-    let metadata = metadata(&request, &mut errors);
+    let metadata = parse_metadata(&request, &mut errors);
     let sender = sender(&request, &mut errors);
     let template_text = optional_text(&request, "bodyTemplate", MAX_TEMPLATE_CHARS, &mut errors);
     let template = template_text.as_deref().and_then(|raw| match Template::parse(raw) {
@@ -161,23 +163,6 @@ fn optional_text(request: &Map<String, Value>, key: &str, max: usize, errors: &m
             let error = ItemError::new(key, "invalid_text", message);
             errors.push(if value.as_str().is_some_and(|s| s.len() > max) { error } else { error.with_value(value) });
             None
-        }
-    }
-}
-
-fn metadata(request: &Map<String, Value>, errors: &mut Vec<ItemError>) -> Map<String, Value> {
-    match request.get("metadata") {
-        None | Some(Value::Null) => Map::new(),
-        Some(value @ Value::Object(m)) => match object_error(value) {
-            None => m.clone(),
-            Some((code, message)) => {
-                errors.push(ItemError::new("metadata", code, message));
-                Map::new()
-            }
-        },
-        Some(other) => {
-            errors.push(ItemError::new("metadata", "invalid_type", "metadata must be an object").with_value(other));
-            Map::new()
         }
     }
 }

@@ -79,6 +79,11 @@ async fn create(req: Incoming, config: &Config, db: &Db) -> Answer {
         accepted.body["accepted"],
         if accepted.replayed { " (replayed)" } else { "" }
     );
+    accepted_response(&accepted)
+}
+
+/// 202 for a created (or replayed) batch: its `Location`, and `Idempotent-Replayed` on a replay.
+pub(crate) fn accepted_response(accepted: &api::Accepted) -> Answer {
     let response = http::json(202, &accepted.body)?;
     http::set_header(&response, "Location", &accepted.location)?;
     if accepted.replayed {

@@ -4,7 +4,7 @@
 
 use crate::db::Db;
 use crate::http::{self, Answer, Incoming};
-use crate::routes::batches::follow;
+use crate::routes::batches::{accepted_response, follow};
 use crate::sms::send_due;
 use crate::time::now_ms;
 use outcall_core::api::{self, Page, ProgressFeed, Route, SmsRoute};
@@ -58,11 +58,7 @@ async fn create(req: Incoming, config: Rc<Config>, db: Db, ctx: &Context) -> Ans
         accepted.body["accepted"],
         if accepted.replayed { " (replayed)" } else { "" }
     );
-    let response = http::json(202, &accepted.body)?;
-    http::set_header(&response, "Location", &accepted.location)?;
-    if accepted.replayed {
-        http::set_header(&response, "Idempotent-Replayed", "true")?;
-    }
+    let response = accepted_response(&accepted)?;
     ctx.wait_until(async move {
         send_due(&config, &db, BATCH_SEND_BUDGET_MS).await;
     });
