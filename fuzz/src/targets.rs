@@ -4,7 +4,7 @@ use crate::gen::{mutate, Gen};
 use crate::{field, fields, frame, Target, FIELD};
 use chrono::DateTime;
 use outcall_core::api::{self, Page, MAX_PAGE};
-use outcall_core::batch::{self, DEFAULT_MAX_TARGETS};
+use outcall_core::batch::{self, BatchRequestError, DEFAULT_MAX_TARGETS};
 use outcall_core::body::{self, BodyPlan, CappedBody};
 use outcall_core::classification::{Classification, IvrAction};
 use outcall_core::config::{self, Config, OPTIONAL_VARIABLES, VARIABLES};
@@ -17,10 +17,17 @@ use outcall_core::learning::stt::{Deepgram, SpeechToText};
 use outcall_core::operator;
 use outcall_core::phone::PhoneNumber;
 use outcall_core::reconcile::{self, CallPage, CallResource};
-use outcall_core::retry::{self, Backoff, Verdict};
+use outcall_core::retry::{self, Backoff, Reply, Verdict};
 use outcall_core::routes::{self, Route};
 use outcall_core::rpc::ClassificationAction;
 use outcall_core::rpc::{self, ApplyCallReport, ApplyTwilioStatus, CallbackDetails};
+use outcall_core::sms::{
+    self, keywords,
+    request::MAX_BODY_CHARS,
+    segments::{self, Encoding, Segments},
+    template::{Template, TemplateError},
+    wire::{MessageResource, SendOutcome},
+};
 use outcall_core::twilio::{self, CallStatus, StatusEvent};
 use outcall_core::twiml::{self, Step, MAX_INLINE_TWIML};
 use outcall_core::user_jwt::{self, Jwks, JwksCache};
@@ -28,6 +35,7 @@ use outcall_core::vapi::{parse_message, ServerMessage};
 use outcall_core::vapi_auth::{hex, hmac_sha256, VapiCredential};
 use outcall_core::webhook::DatabaseWebhook;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// Every target, in the order of the report.
 pub fn all() -> Vec<Target> {
@@ -73,6 +81,34 @@ pub fn all() -> Vec<Target> {
             seeds: batch_seeds,
             generate: batch_generate,
             check: batch_check,
+        },
+        Target {
+            name: "sms_request",
+            entry: "sms::request::parse_request, NewSmsBatch::rpc_request, validation_error",
+            seeds: sms_request_seeds,
+            generate: sms_request_generate,
+            check: sms_request_check,
+        },
+        Target {
+            name: "sms_template",
+            entry: "sms::template::Template::parse, render",
+            seeds: sms_template_seeds,
+            generate: sms_template_generate,
+            check: sms_template_check,
+        },
+        Target {
+            name: "sms_segments",
+            entry: "sms::segments::count",
+            seeds: sms_segments_seeds,
+            generate: sms_segments_generate,
+            check: sms_segments_check,
+        },
+        Target {
+            name: "sms_webhooks",
+            entry: "sms::wire::StatusCallback::parse, Inbound::parse, send_outcome, sms::keywords::keyword",
+            seeds: sms_webhooks_seeds,
+            generate: sms_webhooks_generate,
+            check: sms_webhooks_check,
         },
         Target {
             name: "idempotency_key",
@@ -1730,4 +1766,586 @@ fn operator_body_check(input: &[u8]) -> bool {
             operator::sql_refusal("operator_call_action", status, body).status < 500
         }
     }
+}
+
+// ---------------------------------------------------------------- batch SMS requests
+
+const SERVICE_SID: &str = "MG0123456789abcdef0123456789abcdef";
+/// The names templates use and targets give.
+const SMS_NAMES: [&str; 5] = ["name", "when", "clinic", "code", "first-name"];
+
+/// A `bodyTemplate`: text and placeholders; unless `clean`, now and then a filter, a tag, an unclosed or
+/// empty placeholder, stray braces, or a template long enough to overflow a message once filled.
+fn sms_template_text(g: &mut Gen, clean: bool) -> String {
+    let mut out = String::new();
+    for _ in 0..1 + g.below(6) {
+        match g.below(if clean { 6 } else { 14 }) {
+            0 | 1 => out.push_str(g.pick_str(&["Hi ", ", your exam is ", " at ", ". Reply STOP to opt out.", " "])),
+            2 => out.push_str(g.pick_str(&["Café ", "“quoted” ", "€5 ", "😀 ", "[ok] ~ ", "ç "])),
+            3 | 4 => out.push_str(&format!("{{{{{}}}}}", g.pick_str(&SMS_NAMES))),
+            5 => out.push_str(&format!("{{{{ {} }}}}", g.pick_str(&SMS_NAMES))),
+            6 => out.push_str(&format!("{{{{ {} | upcase }}}}", g.pick_str(&SMS_NAMES))),
+            7 => out.push_str(g.pick_str(&["{% if name %}", "{%", "%}", "{% endif %}"])),
+            8 => out.push_str(&format!("{{{{{}", g.pick_str(&SMS_NAMES))),
+            9 => out.push_str(g.pick_str(&["{{}}", "{{ }}", "{", "}", "}}", "{{{", "{}", "{{a b}}", "{{é}}"])),
+            10 => out.push_str(&"x".repeat(1_590 + g.below(20))),
+            11 => out.push_str(&format!("{{{{{}}}}}", g.text())),
+            _ => out.push_str(&g.text()),
+        }
+    }
+    out
+}
+
+/// A variable's value: text mostly; unless `clean`, numbers, null, objects, braces, blanks, U+0000.
+fn sms_value(g: &mut Gen, clean: bool) -> Value {
+    if clean {
+        return text(g.pick_str(&["Dana", "Tuesday 9:30", "Zoë", "Clinic A", "42", "Ñandú"]));
+    }
+    match g.below(10) {
+        0 => Value::Null,
+        1 => json_number(g),
+        2 => Value::Bool(g.percent(50)),
+        3 => text(g.pick_str(&["{{name}}", "{", "}}", " ", "", "a\0b", "{{"])),
+        4 => g.json_any(2),
+        5 => text(&"y".repeat(800 + g.below(900))),
+        _ => text(&g.text()),
+    }
+}
+
+fn sms_target(g: &mut Gen, clean: bool, i: usize) -> Value {
+    let phone = if clean { format!("+1555{:07}", 1_000 + i) } else { g.phone() };
+    let mut variables = serde_json::Map::new();
+    for name in SMS_NAMES {
+        if clean || g.percent(70) {
+            variables.insert(name.to_owned(), sms_value(g, clean));
+        }
+    }
+    if !clean && g.one_in(8) {
+        variables.insert(g.text(), sms_value(g, false));
+    }
+    let name = if clean { text(g.pick_str(&["Dana", "Lee", "Zoë"])) } else { sms_value(g, false) };
+    let own_body = if clean {
+        text(g.pick_str(&["Your own text", "Café “ok”", "{{name}} as written"]))
+    } else {
+        sms_value(g, false)
+    };
+    let mut fields: Vec<(&str, Value)> =
+        vec![("phone", text(&phone)), ("name", name), ("variables", Value::Object(variables))];
+    if g.one_in(4) {
+        fields.push(("body", own_body));
+    }
+    if clean {
+        return Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+    }
+    if g.one_in(20) {
+        return g.json_any(2);
+    }
+    g.object(fields)
+}
+
+fn sms_request_seeds() -> Vec<Vec<u8>> {
+    let full = json!({
+        "name": "Reminders",
+        "from": "+1 (555) 000-1000",
+        "bodyTemplate": "Hi {{name}}, your exam is {{ when }}.",
+        "targets": [
+            {"phone": "+15550001001", "name": "Dana", "variables": {"when": "Tuesday 9:30"}},
+            {"phone": "+15550001002", "name": "Zoë", "variables": {"when": "Wed", "name": "ignored"}},
+            {"phone": "+15550001003", "body": "Your own text “quoted”"}
+        ],
+        "schedule": {"notBefore": "2026-12-03T09:00:00-05:00"},
+        "metadata": {"source": "fuzz"}
+    });
+    let service = json!({"messagingServiceSid": SERVICE_SID, "targets": [{"phone": "+15550001001", "body": "hi"}]});
+    let broken = json!({
+        "from": "+15550001000", "bodyTemplate": "Hi {{name",
+        "targets": [{"phone": "12"}, "x", {"phone": "+15550001003", "extra": 1, "variables": [1]}],
+        "schedule": {"notBefore": "tomorrow", "window": {}}, "colour": "red"
+    });
+    vec![
+        frame(&["100".to_owned(), full.to_string(), "k-1".to_owned()]),
+        frame(&["100".to_owned(), service.to_string(), String::new()]),
+        frame(&["100".to_owned(), broken.to_string(), String::new()]),
+        frame(&["1", "{}", ""]),
+    ]
+}
+
+fn sms_request_generate(g: &mut Gen) -> Vec<u8> {
+    let clean = g.strict;
+    let n = match g.below(100) {
+        0..=84 => g.below(5),
+        85..=98 => g.below(30),
+        _ => g.below(200),
+    };
+    let targets: Vec<Value> = (0..n).map(|i| sms_target(g, clean || n > 30, i)).collect();
+    let mut request = serde_json::Map::new();
+    let sender = if clean { g.below(2) } else { g.below(5) };
+    if sender == 0 || sender == 2 {
+        let from = if clean { format!("+1555{}", g.digits(7, 7)) } else { g.or_odd(|g| g.phone()) };
+        request.insert("from".into(), text(&from));
+    }
+    if sender == 1 || sender == 2 {
+        let sid = g.or_odd(|g| format!("MG{:016x}{:016x}", g.u64(), g.u64()));
+        request.insert("messagingServiceSid".into(), text(&sid));
+    }
+    if sender == 4 {
+        request.insert(g.pick_str(&["from", "messagingServiceSid"]).into(), g.json_any(2));
+    }
+    if !clean || g.percent(80) {
+        request.insert("bodyTemplate".into(), text(&sms_template_text(g, clean)));
+    }
+    request.insert("targets".into(), Value::Array(targets));
+    if g.percent(30) {
+        let mut schedule = serde_json::Map::new();
+        schedule.insert("notBefore".into(), text(&g.rfc3339()));
+        if !clean && g.one_in(5) {
+            schedule.insert(g.pick_str(&["window", "notAfter", ""]).into(), json!({}));
+        }
+        request.insert("schedule".into(), Value::Object(schedule));
+    }
+    if g.percent(30) {
+        request.insert("metadata".into(), if clean { json!({"source": g.text()}) } else { g.json_any(3) });
+    }
+    if g.percent(30) {
+        request.insert("name".into(), if clean { text("batch") } else { sms_value(g, false) });
+    }
+    let mut request = Value::Object(request);
+    if !clean && g.one_in(5) {
+        // Some fields null, mistyped or unknown, as Gen::object does.
+        let fields: Vec<(String, Value)> =
+            request.as_object().into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+        request = obj(fields.iter().map(|(k, v)| (k.as_str(), v.clone())).collect(), g);
+    }
+    let max =
+        if clean { "100".to_owned() } else { g.or_odd(|g| g.pick(&["0", "1", "2", "10", "100", "10000"]).to_string()) };
+    let key = g.or_odd(|g| g.text_of("abcdef0123456789-", 1, 40));
+    frame(&[max, g.json_text(&request), key])
+}
+
+/// The fields of an SMS batch request and of its targets, as paths start.
+const SMS_REQUEST_FIELDS: [&str; 7] =
+    ["name", "from", "messagingServiceSid", "bodyTemplate", "targets", "schedule", "metadata"];
+const SMS_TARGET_FIELDS: [&str; 4] = ["phone", "name", "variables", "body"];
+
+/// `targets[i]` at the start of a path: `i`, and the rest.
+fn target_path(path: &str) -> Option<(usize, &str)> {
+    let rest = path.strip_prefix("targets[")?;
+    let close = rest.find(']')?;
+    Some((rest[..close].parse().ok()?, &rest[close + 1..]))
+}
+
+fn sms_request_check(input: &[u8]) -> bool {
+    let f = fields(input);
+    let max = field(&f, 0).parse::<usize>().unwrap_or(100);
+    let body = field(&f, 1);
+    let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    match sms::request::parse_request(body, max) {
+        Ok(new_batch) => {
+            let targets = request["targets"].as_array().expect("accepted: a list of targets");
+            assert_eq!(new_batch.messages.len(), targets.len());
+            assert!((1..=max).contains(&targets.len()));
+            let template =
+                new_batch.body_template.as_deref().map(|t| Template::parse(t).expect("accepted: a template"));
+            for (message, target) in new_batch.messages.iter().zip(targets) {
+                let chars = message.body.chars().count();
+                assert!((1..=MAX_BODY_CHARS).contains(&chars), "{chars} characters");
+                assert!(!message.body.contains('\0'));
+                assert_eq!(message.body.trim(), message.body);
+                assert_eq!(segments::count(&message.body), message.segments);
+                let phone = target["phone"].as_str().expect("a phone");
+                assert_eq!(PhoneNumber::parse(phone.trim()).ok().as_ref(), Some(&message.to));
+                match target.get("body").filter(|b| !b.is_null()) {
+                    Some(own) => assert_eq!(own.as_str().map(str::trim), Some(message.body.as_str())),
+                    None => {
+                        // Filled in: no placeholder left, unless a value brought braces of its own.
+                        let template = template.as_ref().expect("no own body: a template");
+                        let brace = |v: &Value| v.to_string().contains(['{', '}']);
+                        let braces = target.get("name").is_some_and(brace)
+                            || target
+                                .get("variables")
+                                .and_then(Value::as_object)
+                                .is_some_and(|m| m.values().any(brace));
+                        if !braces {
+                            assert!(!message.body.contains("{{"), "{:?}", message.body);
+                        }
+                        let mut values = template.render(&serde_json::Map::new()).err().unwrap_or_default();
+                        values.retain(|name| message.body.contains(&format!("{{{{{name}}}}}")));
+                        assert!(braces || values.is_empty(), "left unfilled: {values:?}");
+                    }
+                }
+            }
+            let key = api::idempotency_key(f.get(2).map(String::as_str)).ok().flatten();
+            consume(new_batch.rpc_request(key.as_deref(), &batch::request_hash(body)));
+            true
+        }
+        Err(BatchRequestError::Malformed(message)) => {
+            assert!(!request.is_object(), "a JSON object is never malformed: {message}");
+            false
+        }
+        Err(BatchRequestError::Invalid(items)) => {
+            assert!(!items.is_empty());
+            let object = request.as_object().expect("invalid: a JSON object");
+            let targets = object.get("targets").and_then(Value::as_array).map_or(0, Vec::len);
+            for item in &items {
+                if item.code == "unknown_field" && item.index.is_none() && object.contains_key(&item.path) {
+                    // An unknown key at the top, named as given (even "targets[0]" or "").
+                    continue;
+                }
+                let known =
+                    SMS_REQUEST_FIELDS.iter().any(|k| item.path == *k || item.path.starts_with(&format!("{k}.")))
+                        || (item.code == "unknown_field" && object.contains_key(&item.path));
+                match target_path(&item.path) {
+                    Some((i, rest)) => {
+                        assert_eq!(item.index, Some(i), "{item:?}");
+                        assert!(i < targets, "{item:?}");
+                        assert!(rest.is_empty() || rest.starts_with('.'), "{item:?}");
+                        let field = rest.trim_start_matches('.').split('.').next().unwrap_or("");
+                        assert!(
+                            rest.is_empty() || SMS_TARGET_FIELDS.contains(&field) || item.code == "unknown_field",
+                            "{item:?}"
+                        );
+                    }
+                    None => {
+                        assert!(known, "{item:?}");
+                        assert_eq!(item.index, None, "{item:?}");
+                    }
+                }
+                assert!(!item.path.is_empty(), "{item:?}");
+            }
+            let error = api::validation_error(items);
+            assert_eq!(error.status, 400);
+            consume(error.body());
+            false
+        }
+    }
+}
+
+// ---------------------------------------------------------------- SMS templates
+
+fn sms_template_seeds() -> Vec<Vec<u8>> {
+    vec![
+        frame(&["Hi {{name}}, your exam is at {{ time }} ({{name}}).", r#"{"name":"Dana","time":"9:30"}"#]),
+        frame(&["Hi {{name", "{}"]),
+        frame(&["é {{ name | upcase }}", "{}"]),
+        frame(&["{{a}} {% x %}", r#"{"a":null}"#]),
+        frame(&["50% off, {braces} are text", ""]),
+    ]
+}
+
+fn sms_template_generate(g: &mut Gen) -> Vec<u8> {
+    let template = sms_template_text(g, g.strict);
+    let mut values = serde_json::Map::new();
+    for name in SMS_NAMES {
+        if g.percent(70) {
+            values.insert(name.to_owned(), sms_value(g, g.strict));
+        }
+    }
+    frame(&[template, Value::Object(values).to_string()])
+}
+
+/// The characters of `raw` from character `at`.
+fn chars_from(raw: &str, at: usize) -> String {
+    raw.chars().skip(at).take(2).collect()
+}
+
+fn sms_template_check(input: &[u8]) -> bool {
+    let f = fields(input);
+    let raw = field(&f, 0);
+    let given =
+        serde_json::from_str::<Value>(field(&f, 1)).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
+    let template = match Template::parse(raw) {
+        Ok(template) => template,
+        Err(TemplateError::Unclosed(at)) => {
+            assert_eq!(chars_from(raw, at), "{{");
+            return false;
+        }
+        Err(TemplateError::NotAName(at, inner)) => {
+            assert_eq!(chars_from(raw, at), "{{");
+            assert!(raw.contains(&format!("{{{{{inner}}}}}")), "{inner:?}");
+            return false;
+        }
+        Err(TemplateError::Tag(at)) => {
+            assert_eq!(chars_from(raw, at), "{%");
+            return false;
+        }
+    };
+    // With nothing given, every name is missing, each once.
+    let names = match template.render(&serde_json::Map::new()) {
+        Ok(body) => {
+            assert!(!body.contains("{{"), "{body:?}");
+            assert_eq!(body, raw, "no placeholders: the text as written");
+            Vec::new()
+        }
+        Err(names) => names,
+    };
+    for (i, name) in names.iter().enumerate() {
+        assert!(!name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-'), "{name:?}");
+        assert!(!names[..i].contains(name), "{name} twice");
+    }
+    match template.render(&given) {
+        Ok(_) => assert!(names.iter().all(|n| given.get(n).is_some_and(|v| !v.is_null()))),
+        Err(missing) => {
+            assert!(!missing.is_empty());
+            assert!(
+                missing.iter().all(|n| names.contains(n) && given.get(n).is_none_or(Value::is_null)),
+                "{missing:?}"
+            );
+        }
+    }
+    // Every name given (text without braces): it renders, with no placeholder left.
+    let mut full = given.clone();
+    for name in &names {
+        if full.get(name).is_none_or(|v| v.is_null() || v.to_string().contains(['{', '}'])) {
+            full.insert(name.clone(), text("v"));
+        }
+    }
+    full.retain(|_, v| !v.to_string().contains(['{', '}']));
+    let body = template.render(&full).expect("every variable given");
+    assert!(!body.contains("{{"), "{body:?}");
+    true
+}
+
+// ---------------------------------------------------------------- SMS segments
+
+/// GSM 03.38's basic table by code, 0x00 to 0x7F (0x1B, the escape, as U+0000, which is not in it).
+const GSM_TABLE: [char; 128] = [
+    '@', '£', '$', '¥', 'è', 'é', 'ù', 'ì', 'ò', 'Ç', '\n', 'Ø', 'ø', '\r', 'Å', 'å', //
+    'Δ', '_', 'Φ', 'Γ', 'Λ', 'Ω', 'Π', 'Ψ', 'Σ', 'Θ', 'Ξ', '\0', 'Æ', 'æ', 'ß', 'É', //
+    ' ', '!', '"', '#', '¤', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/', //
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?', //
+    '¡', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', //
+    'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', 'Ä', 'Ö', 'Ñ', 'Ü', '§', //
+    '¿', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', //
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'ä', 'ö', 'ñ', 'ü', 'à', //
+];
+/// The extension table's characters (form feed, ^ { } \ [ ~ ] | €), each escape + code.
+const GSM_EXTENSION: [char; 10] = ['\u{c}', '^', '{', '}', '\\', '[', '~', ']', '|', '€'];
+/// Near misses: look like GSM-7 but are not in it.
+const NOT_GSM: [char; 12] = ['ç', '’', '“', '—', '😀', '\u{a0}', 'Ã', '`', '\t', 'õ', '\0', '\u{1b}'];
+
+/// Segments as the standard counts them: GSM-7 septets (160, then 153 a part), else UTF-16 units (70, 67).
+fn expected_segments(body: &str) -> Segments {
+    let septets: Option<usize> = body.chars().try_fold(0, |n, c| {
+        if c != '\0' && GSM_TABLE.contains(&c) {
+            Some(n + 1)
+        } else if GSM_EXTENSION.contains(&c) {
+            Some(n + 2)
+        } else {
+            None
+        }
+    });
+    let (encoding, units, single, part) = match septets {
+        Some(septets) => (Encoding::Gsm7, septets, 160, 153),
+        None => (Encoding::Ucs2, body.encode_utf16().count(), 70, 67),
+    };
+    let count = if units <= single { 1 } else { units.div_ceil(part) };
+    Segments { encoding, count: count as u32 }
+}
+
+fn sms_segments_seeds() -> Vec<Vec<u8>> {
+    let mut seeds: Vec<String> = vec![String::new(), "Hi Dana, your exam is at 9:30.".into(), "Café £5 — no".into()];
+    for (c, n) in
+        [('a', 160), ('a', 161), ('a', 306), ('a', 307), ('{', 80), ('€', 81), ('ç', 134), ('😀', 35), ('😀', 36)]
+    {
+        seeds.push(c.to_string().repeat(n));
+    }
+    seeds.into_iter().map(String::into_bytes).collect()
+}
+
+fn sms_segments_generate(g: &mut Gen) -> Vec<u8> {
+    // Lengths near the edges of one and of several segments.
+    let n = match g.below(4) {
+        0 => g.size(),
+        1 => *g.pick(&[69, 70, 71, 80, 81, 134, 135, 159, 160, 161, 306, 307, 459, 460]) - 2 + g.below(4),
+        _ => g.below(1_700),
+    };
+    let foreign = if g.strict { 0 } else { g.below(4) };
+    let mut body = String::with_capacity(n);
+    for _ in 0..n {
+        let c = match g.below(100) {
+            0..=79 => GSM_TABLE[g.below(128)],
+            80..=91 => *g.pick(&GSM_EXTENSION),
+            _ if foreign > 0 => *g.pick(&NOT_GSM),
+            _ => 'a',
+        };
+        body.push(if c == '\0' { ' ' } else { c });
+    }
+    for _ in 0..foreign {
+        let at = body.char_indices().map(|(i, _)| i).nth(g.below(n + 1)).unwrap_or(body.len());
+        body.insert(at, if g.percent(50) { *g.pick(&NOT_GSM) } else { g.char() });
+    }
+    body.into_bytes()
+}
+
+fn sms_segments_check(input: &[u8]) -> bool {
+    let body = str_field(input);
+    let counted = segments::count(&body);
+    assert!(counted.count >= 1);
+    assert_eq!(counted, expected_segments(&body), "{body:?}");
+    // One character outside the tables makes the whole body UCS-2, never fewer segments.
+    let foreign = segments::count(&format!("{body}ç"));
+    assert_eq!(foreign.encoding, Encoding::Ucs2);
+    assert!(foreign.count >= counted.count);
+    // A longer body never takes fewer segments than its beginning.
+    let cut = body.char_indices().map(|(i, _)| i).nth(body.chars().count() / 2).unwrap_or(0);
+    assert!(segments::count(&body[..cut]).count <= counted.count);
+    assert!(segments::count(&format!("{body}a")).count >= counted.count);
+    counted.encoding == Encoding::Gsm7
+}
+
+// ---------------------------------------------------------------- Twilio Messaging's answers and callbacks
+
+const SMS_SID: &str = "SM0123456789abcdef0123456789abcdef";
+const SMS_FIELDS: [&str; 12] = [
+    "MessageSid",
+    "SmsSid",
+    "MessageStatus",
+    "SmsStatus",
+    "ErrorCode",
+    "NumSegments",
+    "From",
+    "To",
+    "Body",
+    "OptOutType",
+    "AccountSid",
+    "MessagingServiceSid",
+];
+
+fn message_sid(g: &mut Gen) -> String {
+    let hex = format!("{:016x}{:016x}", g.u64(), g.u64());
+    match g.below(if g.strict { 2 } else { 8 }) {
+        0 => format!("SM{hex}"),
+        1 => format!("MM{hex}"),
+        2 => format!("SM{}", &hex[..g.below(32)]),
+        3 => format!("{}{hex}", g.pick(&["CA", "sm", "SM ", "", "MG"])),
+        4 => format!("SM{}é", &hex[..30]),
+        5 => format!("SM{hex}{}", g.char()),
+        _ => g.text(),
+    }
+}
+
+fn sms_value_of(g: &mut Gen, name: &str) -> String {
+    let name = name.to_owned();
+    g.or_odd(|g| match name.as_str() {
+        "MessageSid" | "SmsSid" => message_sid(g),
+        "MessageStatus" | "SmsStatus" => g
+            .pick(&["queued", "sent", "delivered", "undelivered", "failed", "read", "canceled", "lost", "Sent"])
+            .to_string(),
+        "ErrorCode" | "NumSegments" => g.number(),
+        "From" | "To" => g.phone(),
+        "Body" => {
+            g.pick(&["STOP", " stop\n", "Stop please", "start", "INFO", "unstop", "ARRET", "Yes", ""]).to_string()
+        }
+        "OptOutType" => g.pick(&["STOP", "START", "HELP", "", " ", "stop", "OTHER"]).to_string(),
+        "MessagingServiceSid" => SERVICE_SID.to_owned(),
+        _ => format!("AC{:016x}{:016x}", g.u64(), g.u64()),
+    })
+}
+
+fn sms_form(g: &mut Gen) -> String {
+    let mut pairs = Vec::new();
+    for name in ["MessageSid", "MessageStatus", "From", "To"] {
+        if g.strict || g.percent(85) {
+            pairs.push((name.to_owned(), sms_value_of(g, name)));
+        }
+    }
+    for _ in 0..g.below(8) {
+        let name = if g.strict || g.percent(85) { g.pick(&SMS_FIELDS).to_string() } else { g.text() };
+        let value = sms_value_of(g, &name);
+        pairs.push((name, value));
+    }
+    form_body(g, &pairs)
+}
+
+fn sms_webhooks_seeds() -> Vec<Vec<u8>> {
+    vec![
+        frame(&[
+            format!("MessageSid={SMS_SID}&MessageStatus=undelivered&ErrorCode=30003&NumSegments=2"),
+            format!("MessageSid={SMS_SID}&From=%2B15550001001&To=%2B15550001000&Body=STOP&OptOutType=STOP"),
+            "201".to_owned(),
+            format!(r#"{{"sid":"{SMS_SID}","status":"accepted","num_segments":"0"}}"#),
+            "2".to_owned(),
+        ]),
+        frame(&[
+            format!("SmsSid={SMS_SID}&SmsStatus=read"),
+            format!("MessageSid={SMS_SID}&To=%2B1"),
+            "429".to_owned(),
+            r#"{"code":20429,"message":"Too Many Requests","status":429}"#.to_owned(),
+            String::new(),
+        ]),
+        frame(&["", "", "none", "", ""]),
+    ]
+}
+
+fn sms_webhooks_generate(g: &mut Gen) -> Vec<u8> {
+    let status = g.or_odd(|g| {
+        g.pick(&["200", "201", "202", "204", "301", "400", "401", "404", "429", "500", "502", "503", "504", "none"])
+            .to_string()
+    });
+    let answer = match g.below(3) {
+        0 => obj(
+            vec![("sid", text(&message_sid(g))), ("status", text("queued")), ("num_segments", text(&g.number()))],
+            g,
+        ),
+        1 => obj(vec![("code", json_number(g)), ("message", text(&g.text())), ("status", json_number(g))], g),
+        _ => g.json_any(2),
+    };
+    let retry_after = g.or_odd(|g| g.digits(1, 4));
+    frame(&[sms_form(g), sms_form(g), status, g.json_text(&answer), retry_after])
+}
+
+fn sms_webhooks_check(input: &[u8]) -> bool {
+    let f = fields(input);
+    let mut accepted = false;
+    let callback_form = parse_form(field(&f, 0));
+    if let Ok(callback) = sms::wire::StatusCallback::parse(&callback_form) {
+        assert!(sms::wire::is_message_sid(&callback.message_sid));
+        accepted = true;
+    }
+    let inbound_form = parse_form(field(&f, 1));
+    if let Ok(inbound) = sms::wire::Inbound::parse(&inbound_form) {
+        assert!(sms::wire::is_message_sid(&inbound.message_sid));
+        assert!(!inbound.from.is_empty() && !inbound.to.is_empty());
+        if let Some(word) = keywords::keyword(&inbound.body, inbound.opt_out_type.as_deref()) {
+            assert_eq!(keywords::keyword(word.as_str(), None), Some(word));
+            let said =
+                inbound.opt_out_type.as_deref().map(str::trim).filter(|t| !t.is_empty()).unwrap_or(&inbound.body);
+            assert!(!said.trim().contains(char::is_whitespace), "one word: {said:?}");
+        }
+        accepted = true;
+    }
+    // Any text and any OptOutType.
+    if let Some(word) = keywords::keyword(field(&f, 3), f.get(4).map(String::as_str)) {
+        assert_eq!(keywords::keyword(word.as_str(), None), Some(word));
+    }
+    let reply = match field(&f, 2).parse::<u16>() {
+        Ok(status) => Reply::Status(status),
+        Err(_) => Reply::NoAnswer,
+    };
+    let body = field(&f, 3);
+    let wait = field(&f, 4).parse::<u64>().ok().map(Duration::from_secs);
+    let readable = serde_json::from_str::<MessageResource>(body).ok().filter(|m| sms::wire::is_message_sid(&m.sid));
+    // Twilio's error code, when it fits (serde also reads a struct from a list: [code, message]).
+    let error_code =
+        serde_json::from_str::<twilio::ApiError>(body).ok().and_then(|e| e.code).and_then(|c| i32::try_from(c).ok());
+    let outcome = sms::wire::send_outcome(reply, body, wait);
+    match (reply, &outcome) {
+        (Reply::Status(200..=299), SendOutcome::Accepted(message)) => {
+            assert_eq!(Some(message), readable.as_ref());
+            consume(message.segments());
+        }
+        (Reply::Status(200..=299), SendOutcome::Unclear(_)) => assert!(readable.is_none()),
+        (Reply::Status(429 | 503), SendOutcome::Retry { retry_after, code, .. }) => {
+            assert_eq!(*retry_after, wait);
+            assert_eq!(*code, error_code);
+        }
+        (Reply::Status(500..=599) | Reply::NoAnswer, SendOutcome::Unclear(_)) => {}
+        (Reply::Status(400..=499), SendOutcome::Rejected { code, .. }) => {
+            assert_eq!(*code, error_code);
+        }
+        // Neither a 2xx, 4xx nor 5xx: refused, never sent again blindly.
+        (Reply::Status(0..=199 | 300..=399 | 600..), SendOutcome::Rejected { .. }) => {}
+        (reply, outcome) => panic!("{reply:?} answered {outcome:?}"),
+    }
+    accepted || matches!(outcome, SendOutcome::Accepted(_))
 }
