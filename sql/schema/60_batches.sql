@@ -247,17 +247,18 @@ as $$
                                           pg_catalog.hashtext(p_batch_id::text))
 $$;
 
--- An existing batch's answer to a request with its idempotency key.
-create or replace function outcall_private.idempotent_answer(p_batch public.batches, p_request_hash text)
+-- An existing batch's answer to a request with its idempotency key: `replayed` with what the first request was
+-- answered (the same hash), else `conflict`. For call batches and SMS batches alike.
+create or replace function outcall_private.idempotent_answer(p_batch_id uuid, p_stored_hash text, p_request_hash text,
+                                                             p_first_answer jsonb)
 returns jsonb
-language sql stable
+language sql immutable
 set search_path = ''
 as $$
   select case
-    when p_batch.request_hash is not distinct from p_request_hash then
-      pg_catalog.jsonb_build_object('outcome', 'replayed', 'batch_id', p_batch.id, 'accepted', p_batch.total,
-                                    'rejected', p_batch.rejected)
-    else pg_catalog.jsonb_build_object('outcome', 'conflict', 'batch_id', p_batch.id)
+    when p_stored_hash is not distinct from p_request_hash then
+      pg_catalog.jsonb_build_object('outcome', 'replayed', 'batch_id', p_batch_id) || p_first_answer
+    else pg_catalog.jsonb_build_object('outcome', 'conflict', 'batch_id', p_batch_id)
   end
 $$;
 
@@ -320,7 +321,8 @@ begin
   if v_key is not null then
     select * into v_batch from public.batches where idempotency_key = v_key;
     if found then
-      return outcall_private.idempotent_answer(v_batch, v_hash);
+      return outcall_private.idempotent_answer(v_batch.id, v_batch.request_hash, v_hash,
+             pg_catalog.jsonb_build_object('accepted', v_batch.total, 'rejected', v_batch.rejected));
     end if;
   end if;
 
@@ -379,7 +381,8 @@ begin
   returning * into v_batch;
   if not found then
     select * into v_batch from public.batches where idempotency_key = v_key;
-    return outcall_private.idempotent_answer(v_batch, v_hash);
+    return outcall_private.idempotent_answer(v_batch.id, v_batch.request_hash, v_hash,
+             pg_catalog.jsonb_build_object('accepted', v_batch.total, 'rejected', v_batch.rejected));
   end if;
 
   -- The targets; an absent (or null) field takes the column's default (public.pending_calls, 10_tables.sql).

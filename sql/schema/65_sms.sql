@@ -183,20 +183,6 @@ create trigger sms_messages_batch_counts_truncate
 
 -- Helpers of the functions ------------------------------------------------------------------------------------------
 
--- An existing SMS batch's answer to a request with its idempotency key (as idempotent_answer, 60_batches.sql).
-create or replace function outcall_private.idempotent_answer(p_batch public.sms_batches, p_request_hash text)
-returns jsonb
-language sql stable
-set search_path = ''
-as $$
-  select case
-    when p_batch.request_hash is not distinct from p_request_hash then
-      pg_catalog.jsonb_build_object('outcome', 'replayed', 'batch_id', p_batch.id, 'accepted', p_batch.total,
-                                    'opted_out', pg_catalog.to_jsonb(p_batch.opted_out_positions))
-    else pg_catalog.jsonb_build_object('outcome', 'conflict', 'batch_id', p_batch.id)
-  end
-$$;
-
 -- Twilio's own statuses of a message it has (what its answers and callbacks may say).
 create or replace function outcall_private.is_twilio_sms_status(p_status text) returns boolean
 language sql immutable
@@ -265,7 +251,8 @@ begin
   if v_key is not null then
     select * into v_batch from public.sms_batches where idempotency_key = v_key;
     if found then
-      return outcall_private.idempotent_answer(v_batch, v_hash);
+      return outcall_private.idempotent_answer(v_batch.id, v_batch.request_hash, v_hash, pg_catalog.jsonb_build_object(
+             'accepted', v_batch.total, 'opted_out', pg_catalog.to_jsonb(v_batch.opted_out_positions)));
     end if;
   end if;
 
@@ -284,7 +271,8 @@ begin
   returning * into v_batch;
   if not found then
     select * into v_batch from public.sms_batches where idempotency_key = v_key;
-    return outcall_private.idempotent_answer(v_batch, v_hash);
+    return outcall_private.idempotent_answer(v_batch.id, v_batch.request_hash, v_hash, pg_catalog.jsonb_build_object(
+             'accepted', v_batch.total, 'opted_out', pg_catalog.to_jsonb(v_batch.opted_out_positions)));
   end if;
 
   insert into public.sms_messages (batch_id, position, to_phone, variables, body, encoding, segments, status,

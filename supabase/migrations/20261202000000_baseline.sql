@@ -2593,17 +2593,18 @@ as $$
                                           pg_catalog.hashtext(p_batch_id::text))
 $$;
 
--- An existing batch's answer to a request with its idempotency key.
-create or replace function outcall_private.idempotent_answer(p_batch public.batches, p_request_hash text)
+-- An existing batch's answer to a request with its idempotency key: `replayed` with what the first request was
+-- answered (the same hash), else `conflict`. For call batches and SMS batches alike.
+create or replace function outcall_private.idempotent_answer(p_batch_id uuid, p_stored_hash text, p_request_hash text,
+                                                             p_first_answer jsonb)
 returns jsonb
-language sql stable
+language sql immutable
 set search_path = ''
 as $$
   select case
-    when p_batch.request_hash is not distinct from p_request_hash then
-      pg_catalog.jsonb_build_object('outcome', 'replayed', 'batch_id', p_batch.id, 'accepted', p_batch.total,
-                                    'rejected', p_batch.rejected)
-    else pg_catalog.jsonb_build_object('outcome', 'conflict', 'batch_id', p_batch.id)
+    when p_stored_hash is not distinct from p_request_hash then
+      pg_catalog.jsonb_build_object('outcome', 'replayed', 'batch_id', p_batch_id) || p_first_answer
+    else pg_catalog.jsonb_build_object('outcome', 'conflict', 'batch_id', p_batch_id)
   end
 $$;
 
@@ -2666,7 +2667,8 @@ begin
   if v_key is not null then
     select * into v_batch from public.batches where idempotency_key = v_key;
     if found then
-      return outcall_private.idempotent_answer(v_batch, v_hash);
+      return outcall_private.idempotent_answer(v_batch.id, v_batch.request_hash, v_hash,
+             pg_catalog.jsonb_build_object('accepted', v_batch.total, 'rejected', v_batch.rejected));
     end if;
   end if;
 
@@ -2725,7 +2727,8 @@ begin
   returning * into v_batch;
   if not found then
     select * into v_batch from public.batches where idempotency_key = v_key;
-    return outcall_private.idempotent_answer(v_batch, v_hash);
+    return outcall_private.idempotent_answer(v_batch.id, v_batch.request_hash, v_hash,
+             pg_catalog.jsonb_build_object('accepted', v_batch.total, 'rejected', v_batch.rejected));
   end if;
 
   -- The targets; an absent (or null) field takes the column's default (public.pending_calls, 10_tables.sql).
@@ -3149,20 +3152,6 @@ create trigger sms_messages_batch_counts_truncate
 
 -- Helpers of the functions ------------------------------------------------------------------------------------------
 
--- An existing SMS batch's answer to a request with its idempotency key (as idempotent_answer, 60_batches.sql).
-create or replace function outcall_private.idempotent_answer(p_batch public.sms_batches, p_request_hash text)
-returns jsonb
-language sql stable
-set search_path = ''
-as $$
-  select case
-    when p_batch.request_hash is not distinct from p_request_hash then
-      pg_catalog.jsonb_build_object('outcome', 'replayed', 'batch_id', p_batch.id, 'accepted', p_batch.total,
-                                    'opted_out', pg_catalog.to_jsonb(p_batch.opted_out_positions))
-    else pg_catalog.jsonb_build_object('outcome', 'conflict', 'batch_id', p_batch.id)
-  end
-$$;
-
 -- Twilio's own statuses of a message it has (what its answers and callbacks may say).
 create or replace function outcall_private.is_twilio_sms_status(p_status text) returns boolean
 language sql immutable
@@ -3231,7 +3220,8 @@ begin
   if v_key is not null then
     select * into v_batch from public.sms_batches where idempotency_key = v_key;
     if found then
-      return outcall_private.idempotent_answer(v_batch, v_hash);
+      return outcall_private.idempotent_answer(v_batch.id, v_batch.request_hash, v_hash, pg_catalog.jsonb_build_object(
+             'accepted', v_batch.total, 'opted_out', pg_catalog.to_jsonb(v_batch.opted_out_positions)));
     end if;
   end if;
 
@@ -3250,7 +3240,8 @@ begin
   returning * into v_batch;
   if not found then
     select * into v_batch from public.sms_batches where idempotency_key = v_key;
-    return outcall_private.idempotent_answer(v_batch, v_hash);
+    return outcall_private.idempotent_answer(v_batch.id, v_batch.request_hash, v_hash, pg_catalog.jsonb_build_object(
+             'accepted', v_batch.total, 'opted_out', pg_catalog.to_jsonb(v_batch.opted_out_positions)));
   end if;
 
   insert into public.sms_messages (batch_id, position, to_phone, variables, body, encoding, segments, status,
@@ -4794,7 +4785,7 @@ grant execute on function
   outcall_private.batch_progress_json(public.batch_progress),
   outcall_private.check_page(text, int, int),
   outcall_private.lock_batch_changes(uuid),
-  outcall_private.idempotent_answer(public.batches, text),
+  outcall_private.idempotent_answer(uuid, text, text, jsonb),
   outcall_private.default_batch_name(timestamptz),
   outcall_private.learning_lease(),
   outcall_private.listening_is_over(public.classification_runs),
@@ -4802,7 +4793,6 @@ grant execute on function
   outcall_private.open_listener(public.pending_calls, uuid, public.call_classifications),
   outcall_private.batch_status_of(timestamptz, timestamptz, timestamptz),
   outcall_private.sms_status_rank(text),
-  outcall_private.idempotent_answer(public.sms_batches, text),
   outcall_private.is_twilio_sms_status(text),
   outcall_private.is_opted_out(text),
   outcall_private.record_twilio_opt_out(text),
