@@ -79,9 +79,10 @@ async fn look_up(config: &Config, db: &Db, message: &Outgoing) -> Result<(), Api
             let found = find_sent(&page.messages, &message.sender, &message.body, message.claimed_at);
             db.call(&sending::reconciled(message.id, found)).await.map(drop)
         }
+        // It stays `submitting` (nothing to record): the sweep looks again.
         Err(e) => {
             console_log!("sms {}: the look-up failed ({e}); the sweep tries again", message.id);
-            db.call(&sending::record(message.id, SendOutcome::Unclear(e.to_string()))).await.map(drop)
+            Ok(())
         }
     }
 }

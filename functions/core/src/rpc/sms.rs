@@ -292,6 +292,17 @@ pub enum SmsOptOut {
     Help,
 }
 
+impl SmsOptOut {
+    /// The keyword as Twilio names its family (`OptOutType`), and as the database stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "STOP",
+            Self::Start => "START",
+            Self::Help => "HELP",
+        }
+    }
+}
+
 /// `record_sms_reply`: an inbound message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordSmsReply {

@@ -4,40 +4,26 @@
 //! keyword). When the number sits in a Messaging Service with Advanced Opt-Out, Twilio names the keyword
 //! itself (`OptOutType`), and its word is final (the service may define its own keywords).
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keyword {
-    Stop,
-    Start,
-    Help,
-}
+pub use crate::rpc::sms::SmsOptOut as Keyword;
 
 const STOP: [&str; 8] = ["STOP", "UNSUBSCRIBE", "END", "QUIT", "STOPALL", "REVOKE", "OPTOUT", "CANCEL"];
 const START: [&str; 3] = ["START", "YES", "UNSTOP"];
 const HELP: [&str; 2] = ["HELP", "INFO"];
 
-impl Keyword {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stop => "STOP",
-            Self::Start => "START",
-            Self::Help => "HELP",
-        }
-    }
-
-    fn parse(word: &str) -> Option<Self> {
-        let word = word.trim().to_ascii_uppercase();
-        [(Self::Stop, &STOP[..]), (Self::Start, &START[..]), (Self::Help, &HELP[..])]
-            .into_iter()
-            .find(|(_, family)| family.contains(&word.as_str()))
-            .map(|(keyword, _)| keyword)
-    }
+/// The family a word belongs to, if any.
+fn family(word: &str) -> Option<Keyword> {
+    let word = word.trim().to_ascii_uppercase();
+    [(Keyword::Stop, &STOP[..]), (Keyword::Start, &START[..]), (Keyword::Help, &HELP[..])]
+        .into_iter()
+        .find(|(_, family)| family.contains(&word.as_str()))
+        .map(|(keyword, _)| keyword)
 }
 
 /// What an inbound message asks for: Twilio's `OptOutType` when it sent one, else the body's keyword.
 pub fn keyword(body: &str, opt_out_type: Option<&str>) -> Option<Keyword> {
     match opt_out_type.map(str::trim).filter(|t| !t.is_empty()) {
-        Some(named) => Keyword::parse(named),
-        None => Keyword::parse(body),
+        Some(named) => family(named),
+        None => family(body),
     }
 }
 

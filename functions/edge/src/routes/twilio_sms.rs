@@ -10,8 +10,8 @@ use crate::routes::twilio_status::verified_form;
 use outcall_core::error::ApiError;
 use outcall_core::ids::SmsMessageId;
 use outcall_core::routes::Route;
-use outcall_core::rpc::sms::{RecordSmsReply, SmsOptOut, SmsStatusCallback};
-use outcall_core::sms::keywords::{keyword, Keyword};
+use outcall_core::rpc::sms::{RecordSmsReply, SmsStatusCallback};
+use outcall_core::sms::keywords::keyword;
 use outcall_core::sms::wire::{Inbound, StatusCallback};
 use serde_json::json;
 use worker::{Env, Response};
@@ -44,11 +44,7 @@ pub async fn inbound(req: Incoming, env: &Env) -> Answer {
     let form = verified_form(&req, env, Route::TwilioSmsInbound).await?;
     let config = http::config(env)?;
     let message = Inbound::parse(&form).map_err(|e| ApiError::bad_request("invalid_message", e.to_string()))?;
-    let opt_out = keyword(&message.body, message.opt_out_type.as_deref()).map(|k| match k {
-        Keyword::Stop => SmsOptOut::Stop,
-        Keyword::Start => SmsOptOut::Start,
-        Keyword::Help => SmsOptOut::Help,
-    });
+    let opt_out = keyword(&message.body, message.opt_out_type.as_deref());
     let request = RecordSmsReply {
         message_sid: message.message_sid,
         from: message.from,
