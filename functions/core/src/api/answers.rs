@@ -20,16 +20,12 @@ pub struct Accepted {
 /// of another shape never gets here: reading it failed, a 502.)
 pub fn create_answer(rpc: &BatchCreated, public_base_url: &str) -> Result<Accepted, ApiError> {
     match rpc {
-        BatchCreated::Created(batch) | BatchCreated::Replayed(batch) => {
-            let location = format!("/api/v1/batches/{}", batch.batch_id);
-            let body = json!({
-                "batchId": batch.batch_id,
-                "statusUrl": format!("{public_base_url}{location}"),
-                "accepted": batch.accepted,
-                "rejected": batch.rejected,
-            });
-            Ok(Accepted { location, replayed: matches!(rpc, BatchCreated::Replayed(_)), body })
-        }
+        BatchCreated::Created(batch) | BatchCreated::Replayed(batch) => Ok(accepted(
+            ("batches", "batchId", &batch.batch_id.to_string()),
+            public_base_url,
+            matches!(rpc, BatchCreated::Replayed(_)),
+            json!({"accepted": batch.accepted, "rejected": batch.rejected}),
+        )),
         BatchCreated::Conflict { batch_id } => Err(idempotency_conflict(&batch_id.to_string())),
         BatchCreated::Invalid { errors } => Err(validation_error(errors.iter().map(database_item_error).collect())),
     }
@@ -38,18 +34,30 @@ pub fn create_answer(rpc: &BatchCreated, public_base_url: &str) -> Result<Accept
 /// `create_sms_batch`'s answer as HTTP: created/replayed → 202, conflict → 409.
 pub fn sms_create_answer(rpc: &SmsBatchCreated, public_base_url: &str) -> Result<Accepted, ApiError> {
     match rpc {
-        SmsBatchCreated::Created(batch) | SmsBatchCreated::Replayed(batch) => {
-            let location = format!("/api/v1/sms-batches/{}", batch.batch_id);
-            let body = json!({
-                "smsBatchId": batch.batch_id,
-                "statusUrl": format!("{public_base_url}{location}"),
-                "accepted": batch.accepted,
-                "optedOut": batch.opted_out,
-            });
-            Ok(Accepted { location, replayed: matches!(rpc, SmsBatchCreated::Replayed(_)), body })
-        }
+        SmsBatchCreated::Created(batch) | SmsBatchCreated::Replayed(batch) => Ok(accepted(
+            ("sms-batches", "smsBatchId", &batch.batch_id.to_string()),
+            public_base_url,
+            matches!(rpc, SmsBatchCreated::Replayed(_)),
+            json!({"accepted": batch.accepted, "optedOut": batch.opted_out}),
+        )),
         SmsBatchCreated::Conflict { batch_id } => Err(idempotency_conflict(&batch_id.to_string())),
     }
+}
+
+/// A created batch's 202: `(collection, id key, id)` make its `Location` and the body's id and `statusUrl`;
+/// `fields` (an object) the rest of the body.
+fn accepted(
+    (collection, id_key, id): (&str, &str, &str),
+    public_base_url: &str,
+    replayed: bool,
+    fields: Value,
+) -> Accepted {
+    let location = format!("/api/v1/{collection}/{id}");
+    let mut body = json!({id_key: id, "statusUrl": format!("{public_base_url}{location}")});
+    if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {
+        body.extend(fields);
+    }
+    Accepted { location, replayed, body }
 }
 
 fn idempotency_conflict(batch: &str) -> ApiError {
