@@ -158,9 +158,19 @@ async fn opted_out_numbers_are_never_texted_and_stop_and_start_replies_change_th
     let messages = stack.sms_messages(&id).await;
     assert_eq!(messages[1]["replies"][0]["optOutType"], "STOP", "{}", messages[1]);
     assert_eq!(stack.sms_batch(&id).await["replies"], 1);
-    // Twilio retries a webhook it thinks failed: the same MessageSid is stored once.
-    let again = stack.sms_reply(&reader, &from, "Thanks!").await;
-    assert_eq!(again["status"], 200);
+    // Twilio retries a webhook it thinks failed: the same one again (same MessageSid, signed) is stored once.
+    let params: Vec<(String, String)> = posted["params"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    let url = posted["url"].as_str().unwrap();
+    let signature = outcall_core::twilio::signature(&stack.twilio_auth_token, url, &params);
+    let again = stack.http.post(url).header("X-Twilio-Signature", signature).form(&params).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    let replies = stack.select("sms_replies", &format!("from_phone=eq.{}", reader.replace('+', "%2B"))).await;
+    assert_eq!(replies.len(), 1, "a retried webhook is one reply: {replies:?}");
 
     let second = stack.create_sms_batch(&request(&[&reader])).await;
     assert_eq!(second["optedOut"], json!([0]));
