@@ -412,13 +412,14 @@ begin
     'retry_after_ms', case
       when v_next_due is null then null
       when v_more_due then 0
-      else outcall_private.interval_ms(v_next_due - v_now)
+      -- At most an hour: a batch scheduled years ahead must not overflow the int (the sweep claims again anyway).
+      else outcall_private.interval_ms(least(v_next_due - v_now, interval '1 hour'))
     end);
 end
 $$;
 
 comment on function public.claim_sms(int, int) is
-  'Claims due pending SMS at each sender''s pace (submitting, attempts + 1): {messages: [{message_id, batch_id, to, from, messaging_service_sid, body, attempt, send_in_ms}], more_due (due messages remain that could be claimed now), retry_after_ms (0 when more_due; else ms until the next pending message or its sender''s slot comes due; null: nothing pending)}. Messages to opted-out phones become opted_out, unreturned. p_limit 1..1000, p_horizon_ms 0..60000 (else 22023).';
+  'Claims due pending SMS at each sender''s pace (submitting, attempts + 1): {messages: [{message_id, batch_id, to, from, messaging_service_sid, body, attempt, send_in_ms}], more_due (due messages remain that could be claimed now), retry_after_ms (0 when more_due; else ms until the next pending message or its sender''s slot comes due, at most an hour; null: nothing pending)}. Messages to opted-out phones become opted_out, unreturned. p_limit 1..1000, p_horizon_ms 0..60000 (else 22023).';
 
 -- record_sms_send -----------------------------------------------------------------------------------------------------
 -- What came of the create request of a claimed (submitting) message:

@@ -3,7 +3,7 @@
 -- attempt cap, 21610, the terminal guard, the batch counters and state, the reads and their paging errors.
 -- Pacing and opt-outs: 24_sms_opt_out.sql. All in one transaction: now() is one instant throughout.
 begin;
-select plan(122);
+select plan(124);
 
 -- No pace here (24_sms_opt_out.sql has it): every claim gets every due message.
 update outcall_private.dispatch_policy set sms_messages_per_second = null;
@@ -333,6 +333,15 @@ select ok(not has_table_privilege('authenticated', 'public.sms_messages', 'inser
 select is(array(select tablename::text from pg_publication_tables
                  where pubname = 'supabase_realtime' and tablename like 'sms_%' order by 1),
           array['sms_batches', 'sms_messages'], 'Realtime: sms_batches and sms_messages');
+
+-- A batch scheduled decades ahead: the claim's wait is capped at an hour, not an integer overflow.
+select public.create_sms_batch(jsonb_build_object('sender', '+15553008888', 'request_hash', 'far',
+         'not_before', '2099-01-01T00:00:00Z', 'messages', jsonb_build_array(jsonb_build_object(
+           'to_phone', '+15553008001', 'variables', '{}'::jsonb, 'body', 'Later', 'encoding', 'GSM-7', 'segments', 1))))
+  is not null as far_batch \gset
+select lives_ok($$select public.claim_sms(1000, 0)$$, 'claim_sms: a batch due in 2099 is no error');
+select ok((public.claim_sms(1000, 0) ->> 'retry_after_ms')::bigint between 0 and 3600000,
+          'claim_sms: retry_after_ms at most an hour');
 
 select * from finish();
 rollback;
