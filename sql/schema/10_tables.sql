@@ -57,7 +57,8 @@ create table public.batches (
     constraint batches_idempotency_key_key unique,
   request_hash text,
   -- Rows of the batch, in all and per status (pending_calls.call_status: pending -> queued,
-  -- dispatching -> dialling, calling -> in_progress, retry_pending -> retrying, completed, failed, cancelled).
+  -- dispatching -> dialling, calling -> in_progress, retry_pending -> retrying, completed, failed, cancelled,
+  -- suppressed, expired).
   total int not null default 0 constraint batches_total_nonnegative check (total >= 0),
   queued int not null default 0 constraint batches_queued_nonnegative check (queued >= 0),
   dialling int not null default 0 constraint batches_dialling_nonnegative check (dialling >= 0),
@@ -66,6 +67,9 @@ create table public.batches (
   retrying int not null default 0 constraint batches_retrying_nonnegative check (retrying >= 0),
   failed int not null default 0 constraint batches_failed_nonnegative check (failed >= 0),
   cancelled int not null default 0 constraint batches_cancelled_nonnegative check (cancelled >= 0),
+  -- (do-not-call and expiry: rows ended without a call, on the suppression list or past their expires_at)
+  suppressed int not null default 0 constraint batches_suppressed_nonnegative check (suppressed >= 0),
+  expired int not null default 0 constraint batches_expired_nonnegative check (expired >= 0),
   -- Sums over the rows' results (rows with a value only).
   duration_seconds_total numeric not null default 0,
   calls_with_duration int not null default 0
@@ -77,6 +81,8 @@ create table public.batches (
   window_days int[],
   window_start time,
   window_end time,
+  -- The batch's expiresAt (null: none), for display: each row carries its own, least(target's, batch's).
+  expires_at timestamptz,
   -- What create_batch reported as rejected, answered again to a replay of the request.
   rejected jsonb not null default '[]'::jsonb
     constraint batches_rejected_array check (jsonb_typeof(rejected) = 'array'),
@@ -93,7 +99,7 @@ create table public.batches (
 );
 
 comment on table public.batches is
-  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, duration_seconds_total, calls_with_duration, cost_total) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cancelled_at by cancel_batch. status: queued -> in_progress -> completed, or cancelled.';
+  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired, duration_seconds_total, calls_with_duration, cost_total) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cancelled_at by cancel_batch. status: queued -> in_progress -> completed, or cancelled.';
 
 -- list_batches: newest first.
 create index batches_created_at_idx on public.batches (created_at, id);
@@ -119,7 +125,8 @@ create table public.pending_calls (
     constraint pending_calls_variables_object check (jsonb_typeof(variables) = 'object'),
   call_status text not null default 'pending'
     constraint pending_calls_call_status_valid check (call_status in
-      ('pending', 'dispatching', 'calling', 'completed', 'retry_pending', 'failed', 'cancelled')),
+      ('pending', 'dispatching', 'calling', 'completed', 'retry_pending', 'failed', 'cancelled', 'suppressed',
+       'expired')),
   attempts int not null default 0
     constraint pending_calls_attempts_nonnegative check (attempts >= 0),
   -- (bounded by pending_calls_max_attempts_range below)
@@ -152,6 +159,9 @@ create table public.pending_calls (
   -- When an operator archived the row (operator_call_action archive; null: not archived). A label for lists:
   -- the state machine ignores it (an archived pending row is still dialled).
   archived_at timestamptz,
+  -- No attempt starts at or after it (null: no expiry); what is not dialled by then ends expired (dispatch_gate,
+  -- advance_pending_call, the sweep). A batch's rows get least(the target's, the batch's expiresAt).
+  expires_at timestamptz,
   -- max_attempts counts from the first attempt of all; what bounds it is the budget of the round.
   constraint pending_calls_max_attempts_range
     check (attempt_offset >= 0 and (max_attempts - attempt_offset) between 1 and 20),
@@ -163,8 +173,10 @@ create table public.pending_calls (
 );
 
 comment on table public.pending_calls is
-  'One row per person/appointment to call. call_status: pending -> dispatching -> calling -> completed | retry_pending | failed | cancelled; terminal states (completed, failed, cancelled) are never left.';
+  'One row per person/appointment to call. call_status: pending -> dispatching -> calling -> completed | retry_pending | failed | cancelled; pending | retry_pending -> suppressed (its phone is on the suppression list) | expired (not dialled by expires_at); terminal states (completed, failed, cancelled, suppressed, expired) are never left.';
 comment on column public.pending_calls.batch_id is 'The batch this row belongs to (null: created on its own).';
+comment on column public.pending_calls.expires_at is
+  'No attempt starts at or after it (null: none); a row not dialled by then ends expired.';
 comment on column public.pending_calls.archived_at is
   'When an operator archived the row (operator_call_action); null: not archived. Lists hide archived rows; the state machine ignores it.';
 comment on column public.pending_calls.attempt_offset is
@@ -432,6 +444,26 @@ create index sms_replies_batch_id_idx on public.sms_replies (batch_id) where bat
 create index sms_replies_sms_message_id_idx on public.sms_replies (sms_message_id, received_at)
   where sms_message_id is not null;
 
+-- public.suppression_list ---------------------------------------------------------------------------------------
+-- Do-not-call: a phone here is never dialled (dispatch_gate ends its rows suppressed; adding it ends its waiting
+-- rows at once, 60_batches.sql). source: manual (the API or by hand), sms_opt_out (kept by triggers on
+-- sms_opt_outs: a STOP adds it, a START removes only that entry), clinic (a clinic asked not to be called).
+create table public.suppression_list (
+  phone text primary key
+    constraint suppression_list_phone_e164 check (outcall_private.is_e164(phone)),
+  reason text
+    constraint suppression_list_reason_length check (char_length(reason) <= 500),
+  source text not null default 'manual'
+    constraint suppression_list_source_valid check (source in ('manual', 'sms_opt_out', 'clinic')),
+  -- Who added it, when known: the operator's email (the dashboard), 'api' (the API key), null (SQL, a trigger).
+  added_by text
+    constraint suppression_list_added_by_length check (char_length(added_by) <= 320),
+  created_at timestamptz not null default now()
+);
+
+comment on table public.suppression_list is
+  'Do-not-call: phones never dialled. source manual | sms_opt_out (an SMS STOP; a START removes it) | clinic. A row of a listed phone ends suppressed instead of being dialled.';
+
 -- Indexes of the public tables ---------------------------------------------------------------------------------
 -- call_sessions (pending_call_id, attempt) and (call_sid) are covered by their unique constraints.
 
@@ -451,6 +483,9 @@ create index classification_runs_classification_id_idx
 create index classification_runs_verified_classification_id_idx
   on public.classification_runs (verified_classification_id) where verified_classification_id is not null;
 
+-- list_suppressions: newest first.
+create index suppression_list_created_at_idx on public.suppression_list (created_at desc, phone);
+
 -- The audit, newest first; and a call's (or batch's, classification's) own history, on its page.
 create index operator_actions_at_idx on public.operator_actions (at desc);
 create index operator_actions_target_ids_idx on public.operator_actions using gin (target_ids);
@@ -458,6 +493,11 @@ create index operator_actions_target_ids_idx on public.operator_actions using gi
 -- The sweep: what is due, by status.
 create index pending_calls_status_next_attempt_idx
   on public.pending_calls (call_status, next_attempt_at);
+-- A phone's waiting rows (a suppression ends them) and the waiting rows past their expiry (the sweep ends them).
+create index pending_calls_waiting_phone_idx on public.pending_calls (phone)
+  where call_status in ('pending', 'retry_pending');
+create index pending_calls_waiting_expires_at_idx on public.pending_calls (expires_at)
+  where call_status in ('pending', 'retry_pending') and expires_at is not null;
 -- claim_next_due: the due rows in the order they are served.
 create index pending_calls_due_idx on public.pending_calls (next_attempt_at, created_at)
   where call_status in ('pending', 'retry_pending');
@@ -590,6 +630,9 @@ create view public.batch_progress with (security_invoker = true) as
          b.retrying,
          b.failed,
          b.cancelled,
+         b.suppressed,
+         b.expired,
+         b.expires_at,
          round(b.completed::numeric / nullif(b.completed + b.failed, 0), 4) as success_rate,
          round(b.duration_seconds_total / nullif(b.calls_with_duration, 0), 1) as average_duration_seconds,
          b.cost_total as total_cost,

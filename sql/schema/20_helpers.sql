@@ -7,7 +7,7 @@
 --
 -- Rules kept by every function:
 --   * idempotent and monotonic: a duplicate or stale event changes nothing and says changed=false;
---   * a terminal pending_calls status (completed, failed, cancelled) is never left (also enforced by the
+--   * a terminal pending_calls status (completed, failed, cancelled, suppressed, expired) is never left (also enforced by the
 --     pending_calls_terminal_guard trigger; retry_failed_batch and an operator's reset are the deliberate
 --     exceptions);
 --   * locks are taken in one order, pending_calls row first, then its call_sessions row, so concurrent
@@ -51,8 +51,8 @@ create trigger batches_set_updated_at
 -- deliberate exceptions, each for one statement, each set by the one function that may:
 --   * retry_failed_batch requeues the failed rows of batch X (failed -> pending), with the transaction-local
 --     setting outcall.reopening = X;
---   * operator_call_action reset (87_operator_actions.sql, audited) requeues the failed or cancelled rows it
---     names (-> pending), with outcall.resetting = the array of their ids.
+--   * operator_call_action reset (87_operator_actions.sql, audited) requeues the failed, cancelled or suppressed
+--     (once the phone is off the list) rows it names (-> pending), with outcall.resetting = the array of their ids.
 create or replace function outcall_private.guard_terminal_status() returns trigger
 language plpgsql
 set search_path = ''
@@ -66,7 +66,7 @@ begin
     if TG_TABLE_SCHEMA = 'public' and TG_TABLE_NAME = 'pending_calls' and v_new = 'pending'
        and ((v_old = 'failed'
              and v_new_row ->> 'batch_id' = pg_catalog.current_setting('outcall.reopening', true))
-            or (v_old in ('failed', 'cancelled')
+            or (v_old in ('failed', 'cancelled', 'suppressed')
                 and (v_new_row ->> 'id')::uuid
                     = any (nullif(pg_catalog.current_setting('outcall.resetting', true), '')::uuid[])))
     then
@@ -82,7 +82,7 @@ $$;
 create trigger pending_calls_terminal_guard
   before update of call_status on public.pending_calls
   for each row execute function outcall_private.guard_terminal_status(
-    'call_status', '{completed,failed,cancelled}');
+    'call_status', '{completed,failed,cancelled,suppressed,expired}');
 create trigger call_sessions_terminal_guard
   before update of status on public.call_sessions
   for each row execute function outcall_private.guard_terminal_status(
@@ -228,6 +228,21 @@ as $$
     from outcall_private.policy() as p
 $$;
 
+-- Do-not-call and expiry ---------------------------------------------------------------------------------------
+-- Why a waiting row must end instead of being dialled at p_at: 'suppressed' (its phone is on the suppression
+-- list), 'expired' (p_at is at or after its expires_at), or null. The claim's first check (dispatch_gate), the
+-- insert of a row, and the sweep ask it.
+create or replace function outcall_private.undiallable_reason(p_call public.pending_calls, p_at timestamptz)
+returns text
+language sql stable
+set search_path = ''
+as $$
+  select case
+    when exists (select 1 from public.suppression_list as s where s.phone = p_call.phone) then 'suppressed'
+    when p_at >= p_call.expires_at then 'expired'
+  end
+$$;
+
 -- How a pending call's status moves on an attempt's news --------------------------------------------------
 -- The one place it does: only the row's current attempt moves it, only forward, never out of a terminal state.
 -- Returns the row after.
@@ -236,7 +251,9 @@ $$;
 --   p_to 'failed':        dispatching | calling -> failed (last_error p_error): not worth retrying
 --   p_to 'retry_pending': a retryable failure (last_error p_error): dispatching | calling -> retry_pending,
 --                         next_attempt_at = retry_at(row) (the round's attempt number, the row's own window),
---                         while attempts < max_attempts; else -> failed
+--                         while attempts < max_attempts; else -> failed; -> expired when that next attempt
+--                         would start at or after the row's expires_at (last_error still p_error: why the last
+--                         attempt failed; the status says why there is no other)
 -- A row already in retry_pending is not moved again: a second failure report of the same attempt (Twilio's
 -- busy and VAPI's not_reached) is a duplicate.
 create or replace function outcall_private.advance_pending_call(
@@ -267,6 +284,9 @@ begin
     if p_to = 'retry_pending' then
       if p_call.attempts < p_call.max_attempts then
         v_next_attempt_at := outcall_private.retry_at(p_call);
+        if v_next_attempt_at >= p_call.expires_at then
+          v_to := 'expired';
+        end if;
       else
         v_to := 'failed';
       end if;

@@ -171,8 +171,10 @@ as $$
                   where s.status = 'dialing' and p.phone = p_phone)
 $$;
 
--- What stands between a claimable row (locked) and its dial, in the order of the answers: outside_window (the
--- row then waits for the opening), phone_dialing, at_capacity, rate_limited. Null = go ahead; the dispatch
+-- What stands between a claimable row (locked) and its dial, in the order of the answers: suppressed or expired
+-- (the row ends so, no session, no call: outcall_private.undiallable_reason), outside_window (the row then waits
+-- for the opening; when that opening is at or after its expires_at it ends expired at once), phone_dialing,
+-- at_capacity, rate_limited. Null = go ahead; the dispatch
 -- lock is then held. The phone is checked under the lock too: two rows of one phone claimed at once must not
 -- both pass. The window is the row's: the policy's intersected with the row's own (row_window_opening). A
 -- window that never opens is outside it for ever (next_attempt_at 'infinity'), never "go ahead".
@@ -181,10 +183,21 @@ language plpgsql volatile
 set search_path = ''
 as $$
 declare
-  v_opening timestamptz := outcall_private.row_window_opening(p_call, pg_catalog.now());
+  v_opening timestamptz;
+  v_ends text := outcall_private.undiallable_reason(p_call, pg_catalog.now());
 begin
+  -- (a) the row ends instead of being dialled
+  if v_ends is not null then
+    update public.pending_calls set call_status = v_ends, last_error = v_ends where id = p_call.id;
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', v_ends);
+  end if;
+  v_opening := outcall_private.row_window_opening(p_call, pg_catalog.now());
   if v_opening is null or v_opening > pg_catalog.now() then
     v_opening := coalesce(v_opening, 'infinity');
+    if v_opening >= p_call.expires_at then
+      update public.pending_calls set call_status = 'expired', last_error = 'expired' where id = p_call.id;
+      return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'expired');
+    end if;
     update public.pending_calls set next_attempt_at = v_opening where id = p_call.id;
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'outside_window', 'next_attempt_at', v_opening);
   end if;
@@ -285,14 +298,15 @@ end
 $$;
 
 comment on function public.claim_pending_call(uuid) is
-  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | suppressed | expired (the row ended so: its phone is on the suppression list, or its expires_at passed or comes before its window opens) | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
 
 -- claim_next_due ----------------------------------------------------------------------------------------
 -- The most overdue claimable row: due pending/retry_pending with attempts left, not locked by another claim,
 -- whose phone is not dialing, by next_attempt_at then created_at. The dispatch lock is taken first and the
 -- limits checked, so a full Worker touches no row, and the search runs under the lock (its phone filter is
--- exact). A row found outside its window is deferred to its opening and the next one tried, up to
--- c_max_deferrals; past that it answers outside_window with retry_after_ms 0 (more may be due: call again).
+-- exact). A row found outside its window is deferred to its opening, and a suppressed or expired one ended, and
+-- the next one tried, up to c_max_deferrals; past that it answers the last reason with retry_after_ms 0 (more may
+-- be due: call again).
 create or replace function public.claim_next_due() returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -325,7 +339,7 @@ begin
     v_answer := outcall_private.dispatch_gate(v_call);
     if v_answer is null then
       return outcall_private.start_attempt(v_call);
-    elsif v_answer ->> 'reason' <> 'outside_window' then
+    elsif v_answer ->> 'reason' not in ('outside_window', 'suppressed', 'expired') then
       return v_answer;  -- (not expected: the limits and the phone were checked under the same lock)
     end if;
   end loop;
@@ -334,7 +348,7 @@ end
 $$;
 
 comment on function public.claim_next_due() is
-  'Claims the most overdue claimable row, like claim_pending_call; rows outside their calling window are deferred to the opening (up to 100 per call, then {claimed: false, reason: outside_window, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: at_capacity | rate_limited | idle | outside_window | phone_dialing}.';
+  'Claims the most overdue claimable row, like claim_pending_call; rows outside their calling window are deferred to the opening, suppressed or expired rows ended (up to 100 per call, then {claimed: false, reason: outside_window | suppressed | expired, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: at_capacity | rate_limited | idle | outside_window | phone_dialing | suppressed | expired}.';
 
 -- reserve_dial_slot -------------------------------------------------------------------------------------
 -- The Worker sends Twilio's create request again after a retryable provider error: that request needs a send

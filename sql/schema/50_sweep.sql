@@ -11,6 +11,8 @@
 --     the phone's calls, then reconcile_dialing_session). reconciled_at is set on those returned, so a
 --     concurrent sweep takes others (and SKIP LOCKED skips those another transaction is writing). A session
 --     whose dial is being re-sent is touched by reserve_dial_slot and so not taken.
+--  3. Waiting rows (pending, retry_pending) past their expires_at that no claim reached (not due, outside their
+--     window, no free slot): expired, up to 1,000 a sweep, so the batches' counts are right without a claim.
 -- And the learning runs no listener will finish (past the lease, or their call ended without a result) are
 -- abandoned (outcall_private.abandon_stale_runs, 47_learning.sql), all of them: a claim of their phone would too.
 -- (Locks: part 2 locks sessions without their rows, against the usual order, but SKIP LOCKED never waits, so
@@ -26,6 +28,7 @@ declare
   v_reports_missing int := 0;
   v_to_reconcile jsonb;
   v_runs_abandoned int;
+  v_expired int;
 begin
   if v_limit < 1 then
     raise exception 'sweep_stale_sessions: p_limit must be at least 1, got %', v_limit
@@ -76,15 +79,29 @@ begin
     from taken as t
     join public.pending_calls as p on p.id = t.pending_call_id;
 
+  with overdue as (
+    select p.id
+      from public.pending_calls as p
+     where p.call_status in ('pending', 'retry_pending') and p.expires_at <= now()
+     order by p.expires_at
+     limit 1000
+       for update skip locked
+  )
+  update public.pending_calls as p
+     set call_status = 'expired', last_error = 'expired'
+    from overdue
+   where p.id = overdue.id;
+  get diagnostics v_expired = row_count;
+
   v_runs_abandoned := outcall_private.abandon_stale_runs(null);
 
   return jsonb_build_object('reports_missing', v_reports_missing, 'to_reconcile', v_to_reconcile,
-                            'runs_abandoned', v_runs_abandoned);
+                            'runs_abandoned', v_runs_abandoned, 'expired', v_expired);
 end
 $$;
 
 comment on function public.sweep_stale_sessions(int) is
-  'Ends rows whose Twilio-completed call got no VAPI report within reconcile_after (failed, vapi_report_missing) and hands out live sessions without news for reconcile_after (reconciled_at set), abandons the learning runs no listener will finish. Returns {reports_missing, to_reconcile: [{session_id, pending_call_id, attempt, phone, call_sid, status, created_at}], runs_abandoned}.';
+  'Ends rows whose Twilio-completed call got no VAPI report within reconcile_after (failed, vapi_report_missing) and hands out live sessions without news for reconcile_after (reconciled_at set), abandons the learning runs no listener will finish, ends waiting rows past their expires_at (expired, up to 1,000). Returns {reports_missing, to_reconcile: [{session_id, pending_call_id, attempt, phone, call_sid, status, created_at}], runs_abandoned, expired}.';
 
 -- reconcile_dialing_session -------------------------------------------------------------------------------
 -- A session still dialing whose create request got no usable answer (the Worker lost it, or never sent it).

@@ -40,7 +40,7 @@ set search_path = ''
 as $$
 begin
   NEW.completed_at := case
-    when NEW.total > 0 and NEW.completed + NEW.failed + NEW.cancelled = NEW.total
+    when NEW.total > 0 and NEW.completed + NEW.failed + NEW.cancelled + NEW.suppressed + NEW.expired = NEW.total
       then coalesce(NEW.completed_at, pg_catalog.now())
   end;
   NEW.status := outcall_private.batch_status_of(NEW.cancelled_at, NEW.completed_at, NEW.started_at);
@@ -99,6 +99,8 @@ begin
              sum(case when r.call_status = 'retry_pending' then r.sign else 0 end)::int as retrying,
              sum(case when r.call_status = 'failed' then r.sign else 0 end)::int as failed,
              sum(case when r.call_status = 'cancelled' then r.sign else 0 end)::int as cancelled,
+             sum(case when r.call_status = 'suppressed' then r.sign else 0 end)::int as suppressed,
+             sum(case when r.call_status = 'expired' then r.sign else 0 end)::int as expired,
              coalesce(sum(r.sign * r.duration_seconds), 0) as duration_seconds,
              sum(case when r.duration_seconds is not null then r.sign else 0 end)::int as with_duration,
              coalesce(sum(r.sign * r.cost), 0) as cost,
@@ -117,6 +119,8 @@ begin
            retrying = retrying + d.retrying,
            failed = failed + d.failed,
            cancelled = cancelled + d.cancelled,
+           suppressed = suppressed + d.suppressed,
+           expired = expired + d.expired,
            duration_seconds_total = duration_seconds_total + d.duration_seconds,
            calls_with_duration = calls_with_duration + d.with_duration,
            cost_total = cost_total + d.cost,
@@ -149,6 +153,7 @@ as $$
 begin
   update public.batches
      set total = 0, queued = 0, dialling = 0, in_progress = 0, completed = 0, retrying = 0, failed = 0, cancelled = 0,
+         suppressed = 0, expired = 0,
          duration_seconds_total = 0, calls_with_duration = 0, cost_total = 0
    where total <> 0 or calls_with_duration <> 0 or duration_seconds_total <> 0 or cost_total <> 0;
   return null;
@@ -210,7 +215,9 @@ as $$
       'completed', p.completed,
       'retrying', p.retrying,
       'failed', p.failed,
-      'cancelled', p.cancelled),
+      'cancelled', p.cancelled,
+      'suppressed', p.suppressed,
+      'expired', p.expired),
     'success_rate', p.success_rate,
     'average_duration_seconds', p.average_duration_seconds,
     'total_cost', p.total_cost,
@@ -218,6 +225,7 @@ as $$
     'started_at', p.started_at,
     'completed_at', p.completed_at,
     'cancelled_at', p.cancelled_at,
+    'expires_at', p.expires_at,
     'updated_at', p.updated_at)
 $$;
 
@@ -291,6 +299,7 @@ declare
   v_start time;
   v_end time;
   v_not_before timestamptz;
+  v_expires_at timestamptz;
   v_targets jsonb;
   v_ids uuid[];
   v_found uuid[];
@@ -306,6 +315,7 @@ begin
   v_key := p_request ->> 'idempotency_key';
   v_hash := p_request ->> 'request_hash';
   v_not_before := (p_request ->> 'not_before')::timestamptz;
+  v_expires_at := (p_request ->> 'expires_at')::timestamptz;
   v_window := nullif(p_request -> 'window', 'null'::jsonb);
   v_targets := coalesce(nullif(p_request -> 'targets', 'null'::jsonb), '[]'::jsonb);
   v_ids := array(select e::uuid
@@ -352,6 +362,18 @@ begin
                         to_char(v_policy.window_end, 'HH24:MI')),
       'value', v_window);
   end if;
+  -- An expiry already past, the batch's or a target's: nothing would ever be dialled (the database's clock decides).
+  if v_expires_at <= now() then
+    v_errors := v_errors || jsonb_build_object(
+      'index', null, 'pending_call_id', null, 'field', 'expiresAt', 'code', 'expires_in_past',
+      'message', 'expiresAt has passed already', 'value', p_request -> 'expires_at');
+  end if;
+  select v_errors || coalesce(jsonb_agg(jsonb_build_object(
+           'index', x.n - 1, 'pending_call_id', null, 'field', 'expiresAt', 'code', 'expires_in_past',
+           'message', 'expiresAt has passed already', 'value', x.e -> 'expires_at') order by x.n), '[]'::jsonb)
+    into v_errors
+    from jsonb_array_elements(v_targets) with ordinality as x(e, n)
+   where (x.e ->> 'expires_at')::timestamptz <= now();
   -- The originals of pending_call_ids, kept from being deleted until the copies are made.
   v_found := array(select p.id from public.pending_calls as p where p.id = any (v_ids) order by p.id for key share);
   if jsonb_array_length(v_targets) = 0 and cardinality(v_found) = 0 then
@@ -373,10 +395,10 @@ begin
   -- A concurrent request with the same key waits here for the first to end; if that one committed, this one
   -- is its replay (or a conflict).
   insert into public.batches (name, metadata, idempotency_key, request_hash, not_before, window_days, window_start,
-                              window_end, rejected)
+                              window_end, rejected, expires_at)
   values (coalesce(p_request ->> 'name', outcall_private.default_batch_name(pg_catalog.now())),
           coalesce(nullif(p_request -> 'metadata', 'null'::jsonb), '{}'::jsonb), v_key, v_hash,
-          v_not_before, v_days, v_start, v_end, v_rejected)
+          v_not_before, v_days, v_start, v_end, v_rejected, v_expires_at)
   on conflict (idempotency_key) do nothing
   returning * into v_batch;
   if not found then
@@ -389,26 +411,28 @@ begin
   insert into public.pending_calls (batch_id, employee_name, phone, exam_id, employee_dob, client_name, clinic_name,
                                     clinic_timezone, appointment_time, procedures, instructions, variables,
                                     max_attempts, prompt, first_message, next_attempt_at,
-                                    window_days, window_start, window_end)
+                                    window_days, window_start, window_end, expires_at)
   select v_batch.id, t.employee_name, t.phone, t.exam_id, t.employee_dob, t.client_name, t.clinic_name,
          coalesce(t.clinic_timezone, 'America/New_York'), t.appointment_time, coalesce(t.procedures, '{}'),
          coalesce(t.instructions, '{}'::jsonb), coalesce(t.variables, '{}'::jsonb), coalesce(t.max_attempts, 3),
-         t.prompt, t.first_message, coalesce(v_not_before, now()), v_days, v_start, v_end
+         t.prompt, t.first_message, coalesce(v_not_before, now()), v_days, v_start, v_end,
+         least(t.expires_at, v_expires_at)
     from jsonb_to_recordset(v_targets) as t(employee_name text, phone text, exam_id text, employee_dob date,
                                             client_name text, clinic_name text, clinic_timezone text,
                                             appointment_time timestamptz, procedures text[], instructions jsonb,
-                                            variables jsonb, max_attempts int, prompt text, first_message text);
+                                            variables jsonb, max_attempts int, prompt text, first_message text,
+                                            expires_at timestamptz);
   get diagnostics v_targets_created = row_count;
 
   -- The copies: the original's call fields and the budget of its round, in this batch, on its schedule.
   insert into public.pending_calls (batch_id, redial_of, employee_name, phone, exam_id, employee_dob, client_name,
                                     clinic_name, clinic_timezone, appointment_time, procedures, instructions,
                                     variables, prompt, first_message, max_attempts, next_attempt_at,
-                                    window_days, window_start, window_end)
+                                    window_days, window_start, window_end, expires_at)
   select v_batch.id, o.id, o.employee_name, o.phone, o.exam_id, o.employee_dob, o.client_name,
          o.clinic_name, o.clinic_timezone, o.appointment_time, o.procedures, o.instructions,
          o.variables, o.prompt, o.first_message, o.max_attempts - o.attempt_offset, coalesce(v_not_before, now()),
-         v_days, v_start, v_end
+         v_days, v_start, v_end, v_expires_at
     from public.pending_calls as o
    where o.id = any (v_found);
   get diagnostics v_copies_created = row_count;
@@ -419,7 +443,7 @@ end
 $$;
 
 comment on function public.create_batch(jsonb) is
-  'Creates a batch from {name (null or absent: outcall_private.default_batch_name of its created_at), metadata, idempotency_key, request_hash, not_before, window: {days, start, end}, targets: [pending_calls columns], pending_call_ids}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}]} | {outcome: replayed, batch_id, accepted, rejected} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call, message, value}]}.';
+  'Creates a batch from {name (null or absent: outcall_private.default_batch_name of its created_at), metadata, idempotency_key, request_hash, not_before, expires_at, window: {days, start, end}, targets: [pending_calls columns; expires_at: least(it, the batch''s)], pending_call_ids (copies expire with the batch)}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}]} | {outcome: replayed, batch_id, accepted, rejected} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call | expires_in_past, message, value}]}.';
 
 -- batch_status ---------------------------------------------------------------------------------------------------
 create or replace function public.batch_status(p_batch_id uuid, p_limit int default 100, p_offset int default 0)
@@ -459,7 +483,7 @@ end
 $$;
 
 comment on function public.batch_status(uuid, int, int) is
-  'A batch''s progress and one page of its rows (by created_at, id): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, metadata, results: [{pending_call_id, phone, name, status, attempts, outcome, summary, success_evaluation, duration_seconds, cost, updated_at}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
+  'A batch''s progress and one page of its rows (by created_at, id): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at, metadata, results: [{pending_call_id, phone, name, status, attempts, outcome, summary, success_evaluation, duration_seconds, cost, updated_at}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
 
 -- batch_progress_of -----------------------------------------------------------------------------------------------
 create or replace function public.batch_progress_of(p_batch_id uuid) returns jsonb
@@ -470,7 +494,7 @@ as $$
 $$;
 
 comment on function public.batch_progress_of(uuid) is
-  'A batch''s progress, for frequent polling (one row read): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at} or null.';
+  'A batch''s progress, for frequent polling (one row read): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at} or null.';
 
 -- list_batches ----------------------------------------------------------------------------------------------------
 create or replace function public.list_batches(p_limit int default 50, p_offset int default 0) returns jsonb

@@ -16,6 +16,8 @@
 --     makes a waiting row due, ends it, or requeues it. A row dispatching or calling is refused (reason live), and
 --     so is a retry_now or reset of a row whose last session is still live (VAPI's not_reached report can move a
 --     row to retry_pending, or failed, while Twilio's call is still up): never a second live attempt;
+--   * do-not-call and expiry: reset refuses a row past its expires_at (expired) and a row whose phone is on the
+--     suppression list (suppressed); a suppressed row whose phone was taken off the list may be reset;
 --   * terminal rows: retry_now and cancel refuse them (terminal). reset requeues a failed or cancelled row in
 --     place, as retry_failed_batch does (pending, a fresh budget: attempt_offset = attempts, due now), through the
 --     terminal guard's second deliberate exception (outcall.resetting, for that one statement), and the audit row
@@ -93,9 +95,15 @@ as $$
     when p_action = 'unarchive' then null
     when p_call.call_status in ('dispatching', 'calling') then 'live'
     when p_action = 'archive' then null
-    when p_action in ('retry_now', 'cancel') and p_call.call_status in ('completed', 'failed', 'cancelled')
+    when p_action in ('retry_now', 'cancel')
+      and p_call.call_status in ('completed', 'failed', 'cancelled', 'suppressed', 'expired')
       then 'terminal'
     when p_action = 'reset' and p_call.call_status = 'completed' then 'completed'
+    -- (the claim would only end it again: past its expiry, or its phone on the do-not-call list)
+    when p_action = 'reset' and (p_call.call_status = 'expired' or p_call.expires_at <= pg_catalog.now())
+      then 'expired'
+    when p_action = 'reset' and exists (select 1 from public.suppression_list as l where l.phone = p_call.phone)
+      then 'suppressed'
     when exists (select 1 from outcall_private.live_sessions as s where s.pending_call_id = p_call.id)
       and p_action in ('retry_now', 'reset') then 'live'
     when p_action = 'reset'
@@ -108,7 +116,7 @@ $$;
 --   retry_now  pending | retry_pending: due now (next_attempt_at = now() unless earlier); the claim still decides
 --              (calling window, limits)
 --   cancel     pending | retry_pending -> cancelled (last_error cancelled_by_operator)
---   reset      pending | retry_pending | failed | cancelled -> pending, a fresh budget (attempt_offset = attempts,
+--   reset      pending | retry_pending | failed | cancelled | suppressed (phone no longer listed) -> pending, a fresh budget (attempt_offset = attempts,
 --              max_attempts = attempts + the round's budget), due now, last_error and archived_at cleared
 --   archive    any row not dispatching or calling: archived_at = now() (kept if already archived)
 --   unarchive  any row: archived_at = null
@@ -207,7 +215,7 @@ end
 $$;
 
 comment on function public.operator_call_action(text, uuid[]) is
-  'An operator''s action on 1 to 500 calls: retry_now (pending | retry_pending due now), cancel (pending | retry_pending -> cancelled), reset (pending | retry_pending | failed | cancelled -> pending with a fresh budget, due now), archive (not dispatching/calling), unarchive. {action, results: [{id, ok, call_status, reason?}]} in the order given; reason: not_found | live | terminal | completed | batch_cancelled. One operator_actions row. Not an operator: 42501; another action, no id, over 500 or a null id: 22023.';
+  'An operator''s action on 1 to 500 calls: retry_now (pending | retry_pending due now), cancel (pending | retry_pending -> cancelled), reset (pending | retry_pending | failed | cancelled | suppressed -> pending with a fresh budget, due now), archive (not dispatching/calling), unarchive. {action, results: [{id, ok, call_status, reason?}]} in the order given; reason: not_found | live | terminal | completed | batch_cancelled | expired | suppressed. One operator_actions row. Not an operator: 42501; another action, no id, over 500 or a null id: 22023.';
 
 -- Batches -------------------------------------------------------------------------------------------------------
 

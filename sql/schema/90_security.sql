@@ -23,18 +23,19 @@ alter table public.sms_batches enable row level security;
 alter table public.sms_messages enable row level security;
 alter table public.sms_replies enable row level security;
 alter table public.sms_opt_outs enable row level security;
+alter table public.suppression_list enable row level security;
 
 revoke all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
   public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
-  public.sms_opt_outs
+  public.sms_opt_outs, public.suppression_list
   from public, anon, authenticated;
 grant select on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
   public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
-  public.sms_opt_outs
+  public.sms_opt_outs, public.suppression_list
   to authenticated;
 grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
   public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
-  public.sms_opt_outs
+  public.sms_opt_outs, public.suppression_list
   to service_role;
 
 -- Operators (viewer or operator) read every row; any other signed-in user reads none. `(select ...)`: the
@@ -58,6 +59,8 @@ create policy "operators can read" on public.sms_messages
 create policy "operators can read" on public.sms_replies
   for select to authenticated using ((select outcall_private.is_viewer()));
 create policy "operators can read" on public.sms_opt_outs
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.suppression_list
   for select to authenticated using ((select outcall_private.is_viewer()));
 
 -- The view over batches. security_invoker: the caller's rights and RLS on public.batches apply (a view without it
@@ -107,7 +110,10 @@ revoke all on function
   public.sms_batch_messages(uuid, int, int),
   public.cancel_sms_batch(uuid),
   public.sms_to_reconcile(int, int),
-  public.reconcile_sms(uuid, text, text)
+  public.reconcile_sms(uuid, text, text),
+  public.add_suppression(text, text, text, text),
+  public.remove_suppression(text),
+  public.list_suppressions(int, int)
   from public, anon, authenticated;
 grant execute on function
   public.claim_pending_call(uuid),
@@ -140,7 +146,10 @@ grant execute on function
   public.sms_batch_messages(uuid, int, int),
   public.cancel_sms_batch(uuid),
   public.sms_to_reconcile(int, int),
-  public.reconcile_sms(uuid, text, text)
+  public.reconcile_sms(uuid, text, text),
+  public.add_suppression(text, text, text, text),
+  public.remove_suppression(text),
+  public.list_suppressions(int, int)
   to service_role;
 
 -- The operators' actions (87_operator_actions.sql): SECURITY DEFINER, executable by signed-in users, who are
@@ -230,5 +239,7 @@ grant execute on function
   outcall_private.is_twilio_sms_status(text),
   outcall_private.is_opted_out(text),
   outcall_private.record_twilio_opt_out(text),
-  outcall_private.sms_sender_fields(text)
+  outcall_private.sms_sender_fields(text),
+  outcall_private.undiallable_reason(public.pending_calls, timestamptz),
+  outcall_private.suppression_json(public.suppression_list)
   to service_role;

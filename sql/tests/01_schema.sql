@@ -6,7 +6,9 @@ select plan(100);
 select tables_are('public', array['pending_calls', 'call_sessions', 'call_classifications', 'batches',
                                    'classification_runs', 'operator_actions',
                                    -- (SMS: sql/schema/65_sms.sql, tested in 23_sms.sql and 24_sms_opt_out.sql)
-                                   'sms_batches', 'sms_messages', 'sms_opt_outs', 'sms_replies']);
+                                   'sms_batches', 'sms_messages', 'sms_opt_outs', 'sms_replies',
+                                   -- (do-not-call: sql/schema/62_suppression.sql, tested in 25_dnc_expiry.sql)
+                                   'suppression_list']);
 
 select columns_are('public', 'pending_calls', array[
   'id', 'exam_id', 'employee_name', 'employee_dob', 'client_name', 'clinic_name', 'phone',
@@ -17,7 +19,9 @@ select columns_are('public', 'pending_calls', array[
   -- (batches: sql/schema/60_batches.sql)
   'batch_id', 'prompt', 'first_message', 'window_days', 'window_start', 'window_end', 'redial_of', 'attempt_offset',
   -- (operators: sql/schema/87_operator_actions.sql)
-  'archived_at']);
+  'archived_at',
+  -- (expiry: 25_dnc_expiry.sql)
+  'expires_at']);
 select columns_are('public', 'call_sessions', array[
   'id', 'pending_call_id', 'attempt', 'call_sid', 'status', 'twilio_sequence_number', 'answered_by',
   'classification_id', 'classification_type', 'vapi_call_id', 'vapi_status', 'error', 'error_code',

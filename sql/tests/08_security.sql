@@ -199,7 +199,7 @@ select is(public.reserve_dial_slot((select id from public.call_sessions
 select is(public.release_dial_slot((select id from public.call_sessions
                                      where pending_call_id = '00000000-0000-0000-0000-0000000a0004')),
           '{"released": true}'::jsonb, 'service_role releases a dial slot');
-select is(public.sweep_stale_sessions(), '{"reports_missing": 0, "to_reconcile": [], "runs_abandoned": 0}'::jsonb,
+select is(public.sweep_stale_sessions(), '{"reports_missing": 0, "to_reconcile": [], "runs_abandoned": 0, "expired": 0}'::jsonb,
           'service_role sweeps');
 select is(public.reconcile_dialing_session((select id from public.call_sessions
                                              where pending_call_id = '00000000-0000-0000-0000-0000000a0004'), '[]')

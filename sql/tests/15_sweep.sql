@@ -37,7 +37,7 @@ create function pg_temp.stale_ids(p_answer jsonb) returns uuid[] language sql as
   select array(select (e ->> 'session_id')::uuid from jsonb_array_elements(p_answer -> 'to_reconcile') as e order by 1)
 $$;
 
-select is(public.sweep_stale_sessions(), '{"reports_missing": 0, "to_reconcile": [], "runs_abandoned": 0}'::jsonb, 'nothing to sweep');
+select is(public.sweep_stale_sessions(), '{"reports_missing": 0, "to_reconcile": [], "runs_abandoned": 0, "expired": 0}'::jsonb, 'nothing to sweep');
 select throws_ok('select public.sweep_stale_sessions(0)', '22023', null, 'p_limit 0 is refused');
 
 -- 1. Twilio completed, VAPI's report missing ---------------------------------------------------------------
@@ -57,7 +57,7 @@ update public.pending_calls set attempts = 2 where id = '00000000-0000-0000-0000
 update public.pending_calls set call_status = 'cancelled' where id = '00000000-0000-0000-0000-0000000a0005';
 
 select is(public.sweep_stale_sessions(1) -> 'reports_missing', '1'::jsonb, 'p_limit 1: one row resolved');
-select is(public.sweep_stale_sessions(), '{"reports_missing": 1, "to_reconcile": [], "runs_abandoned": 0}'::jsonb, 'the next sweep: the other one');
+select is(public.sweep_stale_sessions(), '{"reports_missing": 1, "to_reconcile": [], "runs_abandoned": 0, "expired": 0}'::jsonb, 'the next sweep: the other one');
 select is(array[pg_temp.state('00000000-0000-0000-0000-0000000a0001'), pg_temp.state('00000000-0000-0000-0000-0000000a0006')],
           array['failed / 1 / vapi_report_missing', 'failed / 1 / vapi_report_missing'],
           'ended > reconcile_after ago without a report: failed, vapi_report_missing (not retried: never call twice)');
@@ -111,7 +111,7 @@ select ok((select bool_and(s.reconciled_at = now()) from public.call_sessions as
           'reconciled_at is set on the sessions handed out');
 select ok((select bool_and(s.reconciled_at is null) from public.call_sessions as s join live using (id) where live.n between 6 and 8),
           'and only on them: recent (b6), ended (b7), touched by reserve_dial_slot (b8) are not stale');
-select is(public.sweep_stale_sessions(), '{"reports_missing": 0, "to_reconcile": [], "runs_abandoned": 0}'::jsonb,
+select is(public.sweep_stale_sessions(), '{"reports_missing": 0, "to_reconcile": [], "runs_abandoned": 0, "expired": 0}'::jsonb,
           'a sweep right after: nothing (just reconciled)');
 -- reconcile_after later, without news, they are due again
 select count(pg_temp.age(id, interval '6 minutes')) from live where n = 3 \g /dev/null
@@ -121,7 +121,7 @@ select is(pg_temp.stale_ids(public.sweep_stale_sessions()), array(select id from
 select count(pg_temp.age(id, interval '6 minutes')) from live where n = 4 \g /dev/null
 select is(public.apply_twilio_status('CAB4', 'in-progress', 2, 'human', null) ->> 'session_status', 'in-progress',
           'b4 gets news (answered)');
-select is(public.sweep_stale_sessions(), '{"reports_missing": 0, "to_reconcile": [], "runs_abandoned": 0}'::jsonb, 'so it is not stale');
+select is(public.sweep_stale_sessions(), '{"reports_missing": 0, "to_reconcile": [], "runs_abandoned": 0, "expired": 0}'::jsonb, 'so it is not stale');
 
 -- reconcile_dialing_session ---------------------------------------------------------------------------------
 select is(public.reconcile_dialing_session('00000000-0000-0000-0000-0000000000ff', '[]'), null, 'an unknown session: null');

@@ -197,8 +197,8 @@ create trigger zz_count_statements after update on public.pending_calls
 select has_table('public', 'batches', 'public.batches exists');
 select columns_are('public', 'batches', array[
   'id', 'name', 'metadata', 'status', 'idempotency_key', 'request_hash', 'total', 'queued', 'dialling', 'in_progress',
-  'completed', 'retrying', 'failed', 'cancelled', 'duration_seconds_total', 'calls_with_duration', 'cost_total',
-  'not_before', 'window_days', 'window_start', 'window_end', 'rejected', 'created_at', 'updated_at', 'started_at',
+  'completed', 'retrying', 'failed', 'cancelled', 'suppressed', 'expired', 'duration_seconds_total',
+  'calls_with_duration', 'cost_total', 'not_before', 'window_days', 'window_start', 'window_end', 'expires_at', 'rejected', 'created_at', 'updated_at', 'started_at',
   'completed_at', 'cancelled_at']);
 select fk_ok('public', 'pending_calls', 'batch_id', 'public', 'batches', 'id');
 select fk_ok('public', 'pending_calls', 'redial_of', 'public', 'pending_calls', 'id');
@@ -742,13 +742,14 @@ select is(public.call_context((select id from public.pending_calls where batch_i
 
 -- The read functions ---------------------------------------------------------------------------------------------------
 select is(array(select jsonb_object_keys(public.batch_progress_of(:'b1')) order by 1),
-          array['average_duration_seconds', 'batch_id', 'cancelled_at', 'completed_at', 'counts', 'created_at', 'name',
-                'started_at', 'status', 'success_rate', 'total', 'total_cost', 'updated_at'],
+          array['average_duration_seconds', 'batch_id', 'cancelled_at', 'completed_at', 'counts', 'created_at', 'expires_at',
+                'name', 'started_at', 'status', 'success_rate', 'total', 'total_cost', 'updated_at'],
           'batch_progress_of: the progress fields');
 select is(public.batch_progress_of(:'b1') - array['created_at', 'started_at', 'completed_at', 'cancelled_at', 'updated_at'],
           jsonb_build_object('batch_id', :'b1'::uuid, 'name', 'Counters', 'status', 'completed', 'total', 2,
-            'counts', '{"queued": 0, "dialling": 0, "in_progress": 0, "completed": 1, "retrying": 0, "failed": 1, "cancelled": 0}'::jsonb,
-            'success_rate', 0.5, 'average_duration_seconds', 30.0, 'total_cost', 0.25),
+            'counts', '{"queued": 0, "dialling": 0, "in_progress": 0, "completed": 1, "retrying": 0, "failed": 1, "cancelled": 0,
+                        "suppressed": 0, "expired": 0}'::jsonb,
+            'success_rate', 0.5, 'average_duration_seconds', 30.0, 'total_cost', 0.25, 'expires_at', null),
           'its values (after r3 left and r4 was deleted)');
 select is((public.batch_progress_of(:'b1') ->> 'started_at')::timestamptz, now() - interval '1 hour', 'with its times');
 select is(public.batch_progress_of('00000000-0000-0000-0000-0000000000ff'), null, 'unknown: null');

@@ -212,7 +212,8 @@ create table public.batches (
     constraint batches_idempotency_key_key unique,
   request_hash text,
   -- Rows of the batch, in all and per status (pending_calls.call_status: pending -> queued,
-  -- dispatching -> dialling, calling -> in_progress, retry_pending -> retrying, completed, failed, cancelled).
+  -- dispatching -> dialling, calling -> in_progress, retry_pending -> retrying, completed, failed, cancelled,
+  -- suppressed, expired).
   total int not null default 0 constraint batches_total_nonnegative check (total >= 0),
   queued int not null default 0 constraint batches_queued_nonnegative check (queued >= 0),
   dialling int not null default 0 constraint batches_dialling_nonnegative check (dialling >= 0),
@@ -221,6 +222,9 @@ create table public.batches (
   retrying int not null default 0 constraint batches_retrying_nonnegative check (retrying >= 0),
   failed int not null default 0 constraint batches_failed_nonnegative check (failed >= 0),
   cancelled int not null default 0 constraint batches_cancelled_nonnegative check (cancelled >= 0),
+  -- (do-not-call and expiry: rows ended without a call, on the suppression list or past their expires_at)
+  suppressed int not null default 0 constraint batches_suppressed_nonnegative check (suppressed >= 0),
+  expired int not null default 0 constraint batches_expired_nonnegative check (expired >= 0),
   -- Sums over the rows' results (rows with a value only).
   duration_seconds_total numeric not null default 0,
   calls_with_duration int not null default 0
@@ -232,6 +236,8 @@ create table public.batches (
   window_days int[],
   window_start time,
   window_end time,
+  -- The batch's expiresAt (null: none), for display: each row carries its own, least(target's, batch's).
+  expires_at timestamptz,
   -- What create_batch reported as rejected, answered again to a replay of the request.
   rejected jsonb not null default '[]'::jsonb
     constraint batches_rejected_array check (jsonb_typeof(rejected) = 'array'),
@@ -248,7 +254,7 @@ create table public.batches (
 );
 
 comment on table public.batches is
-  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, duration_seconds_total, calls_with_duration, cost_total) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cancelled_at by cancel_batch. status: queued -> in_progress -> completed, or cancelled.';
+  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired, duration_seconds_total, calls_with_duration, cost_total) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cancelled_at by cancel_batch. status: queued -> in_progress -> completed, or cancelled.';
 
 -- list_batches: newest first.
 create index batches_created_at_idx on public.batches (created_at, id);
@@ -274,7 +280,8 @@ create table public.pending_calls (
     constraint pending_calls_variables_object check (jsonb_typeof(variables) = 'object'),
   call_status text not null default 'pending'
     constraint pending_calls_call_status_valid check (call_status in
-      ('pending', 'dispatching', 'calling', 'completed', 'retry_pending', 'failed', 'cancelled')),
+      ('pending', 'dispatching', 'calling', 'completed', 'retry_pending', 'failed', 'cancelled', 'suppressed',
+       'expired')),
   attempts int not null default 0
     constraint pending_calls_attempts_nonnegative check (attempts >= 0),
   -- (bounded by pending_calls_max_attempts_range below)
@@ -307,6 +314,9 @@ create table public.pending_calls (
   -- When an operator archived the row (operator_call_action archive; null: not archived). A label for lists:
   -- the state machine ignores it (an archived pending row is still dialled).
   archived_at timestamptz,
+  -- No attempt starts at or after it (null: no expiry); what is not dialled by then ends expired (dispatch_gate,
+  -- advance_pending_call, the sweep). A batch's rows get least(the target's, the batch's expiresAt).
+  expires_at timestamptz,
   -- max_attempts counts from the first attempt of all; what bounds it is the budget of the round.
   constraint pending_calls_max_attempts_range
     check (attempt_offset >= 0 and (max_attempts - attempt_offset) between 1 and 20),
@@ -318,8 +328,10 @@ create table public.pending_calls (
 );
 
 comment on table public.pending_calls is
-  'One row per person/appointment to call. call_status: pending -> dispatching -> calling -> completed | retry_pending | failed | cancelled; terminal states (completed, failed, cancelled) are never left.';
+  'One row per person/appointment to call. call_status: pending -> dispatching -> calling -> completed | retry_pending | failed | cancelled; pending | retry_pending -> suppressed (its phone is on the suppression list) | expired (not dialled by expires_at); terminal states (completed, failed, cancelled, suppressed, expired) are never left.';
 comment on column public.pending_calls.batch_id is 'The batch this row belongs to (null: created on its own).';
+comment on column public.pending_calls.expires_at is
+  'No attempt starts at or after it (null: none); a row not dialled by then ends expired.';
 comment on column public.pending_calls.archived_at is
   'When an operator archived the row (operator_call_action); null: not archived. Lists hide archived rows; the state machine ignores it.';
 comment on column public.pending_calls.attempt_offset is
@@ -587,6 +599,26 @@ create index sms_replies_batch_id_idx on public.sms_replies (batch_id) where bat
 create index sms_replies_sms_message_id_idx on public.sms_replies (sms_message_id, received_at)
   where sms_message_id is not null;
 
+-- public.suppression_list ---------------------------------------------------------------------------------------
+-- Do-not-call: a phone here is never dialled (dispatch_gate ends its rows suppressed; adding it ends its waiting
+-- rows at once, 60_batches.sql). source: manual (the API or by hand), sms_opt_out (kept by triggers on
+-- sms_opt_outs: a STOP adds it, a START removes only that entry), clinic (a clinic asked not to be called).
+create table public.suppression_list (
+  phone text primary key
+    constraint suppression_list_phone_e164 check (outcall_private.is_e164(phone)),
+  reason text
+    constraint suppression_list_reason_length check (char_length(reason) <= 500),
+  source text not null default 'manual'
+    constraint suppression_list_source_valid check (source in ('manual', 'sms_opt_out', 'clinic')),
+  -- Who added it, when known: the operator's email (the dashboard), 'api' (the API key), null (SQL, a trigger).
+  added_by text
+    constraint suppression_list_added_by_length check (char_length(added_by) <= 320),
+  created_at timestamptz not null default now()
+);
+
+comment on table public.suppression_list is
+  'Do-not-call: phones never dialled. source manual | sms_opt_out (an SMS STOP; a START removes it) | clinic. A row of a listed phone ends suppressed instead of being dialled.';
+
 -- Indexes of the public tables ---------------------------------------------------------------------------------
 -- call_sessions (pending_call_id, attempt) and (call_sid) are covered by their unique constraints.
 
@@ -606,6 +638,9 @@ create index classification_runs_classification_id_idx
 create index classification_runs_verified_classification_id_idx
   on public.classification_runs (verified_classification_id) where verified_classification_id is not null;
 
+-- list_suppressions: newest first.
+create index suppression_list_created_at_idx on public.suppression_list (created_at desc, phone);
+
 -- The audit, newest first; and a call's (or batch's, classification's) own history, on its page.
 create index operator_actions_at_idx on public.operator_actions (at desc);
 create index operator_actions_target_ids_idx on public.operator_actions using gin (target_ids);
@@ -613,6 +648,11 @@ create index operator_actions_target_ids_idx on public.operator_actions using gi
 -- The sweep: what is due, by status.
 create index pending_calls_status_next_attempt_idx
   on public.pending_calls (call_status, next_attempt_at);
+-- A phone's waiting rows (a suppression ends them) and the waiting rows past their expiry (the sweep ends them).
+create index pending_calls_waiting_phone_idx on public.pending_calls (phone)
+  where call_status in ('pending', 'retry_pending');
+create index pending_calls_waiting_expires_at_idx on public.pending_calls (expires_at)
+  where call_status in ('pending', 'retry_pending') and expires_at is not null;
 -- claim_next_due: the due rows in the order they are served.
 create index pending_calls_due_idx on public.pending_calls (next_attempt_at, created_at)
   where call_status in ('pending', 'retry_pending');
@@ -745,6 +785,9 @@ create view public.batch_progress with (security_invoker = true) as
          b.retrying,
          b.failed,
          b.cancelled,
+         b.suppressed,
+         b.expired,
+         b.expires_at,
          round(b.completed::numeric / nullif(b.completed + b.failed, 0), 4) as success_rate,
          round(b.duration_seconds_total / nullif(b.calls_with_duration, 0), 1) as average_duration_seconds,
          b.cost_total as total_cost,
@@ -769,7 +812,7 @@ comment on view public.batch_progress is
 --
 -- Rules kept by every function:
 --   * idempotent and monotonic: a duplicate or stale event changes nothing and says changed=false;
---   * a terminal pending_calls status (completed, failed, cancelled) is never left (also enforced by the
+--   * a terminal pending_calls status (completed, failed, cancelled, suppressed, expired) is never left (also enforced by the
 --     pending_calls_terminal_guard trigger; retry_failed_batch and an operator's reset are the deliberate
 --     exceptions);
 --   * locks are taken in one order, pending_calls row first, then its call_sessions row, so concurrent
@@ -813,8 +856,8 @@ create trigger batches_set_updated_at
 -- deliberate exceptions, each for one statement, each set by the one function that may:
 --   * retry_failed_batch requeues the failed rows of batch X (failed -> pending), with the transaction-local
 --     setting outcall.reopening = X;
---   * operator_call_action reset (87_operator_actions.sql, audited) requeues the failed or cancelled rows it
---     names (-> pending), with outcall.resetting = the array of their ids.
+--   * operator_call_action reset (87_operator_actions.sql, audited) requeues the failed, cancelled or suppressed
+--     (once the phone is off the list) rows it names (-> pending), with outcall.resetting = the array of their ids.
 create or replace function outcall_private.guard_terminal_status() returns trigger
 language plpgsql
 set search_path = ''
@@ -828,7 +871,7 @@ begin
     if TG_TABLE_SCHEMA = 'public' and TG_TABLE_NAME = 'pending_calls' and v_new = 'pending'
        and ((v_old = 'failed'
              and v_new_row ->> 'batch_id' = pg_catalog.current_setting('outcall.reopening', true))
-            or (v_old in ('failed', 'cancelled')
+            or (v_old in ('failed', 'cancelled', 'suppressed')
                 and (v_new_row ->> 'id')::uuid
                     = any (nullif(pg_catalog.current_setting('outcall.resetting', true), '')::uuid[])))
     then
@@ -844,7 +887,7 @@ $$;
 create trigger pending_calls_terminal_guard
   before update of call_status on public.pending_calls
   for each row execute function outcall_private.guard_terminal_status(
-    'call_status', '{completed,failed,cancelled}');
+    'call_status', '{completed,failed,cancelled,suppressed,expired}');
 create trigger call_sessions_terminal_guard
   before update of status on public.call_sessions
   for each row execute function outcall_private.guard_terminal_status(
@@ -990,6 +1033,21 @@ as $$
     from outcall_private.policy() as p
 $$;
 
+-- Do-not-call and expiry ---------------------------------------------------------------------------------------
+-- Why a waiting row must end instead of being dialled at p_at: 'suppressed' (its phone is on the suppression
+-- list), 'expired' (p_at is at or after its expires_at), or null. The claim's first check (dispatch_gate), the
+-- insert of a row, and the sweep ask it.
+create or replace function outcall_private.undiallable_reason(p_call public.pending_calls, p_at timestamptz)
+returns text
+language sql stable
+set search_path = ''
+as $$
+  select case
+    when exists (select 1 from public.suppression_list as s where s.phone = p_call.phone) then 'suppressed'
+    when p_at >= p_call.expires_at then 'expired'
+  end
+$$;
+
 -- How a pending call's status moves on an attempt's news --------------------------------------------------
 -- The one place it does: only the row's current attempt moves it, only forward, never out of a terminal state.
 -- Returns the row after.
@@ -998,7 +1056,9 @@ $$;
 --   p_to 'failed':        dispatching | calling -> failed (last_error p_error): not worth retrying
 --   p_to 'retry_pending': a retryable failure (last_error p_error): dispatching | calling -> retry_pending,
 --                         next_attempt_at = retry_at(row) (the round's attempt number, the row's own window),
---                         while attempts < max_attempts; else -> failed
+--                         while attempts < max_attempts; else -> failed; -> expired when that next attempt
+--                         would start at or after the row's expires_at (last_error still p_error: why the last
+--                         attempt failed; the status says why there is no other)
 -- A row already in retry_pending is not moved again: a second failure report of the same attempt (Twilio's
 -- busy and VAPI's not_reached) is a duplicate.
 create or replace function outcall_private.advance_pending_call(
@@ -1029,6 +1089,9 @@ begin
     if p_to = 'retry_pending' then
       if p_call.attempts < p_call.max_attempts then
         v_next_attempt_at := outcall_private.retry_at(p_call);
+        if v_next_attempt_at >= p_call.expires_at then
+          v_to := 'expired';
+        end if;
       else
         v_to := 'failed';
       end if;
@@ -1219,8 +1282,10 @@ as $$
                   where s.status = 'dialing' and p.phone = p_phone)
 $$;
 
--- What stands between a claimable row (locked) and its dial, in the order of the answers: outside_window (the
--- row then waits for the opening), phone_dialing, at_capacity, rate_limited. Null = go ahead; the dispatch
+-- What stands between a claimable row (locked) and its dial, in the order of the answers: suppressed or expired
+-- (the row ends so, no session, no call: outcall_private.undiallable_reason), outside_window (the row then waits
+-- for the opening; when that opening is at or after its expires_at it ends expired at once), phone_dialing,
+-- at_capacity, rate_limited. Null = go ahead; the dispatch
 -- lock is then held. The phone is checked under the lock too: two rows of one phone claimed at once must not
 -- both pass. The window is the row's: the policy's intersected with the row's own (row_window_opening). A
 -- window that never opens is outside it for ever (next_attempt_at 'infinity'), never "go ahead".
@@ -1229,10 +1294,21 @@ language plpgsql volatile
 set search_path = ''
 as $$
 declare
-  v_opening timestamptz := outcall_private.row_window_opening(p_call, pg_catalog.now());
+  v_opening timestamptz;
+  v_ends text := outcall_private.undiallable_reason(p_call, pg_catalog.now());
 begin
+  -- (a) the row ends instead of being dialled
+  if v_ends is not null then
+    update public.pending_calls set call_status = v_ends, last_error = v_ends where id = p_call.id;
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', v_ends);
+  end if;
+  v_opening := outcall_private.row_window_opening(p_call, pg_catalog.now());
   if v_opening is null or v_opening > pg_catalog.now() then
     v_opening := coalesce(v_opening, 'infinity');
+    if v_opening >= p_call.expires_at then
+      update public.pending_calls set call_status = 'expired', last_error = 'expired' where id = p_call.id;
+      return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'expired');
+    end if;
     update public.pending_calls set next_attempt_at = v_opening where id = p_call.id;
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'outside_window', 'next_attempt_at', v_opening);
   end if;
@@ -1333,14 +1409,15 @@ end
 $$;
 
 comment on function public.claim_pending_call(uuid) is
-  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | suppressed | expired (the row ended so: its phone is on the suppression list, or its expires_at passed or comes before its window opens) | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
 
 -- claim_next_due ----------------------------------------------------------------------------------------
 -- The most overdue claimable row: due pending/retry_pending with attempts left, not locked by another claim,
 -- whose phone is not dialing, by next_attempt_at then created_at. The dispatch lock is taken first and the
 -- limits checked, so a full Worker touches no row, and the search runs under the lock (its phone filter is
--- exact). A row found outside its window is deferred to its opening and the next one tried, up to
--- c_max_deferrals; past that it answers outside_window with retry_after_ms 0 (more may be due: call again).
+-- exact). A row found outside its window is deferred to its opening, and a suppressed or expired one ended, and
+-- the next one tried, up to c_max_deferrals; past that it answers the last reason with retry_after_ms 0 (more may
+-- be due: call again).
 create or replace function public.claim_next_due() returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -1373,7 +1450,7 @@ begin
     v_answer := outcall_private.dispatch_gate(v_call);
     if v_answer is null then
       return outcall_private.start_attempt(v_call);
-    elsif v_answer ->> 'reason' <> 'outside_window' then
+    elsif v_answer ->> 'reason' not in ('outside_window', 'suppressed', 'expired') then
       return v_answer;  -- (not expected: the limits and the phone were checked under the same lock)
     end if;
   end loop;
@@ -1382,7 +1459,7 @@ end
 $$;
 
 comment on function public.claim_next_due() is
-  'Claims the most overdue claimable row, like claim_pending_call; rows outside their calling window are deferred to the opening (up to 100 per call, then {claimed: false, reason: outside_window, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: at_capacity | rate_limited | idle | outside_window | phone_dialing}.';
+  'Claims the most overdue claimable row, like claim_pending_call; rows outside their calling window are deferred to the opening, suppressed or expired rows ended (up to 100 per call, then {claimed: false, reason: outside_window | suppressed | expired, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: at_capacity | rate_limited | idle | outside_window | phone_dialing | suppressed | expired}.';
 
 -- reserve_dial_slot -------------------------------------------------------------------------------------
 -- The Worker sends Twilio's create request again after a retryable provider error: that request needs a send
@@ -2188,6 +2265,8 @@ comment on function public.invalidate_classification(uuid, text) is
 --     the phone's calls, then reconcile_dialing_session). reconciled_at is set on those returned, so a
 --     concurrent sweep takes others (and SKIP LOCKED skips those another transaction is writing). A session
 --     whose dial is being re-sent is touched by reserve_dial_slot and so not taken.
+--  3. Waiting rows (pending, retry_pending) past their expires_at that no claim reached (not due, outside their
+--     window, no free slot): expired, up to 1,000 a sweep, so the batches' counts are right without a claim.
 -- And the learning runs no listener will finish (past the lease, or their call ended without a result) are
 -- abandoned (outcall_private.abandon_stale_runs, 47_learning.sql), all of them: a claim of their phone would too.
 -- (Locks: part 2 locks sessions without their rows, against the usual order, but SKIP LOCKED never waits, so
@@ -2203,6 +2282,7 @@ declare
   v_reports_missing int := 0;
   v_to_reconcile jsonb;
   v_runs_abandoned int;
+  v_expired int;
 begin
   if v_limit < 1 then
     raise exception 'sweep_stale_sessions: p_limit must be at least 1, got %', v_limit
@@ -2253,15 +2333,29 @@ begin
     from taken as t
     join public.pending_calls as p on p.id = t.pending_call_id;
 
+  with overdue as (
+    select p.id
+      from public.pending_calls as p
+     where p.call_status in ('pending', 'retry_pending') and p.expires_at <= now()
+     order by p.expires_at
+     limit 1000
+       for update skip locked
+  )
+  update public.pending_calls as p
+     set call_status = 'expired', last_error = 'expired'
+    from overdue
+   where p.id = overdue.id;
+  get diagnostics v_expired = row_count;
+
   v_runs_abandoned := outcall_private.abandon_stale_runs(null);
 
   return jsonb_build_object('reports_missing', v_reports_missing, 'to_reconcile', v_to_reconcile,
-                            'runs_abandoned', v_runs_abandoned);
+                            'runs_abandoned', v_runs_abandoned, 'expired', v_expired);
 end
 $$;
 
 comment on function public.sweep_stale_sessions(int) is
-  'Ends rows whose Twilio-completed call got no VAPI report within reconcile_after (failed, vapi_report_missing) and hands out live sessions without news for reconcile_after (reconciled_at set), abandons the learning runs no listener will finish. Returns {reports_missing, to_reconcile: [{session_id, pending_call_id, attempt, phone, call_sid, status, created_at}], runs_abandoned}.';
+  'Ends rows whose Twilio-completed call got no VAPI report within reconcile_after (failed, vapi_report_missing) and hands out live sessions without news for reconcile_after (reconciled_at set), abandons the learning runs no listener will finish, ends waiting rows past their expires_at (expired, up to 1,000). Returns {reports_missing, to_reconcile: [{session_id, pending_call_id, attempt, phone, call_sid, status, created_at}], runs_abandoned, expired}.';
 
 -- reconcile_dialing_session -------------------------------------------------------------------------------
 -- A session still dialing whose create request got no usable answer (the Worker lost it, or never sent it).
@@ -2386,7 +2480,7 @@ set search_path = ''
 as $$
 begin
   NEW.completed_at := case
-    when NEW.total > 0 and NEW.completed + NEW.failed + NEW.cancelled = NEW.total
+    when NEW.total > 0 and NEW.completed + NEW.failed + NEW.cancelled + NEW.suppressed + NEW.expired = NEW.total
       then coalesce(NEW.completed_at, pg_catalog.now())
   end;
   NEW.status := outcall_private.batch_status_of(NEW.cancelled_at, NEW.completed_at, NEW.started_at);
@@ -2445,6 +2539,8 @@ begin
              sum(case when r.call_status = 'retry_pending' then r.sign else 0 end)::int as retrying,
              sum(case when r.call_status = 'failed' then r.sign else 0 end)::int as failed,
              sum(case when r.call_status = 'cancelled' then r.sign else 0 end)::int as cancelled,
+             sum(case when r.call_status = 'suppressed' then r.sign else 0 end)::int as suppressed,
+             sum(case when r.call_status = 'expired' then r.sign else 0 end)::int as expired,
              coalesce(sum(r.sign * r.duration_seconds), 0) as duration_seconds,
              sum(case when r.duration_seconds is not null then r.sign else 0 end)::int as with_duration,
              coalesce(sum(r.sign * r.cost), 0) as cost,
@@ -2463,6 +2559,8 @@ begin
            retrying = retrying + d.retrying,
            failed = failed + d.failed,
            cancelled = cancelled + d.cancelled,
+           suppressed = suppressed + d.suppressed,
+           expired = expired + d.expired,
            duration_seconds_total = duration_seconds_total + d.duration_seconds,
            calls_with_duration = calls_with_duration + d.with_duration,
            cost_total = cost_total + d.cost,
@@ -2495,6 +2593,7 @@ as $$
 begin
   update public.batches
      set total = 0, queued = 0, dialling = 0, in_progress = 0, completed = 0, retrying = 0, failed = 0, cancelled = 0,
+         suppressed = 0, expired = 0,
          duration_seconds_total = 0, calls_with_duration = 0, cost_total = 0
    where total <> 0 or calls_with_duration <> 0 or duration_seconds_total <> 0 or cost_total <> 0;
   return null;
@@ -2556,7 +2655,9 @@ as $$
       'completed', p.completed,
       'retrying', p.retrying,
       'failed', p.failed,
-      'cancelled', p.cancelled),
+      'cancelled', p.cancelled,
+      'suppressed', p.suppressed,
+      'expired', p.expired),
     'success_rate', p.success_rate,
     'average_duration_seconds', p.average_duration_seconds,
     'total_cost', p.total_cost,
@@ -2564,6 +2665,7 @@ as $$
     'started_at', p.started_at,
     'completed_at', p.completed_at,
     'cancelled_at', p.cancelled_at,
+    'expires_at', p.expires_at,
     'updated_at', p.updated_at)
 $$;
 
@@ -2637,6 +2739,7 @@ declare
   v_start time;
   v_end time;
   v_not_before timestamptz;
+  v_expires_at timestamptz;
   v_targets jsonb;
   v_ids uuid[];
   v_found uuid[];
@@ -2652,6 +2755,7 @@ begin
   v_key := p_request ->> 'idempotency_key';
   v_hash := p_request ->> 'request_hash';
   v_not_before := (p_request ->> 'not_before')::timestamptz;
+  v_expires_at := (p_request ->> 'expires_at')::timestamptz;
   v_window := nullif(p_request -> 'window', 'null'::jsonb);
   v_targets := coalesce(nullif(p_request -> 'targets', 'null'::jsonb), '[]'::jsonb);
   v_ids := array(select e::uuid
@@ -2698,6 +2802,18 @@ begin
                         to_char(v_policy.window_end, 'HH24:MI')),
       'value', v_window);
   end if;
+  -- An expiry already past, the batch's or a target's: nothing would ever be dialled (the database's clock decides).
+  if v_expires_at <= now() then
+    v_errors := v_errors || jsonb_build_object(
+      'index', null, 'pending_call_id', null, 'field', 'expiresAt', 'code', 'expires_in_past',
+      'message', 'expiresAt has passed already', 'value', p_request -> 'expires_at');
+  end if;
+  select v_errors || coalesce(jsonb_agg(jsonb_build_object(
+           'index', x.n - 1, 'pending_call_id', null, 'field', 'expiresAt', 'code', 'expires_in_past',
+           'message', 'expiresAt has passed already', 'value', x.e -> 'expires_at') order by x.n), '[]'::jsonb)
+    into v_errors
+    from jsonb_array_elements(v_targets) with ordinality as x(e, n)
+   where (x.e ->> 'expires_at')::timestamptz <= now();
   -- The originals of pending_call_ids, kept from being deleted until the copies are made.
   v_found := array(select p.id from public.pending_calls as p where p.id = any (v_ids) order by p.id for key share);
   if jsonb_array_length(v_targets) = 0 and cardinality(v_found) = 0 then
@@ -2719,10 +2835,10 @@ begin
   -- A concurrent request with the same key waits here for the first to end; if that one committed, this one
   -- is its replay (or a conflict).
   insert into public.batches (name, metadata, idempotency_key, request_hash, not_before, window_days, window_start,
-                              window_end, rejected)
+                              window_end, rejected, expires_at)
   values (coalesce(p_request ->> 'name', outcall_private.default_batch_name(pg_catalog.now())),
           coalesce(nullif(p_request -> 'metadata', 'null'::jsonb), '{}'::jsonb), v_key, v_hash,
-          v_not_before, v_days, v_start, v_end, v_rejected)
+          v_not_before, v_days, v_start, v_end, v_rejected, v_expires_at)
   on conflict (idempotency_key) do nothing
   returning * into v_batch;
   if not found then
@@ -2735,26 +2851,28 @@ begin
   insert into public.pending_calls (batch_id, employee_name, phone, exam_id, employee_dob, client_name, clinic_name,
                                     clinic_timezone, appointment_time, procedures, instructions, variables,
                                     max_attempts, prompt, first_message, next_attempt_at,
-                                    window_days, window_start, window_end)
+                                    window_days, window_start, window_end, expires_at)
   select v_batch.id, t.employee_name, t.phone, t.exam_id, t.employee_dob, t.client_name, t.clinic_name,
          coalesce(t.clinic_timezone, 'America/New_York'), t.appointment_time, coalesce(t.procedures, '{}'),
          coalesce(t.instructions, '{}'::jsonb), coalesce(t.variables, '{}'::jsonb), coalesce(t.max_attempts, 3),
-         t.prompt, t.first_message, coalesce(v_not_before, now()), v_days, v_start, v_end
+         t.prompt, t.first_message, coalesce(v_not_before, now()), v_days, v_start, v_end,
+         least(t.expires_at, v_expires_at)
     from jsonb_to_recordset(v_targets) as t(employee_name text, phone text, exam_id text, employee_dob date,
                                             client_name text, clinic_name text, clinic_timezone text,
                                             appointment_time timestamptz, procedures text[], instructions jsonb,
-                                            variables jsonb, max_attempts int, prompt text, first_message text);
+                                            variables jsonb, max_attempts int, prompt text, first_message text,
+                                            expires_at timestamptz);
   get diagnostics v_targets_created = row_count;
 
   -- The copies: the original's call fields and the budget of its round, in this batch, on its schedule.
   insert into public.pending_calls (batch_id, redial_of, employee_name, phone, exam_id, employee_dob, client_name,
                                     clinic_name, clinic_timezone, appointment_time, procedures, instructions,
                                     variables, prompt, first_message, max_attempts, next_attempt_at,
-                                    window_days, window_start, window_end)
+                                    window_days, window_start, window_end, expires_at)
   select v_batch.id, o.id, o.employee_name, o.phone, o.exam_id, o.employee_dob, o.client_name,
          o.clinic_name, o.clinic_timezone, o.appointment_time, o.procedures, o.instructions,
          o.variables, o.prompt, o.first_message, o.max_attempts - o.attempt_offset, coalesce(v_not_before, now()),
-         v_days, v_start, v_end
+         v_days, v_start, v_end, v_expires_at
     from public.pending_calls as o
    where o.id = any (v_found);
   get diagnostics v_copies_created = row_count;
@@ -2765,7 +2883,7 @@ end
 $$;
 
 comment on function public.create_batch(jsonb) is
-  'Creates a batch from {name (null or absent: outcall_private.default_batch_name of its created_at), metadata, idempotency_key, request_hash, not_before, window: {days, start, end}, targets: [pending_calls columns], pending_call_ids}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}]} | {outcome: replayed, batch_id, accepted, rejected} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call, message, value}]}.';
+  'Creates a batch from {name (null or absent: outcall_private.default_batch_name of its created_at), metadata, idempotency_key, request_hash, not_before, expires_at, window: {days, start, end}, targets: [pending_calls columns; expires_at: least(it, the batch''s)], pending_call_ids (copies expire with the batch)}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}]} | {outcome: replayed, batch_id, accepted, rejected} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call | expires_in_past, message, value}]}.';
 
 -- batch_status ---------------------------------------------------------------------------------------------------
 create or replace function public.batch_status(p_batch_id uuid, p_limit int default 100, p_offset int default 0)
@@ -2805,7 +2923,7 @@ end
 $$;
 
 comment on function public.batch_status(uuid, int, int) is
-  'A batch''s progress and one page of its rows (by created_at, id): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, metadata, results: [{pending_call_id, phone, name, status, attempts, outcome, summary, success_evaluation, duration_seconds, cost, updated_at}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
+  'A batch''s progress and one page of its rows (by created_at, id): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at, metadata, results: [{pending_call_id, phone, name, status, attempts, outcome, summary, success_evaluation, duration_seconds, cost, updated_at}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
 
 -- batch_progress_of -----------------------------------------------------------------------------------------------
 create or replace function public.batch_progress_of(p_batch_id uuid) returns jsonb
@@ -2816,7 +2934,7 @@ as $$
 $$;
 
 comment on function public.batch_progress_of(uuid) is
-  'A batch''s progress, for frequent polling (one row read): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at} or null.';
+  'A batch''s progress, for frequent polling (one row read): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at} or null.';
 
 -- list_batches ----------------------------------------------------------------------------------------------------
 create or replace function public.list_batches(p_limit int default 50, p_offset int default 0) returns jsonb
@@ -2964,6 +3082,180 @@ $$;
 
 comment on function public.retry_failed_batch(uuid) is
   'Requeues the failed rows of a batch (pending, attempt_offset = attempts, a fresh budget of max_attempts - attempt_offset attempts, due now, last_error cleared); the batch reopens. Returns {batch_id, status, requeued} or {batch_id, error: batch_cancelled} (nothing changed) or null.';
+
+-- ======== sql/schema/62_suppression.sql ========
+
+-- 62: do-not-call: the suppression list (public.suppression_list, 10_tables.sql) and what keeps it, and the
+-- functions of the API's /api/v1/suppressions. Contract: functions/core/src/rpc.rs (AddSuppression,
+-- RemoveSuppression, ListSuppressions). pgTAP: sql/tests/25_dnc_expiry.sql.
+--
+-- A listed phone is never dialled. The claim is the guarantee (dispatch_gate's first check, 30_dispatch.sql, ends
+-- a waiting row of a listed phone suppressed: no session, no call); besides, so that a list shows it at once:
+--   * adding a phone ends its waiting rows (pending, retry_pending) suppressed, in the same transaction; a live
+--     call finishes, and its retry is then ended by the claim;
+--   * a row inserted for a listed phone (or already past its expires_at) is created ended.
+-- Removing a phone changes no row: suppressed is terminal (an operator's reset revives a row, 87_operator_actions.sql).
+-- SMS opt-outs feed the list: an sms_opt_outs row (a STOP, Twilio's 21610, or by hand) adds an sms_opt_out entry
+-- unless the phone is listed already; its deletion (a START) removes the phone's entry only when it is that
+-- sms_opt_out entry (a manual or clinic entry stays).
+
+-- A row inserted for a listed phone, or past its expiry, is created ended (no webhook is sent for it:
+-- 70_webhook.sql's triggers take pending rows only). SECURITY DEFINER: the list is read whoever inserts.
+create or replace function outcall_private.end_undiallable_on_insert() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_ends text := outcall_private.undiallable_reason(NEW, pg_catalog.now());
+begin
+  if v_ends is not null then
+    NEW.call_status := v_ends;
+    NEW.last_error := v_ends;
+  end if;
+  return NEW;
+end
+$$;
+
+create trigger pending_calls_undiallable_on_insert
+  before insert on public.pending_calls
+  for each row
+  when (NEW.call_status in ('pending', 'retry_pending'))
+  execute function outcall_private.end_undiallable_on_insert();
+
+-- A phone added (or its entry changed): its waiting rows end suppressed, locked in id order first (as every
+-- multi-row writer does) so a concurrent claim of one of them ends first.
+create or replace function outcall_private.suppress_waiting_rows() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform 1 from public.pending_calls
+    where phone = NEW.phone and call_status in ('pending', 'retry_pending')
+    order by id
+    for no key update;
+  update public.pending_calls
+     set call_status = 'suppressed', last_error = 'suppressed'
+   where phone = NEW.phone and call_status in ('pending', 'retry_pending');
+  return null;
+end
+$$;
+
+create trigger suppression_list_suppress_waiting_rows
+  after insert or update of phone on public.suppression_list
+  for each row execute function outcall_private.suppress_waiting_rows();
+
+-- SMS opt-outs ------------------------------------------------------------------------------------------------
+create or replace function outcall_private.suppress_sms_opt_out() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  insert into public.suppression_list (phone, source, reason)
+  values (NEW.phone, 'sms_opt_out',
+          pg_catalog.left('SMS opt-out (' || NEW.source || coalesce(': ' || NEW.keyword, '') || ')', 500))
+  on conflict (phone) do nothing;
+  return null;
+end
+$$;
+
+create or replace function outcall_private.lift_sms_opt_out() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  delete from public.suppression_list where phone = OLD.phone and source = 'sms_opt_out';
+  return null;
+end
+$$;
+
+create trigger sms_opt_outs_suppress
+  after insert on public.sms_opt_outs
+  for each row execute function outcall_private.suppress_sms_opt_out();
+create trigger sms_opt_outs_lift
+  after delete on public.sms_opt_outs
+  for each row execute function outcall_private.lift_sms_opt_out();
+
+-- The API's functions -----------------------------------------------------------------------------------------
+
+-- A suppression_list row as the functions answer it.
+create or replace function outcall_private.suppression_json(p public.suppression_list) returns jsonb
+language sql immutable
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object('phone', p.phone, 'reason', p.reason, 'source', p.source,
+                                       'added_by', p.added_by, 'created_at', p.created_at)
+$$;
+
+-- add_suppression: idempotent. A new phone is added (created: true); a listed one is kept as it is (created:
+-- false), except an sms_opt_out entry, which takes the request's source, reason and added_by: someone asked for it
+-- now, so a START must no longer lift it. p_source manual (default) | sms_opt_out | clinic; the phone in E.164 (the
+-- Worker parses it; the table's check refuses anything else, 23514).
+create or replace function public.add_suppression(
+  p_phone text,
+  p_reason text default null,
+  p_source text default null,
+  p_added_by text default null
+) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_row public.suppression_list;
+begin
+  insert into public.suppression_list (phone, reason, source, added_by)
+  values (p_phone, nullif(btrim(p_reason), ''), coalesce(p_source, 'manual'), p_added_by)
+  on conflict (phone) do nothing
+  returning * into v_row;
+  if found then
+    return jsonb_build_object('created', true, 'suppression', outcall_private.suppression_json(v_row));
+  end if;
+  update public.suppression_list
+     set source = coalesce(p_source, 'manual'), reason = nullif(btrim(p_reason), ''), added_by = p_added_by
+   where phone = p_phone and source = 'sms_opt_out' and coalesce(p_source, 'manual') <> 'sms_opt_out';
+  select * into v_row from public.suppression_list where phone = p_phone;
+  return jsonb_build_object('created', false, 'suppression', outcall_private.suppression_json(v_row));
+end
+$$;
+
+comment on function public.add_suppression(text, text, text, text) is
+  'Puts a phone on the do-not-call list (idempotent): {created: true, suppression} for a new one (its waiting rows end suppressed), {created: false, suppression} when listed already (kept; an sms_opt_out entry takes the new source, reason, added_by). suppression: {phone, reason, source, added_by, created_at}. A phone not in E.164, a reason over 500 characters or an unknown source: 23514.';
+
+create or replace function public.remove_suppression(p_phone text) returns jsonb
+language sql volatile
+set search_path = ''
+as $$
+  with removed as (delete from public.suppression_list where phone = p_phone returning *)
+  select jsonb_build_object('removed', count(*) > 0,
+                            'suppression', (select outcall_private.suppression_json(r) from removed as r))
+    from removed
+$$;
+
+comment on function public.remove_suppression(text) is
+  'Takes a phone off the do-not-call list, whatever its source: {removed: bool, suppression: the entry removed | null}. Rows already ended suppressed stay so (an operator''s reset revives one).';
+
+create or replace function public.list_suppressions(p_limit int default 100, p_offset int default 0) returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  perform outcall_private.check_page('list_suppressions', p_limit, p_offset);
+  return jsonb_build_object(
+    'suppressions', (
+      select coalesce(jsonb_agg(outcall_private.suppression_json(s) order by s.created_at desc, s.phone), '[]'::jsonb)
+        from (select * from public.suppression_list as l
+               order by l.created_at desc, l.phone
+               limit p_limit offset p_offset) as s),
+    'page', jsonb_build_object('limit', p_limit, 'offset', p_offset,
+                               'total', (select count(*) from public.suppression_list)));
+end
+$$;
+
+comment on function public.list_suppressions(int, int) is
+  'One page of the do-not-call list, newest first: {suppressions: [{phone, reason, source, added_by, created_at}], page: {limit, offset, total}}. p_limit 1..1000, p_offset >= 0 (else 22023).';
 
 -- ======== sql/schema/65_sms.sql ========
 
@@ -4050,6 +4342,8 @@ comment on function public.operator_of(uuid) is
 --     makes a waiting row due, ends it, or requeues it. A row dispatching or calling is refused (reason live), and
 --     so is a retry_now or reset of a row whose last session is still live (VAPI's not_reached report can move a
 --     row to retry_pending, or failed, while Twilio's call is still up): never a second live attempt;
+--   * do-not-call and expiry: reset refuses a row past its expires_at (expired) and a row whose phone is on the
+--     suppression list (suppressed); a suppressed row whose phone was taken off the list may be reset;
 --   * terminal rows: retry_now and cancel refuse them (terminal). reset requeues a failed or cancelled row in
 --     place, as retry_failed_batch does (pending, a fresh budget: attempt_offset = attempts, due now), through the
 --     terminal guard's second deliberate exception (outcall.resetting, for that one statement), and the audit row
@@ -4127,9 +4421,15 @@ as $$
     when p_action = 'unarchive' then null
     when p_call.call_status in ('dispatching', 'calling') then 'live'
     when p_action = 'archive' then null
-    when p_action in ('retry_now', 'cancel') and p_call.call_status in ('completed', 'failed', 'cancelled')
+    when p_action in ('retry_now', 'cancel')
+      and p_call.call_status in ('completed', 'failed', 'cancelled', 'suppressed', 'expired')
       then 'terminal'
     when p_action = 'reset' and p_call.call_status = 'completed' then 'completed'
+    -- (the claim would only end it again: past its expiry, or its phone on the do-not-call list)
+    when p_action = 'reset' and (p_call.call_status = 'expired' or p_call.expires_at <= pg_catalog.now())
+      then 'expired'
+    when p_action = 'reset' and exists (select 1 from public.suppression_list as l where l.phone = p_call.phone)
+      then 'suppressed'
     when exists (select 1 from outcall_private.live_sessions as s where s.pending_call_id = p_call.id)
       and p_action in ('retry_now', 'reset') then 'live'
     when p_action = 'reset'
@@ -4142,7 +4442,7 @@ $$;
 --   retry_now  pending | retry_pending: due now (next_attempt_at = now() unless earlier); the claim still decides
 --              (calling window, limits)
 --   cancel     pending | retry_pending -> cancelled (last_error cancelled_by_operator)
---   reset      pending | retry_pending | failed | cancelled -> pending, a fresh budget (attempt_offset = attempts,
+--   reset      pending | retry_pending | failed | cancelled | suppressed (phone no longer listed) -> pending, a fresh budget (attempt_offset = attempts,
 --              max_attempts = attempts + the round's budget), due now, last_error and archived_at cleared
 --   archive    any row not dispatching or calling: archived_at = now() (kept if already archived)
 --   unarchive  any row: archived_at = null
@@ -4241,7 +4541,7 @@ end
 $$;
 
 comment on function public.operator_call_action(text, uuid[]) is
-  'An operator''s action on 1 to 500 calls: retry_now (pending | retry_pending due now), cancel (pending | retry_pending -> cancelled), reset (pending | retry_pending | failed | cancelled -> pending with a fresh budget, due now), archive (not dispatching/calling), unarchive. {action, results: [{id, ok, call_status, reason?}]} in the order given; reason: not_found | live | terminal | completed | batch_cancelled. One operator_actions row. Not an operator: 42501; another action, no id, over 500 or a null id: 22023.';
+  'An operator''s action on 1 to 500 calls: retry_now (pending | retry_pending due now), cancel (pending | retry_pending -> cancelled), reset (pending | retry_pending | failed | cancelled | suppressed -> pending with a fresh budget, due now), archive (not dispatching/calling), unarchive. {action, results: [{id, ok, call_status, reason?}]} in the order given; reason: not_found | live | terminal | completed | batch_cancelled | expired | suppressed. One operator_actions row. Not an operator: 42501; another action, no id, over 500 or a null id: 22023.';
 
 -- Batches -------------------------------------------------------------------------------------------------------
 
@@ -4590,18 +4890,19 @@ alter table public.sms_batches enable row level security;
 alter table public.sms_messages enable row level security;
 alter table public.sms_replies enable row level security;
 alter table public.sms_opt_outs enable row level security;
+alter table public.suppression_list enable row level security;
 
 revoke all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
   public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
-  public.sms_opt_outs
+  public.sms_opt_outs, public.suppression_list
   from public, anon, authenticated;
 grant select on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
   public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
-  public.sms_opt_outs
+  public.sms_opt_outs, public.suppression_list
   to authenticated;
 grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
   public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
-  public.sms_opt_outs
+  public.sms_opt_outs, public.suppression_list
   to service_role;
 
 -- Operators (viewer or operator) read every row; any other signed-in user reads none. `(select ...)`: the
@@ -4625,6 +4926,8 @@ create policy "operators can read" on public.sms_messages
 create policy "operators can read" on public.sms_replies
   for select to authenticated using ((select outcall_private.is_viewer()));
 create policy "operators can read" on public.sms_opt_outs
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.suppression_list
   for select to authenticated using ((select outcall_private.is_viewer()));
 
 -- The view over batches. security_invoker: the caller's rights and RLS on public.batches apply (a view without it
@@ -4674,7 +4977,10 @@ revoke all on function
   public.sms_batch_messages(uuid, int, int),
   public.cancel_sms_batch(uuid),
   public.sms_to_reconcile(int, int),
-  public.reconcile_sms(uuid, text, text)
+  public.reconcile_sms(uuid, text, text),
+  public.add_suppression(text, text, text, text),
+  public.remove_suppression(text),
+  public.list_suppressions(int, int)
   from public, anon, authenticated;
 grant execute on function
   public.claim_pending_call(uuid),
@@ -4707,7 +5013,10 @@ grant execute on function
   public.sms_batch_messages(uuid, int, int),
   public.cancel_sms_batch(uuid),
   public.sms_to_reconcile(int, int),
-  public.reconcile_sms(uuid, text, text)
+  public.reconcile_sms(uuid, text, text),
+  public.add_suppression(text, text, text, text),
+  public.remove_suppression(text),
+  public.list_suppressions(int, int)
   to service_role;
 
 -- The operators' actions (87_operator_actions.sql): SECURITY DEFINER, executable by signed-in users, who are
@@ -4797,5 +5106,7 @@ grant execute on function
   outcall_private.is_twilio_sms_status(text),
   outcall_private.is_opted_out(text),
   outcall_private.record_twilio_opt_out(text),
-  outcall_private.sms_sender_fields(text)
+  outcall_private.sms_sender_fields(text),
+  outcall_private.undiallable_reason(public.pending_calls, timestamptz),
+  outcall_private.suppression_json(public.suppression_list)
   to service_role;
