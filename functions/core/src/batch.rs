@@ -1,7 +1,7 @@
 //! A batch request, parsed and validated whole before anything is written.
 //!
 //! `POST /api/v1/batches` takes `{"name", "targets": [...], "pendingCallIds": [...], "schedule":
-//! {"notBefore", "window"}, "metadata"}`, all optional but at least one target or id; without a `name`,
+//! {"notBefore", "window"}, "expiresAt", "metadata"}`, all optional but at least one target or id; without a `name`,
 //! `create_batch` names the batch after its creation time ("Batch 2026-12-02 14:05 UTC"). Every problem is collected (not just the first), each with the
 //! path of the offending item and its value, so a caller can fix a 10,000-target list in one go. What
 //! only the database knows (time-zone names, which ids exist) is checked by `create_batch` in SQL.
@@ -26,7 +26,7 @@ const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 pub const MAX_OBJECT_BYTES: usize = 16 * 1024;
 
 /// The keys a request may have; anything else is a mistake worth reporting, not ignoring.
-const REQUEST_KEYS: [&str; 5] = ["name", "targets", "pendingCallIds", "schedule", "metadata"];
+const REQUEST_KEYS: [&str; 6] = ["name", "targets", "pendingCallIds", "schedule", "expiresAt", "metadata"];
 
 /// One problem with one part of the request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -90,6 +90,8 @@ pub struct NewBatch {
     pub targets: Vec<Map<String, Value>>,
     pub pending_call_ids: Vec<PendingCallId>,
     pub schedule: Schedule,
+    /// `expiresAt`: no row of the batch is dialled from then on (a target's own `expires_at` may be earlier).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl NewBatch {
@@ -104,6 +106,7 @@ impl NewBatch {
             "idempotency_key": idempotency_key,
             "request_hash": request_hash,
             "not_before": self.schedule.not_before.map(|t| t.to_rfc3339()),
+            "expires_at": self.expires_at.map(|t| t.to_rfc3339()),
             "window": window,
             "targets": self.targets,
             "pending_call_ids": self.pending_call_ids,
@@ -168,10 +171,11 @@ pub fn parse_request(body: &str, max_targets: usize) -> Result<NewBatch, BatchRe
     }
     let pending_call_ids = parse_ids(ids, &mut errors);
     let schedule = parse_schedule(request.get("schedule"), &mut errors);
+    let expires_at = parse_expiry(&request, &rows, schedule.not_before, &mut errors);
     if !errors.is_empty() {
         return Err(BatchRequestError::Invalid(errors));
     }
-    Ok(NewBatch { name, metadata, targets: rows, pending_call_ids, schedule })
+    Ok(NewBatch { name, metadata, targets: rows, pending_call_ids, schedule, expires_at })
 }
 
 /// `metadata`: the caller's own object, returned as given (at most [`MAX_OBJECT_BYTES`]).
@@ -216,7 +220,7 @@ enum Kind {
     Attempts,
 }
 
-const TARGET_FIELDS: [(&str, &str, Kind); 14] = [
+const TARGET_FIELDS: [(&str, &str, Kind); 15] = [
     ("phone", "phone", Kind::Phone),
     ("name", "employee_name", Kind::RequiredText(MAX_NAME_CHARS)),
     ("exam_id", "exam_id", Kind::Text(200)),
@@ -231,6 +235,7 @@ const TARGET_FIELDS: [(&str, &str, Kind); 14] = [
     ("max_attempts", "max_attempts", Kind::Attempts),
     ("prompt", "prompt", Kind::Text(MAX_PROMPT_CHARS)),
     ("first_message", "first_message", Kind::Text(MAX_FIRST_MESSAGE_CHARS)),
+    ("expires_at", "expires_at", Kind::Instant),
 ];
 
 /// One target as a row, or `None` after recording what is wrong with it.
@@ -425,6 +430,41 @@ pub(crate) fn parse_not_before(schedule: &Map<String, Value>, errors: &mut Vec<I
             None
         }
     }
+}
+
+/// `expiresAt` (RFC 3339 with an offset, as the instant in UTC), and the rule it and each target's `expires_at`
+/// keep: after `schedule.notBefore` (else no row could ever be dialled). One already past is `create_batch`'s to
+/// refuse (`expires_in_past`): the database's clock is the one the claims read.
+fn parse_expiry(
+    request: &Map<String, Value>,
+    rows: &[Map<String, Value>],
+    not_before: Option<DateTime<Utc>>,
+    errors: &mut Vec<ItemError>,
+) -> Option<DateTime<Utc>> {
+    let raw = request.get("expiresAt").filter(|v| !v.is_null());
+    let expires_at = match raw.map(|v| (v, v.as_str().map(DateTime::parse_from_rfc3339))) {
+        None => None,
+        Some((_, Some(Ok(t)))) => Some(t.with_timezone(&Utc)),
+        Some((value, _)) => {
+            let message = "expiresAt must be an RFC 3339 time with an offset";
+            errors.push(ItemError::new("expiresAt", "invalid_time", message).with_value(value));
+            None
+        }
+    };
+    let Some(not_before) = not_before else { return expires_at };
+    let too_early = |t: DateTime<Utc>| t <= not_before;
+    let message = "must be after schedule.notBefore: no row could be dialled";
+    if let (Some(_), Some(value)) = (expires_at.filter(|t| too_early(*t)), raw) {
+        errors.push(ItemError::new("expiresAt", "expires_before_start", message).with_value(value));
+    }
+    for (index, row) in rows.iter().enumerate() {
+        let own = row.get("expires_at").and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        if own.is_some_and(|t| too_early(t.with_timezone(&Utc))) {
+            let path = format!("targets[{index}].expires_at");
+            errors.push(ItemError::new(path, "expires_before_start", message).at(index).with_value(&row["expires_at"]));
+        }
+    }
+    expires_at
 }
 
 /// `{"days": [1, 2, 3, 4, 5], "start": "09:00", "end": "17:00"}`, times on each callee's clock.
@@ -688,6 +728,34 @@ mod tests {
         let whole = parse(json!({"targets": [{"phone": "+15550001001", "name": "x", "max_attempts": 16.0}]})).unwrap();
         assert_eq!(whole.targets[0]["max_attempts"], json!(16));
         assert_eq!(codes(json!({"window": {"days": [1.5], "start": "08:00", "end": "09:00"}}))[0].1, "invalid_window");
+    }
+
+    #[test]
+    fn expiry_is_an_instant_after_not_before() {
+        let request = |expires: Value, target_expires: Value, not_before: Value| {
+            json!({"targets": [{"phone": "+15550001001", "name": "x", "expires_at": target_expires}],
+                   "expiresAt": expires, "schedule": {"notBefore": not_before}})
+        };
+        let batch =
+            parse(request(json!("2026-12-01T10:00:00-05:00"), json!("2026-12-01T14:00:00Z"), json!(null))).unwrap();
+        assert_eq!(batch.expires_at.map(|t| t.to_rfc3339()), Some("2026-12-01T15:00:00+00:00".into()));
+        assert_eq!(batch.targets[0]["expires_at"], "2026-12-01T14:00:00+00:00");
+        let sent = batch.rpc_request(None, "h");
+        assert_eq!(
+            (sent["expires_at"].as_str(), sent["targets"][0]["expires_at"].as_str()),
+            (Some("2026-12-01T15:00:00+00:00"), Some("2026-12-01T14:00:00+00:00"))
+        );
+        assert_eq!(parse(request(json!(null), json!(null), json!(null))).unwrap().expires_at, None);
+        let codes = |body: Value| errors(body).iter().map(|e| (e.path.clone(), e.code)).collect::<Vec<_>>();
+        assert_eq!(codes(request(json!("soon"), json!(null), json!(null))), vec![("expiresAt".into(), "invalid_time")]);
+        assert_eq!(
+            codes(request(json!("2026-12-01T09:00:00Z"), json!("2026-12-01T08:00:00Z"), json!("2026-12-01T09:00:00Z"))),
+            vec![
+                ("expiresAt".into(), "expires_before_start"),
+                ("targets[0].expires_at".into(), "expires_before_start")
+            ]
+        );
+        assert!(parse(request(json!("2026-12-01T09:00:01Z"), json!(null), json!("2026-12-01T09:00:00Z"))).is_ok());
     }
 
     #[test]

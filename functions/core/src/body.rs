@@ -73,6 +73,9 @@ pub fn route_cap(method: &str, route: Route, batch_max_targets: usize) -> Option
         Route::Api(api::Route::CreateBatch | api::Route::Sms(api::SmsRoute::Create)) | Route::Mcp => {
             Some(batch_max_bytes(batch_max_targets))
         }
+        Route::Api(api::Route::Suppressions(api::SuppressionRoute::Add | api::SuppressionRoute::Remove)) => {
+            Some(crate::suppression::SUPPRESSION_MAX_BYTES)
+        }
         Route::Api(_) => None,
     }
 }
@@ -155,6 +158,9 @@ mod tests {
             ("GET", "/health", None),
             ("GET", "/api/v1/batches", None),
             ("GET", "/api/v1/openapi.json", None),
+            ("POST", "/api/v1/suppressions", Some(8 * KIB)),
+            ("POST", "/api/v1/suppressions/remove", Some(8 * KIB)),
+            ("GET", "/api/v1/suppressions", None),
             ("POST", "/api/v1/operator/calls/cancel", Some(64 * KIB)),
             ("POST", "/api/v1/operator/batches/3f9c1b2e-8d4a-4c6b-9e1f-2a7d5c8b0e13/cancel", Some(64 * KIB)),
             ("POST", "/api/v1/operator/classifications/3f9c1b2e-8d4a-4c6b-9e1f-2a7d5c8b0e13/correct", Some(64 * KIB)),

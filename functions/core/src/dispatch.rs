@@ -67,7 +67,9 @@ pub enum ClaimAnswer {
     NotFound,
     /// Nothing to dial now: the row is taken, finished or not due (`not_claimable`), outside its calling
     /// window (`outside_window`), every slot is live (`at_capacity`), the calls-per-second slot is ahead
-    /// (`rate_limited`), its phone is being dialled (`phone_dialing`) or nothing is due (`idle`).
+    /// (`rate_limited`), its phone is being dialled (`phone_dialing`) or nothing is due (`idle`). Or the row
+    /// ended instead of being dialled ([`ClaimAnswer::ends_row`]): `suppressed` (its phone is on the
+    /// do-not-call list), `expired` (past its `expiresAt`, or its window opens only after it).
     NotClaimed {
         reason: String,
         /// When a try is worth repeating soon: the rate limit's next slot, a phone's dial finishing.
@@ -76,6 +78,11 @@ pub enum ClaimAnswer {
 }
 
 impl ClaimAnswer {
+    /// A reason that ended the row (no call, ever): other rows may still be due, so a dispatch goes on to them.
+    pub fn ends_row(reason: &str) -> bool {
+        matches!(reason, "suppressed" | "expired")
+    }
+
     /// `{"claimed": false, "reason": ..., "retry_after_ms"?: n}` or a claim; a bare `null` means not claimable.
     pub fn from_rpc(value: serde_json::Value) -> Result<Self, serde_json::Error> {
         if value.is_null() {
@@ -163,6 +170,14 @@ mod tests {
             })
         })
         .unwrap()
+    }
+
+    #[test]
+    fn suppressed_and_expired_end_the_row_and_nothing_else_does() {
+        assert!(ClaimAnswer::ends_row("suppressed") && ClaimAnswer::ends_row("expired"));
+        for held in ["outside_window", "at_capacity", "rate_limited", "phone_dialing", "not_claimable", "idle"] {
+            assert!(!ClaimAnswer::ends_row(held), "{held}");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod routes;
 pub mod rpc;
 pub mod sip;
 pub mod sms;
+pub mod suppression;
 pub mod twilio;
 pub mod twiml;
 pub mod user_jwt;

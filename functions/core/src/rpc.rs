@@ -9,7 +9,7 @@
 //! argument the type leaves out has a default. A type cannot be an [`Rpc`] without being in that list
 //! (the `Listed` bound is only implemented by the `contract!` invocation at the end of this file).
 //!
-//! The batch SMS functions are in [`sms`].
+//! The batch SMS functions are in [`sms`], the do-not-call list's in [`suppression`].
 //!
 //! What each function does is written beside it in `sql/schema/`; `docs/architecture.md` and
 //! `sql/README.md` describe the behaviour and point here for the exact arguments and answers.
@@ -26,6 +26,7 @@ use std::fmt;
 use uuid::Uuid;
 
 pub mod sms;
+pub mod suppression;
 
 pub use crate::context::CallContext;
 pub use crate::dispatch::{Claim, ClaimAnswer};
@@ -690,7 +691,7 @@ pub struct DatabaseItemError {
     pub pending_call_id: Option<String>,
     #[serde(default)]
     pub field: Option<String>,
-    /// `invalid_timezone`, `window_outside_policy`, `nothing_to_call`.
+    /// `invalid_timezone`, `window_outside_policy`, `nothing_to_call`, `expires_in_past`.
     #[serde(default)]
     pub code: Option<String>,
     #[serde(default)]
@@ -1030,6 +1031,9 @@ contract!(
     sms::CancelSmsBatch,
     sms::SmsToReconcile,
     sms::ReconcileSms,
+    suppression::AddSuppression,
+    suppression::RemoveSuppression,
+    suppression::ListSuppressions,
 );
 
 #[cfg(test)]
@@ -1048,7 +1052,7 @@ mod tests {
     #[test]
     fn every_function_is_listed_once_with_p_arguments() {
         let names = functions();
-        assert_eq!(names.len(), 35, "{names:?}");
+        assert_eq!(names.len(), 38, "{names:?}");
         let mut unique = names.clone();
         unique.sort();
         unique.dedup();

@@ -34,15 +34,17 @@ pub async fn dispatch(config: &Config, db: &Db, id: PendingCallId) -> Result<Dis
     let claim = match db.call(&ClaimPendingCall { pending_call_id: id }).await? {
         ClaimAnswer::Claimed(claim) => claim,
         ClaimAnswer::NotFound => return Err(ApiError::not_found(format!("no pending call has id {id}"))),
-        // Taken, not due, outside its window or no free slot: not an error, and the row stays due.
+        // Taken, not due, outside its window or no free slot: not an error, and the row stays due. A row that
+        // ended (suppressed, expired) leaves the others of its batch to the drain.
         ClaimAnswer::NotClaimed { reason, .. } => {
+            let more_due = ClaimAnswer::ends_row(&reason);
             return Ok(Dispatched {
                 pending_call_id: id,
                 dispatched: false,
                 call_sid: None,
                 reason: Some(reason),
-                more_due: false,
-            })
+                more_due,
+            });
         }
     };
     let (call_sid, reason) = match dial(config, db, &claim).await? {

@@ -5,6 +5,7 @@ use crate::batch::ItemError;
 use crate::error::ApiError;
 use crate::ids::BatchId;
 use crate::rpc::sms::SmsBatchCreated;
+use crate::rpc::suppression::SuppressionAdded;
 use crate::rpc::{BatchCreated, DatabaseItemError};
 use serde_json::{json, Map, Value};
 
@@ -90,6 +91,7 @@ fn database_item_error(raw: &DatabaseItemError) -> ItemError {
         Some("invalid_timezone") => "invalid_timezone",
         Some("window_outside_policy") => "window_outside_policy",
         Some("nothing_to_call") => "nothing_to_call",
+        Some("expires_in_past") => "expires_in_past",
         _ => "invalid",
     };
     let message = raw.message.clone().unwrap_or_default();
@@ -127,6 +129,12 @@ fn camel_case(key: &str) -> String {
         }
     }
     out
+}
+
+/// `add_suppression`'s answer as HTTP: 201 for a phone listed now, 200 for one listed already; in camelCase.
+pub fn suppression_added(answer: SuppressionAdded) -> (u16, Value) {
+    let status = if answer.created { 201 } else { 200 };
+    (status, api_json(json!({"created": answer.created, "suppression": answer.suppression})))
 }
 
 /// A read or change of one batch as the API answers it: `null` (no such batch) → 404, a cancelled
@@ -193,6 +201,19 @@ mod tests {
         assert!(sms_create_answer(&replayed, "x").unwrap().replayed);
         let conflict = sms_create_answer(&read(json!({"outcome": "conflict", "batch_id": ID})), "x").unwrap_err();
         assert_eq!((conflict.status, conflict.code), (409, "idempotency_conflict"));
+    }
+
+    #[test]
+    fn a_suppression_is_201_when_new_and_200_when_listed_already() {
+        let read = |created: bool| {
+            serde_json::from_value::<SuppressionAdded>(json!({"created": created, "suppression":
+                {"phone": "+15550001001", "reason": null, "source": "manual", "added_by": "api", "created_at": "t"}}))
+            .unwrap()
+        };
+        let (status, body) = suppression_added(read(true));
+        assert_eq!(status, 201);
+        assert_eq!(body["suppression"]["addedBy"], "api");
+        assert_eq!(suppression_added(read(false)).0, 200);
     }
 
     #[test]

@@ -8,9 +8,11 @@ mod events;
 mod request;
 mod route;
 
-pub use answers::{api_json, batch_answer, create_answer, sms_create_answer, validation_error, Accepted};
+pub use answers::{
+    api_json, batch_answer, create_answer, sms_create_answer, suppression_added, validation_error, Accepted,
+};
 pub use events::{
     completed, last_event_id, ProgressFeed, EVENTS_KEEPALIVE_MS, EVENTS_LIFETIME_MS, EVENTS_POLL_MS, EVENTS_RETRY_MS,
 };
 pub use request::{authorize, idempotency_key, Page, MAX_OFFSET, MAX_PAGE};
-pub use route::{allow_header, allowed_methods, route, Route, SmsRoute, OPENAPI_DOCUMENT, ROUTES};
+pub use route::{allow_header, allowed_methods, route, Route, SmsRoute, SuppressionRoute, OPENAPI_DOCUMENT, ROUTES};

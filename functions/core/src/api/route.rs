@@ -9,7 +9,7 @@ use uuid::Uuid;
 pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");
 
 /// Every route, as the OpenAPI document names it: (method, path template).
-pub const ROUTES: [(&str, &str); 13] = [
+pub const ROUTES: [(&str, &str); 16] = [
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/batches"),
     ("GET", "/api/v1/batches"),
@@ -23,6 +23,9 @@ pub const ROUTES: [(&str, &str); 13] = [
     ("GET", "/api/v1/sms-batches/{smsBatchId}/messages"),
     ("GET", "/api/v1/sms-batches/{smsBatchId}/events"),
     ("POST", "/api/v1/sms-batches/{smsBatchId}/cancel"),
+    ("POST", "/api/v1/suppressions"),
+    ("GET", "/api/v1/suppressions"),
+    ("POST", "/api/v1/suppressions/remove"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +40,16 @@ pub enum Route {
     RetryFailed(BatchId),
     /// `/api/v1/sms-batches...`
     Sms(SmsRoute),
+    /// `/api/v1/suppressions...`: the do-not-call list.
+    Suppressions(SuppressionRoute),
+}
+
+/// The do-not-call list's routes (the phone always in the body, never in the path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuppressionRoute {
+    Add,
+    List,
+    Remove,
 }
 
 /// The SMS batches' routes.
@@ -56,7 +69,8 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
     let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     let (template, id) = match segments.as_slice() {
         ["openapi.json"] => ("/api/v1/openapi.json".to_owned(), None),
-        [collection @ ("batches" | "sms-batches")] => (format!("/api/v1/{collection}"), None),
+        [collection @ ("batches" | "sms-batches" | "suppressions")] => (format!("/api/v1/{collection}"), None),
+        ["suppressions", "remove"] => ("/api/v1/suppressions/remove".to_owned(), None),
         ["batches", id] => ("/api/v1/batches/{batchId}".to_owned(), Some(*id)),
         ["sms-batches", id] => ("/api/v1/sms-batches/{smsBatchId}".to_owned(), Some(*id)),
         ["batches", id, action] => (format!("/api/v1/batches/{{batchId}}/{action}"), Some(*id)),
@@ -90,6 +104,9 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
         (_, "/api/v1/sms-batches/{smsBatchId}/messages") => Route::Sms(SmsRoute::Messages(sms())),
         (_, "/api/v1/sms-batches/{smsBatchId}/events") => Route::Sms(SmsRoute::Events(sms())),
         (_, "/api/v1/sms-batches/{smsBatchId}/cancel") => Route::Sms(SmsRoute::Cancel(sms())),
+        ("POST", "/api/v1/suppressions") => Route::Suppressions(SuppressionRoute::Add),
+        ("GET", "/api/v1/suppressions") => Route::Suppressions(SuppressionRoute::List),
+        (_, "/api/v1/suppressions/remove") => Route::Suppressions(SuppressionRoute::Remove),
         _ => return None,
     }))
 }
@@ -136,6 +153,9 @@ mod tests {
         assert_eq!(ok("GET", &format!("/api/v1/sms-batches/{ID}/messages")), Route::Sms(SmsRoute::Messages(sms)));
         assert_eq!(ok("GET", &format!("/api/v1/sms-batches/{ID}/events")), Route::Sms(SmsRoute::Events(sms)));
         assert_eq!(ok("POST", &format!("/api/v1/sms-batches/{ID}/cancel")), Route::Sms(SmsRoute::Cancel(sms)));
+        assert_eq!(ok("POST", "/api/v1/suppressions"), Route::Suppressions(SuppressionRoute::Add));
+        assert_eq!(ok("GET", "/api/v1/suppressions"), Route::Suppressions(SuppressionRoute::List));
+        assert_eq!(ok("POST", "/api/v1/suppressions/remove"), Route::Suppressions(SuppressionRoute::Remove));
     }
 
     #[test]
@@ -153,6 +173,9 @@ mod tests {
         assert_eq!(status("POST", &format!("/api/v1/sms-batches/{ID}/events")), 405);
         assert_eq!(status("GET", "/api/v1/sms-batches/x/messages"), 400);
         assert!(route("GET", "/health").is_none());
+        assert_eq!(status("DELETE", "/api/v1/suppressions"), 405);
+        assert_eq!(status("GET", "/api/v1/suppressions/remove"), 405);
+        assert!(route("DELETE", "/api/v1/suppressions/+15550001001").is_none(), "no phone in a path");
     }
 
     #[test]

@@ -6,7 +6,9 @@ use crate::api::{self, Page, OPENAPI_DOCUMENT};
 use crate::batch;
 use crate::error::ApiError;
 use crate::ids::{BatchId, SmsBatchId};
+use crate::phone::PhoneNumber;
 use crate::sms;
+use crate::suppression::{self, NewSuppression};
 use serde_json::{json, Map, Value};
 
 use super::message::RpcError;
@@ -46,6 +48,14 @@ pub enum ToolCall {
     CancelSms {
         batch_id: SmsBatchId,
     },
+    /// `add_suppression`'s arguments, as `POST /api/v1/suppressions` parses them.
+    Suppress(NewSuppression),
+    ListSuppressions {
+        page: Page,
+    },
+    Unsuppress {
+        phone: PhoneNumber,
+    },
 }
 
 /// A tool: the REST route it is (path and method in the OpenAPI document, and its success status), the route's
@@ -61,7 +71,7 @@ struct Tool {
     description: &'static str,
 }
 
-const TOOLS: [Tool; 9] = [
+const TOOLS: [Tool; 12] = [
     Tool {
         name: "trigger-batch-calls",
         path: "/api/v1/batches",
@@ -154,9 +164,39 @@ const TOOLS: [Tool; 9] = [
         description: "Cancel an SMS batch (POST /api/v1/sms-batches/{smsBatchId}/cancel): messages not yet sent \
             are dropped; those already handed to Twilio go. Cancelling again is harmless.",
     },
+    Tool {
+        name: "suppress-number",
+        path: "/api/v1/suppressions",
+        method: "post",
+        status: "201",
+        parameters: &[],
+        hints: [false, true, true, false],
+        description: "Put a phone on the do-not-call list (POST /api/v1/suppressions): it is never dialled again; its \
+            rows waiting for a call end suppressed at once. Optional reason and source (manual by default, \
+            sms_opt_out, clinic). Adding a listed phone again is harmless (created: false).",
+    },
+    Tool {
+        name: "list-suppressions",
+        path: "/api/v1/suppressions",
+        method: "get",
+        status: "200",
+        parameters: &["ResultLimit", "Offset"],
+        hints: [true, false, true, false],
+        description: "The do-not-call list, newest first, a page at a time (GET /api/v1/suppressions).",
+    },
+    Tool {
+        name: "unsuppress-number",
+        path: "/api/v1/suppressions/remove",
+        method: "post",
+        status: "200",
+        parameters: &[],
+        hints: [false, true, true, false],
+        description: "Take a phone off the do-not-call list (POST /api/v1/suppressions/remove), whatever its source; \
+            rows already ended suppressed stay so. Removing a phone that is not listed is harmless (removed: false).",
+    },
 ];
 
-pub const TOOL_NAMES: [&str; 9] = [
+pub const TOOL_NAMES: [&str; 12] = [
     TOOLS[0].name,
     TOOLS[1].name,
     TOOLS[2].name,
@@ -166,6 +206,9 @@ pub const TOOL_NAMES: [&str; 9] = [
     TOOLS[6].name,
     TOOLS[7].name,
     TOOLS[8].name,
+    TOOLS[9].name,
+    TOOLS[10].name,
+    TOOLS[11].name,
 ];
 
 fn document() -> Value {
@@ -315,6 +358,11 @@ impl ToolCall {
                 let request = sms::request::parse_request(body, max_targets)?.rpc_request(key, hash);
                 Ok(ToolCall::TriggerSms { request })
             }),
+            "suppress-number" => {
+                suppression::parse_add(&Value::Object(arguments.clone()).to_string()).map(ToolCall::Suppress)
+            }
+            "unsuppress-number" => suppression::parse_remove(&Value::Object(arguments.clone()).to_string())
+                .map(|phone| ToolCall::Unsuppress { phone }),
             _ => read_arguments(tool, arguments),
         })
     }
@@ -375,6 +423,7 @@ fn read_arguments(tool: &Tool, arguments: &Map<String, Value>) -> Result<ToolCal
         "get-sms-batch-status" => ToolCall::SmsStatus { batch_id: sms_batch_id()? },
         "get-sms-batch-messages" => ToolCall::SmsMessages { batch_id: sms_batch_id()?, page: page(100)? },
         "cancel-sms-batch" => ToolCall::CancelSms { batch_id: sms_batch_id()? },
+        "list-suppressions" => ToolCall::ListSuppressions { page: page(100)? },
         _ => ToolCall::Cancel { batch_id: batch_id()? },
     })
 }
@@ -420,6 +469,28 @@ mod tests {
         assert_eq!(sms["outputSchema"]["required"], json!(["smsBatchId", "statusUrl", "accepted", "optedOut"]));
         assert_eq!(tool("get-sms-batch-messages")["inputSchema"]["required"], json!(["smsBatchId"]));
         assert_eq!(tool("cancel-sms-batch")["annotations"]["destructiveHint"], true);
+        let suppress = tool("suppress-number");
+        assert_eq!(suppress["inputSchema"]["required"], json!(["phone"]));
+        assert_eq!(suppress["outputSchema"]["required"], json!(["created", "suppression"]));
+        assert_eq!(tool("unsuppress-number")["inputSchema"]["additionalProperties"], false);
+        assert_eq!(tool("list-suppressions")["outputSchema"]["required"], json!(["suppressions", "page"]));
+    }
+
+    #[test]
+    fn suppression_tools_parse_like_the_api() {
+        let call = ToolCall::parse("suppress-number", &json!({"phone": "+1 555 600 0001", "source": "clinic"}), 1);
+        let Ok(Ok(ToolCall::Suppress(new))) = call else { panic!("a valid suppression: {call:?}") };
+        assert_eq!((new.phone.as_str(), new.source), ("+15556000001", suppression::Source::Clinic));
+        let refused = ToolCall::parse("suppress-number", &json!({"phone": "12"}), 1).unwrap().unwrap_err();
+        assert_eq!(refused.body()["error"]["items"][0]["path"], "phone");
+        assert_eq!(
+            ToolCall::parse("unsuppress-number", &json!({"phone": "+15556000001"}), 1),
+            Ok(Ok(ToolCall::Unsuppress { phone: PhoneNumber::parse("+15556000001").unwrap() }))
+        );
+        assert_eq!(
+            ToolCall::parse("list-suppressions", &json!({"limit": 5}), 1),
+            Ok(Ok(ToolCall::ListSuppressions { page: Page { limit: 5, offset: 0 } }))
+        );
     }
 
     #[test]

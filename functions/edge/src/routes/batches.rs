@@ -30,6 +30,7 @@ pub async fn handle(route: Route, req: Incoming, env: &Env, ctx: &Context) -> An
     let (answer, batch) = match route {
         Route::OpenApi => return openapi_document(),
         Route::Sms(route) => return super::sms::handle(route, req, config, db, ctx).await,
+        Route::Suppressions(route) => return super::suppressions::handle(route, req, &config, &db).await,
         Route::CreateBatch => return create(req, &config, &db).await,
         Route::Events(id) => return events(db, id, api::last_event_id(req.header("Last-Event-ID").as_deref())).await,
         Route::ListBatches => {

@@ -14,8 +14,10 @@ use outcall_core::error::ApiError;
 use outcall_core::mcp::{self, Dispatch, ToolCall};
 use outcall_core::routes::Route;
 use outcall_core::rpc::sms::{CancelSmsBatch, CreateSmsBatch, SmsBatchMessages, SmsBatchStatus};
+use outcall_core::rpc::suppression::{AddSuppression, ListSuppressions, RemoveSuppression};
 use outcall_core::rpc::{BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches};
 use outcall_core::sms::sending::BATCH_SEND_BUDGET_MS;
+use outcall_core::suppression::ADDED_BY_API;
 use serde_json::Value;
 use std::rc::Rc;
 use worker::{Context, Env, Response};
@@ -84,6 +86,18 @@ async fn run(call: ToolCall, config: Rc<Config>, ctx: &Context) -> Result<Value,
         }
         ToolCall::CancelSms { batch_id } => {
             return sms_batch_answer(db.call(&CancelSmsBatch { batch_id }).await?, batch_id)
+        }
+        ToolCall::Suppress(new) => {
+            let added_by = Some(ADDED_BY_API.to_owned());
+            let add = AddSuppression { phone: new.phone, reason: new.reason, source: new.source, added_by };
+            return Ok(api::suppression_added(db.call(&add).await?).1);
+        }
+        ToolCall::ListSuppressions { page } => {
+            let list = db.call(&ListSuppressions { limit: page.limit, offset: page.offset }).await?;
+            return Ok(api::api_json(Value::Object(list)));
+        }
+        ToolCall::Unsuppress { phone } => {
+            return Ok(api::api_json(Value::Object(db.call(&RemoveSuppression { phone }).await?)));
         }
     };
     api::batch_answer(document(answer), batch)

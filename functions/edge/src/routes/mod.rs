@@ -7,6 +7,7 @@ pub mod mcp;
 pub mod operator;
 pub mod sms;
 pub mod stream;
+pub mod suppressions;
 pub mod twilio_sms;
 pub mod twilio_status;
 pub mod vapi;
