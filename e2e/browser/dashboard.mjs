@@ -268,6 +268,7 @@ async function operatorCases(browser, emails, ids) {
   assert.deepEqual(history.map((a) => a.action), ['cancel', 'archive', 'unarchive']);
 
   await batchCases(page, ids);
+  await pauseCases(page, emails);
   await phoneCases(page);
 
   // The calls list, searched down to this run's rows, exported as CSV: what the database holds.
@@ -335,6 +336,37 @@ async function batchCases(page, ids) {
     (await rest('GET', `batches?id=eq.${ids.batch}&select=completed_at`))[0].completed_at, 90_000);
   await go(page, '#/batches', `table.batches tr[data-id="${ids.batch}"]`);
   await screenshot(page, 'batches');
+}
+
+// Pause and resume a batch from its page (scheduled a year ahead: nothing is dialled either way): the page shows it
+// paused, live, and the audit names the operator; resume clears it.
+async function pauseCases(page, emails) {
+  const notBefore = new Date(Date.now() + 365 * 24 * 3600 * 1000).toISOString();
+  const response = await fetch(`${env.WORKER_URL}/api/v1/batches`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${env.API_KEY}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: `paused ${RUN}`, schedule: { notBefore }, maxConcurrency: 2, targets: [
+      { phone: phones.human[1], name: `Di Paused ${RUN}`, clinic_timezone: TIMEZONE }] }),
+  });
+  const { batchId } = await response.json();
+  assert.equal(response.status, 202);
+  await go(page, `#/batches/${batchId}`, '#batch-status');
+  assert.equal(await page.locator('#batch-paused').count(), 0, 'not paused at first');
+  for (const [action, text] of [['pause', 'Paused: nothing new is dialled; live calls finish.'], ['resume', 'Resumed.']]) {
+    await page.click(`button.action[data-action="${action}-batch"]`);
+    await page.click(`button[data-confirm="${action}-batch"]`);
+    await page.waitForFunction(([a, t]) =>
+      document.querySelector(`.confirmed-action[data-for="${a}-batch"] .action-output`)?.textContent === t,
+    [action, text]);
+    // Live: the page follows public.batches.
+    await page.waitForFunction((paused) => !!document.getElementById('batch-paused') === paused, action === 'pause');
+    if (action === 'pause') await screenshot(page, 'batch-paused');
+  }
+  const audit = await rest('GET', `operator_actions?target_ids=cs.{${batchId}}&order=at`);
+  assert.deepEqual(audit.map((a) => [a.action, a.actor, a.email]).sort(),
+    [['pause', 'operator', emails.operator], ['resume', 'operator', emails.operator]]);
+  await fetch(`${env.WORKER_URL}/api/v1/batches/${batchId}/cancel`,
+    { method: 'POST', headers: { Authorization: `Bearer ${env.API_KEY}` } });
 }
 
 // The live call's phone was learned (every first call to a phone is a learning call): invalidate it from the page.

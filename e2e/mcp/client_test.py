@@ -2,13 +2,14 @@
 against the running stack. Run by e2e/tests/mcp.rs, which passes the stack's settings in the environment.
 
 It checks, in order:
-- the client initializes and lists the nine tools, each with object input and output schemas and annotations
+- the client initializes and lists the eleven tools, each with object input and output schemas and annotations
   (reads are read-only, the cancels destructive, the triggers not read-only);
 - trigger-batch-calls with 2 targets is accepted, and get-batch-status, polled, shows the batch end;
 - get-batch-status and get-batch-transcripts answer what the REST API answers, and the rows PostgREST holds;
 - a bad phone in target 1 is a tool error (isError) with code validation_error and path targets[1].phone,
   and nothing is written;
-- list-batches includes the batch; cancel-batch cancels a fresh batch scheduled a year ahead;
+- list-batches includes the batch; pause-batch pauses a fresh batch scheduled a year ahead (again: changed false),
+  resume-batch resumes it; cancel-batch cancels it, and pausing it then is a tool error batch_cancelled;
 - trigger-batch-sms with a template and 2 targets is accepted and every message is delivered;
   get-sms-batch-status and get-sms-batch-messages answer what the REST API answers and the database holds;
   a placeholder a target lacks is a tool error at targets[1].variables.when, nothing written;
@@ -39,7 +40,7 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 SMS = json.loads(os.environ["OUTCALL_MCP_SMS"])
 TOOLS = {"trigger-batch-calls", "get-batch-status", "get-batch-transcripts", "list-batches", "cancel-batch",
-         "trigger-batch-sms", "get-sms-batch-status", "get-sms-batch-messages", "cancel-sms-batch"}
+         "pause-batch", "resume-batch", "trigger-batch-sms", "get-sms-batch-status", "get-sms-batch-messages", "cancel-sms-batch"}
 ENDED = {"completed", "cancelled"}
 
 
@@ -171,10 +172,18 @@ async def list_and_cancel(session, ended_batch):
     arguments = {"name": f"{RUN}-cancel", "schedule": {"notBefore": next_year},
                  "targets": [{"phone": PHONES[0], "name": "Later Person"}]}
     fresh = structured(await call(session, "trigger-batch-calls", arguments), "a batch a year ahead")["batchId"]
+    for tool, paused, changed in [("pause-batch", True, True), ("pause-batch", True, False), ("resume-batch", False, True)]:
+        answer = structured(await call(session, tool, {"batchId": fresh}), tool)
+        check(answer["paused"] is paused and answer["changed"] is changed, f"{tool}: paused {paused}, changed {changed}")
+    rows = postgrest(f"operator_actions?select=action,actor&target_ids=cs.{{{fresh}}}")
+    check(sorted((r["action"], r["actor"]) for r in rows) == [("pause", "api_key"), ("pause", "api_key"),
+                                                               ("resume", "api_key")], "each call audited as the API key")
     cancelled = structured(await call(session, "cancel-batch", {"batchId": fresh}), "cancel-batch")
     check(cancelled["status"] == "cancelled" and cancelled["cancelled"] == 1, "cancel-batch cancels it")
     rows = postgrest(f"pending_calls?select=call_status&batch_id=eq.{fresh}")
     check([r["call_status"] for r in rows] == ["cancelled"], "its row is cancelled in the database")
+    refused = await session.call_tool("pause-batch", {"batchId": fresh})
+    check(refused.isError and "batch_cancelled" in refused.content[0].text, "pause-batch of a cancelled batch: a tool error")
 
 
 async def an_sms_batch_is_delivered(session):

@@ -512,6 +512,13 @@ async fn the_openapi_document_is_what_the_worker_does() {
     assert_eq!(answer.status, 200);
     assert!(list["batches"].as_array().unwrap().iter().any(|b| b["batchId"] == json!(batch)), "{list}");
 
+    // Pausing is 200 (again: changed false), resuming too.
+    for (action, changed, paused) in [("pause", true, true), ("pause", false, true), ("resume", true, false)] {
+        let answer = client.main("POST", &format!("{location}/{action}"), Key::Right).await;
+        let body = contract.check("POST", &format!("/api/v1/batches/{{batchId}}/{action}"), &answer);
+        assert_eq!((answer.status, &body["changed"], &body["paused"]), (200, &json!(changed), &json!(paused)), "{body}");
+    }
+
     // Retrying a live batch's failures (none) is 200; cancelling is 200; then retrying is 409.
     let answer = client.main("POST", &format!("{location}/retry-failed"), Key::Right).await;
     let retried = contract.check("POST", "/api/v1/batches/{batchId}/retry-failed", &answer);
@@ -528,6 +535,11 @@ async fn the_openapi_document_is_what_the_worker_does() {
         contract.check("POST", "/api/v1/batches/{batchId}/retry-failed", &answer)["error"]["code"],
         "batch_cancelled"
     );
+    for action in ["pause", "resume"] {
+        let answer = client.main("POST", &format!("{location}/{action}"), Key::Right).await;
+        let body = contract.check("POST", &format!("/api/v1/batches/{{batchId}}/{action}"), &answer);
+        assert_eq!((answer.status, &body["error"]["code"]), (409, &json!("batch_cancelled")), "{action}: {body}");
+    }
     let answer = client.main("GET", &location, Key::Right).await;
     let status = contract.check("GET", "/api/v1/batches/{batchId}", &answer);
     assert_eq!((&status["status"], &status["counts"]["cancelled"]), (&json!("cancelled"), &json!(3)), "{status}");

@@ -91,6 +91,13 @@ create table public.batches (
   started_at timestamptz,
   completed_at timestamptz,
   cancelled_at timestamptz,
+  -- Campaign controls. paused_at: pause_batch .. resume_batch, nothing new is dialled meanwhile (null: not
+  -- paused). The batch's own limits on top of the policy's (null: none), held by the claims (30_dispatch.sql).
+  paused_at timestamptz,
+  max_concurrency int
+    constraint batches_max_concurrency_positive check (max_concurrency >= 1),
+  calls_per_second numeric
+    constraint batches_calls_per_second_positive check (calls_per_second > 0),
   constraint batches_window_valid check (
     case when window_days is null and window_start is null and window_end is null then true
          when window_days is null or window_start is null or window_end is null then false
@@ -99,7 +106,7 @@ create table public.batches (
 );
 
 comment on table public.batches is
-  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired, duration_seconds_total, calls_with_duration, cost_total) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cancelled_at by cancel_batch. status: queued -> in_progress -> completed, or cancelled.';
+  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired, duration_seconds_total, calls_with_duration, cost_total) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cancelled_at by cancel_batch. status: queued -> in_progress -> completed, or cancelled; paused_at (pause_batch, resume_batch) holds its rows without changing status; max_concurrency and calls_per_second are its own dispatch limits.';
 
 -- list_batches: newest first.
 create index batches_created_at_idx on public.batches (created_at, id);
@@ -284,25 +291,29 @@ comment on column public.classification_runs.token_sha256 is
 create table public.operator_actions (
   id uuid primary key default gen_random_uuid(),
   at timestamptz not null default now(),
-  user_id uuid not null,
-  email text not null,
+  user_id uuid,
+  email text,
   action text not null,
   target_kind text not null
     constraint operator_actions_target_kind_valid check (target_kind in ('call', 'batch', 'classification')),
   target_ids uuid[] not null,
+  -- Who: an operator (user_id, email) or the API key (pause_batch, resume_batch: no user, no email).
+  actor text not null default 'operator'
+    constraint operator_actions_actor_valid check (actor in ('operator', 'api_key')),
   -- Per kind: call {results: [{id, ok, reason?, before, after}]}; batch {before, after, answer};
   -- classification {ok, reason?, note (the operator's reason), before, after}.
   detail jsonb not null
     constraint operator_actions_detail_object check (jsonb_typeof(detail) = 'object'),
   constraint operator_actions_action_valid check (case target_kind
     when 'call' then action in ('retry_now', 'cancel', 'reset', 'archive', 'unarchive')
-    when 'batch' then action in ('cancel', 'retry_failed')
+    when 'batch' then action in ('cancel', 'retry_failed', 'pause', 'resume')
     when 'classification' then action in ('invalidate', 'correct')
-  end)
+  end),
+  constraint operator_actions_actor_identified check ((actor = 'operator') = (user_id is not null and email is not null))
 );
 
 comment on table public.operator_actions is
-  'The audit of operators'' actions: who (user_id, email at the time), when (at), what (action on target_kind call | batch | classification, target_ids) and detail (before and after). Written only by operator_call_action, operator_batch_action and operator_classification_action.';
+  'The audit of operators'' actions: who (user_id, email at the time; actor api_key: the API key, no user), when (at), what (action on target_kind call | batch | classification, target_ids) and detail (before and after). Written only by operator_call_action, operator_batch_action, operator_classification_action, and pause_batch / resume_batch (actor api_key).';
 comment on column public.operator_actions.detail is
   'call: {results: [{id, ok, reason?, before, after}]} (before/after: call_status, attempts, max_attempts, attempt_offset, next_attempt_at, last_error, archived_at; null for an unknown id); batch: {before, after (status and counters), answer}; classification: {ok, reason?, note, before, after (classification_type, ivr_actions, is_active, invalidated_at, invalidated_reason)}.';
 
@@ -508,6 +519,10 @@ create index pending_calls_classification_id_idx
 create index call_sessions_classification_id_idx
   on public.call_sessions (classification_id) where classification_id is not null;
 
+-- claim_next_due's search, one group at a time: a batch's due rows (batch_id null: the rows of no batch) in order.
+create index pending_calls_batch_due_idx on public.pending_calls (batch_id, next_attempt_at, created_at)
+  where call_status in ('pending', 'retry_pending');
+
 -- A batch's rows in the order its results are listed (and the foreign key's index).
 create index pending_calls_batch_idx on public.pending_calls (batch_id, created_at, id);
 create index pending_calls_redial_of_idx on public.pending_calls (redial_of) where redial_of is not null;
@@ -577,10 +592,12 @@ insert into outcall_private.dispatch_policy default values;
 create table outcall_private.rate_state (
   id boolean primary key default true
     constraint rate_state_singleton check (id),
-  next_slot_at timestamptz not null default '-infinity'
+  next_slot_at timestamptz not null default '-infinity',
+  -- The last claim of a row of no batch: that group's turn among the batches (claim_next_due).
+  batchless_claimed_at timestamptz not null default '-infinity'
 );
 comment on table outcall_private.rate_state is
-  'The calls-per-second reservation (one row): next_slot_at. Its row lock serializes claims and dial-slot reservations.';
+  'The calls-per-second reservation (one row): next_slot_at; batchless_claimed_at (the turn of the rows of no batch). Its row lock serializes claims and dial-slot reservations.';
 insert into outcall_private.rate_state default values;
 
 -- The create requests in flight and those answered within the window: one row per session (its latest try).
@@ -588,10 +605,22 @@ insert into outcall_private.rate_state default values;
 create table outcall_private.dial_requests (
   session_id uuid primary key references public.call_sessions (id) on delete cascade,
   sent_at timestamptz not null,
-  answered_at timestamptz
+  answered_at timestamptz,
+  -- The session's batch (null: none): a batch's own calls per second count its own requests.
+  batch_id uuid
 );
 comment on table outcall_private.dial_requests is
   'Twilio create requests in flight (answered_at null) and recently answered: the calls-per-second send slots. Pruned at each grant.';
+
+-- Per batch, what the claims keep under the dispatch lock (30_dispatch.sql): its last claim (its turn among the
+-- batches) and its own calls-per-second pace. A row is made by the batch's first claim.
+create table outcall_private.batch_dispatch_state (
+  batch_id uuid primary key references public.batches (id) on delete cascade,
+  last_claimed_at timestamptz not null default '-infinity',
+  next_slot_at timestamptz not null default '-infinity'
+);
+comment on table outcall_private.batch_dispatch_state is
+  'Per batch: last_claimed_at (claim_next_due serves the batch whose last claim is oldest) and next_slot_at (its calls_per_second pace). Written under the dispatch lock.';
 
 -- The SMS senders' pace (65_sms.sql): one row per sender, made by the first claim of its messages.
 create table outcall_private.sms_senders (
@@ -640,8 +669,11 @@ create view public.batch_progress with (security_invoker = true) as
          b.started_at,
          b.completed_at,
          b.cancelled_at,
-         b.updated_at
+         b.updated_at,
+         b.paused_at,
+         b.max_concurrency,
+         b.calls_per_second
     from public.batches as b;
 
 comment on view public.batch_progress is
-  'Per batch: its counters, success_rate (completed / (completed + failed)), average_duration_seconds, total_cost. Not in the Realtime publication (views cannot be): subscribe to public.batches, which carries the counters.';
+  'Per batch: its counters, success_rate (completed / (completed + failed)), average_duration_seconds, total_cost, paused_at and its own limits (max_concurrency, calls_per_second). Not in the Realtime publication (views cannot be): subscribe to public.batches, which carries the counters.';

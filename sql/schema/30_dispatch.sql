@@ -17,6 +17,13 @@
 --   and no sooner than 1/calls_per_second after the previous grant (an even pace).
 -- So any k + 1 creates arrive at least a window apart (at most k in any second), with no headroom for jitter.
 -- The cost is the create's own answer time: at 1 call/s one call every 1 s + Twilio's answer time.
+-- A batch with its own calls_per_second is held by the same rule over its own creates (dial_requests.batch_id)
+-- and its own pace (batch_dispatch_state.next_slot_at), on top of the global one: send_slot_wait(p_batch_id).
+--
+-- Batches share the global slots by turns (claim_next_due): among the groups (each batch not finished, cancelled
+-- or paused; the rows of no batch as one group) the one whose last claim is oldest is searched first, then the
+-- next, each for its most overdue claimable row; a group at its own limits is passed over. So a batch of 1,000 rows
+-- takes one claim in turn with a batch of 5, not 1,000 before it.
 
 -- Dispatch limits ----------------------------------------------------------------------------------------
 -- Locks the rate_state row until commit. Every claim and slot reservation takes it (after its pending_calls
@@ -60,25 +67,36 @@ $$;
 
 -- How long until a create request may be sent (zero: now). The dispatch lock must be held. On the database's
 -- wall clock, clock_timestamp(), which is also the clock of every grant and answer compared here.
-create or replace function outcall_private.send_slot_wait() returns interval
+-- p_batch_id null: the global limit (the policy's calls_per_second over every create); a batch: its own
+-- calls_per_second over its own creates (zero when it has none).
+create or replace function outcall_private.send_slot_wait(p_batch_id uuid default null) returns interval
 language plpgsql volatile
 set search_path = ''
 as $$
 declare
   v_now timestamptz := pg_catalog.clock_timestamp();
-  v_cps numeric := (outcall_private.policy()).calls_per_second;
+  v_cps numeric := case when p_batch_id is null then (outcall_private.policy()).calls_per_second
+                        else (select b.calls_per_second from public.batches as b where b.id = p_batch_id) end;
   v_slots int := greatest(1, pg_catalog.floor(v_cps))::int;
   v_window interval := interval '1 second' * (case when v_cps >= 1 then 1 else 1.0 / v_cps end)::float8;
-  v_pace_wait interval := (select greatest(next_slot_at, v_now) from outcall_private.rate_state) - v_now;
+  v_pace_wait interval := case when p_batch_id is null
+      then (select greatest(next_slot_at, v_now) from outcall_private.rate_state)
+      else (select greatest(s.next_slot_at, v_now) from outcall_private.batch_dispatch_state as s
+             where s.batch_id = p_batch_id) end - v_now;
   v_free_at timestamptz[];
 begin
+  if v_cps is null then
+    return interval '0';
+  end if;
+  v_pace_wait := coalesce(v_pace_wait, interval '0');
   -- When each busy slot frees: a window after its answer; a request in flight, a window after an answer still
   -- to come, so now + window is the earliest that can be.
   select coalesce(pg_catalog.array_agg(coalesce(r.answered_at, v_now) + v_window order by r.answered_at nulls last), '{}')
     into v_free_at
     from outcall_private.dial_requests as r
-   where (r.answered_at is null and r.sent_at > v_now - outcall_private.dial_request_lease())
-      or r.answered_at > v_now - v_window;
+   where (p_batch_id is null or r.batch_id = p_batch_id)
+     and ((r.answered_at is null and r.sent_at > v_now - outcall_private.dial_request_lease())
+          or r.answered_at > v_now - v_window);
   if pg_catalog.cardinality(v_free_at) >= v_slots then
     -- the first moment fewer than v_slots are busy
     return greatest(v_free_at[pg_catalog.cardinality(v_free_at) - v_slots + 1] - v_now, v_pace_wait, interval '0');
@@ -107,6 +125,35 @@ begin
 end
 $$;
 
+-- Why the batch may not dial now (batch_at_capacity; batch_rate_limited with retry_after_ms), or null: a batch
+-- without limits of its own, or no batch. The dispatch lock must be held. Its live calls are counted by its rows'
+-- live sessions (few at any time).
+create or replace function outcall_private.batch_limits_answer(p_batch_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_batch public.batches;
+  v_wait interval;
+begin
+  select * into v_batch from public.batches where id = p_batch_id;
+  if v_batch.max_concurrency is not null
+     and (select count(*) from outcall_private.live_sessions as s
+            join public.pending_calls as p on p.id = s.pending_call_id
+           where p.batch_id = p_batch_id) >= v_batch.max_concurrency then
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'batch_at_capacity');
+  end if;
+  if v_batch.calls_per_second is not null then
+    v_wait := outcall_private.send_slot_wait(p_batch_id);
+    if v_wait > interval '0' then
+      return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'batch_rate_limited',
+                                           'retry_after_ms', outcall_private.interval_ms(v_wait));
+    end if;
+  end if;
+  return null;
+end
+$$;
+
 -- Grants a send slot to the session's next create request, now (send_slot_wait() must have answered zero,
 -- under the dispatch lock). The request is in flight until its answer is recorded. Returns the grant's time.
 create or replace function outcall_private.take_dial_slot(p_session_id uuid) returns timestamptz
@@ -115,12 +162,23 @@ set search_path = ''
 as $$
 declare
   v_now timestamptz := pg_catalog.clock_timestamp();
+  v_batch public.batches;
 begin
+  select b.* into v_batch
+    from public.call_sessions as s
+    join public.pending_calls as p on p.id = s.pending_call_id
+    join public.batches as b on b.id = p.batch_id
+   where s.id = p_session_id;
   delete from outcall_private.dial_requests
    where coalesce(answered_at, sent_at + outcall_private.dial_request_lease()) < v_now - interval '1 hour';
-  insert into outcall_private.dial_requests (session_id, sent_at) values (p_session_id, v_now)
+  insert into outcall_private.dial_requests (session_id, sent_at, batch_id) values (p_session_id, v_now, v_batch.id)
   on conflict (session_id) do update set sent_at = excluded.sent_at, answered_at = null;
   update outcall_private.rate_state set next_slot_at = v_now + outcall_private.dial_spacing();
+  if v_batch.calls_per_second is not null then
+    insert into outcall_private.batch_dispatch_state (batch_id, next_slot_at)
+    values (v_batch.id, v_now + interval '1 second' * (1.0 / v_batch.calls_per_second)::float8)
+    on conflict (batch_id) do update set next_slot_at = excluded.next_slot_at;
+  end if;
   return v_now;
 end
 $$;
@@ -171,10 +229,19 @@ as $$
                   where s.status = 'dialing' and p.phone = p_phone)
 $$;
 
+-- Whether the batch is paused (pause_batch, 60_batches.sql); false for no batch.
+create or replace function outcall_private.batch_is_paused(p_batch_id uuid) returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select exists (select 1 from public.batches where id = p_batch_id and paused_at is not null)
+$$;
+
 -- What stands between a claimable row (locked) and its dial, in the order of the answers: suppressed or expired
--- (the row ends so, no session, no call: outcall_private.undiallable_reason), outside_window (the row then waits
--- for the opening; when that opening is at or after its expires_at it ends expired at once), phone_dialing,
--- at_capacity, rate_limited. Null = go ahead; the dispatch
+-- (the row ends so, no session, no call: outcall_private.undiallable_reason), paused (its batch holds it; the row
+-- stays as it is), outside_window (the row then waits for the opening; when that opening is at or after its
+-- expires_at it ends expired at once), phone_dialing, batch_at_capacity, batch_rate_limited (its batch's own
+-- limits), at_capacity, rate_limited. Null = go ahead; the dispatch
 -- lock is then held. The phone is checked under the lock too: two rows of one phone claimed at once must not
 -- both pass. The window is the row's: the policy's intersected with the row's own (row_window_opening). A
 -- window that never opens is outside it for ever (next_attempt_at 'infinity'), never "go ahead".
@@ -191,6 +258,10 @@ begin
     update public.pending_calls set call_status = v_ends, last_error = v_ends where id = p_call.id;
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', v_ends);
   end if;
+  -- (b) its batch holds it
+  if outcall_private.batch_is_paused(p_call.batch_id) then
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'paused');
+  end if;
   v_opening := outcall_private.row_window_opening(p_call, pg_catalog.now());
   if v_opening is null or v_opening > pg_catalog.now() then
     v_opening := coalesce(v_opening, 'infinity');
@@ -205,7 +276,24 @@ begin
   if outcall_private.phone_is_dialing(p_call.phone) then
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'phone_dialing', 'retry_after_ms', 250);
   end if;
-  return outcall_private.limits_answer();
+  return coalesce(outcall_private.batch_limits_answer(p_call.batch_id), outcall_private.limits_answer());
+end
+$$;
+
+-- A group's turn was taken (claim_next_due serves the group whose last claim is oldest): the batch's, or for a
+-- row of no batch, the batchless group's. Under the dispatch lock.
+create or replace function outcall_private.note_turn(p_batch_id uuid) returns void
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  if p_batch_id is null then
+    update outcall_private.rate_state set batchless_claimed_at = pg_catalog.clock_timestamp();
+  else
+    insert into outcall_private.batch_dispatch_state (batch_id, last_claimed_at)
+    values (p_batch_id, pg_catalog.clock_timestamp())
+    on conflict (batch_id) do update set last_claimed_at = excluded.last_claimed_at;
+  end if;
 end
 $$;
 
@@ -243,6 +331,7 @@ begin
 
   v_listen := outcall_private.open_listener(p_call, v_session_id, v_class);
   perform outcall_private.take_dial_slot(v_session_id);
+  perform outcall_private.note_turn(p_call.batch_id);
 
   return pg_catalog.jsonb_build_object(
     'session_id', v_session_id,
@@ -298,23 +387,67 @@ end
 $$;
 
 comment on function public.claim_pending_call(uuid) is
-  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | suppressed | expired (the row ended so: its phone is on the suppression list, or its expires_at passed or comes before its window opens) | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits (its batch''s own, then the global): row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | suppressed | expired (the row ended so: its phone is on the suppression list, or its expires_at passed or comes before its window opens) | paused | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | batch_at_capacity | batch_rate_limited (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+
+-- A group's most overdue claimable row, locked (SKIP LOCKED: one taken by a concurrent claim is passed over), or
+-- a row of nulls: p_batch_id's, or with p_batch_id null the rows of no batch. One probe of
+-- pending_calls_batch_due_idx; the dispatch lock must be held (the phone filter is exact under it).
+create or replace function outcall_private.next_due_row(p_batch_id uuid) returns public.pending_calls
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_call public.pending_calls;
+begin
+  if p_batch_id is null then
+    select * into v_call
+      from public.pending_calls as p
+     where p.batch_id is null
+       and p.call_status in ('pending', 'retry_pending')
+       and p.next_attempt_at <= pg_catalog.now()
+       and p.attempts < p.max_attempts
+       and not outcall_private.phone_is_dialing(p.phone)
+     order by p.next_attempt_at, p.created_at
+     limit 1
+       for update skip locked;
+  else
+    select * into v_call
+      from public.pending_calls as p
+     where p.batch_id = p_batch_id
+       and p.call_status in ('pending', 'retry_pending')
+       and p.next_attempt_at <= pg_catalog.now()
+       and p.attempts < p.max_attempts
+       and not outcall_private.phone_is_dialing(p.phone)
+     order by p.next_attempt_at, p.created_at
+     limit 1
+       for update skip locked;
+  end if;
+  return v_call;
+end
+$$;
 
 -- claim_next_due ----------------------------------------------------------------------------------------
--- The most overdue claimable row: due pending/retry_pending with attempts left, not locked by another claim,
--- whose phone is not dialing, by next_attempt_at then created_at. The dispatch lock is taken first and the
--- limits checked, so a full Worker touches no row, and the search runs under the lock (its phone filter is
--- exact). A row found outside its window is deferred to its opening, and a suppressed or expired one ended, and
--- the next one tried, up to c_max_deferrals; past that it answers the last reason with retry_after_ms 0 (more may
--- be due: call again).
+-- The next claimable row, by turns between the batches (the header above): due pending/retry_pending with attempts
+-- left, not locked by another claim, whose phone is not dialing. The dispatch lock is taken first and the global
+-- limits checked, so a full Worker touches no row, and the search runs under the lock (its phone filter is exact).
+-- The groups are searched oldest last claim first (a batch never claimed first, then by creation); in a group, its
+-- most overdue row (next_attempt_at, created_at), one index probe (pending_calls_batch_due_idx). A group at its own
+-- limits is passed over; when every group with a due row is, the answer is the hold that ends first
+-- (batch_rate_limited with the shortest retry_after_ms, else batch_at_capacity). A row found outside its window is
+-- deferred to its opening, and a suppressed or expired one ended, and the next one tried, up to c_max_deferrals in
+-- all; past that it answers the last reason with retry_after_ms 0 (more may be due: call again). Paused batches are
+-- not searched.
 create or replace function public.claim_next_due() returns jsonb
 language plpgsql volatile
 set search_path = ''
 as $$
 declare
   c_max_deferrals constant int := 100;
+  v_deferrals int := 0;
+  v_group uuid;
   v_call public.pending_calls%rowtype;
   v_answer jsonb;
+  v_held jsonb;
 begin
   perform outcall_private.lock_dispatch_limits();
   v_answer := outcall_private.limits_answer();
@@ -322,39 +455,58 @@ begin
     return v_answer;
   end if;
 
-  for i in 1 .. c_max_deferrals loop
-    select * into v_call
-      from public.pending_calls as p
-     where p.call_status in ('pending', 'retry_pending')
-       and p.next_attempt_at <= now()
-       and p.attempts < p.max_attempts
-       and not outcall_private.phone_is_dialing(p.phone)
-     order by p.next_attempt_at, p.created_at
-     limit 1
-       for update skip locked;
-    if not found then
-      return jsonb_build_object('claimed', false, 'reason', 'idle');
+  for v_group in
+    select g.batch_id
+      from (select b.id as batch_id, coalesce(s.last_claimed_at, '-infinity') as last_claimed_at, b.created_at
+              from public.batches as b
+              left join outcall_private.batch_dispatch_state as s on s.batch_id = b.id
+             where b.completed_at is null and b.cancelled_at is null and b.paused_at is null
+            union all
+            select null, r.batchless_claimed_at, '-infinity' from outcall_private.rate_state as r) as g
+     order by g.last_claimed_at, g.created_at, g.batch_id
+  loop
+    -- A batch at its own limits is passed over before any row of it is locked (a claim by id must still see
+    -- batch_at_capacity, not a row taken); its hold counts only if it has a row due. The hold that ends first
+    -- is the answer if no group can dial.
+    v_answer := outcall_private.batch_limits_answer(v_group);
+    if v_answer is not null then
+      if exists (select 1 from public.pending_calls as p
+                  where p.batch_id = v_group and p.call_status in ('pending', 'retry_pending')
+                    and p.next_attempt_at <= now() and p.attempts < p.max_attempts)
+         and (v_held is null or (v_answer ? 'retry_after_ms' and (not v_held ? 'retry_after_ms'
+              or (v_held ->> 'retry_after_ms')::bigint > (v_answer ->> 'retry_after_ms')::bigint))) then
+        v_held := v_answer;
+      end if;
+      continue;
     end if;
-
-    v_answer := outcall_private.dispatch_gate(v_call);
-    if v_answer is null then
-      return outcall_private.start_attempt(v_call);
-    elsif v_answer ->> 'reason' not in ('outside_window', 'suppressed', 'expired') then
-      return v_answer;  -- (not expected: the limits and the phone were checked under the same lock)
-    end if;
+    loop
+      v_call := outcall_private.next_due_row(v_group);
+      exit when v_call.id is null;
+      v_answer := outcall_private.dispatch_gate(v_call);
+      if v_answer is null then
+        return outcall_private.start_attempt(v_call);
+      elsif v_answer ->> 'reason' not in ('outside_window', 'suppressed', 'expired') then
+        return v_answer;  -- (not expected: the limits and the phone were checked under the same lock)
+      end if;
+      v_deferrals := v_deferrals + 1;
+      if v_deferrals >= c_max_deferrals then
+        return v_answer || jsonb_build_object('retry_after_ms', 0);
+      end if;
+    end loop;
   end loop;
-  return v_answer || jsonb_build_object('retry_after_ms', 0);
+  return coalesce(v_held, jsonb_build_object('claimed', false, 'reason', 'idle'));
 end
 $$;
 
 comment on function public.claim_next_due() is
-  'Claims the most overdue claimable row, like claim_pending_call; rows outside their calling window are deferred to the opening, suppressed or expired rows ended (up to 100 per call, then {claimed: false, reason: outside_window | suppressed | expired, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: at_capacity | rate_limited | idle | outside_window | phone_dialing | suppressed | expired}.';
+  'Claims the next claimable row, like claim_pending_call, by turns between batches (the batch whose last claim is oldest first; the rows of no batch as one group; paused batches skipped, a batch at its own limits passed over); rows outside their calling window are deferred to the opening, suppressed or expired rows ended (up to 100 per call, then {claimed: false, reason: outside_window | suppressed | expired, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: at_capacity | rate_limited | batch_at_capacity | batch_rate_limited (+retry_after_ms: every batch with a due row is at its own limits) | idle | outside_window | phone_dialing | suppressed | expired}.';
 
 -- reserve_dial_slot -------------------------------------------------------------------------------------
 -- The Worker sends Twilio's create request again after a retryable provider error: that request needs a send
 -- slot of its own, granted now or not at all. Returns {"outcome": "reserved"} (send now), {"outcome": "wait",
 -- "retry_after_ms": n} (ask again then), {"outcome": "settled"} when the session no longer waits for its dial
--- result, null for an unknown session. Touches the session's updated_at: the sweep leaves a session being
+-- result, null for an unknown session. The batch's own calls_per_second holds it too (its capacity does not:
+-- the session is already live). Touches the session's updated_at: the sweep leaves a session being
 -- worked on alone.
 create or replace function public.reserve_dial_slot(p_session_id uuid) returns jsonb
 language plpgsql volatile
@@ -377,8 +529,9 @@ begin
 
   update public.call_sessions set updated_at = now() where id = v_session.id;
   perform outcall_private.lock_dispatch_limits();
-  -- Its own earlier try was answered (the Worker released it before backing off).
-  v_wait := outcall_private.send_slot_wait();
+  -- Its own earlier try was answered (the Worker released it before backing off). The batch's own rate too.
+  v_wait := greatest(outcall_private.send_slot_wait(),
+                     outcall_private.send_slot_wait((select batch_id from public.pending_calls where id = v_pending_call_id)));
   if v_wait > interval '0' then
     return jsonb_build_object('outcome', 'wait', 'retry_after_ms', outcall_private.interval_ms(v_wait));
   end if;

@@ -226,7 +226,11 @@ as $$
     'completed_at', p.completed_at,
     'cancelled_at', p.cancelled_at,
     'expires_at', p.expires_at,
-    'updated_at', p.updated_at)
+    'updated_at', p.updated_at,
+    'paused', p.paused_at is not null,
+    'paused_at', p.paused_at,
+    'max_concurrency', p.max_concurrency,
+    'calls_per_second', p.calls_per_second)
 $$;
 
 -- A page request: limit 1..1000, offset >= 0, else invalid_parameter_value (22023).
@@ -395,10 +399,11 @@ begin
   -- A concurrent request with the same key waits here for the first to end; if that one committed, this one
   -- is its replay (or a conflict).
   insert into public.batches (name, metadata, idempotency_key, request_hash, not_before, window_days, window_start,
-                              window_end, rejected, expires_at)
+                              window_end, rejected, expires_at, max_concurrency, calls_per_second)
   values (coalesce(p_request ->> 'name', outcall_private.default_batch_name(pg_catalog.now())),
           coalesce(nullif(p_request -> 'metadata', 'null'::jsonb), '{}'::jsonb), v_key, v_hash,
-          v_not_before, v_days, v_start, v_end, v_rejected, v_expires_at)
+          v_not_before, v_days, v_start, v_end, v_rejected, v_expires_at,
+          (p_request ->> 'max_concurrency')::int, (p_request ->> 'calls_per_second')::numeric)
   on conflict (idempotency_key) do nothing
   returning * into v_batch;
   if not found then
@@ -443,7 +448,7 @@ end
 $$;
 
 comment on function public.create_batch(jsonb) is
-  'Creates a batch from {name (null or absent: outcall_private.default_batch_name of its created_at), metadata, idempotency_key, request_hash, not_before, expires_at, window: {days, start, end}, targets: [pending_calls columns; expires_at: least(it, the batch''s)], pending_call_ids (copies expire with the batch)}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}]} | {outcome: replayed, batch_id, accepted, rejected} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call | expires_in_past, message, value}]}.';
+  'Creates a batch from {name (null or absent: outcall_private.default_batch_name of its created_at), metadata, idempotency_key, request_hash, not_before, expires_at, window: {days, start, end}, max_concurrency, calls_per_second (its own limits; null: none), targets: [pending_calls columns; expires_at: least(it, the batch''s)], pending_call_ids (copies expire with the batch)}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}]} | {outcome: replayed, batch_id, accepted, rejected} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call | expires_in_past, message, value}]}.';
 
 -- batch_status ---------------------------------------------------------------------------------------------------
 create or replace function public.batch_status(p_batch_id uuid, p_limit int default 100, p_offset int default 0)
@@ -483,7 +488,7 @@ end
 $$;
 
 comment on function public.batch_status(uuid, int, int) is
-  'A batch''s progress and one page of its rows (by created_at, id): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at, metadata, results: [{pending_call_id, phone, name, status, attempts, outcome, summary, success_evaluation, duration_seconds, cost, updated_at}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
+  'A batch''s progress and one page of its rows (by created_at, id): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at, updated_at, paused, paused_at, max_concurrency, calls_per_second, metadata, results: [{pending_call_id, phone, name, status, attempts, outcome, summary, success_evaluation, duration_seconds, cost, updated_at}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
 
 -- batch_progress_of -----------------------------------------------------------------------------------------------
 create or replace function public.batch_progress_of(p_batch_id uuid) returns jsonb
@@ -494,7 +499,7 @@ as $$
 $$;
 
 comment on function public.batch_progress_of(uuid) is
-  'A batch''s progress, for frequent polling (one row read): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at} or null.';
+  'A batch''s progress, for frequent polling (one row read): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at, updated_at, paused, paused_at, max_concurrency, calls_per_second} or null.';
 
 -- list_batches ----------------------------------------------------------------------------------------------------
 create or replace function public.list_batches(p_limit int default 50, p_offset int default 0) returns jsonb
@@ -642,3 +647,94 @@ $$;
 
 comment on function public.retry_failed_batch(uuid) is
   'Requeues the failed rows of a batch (pending, attempt_offset = attempts, a fresh budget of max_attempts - attempt_offset attempts, due now, last_error cleared); the batch reopens. Returns {batch_id, status, requeued} or {batch_id, error: batch_cancelled} (nothing changed) or null.';
+
+-- pause_batch, resume_batch ------------------------------------------------------------------------------------
+-- Pausing holds the batch's rows: no claim dials one (claim_pending_call answers paused, claim_next_due does not
+-- search the batch) while its live calls finish, and a retry falling due meanwhile waits; the batch's status is
+-- unchanged (paused is its own field). Resuming lets them go on where they stopped and kicks the Worker's dispatch
+-- as a batch insert does: the webhook with the batch's first row due (70_webhook.sql; the sweep dispatches anyway).
+-- Both idempotent (changed false when it already was so); a completed or cancelled batch refuses (error
+-- batch_completed | batch_cancelled, nothing changed). Pausing takes the dispatch lock (before the batch row, as
+-- the claims take them): a claim in progress commits first, and none after it dials a row of the batch.
+create or replace function outcall_private.set_batch_paused(p_batch_id uuid, p_paused boolean) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_batch public.batches;
+  v_changed boolean := false;
+  v_first_due uuid;
+begin
+  if not exists (select 1 from public.batches where id = p_batch_id) then
+    return null;
+  end if;
+  perform outcall_private.lock_batch_changes(p_batch_id);
+  if p_paused then
+    perform outcall_private.lock_dispatch_limits();
+  end if;
+  select * into v_batch from public.batches where id = p_batch_id for update;
+  if v_batch.cancelled_at is not null or v_batch.completed_at is not null then
+    return jsonb_build_object('batch_id', p_batch_id, 'status', v_batch.status,
+      'error', case when v_batch.cancelled_at is not null then 'batch_cancelled' else 'batch_completed' end);
+  end if;
+  if (v_batch.paused_at is not null) <> p_paused then
+    update public.batches set paused_at = case when p_paused then now() end where id = p_batch_id;
+    v_changed := true;
+    if not p_paused then
+      select p.id into v_first_due
+        from public.pending_calls as p
+       where p.batch_id = p_batch_id and p.call_status in ('pending', 'retry_pending')
+       order by p.next_attempt_at, p.created_at
+       limit 1;
+      if v_first_due is not null then
+        perform outcall_private.post_pending_call_webhook('public', 'pending_calls', v_first_due);
+      end if;
+    end if;
+  end if;
+  return public.batch_progress_of(p_batch_id) || jsonb_build_object('changed', v_changed);
+end
+$$;
+
+-- The API key's pause or resume (the Worker's /api/v1/batches/{id}/pause, /resume), audited in operator_actions
+-- as actor api_key with the batch's progress before and after (as operator_batch_action audits an operator's).
+create or replace function outcall_private.api_key_pause(p_batch_id uuid, p_paused boolean) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_before jsonb := public.batch_progress_of(p_batch_id);
+  v_answer jsonb;
+begin
+  v_answer := outcall_private.set_batch_paused(p_batch_id, p_paused);
+  if v_answer is not null then
+    insert into public.operator_actions (actor, action, target_kind, target_ids, detail)
+    values ('api_key', case when p_paused then 'pause' else 'resume' end, 'batch', array[p_batch_id],
+            jsonb_build_object('before', v_before, 'after', public.batch_progress_of(p_batch_id), 'answer', v_answer));
+  end if;
+  return v_answer;
+end
+$$;
+
+create or replace function public.pause_batch(p_batch_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  return outcall_private.api_key_pause(p_batch_id, true);
+end
+$$;
+
+comment on function public.pause_batch(uuid) is
+  'Pauses a batch (idempotent, audited as actor api_key): nothing new of it is dialled, live calls finish. Returns its progress (as batch_progress_of, paused true) with changed (false: it was paused already), {batch_id, status, error: batch_completed | batch_cancelled} (nothing changed), or null (no such batch).';
+
+create or replace function public.resume_batch(p_batch_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  return outcall_private.api_key_pause(p_batch_id, false);
+end
+$$;
+
+comment on function public.resume_batch(uuid) is
+  'Resumes a paused batch (idempotent, audited as actor api_key): its rows are dialled again where they stopped, and the Worker is sent the first one due. Returns its progress with changed (false: it was not paused), {batch_id, status, error: batch_completed | batch_cancelled}, or null.';

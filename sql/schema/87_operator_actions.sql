@@ -1,5 +1,6 @@
 -- 87: what operators do from the dashboard (through the Worker's /api/v1/operator/*, with their own JWT): act on
--- calls (retry now, cancel, reset to pending, archive, unarchive), on a batch (cancel, retry its failed rows) and on
+-- calls (retry now, cancel, reset to pending, archive, unarchive), on a batch (cancel, retry its failed rows, pause,
+-- resume) and on
 -- a classification (invalidate, correct). Each call of an action function writes one row of
 -- public.operator_actions (who, what, before and after) in the same transaction as the change.
 -- Contract: functions/core/src/rpc.rs (OperatorCallAction, OperatorBatchAction, OperatorClassificationAction);
@@ -219,9 +220,10 @@ comment on function public.operator_call_action(text, uuid[]) is
 
 -- Batches -------------------------------------------------------------------------------------------------------
 
--- operator_batch_action: cancel_batch or retry_failed_batch (60_batches.sql), audited with the batch's progress
--- before and after. Answers theirs with {action, ok}: ok false only for retry_failed of a cancelled batch
--- (error batch_cancelled, nothing changed). An unknown batch: P0002.
+-- operator_batch_action: cancel_batch, retry_failed_batch, or pause / resume (set_batch_paused), all in
+-- 60_batches.sql, audited with the batch's progress before and after. Answers theirs with {action, ok}: ok false
+-- only when it refused (retry_failed of a cancelled batch: error batch_cancelled; pause or resume of a finished
+-- batch: batch_completed | batch_cancelled; nothing changed). An unknown batch: P0002.
 create or replace function public.operator_batch_action(p_batch_id uuid, p_action text) returns jsonb
 language plpgsql volatile security definer
 set search_path = ''
@@ -231,8 +233,9 @@ declare
   v_before jsonb;
   v_answer jsonb;
 begin
-  if p_action is null or p_action not in ('cancel', 'retry_failed') then
-    raise exception 'operator_batch_action: p_action must be cancel or retry_failed, not %', coalesce(p_action, 'null')
+  if p_action is null or p_action not in ('cancel', 'retry_failed', 'pause', 'resume') then
+    raise exception 'operator_batch_action: p_action must be cancel, retry_failed, pause or resume, not %',
+      coalesce(p_action, 'null')
       using errcode = 'invalid_parameter_value';
   end if;
   if p_batch_id is null then
@@ -246,6 +249,8 @@ begin
   end if;
 
   v_answer := case p_action when 'cancel' then public.cancel_batch(p_batch_id)
+                            when 'pause' then outcall_private.set_batch_paused(p_batch_id, true)
+                            when 'resume' then outcall_private.set_batch_paused(p_batch_id, false)
                             else public.retry_failed_batch(p_batch_id) end;
 
   perform outcall_private.record_operator_action(v_operator, p_action, 'batch', array[p_batch_id],
@@ -259,7 +264,7 @@ end
 $$;
 
 comment on function public.operator_batch_action(uuid, text) is
-  'An operator''s action on a batch: cancel (cancel_batch: {batch_id, status, cancelled, live}) or retry_failed (retry_failed_batch: {batch_id, status, requeued}, or error batch_cancelled), answered with {action, ok} added. One operator_actions row. Not an operator: 42501; another action: 22023; unknown batch: P0002.';
+  'An operator''s action on a batch: cancel (cancel_batch: {batch_id, status, cancelled, live}), retry_failed (retry_failed_batch: {batch_id, status, requeued}, or error batch_cancelled), pause or resume (the batch''s progress with changed, or error batch_completed | batch_cancelled), answered with {action, ok} added. One operator_actions row. Not an operator: 42501; another action: 22023; unknown batch: P0002.';
 
 -- Classifications -----------------------------------------------------------------------------------------------
 

@@ -98,6 +98,8 @@ revoke all on function
   public.batch_transcripts(uuid, int, int),
   public.cancel_batch(uuid),
   public.retry_failed_batch(uuid),
+  public.pause_batch(uuid),
+  public.resume_batch(uuid),
   public.begin_listening(uuid, text),
   public.record_classification_run(uuid, jsonb, jsonb, numeric),
   public.invalidate_classification(uuid, text),
@@ -134,6 +136,8 @@ grant execute on function
   public.batch_transcripts(uuid, int, int),
   public.cancel_batch(uuid),
   public.retry_failed_batch(uuid),
+  public.pause_batch(uuid),
+  public.resume_batch(uuid),
   public.begin_listening(uuid, text),
   public.record_classification_run(uuid, jsonb, jsonb, numeric),
   public.invalidate_classification(uuid, text),
@@ -194,6 +198,8 @@ revoke all on table outcall_private.settings from public, anon, authenticated, s
 grant select on table outcall_private.dispatch_policy, outcall_private.live_sessions to service_role;
 grant select, update on table outcall_private.rate_state to service_role;
 grant select, insert, update, delete on table outcall_private.dial_requests to service_role;
+-- The batches' turns and paces: the claims make a batch's row and move it.
+grant select, insert, update on table outcall_private.batch_dispatch_state to service_role;
 -- The SMS senders' pace: claim_sms makes a sender's row and moves its next slot.
 grant select, insert, update on table outcall_private.sms_senders to service_role;
 
@@ -215,8 +221,15 @@ grant execute on function
   outcall_private.dial_request_lease(),
   outcall_private.vapi_context_fields(),
   outcall_private.dial_spacing(),
-  outcall_private.send_slot_wait(),
+  outcall_private.send_slot_wait(uuid),
   outcall_private.limits_answer(),
+  outcall_private.batch_limits_answer(uuid),
+  outcall_private.batch_is_paused(uuid),
+  outcall_private.note_turn(uuid),
+  outcall_private.next_due_row(uuid),
+  outcall_private.set_batch_paused(uuid, boolean),
+  outcall_private.api_key_pause(uuid, boolean),
+  outcall_private.post_pending_call_webhook(text, text, uuid),
   outcall_private.take_dial_slot(uuid),
   outcall_private.release_dial_slot(uuid),
   outcall_private.release_answered_dial(),

@@ -199,7 +199,7 @@ select columns_are('public', 'batches', array[
   'id', 'name', 'metadata', 'status', 'idempotency_key', 'request_hash', 'total', 'queued', 'dialling', 'in_progress',
   'completed', 'retrying', 'failed', 'cancelled', 'suppressed', 'expired', 'duration_seconds_total',
   'calls_with_duration', 'cost_total', 'not_before', 'window_days', 'window_start', 'window_end', 'expires_at', 'rejected', 'created_at', 'updated_at', 'started_at',
-  'completed_at', 'cancelled_at']);
+  'completed_at', 'cancelled_at', 'paused_at', 'max_concurrency', 'calls_per_second']);
 select fk_ok('public', 'pending_calls', 'batch_id', 'public', 'batches', 'id');
 select fk_ok('public', 'pending_calls', 'redial_of', 'public', 'pending_calls', 'id');
 select has_index('public', 'pending_calls', 'pending_calls_batch_idx', array['batch_id', 'created_at', 'id']);
@@ -742,14 +742,16 @@ select is(public.call_context((select id from public.pending_calls where batch_i
 
 -- The read functions ---------------------------------------------------------------------------------------------------
 select is(array(select jsonb_object_keys(public.batch_progress_of(:'b1')) order by 1),
-          array['average_duration_seconds', 'batch_id', 'cancelled_at', 'completed_at', 'counts', 'created_at', 'expires_at',
-                'name', 'started_at', 'status', 'success_rate', 'total', 'total_cost', 'updated_at'],
+          array['average_duration_seconds', 'batch_id', 'calls_per_second', 'cancelled_at', 'completed_at', 'counts',
+                'created_at', 'expires_at', 'max_concurrency', 'name', 'paused', 'paused_at', 'started_at', 'status',
+                'success_rate', 'total', 'total_cost', 'updated_at'],
           'batch_progress_of: the progress fields');
 select is(public.batch_progress_of(:'b1') - array['created_at', 'started_at', 'completed_at', 'cancelled_at', 'updated_at'],
           jsonb_build_object('batch_id', :'b1'::uuid, 'name', 'Counters', 'status', 'completed', 'total', 2,
             'counts', '{"queued": 0, "dialling": 0, "in_progress": 0, "completed": 1, "retrying": 0, "failed": 1, "cancelled": 0,
                         "suppressed": 0, "expired": 0}'::jsonb,
-            'success_rate', 0.5, 'average_duration_seconds', 30.0, 'total_cost', 0.25, 'expires_at', null),
+            'success_rate', 0.5, 'average_duration_seconds', 30.0, 'total_cost', 0.25, 'expires_at', null,
+            'paused', false, 'paused_at', null, 'max_concurrency', null, 'calls_per_second', null),
           'its values (after r3 left and r4 was deleted)');
 select is((public.batch_progress_of(:'b1') ->> 'started_at')::timestamptz, now() - interval '1 hour', 'with its times');
 select is(public.batch_progress_of('00000000-0000-0000-0000-0000000000ff'), null, 'unknown: null');
@@ -857,7 +859,8 @@ set local role service_role;
 select pg_temp.new_batch('Service', 2, '109') as sb \gset
 select is(pg_temp.counts(:'sb'), '2 2 0 0 0 0 0 0', 'service_role creates a batch (counters kept)');
 update public.pending_calls set next_attempt_at = now() - interval '1 second' where id = pg_temp.row_of(:'sb', 'T1');
-select is(public.claim_next_due() ->> 'pending_call_id', pg_temp.row_of(:'sb', 'T1')::text, 'claims its row');
+select is(public.claim_pending_call(pg_temp.row_of(:'sb', 'T1')) ->> 'pending_call_id', pg_temp.row_of(:'sb', 'T1')::text,
+          'claims its row');
 select is(public.batch_status(:'sb') -> 'counts' ->> 'dialling', '1', 'reads its status');
 select is(public.batch_progress_of(:'sb') ->> 'status', 'in_progress', 'its progress');
 select is(public.list_batches(1) -> 'page' ->> 'limit', '1', 'lists batches');

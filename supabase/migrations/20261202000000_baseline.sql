@@ -246,6 +246,13 @@ create table public.batches (
   started_at timestamptz,
   completed_at timestamptz,
   cancelled_at timestamptz,
+  -- Campaign controls. paused_at: pause_batch .. resume_batch, nothing new is dialled meanwhile (null: not
+  -- paused). The batch's own limits on top of the policy's (null: none), held by the claims (30_dispatch.sql).
+  paused_at timestamptz,
+  max_concurrency int
+    constraint batches_max_concurrency_positive check (max_concurrency >= 1),
+  calls_per_second numeric
+    constraint batches_calls_per_second_positive check (calls_per_second > 0),
   constraint batches_window_valid check (
     case when window_days is null and window_start is null and window_end is null then true
          when window_days is null or window_start is null or window_end is null then false
@@ -254,7 +261,7 @@ create table public.batches (
 );
 
 comment on table public.batches is
-  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired, duration_seconds_total, calls_with_duration, cost_total) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cancelled_at by cancel_batch. status: queued -> in_progress -> completed, or cancelled.';
+  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired, duration_seconds_total, calls_with_duration, cost_total) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cancelled_at by cancel_batch. status: queued -> in_progress -> completed, or cancelled; paused_at (pause_batch, resume_batch) holds its rows without changing status; max_concurrency and calls_per_second are its own dispatch limits.';
 
 -- list_batches: newest first.
 create index batches_created_at_idx on public.batches (created_at, id);
@@ -439,25 +446,29 @@ comment on column public.classification_runs.token_sha256 is
 create table public.operator_actions (
   id uuid primary key default gen_random_uuid(),
   at timestamptz not null default now(),
-  user_id uuid not null,
-  email text not null,
+  user_id uuid,
+  email text,
   action text not null,
   target_kind text not null
     constraint operator_actions_target_kind_valid check (target_kind in ('call', 'batch', 'classification')),
   target_ids uuid[] not null,
+  -- Who: an operator (user_id, email) or the API key (pause_batch, resume_batch: no user, no email).
+  actor text not null default 'operator'
+    constraint operator_actions_actor_valid check (actor in ('operator', 'api_key')),
   -- Per kind: call {results: [{id, ok, reason?, before, after}]}; batch {before, after, answer};
   -- classification {ok, reason?, note (the operator's reason), before, after}.
   detail jsonb not null
     constraint operator_actions_detail_object check (jsonb_typeof(detail) = 'object'),
   constraint operator_actions_action_valid check (case target_kind
     when 'call' then action in ('retry_now', 'cancel', 'reset', 'archive', 'unarchive')
-    when 'batch' then action in ('cancel', 'retry_failed')
+    when 'batch' then action in ('cancel', 'retry_failed', 'pause', 'resume')
     when 'classification' then action in ('invalidate', 'correct')
-  end)
+  end),
+  constraint operator_actions_actor_identified check ((actor = 'operator') = (user_id is not null and email is not null))
 );
 
 comment on table public.operator_actions is
-  'The audit of operators'' actions: who (user_id, email at the time), when (at), what (action on target_kind call | batch | classification, target_ids) and detail (before and after). Written only by operator_call_action, operator_batch_action and operator_classification_action.';
+  'The audit of operators'' actions: who (user_id, email at the time; actor api_key: the API key, no user), when (at), what (action on target_kind call | batch | classification, target_ids) and detail (before and after). Written only by operator_call_action, operator_batch_action, operator_classification_action, and pause_batch / resume_batch (actor api_key).';
 comment on column public.operator_actions.detail is
   'call: {results: [{id, ok, reason?, before, after}]} (before/after: call_status, attempts, max_attempts, attempt_offset, next_attempt_at, last_error, archived_at; null for an unknown id); batch: {before, after (status and counters), answer}; classification: {ok, reason?, note, before, after (classification_type, ivr_actions, is_active, invalidated_at, invalidated_reason)}.';
 
@@ -663,6 +674,10 @@ create index pending_calls_classification_id_idx
 create index call_sessions_classification_id_idx
   on public.call_sessions (classification_id) where classification_id is not null;
 
+-- claim_next_due's search, one group at a time: a batch's due rows (batch_id null: the rows of no batch) in order.
+create index pending_calls_batch_due_idx on public.pending_calls (batch_id, next_attempt_at, created_at)
+  where call_status in ('pending', 'retry_pending');
+
 -- A batch's rows in the order its results are listed (and the foreign key's index).
 create index pending_calls_batch_idx on public.pending_calls (batch_id, created_at, id);
 create index pending_calls_redial_of_idx on public.pending_calls (redial_of) where redial_of is not null;
@@ -732,10 +747,12 @@ insert into outcall_private.dispatch_policy default values;
 create table outcall_private.rate_state (
   id boolean primary key default true
     constraint rate_state_singleton check (id),
-  next_slot_at timestamptz not null default '-infinity'
+  next_slot_at timestamptz not null default '-infinity',
+  -- The last claim of a row of no batch: that group's turn among the batches (claim_next_due).
+  batchless_claimed_at timestamptz not null default '-infinity'
 );
 comment on table outcall_private.rate_state is
-  'The calls-per-second reservation (one row): next_slot_at. Its row lock serializes claims and dial-slot reservations.';
+  'The calls-per-second reservation (one row): next_slot_at; batchless_claimed_at (the turn of the rows of no batch). Its row lock serializes claims and dial-slot reservations.';
 insert into outcall_private.rate_state default values;
 
 -- The create requests in flight and those answered within the window: one row per session (its latest try).
@@ -743,10 +760,22 @@ insert into outcall_private.rate_state default values;
 create table outcall_private.dial_requests (
   session_id uuid primary key references public.call_sessions (id) on delete cascade,
   sent_at timestamptz not null,
-  answered_at timestamptz
+  answered_at timestamptz,
+  -- The session's batch (null: none): a batch's own calls per second count its own requests.
+  batch_id uuid
 );
 comment on table outcall_private.dial_requests is
   'Twilio create requests in flight (answered_at null) and recently answered: the calls-per-second send slots. Pruned at each grant.';
+
+-- Per batch, what the claims keep under the dispatch lock (30_dispatch.sql): its last claim (its turn among the
+-- batches) and its own calls-per-second pace. A row is made by the batch's first claim.
+create table outcall_private.batch_dispatch_state (
+  batch_id uuid primary key references public.batches (id) on delete cascade,
+  last_claimed_at timestamptz not null default '-infinity',
+  next_slot_at timestamptz not null default '-infinity'
+);
+comment on table outcall_private.batch_dispatch_state is
+  'Per batch: last_claimed_at (claim_next_due serves the batch whose last claim is oldest) and next_slot_at (its calls_per_second pace). Written under the dispatch lock.';
 
 -- The SMS senders' pace (65_sms.sql): one row per sender, made by the first claim of its messages.
 create table outcall_private.sms_senders (
@@ -795,11 +824,14 @@ create view public.batch_progress with (security_invoker = true) as
          b.started_at,
          b.completed_at,
          b.cancelled_at,
-         b.updated_at
+         b.updated_at,
+         b.paused_at,
+         b.max_concurrency,
+         b.calls_per_second
     from public.batches as b;
 
 comment on view public.batch_progress is
-  'Per batch: its counters, success_rate (completed / (completed + failed)), average_duration_seconds, total_cost. Not in the Realtime publication (views cannot be): subscribe to public.batches, which carries the counters.';
+  'Per batch: its counters, success_rate (completed / (completed + failed)), average_duration_seconds, total_cost, paused_at and its own limits (max_concurrency, calls_per_second). Not in the Realtime publication (views cannot be): subscribe to public.batches, which carries the counters.';
 
 -- ======== sql/schema/20_helpers.sql ========
 
@@ -1128,6 +1160,13 @@ $$;
 --   and no sooner than 1/calls_per_second after the previous grant (an even pace).
 -- So any k + 1 creates arrive at least a window apart (at most k in any second), with no headroom for jitter.
 -- The cost is the create's own answer time: at 1 call/s one call every 1 s + Twilio's answer time.
+-- A batch with its own calls_per_second is held by the same rule over its own creates (dial_requests.batch_id)
+-- and its own pace (batch_dispatch_state.next_slot_at), on top of the global one: send_slot_wait(p_batch_id).
+--
+-- Batches share the global slots by turns (claim_next_due): among the groups (each batch not finished, cancelled
+-- or paused; the rows of no batch as one group) the one whose last claim is oldest is searched first, then the
+-- next, each for its most overdue claimable row; a group at its own limits is passed over. So a batch of 1,000 rows
+-- takes one claim in turn with a batch of 5, not 1,000 before it.
 
 -- Dispatch limits ----------------------------------------------------------------------------------------
 -- Locks the rate_state row until commit. Every claim and slot reservation takes it (after its pending_calls
@@ -1171,25 +1210,36 @@ $$;
 
 -- How long until a create request may be sent (zero: now). The dispatch lock must be held. On the database's
 -- wall clock, clock_timestamp(), which is also the clock of every grant and answer compared here.
-create or replace function outcall_private.send_slot_wait() returns interval
+-- p_batch_id null: the global limit (the policy's calls_per_second over every create); a batch: its own
+-- calls_per_second over its own creates (zero when it has none).
+create or replace function outcall_private.send_slot_wait(p_batch_id uuid default null) returns interval
 language plpgsql volatile
 set search_path = ''
 as $$
 declare
   v_now timestamptz := pg_catalog.clock_timestamp();
-  v_cps numeric := (outcall_private.policy()).calls_per_second;
+  v_cps numeric := case when p_batch_id is null then (outcall_private.policy()).calls_per_second
+                        else (select b.calls_per_second from public.batches as b where b.id = p_batch_id) end;
   v_slots int := greatest(1, pg_catalog.floor(v_cps))::int;
   v_window interval := interval '1 second' * (case when v_cps >= 1 then 1 else 1.0 / v_cps end)::float8;
-  v_pace_wait interval := (select greatest(next_slot_at, v_now) from outcall_private.rate_state) - v_now;
+  v_pace_wait interval := case when p_batch_id is null
+      then (select greatest(next_slot_at, v_now) from outcall_private.rate_state)
+      else (select greatest(s.next_slot_at, v_now) from outcall_private.batch_dispatch_state as s
+             where s.batch_id = p_batch_id) end - v_now;
   v_free_at timestamptz[];
 begin
+  if v_cps is null then
+    return interval '0';
+  end if;
+  v_pace_wait := coalesce(v_pace_wait, interval '0');
   -- When each busy slot frees: a window after its answer; a request in flight, a window after an answer still
   -- to come, so now + window is the earliest that can be.
   select coalesce(pg_catalog.array_agg(coalesce(r.answered_at, v_now) + v_window order by r.answered_at nulls last), '{}')
     into v_free_at
     from outcall_private.dial_requests as r
-   where (r.answered_at is null and r.sent_at > v_now - outcall_private.dial_request_lease())
-      or r.answered_at > v_now - v_window;
+   where (p_batch_id is null or r.batch_id = p_batch_id)
+     and ((r.answered_at is null and r.sent_at > v_now - outcall_private.dial_request_lease())
+          or r.answered_at > v_now - v_window);
   if pg_catalog.cardinality(v_free_at) >= v_slots then
     -- the first moment fewer than v_slots are busy
     return greatest(v_free_at[pg_catalog.cardinality(v_free_at) - v_slots + 1] - v_now, v_pace_wait, interval '0');
@@ -1218,6 +1268,35 @@ begin
 end
 $$;
 
+-- Why the batch may not dial now (batch_at_capacity; batch_rate_limited with retry_after_ms), or null: a batch
+-- without limits of its own, or no batch. The dispatch lock must be held. Its live calls are counted by its rows'
+-- live sessions (few at any time).
+create or replace function outcall_private.batch_limits_answer(p_batch_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_batch public.batches;
+  v_wait interval;
+begin
+  select * into v_batch from public.batches where id = p_batch_id;
+  if v_batch.max_concurrency is not null
+     and (select count(*) from outcall_private.live_sessions as s
+            join public.pending_calls as p on p.id = s.pending_call_id
+           where p.batch_id = p_batch_id) >= v_batch.max_concurrency then
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'batch_at_capacity');
+  end if;
+  if v_batch.calls_per_second is not null then
+    v_wait := outcall_private.send_slot_wait(p_batch_id);
+    if v_wait > interval '0' then
+      return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'batch_rate_limited',
+                                           'retry_after_ms', outcall_private.interval_ms(v_wait));
+    end if;
+  end if;
+  return null;
+end
+$$;
+
 -- Grants a send slot to the session's next create request, now (send_slot_wait() must have answered zero,
 -- under the dispatch lock). The request is in flight until its answer is recorded. Returns the grant's time.
 create or replace function outcall_private.take_dial_slot(p_session_id uuid) returns timestamptz
@@ -1226,12 +1305,23 @@ set search_path = ''
 as $$
 declare
   v_now timestamptz := pg_catalog.clock_timestamp();
+  v_batch public.batches;
 begin
+  select b.* into v_batch
+    from public.call_sessions as s
+    join public.pending_calls as p on p.id = s.pending_call_id
+    join public.batches as b on b.id = p.batch_id
+   where s.id = p_session_id;
   delete from outcall_private.dial_requests
    where coalesce(answered_at, sent_at + outcall_private.dial_request_lease()) < v_now - interval '1 hour';
-  insert into outcall_private.dial_requests (session_id, sent_at) values (p_session_id, v_now)
+  insert into outcall_private.dial_requests (session_id, sent_at, batch_id) values (p_session_id, v_now, v_batch.id)
   on conflict (session_id) do update set sent_at = excluded.sent_at, answered_at = null;
   update outcall_private.rate_state set next_slot_at = v_now + outcall_private.dial_spacing();
+  if v_batch.calls_per_second is not null then
+    insert into outcall_private.batch_dispatch_state (batch_id, next_slot_at)
+    values (v_batch.id, v_now + interval '1 second' * (1.0 / v_batch.calls_per_second)::float8)
+    on conflict (batch_id) do update set next_slot_at = excluded.next_slot_at;
+  end if;
   return v_now;
 end
 $$;
@@ -1282,10 +1372,19 @@ as $$
                   where s.status = 'dialing' and p.phone = p_phone)
 $$;
 
+-- Whether the batch is paused (pause_batch, 60_batches.sql); false for no batch.
+create or replace function outcall_private.batch_is_paused(p_batch_id uuid) returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select exists (select 1 from public.batches where id = p_batch_id and paused_at is not null)
+$$;
+
 -- What stands between a claimable row (locked) and its dial, in the order of the answers: suppressed or expired
--- (the row ends so, no session, no call: outcall_private.undiallable_reason), outside_window (the row then waits
--- for the opening; when that opening is at or after its expires_at it ends expired at once), phone_dialing,
--- at_capacity, rate_limited. Null = go ahead; the dispatch
+-- (the row ends so, no session, no call: outcall_private.undiallable_reason), paused (its batch holds it; the row
+-- stays as it is), outside_window (the row then waits for the opening; when that opening is at or after its
+-- expires_at it ends expired at once), phone_dialing, batch_at_capacity, batch_rate_limited (its batch's own
+-- limits), at_capacity, rate_limited. Null = go ahead; the dispatch
 -- lock is then held. The phone is checked under the lock too: two rows of one phone claimed at once must not
 -- both pass. The window is the row's: the policy's intersected with the row's own (row_window_opening). A
 -- window that never opens is outside it for ever (next_attempt_at 'infinity'), never "go ahead".
@@ -1302,6 +1401,10 @@ begin
     update public.pending_calls set call_status = v_ends, last_error = v_ends where id = p_call.id;
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', v_ends);
   end if;
+  -- (b) its batch holds it
+  if outcall_private.batch_is_paused(p_call.batch_id) then
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'paused');
+  end if;
   v_opening := outcall_private.row_window_opening(p_call, pg_catalog.now());
   if v_opening is null or v_opening > pg_catalog.now() then
     v_opening := coalesce(v_opening, 'infinity');
@@ -1316,7 +1419,24 @@ begin
   if outcall_private.phone_is_dialing(p_call.phone) then
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'phone_dialing', 'retry_after_ms', 250);
   end if;
-  return outcall_private.limits_answer();
+  return coalesce(outcall_private.batch_limits_answer(p_call.batch_id), outcall_private.limits_answer());
+end
+$$;
+
+-- A group's turn was taken (claim_next_due serves the group whose last claim is oldest): the batch's, or for a
+-- row of no batch, the batchless group's. Under the dispatch lock.
+create or replace function outcall_private.note_turn(p_batch_id uuid) returns void
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  if p_batch_id is null then
+    update outcall_private.rate_state set batchless_claimed_at = pg_catalog.clock_timestamp();
+  else
+    insert into outcall_private.batch_dispatch_state (batch_id, last_claimed_at)
+    values (p_batch_id, pg_catalog.clock_timestamp())
+    on conflict (batch_id) do update set last_claimed_at = excluded.last_claimed_at;
+  end if;
 end
 $$;
 
@@ -1354,6 +1474,7 @@ begin
 
   v_listen := outcall_private.open_listener(p_call, v_session_id, v_class);
   perform outcall_private.take_dial_slot(v_session_id);
+  perform outcall_private.note_turn(p_call.batch_id);
 
   return pg_catalog.jsonb_build_object(
     'session_id', v_session_id,
@@ -1409,23 +1530,67 @@ end
 $$;
 
 comment on function public.claim_pending_call(uuid) is
-  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | suppressed | expired (the row ended so: its phone is on the suppression list, or its expires_at passed or comes before its window opens) | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits (its batch''s own, then the global): row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | suppressed | expired (the row ended so: its phone is on the suppression list, or its expires_at passed or comes before its window opens) | paused | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | batch_at_capacity | batch_rate_limited (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+
+-- A group's most overdue claimable row, locked (SKIP LOCKED: one taken by a concurrent claim is passed over), or
+-- a row of nulls: p_batch_id's, or with p_batch_id null the rows of no batch. One probe of
+-- pending_calls_batch_due_idx; the dispatch lock must be held (the phone filter is exact under it).
+create or replace function outcall_private.next_due_row(p_batch_id uuid) returns public.pending_calls
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_call public.pending_calls;
+begin
+  if p_batch_id is null then
+    select * into v_call
+      from public.pending_calls as p
+     where p.batch_id is null
+       and p.call_status in ('pending', 'retry_pending')
+       and p.next_attempt_at <= pg_catalog.now()
+       and p.attempts < p.max_attempts
+       and not outcall_private.phone_is_dialing(p.phone)
+     order by p.next_attempt_at, p.created_at
+     limit 1
+       for update skip locked;
+  else
+    select * into v_call
+      from public.pending_calls as p
+     where p.batch_id = p_batch_id
+       and p.call_status in ('pending', 'retry_pending')
+       and p.next_attempt_at <= pg_catalog.now()
+       and p.attempts < p.max_attempts
+       and not outcall_private.phone_is_dialing(p.phone)
+     order by p.next_attempt_at, p.created_at
+     limit 1
+       for update skip locked;
+  end if;
+  return v_call;
+end
+$$;
 
 -- claim_next_due ----------------------------------------------------------------------------------------
--- The most overdue claimable row: due pending/retry_pending with attempts left, not locked by another claim,
--- whose phone is not dialing, by next_attempt_at then created_at. The dispatch lock is taken first and the
--- limits checked, so a full Worker touches no row, and the search runs under the lock (its phone filter is
--- exact). A row found outside its window is deferred to its opening, and a suppressed or expired one ended, and
--- the next one tried, up to c_max_deferrals; past that it answers the last reason with retry_after_ms 0 (more may
--- be due: call again).
+-- The next claimable row, by turns between the batches (the header above): due pending/retry_pending with attempts
+-- left, not locked by another claim, whose phone is not dialing. The dispatch lock is taken first and the global
+-- limits checked, so a full Worker touches no row, and the search runs under the lock (its phone filter is exact).
+-- The groups are searched oldest last claim first (a batch never claimed first, then by creation); in a group, its
+-- most overdue row (next_attempt_at, created_at), one index probe (pending_calls_batch_due_idx). A group at its own
+-- limits is passed over; when every group with a due row is, the answer is the hold that ends first
+-- (batch_rate_limited with the shortest retry_after_ms, else batch_at_capacity). A row found outside its window is
+-- deferred to its opening, and a suppressed or expired one ended, and the next one tried, up to c_max_deferrals in
+-- all; past that it answers the last reason with retry_after_ms 0 (more may be due: call again). Paused batches are
+-- not searched.
 create or replace function public.claim_next_due() returns jsonb
 language plpgsql volatile
 set search_path = ''
 as $$
 declare
   c_max_deferrals constant int := 100;
+  v_deferrals int := 0;
+  v_group uuid;
   v_call public.pending_calls%rowtype;
   v_answer jsonb;
+  v_held jsonb;
 begin
   perform outcall_private.lock_dispatch_limits();
   v_answer := outcall_private.limits_answer();
@@ -1433,39 +1598,58 @@ begin
     return v_answer;
   end if;
 
-  for i in 1 .. c_max_deferrals loop
-    select * into v_call
-      from public.pending_calls as p
-     where p.call_status in ('pending', 'retry_pending')
-       and p.next_attempt_at <= now()
-       and p.attempts < p.max_attempts
-       and not outcall_private.phone_is_dialing(p.phone)
-     order by p.next_attempt_at, p.created_at
-     limit 1
-       for update skip locked;
-    if not found then
-      return jsonb_build_object('claimed', false, 'reason', 'idle');
+  for v_group in
+    select g.batch_id
+      from (select b.id as batch_id, coalesce(s.last_claimed_at, '-infinity') as last_claimed_at, b.created_at
+              from public.batches as b
+              left join outcall_private.batch_dispatch_state as s on s.batch_id = b.id
+             where b.completed_at is null and b.cancelled_at is null and b.paused_at is null
+            union all
+            select null, r.batchless_claimed_at, '-infinity' from outcall_private.rate_state as r) as g
+     order by g.last_claimed_at, g.created_at, g.batch_id
+  loop
+    -- A batch at its own limits is passed over before any row of it is locked (a claim by id must still see
+    -- batch_at_capacity, not a row taken); its hold counts only if it has a row due. The hold that ends first
+    -- is the answer if no group can dial.
+    v_answer := outcall_private.batch_limits_answer(v_group);
+    if v_answer is not null then
+      if exists (select 1 from public.pending_calls as p
+                  where p.batch_id = v_group and p.call_status in ('pending', 'retry_pending')
+                    and p.next_attempt_at <= now() and p.attempts < p.max_attempts)
+         and (v_held is null or (v_answer ? 'retry_after_ms' and (not v_held ? 'retry_after_ms'
+              or (v_held ->> 'retry_after_ms')::bigint > (v_answer ->> 'retry_after_ms')::bigint))) then
+        v_held := v_answer;
+      end if;
+      continue;
     end if;
-
-    v_answer := outcall_private.dispatch_gate(v_call);
-    if v_answer is null then
-      return outcall_private.start_attempt(v_call);
-    elsif v_answer ->> 'reason' not in ('outside_window', 'suppressed', 'expired') then
-      return v_answer;  -- (not expected: the limits and the phone were checked under the same lock)
-    end if;
+    loop
+      v_call := outcall_private.next_due_row(v_group);
+      exit when v_call.id is null;
+      v_answer := outcall_private.dispatch_gate(v_call);
+      if v_answer is null then
+        return outcall_private.start_attempt(v_call);
+      elsif v_answer ->> 'reason' not in ('outside_window', 'suppressed', 'expired') then
+        return v_answer;  -- (not expected: the limits and the phone were checked under the same lock)
+      end if;
+      v_deferrals := v_deferrals + 1;
+      if v_deferrals >= c_max_deferrals then
+        return v_answer || jsonb_build_object('retry_after_ms', 0);
+      end if;
+    end loop;
   end loop;
-  return v_answer || jsonb_build_object('retry_after_ms', 0);
+  return coalesce(v_held, jsonb_build_object('claimed', false, 'reason', 'idle'));
 end
 $$;
 
 comment on function public.claim_next_due() is
-  'Claims the most overdue claimable row, like claim_pending_call; rows outside their calling window are deferred to the opening, suppressed or expired rows ended (up to 100 per call, then {claimed: false, reason: outside_window | suppressed | expired, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: at_capacity | rate_limited | idle | outside_window | phone_dialing | suppressed | expired}.';
+  'Claims the next claimable row, like claim_pending_call, by turns between batches (the batch whose last claim is oldest first; the rows of no batch as one group; paused batches skipped, a batch at its own limits passed over); rows outside their calling window are deferred to the opening, suppressed or expired rows ended (up to 100 per call, then {claimed: false, reason: outside_window | suppressed | expired, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: at_capacity | rate_limited | batch_at_capacity | batch_rate_limited (+retry_after_ms: every batch with a due row is at its own limits) | idle | outside_window | phone_dialing | suppressed | expired}.';
 
 -- reserve_dial_slot -------------------------------------------------------------------------------------
 -- The Worker sends Twilio's create request again after a retryable provider error: that request needs a send
 -- slot of its own, granted now or not at all. Returns {"outcome": "reserved"} (send now), {"outcome": "wait",
 -- "retry_after_ms": n} (ask again then), {"outcome": "settled"} when the session no longer waits for its dial
--- result, null for an unknown session. Touches the session's updated_at: the sweep leaves a session being
+-- result, null for an unknown session. The batch's own calls_per_second holds it too (its capacity does not:
+-- the session is already live). Touches the session's updated_at: the sweep leaves a session being
 -- worked on alone.
 create or replace function public.reserve_dial_slot(p_session_id uuid) returns jsonb
 language plpgsql volatile
@@ -1488,8 +1672,9 @@ begin
 
   update public.call_sessions set updated_at = now() where id = v_session.id;
   perform outcall_private.lock_dispatch_limits();
-  -- Its own earlier try was answered (the Worker released it before backing off).
-  v_wait := outcall_private.send_slot_wait();
+  -- Its own earlier try was answered (the Worker released it before backing off). The batch's own rate too.
+  v_wait := greatest(outcall_private.send_slot_wait(),
+                     outcall_private.send_slot_wait((select batch_id from public.pending_calls where id = v_pending_call_id)));
   if v_wait > interval '0' then
     return jsonb_build_object('outcome', 'wait', 'retry_after_ms', outcall_private.interval_ms(v_wait));
   end if;
@@ -2666,7 +2851,11 @@ as $$
     'completed_at', p.completed_at,
     'cancelled_at', p.cancelled_at,
     'expires_at', p.expires_at,
-    'updated_at', p.updated_at)
+    'updated_at', p.updated_at,
+    'paused', p.paused_at is not null,
+    'paused_at', p.paused_at,
+    'max_concurrency', p.max_concurrency,
+    'calls_per_second', p.calls_per_second)
 $$;
 
 -- A page request: limit 1..1000, offset >= 0, else invalid_parameter_value (22023).
@@ -2835,10 +3024,11 @@ begin
   -- A concurrent request with the same key waits here for the first to end; if that one committed, this one
   -- is its replay (or a conflict).
   insert into public.batches (name, metadata, idempotency_key, request_hash, not_before, window_days, window_start,
-                              window_end, rejected, expires_at)
+                              window_end, rejected, expires_at, max_concurrency, calls_per_second)
   values (coalesce(p_request ->> 'name', outcall_private.default_batch_name(pg_catalog.now())),
           coalesce(nullif(p_request -> 'metadata', 'null'::jsonb), '{}'::jsonb), v_key, v_hash,
-          v_not_before, v_days, v_start, v_end, v_rejected, v_expires_at)
+          v_not_before, v_days, v_start, v_end, v_rejected, v_expires_at,
+          (p_request ->> 'max_concurrency')::int, (p_request ->> 'calls_per_second')::numeric)
   on conflict (idempotency_key) do nothing
   returning * into v_batch;
   if not found then
@@ -2883,7 +3073,7 @@ end
 $$;
 
 comment on function public.create_batch(jsonb) is
-  'Creates a batch from {name (null or absent: outcall_private.default_batch_name of its created_at), metadata, idempotency_key, request_hash, not_before, expires_at, window: {days, start, end}, targets: [pending_calls columns; expires_at: least(it, the batch''s)], pending_call_ids (copies expire with the batch)}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}]} | {outcome: replayed, batch_id, accepted, rejected} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call | expires_in_past, message, value}]}.';
+  'Creates a batch from {name (null or absent: outcall_private.default_batch_name of its created_at), metadata, idempotency_key, request_hash, not_before, expires_at, window: {days, start, end}, max_concurrency, calls_per_second (its own limits; null: none), targets: [pending_calls columns; expires_at: least(it, the batch''s)], pending_call_ids (copies expire with the batch)}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}]} | {outcome: replayed, batch_id, accepted, rejected} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call | expires_in_past, message, value}]}.';
 
 -- batch_status ---------------------------------------------------------------------------------------------------
 create or replace function public.batch_status(p_batch_id uuid, p_limit int default 100, p_offset int default 0)
@@ -2923,7 +3113,7 @@ end
 $$;
 
 comment on function public.batch_status(uuid, int, int) is
-  'A batch''s progress and one page of its rows (by created_at, id): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at, metadata, results: [{pending_call_id, phone, name, status, attempts, outcome, summary, success_evaluation, duration_seconds, cost, updated_at}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
+  'A batch''s progress and one page of its rows (by created_at, id): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at, updated_at, paused, paused_at, max_concurrency, calls_per_second, metadata, results: [{pending_call_id, phone, name, status, attempts, outcome, summary, success_evaluation, duration_seconds, cost, updated_at}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
 
 -- batch_progress_of -----------------------------------------------------------------------------------------------
 create or replace function public.batch_progress_of(p_batch_id uuid) returns jsonb
@@ -2934,7 +3124,7 @@ as $$
 $$;
 
 comment on function public.batch_progress_of(uuid) is
-  'A batch''s progress, for frequent polling (one row read): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at} or null.';
+  'A batch''s progress, for frequent polling (one row read): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at, updated_at, paused, paused_at, max_concurrency, calls_per_second} or null.';
 
 -- list_batches ----------------------------------------------------------------------------------------------------
 create or replace function public.list_batches(p_limit int default 50, p_offset int default 0) returns jsonb
@@ -3082,6 +3272,97 @@ $$;
 
 comment on function public.retry_failed_batch(uuid) is
   'Requeues the failed rows of a batch (pending, attempt_offset = attempts, a fresh budget of max_attempts - attempt_offset attempts, due now, last_error cleared); the batch reopens. Returns {batch_id, status, requeued} or {batch_id, error: batch_cancelled} (nothing changed) or null.';
+
+-- pause_batch, resume_batch ------------------------------------------------------------------------------------
+-- Pausing holds the batch's rows: no claim dials one (claim_pending_call answers paused, claim_next_due does not
+-- search the batch) while its live calls finish, and a retry falling due meanwhile waits; the batch's status is
+-- unchanged (paused is its own field). Resuming lets them go on where they stopped and kicks the Worker's dispatch
+-- as a batch insert does: the webhook with the batch's first row due (70_webhook.sql; the sweep dispatches anyway).
+-- Both idempotent (changed false when it already was so); a completed or cancelled batch refuses (error
+-- batch_completed | batch_cancelled, nothing changed). Pausing takes the dispatch lock (before the batch row, as
+-- the claims take them): a claim in progress commits first, and none after it dials a row of the batch.
+create or replace function outcall_private.set_batch_paused(p_batch_id uuid, p_paused boolean) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_batch public.batches;
+  v_changed boolean := false;
+  v_first_due uuid;
+begin
+  if not exists (select 1 from public.batches where id = p_batch_id) then
+    return null;
+  end if;
+  perform outcall_private.lock_batch_changes(p_batch_id);
+  if p_paused then
+    perform outcall_private.lock_dispatch_limits();
+  end if;
+  select * into v_batch from public.batches where id = p_batch_id for update;
+  if v_batch.cancelled_at is not null or v_batch.completed_at is not null then
+    return jsonb_build_object('batch_id', p_batch_id, 'status', v_batch.status,
+      'error', case when v_batch.cancelled_at is not null then 'batch_cancelled' else 'batch_completed' end);
+  end if;
+  if (v_batch.paused_at is not null) <> p_paused then
+    update public.batches set paused_at = case when p_paused then now() end where id = p_batch_id;
+    v_changed := true;
+    if not p_paused then
+      select p.id into v_first_due
+        from public.pending_calls as p
+       where p.batch_id = p_batch_id and p.call_status in ('pending', 'retry_pending')
+       order by p.next_attempt_at, p.created_at
+       limit 1;
+      if v_first_due is not null then
+        perform outcall_private.post_pending_call_webhook('public', 'pending_calls', v_first_due);
+      end if;
+    end if;
+  end if;
+  return public.batch_progress_of(p_batch_id) || jsonb_build_object('changed', v_changed);
+end
+$$;
+
+-- The API key's pause or resume (the Worker's /api/v1/batches/{id}/pause, /resume), audited in operator_actions
+-- as actor api_key with the batch's progress before and after (as operator_batch_action audits an operator's).
+create or replace function outcall_private.api_key_pause(p_batch_id uuid, p_paused boolean) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_before jsonb := public.batch_progress_of(p_batch_id);
+  v_answer jsonb;
+begin
+  v_answer := outcall_private.set_batch_paused(p_batch_id, p_paused);
+  if v_answer is not null then
+    insert into public.operator_actions (actor, action, target_kind, target_ids, detail)
+    values ('api_key', case when p_paused then 'pause' else 'resume' end, 'batch', array[p_batch_id],
+            jsonb_build_object('before', v_before, 'after', public.batch_progress_of(p_batch_id), 'answer', v_answer));
+  end if;
+  return v_answer;
+end
+$$;
+
+create or replace function public.pause_batch(p_batch_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  return outcall_private.api_key_pause(p_batch_id, true);
+end
+$$;
+
+comment on function public.pause_batch(uuid) is
+  'Pauses a batch (idempotent, audited as actor api_key): nothing new of it is dialled, live calls finish. Returns its progress (as batch_progress_of, paused true) with changed (false: it was paused already), {batch_id, status, error: batch_completed | batch_cancelled} (nothing changed), or null (no such batch).';
+
+create or replace function public.resume_batch(p_batch_id uuid) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  return outcall_private.api_key_pause(p_batch_id, false);
+end
+$$;
+
+comment on function public.resume_batch(uuid) is
+  'Resumes a paused batch (idempotent, audited as actor api_key): its rows are dialled again where they stopped, and the Worker is sent the first one due. Returns its progress with changed (false: it was not paused), {batch_id, status, error: batch_completed | batch_cancelled}, or null.';
 
 -- ======== sql/schema/62_suppression.sql ========
 
@@ -4325,7 +4606,8 @@ comment on function public.operator_of(uuid) is
 -- ======== sql/schema/87_operator_actions.sql ========
 
 -- 87: what operators do from the dashboard (through the Worker's /api/v1/operator/*, with their own JWT): act on
--- calls (retry now, cancel, reset to pending, archive, unarchive), on a batch (cancel, retry its failed rows) and on
+-- calls (retry now, cancel, reset to pending, archive, unarchive), on a batch (cancel, retry its failed rows, pause,
+-- resume) and on
 -- a classification (invalidate, correct). Each call of an action function writes one row of
 -- public.operator_actions (who, what, before and after) in the same transaction as the change.
 -- Contract: functions/core/src/rpc.rs (OperatorCallAction, OperatorBatchAction, OperatorClassificationAction);
@@ -4545,9 +4827,10 @@ comment on function public.operator_call_action(text, uuid[]) is
 
 -- Batches -------------------------------------------------------------------------------------------------------
 
--- operator_batch_action: cancel_batch or retry_failed_batch (60_batches.sql), audited with the batch's progress
--- before and after. Answers theirs with {action, ok}: ok false only for retry_failed of a cancelled batch
--- (error batch_cancelled, nothing changed). An unknown batch: P0002.
+-- operator_batch_action: cancel_batch, retry_failed_batch, or pause / resume (set_batch_paused), all in
+-- 60_batches.sql, audited with the batch's progress before and after. Answers theirs with {action, ok}: ok false
+-- only when it refused (retry_failed of a cancelled batch: error batch_cancelled; pause or resume of a finished
+-- batch: batch_completed | batch_cancelled; nothing changed). An unknown batch: P0002.
 create or replace function public.operator_batch_action(p_batch_id uuid, p_action text) returns jsonb
 language plpgsql volatile security definer
 set search_path = ''
@@ -4557,8 +4840,9 @@ declare
   v_before jsonb;
   v_answer jsonb;
 begin
-  if p_action is null or p_action not in ('cancel', 'retry_failed') then
-    raise exception 'operator_batch_action: p_action must be cancel or retry_failed, not %', coalesce(p_action, 'null')
+  if p_action is null or p_action not in ('cancel', 'retry_failed', 'pause', 'resume') then
+    raise exception 'operator_batch_action: p_action must be cancel, retry_failed, pause or resume, not %',
+      coalesce(p_action, 'null')
       using errcode = 'invalid_parameter_value';
   end if;
   if p_batch_id is null then
@@ -4572,6 +4856,8 @@ begin
   end if;
 
   v_answer := case p_action when 'cancel' then public.cancel_batch(p_batch_id)
+                            when 'pause' then outcall_private.set_batch_paused(p_batch_id, true)
+                            when 'resume' then outcall_private.set_batch_paused(p_batch_id, false)
                             else public.retry_failed_batch(p_batch_id) end;
 
   perform outcall_private.record_operator_action(v_operator, p_action, 'batch', array[p_batch_id],
@@ -4585,7 +4871,7 @@ end
 $$;
 
 comment on function public.operator_batch_action(uuid, text) is
-  'An operator''s action on a batch: cancel (cancel_batch: {batch_id, status, cancelled, live}) or retry_failed (retry_failed_batch: {batch_id, status, requeued}, or error batch_cancelled), answered with {action, ok} added. One operator_actions row. Not an operator: 42501; another action: 22023; unknown batch: P0002.';
+  'An operator''s action on a batch: cancel (cancel_batch: {batch_id, status, cancelled, live}), retry_failed (retry_failed_batch: {batch_id, status, requeued}, or error batch_cancelled), pause or resume (the batch''s progress with changed, or error batch_completed | batch_cancelled), answered with {action, ok} added. One operator_actions row. Not an operator: 42501; another action: 22023; unknown batch: P0002.';
 
 -- Classifications -----------------------------------------------------------------------------------------------
 
@@ -4965,6 +5251,8 @@ revoke all on function
   public.batch_transcripts(uuid, int, int),
   public.cancel_batch(uuid),
   public.retry_failed_batch(uuid),
+  public.pause_batch(uuid),
+  public.resume_batch(uuid),
   public.begin_listening(uuid, text),
   public.record_classification_run(uuid, jsonb, jsonb, numeric),
   public.invalidate_classification(uuid, text),
@@ -5001,6 +5289,8 @@ grant execute on function
   public.batch_transcripts(uuid, int, int),
   public.cancel_batch(uuid),
   public.retry_failed_batch(uuid),
+  public.pause_batch(uuid),
+  public.resume_batch(uuid),
   public.begin_listening(uuid, text),
   public.record_classification_run(uuid, jsonb, jsonb, numeric),
   public.invalidate_classification(uuid, text),
@@ -5061,6 +5351,8 @@ revoke all on table outcall_private.settings from public, anon, authenticated, s
 grant select on table outcall_private.dispatch_policy, outcall_private.live_sessions to service_role;
 grant select, update on table outcall_private.rate_state to service_role;
 grant select, insert, update, delete on table outcall_private.dial_requests to service_role;
+-- The batches' turns and paces: the claims make a batch's row and move it.
+grant select, insert, update on table outcall_private.batch_dispatch_state to service_role;
 -- The SMS senders' pace: claim_sms makes a sender's row and moves its next slot.
 grant select, insert, update on table outcall_private.sms_senders to service_role;
 
@@ -5082,8 +5374,15 @@ grant execute on function
   outcall_private.dial_request_lease(),
   outcall_private.vapi_context_fields(),
   outcall_private.dial_spacing(),
-  outcall_private.send_slot_wait(),
+  outcall_private.send_slot_wait(uuid),
   outcall_private.limits_answer(),
+  outcall_private.batch_limits_answer(uuid),
+  outcall_private.batch_is_paused(uuid),
+  outcall_private.note_turn(uuid),
+  outcall_private.next_due_row(uuid),
+  outcall_private.set_batch_paused(uuid, boolean),
+  outcall_private.api_key_pause(uuid, boolean),
+  outcall_private.post_pending_call_webhook(text, text, uuid),
   outcall_private.take_dial_slot(uuid),
   outcall_private.release_dial_slot(uuid),
   outcall_private.release_answered_dial(),

@@ -1,5 +1,5 @@
 // One batch: its live progress (batch_progress, followed through public.batches), its calls (calls-list.js),
-// cancel and retry-failed for operators, the CSV of its results, and the operators' actions on it.
+// cancel, retry-failed, pause and resume for operators, the CSV of its results, and the operators' actions on it.
 import { batchAction } from '../api.js';
 import { calls, confirmedButton } from '../actions.js';
 import { callList } from '../calls-list.js';
@@ -42,7 +42,15 @@ export async function renderBatch(ctx, main, id) {
       const answer = await batchAction(await ctx.token(), id, 'retry-failed');
       if (answer.ok === false) return refusal(answer);
       return `Requeued: ${calls(answer.requeued ?? 0)}.`;
-    })) : null;
+    }),
+    // Pausing dials nothing new (live calls finish); resuming goes on where it stopped.
+    ...[['Pause the batch', 'pause'], ['Resume the batch', 'resume']].map(([label, action]) =>
+      confirmedButton(label, `${action}-batch`, async () => {
+        const answer = await batchAction(await ctx.token(), id, action);
+        if (answer.ok === false) return refusal(answer);
+        const state = answer.paused ? 'Paused: nothing new is dialled; live calls finish' : 'Resumed';
+        return answer.changed ? `${state}.` : `${state} already.`;
+      }))) : null;
 
   async function load() {
     const [rows, actions] = await Promise.all([
@@ -58,7 +66,9 @@ export async function renderBatch(ctx, main, id) {
     const done = batch.completed + batch.failed + batch.cancelled;
     replace(summary,
       h('h1', {}, batch.name, ' ',
-        h('span', { class: `status batch-${batch.status}`, id: 'batch-status' }, batch.status), ' ', badge.element),
+        h('span', { class: `status batch-${batch.status}`, id: 'batch-status' }, batch.status), ' ',
+        batch.paused_at ? h('span', { class: 'status batch-paused', id: 'batch-paused' }, 'paused') : '', ' ',
+        badge.element),
       progressBar(batch),
       h('dl', { class: 'fields' },
         ['total', 'queued', 'dialling', 'in_progress', 'retrying', 'completed', 'failed', 'cancelled']
@@ -68,7 +78,10 @@ export async function renderBatch(ctx, main, id) {
         h('dt', {}, 'average duration'), h('dd', {}, formatDuration(batch.average_duration_seconds) || '—'),
         h('dt', {}, 'cost'), h('dd', {}, formatCost(batch.total_cost) || '—'),
         h('dt', {}, 'created'), h('dd', {}, formatDateTime(batch.created_at)),
-        h('dt', {}, 'completed'), h('dd', {}, formatDateTime(batch.completed_at) || '—')),
+        h('dt', {}, 'completed'), h('dd', {}, formatDateTime(batch.completed_at) || '—'),
+        h('dt', {}, 'paused'), h('dd', { id: 'batch-paused-at' }, formatDateTime(batch.paused_at) || '—'),
+        h('dt', {}, 'own limits'), h('dd', {}, [batch.max_concurrency && `${batch.max_concurrency} live`,
+          batch.calls_per_second && `${batch.calls_per_second} calls/s`].filter(Boolean).join(', ') || '—')),
       h('p', {}, h('button', { type: 'button', id: 'export-results', onclick: () => exportResults(supabase, batch)
         .catch((error) => summary.append(errorBox(error))) }, 'Export results CSV')));
     replace(audit, actions.error ? errorBox(actions.error) : auditTable(actions));

@@ -73,7 +73,7 @@ export function auditTable(actions) {
   return h('table', { class: 'compact audit' },
     h('thead', {}, h('tr', {}, ['when', 'who', 'action', 'what changed'].map((t) => h('th', {}, t)))),
     h('tbody', {}, actions.map((a) => h('tr', { dataset: { action: a.action } },
-      h('td', {}, formatDateTime(a.at)), h('td', {}, a.email ?? shortId(a.user_id)), h('td', {}, a.action),
+      h('td', {}, formatDateTime(a.at)), h('td', {}, a.actor === 'api_key' ? 'API key' : a.email ?? shortId(a.user_id)), h('td', {}, a.action),
       h('td', {}, h('code', {}, summarizeDetail(a.detail)))))));
 }
 
@@ -92,7 +92,8 @@ function summarizeDetail(detail) {
     return `${type}${active}${detail.ok === false ? ` (refused: ${detail.reason})` : ''}; “${detail.note ?? ''}”`;
   }
   const counts = (p) => Object.entries(p.counts ?? {}).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`).join(', ');
-  return `${before.status} → ${after.status} (before: ${counts(before)}; after: ${counts(after)})`;
+  const paused = (p) => (p.paused ? ', paused' : '');
+  return `${before.status}${paused(before)} → ${after.status}${paused(after)} (before: ${counts(before)}; after: ${counts(after)})`;
 }
 
 export async function renderCall(ctx, main, id) {

@@ -1,7 +1,7 @@
 //! A batch request, parsed and validated whole before anything is written.
 //!
 //! `POST /api/v1/batches` takes `{"name", "targets": [...], "pendingCallIds": [...], "schedule":
-//! {"notBefore", "window"}, "expiresAt", "metadata"}`, all optional but at least one target or id; without a `name`,
+//! {"notBefore", "window"}, "expiresAt", "metadata", "maxConcurrency", "callsPerSecond"}`, all optional but at least one target or id; without a `name`,
 //! `create_batch` names the batch after its creation time ("Batch 2026-12-02 14:05 UTC"). Every problem is collected (not just the first), each with the
 //! path of the offending item and its value, so a caller can fix a 10,000-target list in one go. What
 //! only the database knows (time-zone names, which ids exist) is checked by `create_batch` in SQL.
@@ -26,7 +26,12 @@ const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 pub const MAX_OBJECT_BYTES: usize = 16 * 1024;
 
 /// The keys a request may have; anything else is a mistake worth reporting, not ignoring.
-const REQUEST_KEYS: [&str; 6] = ["name", "targets", "pendingCallIds", "schedule", "expiresAt", "metadata"];
+const REQUEST_KEYS: [&str; 8] =
+    ["name", "targets", "pendingCallIds", "schedule", "expiresAt", "metadata", "maxConcurrency", "callsPerSecond"];
+
+/// The most a batch's own limits may say: beyond them they would hold nothing the global ones do not.
+pub const MAX_BATCH_CONCURRENCY: u64 = 1_000;
+pub const MAX_BATCH_CALLS_PER_SECOND: f64 = 1_000.0;
 
 /// One problem with one part of the request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,6 +79,15 @@ pub struct Window {
     pub end: NaiveTime,
 }
 
+/// A batch's own dispatch limits, held by the claims on top of the global ones (`None`: none of its own).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Limits {
+    /// Its live calls at most.
+    pub max_concurrency: Option<u64>,
+    /// Its Twilio create requests per second at most (fractions allowed: 0.5 is one every 2 s).
+    pub calls_per_second: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Schedule {
     pub not_before: Option<DateTime<Utc>>,
@@ -92,6 +106,7 @@ pub struct NewBatch {
     pub schedule: Schedule,
     /// `expiresAt`: no row of the batch is dialled from then on (a target's own `expires_at` may be earlier).
     pub expires_at: Option<DateTime<Utc>>,
+    pub limits: Limits,
 }
 
 impl NewBatch {
@@ -108,6 +123,8 @@ impl NewBatch {
             "not_before": self.schedule.not_before.map(|t| t.to_rfc3339()),
             "expires_at": self.expires_at.map(|t| t.to_rfc3339()),
             "window": window,
+            "max_concurrency": self.limits.max_concurrency,
+            "calls_per_second": self.limits.calls_per_second,
             "targets": self.targets,
             "pending_call_ids": self.pending_call_ids,
         })
@@ -172,10 +189,11 @@ pub fn parse_request(body: &str, max_targets: usize) -> Result<NewBatch, BatchRe
     let pending_call_ids = parse_ids(ids, &mut errors);
     let schedule = parse_schedule(request.get("schedule"), &mut errors);
     let expires_at = parse_expiry(&request, &rows, schedule.not_before, &mut errors);
+    let limits = parse_limits(&request, &mut errors);
     if !errors.is_empty() {
         return Err(BatchRequestError::Invalid(errors));
     }
-    Ok(NewBatch { name, metadata, targets: rows, pending_call_ids, schedule, expires_at })
+    Ok(NewBatch { name, metadata, targets: rows, pending_call_ids, schedule, expires_at, limits })
 }
 
 /// `metadata`: the caller's own object, returned as given (at most [`MAX_OBJECT_BYTES`]).
@@ -396,6 +414,29 @@ fn parse_ids(ids: &[Value], errors: &mut Vec<ItemError>) -> Vec<PendingCallId> {
         }
     }
     parsed
+}
+
+/// `maxConcurrency` (a whole number, 1 to [`MAX_BATCH_CONCURRENCY`]) and `callsPerSecond` (a number above 0, at
+/// most [`MAX_BATCH_CALLS_PER_SECOND`]); absent or null: none.
+fn parse_limits(request: &Map<String, Value>, errors: &mut Vec<ItemError>) -> Limits {
+    let given = |key: &str| request.get(key).filter(|v| !v.is_null());
+    let max_concurrency = given("maxConcurrency").and_then(|raw| match whole_number(raw) {
+        Some(n @ 1..=MAX_BATCH_CONCURRENCY) => Some(n),
+        _ => {
+            let message = format!("maxConcurrency must be a whole number from 1 to {MAX_BATCH_CONCURRENCY}");
+            errors.push(ItemError::new("maxConcurrency", "out_of_range", message).with_value(raw));
+            None
+        }
+    });
+    let calls_per_second = given("callsPerSecond").and_then(|raw| match raw.as_f64() {
+        Some(cps) if cps > 0.0 && cps <= MAX_BATCH_CALLS_PER_SECOND => Some(cps),
+        _ => {
+            let message = format!("callsPerSecond must be a number above 0, at most {MAX_BATCH_CALLS_PER_SECOND}");
+            errors.push(ItemError::new("callsPerSecond", "out_of_range", message).with_value(raw));
+            None
+        }
+    });
+    Limits { max_concurrency, calls_per_second }
 }
 
 fn parse_schedule(schedule: Option<&Value>, errors: &mut Vec<ItemError>) -> Schedule {
@@ -756,6 +797,33 @@ mod tests {
             ]
         );
         assert!(parse(request(json!("2026-12-01T09:00:01Z"), json!(null), json!("2026-12-01T09:00:00Z"))).is_ok());
+    }
+
+    #[test]
+    fn a_batchs_own_limits_are_checked_and_passed_on() {
+        let target = json!([{"phone": "+15550001001", "name": "A"}]);
+        let batch = parse(json!({"targets": target, "maxConcurrency": 3, "callsPerSecond": 0.5})).unwrap();
+        assert_eq!(batch.limits, Limits { max_concurrency: Some(3), calls_per_second: Some(0.5) });
+        let rpc = batch.rpc_request(None, "h");
+        assert_eq!((rpc["max_concurrency"].clone(), rpc["calls_per_second"].clone()), (json!(3), json!(0.5)));
+        let none = parse(json!({"targets": target, "maxConcurrency": null})).unwrap().rpc_request(None, "h");
+        assert_eq!((none["max_concurrency"].clone(), none["calls_per_second"].clone()), (Value::Null, Value::Null));
+        assert_eq!(parse(json!({"targets": target, "maxConcurrency": 2.0})).unwrap().limits.max_concurrency, Some(2));
+        for (key, bad) in [
+            ("maxConcurrency", json!(0)),
+            ("maxConcurrency", json!(1.5)),
+            ("maxConcurrency", json!(1001)),
+            ("maxConcurrency", json!("2")),
+            ("callsPerSecond", json!(0)),
+            ("callsPerSecond", json!(-1)),
+            ("callsPerSecond", json!(1000.5)),
+            ("callsPerSecond", json!("1")),
+        ] {
+            let found = errors(json!({"targets": target, key: bad.clone()}));
+            assert_eq!(found.len(), 1, "{key}: {bad}");
+            assert_eq!((found[0].path.as_str(), found[0].code), (key, "out_of_range"), "{key}: {bad}");
+            assert_eq!(found[0].value, Some(bad));
+        }
     }
 
     #[test]

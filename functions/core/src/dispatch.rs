@@ -65,9 +65,11 @@ pub enum ClaimAnswer {
     Claimed(Box<Claim>),
     /// No such row.
     NotFound,
-    /// Nothing to dial now: the row is taken, finished or not due (`not_claimable`), outside its calling
-    /// window (`outside_window`), every slot is live (`at_capacity`), the calls-per-second slot is ahead
-    /// (`rate_limited`), its phone is being dialled (`phone_dialing`) or nothing is due (`idle`). Or the row
+    /// Nothing to dial now: the row is taken, finished or not due (`not_claimable`), its batch is paused
+    /// (`paused`), outside its calling window (`outside_window`), its batch's own limits are reached
+    /// (`batch_at_capacity`; `batch_rate_limited` with `retry_after_ms`; from `claim_next_due`: every batch with
+    /// a row due is), every slot is live (`at_capacity`), the calls-per-second slot is ahead (`rate_limited`),
+    /// its phone is being dialled (`phone_dialing`) or nothing is due (`idle`). Or the row
     /// ended instead of being dialled ([`ClaimAnswer::ends_row`]): `suppressed` (its phone is on the
     /// do-not-call list), `expired` (past its `expiresAt`, or its window opens only after it).
     NotClaimed {

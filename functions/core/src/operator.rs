@@ -80,6 +80,8 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
             BatchId::parse(id).map_err(|_| invalid_id("a batch id")).and_then(|id| match *action {
                 "cancel" => Ok(Route::Batch(id, BatchAction::Cancel)),
                 "retry-failed" => Ok(Route::Batch(id, BatchAction::RetryFailed)),
+                "pause" => Ok(Route::Batch(id, BatchAction::Pause)),
+                "resume" => Ok(Route::Batch(id, BatchAction::Resume)),
                 other => Err(unknown_action(other)),
             })
         }
@@ -293,6 +295,10 @@ mod tests {
             Route::Batch(batch, BatchAction::RetryFailed)
         );
         assert_eq!(serde_json::to_value(BatchAction::RetryFailed).unwrap(), "retry_failed");
+        for (name, action) in [("pause", BatchAction::Pause), ("resume", BatchAction::Resume)] {
+            assert_eq!(ok("POST", &format!("/api/v1/operator/batches/{ID}/{name}")), Route::Batch(batch, action));
+            assert_eq!(serde_json::to_value(action).unwrap(), name, "p_action is the path's name");
+        }
         assert_eq!(
             ok("POST", &format!("/api/v1/operator/classifications/{ID}/invalidate")),
             Route::Classification(class, ClassificationAction::Invalidate)
@@ -311,7 +317,7 @@ mod tests {
         assert_eq!(refused("GET", "/api/v1/operator/calls/explode").status, 405, "the method first");
         assert_eq!(refused("POST", "/api/v1/operator/calls/explode").code, "unknown_action");
         assert_eq!(refused("POST", "/api/v1/operator/calls/RETRY_NOW").code, "unknown_action");
-        assert_eq!(refused("POST", &format!("/api/v1/operator/batches/{ID}/pause")).code, "unknown_action");
+        assert_eq!(refused("POST", &format!("/api/v1/operator/batches/{ID}/explode")).code, "unknown_action");
         assert_eq!(refused("POST", "/api/v1/operator/batches/nope/cancel").code, "invalid_id");
         assert_eq!(refused("POST", "/api/v1/operator/classifications/nope/correct").code, "invalid_id");
         assert_eq!(refused("POST", &format!("/api/v1/operator/classifications/{ID}/delete")).code, "unknown_action");

@@ -797,6 +797,37 @@ impl Rpc for CancelBatch {
     }
 }
 
+/// `pause_batch` (the API key's, audited): the batch's progress with `changed` (false: it was paused already), or
+/// `{batch_id, status, error: batch_completed | batch_cancelled}`; null for an unknown batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PauseBatch {
+    #[serde(rename = "p_batch_id")]
+    pub batch_id: BatchId,
+}
+
+impl Rpc for PauseBatch {
+    const NAME: &'static str = "pause_batch";
+    type Answer = Option<BatchDocument>;
+    fn examples() -> Vec<Self> {
+        vec![Self { batch_id: batch() }]
+    }
+}
+
+/// `resume_batch`: as [`PauseBatch`] (`changed` false: it was not paused); the Worker is sent its first row due.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResumeBatch {
+    #[serde(rename = "p_batch_id")]
+    pub batch_id: BatchId,
+}
+
+impl Rpc for ResumeBatch {
+    const NAME: &'static str = "resume_batch";
+    type Answer = Option<BatchDocument>;
+    fn examples() -> Vec<Self> {
+        vec![Self { batch_id: batch() }]
+    }
+}
+
 /// `retry_failed_batch`: `{batch_id, status, requeued}` or `{batch_id, error: batch_cancelled}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetryFailedBatch {
@@ -880,6 +911,10 @@ pub enum BatchAction {
     Cancel,
     /// `retry_failed_batch`.
     RetryFailed,
+    /// Pause: nothing new of it is dialled (`pause_batch`'s change).
+    Pause,
+    /// Resume a paused batch (`resume_batch`'s change).
+    Resume,
 }
 
 /// `operator_batch_action`: `cancel_batch` or `retry_failed_batch` as an operator, audited.
@@ -1016,6 +1051,8 @@ contract!(
     BatchTranscripts,
     BatchProgressOf,
     CancelBatch,
+    PauseBatch,
+    ResumeBatch,
     RetryFailedBatch,
     OperatorCallAction,
     OperatorBatchAction,
@@ -1052,7 +1089,7 @@ mod tests {
     #[test]
     fn every_function_is_listed_once_with_p_arguments() {
         let names = functions();
-        assert_eq!(names.len(), 38, "{names:?}");
+        assert_eq!(names.len(), 40, "{names:?}");
         let mut unique = names.clone();
         unique.sort();
         unique.dedup();

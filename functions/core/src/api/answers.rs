@@ -137,17 +137,18 @@ pub fn suppression_added(answer: SuppressionAdded) -> (u16, Value) {
     (status, api_json(json!({"created": answer.created, "suppression": answer.suppression})))
 }
 
-/// A read or change of one batch as the API answers it: `null` (no such batch) → 404, a cancelled
-/// batch's refusal → 409, anything else in camelCase.
+/// A read or change of one batch as the API answers it: `null` (no such batch) → 404, a finished
+/// batch's refusal (cancelled; completed, for pause and resume) → 409, anything else in camelCase.
 pub fn batch_answer(answer: Value, batch: Option<BatchId>) -> Result<Value, ApiError> {
     let which = batch.map_or_else(String::new, |id| format!(" {id}"));
     if answer.is_null() {
         return Err(ApiError::not_found(format!("no batch{which}")));
     }
-    if answer.get("error").and_then(Value::as_str) == Some("batch_cancelled") {
-        return Err(ApiError::new(409, "batch_cancelled", format!("batch{which} was cancelled")));
+    match answer.get("error").and_then(Value::as_str) {
+        Some("batch_cancelled") => Err(ApiError::new(409, "batch_cancelled", format!("batch{which} was cancelled"))),
+        Some("batch_completed") => Err(ApiError::new(409, "batch_completed", format!("batch{which} has completed"))),
+        _ => Ok(api_json(answer)),
     }
-    Ok(api_json(answer))
 }
 
 #[cfg(test)]
@@ -233,6 +234,8 @@ mod tests {
         assert_eq!(batch_answer(Value::Null, Some(id)).unwrap_err().status, 404);
         let refused = batch_answer(json!({"batch_id": ID, "error": "batch_cancelled"}), Some(id)).unwrap_err();
         assert_eq!((refused.status, refused.code), (409, "batch_cancelled"));
+        let finished = batch_answer(json!({"batch_id": ID, "error": "batch_completed"}), Some(id)).unwrap_err();
+        assert_eq!((finished.status, finished.code), (409, "batch_completed"));
         assert_eq!(
             batch_answer(json!({"batch_id": ID, "requeued": 1}), Some(id)),
             Ok(json!({"batchId": ID, "requeued": 1}))

@@ -9,7 +9,7 @@ use uuid::Uuid;
 pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");
 
 /// Every route, as the OpenAPI document names it: (method, path template).
-pub const ROUTES: [(&str, &str); 16] = [
+pub const ROUTES: [(&str, &str); 17] = [
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/batches"),
     ("GET", "/api/v1/batches"),
@@ -18,6 +18,8 @@ pub const ROUTES: [(&str, &str); 16] = [
     ("GET", "/api/v1/batches/{batchId}/events"),
     ("POST", "/api/v1/batches/{batchId}/cancel"),
     ("POST", "/api/v1/batches/{batchId}/retry-failed"),
+    ("POST", "/api/v1/batches/{batchId}/pause"),
+    ("POST", "/api/v1/batches/{batchId}/resume"),
     ("POST", "/api/v1/sms-batches"),
     ("GET", "/api/v1/sms-batches/{smsBatchId}"),
     ("GET", "/api/v1/sms-batches/{smsBatchId}/messages"),
@@ -38,6 +40,8 @@ pub enum Route {
     Events(BatchId),
     Cancel(BatchId),
     RetryFailed(BatchId),
+    Pause(BatchId),
+    Resume(BatchId),
     /// `/api/v1/sms-batches...`
     Sms(SmsRoute),
     /// `/api/v1/suppressions...`: the do-not-call list.
@@ -99,6 +103,8 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
         (_, "/api/v1/batches/{batchId}/events") => Route::Events(batch()),
         (_, "/api/v1/batches/{batchId}/cancel") => Route::Cancel(batch()),
         (_, "/api/v1/batches/{batchId}/retry-failed") => Route::RetryFailed(batch()),
+        (_, "/api/v1/batches/{batchId}/pause") => Route::Pause(batch()),
+        (_, "/api/v1/batches/{batchId}/resume") => Route::Resume(batch()),
         (_, "/api/v1/sms-batches") => Route::Sms(SmsRoute::Create),
         (_, "/api/v1/sms-batches/{smsBatchId}") => Route::Sms(SmsRoute::Get(sms())),
         (_, "/api/v1/sms-batches/{smsBatchId}/messages") => Route::Sms(SmsRoute::Messages(sms())),
@@ -147,6 +153,8 @@ mod tests {
         assert_eq!(ok("GET", &format!("/api/v1/batches/{ID}/events")), Route::Events(id));
         assert_eq!(ok("POST", &format!("/api/v1/batches/{ID}/cancel")), Route::Cancel(id));
         assert_eq!(ok("POST", &format!("/api/v1/batches/{ID}/retry-failed")), Route::RetryFailed(id));
+        assert_eq!(ok("POST", &format!("/api/v1/batches/{ID}/pause")), Route::Pause(id));
+        assert_eq!(ok("POST", &format!("/api/v1/batches/{ID}/resume")), Route::Resume(id));
         let sms = SmsBatchId::parse(ID).unwrap();
         assert_eq!(ok("POST", "/api/v1/sms-batches"), Route::Sms(SmsRoute::Create));
         assert_eq!(ok("GET", &format!("/api/v1/sms-batches/{ID}")), Route::Sms(SmsRoute::Get(sms)));

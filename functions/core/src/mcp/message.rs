@@ -129,7 +129,8 @@ fn initialize(params: &Value) -> Value {
         "capabilities": {"tools": {"listChanged": false}},
         "serverInfo": {"name": "outcall", "version": env!("CARGO_PKG_VERSION")},
         "instructions": "outcall calls people in batches. trigger-batch-calls submits a batch (it places real \
-            phone calls); get-batch-status and get-batch-transcripts follow it; cancel-batch stops it.",
+            phone calls); get-batch-status and get-batch-transcripts follow it; pause-batch and resume-batch hold \
+            and release it; cancel-batch stops it.",
     })
 }
 

@@ -34,6 +34,12 @@ pub enum ToolCall {
     Cancel {
         batch_id: BatchId,
     },
+    Pause {
+        batch_id: BatchId,
+    },
+    Resume {
+        batch_id: BatchId,
+    },
     /// `create_sms_batch`'s argument, as `POST /api/v1/sms-batches` builds it.
     TriggerSms {
         request: Value,
@@ -71,7 +77,7 @@ struct Tool {
     description: &'static str,
 }
 
-const TOOLS: [Tool; 12] = [
+const TOOLS: [Tool; 14] = [
     Tool {
         name: "trigger-batch-calls",
         path: "/api/v1/batches",
@@ -120,6 +126,27 @@ const TOOLS: [Tool; 12] = [
         hints: [false, true, true, false],
         description: "Cancel a batch (POST /api/v1/batches/{batchId}/cancel): every row not in a call stops; rows \
             in a call finish and are not retried. Cancelling again is harmless.",
+    },
+    Tool {
+        name: "pause-batch",
+        path: "/api/v1/batches/{batchId}/pause",
+        method: "post",
+        status: "200",
+        parameters: &["BatchId"],
+        hints: [false, false, true, false],
+        description: "Pause a batch (POST /api/v1/batches/{batchId}/pause): nothing new is dialled; calls in \
+            progress finish, and retries that fall due wait. Pausing again is harmless (changed: false). A completed \
+            or cancelled batch refuses.",
+    },
+    Tool {
+        name: "resume-batch",
+        path: "/api/v1/batches/{batchId}/resume",
+        method: "post",
+        status: "200",
+        parameters: &["BatchId"],
+        hints: [false, false, true, false],
+        description: "Resume a paused batch (POST /api/v1/batches/{batchId}/resume): dialling goes on where it \
+            stopped. Resuming a batch that is not paused is harmless (changed: false).",
     },
     Tool {
         name: "trigger-batch-sms",
@@ -196,7 +223,7 @@ const TOOLS: [Tool; 12] = [
     },
 ];
 
-pub const TOOL_NAMES: [&str; 12] = [
+pub const TOOL_NAMES: [&str; 14] = [
     TOOLS[0].name,
     TOOLS[1].name,
     TOOLS[2].name,
@@ -209,6 +236,8 @@ pub const TOOL_NAMES: [&str; 12] = [
     TOOLS[9].name,
     TOOLS[10].name,
     TOOLS[11].name,
+    TOOLS[12].name,
+    TOOLS[13].name,
 ];
 
 fn document() -> Value {
@@ -383,7 +412,7 @@ fn trigger(
     build(&body, key.as_deref(), &batch::request_hash(&body))
 }
 
-/// The read and cancel tools: `batchId`, `limit`, `offset`, refused as the API refuses them.
+/// The read, cancel, pause and resume tools: `batchId`, `limit`, `offset`, refused as the API refuses them.
 fn read_arguments(tool: &Tool, arguments: &Map<String, Value>) -> Result<ToolCall, ApiError> {
     let takes = |name: &str| match name {
         "batchId" => tool.parameters.contains(&"BatchId"),
@@ -424,6 +453,8 @@ fn read_arguments(tool: &Tool, arguments: &Map<String, Value>) -> Result<ToolCal
         "get-sms-batch-messages" => ToolCall::SmsMessages { batch_id: sms_batch_id()?, page: page(100)? },
         "cancel-sms-batch" => ToolCall::CancelSms { batch_id: sms_batch_id()? },
         "list-suppressions" => ToolCall::ListSuppressions { page: page(100)? },
+        "pause-batch" => ToolCall::Pause { batch_id: batch_id()? },
+        "resume-batch" => ToolCall::Resume { batch_id: batch_id()? },
         _ => ToolCall::Cancel { batch_id: batch_id()? },
     })
 }

@@ -11,7 +11,7 @@ use outcall_core::error::ApiError;
 use outcall_core::ids::BatchId;
 use outcall_core::rpc::{
     BatchDocument, BatchProgressOf, BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches,
-    RetryFailedBatch, Rpc,
+    PauseBatch, ResumeBatch, RetryFailedBatch, Rpc,
 };
 use serde_json::Value;
 use std::time::Duration;
@@ -47,6 +47,8 @@ pub async fn handle(route: Route, req: Incoming, env: &Env, ctx: &Context) -> An
         }
         Route::Cancel(id) => (db.call(&CancelBatch { batch_id: id }).await?, Some(id)),
         Route::RetryFailed(id) => (db.call(&RetryFailedBatch { batch_id: id }).await?, Some(id)),
+        Route::Pause(id) => (db.call(&PauseBatch { batch_id: id }).await?, Some(id)),
+        Route::Resume(id) => (db.call(&ResumeBatch { batch_id: id }).await?, Some(id)),
     };
     http::json(200, &api::batch_answer(document(answer), batch)?)
 }

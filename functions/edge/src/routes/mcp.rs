@@ -15,7 +15,7 @@ use outcall_core::mcp::{self, Dispatch, ToolCall};
 use outcall_core::routes::Route;
 use outcall_core::rpc::sms::{CancelSmsBatch, CreateSmsBatch, SmsBatchMessages, SmsBatchStatus};
 use outcall_core::rpc::suppression::{AddSuppression, ListSuppressions, RemoveSuppression};
-use outcall_core::rpc::{BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches};
+use outcall_core::rpc::{BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches, PauseBatch, ResumeBatch};
 use outcall_core::sms::sending::BATCH_SEND_BUDGET_MS;
 use outcall_core::suppression::ADDED_BY_API;
 use serde_json::Value;
@@ -68,6 +68,8 @@ async fn run(call: ToolCall, config: Rc<Config>, ctx: &Context) -> Result<Value,
         }
         ToolCall::List { page } => (db.call(&ListBatches { limit: page.limit, offset: page.offset }).await?, None),
         ToolCall::Cancel { batch_id } => (db.call(&CancelBatch { batch_id }).await?, Some(batch_id)),
+        ToolCall::Pause { batch_id } => (db.call(&PauseBatch { batch_id }).await?, Some(batch_id)),
+        ToolCall::Resume { batch_id } => (db.call(&ResumeBatch { batch_id }).await?, Some(batch_id)),
         ToolCall::TriggerSms { request } => {
             let created = db.call(&CreateSmsBatch { request }).await?;
             let accepted = api::sms_create_answer(&created, &config.public_base_url)?;
