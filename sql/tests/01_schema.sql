@@ -6,7 +6,9 @@ select plan(100);
 select tables_are('public', array['pending_calls', 'call_sessions', 'call_classifications', 'batches',
                                    'classification_runs', 'operator_actions',
                                    -- (SMS: sql/schema/65_sms.sql, tested in 23_sms.sql and 24_sms_opt_out.sql)
-                                   'sms_batches', 'sms_messages', 'sms_opt_outs', 'sms_replies']);
+                                   'sms_batches', 'sms_messages', 'sms_opt_outs', 'sms_replies',
+                                   -- (the circuit breaker: sql/schema/35_breaker.sql, tested in 25_breaker.sql)
+                                   'breaker_transitions', 'provider_errors_daily']);
 
 select columns_are('public', 'pending_calls', array[
   'id', 'exam_id', 'employee_name', 'employee_dob', 'client_name', 'clinic_name', 'phone',
