@@ -198,13 +198,16 @@ $$;
 
 -- A session that leaves `dialing` or learns its CallSid has had its create request answered (a dial result,
 -- a status callback that beat it, a reconciliation): its send slot is released with it, in the same
--- transaction, whichever function moved it.
+-- transaction, whichever function moved it. A CallSid is also Twilio's success for the circuit breaker.
 create or replace function outcall_private.release_answered_dial() returns trigger
 language plpgsql
 set search_path = ''
 as $$
 begin
   perform outcall_private.release_dial_slot(new.id);
+  if new.call_sid is not null then
+    perform outcall_private.breaker_success(new.id, 'twilio');
+  end if;
   return null;
 end
 $$;
@@ -240,7 +243,8 @@ $$;
 -- What stands between a claimable row (locked) and its dial, in the order of the answers: suppressed or expired
 -- (the row ends so, no session, no call: outcall_private.undiallable_reason), paused (its batch holds it; the row
 -- stays as it is), outside_window (the row then waits for the opening; when that opening is at or after its
--- expires_at it ends expired at once), phone_dialing, batch_at_capacity, batch_rate_limited (its batch's own
+-- expires_at it ends expired at once), breaker_open (the providers' circuit breaker, 35_breaker.sql),
+-- phone_dialing, batch_at_capacity, batch_rate_limited (its batch's own
 -- limits), at_capacity, rate_limited. Null = go ahead; the dispatch
 -- lock is then held. The phone is checked under the lock too: two rows of one phone claimed at once must not
 -- both pass. The window is the row's: the policy's intersected with the row's own (row_window_opening). A
@@ -252,6 +256,7 @@ as $$
 declare
   v_opening timestamptz;
   v_ends text := outcall_private.undiallable_reason(p_call, pg_catalog.now());
+  v_breaker jsonb;
 begin
   -- (a) the row ends instead of being dialled
   if v_ends is not null then
@@ -273,6 +278,10 @@ begin
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'outside_window', 'next_attempt_at', v_opening);
   end if;
   perform outcall_private.lock_dispatch_limits();
+  v_breaker := outcall_private.breaker_answer();
+  if v_breaker is not null then
+    return v_breaker;
+  end if;
   if outcall_private.phone_is_dialing(p_call.phone) then
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'phone_dialing', 'retry_after_ms', 250);
   end if;
@@ -300,7 +309,8 @@ $$;
 -- The claim itself, once dispatch_gate said go: row -> dispatching, attempts+1, a new dialing session with the
 -- phone's active, unexpired classification, the call's listener if it gets one (open_listener, 47_learning.sql:
 -- a learning run when nothing is known of the phone, a verification run when an IVR is replayed), a send slot
--- granted to its create request. Returns the claim's answer.
+-- granted to its create request; when the circuit breaker is not closed, the attempt is its probe (breaker_claimed,
+-- first: the breaker's lock comes before the batch counters'). Returns the claim's answer.
 create or replace function outcall_private.start_attempt(p_call public.pending_calls) returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -308,9 +318,11 @@ as $$
 declare
   v_class public.call_classifications%rowtype;
   v_attempt int := p_call.attempts + 1;
-  v_session_id uuid;
+  v_session_id uuid := pg_catalog.gen_random_uuid();
   v_listen jsonb;
 begin
+  perform outcall_private.breaker_claimed(v_session_id);
+
   -- (at most one row is active per phone)
   select * into v_class
     from public.call_classifications
@@ -325,9 +337,8 @@ begin
          classification_id = v_class.id
    where id = p_call.id;
 
-  insert into public.call_sessions (pending_call_id, attempt, status, classification_id, classification_type)
-  values (p_call.id, v_attempt, 'dialing', v_class.id, v_class.classification_type)
-  returning id into v_session_id;
+  insert into public.call_sessions (id, pending_call_id, attempt, status, classification_id, classification_type)
+  values (v_session_id, p_call.id, v_attempt, 'dialing', v_class.id, v_class.classification_type);
 
   v_listen := outcall_private.open_listener(p_call, v_session_id, v_class);
   perform outcall_private.take_dial_slot(v_session_id);
@@ -350,7 +361,9 @@ begin
         'ivr_actions', v_class.ivr_actions)
       end,
     -- The call's listener, {run_id, purpose: learn | verify, token}, or null (none).
-    'listen', v_listen);
+    'listen', v_listen)
+    -- The breaker's transition this claim made (it is the half-open probe), if any.
+    || outcall_private.breaker_transition_field(v_session_id);
 end
 $$;
 
@@ -387,7 +400,7 @@ end
 $$;
 
 comment on function public.claim_pending_call(uuid) is
-  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits (its batch''s own, then the global): row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | suppressed | expired (the row ended so: its phone is on the suppression list, or its expires_at passed or comes before its window opens) | paused | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | batch_at_capacity | batch_rate_limited (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits (its batch''s own, then the global): row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | suppressed | expired (the row ended so: its phone is on the suppression list, or its expires_at passed or comes before its window opens) | paused | outside_window (+next_attempt_at) | breaker_open (+retry_after_ms) | phone_dialing (+retry_after_ms) | batch_at_capacity | batch_rate_limited (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
 
 -- A group's most overdue claimable row, locked (SKIP LOCKED: one taken by a concurrent claim is passed over), or
 -- a row of nulls: p_batch_id's, or with p_batch_id null the rows of no batch. One probe of
@@ -450,7 +463,7 @@ declare
   v_held jsonb;
 begin
   perform outcall_private.lock_dispatch_limits();
-  v_answer := outcall_private.limits_answer();
+  v_answer := coalesce(outcall_private.breaker_answer(), outcall_private.limits_answer());
   if v_answer is not null then
     return v_answer;
   end if;
@@ -499,14 +512,16 @@ end
 $$;
 
 comment on function public.claim_next_due() is
-  'Claims the next claimable row, like claim_pending_call, by turns between batches (the batch whose last claim is oldest first; the rows of no batch as one group; paused batches skipped, a batch at its own limits passed over); rows outside their calling window are deferred to the opening, suppressed or expired rows ended (up to 100 per call, then {claimed: false, reason: outside_window | suppressed | expired, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: at_capacity | rate_limited | batch_at_capacity | batch_rate_limited (+retry_after_ms: every batch with a due row is at its own limits) | idle | outside_window | phone_dialing | suppressed | expired}.';
+  'Claims the next claimable row, like claim_pending_call, by turns between batches (the batch whose last claim is oldest first; the rows of no batch as one group; paused batches skipped, a batch at its own limits passed over); rows outside their calling window are deferred to the opening, suppressed or expired rows ended (up to 100 per call, then {claimed: false, reason: outside_window | suppressed | expired, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: breaker_open | at_capacity | rate_limited | batch_at_capacity | batch_rate_limited (+retry_after_ms: every batch with a due row is at its own limits) | idle | outside_window | phone_dialing | suppressed | expired}.';
 
 -- reserve_dial_slot -------------------------------------------------------------------------------------
 -- The Worker sends Twilio's create request again after a retryable provider error: that request needs a send
 -- slot of its own, granted now or not at all. Returns {"outcome": "reserved"} (send now), {"outcome": "wait",
--- "retry_after_ms": n} (ask again then), {"outcome": "settled"} when the session no longer waits for its dial
--- result, null for an unknown session. The batch's own calls_per_second holds it too (its capacity does not:
--- the session is already live). Touches the session's updated_at: the sweep leaves a session being
+-- "retry_after_ms": n} (ask again then; with "reason": "breaker_open" while the circuit breaker holds dialling:
+-- the Worker then gives up and the attempt is given back), {"outcome": "settled"} when the session no longer
+-- waits for its dial result, null for an unknown session. A re-send let through while the breaker is not closed
+-- is its probe. The batch's own calls_per_second holds it too (its capacity does not: the session is already
+-- live). Touches the session's updated_at: the sweep leaves a session being
 -- worked on alone.
 create or replace function public.reserve_dial_slot(p_session_id uuid) returns jsonb
 language plpgsql volatile
@@ -516,6 +531,7 @@ declare
   v_pending_call_id uuid;
   v_session public.call_sessions%rowtype;
   v_wait interval;
+  v_breaker jsonb;
 begin
   select pending_call_id into v_pending_call_id from public.call_sessions where id = p_session_id;
   if not found then
@@ -529,38 +545,49 @@ begin
 
   update public.call_sessions set updated_at = now() where id = v_session.id;
   perform outcall_private.lock_dispatch_limits();
+  v_breaker := outcall_private.breaker_answer();
+  if v_breaker is not null then
+    return jsonb_build_object('outcome', 'wait', 'retry_after_ms', v_breaker -> 'retry_after_ms', 'reason', 'breaker_open');
+  end if;
   -- Its own earlier try was answered (the Worker released it before backing off). The batch's own rate too.
   v_wait := greatest(outcall_private.send_slot_wait(),
                      outcall_private.send_slot_wait((select batch_id from public.pending_calls where id = v_pending_call_id)));
   if v_wait > interval '0' then
     return jsonb_build_object('outcome', 'wait', 'retry_after_ms', outcall_private.interval_ms(v_wait));
   end if;
+  perform outcall_private.breaker_claimed(v_session.id);
   perform outcall_private.take_dial_slot(v_session.id);
   return jsonb_build_object('outcome', 'reserved');
 end
 $$;
 
 comment on function public.reserve_dial_slot(uuid) is
-  'Grants a send slot now to the re-sent dial request of a session still dialing: {outcome: reserved}, {outcome: wait, retry_after_ms} (ask again then), {outcome: settled} (no longer dialing), or null (unknown session).';
+  'Grants a send slot now to the re-sent dial request of a session still dialing: {outcome: reserved}, {outcome: wait, retry_after_ms, reason?: breaker_open} (ask again then), {outcome: settled} (no longer dialing), or null (unknown session).';
 
 -- release_dial_slot -------------------------------------------------------------------------------------
 -- The Worker got an answer to a try that will be sent again (429, 503, 504) or none (timeout, dropped
--- connection): the try no longer holds a send slot while the Worker backs off. Returns {released: bool}
--- (false: nothing was in flight for it), null for an unknown session.
-create or replace function public.release_dial_slot(p_session_id uuid) returns jsonb
+-- connection): the try no longer holds a send slot while the Worker backs off. p_failure says what the try
+-- tells of Twilio: unavailable (5xx, no answer: the circuit breaker counts it), throttled (429: quota, counted
+-- per day), null (nothing). Returns {released: bool (false: nothing was in flight for it), breaker?: the
+-- transition it caused}, null for an unknown session.
+create or replace function public.release_dial_slot(p_session_id uuid, p_failure text default null) returns jsonb
 language plpgsql volatile
 set search_path = ''
 as $$
+declare
+  v_released boolean;
 begin
   if not exists (select 1 from public.call_sessions where id = p_session_id) then
     return null;
   end if;
-  return jsonb_build_object('released', outcall_private.release_dial_slot(p_session_id));
+  v_released := outcall_private.release_dial_slot(p_session_id);
+  perform outcall_private.breaker_failure(p_session_id, 'twilio', p_failure);
+  return jsonb_build_object('released', v_released) || outcall_private.breaker_transition_field(p_session_id);
 end
 $$;
 
-comment on function public.release_dial_slot(uuid) is
-  'Records that the session''s create request was answered (or timed out): its calls-per-second send slot counts from now. {released: bool} or null (unknown session).';
+comment on function public.release_dial_slot(uuid, text) is
+  'Records that the session''s create request was answered (or timed out): its calls-per-second send slot counts from now; p_failure unavailable (5xx, no answer) feeds the circuit breaker, throttled (429) the quota count. {released: bool, breaker?: {from, to, reason, failures, provider}} or null (unknown session).';
 
 -- The dial result -------------------------------------------------------------------------------------------
 
@@ -588,13 +615,17 @@ $$;
 -- record_dial_result ------------------------------------------------------------------------------------
 -- The Worker's Twilio create request answered: a CallSid, or an error. A provider error the Worker knows is
 -- permanent (p_retryable false: Twilio 400 21211, an invalid number) fails the row at once: it would fail
--- again. Any other error is retried per the policy.
+-- again. Any other error is retried per the policy. p_failure: what the last try tells of Twilio, when the
+-- Worker has not reported it with release_dial_slot (unavailable | throttled | null). A retryable failure while
+-- the circuit breaker is not closed (or that opened it) gives the attempt back: due at the cool-down's end,
+-- the budget unchanged (give_attempt_back, 35_breaker.sql).
 create or replace function public.record_dial_result(
   p_session_id uuid,
   p_call_sid text default null,
   p_error text default null,
   p_error_code text default null,
-  p_retryable boolean default true
+  p_retryable boolean default true,
+  p_failure text default null
 ) returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -606,6 +637,7 @@ declare
   v_call public.pending_calls%rowtype;
   v_session public.call_sessions%rowtype;
   v_changed boolean := false;
+  v_given_back boolean := false;
 begin
   if (v_sid is null) = (v_error is null) then
     raise exception 'record_dial_result: exactly one of p_call_sid and p_error must be given'
@@ -634,8 +666,17 @@ begin
     end if;
   elsif v_session.status = 'dialing' then
     -- Only a session still waiting for its dial result takes a failure; a later one is a duplicate.
+    perform outcall_private.breaker_failure(v_session.id, 'twilio', p_failure);
+    v_given_back := coalesce(p_retryable, true) and v_call.attempts = v_session.attempt
+                    and (select state from outcall_private.provider_breaker) <> 'closed';
+    if v_given_back then
+      v_call := outcall_private.give_attempt_back(v_call);
+    end if;
     v_call := outcall_private.fail_dial(v_call, v_session, v_error, nullif(btrim(p_error_code), ''),
                                         coalesce(p_retryable, true));
+    if v_given_back and v_call.call_status = 'retry_pending' then
+      v_call := outcall_private.due_at_reopen(v_call);
+    end if;
     v_changed := true;
   end if;
 
@@ -643,9 +684,12 @@ begin
     'session_id', v_session.id,
     'pending_call_id', v_call.id,
     'call_status', v_call.call_status,
-    'changed', v_changed);
+    'changed', v_changed)
+    -- The attempt did not count (the circuit breaker held dialling); the transition of the breaker it caused.
+    || case when v_given_back then jsonb_build_object('attempt_given_back', true) else '{}' end
+    || outcall_private.breaker_transition_field(v_session.id);
 end
 $$;
 
-comment on function public.record_dial_result(uuid, text, text, text, boolean) is
-  'Records the outcome of the Twilio Calls.json request: a CallSid (session queued, row calling) or an error (session dial_failed; row retry_pending per the policy, or failed when p_retryable is false or no attempt is left). Returns {session_id, pending_call_id, call_status, changed} or null.';
+comment on function public.record_dial_result(uuid, text, text, text, boolean, text) is
+  'Records the outcome of the Twilio Calls.json request: a CallSid (session queued, row calling) or an error (session dial_failed; row retry_pending per the policy, or failed when p_retryable is false or no attempt is left; p_failure unavailable | throttled feeds the circuit breaker and the quota count; a retryable error while the breaker is not closed gives the attempt back, due when the cool-down ends). Returns {session_id, pending_call_id, call_status, changed, attempt_given_back?: true, breaker?} or null.';

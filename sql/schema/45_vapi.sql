@@ -145,7 +145,8 @@ comment on function public.apply_vapi_status(uuid, text, text) is
 
 -- apply_call_report -------------------------------------------------------------------------------------
 -- VAPI's end-of-call report: completed ends the row completed; not_reached (voicemail, no answer, ...) is a
--- retryable failure. The results are recorded whatever the outcome.
+-- retryable failure. The results are recorded whatever the outcome. An assistant-request failure counts towards
+-- the circuit breaker, a concurrency refusal towards the quota count (vapi_failure_kind).
 create or replace function public.apply_call_report(
   p_pending_call_id uuid,
   p_vapi_call_id text,
@@ -194,6 +195,12 @@ begin
            vapi_call_id = coalesce(vapi_call_id, v_vapi_call_id)
      where id = v_session.id
     returning * into v_session;
+    -- The circuit breaker and the quota count (35_breaker.sql), before the row's update locks its batch.
+    if outcall_private.vapi_failure_kind(p_ended_reason) is null then
+      perform outcall_private.breaker_success(v_session.id, 'vapi');
+    else
+      perform outcall_private.breaker_failure(v_session.id, 'vapi', outcall_private.vapi_failure_kind(p_ended_reason));
+    end if;
 
     -- Results are recorded even on a row that Twilio's news already moved on (say busy on the last attempt); its
     -- status and last_error then stay as they are. Only the current attempt writes the row.

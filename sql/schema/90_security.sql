@@ -24,18 +24,20 @@ alter table public.sms_messages enable row level security;
 alter table public.sms_replies enable row level security;
 alter table public.sms_opt_outs enable row level security;
 alter table public.suppression_list enable row level security;
+alter table public.breaker_transitions enable row level security;
+alter table public.provider_errors_daily enable row level security;
 
 revoke all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
   public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
-  public.sms_opt_outs, public.suppression_list
+  public.sms_opt_outs, public.suppression_list, public.breaker_transitions, public.provider_errors_daily
   from public, anon, authenticated;
 grant select on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
   public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
-  public.sms_opt_outs, public.suppression_list
+  public.sms_opt_outs, public.suppression_list, public.breaker_transitions, public.provider_errors_daily
   to authenticated;
 grant all on table public.pending_calls, public.call_sessions, public.call_classifications, public.batches,
   public.classification_runs, public.operator_actions, public.sms_batches, public.sms_messages, public.sms_replies,
-  public.sms_opt_outs, public.suppression_list
+  public.sms_opt_outs, public.suppression_list, public.breaker_transitions, public.provider_errors_daily
   to service_role;
 
 -- Operators (viewer or operator) read every row; any other signed-in user reads none. `(select ...)`: the
@@ -62,6 +64,10 @@ create policy "operators can read" on public.sms_opt_outs
   for select to authenticated using ((select outcall_private.is_viewer()));
 create policy "operators can read" on public.suppression_list
   for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.breaker_transitions
+  for select to authenticated using ((select outcall_private.is_viewer()));
+create policy "operators can read" on public.provider_errors_daily
+  for select to authenticated using ((select outcall_private.is_viewer()));
 
 -- The view over batches. security_invoker: the caller's rights and RLS on public.batches apply (a view without it
 -- reads with its owner's rights, postgres's, and would bypass RLS). Every view in public must be so
@@ -83,8 +89,9 @@ revoke all on function
   public.claim_pending_call(uuid),
   public.claim_next_due(),
   public.reserve_dial_slot(uuid),
-  public.release_dial_slot(uuid),
-  public.record_dial_result(uuid, text, text, text, boolean),
+  public.release_dial_slot(uuid, text),
+  public.record_dial_result(uuid, text, text, text, boolean, text),
+  public.provider_health(int, int),
   public.apply_twilio_status(text, text, int, text, int, uuid),
   public.call_context(uuid, text),
   public.apply_vapi_status(uuid, text, text),
@@ -121,8 +128,9 @@ grant execute on function
   public.claim_pending_call(uuid),
   public.claim_next_due(),
   public.reserve_dial_slot(uuid),
-  public.release_dial_slot(uuid),
-  public.record_dial_result(uuid, text, text, text, boolean),
+  public.release_dial_slot(uuid, text),
+  public.record_dial_result(uuid, text, text, text, boolean, text),
+  public.provider_health(int, int),
   public.apply_twilio_status(text, text, int, text, int, uuid),
   public.call_context(uuid, text),
   public.apply_vapi_status(uuid, text, text),
@@ -200,6 +208,8 @@ grant select, update on table outcall_private.rate_state to service_role;
 grant select, insert, update, delete on table outcall_private.dial_requests to service_role;
 -- The batches' turns and paces: the claims make a batch's row and move it.
 grant select, insert, update on table outcall_private.batch_dispatch_state to service_role;
+-- The providers' circuit breaker (35_breaker.sql): the RPCs move it.
+grant select, update on table outcall_private.provider_breaker to service_role;
 -- The SMS senders' pace: claim_sms makes a sender's row and moves its next slot.
 grant select, insert, update on table outcall_private.sms_senders to service_role;
 
@@ -254,5 +264,17 @@ grant execute on function
   outcall_private.record_twilio_opt_out(text),
   outcall_private.sms_sender_fields(text),
   outcall_private.undiallable_reason(public.pending_calls, timestamptz),
-  outcall_private.suppression_json(public.suppression_list)
+  outcall_private.suppression_json(public.suppression_list),
+  outcall_private.count_provider_error(text, text),
+  outcall_private.log_breaker_transition(text, text, text, int, text, uuid),
+  outcall_private.breaker_transition_of(uuid),
+  outcall_private.breaker_transition_field(uuid),
+  outcall_private.breaker_probe_is_live(outcall_private.provider_breaker),
+  outcall_private.breaker_answer(),
+  outcall_private.breaker_claimed(uuid),
+  outcall_private.breaker_failure(uuid, text, text),
+  outcall_private.breaker_success(uuid, text),
+  outcall_private.give_attempt_back(public.pending_calls),
+  outcall_private.due_at_reopen(public.pending_calls),
+  outcall_private.vapi_failure_kind(text)
   to service_role;

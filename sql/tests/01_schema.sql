@@ -8,7 +8,9 @@ select tables_are('public', array['pending_calls', 'call_sessions', 'call_classi
                                    -- (SMS: sql/schema/65_sms.sql, tested in 23_sms.sql and 24_sms_opt_out.sql)
                                    'sms_batches', 'sms_messages', 'sms_opt_outs', 'sms_replies',
                                    -- (do-not-call: sql/schema/62_suppression.sql, tested in 25_dnc_expiry.sql)
-                                   'suppression_list']);
+                                   'suppression_list',
+                                   -- (the circuit breaker: sql/schema/35_breaker.sql, tested in 25_breaker.sql)
+                                   'breaker_transitions', 'provider_errors_daily']);
 
 select columns_are('public', 'pending_calls', array[
   'id', 'exam_id', 'employee_name', 'employee_dob', 'client_name', 'clinic_name', 'phone',

@@ -1,4 +1,5 @@
--- record_dial_result(p_session_id uuid, p_call_sid text, p_error text, p_error_code text, p_retryable boolean)
+-- record_dial_result(p_session_id uuid, p_call_sid text, p_error text, p_error_code text, p_retryable boolean,
+-- p_failure text) (the circuit breaker's part: 25_breaker.sql)
 -- (Retries of a failed dial: 13_retries.sql.)
 begin;
 select plan(34);
@@ -6,9 +7,9 @@ select plan(34);
 -- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
 select test_fixtures.open_policy();
 
-select has_function('public', 'record_dial_result', array['uuid', 'text', 'text', 'text', 'boolean']);
+select has_function('public', 'record_dial_result', array['uuid', 'text', 'text', 'text', 'boolean', 'text']);
 select hasnt_function('public', 'record_dial_result', array['uuid', 'text', 'text', 'text'], 'the 4-argument version is gone');
-select function_returns('public', 'record_dial_result', array['uuid', 'text', 'text', 'text', 'boolean'], 'jsonb');
+select function_returns('public', 'record_dial_result', array['uuid', 'text', 'text', 'text', 'boolean', 'text'], 'jsonb');
 
 insert into public.pending_calls (id, employee_name, phone) values
   ('00000000-0000-0000-0000-0000000a0001', 'Ada', '+15550001001'),

@@ -1,7 +1,7 @@
 -- Privileges and RLS: anon nothing, authenticated read-only and only an operator (18_operators.sql tests the
 -- allow-list over every table and view), service_role everything.
 begin;
-select plan(93);
+select plan(96);
 
 -- Calling windows and dispatch limits are tested in 12_ to 16_; here every claim may go ahead.
 select test_fixtures.open_policy();
@@ -33,7 +33,7 @@ select table_privs_are('public', t, 'service_role',
 create temp table rpc (sig regprocedure);
 insert into rpc values
   ('public.claim_pending_call(uuid)'),
-  ('public.record_dial_result(uuid, text, text, text, boolean)'),
+  ('public.record_dial_result(uuid, text, text, text, boolean, text)'),
   ('public.apply_twilio_status(text, text, int, text, int, uuid)'),
   ('public.call_context(uuid, text)'),
   ('public.apply_vapi_status(uuid, text, text)'),
@@ -66,12 +66,14 @@ select is(array(select p.oid::regprocedure::text from pg_proc p
 select table_privs_are('outcall_private', 'settings', r, array[]::text[], 'outcall_private.settings: nothing for ' || r)
   from unnest(array['anon', 'authenticated', 'service_role']) as r;
 select table_privs_are('outcall_private', t, r, array[]::text[], 'outcall_private.' || t || ': nothing for ' || r)
-  from unnest(array['dispatch_policy', 'rate_state', 'live_sessions']) as t, unnest(array['anon', 'authenticated']) as r;
+  from unnest(array['dispatch_policy', 'rate_state', 'live_sessions', 'provider_breaker']) as t, unnest(array['anon', 'authenticated']) as r;
 -- The RPCs run with the caller's rights: service_role reads the policy, keeps the rate state, never changes the policy.
 select table_privs_are('outcall_private', 'dispatch_policy', 'service_role', array['SELECT'],
                        'outcall_private.dispatch_policy: service_role may only read it');
 select table_privs_are('outcall_private', 'rate_state', 'service_role', array['SELECT', 'UPDATE'],
                        'outcall_private.rate_state: service_role reads and updates it');
+select table_privs_are('outcall_private', 'provider_breaker', 'service_role', array['SELECT', 'UPDATE'],
+                       'outcall_private.provider_breaker: service_role reads and moves it');
 select table_privs_are('outcall_private', 'live_sessions', 'service_role', array['SELECT'],
                        'outcall_private.live_sessions: service_role reads it');
 

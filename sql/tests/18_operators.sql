@@ -210,6 +210,9 @@ insert into public.sms_replies (message_sid, from_phone, to_phone, body, batch_i
    '00000000-0000-0000-0000-0000000ed001', '00000000-0000-0000-0000-0000000ee001');
 insert into public.sms_opt_outs (phone, source) values ('+15550002002', 'manual');
 insert into public.suppression_list (phone, source) values ('+15550002003', 'clinic');
+insert into public.breaker_transitions (from_state, to_state, reason, failures, provider)
+  values ('closed', 'open', 'failures', 5, 'twilio');
+insert into public.provider_errors_daily (day, provider, kind, count) values (current_date, 'twilio', 'throttled', 1);
 create temp table expected as select rel, pg_temp.rows_in(rel) as n from rel;
 grant select on expected to public;
 select is(array(select rel::text from expected where n = 0 order by 1), '{}'::text[],

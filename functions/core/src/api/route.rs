@@ -9,7 +9,7 @@ use uuid::Uuid;
 pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");
 
 /// Every route, as the OpenAPI document names it: (method, path template).
-pub const ROUTES: [(&str, &str); 17] = [
+pub const ROUTES: [(&str, &str); 18] = [
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/batches"),
     ("GET", "/api/v1/batches"),
