@@ -171,7 +171,8 @@ as $$
                   where s.status = 'dialing' and p.phone = p_phone)
 $$;
 
--- What stands between a claimable row (locked) and its dial, in the order of the answers: outside_window (the
+-- What stands between a claimable row (locked) and its dial, in the order of the answers: cost_cap (+held: a
+-- spend cap would be passed, 25_cost.sql; the row stays as it is), outside_window (the
 -- row then waits for the opening), phone_dialing, at_capacity, rate_limited. Null = go ahead; the dispatch
 -- lock is then held. The phone is checked under the lock too: two rows of one phone claimed at once must not
 -- both pass. The window is the row's: the policy's intersected with the row's own (row_window_opening). A
@@ -182,7 +183,11 @@ set search_path = ''
 as $$
 declare
   v_opening timestamptz := outcall_private.row_window_opening(p_call, pg_catalog.now());
+  v_hold jsonb := outcall_private.cost_hold(p_call.batch_id);
 begin
+  if v_hold is not null then
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'cost_cap', 'held', v_hold);
+  end if;
   if v_opening is null or v_opening > pg_catalog.now() then
     v_opening := coalesce(v_opening, 'infinity');
     update public.pending_calls set next_attempt_at = v_opening where id = p_call.id;
@@ -285,7 +290,7 @@ end
 $$;
 
 comment on function public.claim_pending_call(uuid) is
-  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits: row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | outside_window (+next_attempt_at) | phone_dialing (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms) | cost_cap (+held: {reason: batch_cost_cap | daily_cost_cap, spent, cap})}.';
 
 -- claim_next_due ----------------------------------------------------------------------------------------
 -- The most overdue claimable row: due pending/retry_pending with attempts left, not locked by another claim,
@@ -293,6 +298,8 @@ comment on function public.claim_pending_call(uuid) is
 -- limits checked, so a full Worker touches no row, and the search runs under the lock (its phone filter is
 -- exact). A row found outside its window is deferred to its opening and the next one tried, up to
 -- c_max_deferrals; past that it answers outside_window with retry_after_ms 0 (more may be due: call again).
+-- A row whose batch a spend cap holds is passed over, and so is the rest of that batch (v_held); the daily cap
+-- holds every row: its answer (cost_cap) is returned.
 create or replace function public.claim_next_due() returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -301,6 +308,7 @@ declare
   c_max_deferrals constant int := 100;
   v_call public.pending_calls%rowtype;
   v_answer jsonb;
+  v_held uuid[] := '{}';
 begin
   perform outcall_private.lock_dispatch_limits();
   v_answer := outcall_private.limits_answer();
@@ -315,6 +323,7 @@ begin
        and p.next_attempt_at <= now()
        and p.attempts < p.max_attempts
        and not outcall_private.phone_is_dialing(p.phone)
+       and (p.batch_id is null or p.batch_id <> all (v_held))
      order by p.next_attempt_at, p.created_at
      limit 1
        for update skip locked;
@@ -325,6 +334,8 @@ begin
     v_answer := outcall_private.dispatch_gate(v_call);
     if v_answer is null then
       return outcall_private.start_attempt(v_call);
+    elsif v_answer -> 'held' ->> 'reason' = 'batch_cost_cap' then
+      v_held := v_held || v_call.batch_id;
     elsif v_answer ->> 'reason' <> 'outside_window' then
       return v_answer;  -- (not expected: the limits and the phone were checked under the same lock)
     end if;
@@ -334,7 +345,7 @@ end
 $$;
 
 comment on function public.claim_next_due() is
-  'Claims the most overdue claimable row, like claim_pending_call; rows outside their calling window are deferred to the opening (up to 100 per call, then {claimed: false, reason: outside_window, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: at_capacity | rate_limited | idle | outside_window | phone_dialing}.';
+  'Claims the most overdue claimable row, like claim_pending_call; rows outside their calling window are deferred to the opening (up to 100 per call, then {claimed: false, reason: outside_window, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: at_capacity | rate_limited | idle | outside_window | phone_dialing | cost_cap (the daily cap)}; rows of a batch held by its cost cap are passed over.';
 
 -- reserve_dial_slot -------------------------------------------------------------------------------------
 -- The Worker sends Twilio's create request again after a retryable provider error: that request needs a send
