@@ -1,7 +1,7 @@
 //! A batch request, parsed and validated whole before anything is written.
 //!
 //! `POST /api/v1/batches` takes `{"name", "targets": [...], "pendingCallIds": [...], "schedule":
-//! {"notBefore", "window"}, "metadata"}`, all optional but at least one target or id; without a `name`,
+//! {"notBefore", "window"}, "metadata", "costCap"}`, all optional but at least one target or id; without a `name`,
 //! `create_batch` names the batch after its creation time ("Batch 2026-12-02 14:05 UTC"). Every problem is collected (not just the first), each with the
 //! path of the offending item and its value, so a caller can fix a 10,000-target list in one go. What
 //! only the database knows (time-zone names, which ids exist) is checked by `create_batch` in SQL.
@@ -26,7 +26,7 @@ const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 pub const MAX_OBJECT_BYTES: usize = 16 * 1024;
 
 /// The keys a request may have; anything else is a mistake worth reporting, not ignoring.
-const REQUEST_KEYS: [&str; 5] = ["name", "targets", "pendingCallIds", "schedule", "metadata"];
+const REQUEST_KEYS: [&str; 6] = ["name", "targets", "pendingCallIds", "schedule", "metadata", "costCap"];
 
 /// One problem with one part of the request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -90,6 +90,8 @@ pub struct NewBatch {
     pub targets: Vec<Map<String, Value>>,
     pub pending_call_ids: Vec<PendingCallId>,
     pub schedule: Schedule,
+    /// The batch's spend cap in USD (`crate::cost`); `None`: only the daily cap, if any.
+    pub cost_cap: Option<f64>,
 }
 
 impl NewBatch {
@@ -107,6 +109,7 @@ impl NewBatch {
             "window": window,
             "targets": self.targets,
             "pending_call_ids": self.pending_call_ids,
+            "cost_cap": self.cost_cap,
         })
     }
 }
@@ -168,10 +171,14 @@ pub fn parse_request(body: &str, max_targets: usize) -> Result<NewBatch, BatchRe
     }
     let pending_call_ids = parse_ids(ids, &mut errors);
     let schedule = parse_schedule(request.get("schedule"), &mut errors);
+    let cost_cap = crate::cost::parse_cost_cap(request.get("costCap")).unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
     if !errors.is_empty() {
         return Err(BatchRequestError::Invalid(errors));
     }
-    Ok(NewBatch { name, metadata, targets: rows, pending_call_ids, schedule })
+    Ok(NewBatch { name, metadata, targets: rows, pending_call_ids, schedule, cost_cap })
 }
 
 /// `metadata`: the caller's own object, returned as given (at most [`MAX_OBJECT_BYTES`]).
@@ -497,7 +504,8 @@ mod tests {
                          "prompt": "Mention the storm.", "first_message": "Hi Dana", "max_attempts": 2,
                          "appointment_time": "2026-12-01T09:30:00-05:00", "employee_dob": "1990-02-03"}],
             "pendingCallIds": [ID_A],
-            "schedule": {"notBefore": "2026-12-01T08:00:00Z", "window": {"days": [5, 1, 1], "start": "08:00", "end": "12:30"}}
+            "schedule": {"notBefore": "2026-12-01T08:00:00Z", "window": {"days": [5, 1, 1], "start": "08:00", "end": "12:30"}},
+            "costCap": 12.5
         }))
         .unwrap();
         assert_eq!(batch.name.as_deref(), Some("Storm warning"));
@@ -516,6 +524,11 @@ mod tests {
         assert_eq!(rpc["window"], json!({"days": [1, 5], "start": "08:00", "end": "12:30"}));
         assert_eq!(rpc["not_before"], "2026-12-01T08:00:00+00:00");
         assert_eq!(rpc["pending_call_ids"], json!([ID_A]));
+        assert_eq!(rpc["cost_cap"], json!(12.5), "the cap, in USD");
+        assert_eq!(
+            errors(json!({"targets": [{"phone": "+15550001001", "name": "a"}], "costCap": 0}))[0].code,
+            "invalid_cost_cap"
+        );
         assert_eq!(rpc["idempotency_key"], "key-1");
         assert_eq!(rpc["name"], "Storm warning");
     }

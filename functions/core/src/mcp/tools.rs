@@ -18,6 +18,10 @@ pub enum ToolCall {
     Trigger {
         request: Value,
     },
+    /// `estimate_batch_cost`'s argument, as `POST /api/v1/batches/estimate` builds it.
+    Estimate {
+        request: Value,
+    },
     Status {
         batch_id: BatchId,
         page: Page,
@@ -61,7 +65,7 @@ struct Tool {
     description: &'static str,
 }
 
-const TOOLS: [Tool; 9] = [
+const TOOLS: [Tool; 10] = [
     Tool {
         name: "trigger-batch-calls",
         path: "/api/v1/batches",
@@ -73,6 +77,17 @@ const TOOLS: [Tool; 9] = [
             ids, each target with its own prompt and variables, an optional schedule, and an optional \
             idempotencyKey (the same key with the same arguments replays the first answer). The whole request is \
             validated first; every problem comes back as a tool error with its item path (e.g. targets[1].phone).",
+    },
+    Tool {
+        name: "estimate-batch-cost",
+        path: "/api/v1/batches/estimate",
+        method: "post",
+        status: "200",
+        parameters: &[],
+        hints: [true, false, true, false],
+        description: "What a batch would cost, without creating it (POST /api/v1/batches/estimate): the arguments \
+            of trigger-batch-calls, checked the same; answers the costEstimate (calls, learning calls, USD) from the \
+            deployment's rates. Nothing is written or dialled.",
     },
     Tool {
         name: "get-batch-status",
@@ -156,7 +171,7 @@ const TOOLS: [Tool; 9] = [
     },
 ];
 
-pub const TOOL_NAMES: [&str; 9] = [
+pub const TOOL_NAMES: [&str; 10] = [
     TOOLS[0].name,
     TOOLS[1].name,
     TOOLS[2].name,
@@ -166,6 +181,7 @@ pub const TOOL_NAMES: [&str; 9] = [
     TOOLS[6].name,
     TOOLS[7].name,
     TOOLS[8].name,
+    TOOLS[9].name,
 ];
 
 fn document() -> Value {
@@ -310,6 +326,10 @@ impl ToolCall {
             "trigger-batch-calls" => trigger(arguments.clone(), |body, key, hash| {
                 let request = batch::parse_request(body, max_targets)?.rpc_request(key, hash);
                 Ok(ToolCall::Trigger { request })
+            }),
+            "estimate-batch-cost" => trigger(arguments.clone(), |body, _, hash| {
+                let request = batch::parse_request(body, max_targets)?.rpc_request(None, hash);
+                Ok(ToolCall::Estimate { request })
             }),
             "trigger-batch-sms" => trigger(arguments.clone(), |body, key, hash| {
                 let request = sms::request::parse_request(body, max_targets)?.rpc_request(key, hash);
@@ -473,6 +493,22 @@ mod tests {
         let bad_key = json!({"targets": [], "idempotencyKey": "a b"});
         let refused = ToolCall::parse("trigger-batch-calls", &bad_key, 100).unwrap().unwrap_err();
         assert_eq!(refused.code, "invalid_idempotency_key");
+    }
+
+    #[test]
+    fn estimate_takes_a_batch_request_and_its_cost_cap() {
+        let args = json!({"targets": [{"phone": "+15550100001", "name": "A"}], "costCap": 5});
+        match ToolCall::parse("estimate-batch-cost", &args, 100).unwrap().unwrap() {
+            ToolCall::Estimate { request } => {
+                assert_eq!(
+                    (request["cost_cap"].clone(), request["idempotency_key"].clone()),
+                    (json!(5.0), Value::Null)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let refused = ToolCall::parse("estimate-batch-cost", &json!({"costCap": -1, "targets": []}), 100).unwrap();
+        assert_eq!(refused.unwrap_err().code, "validation_error");
     }
 
     #[test]
