@@ -9,16 +9,18 @@ use serde_json::Value;
 /// The largest `costCap` taken, in USD: far above any real campaign, small enough to stay exact as a
 /// JSON number.
 pub const MAX_COST_CAP_USD: f64 = 1e9;
+/// The smallest: a hundredth of a cent (a cap must be above 0).
+pub const MIN_COST_CAP_USD: f64 = 1e-4;
 
-/// `costCap` of a batch request: absent or null is no cap; otherwise a number of USD above 0.
+/// `costCap` of a batch request: absent or null is no cap; otherwise a number of USD, 0.0001 to 10^9.
 pub fn parse_cost_cap(value: Option<&Value>) -> Result<Option<f64>, ItemError> {
     let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
     match value.as_f64() {
-        Some(usd) if usd > 0.0 && usd <= MAX_COST_CAP_USD => Ok(Some(usd)),
+        Some(usd) if (MIN_COST_CAP_USD..=MAX_COST_CAP_USD).contains(&usd) => Ok(Some(usd)),
         _ => Err(ItemError::new(
             "costCap",
             "invalid_cost_cap",
-            format!("costCap must be a number of USD above 0 and at most {MAX_COST_CAP_USD}"),
+            format!("costCap must be a number of USD from {MIN_COST_CAP_USD} to {MAX_COST_CAP_USD}"),
         )
         .with_value(value)),
     }
@@ -47,7 +49,8 @@ mod tests {
         assert_eq!(parse_cost_cap(Some(&Value::Null)), Ok(None));
         assert_eq!(parse_cost_cap(Some(&json!(25))), Ok(Some(25.0)));
         assert_eq!(parse_cost_cap(Some(&json!(0.5))), Ok(Some(0.5)));
-        for bad in [json!(0), json!(-1), json!("10"), json!(2e9), json!(true)] {
+        assert_eq!(parse_cost_cap(Some(&json!(0.0001))), Ok(Some(0.0001)));
+        for bad in [json!(0), json!(0.00009), json!(-1), json!("10"), json!(2e9), json!(true)] {
             let error = parse_cost_cap(Some(&bad)).unwrap_err();
             assert_eq!((error.path.as_str(), error.code, error.value), ("costCap", "invalid_cost_cap", Some(bad)));
         }
