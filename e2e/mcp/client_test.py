@@ -2,8 +2,9 @@
 against the running stack. Run by e2e/tests/mcp.rs, which passes the stack's settings in the environment.
 
 It checks, in order:
-- the client initializes and lists the eleven tools, each with object input and output schemas and annotations
+- the client initializes and lists the twelve tools, each with object input and output schemas and annotations
   (reads are read-only, the cancels destructive, the triggers not read-only);
+- estimate-batch-cost answers the estimate trigger-batch-calls then makes, and writes nothing;
 - trigger-batch-calls with 2 targets is accepted, and get-batch-status, polled, shows the batch end;
 - get-batch-status and get-batch-transcripts answer what the REST API answers, and the rows PostgREST holds;
 - a bad phone in target 1 is a tool error (isError) with code validation_error and path targets[1].phone,
@@ -40,7 +41,8 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 SMS = json.loads(os.environ["OUTCALL_MCP_SMS"])
 TOOLS = {"trigger-batch-calls", "get-batch-status", "get-batch-transcripts", "list-batches", "cancel-batch",
-         "pause-batch", "resume-batch", "trigger-batch-sms", "get-sms-batch-status", "get-sms-batch-messages", "cancel-sms-batch"}
+         "pause-batch", "resume-batch", "trigger-batch-sms", "get-sms-batch-status", "get-sms-batch-messages", "cancel-sms-batch",
+         "estimate-batch-cost"}
 ENDED = {"completed", "cancelled"}
 
 
@@ -81,13 +83,13 @@ def structured(result, what):
 async def tools_are_listed(session):
     listed = (await session.list_tools()).tools
     by_name = {t.name: t for t in listed}
-    check(set(by_name) == TOOLS, f"tools/list names the nine tools (got {sorted(by_name)})")
+    check(set(by_name) == TOOLS, f"tools/list names the ten tools (got {sorted(by_name)})")
     for tool in listed:
         check(tool.inputSchema.get("type") == "object", f"{tool.name}: inputSchema is an object schema")
         check((tool.outputSchema or {}).get("type") == "object", f"{tool.name}: outputSchema is an object schema")
         check(tool.annotations is not None, f"{tool.name}: has annotations")
     for name in ["get-batch-status", "get-batch-transcripts", "list-batches", "get-sms-batch-status",
-                 "get-sms-batch-messages"]:
+                 "get-sms-batch-messages", "estimate-batch-cost"]:
         hints = by_name[name].annotations
         check(hints.readOnlyHint is True and hints.destructiveHint is False, f"{name} is read-only")
     check(by_name["cancel-batch"].annotations.destructiveHint is True, "cancel-batch is destructive")
@@ -106,8 +108,13 @@ async def a_batch_runs_to_its_end(session):
     targets = [{"phone": phone, "name": f"MCP Person {i}", "clinic_timezone": "America/Chicago"}
                for i, phone in enumerate(PHONES)]
     arguments = {"name": name, "targets": targets, "idempotencyKey": f"{RUN}-key"}
+    estimate = structured(await call(session, "estimate-batch-cost", {"name": name, "targets": targets}),
+                          "estimate-batch-cost")
+    check(estimate["costEstimate"]["calls"] == 2 and estimate["costEstimate"]["usd"] > 0, "an estimate of 2 calls")
+    check(batches_named(name) == [], "estimate-batch-cost writes nothing")
     accepted = structured(await call(session, "trigger-batch-calls", arguments), "trigger-batch-calls")
     check(accepted["accepted"] == 2 and accepted["rejected"] == [], "both targets accepted")
+    check(accepted["costEstimate"] == estimate["costEstimate"], "trigger-batch-calls makes the same estimate")
     batch_id = accepted["batchId"]
     check(accepted["statusUrl"].endswith(f"/api/v1/batches/{batch_id}"), "the answer has the REST status URL")
     replay = structured(await call(session, "trigger-batch-calls", arguments), "the same key again")

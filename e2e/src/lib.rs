@@ -298,7 +298,10 @@ impl Stack {
             "update outcall_private.dispatch_policy p set max_concurrent_calls = s.max_concurrent_calls,
                calls_per_second = s.calls_per_second, retry_delays = s.retry_delays,
                reconcile_after = s.reconcile_after, window_days = s.window_days,
-               window_start = s.window_start, window_end = s.window_end
+               window_start = s.window_start, window_end = s.window_end,
+               expected_call_minutes = s.expected_call_minutes, vapi_usd_per_minute = s.vapi_usd_per_minute,
+               twilio_usd_per_minute = s.twilio_usd_per_minute, stt_usd_per_minute = s.stt_usd_per_minute,
+               daily_cost_cap = s.daily_cost_cap
              from jsonb_populate_record(null::outcall_private.dispatch_policy, $1::text::jsonb) as s",
             &[&saved],
         )

@@ -33,6 +33,7 @@ const NOT_EXERCISED: &[(&str, &str, u16, &str)] = &[];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
 const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+const ESTIMATE_PATH: &str = "/api/v1/batches/estimate";
 
 /// Which `Authorization` a request carries.
 #[derive(Clone, Copy)]
@@ -95,6 +96,10 @@ impl Client {
 
     async fn main(&self, method: &str, path: &str, key: Key) -> Answer {
         self.send(&self.stack.worker_url, method, path, key, &[], None).await
+    }
+
+    async fn estimate(&self, body: &str) -> Answer {
+        self.send(&self.stack.worker_url, "POST", ESTIMATE_PATH, Key::Right, &[], Some(body)).await
     }
 
     async fn create(&self, headers: &[(&str, &str)], body: &str) -> Answer {
@@ -451,6 +456,17 @@ async fn the_openapi_document_is_what_the_worker_does() {
     let answer = client.create(&[], &oversized).await;
     assert_eq!(contract.check("POST", "/api/v1/batches", &answer)["error"]["code"], "payload_too_large");
 
+    // POST /api/v1/batches/estimate: the same checks, then the estimate (200); nothing written.
+    let answer = client.estimate(&invalid.to_string()).await;
+    assert_eq!(contract.check("POST", ESTIMATE_PATH, &answer)["error"]["code"], "validation_error");
+    let answer = client.estimate(&oversized).await;
+    assert_eq!(contract.check("POST", ESTIMATE_PATH, &answer)["error"]["code"], "payload_too_large");
+    let estimated_request = batch_request("openapi: estimated", &[]);
+    let answer = client.estimate(&estimated_request.to_string()).await;
+    let estimated = contract.check("POST", ESTIMATE_PATH, &answer);
+    assert_eq!((answer.status, &estimated["accepted"]), (200, &json!(2)), "{estimated}");
+    assert_eq!(stack.scalar("select count(*) from public.batches where name = 'openapi: estimated'").await, 0);
+
     // 202: a batch of two new targets, one existing pending call and one id the database does not know.
     let existing = stack.insert_parked(&sample_row(&fresh_phone(Scenario::Human), "Cleo Duval")).await;
     let not_a_row = uuid::Uuid::new_v4().to_string();
@@ -624,7 +640,7 @@ async fn the_openapi_document_is_what_the_worker_does() {
     for (worker, expected) in spares.await.expect("the spare Workers started") {
         for (path, method, operation) in operations(&contract.doc.clone()).collect::<Vec<_>>() {
             let body = match (method.as_str(), path.as_str()) {
-                ("POST", "/api/v1/batches") => Some(valid.as_str()),
+                ("POST", "/api/v1/batches" | ESTIMATE_PATH) => Some(valid.as_str()),
                 ("POST", "/api/v1/sms-batches") => Some(valid_sms.as_str()),
                 _ => None,
             };
@@ -830,7 +846,10 @@ fn the_validator_refuses_bodies_the_document_does_not_allow() {
         "counts": {"queued": 1, "dialling": 0, "inProgress": 1, "completed": 0, "retrying": 0, "failed": 0, "cancelled": 0},
         "successRate": null, "averageDurationSeconds": 12.5, "totalCost": null,
         "createdAt": "2026-11-21T10:00:00.123456+00:00", "startedAt": "2026-11-21T10:00:01Z", "completedAt": null,
-        "cancelledAt": null, "updatedAt": "2026-11-21T10:00:02+00:00"
+        "cancelledAt": null, "updatedAt": "2026-11-21T10:00:02+00:00",
+        "costEstimate": {"calls": 2, "learningCalls": 1, "expectedCallMinutes": 2,
+                         "usdPerMinute": {"vapi": 0.1, "twilio": 0.014, "stt": 0.0077}, "usd": 0.4714},
+        "costCap": 1.5, "held": {"reason": "batch_cost_cap", "spent": 1.2, "cap": 1.5}
     });
     assert_eq!(schema::validate(&doc, &progress_schema, &progress), Vec::<String>::new());
     let wrong = |pointer: &str, value: Option<Value>| {
@@ -920,6 +939,11 @@ fn the_request_schema_is_what_the_worker_enforces() {
         json!({"targets": [{"phone": "+15550001001", "name": "a", "exam_id": "\u{0}"}]}),
         json!({"targets": [{"phone": "+15550001001", "name": "a", "procedures": ["x", "\u{0}"]}]}),
         json!({"targets": [{"phone": "+15550001001", "name": "a", "exam_id": format!(" {}", "x".repeat(200))}]}),
+        json!({"pendingCallIds": [id], "costCap": 0.0001}),
+        json!({"pendingCallIds": [id], "costCap": 0}),
+        json!({"pendingCallIds": [id], "costCap": 1e10}),
+        json!({"pendingCallIds": [id], "costCap": "5"}),
+        json!({"pendingCallIds": [id], "costCap": null}),
     ];
     for (start, end) in
         [("09:00", "17:00"), ("9:00", "17:00"), ("09:00", "24:00"), ("0900 ", "17:00"), ("23:00", "23:59")]

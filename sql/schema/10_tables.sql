@@ -98,6 +98,12 @@ create table public.batches (
     constraint batches_max_concurrency_positive check (max_concurrency >= 1),
   calls_per_second numeric
     constraint batches_calls_per_second_positive check (calls_per_second > 0),
+  -- Spend (25_cost.sql): the cap in USD (null: none), and create_batch's estimate before the first dial:
+  -- {calls, learning_calls, expected_call_minutes, usd_per_minute: {vapi, twilio, stt}, usd}.
+  cost_cap numeric
+    constraint batches_cost_cap_positive check (cost_cap > 0),
+  cost_estimate jsonb
+    constraint batches_cost_estimate_object check (jsonb_typeof(cost_estimate) = 'object'),
   constraint batches_window_valid check (
     case when window_days is null and window_start is null and window_end is null then true
          when window_days is null or window_start is null or window_end is null then false
@@ -106,7 +112,7 @@ create table public.batches (
 );
 
 comment on table public.batches is
-  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired, duration_seconds_total, calls_with_duration, cost_total) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cancelled_at by cancel_batch. status: queued -> in_progress -> completed, or cancelled; paused_at (pause_batch, resume_batch) holds its rows without changing status; max_concurrency and calls_per_second are its own dispatch limits.';
+  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired, duration_seconds_total, calls_with_duration) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cost_total (the attempts'' VAPI cost + Twilio price) by triggers on call_sessions (25_cost.sql); cancelled_at by cancel_batch; cost_cap (USD, null: none) and cost_estimate by create_batch. status: queued -> in_progress -> completed, or cancelled; paused_at (pause_batch, resume_batch) holds its rows without changing status; max_concurrency and calls_per_second are its own dispatch limits.';
 
 -- list_batches: newest first.
 create index batches_created_at_idx on public.batches (created_at, id);
@@ -220,6 +226,12 @@ create table public.call_sessions (
   updated_at timestamptz not null default now(),
   -- When the sweep last handed the session to the Worker for reconciliation with Twilio.
   reconciled_at timestamptz,
+  -- Twilio's price of the call, as a positive amount in twilio_price_unit (Twilio writes it negative); null until
+  -- the sweep fetched it (25_cost.sql). twilio_price_checked_at: the sweep's last look.
+  twilio_price numeric
+    constraint call_sessions_twilio_price_nonnegative check (twilio_price >= 0),
+  twilio_price_unit text,
+  twilio_price_checked_at timestamptz,
   constraint call_sessions_pending_call_attempt_key unique (pending_call_id, attempt)
 );
 
@@ -590,10 +602,23 @@ create table outcall_private.dispatch_policy (
     constraint dispatch_policy_breaker_window_positive check (breaker_window > interval '0'),
   breaker_cooldown interval not null default '30 seconds'
     constraint dispatch_policy_breaker_cooldown_positive check (breaker_cooldown > interval '0'),
+  -- Cost (25_cost.sql): the expected length of a call and the rates per minute in USD of VAPI, Twilio and the
+  -- speech-to-text of a learning call (placeholders: set your contracts' figures), and the spend cap per UTC day of
+  -- the whole deployment (null: none).
+  expected_call_minutes numeric not null default 2
+    constraint dispatch_policy_expected_call_minutes_positive check (expected_call_minutes > 0),
+  vapi_usd_per_minute numeric not null default 0.10
+    constraint dispatch_policy_vapi_usd_per_minute_nonnegative check (vapi_usd_per_minute >= 0),
+  twilio_usd_per_minute numeric not null default 0.014
+    constraint dispatch_policy_twilio_usd_per_minute_nonnegative check (twilio_usd_per_minute >= 0),
+  stt_usd_per_minute numeric not null default 0.0077
+    constraint dispatch_policy_stt_usd_per_minute_nonnegative check (stt_usd_per_minute >= 0),
+  daily_cost_cap numeric
+    constraint dispatch_policy_daily_cost_cap_positive check (daily_cost_cap > 0),
   constraint dispatch_policy_window_valid check (window_start < window_end)
 );
 comment on table outcall_private.dispatch_policy is
-  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after; for SMS sms_messages_per_second (a new sender''s pace), sms_max_attempts, sms_retry_delays; the circuit breaker''s breaker_failures, breaker_window, breaker_cooldown.';
+  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after; for SMS sms_messages_per_second (a new sender''s pace), sms_max_attempts, sms_retry_delays; the circuit breaker''s breaker_failures, breaker_window, breaker_cooldown; cost: expected_call_minutes, vapi_usd_per_minute, twilio_usd_per_minute, stt_usd_per_minute, daily_cost_cap (USD per UTC day, null: none).';
 insert into outcall_private.dispatch_policy default values;
 
 -- The calls-per-second pace: the earliest instant the next send slot may be granted (30_dispatch.sql).
@@ -670,6 +695,15 @@ create table public.provider_errors_daily (
 comment on table public.provider_errors_daily is
   'Provider refusals per UTC day, provider (twilio | vapi) and kind (throttled: Twilio 429, VAPI concurrency limit; unavailable: Twilio 5xx/timeout on create, VAPI assistant-request failure): count, last_at.';
 
+-- What was spent per UTC day of the attempts' start (VAPI's reported cost + Twilio's price): the daily cap's
+-- figure, kept by the call_sessions trigger of 25_cost.sql.
+create table outcall_private.daily_spend (
+  day date primary key,
+  spent numeric not null default 0
+);
+comment on table outcall_private.daily_spend is
+  'Per UTC day (of the attempts'' created_at): spent, the sum of the sessions'' cost + twilio_price. Kept by outcall_private.count_session_spend.';
+
 -- The create requests in flight and those answered within the window: one row per session (its latest try).
 -- The calls-per-second send slots (30_dispatch.sql).
 create table outcall_private.dial_requests (
@@ -742,7 +776,9 @@ create view public.batch_progress with (security_invoker = true) as
          b.updated_at,
          b.paused_at,
          b.max_concurrency,
-         b.calls_per_second
+         b.calls_per_second,
+         b.cost_estimate,
+         b.cost_cap
     from public.batches as b;
 
 comment on view public.batch_progress is

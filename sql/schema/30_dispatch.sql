@@ -242,7 +242,8 @@ $$;
 
 -- What stands between a claimable row (locked) and its dial, in the order of the answers: suppressed or expired
 -- (the row ends so, no session, no call: outcall_private.undiallable_reason), paused (its batch holds it; the row
--- stays as it is), outside_window (the row then waits for the opening; when that opening is at or after its
+-- stays as it is), cost_cap (+held: a spend cap would be passed, 25_cost.sql; the row stays as it is),
+-- outside_window (the row then waits for the opening; when that opening is at or after its
 -- expires_at it ends expired at once), breaker_open (the providers' circuit breaker, 35_breaker.sql),
 -- phone_dialing, batch_at_capacity, batch_rate_limited (its batch's own
 -- limits), at_capacity, rate_limited. Null = go ahead; the dispatch
@@ -257,6 +258,7 @@ declare
   v_opening timestamptz;
   v_ends text := outcall_private.undiallable_reason(p_call, pg_catalog.now());
   v_breaker jsonb;
+  v_hold jsonb;
 begin
   -- (a) the row ends instead of being dialled
   if v_ends is not null then
@@ -266,6 +268,10 @@ begin
   -- (b) its batch holds it
   if outcall_private.batch_is_paused(p_call.batch_id) then
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'paused');
+  end if;
+  v_hold := outcall_private.cost_hold(p_call.batch_id);
+  if v_hold is not null then
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'cost_cap', 'held', v_hold);
   end if;
   v_opening := outcall_private.row_window_opening(p_call, pg_catalog.now());
   if v_opening is null or v_opening > pg_catalog.now() then
@@ -400,7 +406,7 @@ end
 $$;
 
 comment on function public.claim_pending_call(uuid) is
-  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits (its batch''s own, then the global): row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | suppressed | expired (the row ended so: its phone is on the suppression list, or its expires_at passed or comes before its window opens) | paused | outside_window (+next_attempt_at) | breaker_open (+retry_after_ms) | phone_dialing (+retry_after_ms) | batch_at_capacity | batch_rate_limited (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits (its batch''s own, then the global): row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | suppressed | expired (the row ended so: its phone is on the suppression list, or its expires_at passed or comes before its window opens) | paused | outside_window (+next_attempt_at) | breaker_open (+retry_after_ms) | phone_dialing (+retry_after_ms) | batch_at_capacity | batch_rate_limited (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms) | cost_cap (+held: {reason: batch_cost_cap | daily_cost_cap, spent, cap})}.';
 
 -- A group's most overdue claimable row, locked (SKIP LOCKED: one taken by a concurrent claim is passed over), or
 -- a row of nulls: p_batch_id's, or with p_batch_id null the rows of no batch. One probe of
@@ -449,7 +455,8 @@ $$;
 -- (batch_rate_limited with the shortest retry_after_ms, else batch_at_capacity). A row found outside its window is
 -- deferred to its opening, and a suppressed or expired one ended, and the next one tried, up to c_max_deferrals in
 -- all; past that it answers the last reason with retry_after_ms 0 (more may be due: call again). Paused batches are
--- not searched.
+-- not searched; a batch held by its spend cap is passed over like one at its limits, and the daily cap holds every
+-- row: its answer (cost_cap) is returned.
 create or replace function public.claim_next_due() returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -478,10 +485,18 @@ begin
             select null, r.batchless_claimed_at, '-infinity' from outcall_private.rate_state as r) as g
      order by g.last_claimed_at, g.created_at, g.batch_id
   loop
-    -- A batch at its own limits is passed over before any row of it is locked (a claim by id must still see
-    -- batch_at_capacity, not a row taken); its hold counts only if it has a row due. The hold that ends first
-    -- is the answer if no group can dial.
-    v_answer := outcall_private.batch_limits_answer(v_group);
+    -- A batch held by its spend cap or at its own limits is passed over before any row of it is locked (a claim
+    -- by id must still see batch_at_capacity, not a row taken); its hold counts only if it has a row due. The hold
+    -- that ends first is the answer if no group can dial. The daily cap holds every group.
+    v_answer := outcall_private.cost_hold(v_group);
+    if v_answer is not null then
+      v_answer := jsonb_build_object('claimed', false, 'reason', 'cost_cap', 'held', v_answer);
+      if v_answer -> 'held' ->> 'reason' = 'daily_cost_cap' then
+        return v_answer;
+      end if;
+    else
+      v_answer := outcall_private.batch_limits_answer(v_group);
+    end if;
     if v_answer is not null then
       if exists (select 1 from public.pending_calls as p
                   where p.batch_id = v_group and p.call_status in ('pending', 'retry_pending')
@@ -512,7 +527,7 @@ end
 $$;
 
 comment on function public.claim_next_due() is
-  'Claims the next claimable row, like claim_pending_call, by turns between batches (the batch whose last claim is oldest first; the rows of no batch as one group; paused batches skipped, a batch at its own limits passed over); rows outside their calling window are deferred to the opening, suppressed or expired rows ended (up to 100 per call, then {claimed: false, reason: outside_window | suppressed | expired, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: breaker_open | at_capacity | rate_limited | batch_at_capacity | batch_rate_limited (+retry_after_ms: every batch with a due row is at its own limits) | idle | outside_window | phone_dialing | suppressed | expired}.';
+  'Claims the next claimable row, like claim_pending_call, by turns between batches (the batch whose last claim is oldest first; the rows of no batch as one group; paused batches skipped, a batch at its own limits or held by its spend cap passed over); rows outside their calling window are deferred to the opening, suppressed or expired rows ended (up to 100 per call, then {claimed: false, reason: outside_window | suppressed | expired, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: breaker_open | at_capacity | rate_limited | batch_at_capacity | batch_rate_limited (+retry_after_ms: every batch with a due row is at its own limits) | idle | outside_window | phone_dialing | suppressed | expired | cost_cap (+held)}.';
 
 -- reserve_dial_slot -------------------------------------------------------------------------------------
 -- The Worker sends Twilio's create request again after a retryable provider error: that request needs a send

@@ -1,6 +1,6 @@
 -- 60: batches: many rows created, followed, cancelled and retried as one (the Worker's /api/v1/batches).
 -- Contract: docs/architecture.md ("SQL functions"). The rules of 20_helpers.sql hold; what batches add:
---   * public.batches (10_tables.sql): one row per batch with its counters (rows per status, durations, cost) and
+--   * public.batches (10_tables.sql): one row per batch with its counters (rows per status, durations) and
 --     derived state (started_at, completed_at, status), kept by statement-level triggers on pending_calls, so a
 --     dashboard (Realtime on public.batches) or a poll (batch_progress_of) reads one row, never counts 10,000;
 --   * a row's own calling window (the batch's schedule), intersected with the policy's (row_window_opening,
@@ -53,8 +53,9 @@ create trigger batches_derive_state
   for each row execute function outcall_private.derive_batch_state();
 
 -- The counters ------------------------------------------------------------------------------------------------
--- After each statement on pending_calls, the rows it inserted, deleted or changed (call_status, duration_seconds,
--- cost or batch_id; other updates, such as a claim deferring next_attempt_at, take no lock on a batch) are
+-- (cost_total, the attempts' spend, is kept from call_sessions: 25_cost.sql.)
+-- After each statement on pending_calls, the rows it inserted, deleted or changed (call_status, duration_seconds
+-- or batch_id; other updates, such as a claim deferring next_attempt_at, take no lock on a batch) are
 -- summed per batch as deltas (-1 as the row was, +1 as it is) and added to the batches rows, in ascending id
 -- order so that concurrent statements lock batches in one order. started_at is set when a row enters
 -- dispatching (the first claim); completed_at and status follow in batches_derive_state.
@@ -69,23 +70,23 @@ as $$
 declare
   v_rows text := case TG_OP
     when 'INSERT' then $q$
-      select n.batch_id, 1 as sign, n.call_status, n.duration_seconds, n.cost,
+      select n.batch_id, 1 as sign, n.call_status, n.duration_seconds,
              n.call_status = 'dispatching' as dialled
         from new_rows as n$q$
     when 'DELETE' then $q$
-      select o.batch_id, -1 as sign, o.call_status, o.duration_seconds, o.cost, false as dialled
+      select o.batch_id, -1 as sign, o.call_status, o.duration_seconds, false as dialled
         from old_rows as o$q$
     else $q$
-      select c.batch_id, c.sign, c.call_status, c.duration_seconds, c.cost, c.dialled
+      select c.batch_id, c.sign, c.call_status, c.duration_seconds, c.dialled
         from old_rows as o
         join new_rows as n on n.id = o.id
        cross join lateral (values
-               (o.batch_id, -1, o.call_status, o.duration_seconds, o.cost, false),
-               (n.batch_id, 1, n.call_status, n.duration_seconds, n.cost,
+               (o.batch_id, -1, o.call_status, o.duration_seconds, false),
+               (n.batch_id, 1, n.call_status, n.duration_seconds,
                 n.call_status = 'dispatching' and o.call_status is distinct from 'dispatching'))
-             as c (batch_id, sign, call_status, duration_seconds, cost, dialled)
-       where (o.call_status, o.duration_seconds, o.cost, o.batch_id)
-             is distinct from (n.call_status, n.duration_seconds, n.cost, n.batch_id)$q$
+             as c (batch_id, sign, call_status, duration_seconds, dialled)
+       where (o.call_status, o.duration_seconds, o.batch_id)
+             is distinct from (n.call_status, n.duration_seconds, n.batch_id)$q$
   end;
   d record;
 begin
@@ -103,7 +104,6 @@ begin
              sum(case when r.call_status = 'expired' then r.sign else 0 end)::int as expired,
              coalesce(sum(r.sign * r.duration_seconds), 0) as duration_seconds,
              sum(case when r.duration_seconds is not null then r.sign else 0 end)::int as with_duration,
-             coalesce(sum(r.sign * r.cost), 0) as cost,
              bool_or(r.dialled) as dialled
         from (%s) as r
        where r.batch_id is not null
@@ -123,7 +123,6 @@ begin
            expired = expired + d.expired,
            duration_seconds_total = duration_seconds_total + d.duration_seconds,
            calls_with_duration = calls_with_duration + d.with_duration,
-           cost_total = cost_total + d.cost,
            started_at = case when d.dialled then coalesce(started_at, pg_catalog.now()) else started_at end
      where id = d.batch_id;
   end loop;
@@ -230,7 +229,12 @@ as $$
     'paused', p.paused_at is not null,
     'paused_at', p.paused_at,
     'max_concurrency', p.max_concurrency,
-    'calls_per_second', p.calls_per_second)
+    'calls_per_second', p.calls_per_second,
+    'updated_at', p.updated_at,
+    'cost_estimate', p.cost_estimate,
+    'cost_cap', p.cost_cap,
+    -- Why nothing more is dialled, while rows wait: a spend cap (25_cost.sql).
+    'held', case when p.queued + p.retrying > 0 then outcall_private.cost_hold(p.batch_id) end)
 $$;
 
 -- A page request: limit 1..1000, offset >= 0, else invalid_parameter_value (22023).
@@ -312,6 +316,7 @@ declare
   v_batch public.batches;
   v_targets_created int;
   v_copies_created int;
+  v_estimate jsonb;
 begin
   if pg_catalog.jsonb_typeof(p_request) is distinct from 'object' then
     raise exception 'create_batch: p_request must be a JSON object' using errcode = 'invalid_parameter_value';
@@ -336,7 +341,8 @@ begin
     select * into v_batch from public.batches where idempotency_key = v_key;
     if found then
       return outcall_private.idempotent_answer(v_batch.id, v_batch.request_hash, v_hash,
-             pg_catalog.jsonb_build_object('accepted', v_batch.total, 'rejected', v_batch.rejected));
+             pg_catalog.jsonb_build_object('accepted', v_batch.total, 'rejected', v_batch.rejected,
+                                           'cost_estimate', v_batch.cost_estimate));
     end if;
   end if;
 
@@ -396,20 +402,27 @@ begin
     from unnest(v_ids) with ordinality as i(id, n)
    where not (i.id = any (v_found));
 
+  v_estimate := outcall_private.batch_cost_estimate(array(
+    select e ->> 'phone' from jsonb_array_elements(v_targets) as e
+    union all
+    select p.phone from public.pending_calls as p where p.id = any (v_found)));
+
   -- A concurrent request with the same key waits here for the first to end; if that one committed, this one
   -- is its replay (or a conflict).
   insert into public.batches (name, metadata, idempotency_key, request_hash, not_before, window_days, window_start,
-                              window_end, rejected, expires_at, max_concurrency, calls_per_second)
+                              window_end, rejected, expires_at, max_concurrency, calls_per_second, cost_cap, cost_estimate)
   values (coalesce(p_request ->> 'name', outcall_private.default_batch_name(pg_catalog.now())),
           coalesce(nullif(p_request -> 'metadata', 'null'::jsonb), '{}'::jsonb), v_key, v_hash,
           v_not_before, v_days, v_start, v_end, v_rejected, v_expires_at,
-          (p_request ->> 'max_concurrency')::int, (p_request ->> 'calls_per_second')::numeric)
+          (p_request ->> 'max_concurrency')::int, (p_request ->> 'calls_per_second')::numeric,
+          (p_request ->> 'cost_cap')::numeric, v_estimate)
   on conflict (idempotency_key) do nothing
   returning * into v_batch;
   if not found then
     select * into v_batch from public.batches where idempotency_key = v_key;
     return outcall_private.idempotent_answer(v_batch.id, v_batch.request_hash, v_hash,
-             pg_catalog.jsonb_build_object('accepted', v_batch.total, 'rejected', v_batch.rejected));
+             pg_catalog.jsonb_build_object('accepted', v_batch.total, 'rejected', v_batch.rejected,
+                                           'cost_estimate', v_batch.cost_estimate));
   end if;
 
   -- The targets; an absent (or null) field takes the column's default (public.pending_calls, 10_tables.sql).
@@ -443,12 +456,41 @@ begin
   get diagnostics v_copies_created = row_count;
 
   return jsonb_build_object('outcome', 'created', 'batch_id', v_batch.id,
-                            'accepted', v_targets_created + v_copies_created, 'rejected', v_rejected);
+                            'accepted', v_targets_created + v_copies_created, 'rejected', v_rejected,
+                            'cost_estimate', v_estimate);
 end
 $$;
 
 comment on function public.create_batch(jsonb) is
-  'Creates a batch from {name (null or absent: outcall_private.default_batch_name of its created_at), metadata, idempotency_key, request_hash, not_before, expires_at, window: {days, start, end}, max_concurrency, calls_per_second (its own limits; null: none), targets: [pending_calls columns; expires_at: least(it, the batch''s)], pending_call_ids (copies expire with the batch)}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}]} | {outcome: replayed, batch_id, accepted, rejected} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call | expires_in_past, message, value}]}.';
+  'Creates a batch from {name (null or absent: outcall_private.default_batch_name of its created_at), metadata, idempotency_key, request_hash, not_before, expires_at, window: {days, start, end}, max_concurrency, calls_per_second (its own limits; null: none), cost_cap (USD), targets: [pending_calls columns; expires_at: least(it, the batch''s)], pending_call_ids (copies expire with the batch)}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}], cost_estimate (outcall_private.batch_cost_estimate)} | {outcome: replayed, batch_id, accepted, rejected, cost_estimate} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call | expires_in_past, message, value}]}.';
+
+-- estimate_batch_cost ----------------------------------------------------------------------------------------------
+-- What create_batch would estimate, writing nothing: the request is created inside a subtransaction that is then
+-- rolled back (a raise caught below), so the estimate is the very one create would store, rows copied from
+-- pending_call_ids included, and every check create makes is made. The idempotency key is ignored.
+create or replace function public.estimate_batch_cost(p_request jsonb) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_answer jsonb;
+begin
+  begin
+    v_answer := public.create_batch(p_request - 'idempotency_key');
+    raise exception 'estimate_batch_cost: rolled back' using errcode = 'OC001', detail = v_answer::text;
+  exception when sqlstate 'OC001' then
+    get stacked diagnostics v_answer = pg_exception_detail;
+  end;
+  if v_answer ->> 'outcome' = 'created' then
+    return jsonb_build_object('outcome', 'estimated', 'accepted', v_answer -> 'accepted',
+                              'rejected', v_answer -> 'rejected', 'cost_estimate', v_answer -> 'cost_estimate');
+  end if;
+  return v_answer;
+end
+$$;
+
+comment on function public.estimate_batch_cost(jsonb) is
+  'The cost estimate create_batch would make of the same request, nothing written: {outcome: estimated, accepted, rejected, cost_estimate} | create_batch''s {outcome: invalid, errors}.';
 
 -- batch_status ---------------------------------------------------------------------------------------------------
 create or replace function public.batch_status(p_batch_id uuid, p_limit int default 100, p_offset int default 0)
@@ -488,7 +530,7 @@ end
 $$;
 
 comment on function public.batch_status(uuid, int, int) is
-  'A batch''s progress and one page of its rows (by created_at, id): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at, updated_at, paused, paused_at, max_concurrency, calls_per_second, metadata, results: [{pending_call_id, phone, name, status, attempts, outcome, summary, success_evaluation, duration_seconds, cost, updated_at}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
+  'A batch''s progress and one page of its rows (by created_at, id): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost (the attempts'' spend: VAPI''s cost + Twilio''s price), created_at, started_at, completed_at, cancelled_at, expires_at, updated_at, paused, paused_at, max_concurrency, calls_per_second, cost_estimate, cost_cap, held ({reason: batch_cost_cap | daily_cost_cap, spent, cap} or null), metadata, results: [{pending_call_id, phone, name, status, attempts, outcome, summary, success_evaluation, duration_seconds, cost, updated_at}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
 
 -- batch_progress_of -----------------------------------------------------------------------------------------------
 create or replace function public.batch_progress_of(p_batch_id uuid) returns jsonb
@@ -499,7 +541,7 @@ as $$
 $$;
 
 comment on function public.batch_progress_of(uuid) is
-  'A batch''s progress, for frequent polling (one row read): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at, updated_at, paused, paused_at, max_concurrency, calls_per_second} or null.';
+  'A batch''s progress, for frequent polling (one row read): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost (the attempts'' spend: VAPI''s cost + Twilio''s price), created_at, started_at, completed_at, cancelled_at, expires_at, updated_at, paused, paused_at, max_concurrency, calls_per_second, cost_estimate, cost_cap, held ({reason: batch_cost_cap | daily_cost_cap, spent, cap} or null)} or null.';
 
 -- list_batches ----------------------------------------------------------------------------------------------------
 create or replace function public.list_batches(p_limit int default 50, p_offset int default 0) returns jsonb

@@ -115,18 +115,21 @@ comment on view public.analytics_outcomes_daily is
   'Rows by the UTC day they were created (day), their status now (call_status) and VAPI''s last ended_reason (null: no report): calls. Archived rows included.';
 
 -- Cost per day and per batch ------------------------------------------------------------------------------------
--- Cost and duration are the attempts' (call_sessions): VAPI's cost of each report, Twilio's duration of each call,
+-- Cost and duration are the attempts' (call_sessions): VAPI's cost of each report + Twilio's price of each call
+-- (25_cost.sql), Twilio's duration of each call,
 -- so a row retried three times counts three times (pending_calls keeps only its last report's).
 create view public.analytics_cost_daily with (security_invoker = true) as
   select (s.created_at at time zone 'UTC')::date as day,
          count(*) as calls,
-         coalesce(sum(s.cost), 0) as cost,
-         coalesce(sum(s.duration_seconds), 0) as duration_seconds
+         coalesce(sum(s.cost), 0) + coalesce(sum(s.twilio_price), 0) as cost,
+         coalesce(sum(s.duration_seconds), 0) as duration_seconds,
+         coalesce(sum(s.cost), 0) as vapi_cost,
+         coalesce(sum(s.twilio_price), 0) as twilio_cost
     from public.call_sessions as s
    group by 1;
 
 comment on view public.analytics_cost_daily is
-  'Per UTC day of the attempt''s start (day): calls (attempts, i.e. sessions, of every status), cost (sum of VAPI''s reported cost, 0 when none), duration_seconds (sum of Twilio''s call durations, 0 when none).';
+  'Per UTC day of the attempt''s start (day): calls (attempts, i.e. sessions, of every status), cost (vapi_cost + twilio_cost: what outcall_private.daily_spend holds), duration_seconds (sum of Twilio''s call durations, 0 when none), vapi_cost (sum of VAPI''s reported cost, 0 when none), twilio_cost (sum of Twilio''s prices, 0 when none).';
 
 create view public.analytics_cost_by_batch with (security_invoker = true) as
   select b.id as batch_id,
@@ -134,15 +137,17 @@ create view public.analytics_cost_by_batch with (security_invoker = true) as
          b.created_at,
          count(distinct c.id) as calls,
          count(s.id) as attempts,
-         coalesce(sum(s.cost), 0) as cost,
-         coalesce(sum(s.duration_seconds), 0) as duration_seconds
+         coalesce(sum(s.cost), 0) + coalesce(sum(s.twilio_price), 0) as cost,
+         coalesce(sum(s.duration_seconds), 0) as duration_seconds,
+         coalesce(sum(s.cost), 0) as vapi_cost,
+         coalesce(sum(s.twilio_price), 0) as twilio_cost
     from public.batches as b
     left join public.pending_calls as c on c.batch_id = b.id
     left join public.call_sessions as s on s.pending_call_id = c.id
    group by b.id;
 
 comment on view public.analytics_cost_by_batch is
-  'Per batch (batch_id, name, created_at): calls (its rows), attempts (their sessions), cost (sum of the sessions'' reported cost, 0 when none), duration_seconds (sum of their Twilio durations). Rows without a batch are not in it (analytics_cost_daily has them).';
+  'Per batch (batch_id, name, created_at): calls (its rows), attempts (their sessions), cost (vapi_cost + twilio_cost: the batch''s total_cost), duration_seconds (sum of their Twilio durations), vapi_cost (sum of the sessions'' reported cost, 0 when none), twilio_cost (sum of their Twilio prices, 0 when none). Rows without a batch are not in it (analytics_cost_daily has them).';
 
 -- Learning and the cache ----------------------------------------------------------------------------------------
 -- A learning call is a classification run of purpose learn (a verification run that heard a changed phone

@@ -99,6 +99,9 @@ revoke all on function
   public.sweep_stale_sessions(int),
   public.reconcile_dialing_session(uuid, jsonb, boolean),
   public.create_batch(jsonb),
+  public.estimate_batch_cost(jsonb),
+  public.sessions_lacking_price(int),
+  public.record_twilio_price(uuid, numeric, text),
   public.batch_status(uuid, int, int),
   public.batch_progress_of(uuid),
   public.list_batches(int, int),
@@ -138,6 +141,9 @@ grant execute on function
   public.sweep_stale_sessions(int),
   public.reconcile_dialing_session(uuid, jsonb, boolean),
   public.create_batch(jsonb),
+  public.estimate_batch_cost(jsonb),
+  public.sessions_lacking_price(int),
+  public.record_twilio_price(uuid, numeric, text),
   public.batch_status(uuid, int, int),
   public.batch_progress_of(uuid),
   public.list_batches(int, int),
@@ -205,6 +211,8 @@ revoke all on table outcall_private.settings from public, anon, authenticated, s
 -- state and the send slots. It does not change the policy (that is postgres's, like the webhook settings).
 grant select on table outcall_private.dispatch_policy, outcall_private.live_sessions to service_role;
 grant select, update on table outcall_private.rate_state to service_role;
+-- The day's spend (the daily cap's figure): read by the claim, written by the call_sessions trigger (definer).
+grant select on table outcall_private.daily_spend to service_role;
 grant select, insert, update, delete on table outcall_private.dial_requests to service_role;
 -- The batches' turns and paces: the claims make a batch's row and move it.
 grant select, insert, update on table outcall_private.batch_dispatch_state to service_role;
@@ -245,6 +253,9 @@ grant execute on function
   outcall_private.release_answered_dial(),
   outcall_private.phone_is_dialing(text),
   outcall_private.dispatch_gate(public.pending_calls),
+  outcall_private.call_cost_estimate(boolean),
+  outcall_private.batch_cost_estimate(text[]),
+  outcall_private.cost_hold(uuid),
   outcall_private.start_attempt(public.pending_calls),
   outcall_private.fail_dial(public.pending_calls, public.call_sessions, text, text, boolean),
   outcall_private.lock_vapi_session(uuid, text),

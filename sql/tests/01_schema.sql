@@ -28,7 +28,7 @@ select columns_are('public', 'call_sessions', array[
   'id', 'pending_call_id', 'attempt', 'call_sid', 'status', 'twilio_sequence_number', 'answered_by',
   'classification_id', 'classification_type', 'vapi_call_id', 'vapi_status', 'error', 'error_code',
   'created_at', 'dialed_at', 'answered_at', 'ended_at', 'report_received_at', 'duration_seconds', 'cost',
-  'ended_reason', 'updated_at', 'reconciled_at']);
+  'ended_reason', 'updated_at', 'reconciled_at', 'twilio_price', 'twilio_price_unit', 'twilio_price_checked_at']);
 select columns_are('public', 'call_classifications', array[
   'id', 'phone_number', 'classification_type', 'ivr_actions', 'confidence', 'classification_expires_at',
   'is_active', 'created_at', 'updated_at',

@@ -43,7 +43,7 @@ select is(dblink_send_query('b', $$select public.create_batch('{"name": "conc-ke
           'B sends the same request meanwhile');
 select ok(test_fixtures.waits_for_lock(:b_pid), 'B waits for A''s insert of the key');
 select is(dblink_exec('a', 'commit'), 'COMMIT', 'A commits');
-select is(test_fixtures.b_result(), jsonb_build_object('outcome', 'replayed', 'batch_id', :'ka'::uuid, 'accepted', 1, 'rejected', '[]'::jsonb),
+select is(test_fixtures.b_result() - 'cost_estimate', jsonb_build_object('outcome', 'replayed', 'batch_id', :'ka'::uuid, 'accepted', 1, 'rejected', '[]'::jsonb),
           'then B answers A''s batch, replayed');
 select is(pg_temp.committed($$select count(*)::text from public.batches where idempotency_key = 'conc-key-1'$$), '1', 'one batch');
 
@@ -169,13 +169,17 @@ create function pg_temp.counts(p_batch uuid) returns text language sql as $$
   select concat_ws(' ', total, queued, dialling, in_progress, completed, retrying, failed, cancelled)
     from public.batches where id = p_batch
 $$;
--- The same, counted from the rows, and the sums: what the counters must always equal.
+-- The same, counted from the rows, and the sums: what the counters must always equal (the cost: the rows' attempts'
+-- spend, VAPI's cost + Twilio's price, 25_cost.sql).
 create function pg_temp.truth(p_batch uuid) returns text language sql as $$
   select concat_ws(' ', count(*), count(*) filter (where call_status = 'pending'),
                    count(*) filter (where call_status = 'dispatching'), count(*) filter (where call_status = 'calling'),
                    count(*) filter (where call_status = 'completed'), count(*) filter (where call_status = 'retry_pending'),
                    count(*) filter (where call_status = 'failed'), count(*) filter (where call_status = 'cancelled'),
-                   trim_scale(coalesce(sum(duration_seconds), 0)), count(duration_seconds), trim_scale(coalesce(sum(cost), 0)))
+                   trim_scale(coalesce(sum(duration_seconds), 0)), count(duration_seconds),
+                   (select trim_scale(coalesce(sum(coalesce(s.cost, 0) + coalesce(s.twilio_price, 0)), 0))
+                      from public.call_sessions as s join public.pending_calls as c on c.id = s.pending_call_id
+                     where c.batch_id = p_batch))
     from public.pending_calls where batch_id = p_batch
 $$;
 create function pg_temp.kept(p_batch uuid) returns text language sql as $$
@@ -199,7 +203,7 @@ select columns_are('public', 'batches', array[
   'id', 'name', 'metadata', 'status', 'idempotency_key', 'request_hash', 'total', 'queued', 'dialling', 'in_progress',
   'completed', 'retrying', 'failed', 'cancelled', 'suppressed', 'expired', 'duration_seconds_total',
   'calls_with_duration', 'cost_total', 'not_before', 'window_days', 'window_start', 'window_end', 'expires_at', 'rejected', 'created_at', 'updated_at', 'started_at',
-  'completed_at', 'cancelled_at', 'paused_at', 'max_concurrency', 'calls_per_second']);
+  'completed_at', 'cancelled_at', 'paused_at', 'max_concurrency', 'calls_per_second', 'cost_cap', 'cost_estimate']);
 select fk_ok('public', 'pending_calls', 'batch_id', 'public', 'batches', 'id');
 select fk_ok('public', 'pending_calls', 'redial_of', 'public', 'pending_calls', 'id');
 select has_index('public', 'pending_calls', 'pending_calls_batch_idx', array['batch_id', 'created_at', 'id']);
@@ -327,8 +331,8 @@ select pg_temp.new_batch('Other', 2, '102') as b2 \gset
 update public.pending_calls set batch_id = :'b2' where id = :'r3';
 select is(array[pg_temp.counts(:'b1'), pg_temp.counts(:'b2')], array['2 0 0 0 1 0 1 0', '3 2 0 0 0 0 1 0'],
           'a row moved to another batch: taken from one, added to the other');
-select is(array[pg_temp.kept(:'b1'), pg_temp.kept(:'b2')], array[pg_temp.truth(:'b1'), pg_temp.truth(:'b2')],
-          'with its duration and cost');
+select is(array[pg_temp.kept(:'b1'), pg_temp.kept(:'b2')], array['2 0 0 0 1 0 1 0 30 1 0.3', '3 2 0 0 0 0 1 0 12.5 1 0'],
+          'with its duration; its cost stays with the batch that spent it (25_cost.sql)');
 update public.pending_calls set call_status = 'cancelled' where batch_id in (:'b1', :'b2') and call_status = 'pending';
 select is(array[pg_temp.counts(:'b1'), pg_temp.counts(:'b2')], array['2 0 0 0 1 0 1 0', '3 0 0 0 0 0 1 2'],
           'one statement over two batches updates each');
@@ -504,7 +508,7 @@ create temp table req1 as select jsonb_build_object(
                                         '00000000-0000-0000-0000-0000000a0cfe')) as r;
 create temp table ans1 as select public.create_batch(r) as a from req1;
 select (a ->> 'batch_id') as k from ans1 \gset
-select is((select a from ans1), jsonb_build_object('outcome', 'created', 'batch_id', :'k'::uuid, 'accepted', 3,
+select is((select a - 'cost_estimate' from ans1), jsonb_build_object('outcome', 'created', 'batch_id', :'k'::uuid, 'accepted', 3,
             'rejected', jsonb_build_array(
               jsonb_build_object('pendingCallId', '00000000-0000-0000-0000-0000000a0cff', 'code', 'not_found',
                                  'message', 'no pending call has this id'),
@@ -551,7 +555,9 @@ rollback to savepoint before_delete;
 -- replayed / conflict: nothing written
 create temp table counts1 as select (select count(*) from public.batches) as b, (select count(*) from public.pending_calls) as p;
 select is(public.create_batch(r), jsonb_build_object('outcome', 'replayed', 'batch_id', :'k'::uuid, 'accepted', 3,
-                                                     'rejected', (select a -> 'rejected' from ans1)), 'the same request again: replayed')
+                                                     'rejected', (select a -> 'rejected' from ans1),
+                                                     'cost_estimate', (select a -> 'cost_estimate' from ans1)),
+          'the same request again: replayed, with the estimate made at creation')
   from req1;
 select is(public.create_batch(r || '{"request_hash": "hash-2", "name": "Other"}'),
           jsonb_build_object('outcome', 'conflict', 'batch_id', :'k'::uuid), 'the key with another request: conflict')
@@ -742,16 +748,17 @@ select is(public.call_context((select id from public.pending_calls where batch_i
 
 -- The read functions ---------------------------------------------------------------------------------------------------
 select is(array(select jsonb_object_keys(public.batch_progress_of(:'b1')) order by 1),
-          array['average_duration_seconds', 'batch_id', 'calls_per_second', 'cancelled_at', 'completed_at', 'counts',
-                'created_at', 'expires_at', 'max_concurrency', 'name', 'paused', 'paused_at', 'started_at', 'status',
-                'success_rate', 'total', 'total_cost', 'updated_at'],
+          array['average_duration_seconds', 'batch_id', 'calls_per_second', 'cancelled_at', 'completed_at', 'cost_cap',
+                'cost_estimate', 'counts', 'created_at', 'expires_at', 'held', 'max_concurrency', 'name', 'paused',
+                'paused_at', 'started_at', 'status', 'success_rate', 'total', 'total_cost', 'updated_at'],
           'batch_progress_of: the progress fields');
-select is(public.batch_progress_of(:'b1') - array['created_at', 'started_at', 'completed_at', 'cancelled_at', 'updated_at'],
+select is(public.batch_progress_of(:'b1') - array['created_at', 'started_at', 'completed_at', 'cancelled_at', 'updated_at', 'cost_estimate'],
           jsonb_build_object('batch_id', :'b1'::uuid, 'name', 'Counters', 'status', 'completed', 'total', 2,
             'counts', '{"queued": 0, "dialling": 0, "in_progress": 0, "completed": 1, "retrying": 0, "failed": 1, "cancelled": 0,
                         "suppressed": 0, "expired": 0}'::jsonb,
-            'success_rate', 0.5, 'average_duration_seconds', 30.0, 'total_cost', 0.25, 'expires_at', null,
-            'paused', false, 'paused_at', null, 'max_concurrency', null, 'calls_per_second', null),
+            'success_rate', 0.5, 'average_duration_seconds', 30.0, 'total_cost', 0.3, 'expires_at', null,
+            'paused', false, 'paused_at', null, 'max_concurrency', null, 'calls_per_second', null,
+            'cost_cap', null, 'held', null),
           'its values (after r3 left and r4 was deleted)');
 select is((public.batch_progress_of(:'b1') ->> 'started_at')::timestamptz, now() - interval '1 hour', 'with its times');
 select is(public.batch_progress_of('00000000-0000-0000-0000-0000000000ff'), null, 'unknown: null');

@@ -253,6 +253,12 @@ create table public.batches (
     constraint batches_max_concurrency_positive check (max_concurrency >= 1),
   calls_per_second numeric
     constraint batches_calls_per_second_positive check (calls_per_second > 0),
+  -- Spend (25_cost.sql): the cap in USD (null: none), and create_batch's estimate before the first dial:
+  -- {calls, learning_calls, expected_call_minutes, usd_per_minute: {vapi, twilio, stt}, usd}.
+  cost_cap numeric
+    constraint batches_cost_cap_positive check (cost_cap > 0),
+  cost_estimate jsonb
+    constraint batches_cost_estimate_object check (jsonb_typeof(cost_estimate) = 'object'),
   constraint batches_window_valid check (
     case when window_days is null and window_start is null and window_end is null then true
          when window_days is null or window_start is null or window_end is null then false
@@ -261,7 +267,7 @@ create table public.batches (
 );
 
 comment on table public.batches is
-  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired, duration_seconds_total, calls_with_duration, cost_total) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cancelled_at by cancel_batch. status: queued -> in_progress -> completed, or cancelled; paused_at (pause_batch, resume_batch) holds its rows without changing status; max_concurrency and calls_per_second are its own dispatch limits.';
+  'A set of pending_calls created by one create_batch call. Counters (total, queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired, duration_seconds_total, calls_with_duration) and state (started_at, completed_at, status) are kept by triggers on pending_calls; cost_total (the attempts'' VAPI cost + Twilio price) by triggers on call_sessions (25_cost.sql); cancelled_at by cancel_batch; cost_cap (USD, null: none) and cost_estimate by create_batch. status: queued -> in_progress -> completed, or cancelled; paused_at (pause_batch, resume_batch) holds its rows without changing status; max_concurrency and calls_per_second are its own dispatch limits.';
 
 -- list_batches: newest first.
 create index batches_created_at_idx on public.batches (created_at, id);
@@ -375,6 +381,12 @@ create table public.call_sessions (
   updated_at timestamptz not null default now(),
   -- When the sweep last handed the session to the Worker for reconciliation with Twilio.
   reconciled_at timestamptz,
+  -- Twilio's price of the call, as a positive amount in twilio_price_unit (Twilio writes it negative); null until
+  -- the sweep fetched it (25_cost.sql). twilio_price_checked_at: the sweep's last look.
+  twilio_price numeric
+    constraint call_sessions_twilio_price_nonnegative check (twilio_price >= 0),
+  twilio_price_unit text,
+  twilio_price_checked_at timestamptz,
   constraint call_sessions_pending_call_attempt_key unique (pending_call_id, attempt)
 );
 
@@ -745,10 +757,23 @@ create table outcall_private.dispatch_policy (
     constraint dispatch_policy_breaker_window_positive check (breaker_window > interval '0'),
   breaker_cooldown interval not null default '30 seconds'
     constraint dispatch_policy_breaker_cooldown_positive check (breaker_cooldown > interval '0'),
+  -- Cost (25_cost.sql): the expected length of a call and the rates per minute in USD of VAPI, Twilio and the
+  -- speech-to-text of a learning call (placeholders: set your contracts' figures), and the spend cap per UTC day of
+  -- the whole deployment (null: none).
+  expected_call_minutes numeric not null default 2
+    constraint dispatch_policy_expected_call_minutes_positive check (expected_call_minutes > 0),
+  vapi_usd_per_minute numeric not null default 0.10
+    constraint dispatch_policy_vapi_usd_per_minute_nonnegative check (vapi_usd_per_minute >= 0),
+  twilio_usd_per_minute numeric not null default 0.014
+    constraint dispatch_policy_twilio_usd_per_minute_nonnegative check (twilio_usd_per_minute >= 0),
+  stt_usd_per_minute numeric not null default 0.0077
+    constraint dispatch_policy_stt_usd_per_minute_nonnegative check (stt_usd_per_minute >= 0),
+  daily_cost_cap numeric
+    constraint dispatch_policy_daily_cost_cap_positive check (daily_cost_cap > 0),
   constraint dispatch_policy_window_valid check (window_start < window_end)
 );
 comment on table outcall_private.dispatch_policy is
-  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after; for SMS sms_messages_per_second (a new sender''s pace), sms_max_attempts, sms_retry_delays; the circuit breaker''s breaker_failures, breaker_window, breaker_cooldown.';
+  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after; for SMS sms_messages_per_second (a new sender''s pace), sms_max_attempts, sms_retry_delays; the circuit breaker''s breaker_failures, breaker_window, breaker_cooldown; cost: expected_call_minutes, vapi_usd_per_minute, twilio_usd_per_minute, stt_usd_per_minute, daily_cost_cap (USD per UTC day, null: none).';
 insert into outcall_private.dispatch_policy default values;
 
 -- The calls-per-second pace: the earliest instant the next send slot may be granted (30_dispatch.sql).
@@ -825,6 +850,15 @@ create table public.provider_errors_daily (
 comment on table public.provider_errors_daily is
   'Provider refusals per UTC day, provider (twilio | vapi) and kind (throttled: Twilio 429, VAPI concurrency limit; unavailable: Twilio 5xx/timeout on create, VAPI assistant-request failure): count, last_at.';
 
+-- What was spent per UTC day of the attempts' start (VAPI's reported cost + Twilio's price): the daily cap's
+-- figure, kept by the call_sessions trigger of 25_cost.sql.
+create table outcall_private.daily_spend (
+  day date primary key,
+  spent numeric not null default 0
+);
+comment on table outcall_private.daily_spend is
+  'Per UTC day (of the attempts'' created_at): spent, the sum of the sessions'' cost + twilio_price. Kept by outcall_private.count_session_spend.';
+
 -- The create requests in flight and those answered within the window: one row per session (its latest try).
 -- The calls-per-second send slots (30_dispatch.sql).
 create table outcall_private.dial_requests (
@@ -897,7 +931,9 @@ create view public.batch_progress with (security_invoker = true) as
          b.updated_at,
          b.paused_at,
          b.max_concurrency,
-         b.calls_per_second
+         b.calls_per_second,
+         b.cost_estimate,
+         b.cost_cap
     from public.batches as b;
 
 comment on view public.batch_progress is
@@ -1209,6 +1245,212 @@ begin
 end
 $$;
 
+-- ======== sql/schema/25_cost.sql ========
+
+-- 25: what calls cost: a batch's estimate before it starts, the running spend (VAPI's reported cost + Twilio's
+-- price, per attempt), and the spend caps the claim keeps (per batch: batches.cost_cap; per UTC day for the whole
+-- deployment: dispatch_policy.daily_cost_cap). Contract: docs/architecture.md ("Cost").
+--
+-- Amounts are USD (VAPI reports USD; Twilio's price_unit is recorded with each price and is the account's
+-- currency, USD for a US account). The rates of the estimate are the policy's (10_tables.sql): placeholders until
+-- set to a deployment's contracts.
+--
+-- The cap rule (cost_hold): one more call is dialled only while
+--     spent + (live calls + 1) * one call's estimate <= cap
+-- spent: what the attempts cost so far (batches.cost_total; outcall_private.daily_spend for today); live calls: the
+-- batch's rows dialling or in a call (a call stays in_progress until VAPI's report gives its cost), or, for the day,
+-- every live session; one call's estimate: a learning call's (the dearest: call_cost_estimate(true)), so live calls
+-- are never under-counted. When the cap would be passed nothing more is dialled: the rows stay pending, the claim
+-- answers cost_cap and the batch's status says held {reason, spent, cap}. Raising the cap
+-- (update public.batches set cost_cap = ...; update outcall_private.dispatch_policy set daily_cost_cap = ...) lets
+-- the next claim (the minute sweep's at the latest) go on. Twilio's price arrives with the sweep after the call
+-- (call_sessions.twilio_price): until then an ended call's Twilio share is not in spent.
+
+-- Estimates -----------------------------------------------------------------------------------------------------
+
+-- One call's expected cost under the policy: expected_call_minutes * (VAPI + Twilio [+ speech-to-text when the call
+-- learns the phone system]).
+create or replace function outcall_private.call_cost_estimate(p_learning boolean) returns numeric
+language sql stable
+set search_path = ''
+as $$
+  select p.expected_call_minutes
+         * (p.vapi_usd_per_minute + p.twilio_usd_per_minute + case when p_learning then p.stt_usd_per_minute else 0 end)
+    from outcall_private.policy() as p
+$$;
+
+-- A batch's estimate from its targets' phones: one attempt each (retries cost more), a learning call (its audio
+-- transcribed) for each phone with no active, unexpired classification. Stored on the batch by create_batch.
+create or replace function outcall_private.batch_cost_estimate(p_phones text[]) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  with counted as (
+    select pg_catalog.count(*)::int as calls,
+           (pg_catalog.count(*) filter (where not exists (
+              select 1 from public.call_classifications as c
+               where c.phone_number = t.phone and c.is_active and c.classification_expires_at > pg_catalog.now())))::int
+             as learning_calls
+      from pg_catalog.unnest(p_phones) as t(phone)
+  )
+  select pg_catalog.jsonb_build_object(
+    'calls', n.calls,
+    'learning_calls', n.learning_calls,
+    'expected_call_minutes', p.expected_call_minutes,
+    'usd_per_minute', pg_catalog.jsonb_build_object(
+      'vapi', p.vapi_usd_per_minute, 'twilio', p.twilio_usd_per_minute, 'stt', p.stt_usd_per_minute),
+    'usd', pg_catalog.round(
+      (n.calls - n.learning_calls) * outcall_private.call_cost_estimate(false)
+      + n.learning_calls * outcall_private.call_cost_estimate(true), 4))
+    from counted as n, outcall_private.policy() as p
+$$;
+
+comment on function outcall_private.batch_cost_estimate(text[]) is
+  'A batch''s cost estimate from its targets'' phones: {calls, learning_calls (phones without an active classification), expected_call_minutes, usd_per_minute: {vapi, twilio, stt}, usd (4 places)}. One attempt per target.';
+
+-- Spend ---------------------------------------------------------------------------------------------------------
+-- An attempt's spend is cost (VAPI's report, apply_call_report) + twilio_price (record_twilio_price). Each change
+-- is added to its batch's cost_total and to the day's outcall_private.daily_spend (the UTC day the attempt began).
+-- Whoever changes a session has locked its pending_calls row first (the rule of 20_helpers.sql), so the batch row
+-- is locked last here too. Money spent stays spent: deleting a row takes nothing off.
+create or replace function outcall_private.count_session_spend() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_delta numeric := coalesce(NEW.cost, 0) + coalesce(NEW.twilio_price, 0);
+begin
+  if TG_OP = 'UPDATE' then
+    v_delta := v_delta - coalesce(OLD.cost, 0) - coalesce(OLD.twilio_price, 0);
+  end if;
+  if v_delta = 0 then
+    return null;
+  end if;
+  update public.batches as b
+     set cost_total = b.cost_total + v_delta
+    from public.pending_calls as p
+   where p.id = NEW.pending_call_id and b.id = p.batch_id;
+  insert into outcall_private.daily_spend as d (day, spent)
+  values ((NEW.created_at at time zone 'UTC')::date, v_delta)
+  on conflict (day) do update set spent = d.spent + excluded.spent;
+  return null;
+end
+$$;
+
+create trigger call_sessions_spend_insert
+  after insert on public.call_sessions
+  for each row when (NEW.cost is not null or NEW.twilio_price is not null)
+  execute function outcall_private.count_session_spend();
+create trigger call_sessions_spend_update
+  after update of cost, twilio_price on public.call_sessions
+  for each row when ((OLD.cost, OLD.twilio_price) is distinct from (NEW.cost, NEW.twilio_price))
+  execute function outcall_private.count_session_spend();
+
+-- The caps --------------------------------------------------------------------------------------------------------
+
+-- Whether one more call of the batch (null: a row without one) would pass a cap (the rule at the top): null when
+-- not, else {reason: batch_cost_cap | daily_cost_cap, spent, cap}. The batch's cap is checked first.
+create or replace function outcall_private.cost_hold(p_batch_id uuid) returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_cap numeric := (outcall_private.policy()).daily_cost_cap;
+  v_batch public.batches;
+  v_spent numeric;
+begin
+  if p_batch_id is not null then
+    select * into v_batch from public.batches where id = p_batch_id;
+    if v_batch.cost_cap is not null
+       and v_batch.cost_total + (v_batch.dialling + v_batch.in_progress + 1) * outcall_private.call_cost_estimate(true)
+           > v_batch.cost_cap then
+      return pg_catalog.jsonb_build_object('reason', 'batch_cost_cap', 'spent', v_batch.cost_total,
+                                           'cap', v_batch.cost_cap);
+    end if;
+  end if;
+  if v_cap is null then
+    return null;
+  end if;
+  v_spent := coalesce((select d.spent from outcall_private.daily_spend as d
+                        where d.day = (pg_catalog.now() at time zone 'UTC')::date), 0);
+  if v_spent + ((select pg_catalog.count(*) from outcall_private.live_sessions) + 1)
+               * outcall_private.call_cost_estimate(true) > v_cap then
+    return pg_catalog.jsonb_build_object('reason', 'daily_cost_cap', 'spent', v_spent, 'cap', v_cap);
+  end if;
+  return null;
+end
+$$;
+
+comment on function outcall_private.cost_hold(uuid) is
+  'Whether a spend cap holds the batch''s next call (rule: 25_cost.sql): null, or {reason: batch_cost_cap | daily_cost_cap, spent, cap}.';
+
+-- Twilio's price --------------------------------------------------------------------------------------------------
+-- Twilio's status callback carries no price, and the Call resource's price may still be null right after the end:
+-- the Worker's minute sweep asks for the calls that lack one, a few at a time, and records what Twilio answers.
+
+-- Answered calls (Twilio completed; unanswered ones are not billed) that ended in the last day without a price,
+-- not looked at in the last minute, oldest end first: [{session_id, call_sid}].
+create or replace function public.sessions_lacking_price(p_limit int) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('session_id', s.id, 'call_sid', s.call_sid)
+                                       order by s.ended_at, s.id), '[]'::jsonb)
+    from (select s.id, s.call_sid, s.ended_at
+            from public.call_sessions as s
+           where s.status = 'completed'
+             and s.twilio_price is null
+             and s.call_sid is not null
+             and s.ended_at > pg_catalog.now() - interval '1 day'
+             and (s.twilio_price_checked_at is null or s.twilio_price_checked_at < pg_catalog.now() - interval '1 minute')
+           order by s.ended_at, s.id
+           limit greatest(p_limit, 0)) as s
+$$;
+
+comment on function public.sessions_lacking_price(int) is
+  'Up to p_limit answered calls (Twilio completed) ended within a day without Twilio''s price, not looked at in the last minute, oldest end first: [{session_id, call_sid}].';
+
+-- Records Twilio's price of a session's call (p_price: the amount charged, positive; Twilio's own figure is
+-- negative), once; p_price null (Twilio has none yet) only notes the look. Returns {session_id, twilio_price,
+-- changed} or null (no such session).
+create or replace function public.record_twilio_price(p_session_id uuid, p_price numeric, p_price_unit text)
+returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_session public.call_sessions%rowtype;
+  v_changed boolean := false;
+begin
+  if p_price < 0 then
+    raise exception 'record_twilio_price: p_price must be 0 or more (the amount charged), got %', p_price
+      using errcode = 'invalid_parameter_value';
+  end if;
+  perform 1 from public.pending_calls
+   where id = (select s.pending_call_id from public.call_sessions as s where s.id = p_session_id)
+     for update;
+  select * into v_session from public.call_sessions where id = p_session_id for update;
+  if not found then
+    return null;
+  end if;
+  if v_session.twilio_price is null then
+    update public.call_sessions
+       set twilio_price = p_price,
+           twilio_price_unit = case when p_price is not null then p_price_unit end,
+           twilio_price_checked_at = now()
+     where id = v_session.id
+    returning * into v_session;
+    v_changed := v_session.twilio_price is not null;
+  end if;
+  return jsonb_build_object('session_id', v_session.id, 'twilio_price', v_session.twilio_price,
+                            'changed', v_changed);
+end
+$$;
+
+comment on function public.record_twilio_price(uuid, numeric, text) is
+  'Records Twilio''s price of a session''s call (p_price >= 0, the amount charged; else 22023), once: a second price changes nothing; null only stamps twilio_price_checked_at. Adds it to the batch''s cost_total and the day''s spend. Returns {session_id, twilio_price, changed} or null.';
+
 -- ======== sql/schema/30_dispatch.sql ========
 
 -- 30: dispatch: the claims, the dispatch limits (capacity, one dial per phone, calls per second), the send
@@ -1455,7 +1697,8 @@ $$;
 
 -- What stands between a claimable row (locked) and its dial, in the order of the answers: suppressed or expired
 -- (the row ends so, no session, no call: outcall_private.undiallable_reason), paused (its batch holds it; the row
--- stays as it is), outside_window (the row then waits for the opening; when that opening is at or after its
+-- stays as it is), cost_cap (+held: a spend cap would be passed, 25_cost.sql; the row stays as it is),
+-- outside_window (the row then waits for the opening; when that opening is at or after its
 -- expires_at it ends expired at once), breaker_open (the providers' circuit breaker, 35_breaker.sql),
 -- phone_dialing, batch_at_capacity, batch_rate_limited (its batch's own
 -- limits), at_capacity, rate_limited. Null = go ahead; the dispatch
@@ -1470,6 +1713,7 @@ declare
   v_opening timestamptz;
   v_ends text := outcall_private.undiallable_reason(p_call, pg_catalog.now());
   v_breaker jsonb;
+  v_hold jsonb;
 begin
   -- (a) the row ends instead of being dialled
   if v_ends is not null then
@@ -1479,6 +1723,10 @@ begin
   -- (b) its batch holds it
   if outcall_private.batch_is_paused(p_call.batch_id) then
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'paused');
+  end if;
+  v_hold := outcall_private.cost_hold(p_call.batch_id);
+  if v_hold is not null then
+    return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'cost_cap', 'held', v_hold);
   end if;
   v_opening := outcall_private.row_window_opening(p_call, pg_catalog.now());
   if v_opening is null or v_opening > pg_catalog.now() then
@@ -1613,7 +1861,7 @@ end
 $$;
 
 comment on function public.claim_pending_call(uuid) is
-  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits (its batch''s own, then the global): row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | suppressed | expired (the row ended so: its phone is on the suppression list, or its expires_at passed or comes before its window opens) | paused | outside_window (+next_attempt_at) | breaker_open (+retry_after_ms) | phone_dialing (+retry_after_ms) | batch_at_capacity | batch_rate_limited (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms)}.';
+  'Claims a due pending/retry_pending row (FOR UPDATE SKIP LOCKED) inside its calling window and the dispatch limits (its batch''s own, then the global): row -> dispatching, attempts+1, new call_sessions row (dialing), a learning or verification run when the call gets a listener. Returns {session_id, pending_call_id, attempt, phone, more_due, classification, listen: {run_id, purpose, token} | null}, or {claimed: false, reason: not_found | not_claimable | suppressed | expired (the row ended so: its phone is on the suppression list, or its expires_at passed or comes before its window opens) | paused | outside_window (+next_attempt_at) | breaker_open (+retry_after_ms) | phone_dialing (+retry_after_ms) | batch_at_capacity | batch_rate_limited (+retry_after_ms) | at_capacity | rate_limited (+retry_after_ms) | cost_cap (+held: {reason: batch_cost_cap | daily_cost_cap, spent, cap})}.';
 
 -- A group's most overdue claimable row, locked (SKIP LOCKED: one taken by a concurrent claim is passed over), or
 -- a row of nulls: p_batch_id's, or with p_batch_id null the rows of no batch. One probe of
@@ -1662,7 +1910,8 @@ $$;
 -- (batch_rate_limited with the shortest retry_after_ms, else batch_at_capacity). A row found outside its window is
 -- deferred to its opening, and a suppressed or expired one ended, and the next one tried, up to c_max_deferrals in
 -- all; past that it answers the last reason with retry_after_ms 0 (more may be due: call again). Paused batches are
--- not searched.
+-- not searched; a batch held by its spend cap is passed over like one at its limits, and the daily cap holds every
+-- row: its answer (cost_cap) is returned.
 create or replace function public.claim_next_due() returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -1691,10 +1940,18 @@ begin
             select null, r.batchless_claimed_at, '-infinity' from outcall_private.rate_state as r) as g
      order by g.last_claimed_at, g.created_at, g.batch_id
   loop
-    -- A batch at its own limits is passed over before any row of it is locked (a claim by id must still see
-    -- batch_at_capacity, not a row taken); its hold counts only if it has a row due. The hold that ends first
-    -- is the answer if no group can dial.
-    v_answer := outcall_private.batch_limits_answer(v_group);
+    -- A batch held by its spend cap or at its own limits is passed over before any row of it is locked (a claim
+    -- by id must still see batch_at_capacity, not a row taken); its hold counts only if it has a row due. The hold
+    -- that ends first is the answer if no group can dial. The daily cap holds every group.
+    v_answer := outcall_private.cost_hold(v_group);
+    if v_answer is not null then
+      v_answer := jsonb_build_object('claimed', false, 'reason', 'cost_cap', 'held', v_answer);
+      if v_answer -> 'held' ->> 'reason' = 'daily_cost_cap' then
+        return v_answer;
+      end if;
+    else
+      v_answer := outcall_private.batch_limits_answer(v_group);
+    end if;
     if v_answer is not null then
       if exists (select 1 from public.pending_calls as p
                   where p.batch_id = v_group and p.call_status in ('pending', 'retry_pending')
@@ -1725,7 +1982,7 @@ end
 $$;
 
 comment on function public.claim_next_due() is
-  'Claims the next claimable row, like claim_pending_call, by turns between batches (the batch whose last claim is oldest first; the rows of no batch as one group; paused batches skipped, a batch at its own limits passed over); rows outside their calling window are deferred to the opening, suppressed or expired rows ended (up to 100 per call, then {claimed: false, reason: outside_window | suppressed | expired, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: breaker_open | at_capacity | rate_limited | batch_at_capacity | batch_rate_limited (+retry_after_ms: every batch with a due row is at its own limits) | idle | outside_window | phone_dialing | suppressed | expired}.';
+  'Claims the next claimable row, like claim_pending_call, by turns between batches (the batch whose last claim is oldest first; the rows of no batch as one group; paused batches skipped, a batch at its own limits or held by its spend cap passed over); rows outside their calling window are deferred to the opening, suppressed or expired rows ended (up to 100 per call, then {claimed: false, reason: outside_window | suppressed | expired, retry_after_ms: 0}: call again). Returns the claim''s answer, or {claimed: false, reason: breaker_open | at_capacity | rate_limited | batch_at_capacity | batch_rate_limited (+retry_after_ms: every batch with a due row is at its own limits) | idle | outside_window | phone_dialing | suppressed | expired | cost_cap (+held)}.';
 
 -- reserve_dial_slot -------------------------------------------------------------------------------------
 -- The Worker sends Twilio's create request again after a retryable provider error: that request needs a send
@@ -3051,7 +3308,7 @@ comment on function public.reconcile_dialing_session(uuid, jsonb, boolean) is
 
 -- 60: batches: many rows created, followed, cancelled and retried as one (the Worker's /api/v1/batches).
 -- Contract: docs/architecture.md ("SQL functions"). The rules of 20_helpers.sql hold; what batches add:
---   * public.batches (10_tables.sql): one row per batch with its counters (rows per status, durations, cost) and
+--   * public.batches (10_tables.sql): one row per batch with its counters (rows per status, durations) and
 --     derived state (started_at, completed_at, status), kept by statement-level triggers on pending_calls, so a
 --     dashboard (Realtime on public.batches) or a poll (batch_progress_of) reads one row, never counts 10,000;
 --   * a row's own calling window (the batch's schedule), intersected with the policy's (row_window_opening,
@@ -3104,8 +3361,9 @@ create trigger batches_derive_state
   for each row execute function outcall_private.derive_batch_state();
 
 -- The counters ------------------------------------------------------------------------------------------------
--- After each statement on pending_calls, the rows it inserted, deleted or changed (call_status, duration_seconds,
--- cost or batch_id; other updates, such as a claim deferring next_attempt_at, take no lock on a batch) are
+-- (cost_total, the attempts' spend, is kept from call_sessions: 25_cost.sql.)
+-- After each statement on pending_calls, the rows it inserted, deleted or changed (call_status, duration_seconds
+-- or batch_id; other updates, such as a claim deferring next_attempt_at, take no lock on a batch) are
 -- summed per batch as deltas (-1 as the row was, +1 as it is) and added to the batches rows, in ascending id
 -- order so that concurrent statements lock batches in one order. started_at is set when a row enters
 -- dispatching (the first claim); completed_at and status follow in batches_derive_state.
@@ -3120,23 +3378,23 @@ as $$
 declare
   v_rows text := case TG_OP
     when 'INSERT' then $q$
-      select n.batch_id, 1 as sign, n.call_status, n.duration_seconds, n.cost,
+      select n.batch_id, 1 as sign, n.call_status, n.duration_seconds,
              n.call_status = 'dispatching' as dialled
         from new_rows as n$q$
     when 'DELETE' then $q$
-      select o.batch_id, -1 as sign, o.call_status, o.duration_seconds, o.cost, false as dialled
+      select o.batch_id, -1 as sign, o.call_status, o.duration_seconds, false as dialled
         from old_rows as o$q$
     else $q$
-      select c.batch_id, c.sign, c.call_status, c.duration_seconds, c.cost, c.dialled
+      select c.batch_id, c.sign, c.call_status, c.duration_seconds, c.dialled
         from old_rows as o
         join new_rows as n on n.id = o.id
        cross join lateral (values
-               (o.batch_id, -1, o.call_status, o.duration_seconds, o.cost, false),
-               (n.batch_id, 1, n.call_status, n.duration_seconds, n.cost,
+               (o.batch_id, -1, o.call_status, o.duration_seconds, false),
+               (n.batch_id, 1, n.call_status, n.duration_seconds,
                 n.call_status = 'dispatching' and o.call_status is distinct from 'dispatching'))
-             as c (batch_id, sign, call_status, duration_seconds, cost, dialled)
-       where (o.call_status, o.duration_seconds, o.cost, o.batch_id)
-             is distinct from (n.call_status, n.duration_seconds, n.cost, n.batch_id)$q$
+             as c (batch_id, sign, call_status, duration_seconds, dialled)
+       where (o.call_status, o.duration_seconds, o.batch_id)
+             is distinct from (n.call_status, n.duration_seconds, n.batch_id)$q$
   end;
   d record;
 begin
@@ -3154,7 +3412,6 @@ begin
              sum(case when r.call_status = 'expired' then r.sign else 0 end)::int as expired,
              coalesce(sum(r.sign * r.duration_seconds), 0) as duration_seconds,
              sum(case when r.duration_seconds is not null then r.sign else 0 end)::int as with_duration,
-             coalesce(sum(r.sign * r.cost), 0) as cost,
              bool_or(r.dialled) as dialled
         from (%s) as r
        where r.batch_id is not null
@@ -3174,7 +3431,6 @@ begin
            expired = expired + d.expired,
            duration_seconds_total = duration_seconds_total + d.duration_seconds,
            calls_with_duration = calls_with_duration + d.with_duration,
-           cost_total = cost_total + d.cost,
            started_at = case when d.dialled then coalesce(started_at, pg_catalog.now()) else started_at end
      where id = d.batch_id;
   end loop;
@@ -3281,7 +3537,12 @@ as $$
     'paused', p.paused_at is not null,
     'paused_at', p.paused_at,
     'max_concurrency', p.max_concurrency,
-    'calls_per_second', p.calls_per_second)
+    'calls_per_second', p.calls_per_second,
+    'updated_at', p.updated_at,
+    'cost_estimate', p.cost_estimate,
+    'cost_cap', p.cost_cap,
+    -- Why nothing more is dialled, while rows wait: a spend cap (25_cost.sql).
+    'held', case when p.queued + p.retrying > 0 then outcall_private.cost_hold(p.batch_id) end)
 $$;
 
 -- A page request: limit 1..1000, offset >= 0, else invalid_parameter_value (22023).
@@ -3363,6 +3624,7 @@ declare
   v_batch public.batches;
   v_targets_created int;
   v_copies_created int;
+  v_estimate jsonb;
 begin
   if pg_catalog.jsonb_typeof(p_request) is distinct from 'object' then
     raise exception 'create_batch: p_request must be a JSON object' using errcode = 'invalid_parameter_value';
@@ -3387,7 +3649,8 @@ begin
     select * into v_batch from public.batches where idempotency_key = v_key;
     if found then
       return outcall_private.idempotent_answer(v_batch.id, v_batch.request_hash, v_hash,
-             pg_catalog.jsonb_build_object('accepted', v_batch.total, 'rejected', v_batch.rejected));
+             pg_catalog.jsonb_build_object('accepted', v_batch.total, 'rejected', v_batch.rejected,
+                                           'cost_estimate', v_batch.cost_estimate));
     end if;
   end if;
 
@@ -3447,20 +3710,27 @@ begin
     from unnest(v_ids) with ordinality as i(id, n)
    where not (i.id = any (v_found));
 
+  v_estimate := outcall_private.batch_cost_estimate(array(
+    select e ->> 'phone' from jsonb_array_elements(v_targets) as e
+    union all
+    select p.phone from public.pending_calls as p where p.id = any (v_found)));
+
   -- A concurrent request with the same key waits here for the first to end; if that one committed, this one
   -- is its replay (or a conflict).
   insert into public.batches (name, metadata, idempotency_key, request_hash, not_before, window_days, window_start,
-                              window_end, rejected, expires_at, max_concurrency, calls_per_second)
+                              window_end, rejected, expires_at, max_concurrency, calls_per_second, cost_cap, cost_estimate)
   values (coalesce(p_request ->> 'name', outcall_private.default_batch_name(pg_catalog.now())),
           coalesce(nullif(p_request -> 'metadata', 'null'::jsonb), '{}'::jsonb), v_key, v_hash,
           v_not_before, v_days, v_start, v_end, v_rejected, v_expires_at,
-          (p_request ->> 'max_concurrency')::int, (p_request ->> 'calls_per_second')::numeric)
+          (p_request ->> 'max_concurrency')::int, (p_request ->> 'calls_per_second')::numeric,
+          (p_request ->> 'cost_cap')::numeric, v_estimate)
   on conflict (idempotency_key) do nothing
   returning * into v_batch;
   if not found then
     select * into v_batch from public.batches where idempotency_key = v_key;
     return outcall_private.idempotent_answer(v_batch.id, v_batch.request_hash, v_hash,
-             pg_catalog.jsonb_build_object('accepted', v_batch.total, 'rejected', v_batch.rejected));
+             pg_catalog.jsonb_build_object('accepted', v_batch.total, 'rejected', v_batch.rejected,
+                                           'cost_estimate', v_batch.cost_estimate));
   end if;
 
   -- The targets; an absent (or null) field takes the column's default (public.pending_calls, 10_tables.sql).
@@ -3494,12 +3764,41 @@ begin
   get diagnostics v_copies_created = row_count;
 
   return jsonb_build_object('outcome', 'created', 'batch_id', v_batch.id,
-                            'accepted', v_targets_created + v_copies_created, 'rejected', v_rejected);
+                            'accepted', v_targets_created + v_copies_created, 'rejected', v_rejected,
+                            'cost_estimate', v_estimate);
 end
 $$;
 
 comment on function public.create_batch(jsonb) is
-  'Creates a batch from {name (null or absent: outcall_private.default_batch_name of its created_at), metadata, idempotency_key, request_hash, not_before, expires_at, window: {days, start, end}, max_concurrency, calls_per_second (its own limits; null: none), targets: [pending_calls columns; expires_at: least(it, the batch''s)], pending_call_ids (copies expire with the batch)}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}]} | {outcome: replayed, batch_id, accepted, rejected} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call | expires_in_past, message, value}]}.';
+  'Creates a batch from {name (null or absent: outcall_private.default_batch_name of its created_at), metadata, idempotency_key, request_hash, not_before, expires_at, window: {days, start, end}, max_concurrency, calls_per_second (its own limits; null: none), cost_cap (USD), targets: [pending_calls columns; expires_at: least(it, the batch''s)], pending_call_ids (copies expire with the batch)}: all or nothing. Returns {outcome: created, batch_id, accepted, rejected: [{pendingCallId, code: not_found, message}], cost_estimate (outcall_private.batch_cost_estimate)} | {outcome: replayed, batch_id, accepted, rejected, cost_estimate} | {outcome: conflict, batch_id} | {outcome: invalid, errors: [{index, pending_call_id, field, code: invalid_timezone | window_outside_policy | nothing_to_call | expires_in_past, message, value}]}.';
+
+-- estimate_batch_cost ----------------------------------------------------------------------------------------------
+-- What create_batch would estimate, writing nothing: the request is created inside a subtransaction that is then
+-- rolled back (a raise caught below), so the estimate is the very one create would store, rows copied from
+-- pending_call_ids included, and every check create makes is made. The idempotency key is ignored.
+create or replace function public.estimate_batch_cost(p_request jsonb) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_answer jsonb;
+begin
+  begin
+    v_answer := public.create_batch(p_request - 'idempotency_key');
+    raise exception 'estimate_batch_cost: rolled back' using errcode = 'OC001', detail = v_answer::text;
+  exception when sqlstate 'OC001' then
+    get stacked diagnostics v_answer = pg_exception_detail;
+  end;
+  if v_answer ->> 'outcome' = 'created' then
+    return jsonb_build_object('outcome', 'estimated', 'accepted', v_answer -> 'accepted',
+                              'rejected', v_answer -> 'rejected', 'cost_estimate', v_answer -> 'cost_estimate');
+  end if;
+  return v_answer;
+end
+$$;
+
+comment on function public.estimate_batch_cost(jsonb) is
+  'The cost estimate create_batch would make of the same request, nothing written: {outcome: estimated, accepted, rejected, cost_estimate} | create_batch''s {outcome: invalid, errors}.';
 
 -- batch_status ---------------------------------------------------------------------------------------------------
 create or replace function public.batch_status(p_batch_id uuid, p_limit int default 100, p_offset int default 0)
@@ -3539,7 +3838,7 @@ end
 $$;
 
 comment on function public.batch_status(uuid, int, int) is
-  'A batch''s progress and one page of its rows (by created_at, id): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at, updated_at, paused, paused_at, max_concurrency, calls_per_second, metadata, results: [{pending_call_id, phone, name, status, attempts, outcome, summary, success_evaluation, duration_seconds, cost, updated_at}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
+  'A batch''s progress and one page of its rows (by created_at, id): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost (the attempts'' spend: VAPI''s cost + Twilio''s price), created_at, started_at, completed_at, cancelled_at, expires_at, updated_at, paused, paused_at, max_concurrency, calls_per_second, cost_estimate, cost_cap, held ({reason: batch_cost_cap | daily_cost_cap, spent, cap} or null), metadata, results: [{pending_call_id, phone, name, status, attempts, outcome, summary, success_evaluation, duration_seconds, cost, updated_at}], page: {limit, offset, total}} or null. p_limit 1..1000, p_offset >= 0 (else 22023).';
 
 -- batch_progress_of -----------------------------------------------------------------------------------------------
 create or replace function public.batch_progress_of(p_batch_id uuid) returns jsonb
@@ -3550,7 +3849,7 @@ as $$
 $$;
 
 comment on function public.batch_progress_of(uuid) is
-  'A batch''s progress, for frequent polling (one row read): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost, created_at, started_at, completed_at, cancelled_at, expires_at, updated_at, paused, paused_at, max_concurrency, calls_per_second} or null.';
+  'A batch''s progress, for frequent polling (one row read): {batch_id, name, status, total, counts: {queued, dialling, in_progress, completed, retrying, failed, cancelled, suppressed, expired}, success_rate, average_duration_seconds, total_cost (the attempts'' spend: VAPI''s cost + Twilio''s price), created_at, started_at, completed_at, cancelled_at, expires_at, updated_at, paused, paused_at, max_concurrency, calls_per_second, cost_estimate, cost_cap, held ({reason: batch_cost_cap | daily_cost_cap, spent, cap} or null)} or null.';
 
 -- list_batches ----------------------------------------------------------------------------------------------------
 create or replace function public.list_batches(p_limit int default 50, p_offset int default 0) returns jsonb
@@ -5520,18 +5819,21 @@ comment on view public.analytics_outcomes_daily is
   'Rows by the UTC day they were created (day), their status now (call_status) and VAPI''s last ended_reason (null: no report): calls. Archived rows included.';
 
 -- Cost per day and per batch ------------------------------------------------------------------------------------
--- Cost and duration are the attempts' (call_sessions): VAPI's cost of each report, Twilio's duration of each call,
+-- Cost and duration are the attempts' (call_sessions): VAPI's cost of each report + Twilio's price of each call
+-- (25_cost.sql), Twilio's duration of each call,
 -- so a row retried three times counts three times (pending_calls keeps only its last report's).
 create view public.analytics_cost_daily with (security_invoker = true) as
   select (s.created_at at time zone 'UTC')::date as day,
          count(*) as calls,
-         coalesce(sum(s.cost), 0) as cost,
-         coalesce(sum(s.duration_seconds), 0) as duration_seconds
+         coalesce(sum(s.cost), 0) + coalesce(sum(s.twilio_price), 0) as cost,
+         coalesce(sum(s.duration_seconds), 0) as duration_seconds,
+         coalesce(sum(s.cost), 0) as vapi_cost,
+         coalesce(sum(s.twilio_price), 0) as twilio_cost
     from public.call_sessions as s
    group by 1;
 
 comment on view public.analytics_cost_daily is
-  'Per UTC day of the attempt''s start (day): calls (attempts, i.e. sessions, of every status), cost (sum of VAPI''s reported cost, 0 when none), duration_seconds (sum of Twilio''s call durations, 0 when none).';
+  'Per UTC day of the attempt''s start (day): calls (attempts, i.e. sessions, of every status), cost (vapi_cost + twilio_cost: what outcall_private.daily_spend holds), duration_seconds (sum of Twilio''s call durations, 0 when none), vapi_cost (sum of VAPI''s reported cost, 0 when none), twilio_cost (sum of Twilio''s prices, 0 when none).';
 
 create view public.analytics_cost_by_batch with (security_invoker = true) as
   select b.id as batch_id,
@@ -5539,15 +5841,17 @@ create view public.analytics_cost_by_batch with (security_invoker = true) as
          b.created_at,
          count(distinct c.id) as calls,
          count(s.id) as attempts,
-         coalesce(sum(s.cost), 0) as cost,
-         coalesce(sum(s.duration_seconds), 0) as duration_seconds
+         coalesce(sum(s.cost), 0) + coalesce(sum(s.twilio_price), 0) as cost,
+         coalesce(sum(s.duration_seconds), 0) as duration_seconds,
+         coalesce(sum(s.cost), 0) as vapi_cost,
+         coalesce(sum(s.twilio_price), 0) as twilio_cost
     from public.batches as b
     left join public.pending_calls as c on c.batch_id = b.id
     left join public.call_sessions as s on s.pending_call_id = c.id
    group by b.id;
 
 comment on view public.analytics_cost_by_batch is
-  'Per batch (batch_id, name, created_at): calls (its rows), attempts (their sessions), cost (sum of the sessions'' reported cost, 0 when none), duration_seconds (sum of their Twilio durations). Rows without a batch are not in it (analytics_cost_daily has them).';
+  'Per batch (batch_id, name, created_at): calls (its rows), attempts (their sessions), cost (vapi_cost + twilio_cost: the batch''s total_cost), duration_seconds (sum of their Twilio durations), vapi_cost (sum of the sessions'' reported cost, 0 when none), twilio_cost (sum of their Twilio prices, 0 when none). Rows without a batch are not in it (analytics_cost_daily has them).';
 
 -- Learning and the cache ----------------------------------------------------------------------------------------
 -- A learning call is a classification run of purpose learn (a verification run that heard a changed phone
@@ -5678,6 +5982,9 @@ revoke all on function
   public.sweep_stale_sessions(int),
   public.reconcile_dialing_session(uuid, jsonb, boolean),
   public.create_batch(jsonb),
+  public.estimate_batch_cost(jsonb),
+  public.sessions_lacking_price(int),
+  public.record_twilio_price(uuid, numeric, text),
   public.batch_status(uuid, int, int),
   public.batch_progress_of(uuid),
   public.list_batches(int, int),
@@ -5717,6 +6024,9 @@ grant execute on function
   public.sweep_stale_sessions(int),
   public.reconcile_dialing_session(uuid, jsonb, boolean),
   public.create_batch(jsonb),
+  public.estimate_batch_cost(jsonb),
+  public.sessions_lacking_price(int),
+  public.record_twilio_price(uuid, numeric, text),
   public.batch_status(uuid, int, int),
   public.batch_progress_of(uuid),
   public.list_batches(int, int),
@@ -5784,6 +6094,8 @@ revoke all on table outcall_private.settings from public, anon, authenticated, s
 -- state and the send slots. It does not change the policy (that is postgres's, like the webhook settings).
 grant select on table outcall_private.dispatch_policy, outcall_private.live_sessions to service_role;
 grant select, update on table outcall_private.rate_state to service_role;
+-- The day's spend (the daily cap's figure): read by the claim, written by the call_sessions trigger (definer).
+grant select on table outcall_private.daily_spend to service_role;
 grant select, insert, update, delete on table outcall_private.dial_requests to service_role;
 -- The batches' turns and paces: the claims make a batch's row and move it.
 grant select, insert, update on table outcall_private.batch_dispatch_state to service_role;
@@ -5824,6 +6136,9 @@ grant execute on function
   outcall_private.release_answered_dial(),
   outcall_private.phone_is_dialing(text),
   outcall_private.dispatch_gate(public.pending_calls),
+  outcall_private.call_cost_estimate(boolean),
+  outcall_private.batch_cost_estimate(text[]),
+  outcall_private.cost_hold(uuid),
   outcall_private.start_attempt(public.pending_calls),
   outcall_private.fail_dial(public.pending_calls, public.call_sessions, text, text, boolean),
   outcall_private.lock_vapi_session(uuid, text),

@@ -77,6 +77,8 @@ export async function renderBatch(ctx, main, id) {
         h('dt', {}, 'success rate'), h('dd', {}, formatPercent(batch.success_rate) || '—'),
         h('dt', {}, 'average duration'), h('dd', {}, formatDuration(batch.average_duration_seconds) || '—'),
         h('dt', {}, 'cost'), h('dd', {}, formatCost(batch.total_cost) || '—'),
+        h('dt', {}, 'estimate'), h('dd', {}, formatCost(batch.cost_estimate?.usd) || '—'),
+        h('dt', {}, 'cost cap'), h('dd', {}, formatCost(batch.cost_cap) || 'none'),
         h('dt', {}, 'created'), h('dd', {}, formatDateTime(batch.created_at)),
         h('dt', {}, 'completed'), h('dd', {}, formatDateTime(batch.completed_at) || '—'),
         h('dt', {}, 'paused'), h('dd', { id: 'batch-paused-at' }, formatDateTime(batch.paused_at) || '—'),

@@ -1,7 +1,7 @@
 //! A batch request, parsed and validated whole before anything is written.
 //!
 //! `POST /api/v1/batches` takes `{"name", "targets": [...], "pendingCallIds": [...], "schedule":
-//! {"notBefore", "window"}, "expiresAt", "metadata", "maxConcurrency", "callsPerSecond"}`, all optional but at least one target or id; without a `name`,
+//! {"notBefore", "window"}, "expiresAt", "metadata", "maxConcurrency", "callsPerSecond", "costCap"}`, all optional but at least one target or id; without a `name`,
 //! `create_batch` names the batch after its creation time ("Batch 2026-12-02 14:05 UTC"). Every problem is collected (not just the first), each with the
 //! path of the offending item and its value, so a caller can fix a 10,000-target list in one go. What
 //! only the database knows (time-zone names, which ids exist) is checked by `create_batch` in SQL.
@@ -26,8 +26,17 @@ const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 pub const MAX_OBJECT_BYTES: usize = 16 * 1024;
 
 /// The keys a request may have; anything else is a mistake worth reporting, not ignoring.
-const REQUEST_KEYS: [&str; 8] =
-    ["name", "targets", "pendingCallIds", "schedule", "expiresAt", "metadata", "maxConcurrency", "callsPerSecond"];
+const REQUEST_KEYS: [&str; 9] = [
+    "name",
+    "targets",
+    "pendingCallIds",
+    "schedule",
+    "expiresAt",
+    "metadata",
+    "maxConcurrency",
+    "callsPerSecond",
+    "costCap",
+];
 
 /// The most a batch's own limits may say: beyond them they would hold nothing the global ones do not.
 pub const MAX_BATCH_CONCURRENCY: u64 = 1_000;
@@ -107,6 +116,8 @@ pub struct NewBatch {
     /// `expiresAt`: no row of the batch is dialled from then on (a target's own `expires_at` may be earlier).
     pub expires_at: Option<DateTime<Utc>>,
     pub limits: Limits,
+    /// The batch's spend cap in USD (`crate::cost`); `None`: only the daily cap, if any.
+    pub cost_cap: Option<f64>,
 }
 
 impl NewBatch {
@@ -127,6 +138,7 @@ impl NewBatch {
             "calls_per_second": self.limits.calls_per_second,
             "targets": self.targets,
             "pending_call_ids": self.pending_call_ids,
+            "cost_cap": self.cost_cap,
         })
     }
 }
@@ -190,10 +202,14 @@ pub fn parse_request(body: &str, max_targets: usize) -> Result<NewBatch, BatchRe
     let schedule = parse_schedule(request.get("schedule"), &mut errors);
     let expires_at = parse_expiry(&request, &rows, schedule.not_before, &mut errors);
     let limits = parse_limits(&request, &mut errors);
+    let cost_cap = crate::cost::parse_cost_cap(request.get("costCap")).unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
     if !errors.is_empty() {
         return Err(BatchRequestError::Invalid(errors));
     }
-    Ok(NewBatch { name, metadata, targets: rows, pending_call_ids, schedule, expires_at, limits })
+    Ok(NewBatch { name, metadata, targets: rows, pending_call_ids, schedule, expires_at, limits, cost_cap })
 }
 
 /// `metadata`: the caller's own object, returned as given (at most [`MAX_OBJECT_BYTES`]).
@@ -578,7 +594,8 @@ mod tests {
                          "prompt": "Mention the storm.", "first_message": "Hi Dana", "max_attempts": 2,
                          "appointment_time": "2026-12-01T09:30:00-05:00", "employee_dob": "1990-02-03"}],
             "pendingCallIds": [ID_A],
-            "schedule": {"notBefore": "2026-12-01T08:00:00Z", "window": {"days": [5, 1, 1], "start": "08:00", "end": "12:30"}}
+            "schedule": {"notBefore": "2026-12-01T08:00:00Z", "window": {"days": [5, 1, 1], "start": "08:00", "end": "12:30"}},
+            "costCap": 12.5
         }))
         .unwrap();
         assert_eq!(batch.name.as_deref(), Some("Storm warning"));
@@ -597,6 +614,11 @@ mod tests {
         assert_eq!(rpc["window"], json!({"days": [1, 5], "start": "08:00", "end": "12:30"}));
         assert_eq!(rpc["not_before"], "2026-12-01T08:00:00+00:00");
         assert_eq!(rpc["pending_call_ids"], json!([ID_A]));
+        assert_eq!(rpc["cost_cap"], json!(12.5), "the cap, in USD");
+        assert_eq!(
+            errors(json!({"targets": [{"phone": "+15550001001", "name": "a"}], "costCap": 0}))[0].code,
+            "invalid_cost_cap"
+        );
         assert_eq!(rpc["idempotency_key"], "key-1");
         assert_eq!(rpc["name"], "Storm warning");
     }

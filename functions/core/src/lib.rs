@@ -9,6 +9,7 @@ pub mod body;
 pub mod classification;
 pub mod config;
 pub mod context;
+pub mod cost;
 pub mod dashboard;
 pub mod dial;
 pub mod dispatch;

@@ -43,6 +43,13 @@ pub struct CallResource {
     /// The caller id the call was placed from.
     #[serde(default)]
     pub from: Option<String>,
+    /// What the call cost, a decimal string, negative for a charge (`"-0.01400"`); null until Twilio has
+    /// priced it (`crate::cost::charged_amount`).
+    #[serde(default)]
+    pub price: Option<String>,
+    /// The currency of `price` (`USD`).
+    #[serde(default)]
+    pub price_unit: Option<String>,
 }
 
 /// One page of `GET .../Calls.json`.

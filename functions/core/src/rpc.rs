@@ -365,6 +365,63 @@ impl Rpc for SweepStaleSessions {
     }
 }
 
+/// `sessions_lacking_price`: answered calls whose Twilio price the sweep should fetch (`25_cost.sql`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionsLackingPrice {
+    #[serde(rename = "p_limit")]
+    pub limit: u32,
+}
+
+/// One call to price.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PriceLookup {
+    pub session_id: SessionId,
+    pub call_sid: String,
+}
+
+impl Rpc for SessionsLackingPrice {
+    const NAME: &'static str = "sessions_lacking_price";
+    /// Never null; oldest end first.
+    type Answer = Vec<PriceLookup>;
+    fn examples() -> Vec<Self> {
+        vec![Self { limit: 10 }]
+    }
+}
+
+/// `record_twilio_price`: what Twilio charged for a session's call (`crate::cost::charged_amount`), once.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordTwilioPrice {
+    #[serde(rename = "p_session_id")]
+    pub session_id: SessionId,
+    /// The amount charged, 0 or more; `None`: Twilio has no price yet (the look is noted).
+    #[serde(rename = "p_price")]
+    pub price: Option<f64>,
+    /// Twilio's `price_unit` (`USD`).
+    #[serde(rename = "p_price_unit")]
+    pub price_unit: Option<String>,
+}
+
+/// `record_twilio_price`'s answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PriceRecorded {
+    pub session_id: SessionId,
+    pub twilio_price: Option<f64>,
+    /// A price was recorded now (false: none yet, or one was already).
+    pub changed: bool,
+}
+
+impl Rpc for RecordTwilioPrice {
+    const NAME: &'static str = "record_twilio_price";
+    /// `null`: no such session.
+    type Answer = Option<PriceRecorded>;
+    fn examples() -> Vec<Self> {
+        vec![
+            Self { session_id: session(), price: Some(0.014), price_unit: Some("USD".into()) },
+            Self { session_id: session(), price: None, price_unit: None },
+        ]
+    }
+}
+
 // ------------------------------------------------------------------------------------------------ VAPI
 
 /// `call_context`: the fields a call needs, for VAPI's call of the row's live attempt only (the first VAPI
@@ -679,6 +736,10 @@ pub struct BatchAccepted {
     pub accepted: u64,
     /// `[{pendingCallId, code: not_found, message}]`, passed on as it is.
     pub rejected: Vec<Value>,
+    /// `{calls, learning_calls, expected_call_minutes, usd_per_minute: {vapi, twilio, stt}, usd}`
+    /// (`outcall_private.batch_cost_estimate`), passed on as it is.
+    #[serde(default)]
+    pub cost_estimate: Value,
 }
 
 /// One problem `create_batch` found.
@@ -705,6 +766,43 @@ impl Rpc for CreateBatch {
     type Answer = BatchCreated;
     fn examples() -> Vec<Self> {
         vec![Self { request: json!({"name": "example", "targets": []}) }]
+    }
+}
+
+/// `estimate_batch_cost`: what `create_batch` would estimate of the same request, nothing written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EstimateBatchCost {
+    /// As `CreateBatch`'s (its idempotency key is ignored).
+    #[serde(rename = "p_request")]
+    pub request: Value,
+}
+
+/// `estimate_batch_cost`'s answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum BatchEstimated {
+    Estimated(BatchEstimate),
+    /// What only the database could see (as `create_batch`'s).
+    Invalid {
+        errors: Vec<DatabaseItemError>,
+    },
+}
+
+/// What creating the batch would accept and estimate.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BatchEstimate {
+    pub accepted: u64,
+    /// As `BatchAccepted::rejected`.
+    pub rejected: Vec<Value>,
+    /// As `BatchAccepted::cost_estimate`.
+    pub cost_estimate: Value,
+}
+
+impl Rpc for EstimateBatchCost {
+    const NAME: &'static str = "estimate_batch_cost";
+    type Answer = BatchEstimated;
+    fn examples() -> Vec<Self> {
+        vec![Self { request: json!({"name": "example", "targets": [], "cost_cap": 10}) }]
     }
 }
 
@@ -1039,6 +1137,8 @@ contract!(
     ReconcileDialingSession,
     ApplyTwilioStatus,
     SweepStaleSessions,
+    SessionsLackingPrice,
+    RecordTwilioPrice,
     ReadCallContext,
     ApplyVapiStatus,
     ApplyCallReport,
@@ -1046,6 +1146,7 @@ contract!(
     RecordClassificationRun,
     InvalidateClassification,
     CreateBatch,
+    EstimateBatchCost,
     ListBatches,
     BatchStatus,
     BatchTranscripts,
@@ -1089,7 +1190,7 @@ mod tests {
     #[test]
     fn every_function_is_listed_once_with_p_arguments() {
         let names = functions();
-        assert_eq!(names.len(), 40, "{names:?}");
+        assert_eq!(names.len(), 43, "{names:?}");
         let mut unique = names.clone();
         unique.sort();
         unique.dedup();
@@ -1264,6 +1365,14 @@ mod tests {
             .unwrap();
         assert!(matches!(invalid, BatchCreated::Invalid { errors } if errors[0].index == Some(0)));
         assert!(answer::<CreateBatch>(json!({"outcome": "maybe"})).is_err());
+        let estimated = answer::<EstimateBatchCost>(
+            json!({"outcome": "estimated", "accepted": 2, "rejected": [], "cost_estimate": {"calls": 2, "usd": 0.5}}),
+        );
+        assert!(matches!(estimated, Ok(BatchEstimated::Estimated(BatchEstimate { accepted: 2, .. }))));
+        assert!(matches!(
+            answer::<EstimateBatchCost>(json!({"outcome": "invalid", "errors": []})),
+            Ok(BatchEstimated::Invalid { .. })
+        ));
         assert!(answer::<CreateBatch>(json!({})).is_err());
     }
 

@@ -1,5 +1,5 @@
-//! The minute sweep (a cron trigger): settle sessions that went quiet by asking Twilio, then dial
-//! whatever is due — retries, deferred rows, rows whose webhook never came; then the same for text
+//! The minute sweep (a cron trigger): settle sessions that went quiet by asking Twilio, fetch Twilio's
+//! price of calls that ended without one (the spend caps count it), then dial whatever is due — retries, deferred rows, rows whose webhook never came; then the same for text
 //! messages (settle sends whose answer was lost, send what is due).
 
 use crate::db::Db;
@@ -7,18 +7,24 @@ use crate::dispatch::drain;
 use crate::sms;
 use crate::twilio::{self, ReadError};
 use outcall_core::config::Config;
+use outcall_core::cost::charged_amount;
 use outcall_core::dispatch::SWEEP_DRAIN_BUDGET_MS;
 use outcall_core::error::ApiError;
 use outcall_core::reconcile::{
     call_url, calls_to_url, CallPage, CallResource, Lookup, ReconcileAction, ReconcileEvent, Reconciliation,
     StaleSession,
 };
-use outcall_core::rpc::{ApplyTwilioStatus, ReconcileDialingSession, SweepStaleSessions};
+use outcall_core::rpc::{
+    ApplyTwilioStatus, PriceLookup, ReconcileDialingSession, RecordTwilioPrice, SessionsLackingPrice,
+    SweepStaleSessions,
+};
 use outcall_core::sms::sending::SWEEP_SEND_BUDGET_MS;
 use worker::console_log;
 
 /// Sessions reconciled per sweep; the rest wait for the next minute.
 const RECONCILE_PER_SWEEP: u32 = 50;
+/// Calls priced per sweep (one Twilio read each); the rest wait for the next minute.
+const PRICES_PER_SWEEP: u32 = 10;
 
 pub async fn sweep(config: &Config, db: &Db) -> Result<(), ApiError> {
     let report = db.call(&SweepStaleSessions { limit: RECONCILE_PER_SWEEP }).await?;
@@ -29,9 +35,16 @@ pub async fn sweep(config: &Config, db: &Db) -> Result<(), ApiError> {
             console_log!("sweep: session {} not reconciled: {reason}", session.session_id);
         }
     }
+    let mut priced = 0;
+    for lookup in db.call(&SessionsLackingPrice { limit: PRICES_PER_SWEEP }).await? {
+        match price(config, db, &lookup).await {
+            Ok(recorded) => priced += usize::from(recorded),
+            Err(reason) => console_log!("sweep: session {} not priced: {reason}", lookup.session_id),
+        }
+    }
     let dialled = drain(config, db, SWEEP_DRAIN_BUDGET_MS).await;
     console_log!(
-        "sweep: {} reports missing, {} sessions reconciled ({unsettled} not), {dialled} rows dialled",
+        "sweep: {} reports missing, {} sessions reconciled ({unsettled} not), {priced} calls priced, {dialled} rows dialled",
         report.reports_missing,
         report.to_reconcile.len()
     );
@@ -39,6 +52,20 @@ pub async fn sweep(config: &Config, db: &Db) -> Result<(), ApiError> {
     let texted = sms::send_due(config, db, SWEEP_SEND_BUDGET_MS).await;
     console_log!("sweep: {settled} text messages looked up, {texted} sent");
     Ok(())
+}
+
+/// Fetches one call's price from Twilio and records it; `true` when a price was recorded (Twilio may have
+/// none yet: the look is noted and the call listed again a minute later).
+async fn price(config: &Config, db: &Db, lookup: &PriceLookup) -> Result<bool, String> {
+    let url = call_url(&config.twilio_api_base, &config.twilio_account_sid, &lookup.call_sid);
+    let call = twilio::get::<CallResource>(config, &url).await.map_err(|e| e.to_string())?;
+    let price = charged_amount(call.price.as_deref()).unwrap_or_else(|reason| {
+        console_log!("sweep: session {}: {reason}", lookup.session_id);
+        None
+    });
+    let record = RecordTwilioPrice { session_id: lookup.session_id, price, price_unit: call.price_unit };
+    let recorded = db.call(&record).await.map_err(|e| e.message)?;
+    Ok(recorded.is_some_and(|r| r.changed))
 }
 
 /// Settles one stale session by asking Twilio: carries out `outcall_core::reconcile::Reconciliation`.

@@ -24,6 +24,9 @@ use crate::state::{AppState, CallRecord};
 
 pub const MAX_TWIML_CHARS: usize = 4000;
 const MAX_TIMEOUT_SECS: u64 = 600;
+/// What the stand-in charges an answered call per started minute (Twilio bills outbound calls per minute,
+/// rounded up; unanswered calls are not billed). Deterministic, so tests can check sums.
+pub const PRICE_PER_MINUTE_USD: f64 = 0.014;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -217,6 +220,19 @@ fn call_uri(account_sid: &str, sid: &str) -> String {
     format!("/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json")
 }
 
+/// `price` of a Call resource: null until the call has ended; an answered (completed) call's charge per
+/// started minute, at least one, written negative with 5 places as Twilio writes it (`"-0.02800"`); `"0.00000"`
+/// for a call that was never answered.
+pub fn call_price(r: &CallRecord) -> Value {
+    match (r.status.as_str(), r.duration) {
+        ("completed", Some(secs)) => {
+            json!(format!("-{:.5}", secs.div_ceil(60).max(1) as f64 * PRICE_PER_MINUTE_USD))
+        }
+        ("busy" | "no-answer" | "failed" | "canceled", _) => json!("0.00000"),
+        _ => Value::Null,
+    }
+}
+
 /// The Call resource as Twilio's API renders it.
 pub fn call_resource(r: &CallRecord) -> Value {
     let base = format!("/2010-04-01/Accounts/{}/Calls/{}", r.account_sid, r.sid);
@@ -235,7 +251,7 @@ pub fn call_resource(r: &CallRecord) -> Value {
         "start_time": r.start_time,
         "end_time": r.end_time,
         "duration": r.duration.map(|d| d.to_string()),
-        "price": null,
+        "price": call_price(r),
         "price_unit": "USD",
         "direction": "outbound-api",
         "answered_by": r.answered_by,

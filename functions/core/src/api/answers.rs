@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::ids::BatchId;
 use crate::rpc::sms::SmsBatchCreated;
 use crate::rpc::suppression::SuppressionAdded;
-use crate::rpc::{BatchCreated, DatabaseItemError};
+use crate::rpc::{BatchCreated, BatchEstimated, DatabaseItemError};
 use serde_json::{json, Map, Value};
 
 /// A batch accepted (or replayed under the same `Idempotency-Key`): 202 with a `Location`.
@@ -25,10 +25,20 @@ pub fn create_answer(rpc: &BatchCreated, public_base_url: &str) -> Result<Accept
             ("batches", "batchId", &batch.batch_id.to_string()),
             public_base_url,
             matches!(rpc, BatchCreated::Replayed(_)),
-            json!({"accepted": batch.accepted, "rejected": batch.rejected}),
+            json!({"accepted": batch.accepted, "rejected": batch.rejected,
+                   "costEstimate": api_json(batch.cost_estimate.clone())}),
         )),
         BatchCreated::Conflict { batch_id } => Err(idempotency_conflict(&batch_id.to_string())),
         BatchCreated::Invalid { errors } => Err(validation_error(errors.iter().map(database_item_error).collect())),
+    }
+}
+
+/// `estimate_batch_cost`'s answer as HTTP: estimated → 200 `{accepted, rejected, costEstimate}`, invalid → 400.
+pub fn estimate_answer(rpc: &BatchEstimated) -> Result<Value, ApiError> {
+    match rpc {
+        BatchEstimated::Estimated(batch) => Ok(json!({"accepted": batch.accepted, "rejected": batch.rejected,
+                                                      "costEstimate": api_json(batch.cost_estimate.clone())})),
+        BatchEstimated::Invalid { errors } => Err(validation_error(errors.iter().map(database_item_error).collect())),
     }
 }
 

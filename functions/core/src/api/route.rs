@@ -9,9 +9,10 @@ use uuid::Uuid;
 pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");
 
 /// Every route, as the OpenAPI document names it: (method, path template).
-pub const ROUTES: [(&str, &str); 18] = [
+pub const ROUTES: [(&str, &str); 19] = [
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/batches"),
+    ("POST", "/api/v1/batches/estimate"),
     ("GET", "/api/v1/batches"),
     ("GET", "/api/v1/batches/{batchId}"),
     ("GET", "/api/v1/batches/{batchId}/transcripts"),
@@ -34,6 +35,8 @@ pub const ROUTES: [(&str, &str); 18] = [
 pub enum Route {
     OpenApi,
     CreateBatch,
+    /// `POST /api/v1/batches/estimate`: a create request's cost estimate, nothing written.
+    EstimateBatch,
     ListBatches,
     GetBatch(BatchId),
     Transcripts(BatchId),
@@ -75,6 +78,7 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
         ["openapi.json"] => ("/api/v1/openapi.json".to_owned(), None),
         [collection @ ("batches" | "sms-batches" | "suppressions")] => (format!("/api/v1/{collection}"), None),
         ["suppressions", "remove"] => ("/api/v1/suppressions/remove".to_owned(), None),
+        ["batches", "estimate"] => ("/api/v1/batches/estimate".to_owned(), None),
         ["batches", id] => ("/api/v1/batches/{batchId}".to_owned(), Some(*id)),
         ["sms-batches", id] => ("/api/v1/sms-batches/{smsBatchId}".to_owned(), Some(*id)),
         ["batches", id, action] => (format!("/api/v1/batches/{{batchId}}/{action}"), Some(*id)),
@@ -97,6 +101,7 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
     Some(Ok(match (method, template) {
         (_, "/api/v1/openapi.json") => Route::OpenApi,
         ("POST", "/api/v1/batches") => Route::CreateBatch,
+        (_, "/api/v1/batches/estimate") => Route::EstimateBatch,
         ("GET", "/api/v1/batches") => Route::ListBatches,
         (_, "/api/v1/batches/{batchId}") => Route::GetBatch(batch()),
         (_, "/api/v1/batches/{batchId}/transcripts") => Route::Transcripts(batch()),
@@ -147,6 +152,8 @@ mod tests {
         let id = BatchId::parse(ID).unwrap();
         assert_eq!(ok("GET", "/api/v1/openapi.json"), Route::OpenApi);
         assert_eq!(ok("POST", "/api/v1/batches"), Route::CreateBatch);
+        assert_eq!(ok("POST", "/api/v1/batches/estimate"), Route::EstimateBatch);
+        assert_eq!(route("GET", "/api/v1/batches/estimate").unwrap().unwrap_err().status, 405, "not a batch id");
         assert_eq!(ok("GET", "/api/v1/batches/"), Route::ListBatches);
         assert_eq!(ok("GET", &format!("/api/v1/batches/{ID}")), Route::GetBatch(id));
         assert_eq!(ok("GET", &format!("/api/v1/batches/{ID}/transcripts")), Route::Transcripts(id));

@@ -20,6 +20,10 @@ pub enum ToolCall {
     Trigger {
         request: Value,
     },
+    /// `estimate_batch_cost`'s argument, as `POST /api/v1/batches/estimate` builds it.
+    Estimate {
+        request: Value,
+    },
     Status {
         batch_id: BatchId,
         page: Page,
@@ -77,7 +81,7 @@ struct Tool {
     description: &'static str,
 }
 
-const TOOLS: [Tool; 14] = [
+const TOOLS: [Tool; 15] = [
     Tool {
         name: "trigger-batch-calls",
         path: "/api/v1/batches",
@@ -89,6 +93,17 @@ const TOOLS: [Tool; 14] = [
             ids, each target with its own prompt and variables, an optional schedule, and an optional \
             idempotencyKey (the same key with the same arguments replays the first answer). The whole request is \
             validated first; every problem comes back as a tool error with its item path (e.g. targets[1].phone).",
+    },
+    Tool {
+        name: "estimate-batch-cost",
+        path: "/api/v1/batches/estimate",
+        method: "post",
+        status: "200",
+        parameters: &[],
+        hints: [true, false, true, false],
+        description: "What a batch would cost, without creating it (POST /api/v1/batches/estimate): the arguments \
+            of trigger-batch-calls, checked the same; answers the costEstimate (calls, learning calls, USD) from the \
+            deployment's rates. Nothing is written or dialled.",
     },
     Tool {
         name: "get-batch-status",
@@ -223,7 +238,7 @@ const TOOLS: [Tool; 14] = [
     },
 ];
 
-pub const TOOL_NAMES: [&str; 14] = [
+pub const TOOL_NAMES: [&str; 15] = [
     TOOLS[0].name,
     TOOLS[1].name,
     TOOLS[2].name,
@@ -238,6 +253,7 @@ pub const TOOL_NAMES: [&str; 14] = [
     TOOLS[11].name,
     TOOLS[12].name,
     TOOLS[13].name,
+    TOOLS[14].name,
 ];
 
 fn document() -> Value {
@@ -382,6 +398,10 @@ impl ToolCall {
             "trigger-batch-calls" => trigger(arguments.clone(), |body, key, hash| {
                 let request = batch::parse_request(body, max_targets)?.rpc_request(key, hash);
                 Ok(ToolCall::Trigger { request })
+            }),
+            "estimate-batch-cost" => trigger(arguments.clone(), |body, _, hash| {
+                let request = batch::parse_request(body, max_targets)?.rpc_request(None, hash);
+                Ok(ToolCall::Estimate { request })
             }),
             "trigger-batch-sms" => trigger(arguments.clone(), |body, key, hash| {
                 let request = sms::request::parse_request(body, max_targets)?.rpc_request(key, hash);
@@ -575,6 +595,22 @@ mod tests {
         let bad_key = json!({"targets": [], "idempotencyKey": "a b"});
         let refused = ToolCall::parse("trigger-batch-calls", &bad_key, 100).unwrap().unwrap_err();
         assert_eq!(refused.code, "invalid_idempotency_key");
+    }
+
+    #[test]
+    fn estimate_takes_a_batch_request_and_its_cost_cap() {
+        let args = json!({"targets": [{"phone": "+15550100001", "name": "A"}], "costCap": 5});
+        match ToolCall::parse("estimate-batch-cost", &args, 100).unwrap().unwrap() {
+            ToolCall::Estimate { request } => {
+                assert_eq!(
+                    (request["cost_cap"].clone(), request["idempotency_key"].clone()),
+                    (json!(5.0), Value::Null)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let refused = ToolCall::parse("estimate-batch-cost", &json!({"costCap": -1, "targets": []}), 100).unwrap();
+        assert_eq!(refused.unwrap_err().code, "validation_error");
     }
 
     #[test]

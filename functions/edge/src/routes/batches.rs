@@ -10,8 +10,8 @@ use outcall_core::config::{self, Config};
 use outcall_core::error::ApiError;
 use outcall_core::ids::BatchId;
 use outcall_core::rpc::{
-    BatchDocument, BatchProgressOf, BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches,
-    PauseBatch, ResumeBatch, RetryFailedBatch, Rpc,
+    BatchDocument, BatchProgressOf, BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, EstimateBatchCost,
+    ListBatches, PauseBatch, ResumeBatch, RetryFailedBatch, Rpc,
 };
 use serde_json::Value;
 use std::time::Duration;
@@ -32,6 +32,7 @@ pub async fn handle(route: Route, req: Incoming, env: &Env, ctx: &Context) -> An
         Route::Sms(route) => return super::sms::handle(route, req, config, db, ctx).await,
         Route::Suppressions(route) => return super::suppressions::handle(route, req, &config, &db).await,
         Route::CreateBatch => return create(req, &config, &db).await,
+        Route::EstimateBatch => return estimate(req, &config, &db).await,
         Route::Events(id) => return events(db, id, api::last_event_id(req.header("Last-Event-ID").as_deref())).await,
         Route::ListBatches => {
             let page = page(50)?;
@@ -83,6 +84,15 @@ async fn create(req: Incoming, config: &Config, db: &Db) -> Answer {
         if accepted.replayed { " (replayed)" } else { "" }
     );
     accepted_response(&accepted)
+}
+
+/// `POST /api/v1/batches/estimate`: the same body as create, validated the same; `estimate_batch_cost` makes
+/// create's estimate and writes nothing.
+async fn estimate(req: Incoming, config: &Config, db: &Db) -> Answer {
+    let body =
+        http::body(&req, outcall_core::routes::Route::Api(Route::EstimateBatch), config.batch_max_targets).await?;
+    let request = batch::parse_request(&body, config.batch_max_targets)?.rpc_request(None, &batch::request_hash(&body));
+    http::json(200, &api::estimate_answer(&db.call(&EstimateBatchCost { request }).await?)?)
 }
 
 /// 202 for a created (or replayed) batch: its `Location`, and `Idempotent-Replayed` on a replay.

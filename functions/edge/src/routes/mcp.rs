@@ -15,7 +15,9 @@ use outcall_core::mcp::{self, Dispatch, ToolCall};
 use outcall_core::routes::Route;
 use outcall_core::rpc::sms::{CancelSmsBatch, CreateSmsBatch, SmsBatchMessages, SmsBatchStatus};
 use outcall_core::rpc::suppression::{AddSuppression, ListSuppressions, RemoveSuppression};
-use outcall_core::rpc::{BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches, PauseBatch, ResumeBatch};
+use outcall_core::rpc::{
+    BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, EstimateBatchCost, ListBatches, PauseBatch, ResumeBatch,
+};
 use outcall_core::sms::sending::BATCH_SEND_BUDGET_MS;
 use outcall_core::suppression::ADDED_BY_API;
 use serde_json::Value;
@@ -59,6 +61,9 @@ async fn run(call: ToolCall, config: Rc<Config>, ctx: &Context) -> Result<Value,
         ToolCall::Trigger { request } => {
             let created = db.call(&CreateBatch { request }).await?;
             return api::create_answer(&created, &config.public_base_url).map(|accepted| accepted.body);
+        }
+        ToolCall::Estimate { request } => {
+            return api::estimate_answer(&db.call(&EstimateBatchCost { request }).await?);
         }
         ToolCall::Status { batch_id, page } => {
             (db.call(&BatchStatus { batch_id, limit: page.limit, offset: page.offset }).await?, Some(batch_id))
