@@ -537,6 +537,9 @@ create index pending_calls_batch_due_idx on public.pending_calls (batch_id, next
 
 -- A batch's rows in the order its results are listed (and the foreign key's index).
 create index pending_calls_batch_idx on public.pending_calls (batch_id, created_at, id);
+-- A clinic's attempts for smart scheduling (clinic_answer_rates, 88_analytics.sql); rows without a clinic are not read.
+create index pending_calls_clinic_idx on public.pending_calls (clinic_name, clinic_timezone)
+  where clinic_name is not null;
 create index pending_calls_redial_of_idx on public.pending_calls (redial_of) where redial_of is not null;
 
 -- Capacity count, "is this phone dialing", stale live sessions (predicate = outcall_private.live_sessions's, so
@@ -615,6 +618,16 @@ create table outcall_private.dispatch_policy (
     constraint dispatch_policy_stt_usd_per_minute_nonnegative check (stt_usd_per_minute >= 0),
   daily_cost_cap numeric
     constraint dispatch_policy_daily_cost_cap_positive check (daily_cost_cap > 0),
+  -- Smart scheduling (20_helpers.sql, smart_attempt_at): a batch row's first attempt and every retry go to the
+  -- best local hour of the clinic within smart_horizon after the earliest allowed instant, when that hour has at
+  -- least smart_min_samples attempts and its answer rate beats the earliest's by smart_margin (answer-rate points).
+  smart_scheduling boolean not null default true,
+  smart_min_samples int not null default 30
+    constraint dispatch_policy_smart_min_samples_positive check (smart_min_samples >= 1),
+  smart_margin numeric not null default 0.05
+    constraint dispatch_policy_smart_margin_range check (smart_margin between 0 and 1),
+  smart_horizon interval not null default '24 hours'
+    constraint dispatch_policy_smart_horizon_range check (smart_horizon between interval '1 hour' and interval '14 days'),
   constraint dispatch_policy_window_valid check (window_start < window_end)
 );
 comment on table outcall_private.dispatch_policy is

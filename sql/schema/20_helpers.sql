@@ -196,6 +196,76 @@ begin
 end
 $$;
 
+-- Smart scheduling ---------------------------------------------------------------------------------------------
+-- A slot of the week on the clinic's clock: ISO weekday (1 = Monday .. 7) and hour (0..23) as 1..168.
+create or replace function outcall_private.week_slot(p_weekday int, p_hour int) returns int
+language sql immutable strict
+set search_path = ''
+as $$
+  select (p_weekday - 1) * 24 + p_hour + 1
+$$;
+
+-- A better instant than p_earliest (the earliest allowed one, inside the row's window) for the row's next attempt,
+-- or null: keep p_earliest. Candidates: the first instant inside the row's window of each later local hour of the
+-- clinic's clock, before p_earliest + the policy's smart_horizon and before p_before (the row's expiry; null: none).
+-- Each is rated by the clinic's answer rate at its (local weekday, hour) (clinic_answer_rates, 88_analytics.sql:
+-- the dashboard's view), only where that slot has smart_min_samples attempts or more. The best (the earliest of
+-- equals) is taken if its rate is at least smart_margin above the earliest's: its slot's rate when sampled enough,
+-- else the clinic's rate over all its attempts. Null also when the policy's smart_scheduling is off, the row has no
+-- clinic_name (rows without one are not one clinic), or the clinic has no slot sampled enough.
+-- Cost: one read of the clinic's slots (an index scan of its rows, pending_calls_clinic_idx, and their sessions),
+-- then up to one window opening per hour of the horizon, only when some slot is sampled enough.
+create or replace function outcall_private.smart_attempt_at(
+  p_call public.pending_calls, p_earliest timestamptz, p_before timestamptz default null
+) returns timestamptz
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_policy outcall_private.dispatch_policy := outcall_private.policy();
+  v_tz text := p_call.clinic_timezone;
+  v_rates numeric[];
+  v_overall numeric;
+  v_end timestamptz;
+  v_local timestamp;
+  v_baseline numeric;
+  v_rate numeric;
+  v_at timestamptz;
+  v_best numeric;
+  v_best_at timestamptz;
+begin
+  if not v_policy.smart_scheduling or p_call.clinic_name is null or p_earliest is null or p_earliest = 'infinity'
+  then
+    return null;
+  end if;
+  select r.rates, r.overall into v_rates, v_overall
+    from outcall_private.clinic_answer_rates(p_call.clinic_name, v_tz, v_policy.smart_min_samples) as r;
+  if v_rates is null then
+    return null;  -- (no slot sampled enough)
+  end if;
+  v_end := least(p_earliest + v_policy.smart_horizon, p_before);
+  v_local := p_earliest at time zone v_tz;
+  v_baseline := coalesce(
+    v_rates[outcall_private.week_slot(extract(isodow from v_local)::int, extract(hour from v_local)::int)], v_overall);
+  loop
+    -- The next local hour, pushed into the row's window (which may skip hours, or days).
+    v_at := outcall_private.row_window_opening(p_call,
+              (pg_catalog.date_trunc('hour', v_local) + interval '1 hour') at time zone v_tz);
+    exit when v_at is null or v_at >= v_end;
+    v_local := v_at at time zone v_tz;
+    v_rate := v_rates[outcall_private.week_slot(extract(isodow from v_local)::int, extract(hour from v_local)::int)];
+    if v_rate > coalesce(v_best, -1) then
+      v_best := v_rate;
+      v_best_at := v_at;
+    end if;
+  end loop;
+  if v_best >= v_baseline + v_policy.smart_margin then
+    return v_best_at;
+  end if;
+  return null;
+end
+$$;
+
 -- Retries --------------------------------------------------------------------------------------------------
 -- When the next attempt of a row may start after its attempt p_attempts failed: the policy's delay for that
 -- attempt from now, pushed into the clinic's calling window (the policy's; not the row's own window: the
@@ -212,20 +282,22 @@ as $$
 $$;
 
 -- When the next attempt of this row may start after its current attempt failed: the policy's delay for the
--- round's attempt number (attempts - attempt_offset) from now, pushed into the row's calling window;
+-- round's attempt number (attempts - attempt_offset) from now, pushed into the row's calling window, then moved to
+-- a better hour by smart scheduling (smart_attempt_at) before the row's expiry and p_before (null: none);
 -- 'infinity' when that window never opens (a null here must never mean "at once").
-create or replace function outcall_private.retry_at(p_call public.pending_calls) returns timestamptz
+create or replace function outcall_private.retry_at(p_call public.pending_calls, p_before timestamptz default null)
+returns timestamptz
 language sql stable
 set search_path = ''
 as $$
-  select coalesce(
-           outcall_private.row_window_opening(
-             p_call,
-             pg_catalog.now()
-               + p.retry_delays[least(greatest(p_call.attempts - p_call.attempt_offset, 1),
-                                      pg_catalog.cardinality(p.retry_delays))]),
-           'infinity')
+  select coalesce(outcall_private.smart_attempt_at(p_call, e.earliest, least(p_before, p_call.expires_at)), e.earliest,
+                  'infinity')
     from outcall_private.policy() as p
+   cross join lateral outcall_private.row_window_opening(
+           p_call,
+           pg_catalog.now()
+             + p.retry_delays[least(greatest(p_call.attempts - p_call.attempt_offset, 1),
+                                    pg_catalog.cardinality(p.retry_delays))]) as e (earliest)
 $$;
 
 -- Do-not-call and expiry ---------------------------------------------------------------------------------------
@@ -250,7 +322,8 @@ $$;
 --   p_to 'completed':     dispatching | calling -> completed
 --   p_to 'failed':        dispatching | calling -> failed (last_error p_error): not worth retrying
 --   p_to 'retry_pending': a retryable failure (last_error p_error): dispatching | calling -> retry_pending,
---                         next_attempt_at = retry_at(row) (the round's attempt number, the row's own window),
+--                         next_attempt_at = retry_at(row) (the round's attempt number, the row's own window, smart
+--                         scheduling),
 --                         while attempts < max_attempts; else -> failed; -> expired when that next attempt
 --                         would start at or after the row's expires_at (last_error still p_error: why the last
 --                         attempt failed; the status says why there is no other)

@@ -290,10 +290,42 @@ $$;
 comment on function outcall_private.default_batch_name(timestamptz) is
   'The name of a batch created without one: ''Batch YYYY-MM-DD HH24:MI UTC'' of its creation time.';
 
+-- Smart scheduling of a new batch's rows (smart_attempt_at, 20_helpers.sql): each clinic's rows start at its best
+-- hour within reach of the earliest allowed instant (not_before or now, in the batch's window). A clinic's rows share
+-- that instant and window, so it is decided once per clinic (targets and copies of p_copies, null time zones taking
+-- the column's default), before the batch's expiry (p_expires_at, null: none): {"[clinic_name, clinic_timezone]": instant} for the clinics with a better hour, null when
+-- none has one or smart scheduling is off. Rows without one start as before: at not_before or now.
+create or replace function outcall_private.batch_smart_starts(
+  p_targets jsonb, p_copies uuid[], p_not_before timestamptz, p_days int[], p_start time, p_end time,
+  p_expires_at timestamptz
+) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_object_agg(s.clinic, s.at)
+    from (select pg_catalog.jsonb_build_array(k.clinic_name, k.clinic_timezone)::text as clinic,
+                 outcall_private.smart_attempt_at(
+                   k.call, outcall_private.row_window_opening(k.call, coalesce(p_not_before, pg_catalog.now())),
+                   p_expires_at) as at
+            from (select c.clinic_name, c.clinic_timezone,
+                         pg_catalog.jsonb_populate_record(null::public.pending_calls, pg_catalog.jsonb_build_object(
+                           'clinic_name', c.clinic_name, 'clinic_timezone', c.clinic_timezone,
+                           'window_days', p_days, 'window_start', p_start, 'window_end', p_end)) as call
+                    from (select e ->> 'clinic_name' as clinic_name,
+                                 coalesce(e ->> 'clinic_timezone', 'America/New_York') as clinic_timezone
+                            from pg_catalog.jsonb_array_elements(p_targets) as e
+                          union
+                          select o.clinic_name, o.clinic_timezone from public.pending_calls as o where o.id = any (p_copies))
+                         as c
+                   where c.clinic_name is not null and (outcall_private.policy()).smart_scheduling) as k) as s
+   where s.at is not null
+$$;
+
 -- create_batch ---------------------------------------------------------------------------------------------------
 -- The Worker has validated the request's shape, phones, duplicates and size; this checks what only the database
 -- knows (time-zone names, the policy's window, which ids exist) and writes everything or nothing, set-based:
--- one batches row, one pending_calls row per target and a copy of each existing pending_call_ids row.
+-- one batches row, one pending_calls row per target and a copy of each existing pending_call_ids row, each
+-- clinic's rows starting at its best hour when smart scheduling finds one (batch_smart_starts).
 create or replace function public.create_batch(p_request jsonb) returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -317,6 +349,7 @@ declare
   v_targets_created int;
   v_copies_created int;
   v_estimate jsonb;
+  v_starts jsonb;
 begin
   if pg_catalog.jsonb_typeof(p_request) is distinct from 'object' then
     raise exception 'create_batch: p_request must be a JSON object' using errcode = 'invalid_parameter_value';
@@ -425,6 +458,9 @@ begin
                                            'cost_estimate', v_batch.cost_estimate));
   end if;
 
+  v_starts := outcall_private.batch_smart_starts(v_targets, v_found, v_not_before, v_days, v_start, v_end,
+                                                v_expires_at);
+
   -- The targets; an absent (or null) field takes the column's default (public.pending_calls, 10_tables.sql).
   insert into public.pending_calls (batch_id, employee_name, phone, exam_id, employee_dob, client_name, clinic_name,
                                     clinic_timezone, appointment_time, procedures, instructions, variables,
@@ -433,13 +469,19 @@ begin
   select v_batch.id, t.employee_name, t.phone, t.exam_id, t.employee_dob, t.client_name, t.clinic_name,
          coalesce(t.clinic_timezone, 'America/New_York'), t.appointment_time, coalesce(t.procedures, '{}'),
          coalesce(t.instructions, '{}'::jsonb), coalesce(t.variables, '{}'::jsonb), coalesce(t.max_attempts, 3),
-         t.prompt, t.first_message, coalesce(v_not_before, now()), v_days, v_start, v_end,
-         least(t.expires_at, v_expires_at)
+         t.prompt, t.first_message,
+         -- (a clinic's best hour only if it comes before the target's own, earlier, expiry)
+         coalesce(case when smart.at < coalesce(least(t.expires_at, v_expires_at), 'infinity') then smart.at end,
+                  v_not_before, now()),
+         v_days, v_start, v_end, least(t.expires_at, v_expires_at)
     from jsonb_to_recordset(v_targets) as t(employee_name text, phone text, exam_id text, employee_dob date,
                                             client_name text, clinic_name text, clinic_timezone text,
                                             appointment_time timestamptz, procedures text[], instructions jsonb,
                                             variables jsonb, max_attempts int, prompt text, first_message text,
-                                            expires_at timestamptz);
+                                            expires_at timestamptz)
+   cross join lateral (select (v_starts ->> jsonb_build_array(t.clinic_name,
+                                                             coalesce(t.clinic_timezone, 'America/New_York'))::text)
+                                ::timestamptz as at) as smart;
   get diagnostics v_targets_created = row_count;
 
   -- The copies: the original's call fields and the budget of its round, in this batch, on its schedule.
@@ -449,7 +491,9 @@ begin
                                     window_days, window_start, window_end, expires_at)
   select v_batch.id, o.id, o.employee_name, o.phone, o.exam_id, o.employee_dob, o.client_name,
          o.clinic_name, o.clinic_timezone, o.appointment_time, o.procedures, o.instructions,
-         o.variables, o.prompt, o.first_message, o.max_attempts - o.attempt_offset, coalesce(v_not_before, now()),
+         o.variables, o.prompt, o.first_message, o.max_attempts - o.attempt_offset,
+         coalesce((v_starts ->> jsonb_build_array(o.clinic_name, o.clinic_timezone)::text)::timestamptz, v_not_before,
+                  now()),
          v_days, v_start, v_end, v_expires_at
     from public.pending_calls as o
    where o.id = any (v_found);

@@ -102,6 +102,37 @@ comment on view public.analytics_answer_rate_by_hour is
 comment on column public.analytics_answer_rate_by_hour.local_weekday is 'ISO day of week on the clinic''s clock: 1 = Monday .. 7 = Sunday.';
 comment on column public.analytics_answer_rate_by_hour.local_hour is 'Hour of day on the clinic''s clock, 0..23.';
 
+-- What the scheduler reads of it (smart_attempt_at, 20_helpers.sql): one clinic's slots of the week (week_slot),
+-- rates[slot] = the slot's answer_rate where it has at least p_min_samples attempts, else null (rates itself null
+-- when no slot has); overall = the clinic's answered over its attempts, every slot. The view's filter on
+-- (clinic_name, clinic_timezone) reaches its rows through pending_calls_clinic_idx (10_tables.sql).
+create or replace function outcall_private.clinic_answer_rates(
+  p_clinic_name text, p_tz text, p_min_samples int, out rates numeric[], out overall numeric
+)
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_slot record;
+  v_attempts bigint := 0;
+  v_answered bigint := 0;
+begin
+  for v_slot in
+    select a.local_weekday, a.local_hour, a.attempts, a.answered, a.answer_rate
+      from public.analytics_answer_rate_by_hour as a
+     where a.clinic_name = p_clinic_name and a.clinic_timezone = p_tz
+  loop
+    v_attempts := v_attempts + v_slot.attempts;
+    v_answered := v_answered + v_slot.answered;
+    if v_slot.attempts >= p_min_samples then
+      rates := coalesce(rates, pg_catalog.array_fill(null::numeric, array[168]));
+      rates[outcall_private.week_slot(v_slot.local_weekday, v_slot.local_hour)] := v_slot.answer_rate;
+    end if;
+  end loop;
+  overall := round(v_answered::numeric / nullif(v_attempts, 0), 4);
+end
+$$;
+
 -- Outcomes over time --------------------------------------------------------------------------------------------
 create view public.analytics_outcomes_daily with (security_invoker = true) as
   select (c.created_at at time zone 'UTC')::date as day,

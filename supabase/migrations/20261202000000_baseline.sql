@@ -692,6 +692,9 @@ create index pending_calls_batch_due_idx on public.pending_calls (batch_id, next
 
 -- A batch's rows in the order its results are listed (and the foreign key's index).
 create index pending_calls_batch_idx on public.pending_calls (batch_id, created_at, id);
+-- A clinic's attempts for smart scheduling (clinic_answer_rates, 88_analytics.sql); rows without a clinic are not read.
+create index pending_calls_clinic_idx on public.pending_calls (clinic_name, clinic_timezone)
+  where clinic_name is not null;
 create index pending_calls_redial_of_idx on public.pending_calls (redial_of) where redial_of is not null;
 
 -- Capacity count, "is this phone dialing", stale live sessions (predicate = outcall_private.live_sessions's, so
@@ -770,6 +773,16 @@ create table outcall_private.dispatch_policy (
     constraint dispatch_policy_stt_usd_per_minute_nonnegative check (stt_usd_per_minute >= 0),
   daily_cost_cap numeric
     constraint dispatch_policy_daily_cost_cap_positive check (daily_cost_cap > 0),
+  -- Smart scheduling (20_helpers.sql, smart_attempt_at): a batch row's first attempt and every retry go to the
+  -- best local hour of the clinic within smart_horizon after the earliest allowed instant, when that hour has at
+  -- least smart_min_samples attempts and its answer rate beats the earliest's by smart_margin (answer-rate points).
+  smart_scheduling boolean not null default true,
+  smart_min_samples int not null default 30
+    constraint dispatch_policy_smart_min_samples_positive check (smart_min_samples >= 1),
+  smart_margin numeric not null default 0.05
+    constraint dispatch_policy_smart_margin_range check (smart_margin between 0 and 1),
+  smart_horizon interval not null default '24 hours'
+    constraint dispatch_policy_smart_horizon_range check (smart_horizon between interval '1 hour' and interval '14 days'),
   constraint dispatch_policy_window_valid check (window_start < window_end)
 );
 comment on table outcall_private.dispatch_policy is
@@ -1139,6 +1152,76 @@ begin
 end
 $$;
 
+-- Smart scheduling ---------------------------------------------------------------------------------------------
+-- A slot of the week on the clinic's clock: ISO weekday (1 = Monday .. 7) and hour (0..23) as 1..168.
+create or replace function outcall_private.week_slot(p_weekday int, p_hour int) returns int
+language sql immutable strict
+set search_path = ''
+as $$
+  select (p_weekday - 1) * 24 + p_hour + 1
+$$;
+
+-- A better instant than p_earliest (the earliest allowed one, inside the row's window) for the row's next attempt,
+-- or null: keep p_earliest. Candidates: the first instant inside the row's window of each later local hour of the
+-- clinic's clock, before p_earliest + the policy's smart_horizon and before p_before (the row's expiry; null: none).
+-- Each is rated by the clinic's answer rate at its (local weekday, hour) (clinic_answer_rates, 88_analytics.sql:
+-- the dashboard's view), only where that slot has smart_min_samples attempts or more. The best (the earliest of
+-- equals) is taken if its rate is at least smart_margin above the earliest's: its slot's rate when sampled enough,
+-- else the clinic's rate over all its attempts. Null also when the policy's smart_scheduling is off, the row has no
+-- clinic_name (rows without one are not one clinic), or the clinic has no slot sampled enough.
+-- Cost: one read of the clinic's slots (an index scan of its rows, pending_calls_clinic_idx, and their sessions),
+-- then up to one window opening per hour of the horizon, only when some slot is sampled enough.
+create or replace function outcall_private.smart_attempt_at(
+  p_call public.pending_calls, p_earliest timestamptz, p_before timestamptz default null
+) returns timestamptz
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_policy outcall_private.dispatch_policy := outcall_private.policy();
+  v_tz text := p_call.clinic_timezone;
+  v_rates numeric[];
+  v_overall numeric;
+  v_end timestamptz;
+  v_local timestamp;
+  v_baseline numeric;
+  v_rate numeric;
+  v_at timestamptz;
+  v_best numeric;
+  v_best_at timestamptz;
+begin
+  if not v_policy.smart_scheduling or p_call.clinic_name is null or p_earliest is null or p_earliest = 'infinity'
+  then
+    return null;
+  end if;
+  select r.rates, r.overall into v_rates, v_overall
+    from outcall_private.clinic_answer_rates(p_call.clinic_name, v_tz, v_policy.smart_min_samples) as r;
+  if v_rates is null then
+    return null;  -- (no slot sampled enough)
+  end if;
+  v_end := least(p_earliest + v_policy.smart_horizon, p_before);
+  v_local := p_earliest at time zone v_tz;
+  v_baseline := coalesce(
+    v_rates[outcall_private.week_slot(extract(isodow from v_local)::int, extract(hour from v_local)::int)], v_overall);
+  loop
+    -- The next local hour, pushed into the row's window (which may skip hours, or days).
+    v_at := outcall_private.row_window_opening(p_call,
+              (pg_catalog.date_trunc('hour', v_local) + interval '1 hour') at time zone v_tz);
+    exit when v_at is null or v_at >= v_end;
+    v_local := v_at at time zone v_tz;
+    v_rate := v_rates[outcall_private.week_slot(extract(isodow from v_local)::int, extract(hour from v_local)::int)];
+    if v_rate > coalesce(v_best, -1) then
+      v_best := v_rate;
+      v_best_at := v_at;
+    end if;
+  end loop;
+  if v_best >= v_baseline + v_policy.smart_margin then
+    return v_best_at;
+  end if;
+  return null;
+end
+$$;
+
 -- Retries --------------------------------------------------------------------------------------------------
 -- When the next attempt of a row may start after its attempt p_attempts failed: the policy's delay for that
 -- attempt from now, pushed into the clinic's calling window (the policy's; not the row's own window: the
@@ -1155,20 +1238,22 @@ as $$
 $$;
 
 -- When the next attempt of this row may start after its current attempt failed: the policy's delay for the
--- round's attempt number (attempts - attempt_offset) from now, pushed into the row's calling window;
+-- round's attempt number (attempts - attempt_offset) from now, pushed into the row's calling window, then moved to
+-- a better hour by smart scheduling (smart_attempt_at) before the row's expiry and p_before (null: none);
 -- 'infinity' when that window never opens (a null here must never mean "at once").
-create or replace function outcall_private.retry_at(p_call public.pending_calls) returns timestamptz
+create or replace function outcall_private.retry_at(p_call public.pending_calls, p_before timestamptz default null)
+returns timestamptz
 language sql stable
 set search_path = ''
 as $$
-  select coalesce(
-           outcall_private.row_window_opening(
-             p_call,
-             pg_catalog.now()
-               + p.retry_delays[least(greatest(p_call.attempts - p_call.attempt_offset, 1),
-                                      pg_catalog.cardinality(p.retry_delays))]),
-           'infinity')
+  select coalesce(outcall_private.smart_attempt_at(p_call, e.earliest, least(p_before, p_call.expires_at)), e.earliest,
+                  'infinity')
     from outcall_private.policy() as p
+   cross join lateral outcall_private.row_window_opening(
+           p_call,
+           pg_catalog.now()
+             + p.retry_delays[least(greatest(p_call.attempts - p_call.attempt_offset, 1),
+                                    pg_catalog.cardinality(p.retry_delays))]) as e (earliest)
 $$;
 
 -- Do-not-call and expiry ---------------------------------------------------------------------------------------
@@ -1193,7 +1278,8 @@ $$;
 --   p_to 'completed':     dispatching | calling -> completed
 --   p_to 'failed':        dispatching | calling -> failed (last_error p_error): not worth retrying
 --   p_to 'retry_pending': a retryable failure (last_error p_error): dispatching | calling -> retry_pending,
---                         next_attempt_at = retry_at(row) (the round's attempt number, the row's own window),
+--                         next_attempt_at = retry_at(row) (the round's attempt number, the row's own window, smart
+--                         scheduling),
 --                         while attempts < max_attempts; else -> failed; -> expired when that next attempt
 --                         would start at or after the row's expires_at (last_error still p_error: why the last
 --                         attempt failed; the status says why there is no other)
@@ -3598,10 +3684,42 @@ $$;
 comment on function outcall_private.default_batch_name(timestamptz) is
   'The name of a batch created without one: ''Batch YYYY-MM-DD HH24:MI UTC'' of its creation time.';
 
+-- Smart scheduling of a new batch's rows (smart_attempt_at, 20_helpers.sql): each clinic's rows start at its best
+-- hour within reach of the earliest allowed instant (not_before or now, in the batch's window). A clinic's rows share
+-- that instant and window, so it is decided once per clinic (targets and copies of p_copies, null time zones taking
+-- the column's default), before the batch's expiry (p_expires_at, null: none): {"[clinic_name, clinic_timezone]": instant} for the clinics with a better hour, null when
+-- none has one or smart scheduling is off. Rows without one start as before: at not_before or now.
+create or replace function outcall_private.batch_smart_starts(
+  p_targets jsonb, p_copies uuid[], p_not_before timestamptz, p_days int[], p_start time, p_end time,
+  p_expires_at timestamptz
+) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_object_agg(s.clinic, s.at)
+    from (select pg_catalog.jsonb_build_array(k.clinic_name, k.clinic_timezone)::text as clinic,
+                 outcall_private.smart_attempt_at(
+                   k.call, outcall_private.row_window_opening(k.call, coalesce(p_not_before, pg_catalog.now())),
+                   p_expires_at) as at
+            from (select c.clinic_name, c.clinic_timezone,
+                         pg_catalog.jsonb_populate_record(null::public.pending_calls, pg_catalog.jsonb_build_object(
+                           'clinic_name', c.clinic_name, 'clinic_timezone', c.clinic_timezone,
+                           'window_days', p_days, 'window_start', p_start, 'window_end', p_end)) as call
+                    from (select e ->> 'clinic_name' as clinic_name,
+                                 coalesce(e ->> 'clinic_timezone', 'America/New_York') as clinic_timezone
+                            from pg_catalog.jsonb_array_elements(p_targets) as e
+                          union
+                          select o.clinic_name, o.clinic_timezone from public.pending_calls as o where o.id = any (p_copies))
+                         as c
+                   where c.clinic_name is not null and (outcall_private.policy()).smart_scheduling) as k) as s
+   where s.at is not null
+$$;
+
 -- create_batch ---------------------------------------------------------------------------------------------------
 -- The Worker has validated the request's shape, phones, duplicates and size; this checks what only the database
 -- knows (time-zone names, the policy's window, which ids exist) and writes everything or nothing, set-based:
--- one batches row, one pending_calls row per target and a copy of each existing pending_call_ids row.
+-- one batches row, one pending_calls row per target and a copy of each existing pending_call_ids row, each
+-- clinic's rows starting at its best hour when smart scheduling finds one (batch_smart_starts).
 create or replace function public.create_batch(p_request jsonb) returns jsonb
 language plpgsql volatile
 set search_path = ''
@@ -3625,6 +3743,7 @@ declare
   v_targets_created int;
   v_copies_created int;
   v_estimate jsonb;
+  v_starts jsonb;
 begin
   if pg_catalog.jsonb_typeof(p_request) is distinct from 'object' then
     raise exception 'create_batch: p_request must be a JSON object' using errcode = 'invalid_parameter_value';
@@ -3733,6 +3852,9 @@ begin
                                            'cost_estimate', v_batch.cost_estimate));
   end if;
 
+  v_starts := outcall_private.batch_smart_starts(v_targets, v_found, v_not_before, v_days, v_start, v_end,
+                                                v_expires_at);
+
   -- The targets; an absent (or null) field takes the column's default (public.pending_calls, 10_tables.sql).
   insert into public.pending_calls (batch_id, employee_name, phone, exam_id, employee_dob, client_name, clinic_name,
                                     clinic_timezone, appointment_time, procedures, instructions, variables,
@@ -3741,13 +3863,19 @@ begin
   select v_batch.id, t.employee_name, t.phone, t.exam_id, t.employee_dob, t.client_name, t.clinic_name,
          coalesce(t.clinic_timezone, 'America/New_York'), t.appointment_time, coalesce(t.procedures, '{}'),
          coalesce(t.instructions, '{}'::jsonb), coalesce(t.variables, '{}'::jsonb), coalesce(t.max_attempts, 3),
-         t.prompt, t.first_message, coalesce(v_not_before, now()), v_days, v_start, v_end,
-         least(t.expires_at, v_expires_at)
+         t.prompt, t.first_message,
+         -- (a clinic's best hour only if it comes before the target's own, earlier, expiry)
+         coalesce(case when smart.at < coalesce(least(t.expires_at, v_expires_at), 'infinity') then smart.at end,
+                  v_not_before, now()),
+         v_days, v_start, v_end, least(t.expires_at, v_expires_at)
     from jsonb_to_recordset(v_targets) as t(employee_name text, phone text, exam_id text, employee_dob date,
                                             client_name text, clinic_name text, clinic_timezone text,
                                             appointment_time timestamptz, procedures text[], instructions jsonb,
                                             variables jsonb, max_attempts int, prompt text, first_message text,
-                                            expires_at timestamptz);
+                                            expires_at timestamptz)
+   cross join lateral (select (v_starts ->> jsonb_build_array(t.clinic_name,
+                                                             coalesce(t.clinic_timezone, 'America/New_York'))::text)
+                                ::timestamptz as at) as smart;
   get diagnostics v_targets_created = row_count;
 
   -- The copies: the original's call fields and the budget of its round, in this batch, on its schedule.
@@ -3757,7 +3885,9 @@ begin
                                     window_days, window_start, window_end, expires_at)
   select v_batch.id, o.id, o.employee_name, o.phone, o.exam_id, o.employee_dob, o.client_name,
          o.clinic_name, o.clinic_timezone, o.appointment_time, o.procedures, o.instructions,
-         o.variables, o.prompt, o.first_message, o.max_attempts - o.attempt_offset, coalesce(v_not_before, now()),
+         o.variables, o.prompt, o.first_message, o.max_attempts - o.attempt_offset,
+         coalesce((v_starts ->> jsonb_build_array(o.clinic_name, o.clinic_timezone)::text)::timestamptz, v_not_before,
+                  now()),
          v_days, v_start, v_end, v_expires_at
     from public.pending_calls as o
    where o.id = any (v_found);
@@ -5806,6 +5936,37 @@ comment on view public.analytics_answer_rate_by_hour is
 comment on column public.analytics_answer_rate_by_hour.local_weekday is 'ISO day of week on the clinic''s clock: 1 = Monday .. 7 = Sunday.';
 comment on column public.analytics_answer_rate_by_hour.local_hour is 'Hour of day on the clinic''s clock, 0..23.';
 
+-- What the scheduler reads of it (smart_attempt_at, 20_helpers.sql): one clinic's slots of the week (week_slot),
+-- rates[slot] = the slot's answer_rate where it has at least p_min_samples attempts, else null (rates itself null
+-- when no slot has); overall = the clinic's answered over its attempts, every slot. The view's filter on
+-- (clinic_name, clinic_timezone) reaches its rows through pending_calls_clinic_idx (10_tables.sql).
+create or replace function outcall_private.clinic_answer_rates(
+  p_clinic_name text, p_tz text, p_min_samples int, out rates numeric[], out overall numeric
+)
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_slot record;
+  v_attempts bigint := 0;
+  v_answered bigint := 0;
+begin
+  for v_slot in
+    select a.local_weekday, a.local_hour, a.attempts, a.answered, a.answer_rate
+      from public.analytics_answer_rate_by_hour as a
+     where a.clinic_name = p_clinic_name and a.clinic_timezone = p_tz
+  loop
+    v_attempts := v_attempts + v_slot.attempts;
+    v_answered := v_answered + v_slot.answered;
+    if v_slot.attempts >= p_min_samples then
+      rates := coalesce(rates, pg_catalog.array_fill(null::numeric, array[168]));
+      rates[outcall_private.week_slot(v_slot.local_weekday, v_slot.local_hour)] := v_slot.answer_rate;
+    end if;
+  end loop;
+  overall := round(v_answered::numeric / nullif(v_attempts, 0), 4);
+end
+$$;
+
 -- Outcomes over time --------------------------------------------------------------------------------------------
 create view public.analytics_outcomes_daily with (security_invoker = true) as
   select (c.created_at at time zone 'UTC')::date as day,
@@ -6116,7 +6277,11 @@ grant execute on function
   outcall_private.calling_window_opening(text, timestamptz),
   outcall_private.row_window_opening(public.pending_calls, timestamptz),
   outcall_private.retry_at(text, int),
-  outcall_private.retry_at(public.pending_calls),
+  outcall_private.week_slot(int, int),
+  outcall_private.clinic_answer_rates(text, text, int),
+  outcall_private.smart_attempt_at(public.pending_calls, timestamptz, timestamptz),
+  outcall_private.batch_smart_starts(jsonb, uuid[], timestamptz, int[], time, time, timestamptz),
+  outcall_private.retry_at(public.pending_calls, timestamptz),
   outcall_private.advance_pending_call(public.pending_calls, int, text, text),
   outcall_private.lock_dispatch_limits(),
   outcall_private.dial_request_lease(),
