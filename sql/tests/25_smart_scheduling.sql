@@ -3,7 +3,7 @@
 -- row's window, within the horizon and before the expiry bound; too few samples, too small a gain, the policy off
 -- or no clinic: the earliest allowed instant, as before.
 begin;
-select plan(24);
+select plan(28);
 
 -- The window is open all week (the test's hours are then the only constraint); retries wait 5 minutes.
 select test_fixtures.open_policy();
@@ -139,6 +139,28 @@ select is((select array_agg(p.next_attempt_at order by p.clinic_name nulls first
              from public.pending_calls as p where p.batch_id = :'three_id'),
           array[now(), now(), pg_temp.at(11)],
           'one batch, three clinics: each row on its own clinic''s answer (none, Flat: now; Smart: 11:00)');
+
+-- The row's own expiry bounds it (expires_at, 10_tables.sql) ------------------------------------------------------------
+select (pg_temp.calling('Smart Clinic')).id as expiring_id \gset
+update public.pending_calls set expires_at = pg_temp.at(10) where id = :'expiring_id';
+select is((outcall_private.advance_pending_call(p, 1, 'retry_pending', 'no-answer')).next_attempt_at, pg_temp.at(9),
+          'a retry of a row expiring at 10:00: 09:00, never the best hour after its expiry')
+  from public.pending_calls as p where p.id = :'expiring_id';
+select is(pg_temp.batch_row('Smart Clinic', jsonb_build_object('expires_at', pg_temp.at(10))), pg_temp.at(9),
+          'a batch expiring at 10:00: its rows start at 09:00');
+select public.create_batch(jsonb_build_object('targets', jsonb_build_array(
+         jsonb_build_object('employee_name', 'Soon', 'phone', '+15550250006', 'clinic_name', 'Smart Clinic',
+                            'clinic_timezone', :'tz', 'expires_at', pg_temp.at(10) + interval '30 minutes'),
+         jsonb_build_object('employee_name', 'Later', 'phone', '+15550250007', 'clinic_name', 'Smart Clinic',
+                            'clinic_timezone', :'tz')))) ->> 'batch_id' as own_expiry_id \gset
+select is((select array_agg(p.next_attempt_at order by p.employee_name)
+             from public.pending_calls as p where p.batch_id = :'own_expiry_id'),
+          array[pg_temp.at(11), now()],
+          'a target expiring at 10:30 before its clinic''s 11:00 starts now; the other at 11:00');
+select is((select count(*)::int from public.pending_calls as p
+            where p.batch_id = :'own_expiry_id' and p.next_attempt_at >= p.expires_at), 0,
+          'no row of it is scheduled at or after its own expiry');
+
 update outcall_private.dispatch_policy set smart_scheduling = false;
 select is(pg_temp.batch_row('Smart Clinic'), now(), 'smart_scheduling off: now');
 
