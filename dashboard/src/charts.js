@@ -8,7 +8,7 @@ const WIDTH = 640;
 // A batch's rows by state, as one bar (batch_progress's counters).
 export function progressBar(batch) {
   const parts = [['completed', batch.completed], ['failed', batch.failed], ['cancelled', batch.cancelled],
-    ['live', (batch.dialling ?? 0) + (batch.in_progress ?? 0)], ['retrying', batch.retrying], ['queued', batch.queued]];
+    ['suppressed', batch.suppressed ?? 0], ['expired', batch.expired ?? 0], ['live', (batch.dialling ?? 0) + (batch.in_progress ?? 0)], ['retrying', batch.retrying], ['queued', batch.queued]];
   const total = Math.max(1, batch.total);
   let x = 0;
   return svg('svg', { class: 'progress', viewBox: '0 0 100 6', preserveAspectRatio: 'none', role: 'img',

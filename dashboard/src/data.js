@@ -29,5 +29,6 @@ export function outcomeOf(row) {
   return row.ended_reason || row.last_error || '';
 }
 
-export const CALL_STATUSES = ['pending', 'dispatching', 'calling', 'retry_pending', 'completed', 'failed', 'cancelled'];
-export const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+export const CALL_STATUSES = ['pending', 'dispatching', 'calling', 'retry_pending', 'completed', 'failed', 'cancelled',
+  'suppressed', 'expired'];
+export const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'suppressed', 'expired']);

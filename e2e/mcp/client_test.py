@@ -2,7 +2,7 @@
 against the running stack. Run by e2e/tests/mcp.rs, which passes the stack's settings in the environment.
 
 It checks, in order:
-- the client initializes and lists the twelve tools, each with object input and output schemas and annotations
+- the client initializes and lists the fifteen tools, each with object input and output schemas and annotations
   (reads are read-only, the cancels destructive, the triggers not read-only);
 - estimate-batch-cost answers the estimate trigger-batch-calls then makes, and writes nothing;
 - trigger-batch-calls with 2 targets is accepted, and get-batch-status, polled, shows the batch end;
@@ -15,6 +15,8 @@ It checks, in order:
   get-sms-batch-status and get-sms-batch-messages answer what the REST API answers and the database holds;
   a placeholder a target lacks is a tool error at targets[1].variables.when, nothing written;
   cancel-sms-batch cancels a batch scheduled a day ahead;
+- suppress-number lists a phone (created, then created: false again), a bad phone is a tool error at path phone
+  with nothing written, list-suppressions answers what GET /api/v1/suppressions answers, unsuppress-number removes it;
 - no key or a wrong key is 401 with WWW-Authenticate: Bearer, and its trigger creates nothing; a foreign Origin
   is 403, an unsupported MCP-Protocol-Version 400, GET 405; JSON-RPC errors (-32601, -32700); a notification 202.
 """
@@ -40,9 +42,10 @@ RUN = os.environ["OUTCALL_MCP_RUN"]
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 SMS = json.loads(os.environ["OUTCALL_MCP_SMS"])
+DNC_PHONE = os.environ["OUTCALL_MCP_DNC_PHONE"]
 TOOLS = {"trigger-batch-calls", "get-batch-status", "get-batch-transcripts", "list-batches", "cancel-batch",
          "pause-batch", "resume-batch", "trigger-batch-sms", "get-sms-batch-status", "get-sms-batch-messages", "cancel-sms-batch",
-         "estimate-batch-cost"}
+         "estimate-batch-cost", "suppress-number", "list-suppressions", "unsuppress-number"}
 ENDED = {"completed", "cancelled"}
 
 
@@ -83,13 +86,13 @@ def structured(result, what):
 async def tools_are_listed(session):
     listed = (await session.list_tools()).tools
     by_name = {t.name: t for t in listed}
-    check(set(by_name) == TOOLS, f"tools/list names the ten tools (got {sorted(by_name)})")
+    check(set(by_name) == TOOLS, f"tools/list names the fifteen tools (got {sorted(by_name)})")
     for tool in listed:
         check(tool.inputSchema.get("type") == "object", f"{tool.name}: inputSchema is an object schema")
         check((tool.outputSchema or {}).get("type") == "object", f"{tool.name}: outputSchema is an object schema")
         check(tool.annotations is not None, f"{tool.name}: has annotations")
     for name in ["get-batch-status", "get-batch-transcripts", "list-batches", "get-sms-batch-status",
-                 "get-sms-batch-messages", "estimate-batch-cost"]:
+                 "get-sms-batch-messages", "estimate-batch-cost", "list-suppressions"]:
         hints = by_name[name].annotations
         check(hints.readOnlyHint is True and hints.destructiveHint is False, f"{name} is read-only")
     check(by_name["cancel-batch"].annotations.destructiveHint is True, "cancel-batch is destructive")
@@ -262,6 +265,27 @@ def keys_are_required():
     check(notified.status_code == 202 and notified.content == b"", "a notification is 202 with no body")
 
 
+async def the_do_not_call_list(session):
+    def listed():
+        return [e["phone"] for e in rest("/suppressions?limit=1000")["suppressions"]]
+    arguments = {"phone": DNC_PHONE, "reason": "asked over MCP"}
+    added = structured(await call(session, "suppress-number", arguments), "suppress-number")
+    check(added["created"] is True and added["suppression"]["source"] == "manual", "suppress-number lists the phone")
+    again = structured(await call(session, "suppress-number", arguments), "suppress-number again")
+    check(again["created"] is False, "listing it again is harmless (created: false)")
+    before = len(postgrest("suppression_list?select=phone"))
+    bad = await call(session, "suppress-number", {"phone": "555-0100"})
+    error = json.loads(bad.content[0].text)["error"] if bad.isError else {}
+    check(error.get("code") == "validation_error" and error["items"][0]["path"] == "phone",
+          "a bad phone is the tool error validation_error at path phone")
+    check(len(postgrest("suppression_list?select=phone")) == before, "and nothing is written")
+    page = structured(await call(session, "list-suppressions", {"limit": 1000}), "list-suppressions")
+    check(page == rest("/suppressions?limit=1000"), "list-suppressions answers what GET /api/v1/suppressions answers")
+    check(DNC_PHONE in [e["phone"] for e in page["suppressions"]], "the phone is on the list")
+    removed = structured(await call(session, "unsuppress-number", {"phone": DNC_PHONE}), "unsuppress-number")
+    check(removed["removed"] is True and DNC_PHONE not in listed(), "unsuppress-number takes it off the list")
+
+
 async def with_the_sdk():
     async with streamablehttp_client(MCP_URL, headers=AUTH, timeout=30) as (read, write, _session_id):
         async with ClientSession(read, write) as session:
@@ -275,6 +299,7 @@ async def with_the_sdk():
             batch_id = await a_batch_runs_to_its_end(session)
             await list_and_cancel(session, batch_id)
             await an_sms_batch_is_delivered(session)
+            await the_do_not_call_list(session)
 
 
 def main():

@@ -36,6 +36,7 @@ async fn the_official_mcp_client_lists_the_tools_and_drives_a_batch_to_its_end()
         .env("API_KEY", &stack.api_key)
         .env("OUTCALL_MCP_PHONES", phones.to_string())
         .env("OUTCALL_MCP_SMS", sms.to_string())
+        .env("OUTCALL_MCP_DNC_PHONE", fresh_phone(Scenario::Human))
         .env("OUTCALL_MCP_RUN", run_id)
         .kill_on_drop(true)
         .output();

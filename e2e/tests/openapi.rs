@@ -619,6 +619,7 @@ async fn the_openapi_document_is_what_the_worker_does() {
     assert_eq!((answer.status, &cancelled["status"]), (200, &json!("cancelled")), "{cancelled}");
 
     sms_routes(&client, &mut contract).await;
+    suppression_routes(&client, &mut contract).await;
 
     // 404: an unknown batch, on every route of the batch API with an id.
     for (path, method, _) in operations(&contract.doc.clone())
@@ -636,12 +637,14 @@ async fn the_openapi_document_is_what_the_worker_does() {
     // out of reach (502).
     let valid = batch_request("openapi: never written", &[]).to_string();
     let valid_sms = sms_request("openapi: never written").to_string();
+    let valid_phone = json!({"phone": fresh_phone(Scenario::Human)}).to_string();
     let token = access_token(&stack, &users::operator(&stack, "operator").await);
     for (worker, expected) in spares.await.expect("the spare Workers started") {
         for (path, method, operation) in operations(&contract.doc.clone()).collect::<Vec<_>>() {
             let body = match (method.as_str(), path.as_str()) {
                 ("POST", "/api/v1/batches" | ESTIMATE_PATH) => Some(valid.as_str()),
                 ("POST", "/api/v1/sms-batches") => Some(valid_sms.as_str()),
+                ("POST", "/api/v1/suppressions" | "/api/v1/suppressions/remove") => Some(valid_phone.as_str()),
                 _ => None,
             };
             let url = &worker.url;
@@ -765,6 +768,53 @@ async fn sms_routes(client: &Client, contract: &mut Contract) {
     assert_eq!(end["counts"]["delivered"], 1, "{end}");
 }
 
+/// The do-not-call list's routes: 201 then 200 for the same phone, 400 with the path and nothing written, 413, the
+/// list (200, and 400 for a bad page), removal by body (200, removed or not).
+async fn suppression_routes(client: &Client, contract: &mut Contract) {
+    const ADD: &str = "/api/v1/suppressions";
+    const REMOVE: &str = "/api/v1/suppressions/remove";
+    let stack = &client.stack;
+    let post = |path: &'static str, body: String| async move {
+        client.send(&stack.worker_url, "POST", path, Key::Right, &[], Some(&body)).await
+    };
+    let phone = fresh_phone(Scenario::Human);
+    let request = json!({"phone": phone, "reason": "openapi: asked", "source": "clinic"});
+    let request_schema = json!({"$ref": "#/components/schemas/SuppressionRequest"});
+    assert_eq!(schema::validate(&contract.doc, &request_schema, &request), Vec::<String>::new(), "a valid request");
+    let answer = post(ADD, request.to_string()).await;
+    let added = contract.check("POST", ADD, &answer);
+    assert_eq!((answer.status, &added["suppression"]["source"]), (201, &json!("clinic")), "{added}");
+    let answer = post(ADD, request.to_string()).await;
+    assert_eq!((answer.status, &contract.check("POST", ADD, &answer)["created"]), (200, &json!(false)));
+
+    let before = stack.scalar("select count(*) from public.suppression_list").await;
+    let invalid = json!({"phone": "555-0100", "reason": 7, "colour": "red"});
+    assert!(!schema::validate(&contract.doc, &request_schema, &invalid).is_empty(), "the document refuses it too");
+    let body = contract.check("POST", ADD, &post(ADD, invalid.to_string()).await);
+    let paths: BTreeSet<&str> = body["error"]["items"].as_array().unwrap().iter().filter_map(|i| i["path"].as_str()).collect();
+    assert_eq!(paths, ["colour", "phone", "reason"].into_iter().collect(), "{body}");
+    assert_eq!(contract.check("POST", REMOVE, &post(REMOVE, "[]".into()).await)["error"]["code"], "invalid_json");
+    let padding = json!({"phone": phone, "reason": "x".repeat(outcall_core::suppression::SUPPRESSION_MAX_BYTES)});
+    assert_eq!(contract.check("POST", ADD, &post(ADD, padding.to_string()).await)["error"]["code"], "payload_too_large");
+    assert_eq!(
+        contract.check("POST", REMOVE, &post(REMOVE, padding.to_string()).await)["error"]["code"],
+        "payload_too_large"
+    );
+    assert_eq!(stack.scalar("select count(*) from public.suppression_list").await, before, "nothing written");
+
+    let answer = client.main("GET", &format!("{ADD}?limit=1"), Key::Right).await;
+    let page = contract.check("GET", ADD, &answer);
+    assert_eq!((answer.status, page["suppressions"].as_array().map(Vec::len)), (200, Some(1)), "{page}");
+    let answer = client.main("GET", &format!("{ADD}?limit=1001"), Key::Right).await;
+    assert_eq!(contract.check("GET", ADD, &answer)["error"]["code"], "invalid_parameter");
+
+    let removal = json!({"phone": phone}).to_string();
+    let removed = contract.check("POST", REMOVE, &post(REMOVE, removal.clone()).await);
+    assert_eq!((&removed["removed"], &removed["suppression"]["phone"]), (&json!(true), &json!(phone)), "{removed}");
+    let again = contract.check("POST", REMOVE, &post(REMOVE, removal).await);
+    assert_eq!(again, json!({"removed": false, "suppression": null}));
+}
+
 /// The dashboard's routes as its users call them: 200 for an operator (and a viewer's `me`), 403 for a viewer, 404
 /// for unknown ids, 400 for what the routes refuse, 413 over the cap.
 async fn dashboard_routes(client: &Client, contract: &mut Contract) {
@@ -843,10 +893,11 @@ fn the_validator_refuses_bodies_the_document_does_not_allow() {
     let progress_schema = json!({"$ref": "#/components/schemas/BatchProgress"});
     let progress = json!({
         "batchId": "6f9619ff-8b86-d011-b42d-00c04fc964ff", "name": "n", "status": "in_progress", "total": 2,
-        "counts": {"queued": 1, "dialling": 0, "inProgress": 1, "completed": 0, "retrying": 0, "failed": 0, "cancelled": 0},
+        "counts": {"queued": 1, "dialling": 0, "inProgress": 1, "completed": 0, "retrying": 0, "failed": 0, "cancelled": 0,
+                   "suppressed": 0, "expired": 0},
         "successRate": null, "averageDurationSeconds": 12.5, "totalCost": null,
         "createdAt": "2026-11-21T10:00:00.123456+00:00", "startedAt": "2026-11-21T10:00:01Z", "completedAt": null,
-        "cancelledAt": null, "updatedAt": "2026-11-21T10:00:02+00:00",
+        "cancelledAt": null, "expiresAt": null, "updatedAt": "2026-11-21T10:00:02+00:00",
         "costEstimate": {"calls": 2, "learningCalls": 1, "expectedCallMinutes": 2,
                          "usdPerMinute": {"vapi": 0.1, "twilio": 0.014, "stt": 0.0077}, "usd": 0.4714},
         "costCap": 1.5, "held": {"reason": "batch_cost_cap", "spent": 1.2, "cap": 1.5}

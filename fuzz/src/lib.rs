@@ -314,6 +314,7 @@ mod tests {
         vapi_message_survives_a_short_run => "vapi_message",
         vapi_auth_survives_a_short_run => "vapi_auth",
         batch_request_survives_a_short_run => "batch_request",
+        suppression_request_survives_a_short_run => "suppression_request",
         sms_request_survives_a_short_run => "sms_request",
         sms_template_survives_a_short_run => "sms_template",
         sms_segments_survives_a_short_run => "sms_segments",

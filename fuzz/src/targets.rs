@@ -28,6 +28,7 @@ use outcall_core::sms::{
     template::{Template, TemplateError},
     wire::{MessageResource, SendOutcome},
 };
+use outcall_core::suppression;
 use outcall_core::twilio::{self, CallStatus, StatusEvent};
 use outcall_core::twiml::{self, Step, MAX_INLINE_TWIML};
 use outcall_core::user_jwt::{self, Jwks, JwksCache};
@@ -130,6 +131,13 @@ pub fn all() -> Vec<Target> {
             seeds: phone_seeds,
             generate: phone_generate,
             check: phone_check,
+        },
+        Target {
+            name: "suppression_request",
+            entry: "suppression::parse_add, parse_remove",
+            seeds: suppression_seeds,
+            generate: suppression_generate,
+            check: suppression_check,
         },
         Target {
             name: "ivr_actions",
@@ -909,6 +917,7 @@ fn batch_generate(g: &mut Gen) -> Vec<u8> {
             ("targets", Value::Array(targets)),
             ("pendingCallIds", Value::Array(ids)),
             ("schedule", schedule),
+            ("expiresAt", text(&g.rfc3339())),
             ("metadata", metadata),
         ],
         g,
@@ -1040,6 +1049,43 @@ fn phone_check(input: &[u8]) -> bool {
     let accepted = parsed.is_ok();
     assert_eq!(serde_json::from_str::<PhoneNumber>(&quoted).ok(), parsed.ok());
     accepted
+}
+
+// ---------------------------------------------------------------- the do-not-call list's requests
+
+fn suppression_seeds() -> Vec<Vec<u8>> {
+    lines(&[
+        r#"{"phone": "+15550001001"}"#,
+        r#"{"phone": " +1 (555) 000-1001 ", "reason": "asked", "source": "clinic"}"#,
+        r#"{"phone": "555", "reason": 7, "source": "whim", "extra": null}"#,
+        r#"[]"#,
+    ])
+}
+
+fn suppression_generate(g: &mut Gen) -> Vec<u8> {
+    let reason = if g.one_in(10) { "r".repeat(495 + g.below(10)) } else { g.text() };
+    let source = g.or_odd(|g| g.pick_str(&["manual", "sms_opt_out", "clinic"]).to_owned());
+    let request = obj(vec![("phone", text(&g.phone())), ("reason", text(&reason)), ("source", text(&source))], g);
+    g.json_text(&request).into_bytes()
+}
+
+fn suppression_check(input: &[u8]) -> bool {
+    let body = String::from_utf8_lossy(input);
+    if let Err(e) = suppression::parse_remove(&body) {
+        assert_eq!(e.status, 400);
+    }
+    match suppression::parse_add(&body) {
+        Ok(new) => {
+            assert!(new.reason.as_ref().is_none_or(|r| r.chars().count() <= suppression::MAX_REASON_CHARS));
+            assert_eq!(PhoneNumber::parse(new.phone.as_str()).as_ref(), Ok(&new.phone));
+            true
+        }
+        Err(e) => {
+            assert_eq!(e.status, 400);
+            consume(e.body());
+            false
+        }
+    }
 }
 
 // ---------------------------------------------------------------- Twilio Media Streams messages

@@ -63,7 +63,7 @@ export async function renderBatch(ctx, main, id) {
       replace(summary, h('p', { class: 'error' }, 'No such batch (or you may not read it).'));
       return;
     }
-    const done = batch.completed + batch.failed + batch.cancelled;
+    const done = batch.completed + batch.failed + batch.cancelled + batch.suppressed + batch.expired;
     replace(summary,
       h('h1', {}, batch.name, ' ',
         h('span', { class: `status batch-${batch.status}`, id: 'batch-status' }, batch.status), ' ',
@@ -71,7 +71,7 @@ export async function renderBatch(ctx, main, id) {
         badge.element),
       progressBar(batch),
       h('dl', { class: 'fields' },
-        ['total', 'queued', 'dialling', 'in_progress', 'retrying', 'completed', 'failed', 'cancelled']
+        ['total', 'queued', 'dialling', 'in_progress', 'retrying', 'completed', 'failed', 'cancelled', 'suppressed', 'expired']
           .flatMap((k) => [h('dt', {}, k.replace('_', ' ')), h('dd', { dataset: { counter: k } }, String(batch[k]))]),
         h('dt', {}, 'done'), h('dd', {}, `${done} of ${batch.total}`),
         h('dt', {}, 'success rate'), h('dd', {}, formatPercent(batch.success_rate) || '—'),

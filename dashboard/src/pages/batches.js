@@ -5,7 +5,7 @@ import { errorBox, formatCost, formatDateTime, formatDuration, formatPercent, h,
 import { liveBadge, subscribe } from '../live.js';
 import { progressBar } from '../charts.js';
 
-const COLUMNS = 'batch_id,name,status,total,queued,dialling,in_progress,completed,retrying,failed,cancelled,'
+const COLUMNS = 'batch_id,name,status,total,queued,dialling,in_progress,completed,retrying,failed,cancelled,suppressed,expired,'
   + 'success_rate,average_duration_seconds,total_cost,created_at,started_at,completed_at,cancelled_at';
 
 export async function renderBatches(ctx, main) {
