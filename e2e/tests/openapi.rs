@@ -830,7 +830,8 @@ fn the_validator_refuses_bodies_the_document_does_not_allow() {
         "counts": {"queued": 1, "dialling": 0, "inProgress": 1, "completed": 0, "retrying": 0, "failed": 0, "cancelled": 0},
         "successRate": null, "averageDurationSeconds": 12.5, "totalCost": null,
         "createdAt": "2026-11-21T10:00:00.123456+00:00", "startedAt": "2026-11-21T10:00:01Z", "completedAt": null,
-        "cancelledAt": null, "updatedAt": "2026-11-21T10:00:02+00:00"
+        "cancelledAt": null, "updatedAt": "2026-11-21T10:00:02+00:00",
+        "paused": false, "pausedAt": null, "maxConcurrency": 2, "callsPerSecond": 0.5
     });
     assert_eq!(schema::validate(&doc, &progress_schema, &progress), Vec::<String>::new());
     let wrong = |pointer: &str, value: Option<Value>| {
@@ -852,6 +853,7 @@ fn the_validator_refuses_bodies_the_document_does_not_allow() {
         ("/total", Some(json!(1.5))),             // integer
         ("/total", Some(json!(-1))),              // minimum
         ("/successRate", Some(json!(1.5))),       // maximum
+        ("/callsPerSecond", Some(json!(0))),      // exclusiveMinimum
         ("/name", Some(Value::Null)),             // null where not allowed
         ("/status", Some(json!("running"))),      // enum
         ("/batchId", Some(json!("batch-1"))),     // format uuid
@@ -965,7 +967,7 @@ mod schema {
     use serde_json::Value;
 
     const ANNOTATIONS: [&str; 6] = ["description", "title", "examples", "example", "default", "contentMediaType"];
-    const KEYWORDS: [&str; 20] = [
+    const KEYWORDS: [&str; 21] = [
         "$ref",
         "uniqueItems",
         "anyOf",
@@ -982,6 +984,7 @@ mod schema {
         "minItems",
         "minimum",
         "maximum",
+        "exclusiveMinimum",
         "minLength",
         "maxLength",
         "format",
@@ -1166,10 +1169,13 @@ mod schema {
                         }
                     }
                 }
-                "minimum" | "maximum" => {
+                "minimum" | "maximum" | "exclusiveMinimum" => {
                     if let Some(n) = value.as_f64() {
                         let bound = argument.as_f64().unwrap();
-                        if (keyword == "minimum" && n < bound) || (keyword == "maximum" && n > bound) {
+                        if (keyword == "minimum" && n < bound)
+                            || (keyword == "maximum" && n > bound)
+                            || (keyword == "exclusiveMinimum" && n <= bound)
+                        {
                             fail(errors, format!("{n} is beyond the {keyword} {bound}"));
                         }
                     }
