@@ -268,13 +268,13 @@ async function operatorCases(browser, emails, ids) {
   assert.deepEqual(history.map((a) => a.action), ['cancel', 'archive', 'unarchive']);
 
   await batchCases(page, ids);
-  await pauseCases(page, emails);
+  await pauseCases(page, emails, ids);
   await phoneCases(page);
 
   // The calls list, searched down to this run's rows, exported as CSV: what the database holds.
   await go(page, '#/calls', 'table.calls');
   await page.fill('input[name="search"]', RUN);
-  const mine = [ids.live, ids.pending, ...ids.batchRows];
+  const mine = [ids.live, ids.pending, ...ids.batchRows, ids.pausedRow];
   await page.waitForFunction((n) => document.querySelectorAll('table.calls tbody tr[data-id]').length === n,
     mine.length);
   const csv = await downloadCsv(page, '#export-csv');
@@ -340,7 +340,7 @@ async function batchCases(page, ids) {
 
 // Pause and resume a batch from its page (scheduled a year ahead: nothing is dialled either way): the page shows it
 // paused, live, and the audit names the operator; resume clears it.
-async function pauseCases(page, emails) {
+async function pauseCases(page, emails, ids) {
   const notBefore = new Date(Date.now() + 365 * 24 * 3600 * 1000).toISOString();
   const response = await fetch(`${env.WORKER_URL}/api/v1/batches`, {
     method: 'POST',
@@ -350,6 +350,7 @@ async function pauseCases(page, emails) {
   });
   const { batchId } = await response.json();
   assert.equal(response.status, 202);
+  [{ id: ids.pausedRow }] = await rest('GET', `pending_calls?batch_id=eq.${batchId}&select=id`);
   await go(page, `#/batches/${batchId}`, '#batch-status');
   assert.equal(await page.locator('#batch-paused').count(), 0, 'not paused at first');
   for (const [action, text] of [['pause', 'Paused: nothing new is dialled; live calls finish.'], ['resume', 'Resumed.']]) {

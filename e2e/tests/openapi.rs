@@ -900,6 +900,7 @@ fn the_validator_refuses_bodies_the_document_does_not_allow() {
         "cancelledAt": null, "expiresAt": null, "updatedAt": "2026-11-21T10:00:02+00:00",
         "costEstimate": {"calls": 2, "learningCalls": 1, "expectedCallMinutes": 2,
                          "usdPerMinute": {"vapi": 0.1, "twilio": 0.014, "stt": 0.0077}, "usd": 0.4714},
+        "paused": false, "pausedAt": null, "maxConcurrency": 2, "callsPerSecond": 0.5,
         "costCap": 1.5, "held": {"reason": "batch_cost_cap", "spent": 1.2, "cap": 1.5}
     });
     assert_eq!(schema::validate(&doc, &progress_schema, &progress), Vec::<String>::new());
@@ -922,6 +923,7 @@ fn the_validator_refuses_bodies_the_document_does_not_allow() {
         ("/total", Some(json!(1.5))),             // integer
         ("/total", Some(json!(-1))),              // minimum
         ("/successRate", Some(json!(1.5))),       // maximum
+        ("/callsPerSecond", Some(json!(0))),      // exclusiveMinimum
         ("/name", Some(Value::Null)),             // null where not allowed
         ("/status", Some(json!("running"))),      // enum
         ("/batchId", Some(json!("batch-1"))),     // format uuid
@@ -1040,7 +1042,7 @@ mod schema {
     use serde_json::Value;
 
     const ANNOTATIONS: [&str; 6] = ["description", "title", "examples", "example", "default", "contentMediaType"];
-    const KEYWORDS: [&str; 20] = [
+    const KEYWORDS: [&str; 21] = [
         "$ref",
         "uniqueItems",
         "anyOf",
@@ -1057,6 +1059,7 @@ mod schema {
         "minItems",
         "minimum",
         "maximum",
+        "exclusiveMinimum",
         "minLength",
         "maxLength",
         "format",
@@ -1241,10 +1244,13 @@ mod schema {
                         }
                     }
                 }
-                "minimum" | "maximum" => {
+                "minimum" | "maximum" | "exclusiveMinimum" => {
                     if let Some(n) = value.as_f64() {
                         let bound = argument.as_f64().unwrap();
-                        if (keyword == "minimum" && n < bound) || (keyword == "maximum" && n > bound) {
+                        if (keyword == "minimum" && n < bound)
+                            || (keyword == "maximum" && n > bound)
+                            || (keyword == "exclusiveMinimum" && n <= bound)
+                        {
                             fail(errors, format!("{n} is beyond the {keyword} {bound}"));
                         }
                     }
