@@ -57,6 +57,9 @@ pub struct Claim {
     /// learns it, a replay is verified. Absent when another call of the phone is already listened to.
     #[serde(default)]
     pub listen: Option<crate::rpc::Listen>,
+    /// The circuit breaker's transition this claim made: it is the half-open probe (for the log).
+    #[serde(default)]
+    pub breaker: Option<crate::rpc::BreakerTransition>,
 }
 
 /// What `claim_pending_call()` and `claim_next_due()` answered.
@@ -66,8 +69,9 @@ pub enum ClaimAnswer {
     /// No such row.
     NotFound,
     /// Nothing to dial now: the row is taken, finished or not due (`not_claimable`), outside its calling
-    /// window (`outside_window`), every slot is live (`at_capacity`), the calls-per-second slot is ahead
-    /// (`rate_limited`), its phone is being dialled (`phone_dialing`) or nothing is due (`idle`).
+    /// window (`outside_window`), the providers' circuit breaker is open or its probe is out (`breaker_open`,
+    /// `retry_after_ms` until the cool-down ends), every slot is live (`at_capacity`), the calls-per-second slot
+    /// is ahead (`rate_limited`), its phone is being dialled (`phone_dialing`) or nothing is due (`idle`).
     NotClaimed {
         reason: String,
         /// When a try is worth repeating soon: the rate limit's next slot, a phone's dial finishing.

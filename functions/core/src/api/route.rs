@@ -9,7 +9,7 @@ use uuid::Uuid;
 pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");
 
 /// Every route, as the OpenAPI document names it: (method, path template).
-pub const ROUTES: [(&str, &str); 13] = [
+pub const ROUTES: [(&str, &str); 14] = [
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/batches"),
     ("GET", "/api/v1/batches"),
@@ -23,6 +23,7 @@ pub const ROUTES: [(&str, &str); 13] = [
     ("GET", "/api/v1/sms-batches/{smsBatchId}/messages"),
     ("GET", "/api/v1/sms-batches/{smsBatchId}/events"),
     ("POST", "/api/v1/sms-batches/{smsBatchId}/cancel"),
+    ("GET", "/api/v1/providers"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub enum Route {
     RetryFailed(BatchId),
     /// `/api/v1/sms-batches...`
     Sms(SmsRoute),
+    /// The providers' circuit breaker and refusal counts.
+    Providers,
 }
 
 /// The SMS batches' routes.
@@ -55,7 +58,7 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
     let rest = path.strip_prefix("/api/v1/")?;
     let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     let (template, id) = match segments.as_slice() {
-        ["openapi.json"] => ("/api/v1/openapi.json".to_owned(), None),
+        [document @ ("openapi.json" | "providers")] => (format!("/api/v1/{document}"), None),
         [collection @ ("batches" | "sms-batches")] => (format!("/api/v1/{collection}"), None),
         ["batches", id] => ("/api/v1/batches/{batchId}".to_owned(), Some(*id)),
         ["sms-batches", id] => ("/api/v1/sms-batches/{smsBatchId}".to_owned(), Some(*id)),
@@ -90,6 +93,7 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
         (_, "/api/v1/sms-batches/{smsBatchId}/messages") => Route::Sms(SmsRoute::Messages(sms())),
         (_, "/api/v1/sms-batches/{smsBatchId}/events") => Route::Sms(SmsRoute::Events(sms())),
         (_, "/api/v1/sms-batches/{smsBatchId}/cancel") => Route::Sms(SmsRoute::Cancel(sms())),
+        (_, "/api/v1/providers") => Route::Providers,
         _ => return None,
     }))
 }
@@ -136,6 +140,7 @@ mod tests {
         assert_eq!(ok("GET", &format!("/api/v1/sms-batches/{ID}/messages")), Route::Sms(SmsRoute::Messages(sms)));
         assert_eq!(ok("GET", &format!("/api/v1/sms-batches/{ID}/events")), Route::Sms(SmsRoute::Events(sms)));
         assert_eq!(ok("POST", &format!("/api/v1/sms-batches/{ID}/cancel")), Route::Sms(SmsRoute::Cancel(sms)));
+        assert_eq!(ok("GET", "/api/v1/providers"), Route::Providers);
     }
 
     #[test]
@@ -153,6 +158,7 @@ mod tests {
         assert_eq!(status("POST", &format!("/api/v1/sms-batches/{ID}/events")), 405);
         assert_eq!(status("GET", "/api/v1/sms-batches/x/messages"), 400);
         assert!(route("GET", "/health").is_none());
+        assert_eq!(status("POST", "/api/v1/providers"), 405);
     }
 
     #[test]

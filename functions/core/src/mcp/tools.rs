@@ -46,6 +46,8 @@ pub enum ToolCall {
     CancelSms {
         batch_id: SmsBatchId,
     },
+    /// The providers' circuit breaker and refusal counts.
+    ProviderHealth,
 }
 
 /// A tool: the REST route it is (path and method in the OpenAPI document, and its success status), the route's
@@ -61,7 +63,7 @@ struct Tool {
     description: &'static str,
 }
 
-const TOOLS: [Tool; 9] = [
+const TOOLS: [Tool; 10] = [
     Tool {
         name: "trigger-batch-calls",
         path: "/api/v1/batches",
@@ -154,9 +156,21 @@ const TOOLS: [Tool; 9] = [
         description: "Cancel an SMS batch (POST /api/v1/sms-batches/{smsBatchId}/cancel): messages not yet sent \
             are dropped; those already handed to Twilio go. Cancelling again is harmless.",
     },
+    Tool {
+        name: "get-provider-health",
+        path: "/api/v1/providers",
+        method: "get",
+        status: "200",
+        parameters: &[],
+        hints: [true, false, true, false],
+        description: "The providers' circuit breaker (closed, open: nothing is dialled until reopenAt, half_open: one \
+            probe call decides), its last transitions, and Twilio's and VAPI's refusals per UTC day: throttled \
+            (Twilio 429, VAPI concurrency limit) and unavailable (5xx, no answer, assistant-request failures) \
+            (GET /api/v1/providers).",
+    },
 ];
 
-pub const TOOL_NAMES: [&str; 9] = [
+pub const TOOL_NAMES: [&str; 10] = [
     TOOLS[0].name,
     TOOLS[1].name,
     TOOLS[2].name,
@@ -166,6 +180,7 @@ pub const TOOL_NAMES: [&str; 9] = [
     TOOLS[6].name,
     TOOLS[7].name,
     TOOLS[8].name,
+    TOOLS[9].name,
 ];
 
 fn document() -> Value {
@@ -375,6 +390,7 @@ fn read_arguments(tool: &Tool, arguments: &Map<String, Value>) -> Result<ToolCal
         "get-sms-batch-status" => ToolCall::SmsStatus { batch_id: sms_batch_id()? },
         "get-sms-batch-messages" => ToolCall::SmsMessages { batch_id: sms_batch_id()?, page: page(100)? },
         "cancel-sms-batch" => ToolCall::CancelSms { batch_id: sms_batch_id()? },
+        "get-provider-health" => ToolCall::ProviderHealth,
         _ => ToolCall::Cancel { batch_id: batch_id()? },
     })
 }
@@ -497,5 +513,11 @@ mod tests {
         assert_eq!(refuse("list-batches", json!({"limit": "5&offset=1"})), "invalid_parameter");
         assert_eq!(refuse("list-batches", json!({"limt": 5})), "invalid_parameter");
         assert_eq!(refuse("cancel-batch", json!({"batchId": id, "limit": 5})), "invalid_parameter");
+        assert_eq!(ToolCall::parse("get-provider-health", &json!({}), 1), Ok(Ok(ToolCall::ProviderHealth)));
+        assert_eq!(refuse("get-provider-health", json!({"days": 3})), "invalid_parameter");
+        let health = tool("get-provider-health");
+        assert_eq!(health["outputSchema"]["required"], json!(["breaker", "transitions", "errors"]));
+        assert_eq!(health["inputSchema"]["properties"], json!({}));
+        assert_eq!(health["annotations"]["readOnlyHint"], true);
     }
 }
