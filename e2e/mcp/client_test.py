@@ -2,7 +2,7 @@
 against the running stack. Run by e2e/tests/mcp.rs, which passes the stack's settings in the environment.
 
 It checks, in order:
-- the client initializes and lists the nine tools, each with object input and output schemas and annotations
+- the client initializes and lists the ten tools, each with object input and output schemas and annotations
   (reads are read-only, the cancels destructive, the triggers not read-only);
 - trigger-batch-calls with 2 targets is accepted, and get-batch-status, polled, shows the batch end;
 - get-batch-status and get-batch-transcripts answer what the REST API answers, and the rows PostgREST holds;
@@ -13,6 +13,8 @@ It checks, in order:
   get-sms-batch-status and get-sms-batch-messages answer what the REST API answers and the database holds;
   a placeholder a target lacks is a tool error at targets[1].variables.when, nothing written;
   cancel-sms-batch cancels a batch scheduled a day ahead;
+- get-provider-health answers what GET /api/v1/providers answers (the circuit breaker, its transitions, the
+  providers' refusals per day) and refuses an argument it does not take;
 - no key or a wrong key is 401 with WWW-Authenticate: Bearer, and its trigger creates nothing; a foreign Origin
   is 403, an unsupported MCP-Protocol-Version 400, GET 405; JSON-RPC errors (-32601, -32700); a notification 202.
 """
@@ -39,7 +41,8 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 SMS = json.loads(os.environ["OUTCALL_MCP_SMS"])
 TOOLS = {"trigger-batch-calls", "get-batch-status", "get-batch-transcripts", "list-batches", "cancel-batch",
-         "trigger-batch-sms", "get-sms-batch-status", "get-sms-batch-messages", "cancel-sms-batch"}
+         "trigger-batch-sms", "get-sms-batch-status", "get-sms-batch-messages", "cancel-sms-batch",
+         "get-provider-health"}
 ENDED = {"completed", "cancelled"}
 
 
@@ -80,13 +83,13 @@ def structured(result, what):
 async def tools_are_listed(session):
     listed = (await session.list_tools()).tools
     by_name = {t.name: t for t in listed}
-    check(set(by_name) == TOOLS, f"tools/list names the nine tools (got {sorted(by_name)})")
+    check(set(by_name) == TOOLS, f"tools/list names the ten tools (got {sorted(by_name)})")
     for tool in listed:
         check(tool.inputSchema.get("type") == "object", f"{tool.name}: inputSchema is an object schema")
         check((tool.outputSchema or {}).get("type") == "object", f"{tool.name}: outputSchema is an object schema")
         check(tool.annotations is not None, f"{tool.name}: has annotations")
     for name in ["get-batch-status", "get-batch-transcripts", "list-batches", "get-sms-batch-status",
-                 "get-sms-batch-messages"]:
+                 "get-sms-batch-messages", "get-provider-health"]:
         hints = by_name[name].annotations
         check(hints.readOnlyHint is True and hints.destructiveHint is False, f"{name} is read-only")
     check(by_name["cancel-batch"].annotations.destructiveHint is True, "cancel-batch is destructive")
@@ -177,6 +180,17 @@ async def list_and_cancel(session, ended_batch):
     check([r["call_status"] for r in rows] == ["cancelled"], "its row is cancelled in the database")
 
 
+async def provider_health(session):
+    health = structured(await call(session, "get-provider-health", {}), "get-provider-health")
+    check(health["breaker"]["state"] in {"closed", "open", "half_open"}, f"the breaker's state ({health['breaker']['state']})")
+    rest_health = rest("/providers")
+    # The breaker may move between the two reads only if a provider fails meanwhile; nothing fails here.
+    check(health == rest_health, "get-provider-health answers what GET /api/v1/providers answers")
+    refused = await call(session, "get-provider-health", {"days": 3})
+    check(refused.isError and json.loads(refused.content[0].text)["error"]["code"] == "invalid_parameter",
+          "an argument it does not take is the tool error invalid_parameter")
+
+
 async def an_sms_batch_is_delivered(session):
     name = f"{RUN}-sms"
     template = "Hi {{name}}, your exam is at {{when}}."
@@ -259,6 +273,7 @@ async def with_the_sdk():
             batch_id = await a_batch_runs_to_its_end(session)
             await list_and_cancel(session, batch_id)
             await an_sms_batch_is_delivered(session)
+            await provider_health(session)
 
 
 def main():
