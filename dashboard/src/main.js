@@ -11,6 +11,7 @@ import { renderBatches } from './pages/batches.js';
 import { renderBatch } from './pages/batch.js';
 import { renderPhones } from './pages/phones.js';
 import { renderAnalytics } from './pages/analytics.js';
+import { breakerBadge } from './providers.js';
 
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 const ROUTES = [
@@ -29,6 +30,7 @@ const who = document.getElementById('who');
 let ctx = null; // {supabase, role, email, isOperator, token()} once a viewer or operator is signed in
 let cleanup = null; // the current page's teardown (its Realtime channels)
 let generation = 0; // which route() is current: a page that finishes loading after the next one began is dropped
+let breaker = null; // the header's circuit-breaker badge while a viewer or operator is signed in
 
 function leavePage() {
   generation += 1;
@@ -99,6 +101,9 @@ async function enter(session) {
     return;
   }
   ctx = { supabase, role, email, isOperator: role === 'operator', token };
+  breaker?.stop();
+  breaker = breakerBadge(supabase);
+  nav.append(breaker.element);
   document.body.classList.toggle('operator', ctx.isOperator);
   // (replaceState: no hashchange, so the page is drawn once.)
   if (!ROUTES.some((r) => r.pattern.test(location.hash.toLowerCase()))) history.replaceState(null, '', '#/calls');
@@ -107,6 +112,9 @@ async function enter(session) {
 
 function showSignIn() {
   leavePage();
+  breaker?.stop();
+  breaker?.element.remove();
+  breaker = null;
   ctx = null;
   nav.hidden = true;
   replace(who);

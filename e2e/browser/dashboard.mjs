@@ -296,7 +296,39 @@ async function operatorCases(browser, emails, ids) {
     .every((s) => s.querySelector('svg')));
   assert.equal(await page.locator('section.analytics .error').count(), 0, 'every analytics view answered');
   await screenshot(page, 'analytics');
+  await breakerCases(page);
   await page.context().close();
+}
+
+// The circuit breaker's badge (in the header of every page) follows public.breaker_transitions live: its newest
+// row is the state. The breaker itself is driven by e2e/tests/breaker.rs; here its log is written directly.
+async function breakerCases(page) {
+  const log = (values) => execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', env.DATABASE_URL], {
+    input: `insert into public.breaker_transitions (from_state, to_state, reason, failures, provider) values ${values};`,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const state = () => page.locator('#breaker').getAttribute('data-state');
+  const section = page.locator('section.analytics[data-chart="providers"]');
+  assert.ok(await section.locator('h3', { hasText: 'Circuit breaker transitions' }).count() === 1,
+    'the analytics page has the breaker\'s transitions');
+  log(`('closed', 'open', 'failures', 5, 'twilio')`);
+  await page.waitForFunction(() => document.querySelector('#breaker')?.dataset.state === 'open', null,
+    { timeout: LIVE_WITHIN_MS });
+  assert.equal(await page.locator('#breaker').textContent(), 'breaker open', 'the badge says the breaker is open');
+  await screenshot(page, 'breaker-open');
+  log(`('open', 'half_open', 'cooldown_over', 5, null)`);
+  await page.waitForFunction(() => document.querySelector('#breaker')?.dataset.state === 'half_open', null,
+    { timeout: LIVE_WITHIN_MS });
+  log(`('half_open', 'closed', 'probe_succeeded', 5, 'twilio')`);
+  await page.waitForFunction(() => document.querySelector('#breaker')?.dataset.state === 'closed', null,
+    { timeout: LIVE_WITHIN_MS });
+  assert.equal(await state(), 'closed');
+  assert.equal(await page.locator('#breaker').textContent(), 'providers ok', 'and closed again when the probe succeeds');
+  await go(page, '#/phones', 'main[data-page="phones"] h1');
+  await go(page, '#/analytics', 'main[data-page="analytics"] section.analytics[data-chart="providers"] table.transitions');
+  const reasons = await page.locator('table.transitions tbody tr td:nth-child(4)').allTextContents();
+  assert.deepEqual(reasons.slice(0, 3), ['probe_succeeded', 'cooldown_over', 'failures'], 'newest transitions first');
+  console.log('breaker: the badge followed open, half_open and closed live; the transitions are listed');
 }
 
 async function batchCases(page, ids) {
@@ -453,7 +485,8 @@ try {
   await outsiderCases(browser, emails, ids);
   const csp = problems.filter((p) => /Content.Security.Policy/i.test(p));
   assert.deepEqual(csp, [], 'the pages keep to their Content-Security-Policy');
-  const pages = ['signin', 'calls', 'call', 'batch', 'batches', 'phones', 'analytics', 'calls-viewer', 'denied'];
+  const pages = ['signin', 'calls', 'call', 'batch', 'batches', 'phones', 'analytics', 'breaker-open', 'calls-viewer',
+    'denied'];
   console.log(`screenshots: ${pages.map((n) => `.dev/screenshots/${n}.png`).join(' ')}`);
 } catch (error) {
   if (problems.length) console.error(`browser console:\n  ${problems.join('\n  ')}`);

@@ -2,7 +2,7 @@
 against the running stack. Run by e2e/tests/mcp.rs, which passes the stack's settings in the environment.
 
 It checks, in order:
-- the client initializes and lists the fifteen tools, each with object input and output schemas and annotations
+- the client initializes and lists the sixteen tools, each with object input and output schemas and annotations
   (reads are read-only, the cancels destructive, the triggers not read-only);
 - estimate-batch-cost answers the estimate trigger-batch-calls then makes, and writes nothing;
 - trigger-batch-calls with 2 targets is accepted, and get-batch-status, polled, shows the batch end;
@@ -17,6 +17,8 @@ It checks, in order:
   cancel-sms-batch cancels a batch scheduled a day ahead;
 - suppress-number lists a phone (created, then created: false again), a bad phone is a tool error at path phone
   with nothing written, list-suppressions answers what GET /api/v1/suppressions answers, unsuppress-number removes it;
+- get-provider-health answers what GET /api/v1/providers answers (the circuit breaker, its transitions, the
+  providers' refusals per day) and refuses an argument it does not take;
 - no key or a wrong key is 401 with WWW-Authenticate: Bearer, and its trigger creates nothing; a foreign Origin
   is 403, an unsupported MCP-Protocol-Version 400, GET 405; JSON-RPC errors (-32601, -32700); a notification 202.
 """
@@ -45,7 +47,8 @@ SMS = json.loads(os.environ["OUTCALL_MCP_SMS"])
 DNC_PHONE = os.environ["OUTCALL_MCP_DNC_PHONE"]
 TOOLS = {"trigger-batch-calls", "get-batch-status", "get-batch-transcripts", "list-batches", "cancel-batch",
          "pause-batch", "resume-batch", "trigger-batch-sms", "get-sms-batch-status", "get-sms-batch-messages", "cancel-sms-batch",
-         "estimate-batch-cost", "suppress-number", "list-suppressions", "unsuppress-number"}
+         "estimate-batch-cost", "suppress-number", "list-suppressions", "unsuppress-number",
+         "get-provider-health"}
 ENDED = {"completed", "cancelled"}
 
 
@@ -86,13 +89,14 @@ def structured(result, what):
 async def tools_are_listed(session):
     listed = (await session.list_tools()).tools
     by_name = {t.name: t for t in listed}
-    check(set(by_name) == TOOLS, f"tools/list names the fifteen tools (got {sorted(by_name)})")
+    check(set(by_name) == TOOLS, f"tools/list names the sixteen tools (got {sorted(by_name)})")
     for tool in listed:
         check(tool.inputSchema.get("type") == "object", f"{tool.name}: inputSchema is an object schema")
         check((tool.outputSchema or {}).get("type") == "object", f"{tool.name}: outputSchema is an object schema")
         check(tool.annotations is not None, f"{tool.name}: has annotations")
     for name in ["get-batch-status", "get-batch-transcripts", "list-batches", "get-sms-batch-status",
-                 "get-sms-batch-messages", "estimate-batch-cost", "list-suppressions"]:
+                 "get-sms-batch-messages", "estimate-batch-cost", "list-suppressions",
+                 "get-provider-health"]:
         hints = by_name[name].annotations
         check(hints.readOnlyHint is True and hints.destructiveHint is False, f"{name} is read-only")
     check(by_name["cancel-batch"].annotations.destructiveHint is True, "cancel-batch is destructive")
@@ -194,6 +198,17 @@ async def list_and_cancel(session, ended_batch):
     check([r["call_status"] for r in rows] == ["cancelled"], "its row is cancelled in the database")
     refused = await session.call_tool("pause-batch", {"batchId": fresh})
     check(refused.isError and "batch_cancelled" in refused.content[0].text, "pause-batch of a cancelled batch: a tool error")
+
+
+async def provider_health(session):
+    health = structured(await call(session, "get-provider-health", {}), "get-provider-health")
+    check(health["breaker"]["state"] in {"closed", "open", "half_open"}, f"the breaker's state ({health['breaker']['state']})")
+    rest_health = rest("/providers")
+    # The breaker may move between the two reads only if a provider fails meanwhile; nothing fails here.
+    check(health == rest_health, "get-provider-health answers what GET /api/v1/providers answers")
+    refused = await call(session, "get-provider-health", {"days": 3})
+    check(refused.isError and json.loads(refused.content[0].text)["error"]["code"] == "invalid_parameter",
+          "an argument it does not take is the tool error invalid_parameter")
 
 
 async def an_sms_batch_is_delivered(session):
@@ -300,6 +315,7 @@ async def with_the_sdk():
             await list_and_cancel(session, batch_id)
             await an_sms_batch_is_delivered(session)
             await the_do_not_call_list(session)
+            await provider_health(session)
 
 
 def main():

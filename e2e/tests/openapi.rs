@@ -621,6 +621,12 @@ async fn the_openapi_document_is_what_the_worker_does() {
     sms_routes(&client, &mut contract).await;
     suppression_routes(&client, &mut contract).await;
 
+    // 200: the providers' circuit breaker (tests/breaker.rs moves it).
+    let answer = client.main("GET", "/api/v1/providers", Key::Right).await;
+    let health = contract.check("GET", "/api/v1/providers", &answer);
+    assert_eq!(answer.status, 200, "{health}");
+    assert!(health["breaker"]["failuresToOpen"].as_i64() >= Some(1), "{health}");
+
     // 404: an unknown batch, on every route of the batch API with an id.
     for (path, method, _) in operations(&contract.doc.clone())
         .filter(|(p, _, op)| (p.contains("{batchId}") || p.contains("{smsBatchId}")) && !takes_user_token(op))

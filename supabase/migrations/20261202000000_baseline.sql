@@ -2410,7 +2410,8 @@ begin
     v_failures := v_breaker.vapi_failures;
     v_first := v_breaker.vapi_first_failure_at;
   end if;
-  if v_first is null or v_first <= pg_catalog.now() - v_policy.breaker_window then
+  -- (a run older than the window starts again; a probe's failure adds to the run that opened the breaker)
+  if v_breaker.state = 'closed' and (v_first is null or v_first <= pg_catalog.now() - v_policy.breaker_window) then
     v_failures := 1;
     v_first := pg_catalog.now();
   else

@@ -4,6 +4,7 @@
 import { barChart, heatmap, stackedDays } from '../charts.js';
 import { fetchAll } from '../data.js';
 import { errorBox, formatCost, formatDuration, formatPercent, h, replace } from '../dom.js';
+import { providersSection } from '../providers.js';
 
 const STATUSES = ['completed', 'failed', 'cancelled', 'retry_pending', 'calling', 'dispatching', 'pending'];
 
@@ -137,6 +138,8 @@ const sections = {
   },
 };
 
+sections.providers = providersSection;
+
 const TITLES = [
   ['success', 'Success rate by clinic'],
   ['answerRate', 'Answer rate by local weekday and hour'],
@@ -144,6 +147,7 @@ const TITLES = [
   ['costDaily', 'Cost per day'],
   ['costByBatch', 'Cost per batch (newest 20)'],
   ['learning', 'Learning calls and cache hits'],
+  ['providers', 'Provider refusals and the circuit breaker'],
 ];
 
 export async function renderAnalytics(ctx, main) {

@@ -8,11 +8,18 @@
 //! - **Every try is sent inside the calls-per-second limit.** A try goes only with a send slot from SQL (the
 //!   claim grants the first, `reserve_dial_slot` each re-send), and a try that failed gives its slot back
 //!   (`release_dial_slot`) before the machine backs off, so a waiting attempt holds no slot.
+//!
+//! Each failed try is reported once to the providers' circuit breaker ([`ProviderFailure`]): with its release,
+//! or with the result when the machine gives up at once. While the breaker holds dialling a re-send is refused
+//! ([`Event::BreakerOpen`]): the machine gives up without waiting, and SQL gives the attempt back.
 
-use crate::retry::{verdict, Backoff, NextTry, Reply, Verdict};
+use crate::retry::{provider_failure, verdict, Backoff, NextTry, ProviderFailure, Reply, Verdict};
 use crate::rpc::{ReconcileOutcome, Reconciled, SlotReservation};
 use crate::twilio::{dial_outcome, ApiError as TwilioError, DialOutcome};
 use std::time::Duration;
+
+/// The reason SQL gives while the providers' circuit breaker holds dialling (claims and re-sends).
+pub const BREAKER_OPEN: &str = "breaker_open";
 
 /// How long one dial may keep trying, from its claim: a Worker's work after its answer (`waitUntil`) is
 /// cut off 30 s after the response; what a dial cannot finish by then is left to the sweep.
@@ -23,9 +30,9 @@ pub const DIAL_BUDGET: Duration = Duration::from_secs(25);
 pub enum Action {
     /// Send the create request now (a send slot is held); report [`Event::Answered`].
     Send,
-    /// Tell SQL the last try was answered, so its send slot counts from now (`release_dial_slot`); report
-    /// [`Event::Released`].
-    Release,
+    /// Tell SQL the last try was answered, so its send slot counts from now, and what it told of Twilio
+    /// (`release_dial_slot`); report [`Event::Released`].
+    Release(Option<ProviderFailure>),
     /// Sleep this long; report [`Event::Woke`].
     Sleep(Duration),
     /// Ask Twilio for its calls to the phone and let SQL match them to the session
@@ -47,8 +54,9 @@ pub enum DialResult {
     /// Twilio created the call.
     Placed { call_sid: String },
     /// Twilio refused it, or every try failed. `retryable`: the row gets another attempt (a permanent
-    /// refusal such as an invalid number would only fail again).
-    Failed { reason: String, code: Option<String>, retryable: bool },
+    /// refusal such as an invalid number would only fail again). `failure`: the last try's, when no release
+    /// reported it.
+    Failed { reason: String, code: Option<String>, retryable: bool, failure: Option<ProviderFailure> },
 }
 
 /// How an attempt's dial ended.
@@ -85,6 +93,8 @@ pub enum Event {
     Reserved,
     /// No slot now; ask again after this long.
     ReserveLater(Duration),
+    /// The providers' circuit breaker holds dialling: give up now (the attempt is given back).
+    BreakerOpen,
     /// The session no longer waits for its dial (a callback or the sweep settled it).
     Settled,
     Recorded,
@@ -107,9 +117,8 @@ impl Event {
     pub fn reservation(answer: Option<SlotReservation>) -> Self {
         match answer {
             Some(SlotReservation::Reserved) => Event::Reserved,
-            Some(SlotReservation::Wait { retry_after_ms }) => {
-                Event::ReserveLater(Duration::from_millis(retry_after_ms))
-            }
+            Some(SlotReservation::Wait { reason: Some(reason), .. }) if reason == BREAKER_OPEN => Event::BreakerOpen,
+            Some(SlotReservation::Wait { retry_after_ms, .. }) => Event::ReserveLater(Duration::from_millis(retry_after_ms)),
             Some(SlotReservation::Settled) | None => Event::Settled,
         }
     }
@@ -145,6 +154,8 @@ enum AfterSleep {
 struct Failure {
     reason: String,
     code: Option<String>,
+    /// What it told of Twilio, until a release reported it.
+    unreported: Option<ProviderFailure>,
 }
 
 /// One attempt's dial.
@@ -195,6 +206,8 @@ impl DialMachine {
             (State::Looking { .. }, Event::LookFailed) => self.finish(Dial::Unknown),
             (State::Reserving, Event::Reserved) => self.go(State::Sending, Action::Send),
             (State::Reserving, Event::ReserveLater(wait)) => self.sleep(wait, AfterSleep::Reserve, now_ms),
+            // Nothing was created (a re-send waits only after a refusal or a look that found nothing).
+            (State::Reserving, Event::BreakerOpen) => self.give_up(),
             (State::Reserving, Event::Settled) => self.finish(Dial::Unknown),
             (State::Recording(dial), Event::Recorded) => self.finish(dial),
             _ => self.finish(Dial::Unknown),
@@ -219,8 +232,8 @@ impl DialMachine {
     }
 
     fn give_up(&mut self) -> Action {
-        let Failure { reason, code } = std::mem::take(&mut self.last_failure);
-        self.record(DialResult::Failed { reason, code, retryable: true })
+        let Failure { reason, code, unreported } = std::mem::take(&mut self.last_failure);
+        self.record(DialResult::Failed { reason, code, retryable: true, failure: unreported })
     }
 
     /// Sleeps unless the sleep would end past the deadline: then the session is left to the sweep.
@@ -236,21 +249,29 @@ impl DialMachine {
             (Verdict::Success | Verdict::Permanent, Reply::Status(status)) => {
                 return match dial_outcome(status, body) {
                     DialOutcome::Dialled(sid) => self.record(DialResult::Placed { call_sid: sid.as_str().to_owned() }),
-                    DialOutcome::Failed { reason, code } => {
-                        self.record(DialResult::Failed { reason, code, retryable: false })
-                    }
+                    DialOutcome::Failed { reason, code } => self.record(DialResult::Failed {
+                        reason,
+                        code,
+                        retryable: false,
+                        failure: provider_failure(reply),
+                    }),
                 };
             }
-            (_, Reply::Status(status)) => Failure { reason: format!("twilio {status}"), code: error_code(body) },
-            (_, Reply::NoAnswer) => Failure { reason: "twilio did not answer".to_owned(), code: None },
+            (_, Reply::Status(status)) => {
+                Failure { reason: format!("twilio {status}"), code: error_code(body), unreported: None }
+            }
+            (_, Reply::NoAnswer) => Failure { reason: "twilio did not answer".to_owned(), code: None, unreported: None },
         };
         self.retries += 1;
         let next = self.backoff.next_try(verdict(reply), self.retries, retry_after);
-        self.last_failure = failure;
+        self.last_failure = Failure { unreported: provider_failure(reply), ..failure };
         match next {
-            // Giving up records the failure, which releases the slot with it.
+            // Giving up records the failure (and reports it), which releases the slot with it.
             NextTry::GiveUp => self.give_up(),
-            _ => self.go(State::Releasing { next }, Action::Release),
+            _ => {
+                let reported = self.last_failure.unreported.take();
+                self.go(State::Releasing { next }, Action::Release(reported))
+            }
         }
     }
 
@@ -305,9 +326,12 @@ mod tests {
         actions
     }
 
-    fn failed(reason: &str, code: Option<&str>, retryable: bool) -> Action {
-        Action::Record(DialResult::Failed { reason: reason.into(), code: code.map(Into::into), retryable })
+    fn failed(reason: &str, code: Option<&str>, retryable: bool, failure: Option<ProviderFailure>) -> Action {
+        Action::Record(DialResult::Failed { reason: reason.into(), code: code.map(Into::into), retryable, failure })
     }
+
+    /// The release of a try that Twilio answered 5xx or not at all.
+    const RELEASE: Action = Action::Release(Some(ProviderFailure::Unavailable));
 
     #[test]
     fn created_at_once_is_recorded() {
@@ -342,7 +366,7 @@ mod tests {
             actions,
             [
                 Action::Send,
-                Action::Release,
+                RELEASE,
                 Action::Sleep(ms(1_000)),
                 Action::LookUp,
                 Action::Reserve,
@@ -369,7 +393,7 @@ mod tests {
             actions,
             [
                 Action::Send,
-                Action::Release,
+                RELEASE,
                 Action::Sleep(ms(1_000)),
                 Action::LookUp,
                 Action::Done(Dial::Placed(SID.into()))
@@ -398,7 +422,8 @@ mod tests {
             ],
         );
         assert_eq!(actions.last(), Some(&Action::Sleep(Duration::from_secs(30))));
-        assert_eq!(actions[1..4], [Action::Release, Action::Sleep(ms(1_000)), Action::Reserve]);
+        assert_eq!(actions[1..4], [RELEASE, Action::Sleep(ms(1_000)), Action::Reserve]);
+        assert_eq!(actions[5], Action::Release(Some(ProviderFailure::Throttled)), "a 429 is reported as quota");
     }
 
     #[test]
@@ -409,7 +434,7 @@ mod tests {
         let reason = "twilio 400: Invalid 'To' Phone Number";
         assert_eq!(
             actions,
-            [Action::Send, failed(reason, Some("21211"), false), Action::Done(Dial::Failed(reason.into()))]
+            [Action::Send, failed(reason, Some("21211"), false, None), Action::Done(Dial::Failed(reason.into()))]
         );
     }
 
@@ -418,7 +443,7 @@ mod tests {
         // 503 at 20 s: the next retry would sleep 1 s, past a 20.5 s budget.
         let mut m = machine(ms(20_500));
         let actions = run(&mut m, vec![(20_000, answered(503, "")), (20_000, Event::Released)]);
-        assert_eq!(actions, [Action::Send, Action::Release, Action::Done(Dial::Unknown)]);
+        assert_eq!(actions, [Action::Send, RELEASE, Action::Done(Dial::Unknown)]);
     }
 
     #[test]
@@ -433,7 +458,10 @@ mod tests {
         }
         events.push((at, answered(503, r#"{"code": 20503, "message": "Service unavailable"}"#)));
         let actions = run(&mut m, events);
-        assert_eq!(actions.last(), Some(&failed("twilio 503", Some("20503"), true)));
+        let unreported = Some(ProviderFailure::Unavailable);
+        assert_eq!(actions.last(), Some(&failed("twilio 503", Some("20503"), true, unreported)), "the last 503 reported with it");
+        let released = actions.iter().filter(|a| **a == RELEASE).count();
+        assert_eq!(released, 3, "each 503 reported once: three with their release, the last with the result");
         assert_eq!(actions.iter().filter(|a| **a == Action::Send).count(), 4, "four tries in all");
         assert_eq!(m.retries(), 4);
     }
@@ -458,7 +486,7 @@ mod tests {
         let tail = &actions[actions.len() - 4..];
         assert_eq!(
             tail,
-            [Action::Release, Action::Sleep(LAST_LOOK), Action::LookUp, failed("twilio did not answer", None, true)]
+            [RELEASE, Action::Sleep(LAST_LOOK), Action::LookUp, failed("twilio did not answer", None, true, None)]
         );
     }
 
@@ -479,6 +507,45 @@ mod tests {
             ],
         );
         assert_eq!(actions[4..], [Action::Sleep(ms(450)), Action::Reserve, Action::Send]);
+    }
+
+    #[test]
+    fn a_breaker_open_re_send_gives_up_at_once_with_the_failure_already_reported() {
+        let mut m = machine(DIAL_BUDGET);
+        let actions = run(
+            &mut m,
+            vec![
+                (0, answered(503, r#"{"code": 20503, "message": "Service unavailable"}"#)),
+                (0, Event::Released),
+                (1_000, Event::Woke),
+                (1_000, Event::BreakerOpen),
+                (1_010, Event::Recorded),
+            ],
+        );
+        assert_eq!(
+            actions,
+            [
+                Action::Send,
+                RELEASE,
+                Action::Sleep(ms(1_000)),
+                Action::Reserve,
+                failed("twilio 503", Some("20503"), true, None),
+                Action::Done(Dial::Failed("twilio 503".into())),
+            ],
+            "no wait for the cool-down, no second report of the 503"
+        );
+    }
+
+    #[test]
+    fn a_500_is_refused_for_good_and_reported_as_an_outage() {
+        let mut m = machine(DIAL_BUDGET);
+        let actions = run(&mut m, vec![(0, answered(500, r#"{"code": 20500, "message": "Internal"}"#))]);
+        match &actions[1] {
+            Action::Record(DialResult::Failed { retryable, failure, .. }) => {
+                assert_eq!((*retryable, *failure), (false, Some(ProviderFailure::Unavailable)));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -528,9 +595,11 @@ mod tests {
         assert_eq!(Event::looked_up(None), Event::LookFailed);
         assert_eq!(Event::reservation(Some(SlotReservation::Reserved)), Event::Reserved);
         assert_eq!(
-            Event::reservation(Some(SlotReservation::Wait { retry_after_ms: 450 })),
+            Event::reservation(Some(SlotReservation::Wait { retry_after_ms: 450, reason: None })),
             Event::ReserveLater(ms(450))
         );
+        let breaker = SlotReservation::Wait { retry_after_ms: 30_000, reason: Some(BREAKER_OPEN.into()) };
+        assert_eq!(Event::reservation(Some(breaker)), Event::BreakerOpen);
         assert_eq!(Event::reservation(Some(SlotReservation::Settled)), Event::Settled);
         assert_eq!(Event::reservation(None), Event::Settled);
     }

@@ -57,6 +57,9 @@ pub struct Claim {
     /// learns it, a replay is verified. Absent when another call of the phone is already listened to.
     #[serde(default)]
     pub listen: Option<crate::rpc::Listen>,
+    /// The circuit breaker's transition this claim made: it is the half-open probe (for the log).
+    #[serde(default)]
+    pub breaker: Option<crate::rpc::BreakerTransition>,
 }
 
 /// What `claim_pending_call()` and `claim_next_due()` answered.
@@ -66,7 +69,8 @@ pub enum ClaimAnswer {
     /// No such row.
     NotFound,
     /// Nothing to dial now: the row is taken, finished or not due (`not_claimable`), its batch is paused
-    /// (`paused`), outside its calling window (`outside_window`), its batch's own limits are reached
+    /// (`paused`), outside its calling window (`outside_window`), the providers' circuit breaker is open or its probe is out
+    /// (`breaker_open`, `retry_after_ms` until the cool-down ends), its batch's own limits are reached
     /// (`batch_at_capacity`; `batch_rate_limited` with `retry_after_ms`; from `claim_next_due`: every batch with
     /// a row due is), every slot is live (`at_capacity`), the calls-per-second slot is ahead (`rate_limited`),
     /// its phone is being dialled (`phone_dialing`) or nothing is due (`idle`). Or the row

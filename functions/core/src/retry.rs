@@ -42,6 +42,25 @@ pub fn verdict(reply: Reply) -> Verdict {
     }
 }
 
+/// What a failed try tells the circuit breaker and the quota count about Twilio (SQL's `p_failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderFailure {
+    /// A 5xx or no answer: an outage, counted towards opening the breaker.
+    Unavailable,
+    /// A 429: the account's quota, counted per day but never an outage.
+    Throttled,
+}
+
+/// The provider failure a reply is, if any (a 2xx or another 4xx is not the provider failing).
+pub fn provider_failure(reply: Reply) -> Option<ProviderFailure> {
+    match reply {
+        Reply::Status(429) => Some(ProviderFailure::Throttled),
+        Reply::Status(500..=599) | Reply::NoAnswer => Some(ProviderFailure::Unavailable),
+        Reply::Status(_) => None,
+    }
+}
+
 /// The waits between tries: default 1 s, 4 s, 10 s, so at most four tries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backoff {
@@ -128,6 +147,20 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_breaker_counts_5xx_and_silence_and_a_429_is_quota() {
+        for status in [500, 502, 503, 504] {
+            assert_eq!(provider_failure(Reply::Status(status)), Some(ProviderFailure::Unavailable), "{status}");
+        }
+        assert_eq!(provider_failure(Reply::NoAnswer), Some(ProviderFailure::Unavailable));
+        assert_eq!(provider_failure(Reply::Status(429)), Some(ProviderFailure::Throttled));
+        for status in [201, 400, 401, 404] {
+            assert_eq!(provider_failure(Reply::Status(status)), None, "{status}");
+        }
+        assert_eq!(serde_json::to_value(ProviderFailure::Unavailable).unwrap(), "unavailable");
+        assert_eq!(serde_json::to_value(ProviderFailure::Throttled).unwrap(), "throttled");
+    }
 
     #[test]
     fn only_429_503_504_and_silence_are_retried() {

@@ -16,6 +16,7 @@
 
 use crate::classification::{ClassificationType, IvrAction};
 use crate::dial::DialResult;
+use crate::retry::ProviderFailure;
 use crate::ids::{BatchId, PendingCallId, RunId, SessionId};
 use crate::outcome::Outcome;
 use crate::twilio::CallStatus;
@@ -138,6 +139,9 @@ impl Rpc for ClaimNextDue {
 pub struct ReleaseDialSlot {
     #[serde(rename = "p_session_id")]
     pub session_id: SessionId,
+    /// What the try told of Twilio: the circuit breaker counts `unavailable`, the quota count `throttled`.
+    #[serde(rename = "p_failure")]
+    pub failure: Option<ProviderFailure>,
 }
 
 /// `release_dial_slot`'s answer; `null` for an unknown session.
@@ -145,13 +149,46 @@ pub struct ReleaseDialSlot {
 pub struct Released {
     /// False when nothing was in flight for the session.
     pub released: bool,
+    /// The circuit breaker's transition this failure caused (for the Worker's log).
+    #[serde(default)]
+    pub breaker: Option<BreakerTransition>,
 }
 
 impl Rpc for ReleaseDialSlot {
     const NAME: &'static str = "release_dial_slot";
     type Answer = Option<Released>;
     fn examples() -> Vec<Self> {
-        vec![Self { session_id: session() }]
+        vec![
+            Self { session_id: session(), failure: Some(ProviderFailure::Unavailable) },
+            Self { session_id: session(), failure: None },
+        ]
+    }
+}
+
+/// A transition of the providers' circuit breaker (`sql/schema/35_breaker.sql`), as the answer that caused it
+/// reports it: `closed` → `open` (reason `failures`), `open` → `half_open` (`cooldown_over`: this claim is the
+/// probe), `half_open` → `half_open` (`probe_lost`), `half_open` → `closed` (`probe_succeeded`, `call_created`),
+/// `half_open` → `open` (`probe_failed`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BreakerTransition {
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+    /// The provider's consecutive failures.
+    pub failures: i64,
+    /// `twilio` or `vapi`; none for the cool-down and a lost probe.
+    #[serde(default)]
+    pub provider: Option<String>,
+}
+
+impl fmt::Display for BreakerTransition {
+    /// One log line, no personal data: `closed -> open (failures; 5 twilio failures)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {} ({}; {} ", self.from, self.to, self.reason, self.failures)?;
+        match &self.provider {
+            Some(provider) => write!(f, "{provider} failures)"),
+            None => write!(f, "failures)"),
+        }
     }
 }
 
@@ -168,8 +205,12 @@ pub struct ReserveDialSlot {
 pub enum SlotReservation {
     /// Send now.
     Reserved,
-    /// Ask again after this long.
-    Wait { retry_after_ms: u64 },
+    /// Ask again after this long; `reason` `breaker_open` while the circuit breaker holds dialling.
+    Wait {
+        retry_after_ms: u64,
+        #[serde(default)]
+        reason: Option<String>,
+    },
     /// The session no longer waits for its dial result: do not send.
     Settled,
 }
@@ -206,6 +247,9 @@ pub enum DialRecord {
         error_code: Option<String>,
         #[serde(rename = "p_retryable")]
         retryable: bool,
+        /// The last try's failure, when `release_dial_slot` has not reported it.
+        #[serde(rename = "p_failure")]
+        failure: Option<ProviderFailure>,
     },
 }
 
@@ -213,9 +257,12 @@ impl RecordDialResult {
     pub fn new(session_id: SessionId, result: &DialResult) -> Self {
         let result = match result {
             DialResult::Placed { call_sid } => DialRecord::Placed { call_sid: call_sid.clone() },
-            DialResult::Failed { reason, code, retryable } => {
-                DialRecord::Failed { error: reason.clone(), error_code: code.clone(), retryable: *retryable }
-            }
+            DialResult::Failed { reason, code, retryable, failure } => DialRecord::Failed {
+                error: reason.clone(),
+                error_code: code.clone(),
+                retryable: *retryable,
+                failure: *failure,
+            },
         };
         Self { result, session_id }
     }
@@ -229,6 +276,12 @@ pub struct DialRecorded {
     pub call_status: String,
     /// False: the session already had its result (a duplicate).
     pub changed: bool,
+    /// The attempt did not count: the circuit breaker held dialling (the row is due when it reopens).
+    #[serde(default)]
+    pub attempt_given_back: bool,
+    /// The circuit breaker's transition this result caused.
+    #[serde(default)]
+    pub breaker: Option<BreakerTransition>,
 }
 
 impl Rpc for RecordDialResult {
@@ -239,7 +292,21 @@ impl Rpc for RecordDialResult {
             Self::new(session(), &DialResult::Placed { call_sid: CALL_SID.into() }),
             Self::new(
                 session(),
-                &DialResult::Failed { reason: "busy".into(), code: Some("21211".into()), retryable: false },
+                &DialResult::Failed {
+                    reason: "busy".into(),
+                    code: Some("21211".into()),
+                    retryable: false,
+                    failure: None,
+                },
+            ),
+            Self::new(
+                session(),
+                &DialResult::Failed {
+                    reason: "twilio 503".into(),
+                    code: Some("20503".into()),
+                    retryable: true,
+                    failure: Some(ProviderFailure::Unavailable),
+                },
             ),
         ]
     }
@@ -810,6 +877,26 @@ impl Rpc for EstimateBatchCost {
 /// (`outcall_core::api::batch_answer`), so it is not read field by field. `None` (SQL null): no such batch.
 pub type BatchDocument = Map<String, Value>;
 
+/// `provider_health`: the providers' circuit breaker, its last transitions and the refusals per day
+/// (`GET /api/v1/providers`); answered as SQL wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProviderHealth {
+    /// The last transitions, 1..200.
+    #[serde(rename = "p_transitions")]
+    pub transitions: u32,
+    /// The refusals of the last UTC days, 1..90.
+    #[serde(rename = "p_days")]
+    pub days: u32,
+}
+
+impl Rpc for ProviderHealth {
+    const NAME: &'static str = "provider_health";
+    type Answer = Map<String, Value>;
+    fn examples() -> Vec<Self> {
+        vec![Self { transitions: 20, days: 7 }]
+    }
+}
+
 /// `list_batches`: a page of batches.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ListBatches {
@@ -1172,6 +1259,7 @@ contract!(
     suppression::AddSuppression,
     suppression::RemoveSuppression,
     suppression::ListSuppressions,
+    ProviderHealth,
 );
 
 #[cfg(test)]
@@ -1190,7 +1278,7 @@ mod tests {
     #[test]
     fn every_function_is_listed_once_with_p_arguments() {
         let names = functions();
-        assert_eq!(names.len(), 43, "{names:?}");
+        assert_eq!(names.len(), 44, "{names:?}");
         let mut unique = names.clone();
         unique.sort();
         unique.dedup();
@@ -1231,10 +1319,11 @@ mod tests {
         let placed = RecordDialResult::new(session(), &DialResult::Placed { call_sid: CALL_SID.into() });
         assert_eq!(sent(&placed), json!({"p_session_id": session().to_string(), "p_call_sid": CALL_SID}));
         let failed =
-            RecordDialResult::new(session(), &DialResult::Failed { reason: "x".into(), code: None, retryable: true });
+            RecordDialResult::new(session(), &DialResult::Failed { reason: "x".into(), code: None, retryable: true, failure: None });
         assert_eq!(
             sent(&failed),
-            json!({"p_session_id": session().to_string(), "p_error": "x", "p_error_code": null, "p_retryable": true})
+            json!({"p_session_id": session().to_string(), "p_error": "x", "p_error_code": null, "p_retryable": true,
+                   "p_failure": null})
         );
     }
 
@@ -1306,11 +1395,27 @@ mod tests {
         assert_eq!(answer::<ReserveDialSlot>(json!({"outcome": "reserved"})).unwrap(), Some(SlotReservation::Reserved));
         assert_eq!(
             answer::<ReserveDialSlot>(json!({"outcome": "wait", "retry_after_ms": 420})).unwrap(),
-            Some(SlotReservation::Wait { retry_after_ms: 420 })
+            Some(SlotReservation::Wait { retry_after_ms: 420, reason: None })
         );
         assert_eq!(answer::<ReserveDialSlot>(json!({"outcome": "settled"})).unwrap(), Some(SlotReservation::Settled));
+        assert_eq!(
+            answer::<ReserveDialSlot>(json!({"outcome": "wait", "retry_after_ms": 30000, "reason": "breaker_open"})).unwrap(),
+            Some(SlotReservation::Wait { retry_after_ms: 30_000, reason: Some("breaker_open".into()) })
+        );
+        let opened = json!({"from": "closed", "to": "open", "reason": "failures", "failures": 5, "provider": "twilio"});
+        let released = answer::<ReleaseDialSlot>(json!({"released": true, "breaker": opened})).unwrap().unwrap();
+        assert_eq!(released.breaker.unwrap().to_string(), "closed -> open (failures; 5 twilio failures)");
+        assert_eq!(answer::<ReleaseDialSlot>(json!({"released": false})).unwrap().unwrap().breaker, None);
+        let session_id = session().to_string();
+        let recorded = answer::<RecordDialResult>(json!({"session_id": session_id, "pending_call_id": pending_call().to_string(),
+            "call_status": "retry_pending", "changed": true, "attempt_given_back": true})).unwrap().unwrap();
+        assert!(recorded.attempt_given_back && recorded.breaker.is_none());
+        assert_eq!(
+            sent(&ReleaseDialSlot { session_id: session(), failure: Some(ProviderFailure::Throttled) }),
+            json!({"p_session_id": session_id, "p_failure": "throttled"})
+        );
         assert!(answer::<ReserveDialSlot>(json!({"reserved": true})).is_err(), "an unknown shape is an error");
-        assert_eq!(answer::<ReleaseDialSlot>(json!({"released": false})).unwrap(), Some(Released { released: false }));
+        assert_eq!(answer::<ReleaseDialSlot>(json!({"released": false})).unwrap(), Some(Released { released: false, breaker: None }));
         let reconciled = answer::<ReconcileDialingSession>(json!({"session_id": session().to_string(),
             "outcome": "adopted", "call_sid": CALL_SID, "call_status": "calling"}))
         .unwrap()

@@ -11,15 +11,16 @@ use outcall_core::dispatch::{create_call_form, Claim};
 use outcall_core::error::ApiError;
 use outcall_core::reconcile::{calls_to_url, candidates, CallPage};
 use outcall_core::retry::{verdict, Verdict};
-use outcall_core::rpc::{ReconcileDialingSession, RecordDialResult, ReleaseDialSlot, ReserveDialSlot};
+use outcall_core::rpc::{BreakerTransition, ReconcileDialingSession, RecordDialResult, ReleaseDialSlot, ReserveDialSlot};
 use outcall_core::twilio::{calls_url, encode_form};
 use worker::{console_log, Method};
 
 pub async fn dial(config: &Config, db: &Db, claim: &Claim) -> Result<Dial, ApiError> {
+    log_breaker(claim, claim.breaker.as_ref()); // the claim is the breaker's half-open probe
     let form = match create_call_form(config, claim) {
         Ok(form) => encode_form(&form),
         Err(e) => {
-            let refused = DialResult::Failed { reason: e.to_string(), code: None, retryable: false };
+            let refused = DialResult::Failed { reason: e.to_string(), code: None, retryable: false, failure: None };
             record(db, claim, &refused).await?;
             return Ok(Dial::Failed(e.to_string()));
         }
@@ -41,8 +42,9 @@ pub async fn dial(config: &Config, db: &Db, claim: &Claim) -> Result<Dial, ApiEr
                 }
                 Event::Answered { reply: sent.reply, body: sent.body, retry_after: sent.retry_after }
             }
-            Action::Release => {
-                db.call(&ReleaseDialSlot { session_id: claim.session_id }).await?;
+            Action::Release(failure) => {
+                let released = db.call(&ReleaseDialSlot { session_id: claim.session_id, failure }).await?;
+                log_breaker(claim, released.and_then(|r| r.breaker).as_ref());
                 Event::Released
             }
             Action::Sleep(wait) => {
@@ -86,9 +88,22 @@ async fn look_for_call(config: &Config, db: &Db, claim: &Claim) -> Result<Event,
 
 /// Asks SQL for a send slot for the next try.
 async fn reserve(db: &Db, claim: &Claim) -> Result<Event, ApiError> {
-    Ok(Event::reservation(db.call(&ReserveDialSlot { session_id: claim.session_id }).await?))
+    let event = Event::reservation(db.call(&ReserveDialSlot { session_id: claim.session_id }).await?);
+    if event == Event::BreakerOpen {
+        console_log!("dial: session {}: the circuit breaker holds dialling; the attempt is given back", claim.session_id);
+    }
+    Ok(event)
 }
 
 async fn record(db: &Db, claim: &Claim, result: &DialResult) -> Result<(), ApiError> {
-    db.call(&RecordDialResult::new(claim.session_id, result)).await.map(drop)
+    let recorded = db.call(&RecordDialResult::new(claim.session_id, result)).await?;
+    log_breaker(claim, recorded.and_then(|r| r.breaker).as_ref());
+    Ok(())
+}
+
+/// Logs a transition of the circuit breaker an answer reported (no personal data: the session only).
+fn log_breaker(claim: &Claim, transition: Option<&BreakerTransition>) {
+    if let Some(transition) = transition {
+        console_log!("breaker: {transition}, by session {}", claim.session_id);
+    }
 }

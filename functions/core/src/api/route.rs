@@ -9,7 +9,7 @@ use uuid::Uuid;
 pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");
 
 /// Every route, as the OpenAPI document names it: (method, path template).
-pub const ROUTES: [(&str, &str); 19] = [
+pub const ROUTES: [(&str, &str); 20] = [
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/batches"),
     ("POST", "/api/v1/batches/estimate"),
@@ -29,6 +29,7 @@ pub const ROUTES: [(&str, &str); 19] = [
     ("POST", "/api/v1/suppressions"),
     ("GET", "/api/v1/suppressions"),
     ("POST", "/api/v1/suppressions/remove"),
+    ("GET", "/api/v1/providers"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,8 @@ pub enum Route {
     Resume(BatchId),
     /// `/api/v1/sms-batches...`
     Sms(SmsRoute),
+    /// The providers' circuit breaker and refusal counts.
+    Providers,
     /// `/api/v1/suppressions...`: the do-not-call list.
     Suppressions(SuppressionRoute),
 }
@@ -75,7 +78,7 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
     let rest = path.strip_prefix("/api/v1/")?;
     let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     let (template, id) = match segments.as_slice() {
-        ["openapi.json"] => ("/api/v1/openapi.json".to_owned(), None),
+        [document @ ("openapi.json" | "providers")] => (format!("/api/v1/{document}"), None),
         [collection @ ("batches" | "sms-batches" | "suppressions")] => (format!("/api/v1/{collection}"), None),
         ["suppressions", "remove"] => ("/api/v1/suppressions/remove".to_owned(), None),
         ["batches", "estimate"] => ("/api/v1/batches/estimate".to_owned(), None),
@@ -118,6 +121,7 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
         ("POST", "/api/v1/suppressions") => Route::Suppressions(SuppressionRoute::Add),
         ("GET", "/api/v1/suppressions") => Route::Suppressions(SuppressionRoute::List),
         (_, "/api/v1/suppressions/remove") => Route::Suppressions(SuppressionRoute::Remove),
+        (_, "/api/v1/providers") => Route::Providers,
         _ => return None,
     }))
 }
@@ -171,6 +175,7 @@ mod tests {
         assert_eq!(ok("POST", "/api/v1/suppressions"), Route::Suppressions(SuppressionRoute::Add));
         assert_eq!(ok("GET", "/api/v1/suppressions"), Route::Suppressions(SuppressionRoute::List));
         assert_eq!(ok("POST", "/api/v1/suppressions/remove"), Route::Suppressions(SuppressionRoute::Remove));
+        assert_eq!(ok("GET", "/api/v1/providers"), Route::Providers);
     }
 
     #[test]
@@ -191,6 +196,7 @@ mod tests {
         assert_eq!(status("DELETE", "/api/v1/suppressions"), 405);
         assert_eq!(status("GET", "/api/v1/suppressions/remove"), 405);
         assert!(route("DELETE", "/api/v1/suppressions/+15550001001").is_none(), "no phone in a path");
+        assert_eq!(status("POST", "/api/v1/providers"), 405);
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub enum ToolCall {
     Unsuppress {
         phone: PhoneNumber,
     },
+    /// The providers' circuit breaker and refusal counts.
+    ProviderHealth,
 }
 
 /// A tool: the REST route it is (path and method in the OpenAPI document, and its success status), the route's
@@ -81,7 +83,7 @@ struct Tool {
     description: &'static str,
 }
 
-const TOOLS: [Tool; 15] = [
+const TOOLS: [Tool; 16] = [
     Tool {
         name: "trigger-batch-calls",
         path: "/api/v1/batches",
@@ -236,9 +238,21 @@ const TOOLS: [Tool; 15] = [
         description: "Take a phone off the do-not-call list (POST /api/v1/suppressions/remove), whatever its source; \
             rows already ended suppressed stay so. Removing a phone that is not listed is harmless (removed: false).",
     },
+    Tool {
+        name: "get-provider-health",
+        path: "/api/v1/providers",
+        method: "get",
+        status: "200",
+        parameters: &[],
+        hints: [true, false, true, false],
+        description: "The providers' circuit breaker (closed, open: nothing is dialled until reopenAt, half_open: one \
+            probe call decides), its last transitions, and Twilio's and VAPI's refusals per UTC day: throttled \
+            (Twilio 429, VAPI concurrency limit) and unavailable (5xx, no answer, assistant-request failures) \
+            (GET /api/v1/providers).",
+    },
 ];
 
-pub const TOOL_NAMES: [&str; 15] = [
+pub const TOOL_NAMES: [&str; 16] = [
     TOOLS[0].name,
     TOOLS[1].name,
     TOOLS[2].name,
@@ -254,6 +268,7 @@ pub const TOOL_NAMES: [&str; 15] = [
     TOOLS[12].name,
     TOOLS[13].name,
     TOOLS[14].name,
+    TOOLS[15].name,
 ];
 
 fn document() -> Value {
@@ -475,6 +490,7 @@ fn read_arguments(tool: &Tool, arguments: &Map<String, Value>) -> Result<ToolCal
         "list-suppressions" => ToolCall::ListSuppressions { page: page(100)? },
         "pause-batch" => ToolCall::Pause { batch_id: batch_id()? },
         "resume-batch" => ToolCall::Resume { batch_id: batch_id()? },
+        "get-provider-health" => ToolCall::ProviderHealth,
         _ => ToolCall::Cancel { batch_id: batch_id()? },
     })
 }
@@ -635,5 +651,11 @@ mod tests {
         assert_eq!(refuse("list-batches", json!({"limit": "5&offset=1"})), "invalid_parameter");
         assert_eq!(refuse("list-batches", json!({"limt": 5})), "invalid_parameter");
         assert_eq!(refuse("cancel-batch", json!({"batchId": id, "limit": 5})), "invalid_parameter");
+        assert_eq!(ToolCall::parse("get-provider-health", &json!({}), 1), Ok(Ok(ToolCall::ProviderHealth)));
+        assert_eq!(refuse("get-provider-health", json!({"days": 3})), "invalid_parameter");
+        let health = tool("get-provider-health");
+        assert_eq!(health["outputSchema"]["required"], json!(["breaker", "transitions", "errors"]));
+        assert_eq!(health["inputSchema"]["properties"], json!({}));
+        assert_eq!(health["annotations"]["readOnlyHint"], true);
     }
 }

@@ -11,7 +11,7 @@ use outcall_core::error::ApiError;
 use outcall_core::ids::BatchId;
 use outcall_core::rpc::{
     BatchDocument, BatchProgressOf, BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, EstimateBatchCost,
-    ListBatches, PauseBatch, ResumeBatch, RetryFailedBatch, Rpc,
+    ListBatches, PauseBatch, ProviderHealth, ResumeBatch, RetryFailedBatch, Rpc,
 };
 use serde_json::Value;
 use std::time::Duration;
@@ -33,6 +33,7 @@ pub async fn handle(route: Route, req: Incoming, env: &Env, ctx: &Context) -> An
         Route::Suppressions(route) => return super::suppressions::handle(route, req, &config, &db).await,
         Route::CreateBatch => return create(req, &config, &db).await,
         Route::EstimateBatch => return estimate(req, &config, &db).await,
+        Route::Providers => return http::json(200, &provider_health(&db).await?),
         Route::Events(id) => return events(db, id, api::last_event_id(req.header("Last-Event-ID").as_deref())).await,
         Route::ListBatches => {
             let page = page(50)?;
@@ -52,6 +53,13 @@ pub async fn handle(route: Route, req: Incoming, env: &Env, ctx: &Context) -> An
         Route::Resume(id) => (db.call(&ResumeBatch { batch_id: id }).await?, Some(id)),
     };
     http::json(200, &api::batch_answer(document(answer), batch)?)
+}
+
+/// `GET /api/v1/providers` (and the MCP tool): the circuit breaker, its last 20 transitions, the refusals of the
+/// last 7 days, in the API's camelCase.
+pub(crate) async fn provider_health(db: &Db) -> Result<Value, ApiError> {
+    let health = db.call(&ProviderHealth { transitions: 20, days: 7 }).await?;
+    Ok(api::api_json(Value::Object(health)))
 }
 
 /// A batch document as `api` reads it: SQL null (no such batch) is JSON null.

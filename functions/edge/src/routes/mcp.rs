@@ -3,7 +3,7 @@
 //! headers; what a message asks is `outcall_core::mcp`'s decision, and a tool runs the batch API's own rpc
 //! call and answer (`outcall_core::api`), so a tool and its REST route answer alike.
 
-use super::batches::document;
+use super::batches::{document, provider_health};
 use super::sms::sms_batch_answer;
 use crate::db::Db;
 use crate::http::{self, Answer, Incoming};
@@ -106,6 +106,7 @@ async fn run(call: ToolCall, config: Rc<Config>, ctx: &Context) -> Result<Value,
         ToolCall::Unsuppress { phone } => {
             return Ok(api::api_json(Value::Object(db.call(&RemoveSuppression { phone }).await?)));
         }
+        ToolCall::ProviderHealth => return provider_health(&db).await,
     };
     api::batch_answer(document(answer), batch)
 }

@@ -1,0 +1,154 @@
+//! The providers' circuit breaker end to end (issue 16): a burst of Twilio 503s (the sandbox's fault injection)
+//! opens it; while it is open the sandbox sees no create but each half-open probe's one; once the faults stop,
+//! a probe closes it and the rest are dialled: every row completes with exactly one created call, and the tries
+//! the breaker refused did not use up attempts.
+//!
+//! It sets the sandbox's faults for its duration, so it is the only test in its binary (cargo runs test
+//! binaries one after another). The local policy's waits are scaled (`./dev`): 5 failures within 3 s open the
+//! breaker for a 1.5 s cool-down.
+
+use outcall_e2e::{fresh_phone, merge, sample_row, Scenario, Stack};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const ROWS: usize = 8;
+
+async fn sandbox(stack: &Stack, path: &str, body: Option<Value>) -> Value {
+    let url = format!("{}{path}", stack.sandbox_url);
+    let request = match body {
+        Some(body) => stack.http.post(url).json(&body),
+        None => stack.http.get(url),
+    };
+    let response = request.send().await.expect("sandbox reachable");
+    assert!(response.status().is_success(), "{path}: {}", response.status());
+    response.json().await.unwrap_or(Value::Null)
+}
+
+/// Twilio 503s the sandbox has answered so far (every create while the faults are on).
+async fn creates_refused(stack: &Stack) -> i64 {
+    sandbox(stack, "/_sandbox/faults", None).await["injected"]["twilio_503"].as_i64().unwrap_or(0)
+}
+
+/// The breaker's state and the probes it has started (a cool-down over, or a lost probe replaced) since `since`.
+async fn breaker(stack: &Stack, since: i64) -> (String, i64) {
+    let db = stack.db().await;
+    let state: String =
+        db.query_one("select state from outcall_private.provider_breaker", &[]).await.unwrap().get(0);
+    let probes: i64 = db
+        .query_one("select count(*) from public.breaker_transitions where id > $1 and to_state = 'half_open'", &[&since])
+        .await
+        .unwrap()
+        .get(0);
+    (state, probes)
+}
+
+async fn wait_for_state(stack: &Stack, since: i64, state: &str, within: Duration) -> (String, i64) {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = breaker(stack, since).await;
+        if now.0 == state {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "the breaker never became {state}: {now:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_503s_opens_the_breaker_and_its_probe_closes_it_with_nothing_lost_or_doubled() {
+    let stack = Stack::from_env();
+    let db = stack.db().await;
+    // A fresh breaker: what earlier runs left does not decide this one.
+    db.batch_execute(
+        "update outcall_private.provider_breaker set state = 'closed', twilio_failures = 0, twilio_first_failure_at = null,
+           vapi_failures = 0, vapi_first_failure_at = null, reopen_at = null, probe_session_id = null,
+           probe_started_at = null",
+    )
+    .await
+    .unwrap();
+    let since: i64 =
+        db.query_one("select coalesce(max(id), 0) from public.breaker_transitions", &[]).await.unwrap().get(0);
+
+    sandbox(&stack, "/_sandbox/faults", Some(json!({"seed": 16, "twilio_503": 1.0}))).await;
+    let outcome = tokio::spawn(run(stack.clone(), since)).await;
+    sandbox(&stack, "/_sandbox/faults/reset", Some(json!({}))).await;
+    outcome.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+}
+
+async fn run(stack: Stack, since: i64) {
+    let mut ids = Vec::new();
+    for n in 0..ROWS {
+        let row = merge(sample_row(&fresh_phone(Scenario::Human), "Rosa Linde"), json!({"exam_id": format!("BRK-{n}")}));
+        ids.push(stack.insert_pending_call(row).await["id"].as_str().unwrap().to_owned());
+    }
+
+    // The burst opens it.
+    let (_, _) = wait_for_state(&stack, since, "open", Duration::from_secs(20)).await;
+    let (status, _, health) = stack.api(reqwest::Method::GET, "providers", &[], None).await;
+    assert_eq!(status, 200, "{health}");
+    let opening = health["transitions"].as_array().unwrap().iter().find(|t| t["reason"] == "failures").cloned();
+    assert_eq!(
+        opening.map(|t| (t["from"].clone(), t["to"].clone(), t["provider"].clone(), t["failures"].clone())),
+        Some((json!("closed"), json!("open"), json!("twilio"), json!(5))),
+        "the API shows the opening: {health}"
+    );
+
+    // While it is not closed, the only creates are the probes', one each. Counted between two moments the
+    // breaker is open (no probe in flight then), a while after the burst's last tries were answered.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, probes_before) = wait_for_state(&stack, since, "open", Duration::from_secs(5)).await;
+    let refused_before = creates_refused(&stack).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, probes_after) = wait_for_state(&stack, since, "open", Duration::from_secs(5)).await;
+    let refused_after = creates_refused(&stack).await;
+    let probes = probes_after - probes_before;
+    assert!(probes >= 2, "after each 1.5 s cool-down one probe: {probes} in 5 s");
+    assert!(probes <= 4, "no more than one probe per cool-down: {probes} in 5 s");
+    assert_eq!(refused_after - refused_before, probes, "the sandbox saw one create per probe and no other");
+    let mut out = 0;
+    for id in &ids {
+        let row = stack.pending_call(id).await;
+        match row["call_status"].as_str() {
+            Some("pending" | "retry_pending") => {}
+            Some("dispatching") => out += 1,
+            _ => panic!("rows stay due: {row}"),
+        }
+    }
+    assert!(out <= 1, "at most the probe's row is being dialled: {out}");
+
+    // The faults stop: the next probe's call is created, which closes it, and everything is dialled.
+    sandbox(&stack, "/_sandbox/faults/reset", Some(json!({}))).await;
+    wait_for_state(&stack, since, "closed", Duration::from_secs(20)).await;
+    let last: String = stack
+        .db()
+        .await
+        .query_one("select reason from public.breaker_transitions order by id desc limit 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(last, "probe_succeeded");
+
+    let mut given_back = 0;
+    for id in &ids {
+        let row = stack.wait_terminal(id).await;
+        assert_eq!(row["call_status"], "completed", "{row}");
+        let sessions = stack.sessions(id).await;
+        let created: Vec<&Value> = sessions.iter().filter(|s| !s["call_sid"].is_null()).collect();
+        assert_eq!(created.len(), 1, "one created call per row: {sessions:?}");
+        assert_eq!(stack.sandbox_calls_of(id).await.len(), 1, "and the sandbox has exactly that one");
+        // Attempts the breaker refused are given back: only failures recorded before it first opened count.
+        let counted_failures = stack
+            .scalar(&format!(
+                "select count(*) from public.call_sessions where pending_call_id = '{id}' and status = 'dial_failed'
+                    and ended_at < (select min(at) from public.breaker_transitions where id > {since} and to_state = 'open')"
+            ))
+            .await;
+        let (attempts, offset, max) =
+            (row["attempts"].as_i64().unwrap(), row["attempt_offset"].as_i64().unwrap(), row["max_attempts"].as_i64().unwrap());
+        assert_eq!(attempts, sessions.len() as i64, "attempt numbers stay unique: one session each");
+        assert_eq!(attempts - offset, 1 + counted_failures, "refused attempts not counted: {row}");
+        assert_eq!(max - offset, 3, "the budget is unchanged: {row}");
+        given_back += offset;
+    }
+    assert!(given_back > 0, "some attempts were given back");
+}
