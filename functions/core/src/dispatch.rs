@@ -67,7 +67,9 @@ pub enum ClaimAnswer {
     NotFound,
     /// Nothing to dial now: the row is taken, finished or not due (`not_claimable`), outside its calling
     /// window (`outside_window`), every slot is live (`at_capacity`), the calls-per-second slot is ahead
-    /// (`rate_limited`), its phone is being dialled (`phone_dialing`) or nothing is due (`idle`).
+    /// (`rate_limited`), its phone is being dialled (`phone_dialing`), nothing is due (`idle`), or a spend cap
+    /// would be passed (`cost_cap`, with `held` in the answer: `sql/schema/25_cost.sql`; no wait is known, a
+    /// drain stops and the cap must be raised).
     NotClaimed {
         reason: String,
         /// When a try is worth repeating soon: the rate limit's next slot, a phone's dial finishing.
@@ -269,5 +271,12 @@ mod tests {
             matches!(drain_step(not_claimed("at_capacity", None), 0, 1000), DrainStep::Stop(r) if r == "at_capacity")
         );
         assert!(matches!(drain_step(not_claimed("idle", None), 0, 1000), DrainStep::Stop(r) if r == "idle"));
+        let held = serde_json::json!({"claimed": false, "reason": "cost_cap",
+                                      "held": {"reason": "daily_cost_cap", "spent": 9.5, "cap": 10}});
+        let held = ClaimAnswer::from_rpc(held).unwrap();
+        assert!(
+            matches!(drain_step(held, 0, 1000), DrainStep::Stop(r) if r == "cost_cap"),
+            "a cap held: the drain stops"
+        );
     }
 }
