@@ -73,7 +73,9 @@ pub enum ClaimAnswer {
     /// (`breaker_open`, `retry_after_ms` until the cool-down ends), its batch's own limits are reached
     /// (`batch_at_capacity`; `batch_rate_limited` with `retry_after_ms`; from `claim_next_due`: every batch with
     /// a row due is), every slot is live (`at_capacity`), the calls-per-second slot is ahead (`rate_limited`),
-    /// its phone is being dialled (`phone_dialing`) or nothing is due (`idle`). Or the row
+    /// its phone is being dialled (`phone_dialing`), nothing is due (`idle`), or a spend cap would be passed
+    /// (`cost_cap`, with `held` in the answer: `sql/schema/25_cost.sql`; no wait is known, a drain stops and the cap
+    /// must be raised). Or the row
     /// ended instead of being dialled ([`ClaimAnswer::ends_row`]): `suppressed` (its phone is on the
     /// do-not-call list), `expired` (past its `expiresAt`, or its window opens only after it).
     NotClaimed {
@@ -290,5 +292,12 @@ mod tests {
             matches!(drain_step(not_claimed("at_capacity", None), 0, 1000), DrainStep::Stop(r) if r == "at_capacity")
         );
         assert!(matches!(drain_step(not_claimed("idle", None), 0, 1000), DrainStep::Stop(r) if r == "idle"));
+        let held = serde_json::json!({"claimed": false, "reason": "cost_cap",
+                                      "held": {"reason": "daily_cost_cap", "spent": 9.5, "cap": 10}});
+        let held = ClaimAnswer::from_rpc(held).unwrap();
+        assert!(
+            matches!(drain_step(held, 0, 1000), DrainStep::Stop(r) if r == "cost_cap"),
+            "a cap held: the drain stops"
+        );
     }
 }
