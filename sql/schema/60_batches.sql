@@ -412,8 +412,8 @@ begin
       'message', 'expiresAt has passed already', 'value', p_request -> 'expires_at');
   end if;
   select v_errors || coalesce(jsonb_agg(jsonb_build_object(
-           'index', x.n - 1, 'pending_call_id', null, 'field', 'expiresAt', 'code', 'expires_in_past',
-           'message', 'expiresAt has passed already', 'value', x.e -> 'expires_at') order by x.n), '[]'::jsonb)
+           'index', x.n - 1, 'pending_call_id', null, 'field', 'expires_at', 'code', 'expires_in_past',
+           'message', 'expires_at has passed already', 'value', x.e -> 'expires_at') order by x.n), '[]'::jsonb)
     into v_errors
     from jsonb_array_elements(v_targets) with ordinality as x(e, n)
    where (x.e ->> 'expires_at')::timestamptz <= now();

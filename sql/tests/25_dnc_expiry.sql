@@ -149,7 +149,7 @@ select is(public.create_batch(jsonb_build_object('expires_at', now() - interval 
                               jsonb_build_object('employee_name', 'Y', 'phone', '+15556000044',
                                                  'expires_at', now() - interval '1 minute')))) -> 'errors'
             @> '[{"index": null, "field": "expiresAt", "code": "expires_in_past"},
-                 {"index": 1, "field": "expiresAt", "code": "expires_in_past"}]'::jsonb,
+                 {"index": 1, "field": "expires_at", "code": "expires_in_past"}]'::jsonb,
           true, 'an expiry already past, the batch''s or a target''s: invalid');
 select is((select count(*)::int from public.pending_calls where phone in ('+15556000043', '+15556000044')), 0,
           'nothing was written');
