@@ -853,7 +853,6 @@ fn the_validator_refuses_bodies_the_document_does_not_allow() {
         ("/total", Some(json!(1.5))),             // integer
         ("/total", Some(json!(-1))),              // minimum
         ("/successRate", Some(json!(1.5))),       // maximum
-        ("/callsPerSecond", Some(json!(0))),      // exclusiveMinimum
         ("/name", Some(Value::Null)),             // null where not allowed
         ("/status", Some(json!("running"))),      // enum
         ("/batchId", Some(json!("batch-1"))),     // format uuid
@@ -967,7 +966,7 @@ mod schema {
     use serde_json::Value;
 
     const ANNOTATIONS: [&str; 6] = ["description", "title", "examples", "example", "default", "contentMediaType"];
-    const KEYWORDS: [&str; 21] = [
+    const KEYWORDS: [&str; 20] = [
         "$ref",
         "uniqueItems",
         "anyOf",
@@ -984,7 +983,6 @@ mod schema {
         "minItems",
         "minimum",
         "maximum",
-        "exclusiveMinimum",
         "minLength",
         "maxLength",
         "format",
@@ -1169,13 +1167,10 @@ mod schema {
                         }
                     }
                 }
-                "minimum" | "maximum" | "exclusiveMinimum" => {
+                "minimum" | "maximum" => {
                     if let Some(n) = value.as_f64() {
                         let bound = argument.as_f64().unwrap();
-                        if (keyword == "minimum" && n < bound)
-                            || (keyword == "maximum" && n > bound)
-                            || (keyword == "exclusiveMinimum" && n <= bound)
-                        {
+                        if (keyword == "minimum" && n < bound) || (keyword == "maximum" && n > bound) {
                             fail(errors, format!("{n} is beyond the {keyword} {bound}"));
                         }
                     }

@@ -88,10 +88,11 @@ create table public.batches (
   -- Campaign controls. paused_at: pause_batch .. resume_batch, nothing new is dialled meanwhile (null: not
   -- paused). The batch's own limits on top of the policy's (null: none), held by the claims (30_dispatch.sql).
   paused_at timestamptz,
+  -- (the API's bounds; at 0.001 a pace's spacing, 1 / calls_per_second, is 1,000 s)
   max_concurrency int
-    constraint batches_max_concurrency_positive check (max_concurrency >= 1),
+    constraint batches_max_concurrency_range check (max_concurrency between 1 and 1000),
   calls_per_second numeric
-    constraint batches_calls_per_second_positive check (calls_per_second > 0),
+    constraint batches_calls_per_second_range check (calls_per_second between 0.001 and 1000),
   constraint batches_window_valid check (
     case when window_days is null and window_start is null and window_end is null then true
          when window_days is null or window_start is null or window_end is null then false

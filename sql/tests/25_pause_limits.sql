@@ -3,7 +3,7 @@
 -- pause / resume, and a batch's own limits in the claims (batch_at_capacity, batch_rate_limited) and in
 -- reserve_dial_slot. The turns between batches and the limits under concurrent claims: 26_fair_claims.sql.
 begin;
-select plan(64);
+select plan(65);
 
 select has_function('public', 'pause_batch', array['uuid']);
 select has_function('public', 'resume_batch', array['uuid']);
@@ -131,6 +131,8 @@ select test_fixtures.new_batch('Capped', 4, '205', '{"max_concurrency": 2}') as 
 select row_eq(format('select max_concurrency, calls_per_second from public.batches where id = %L', :'l'),
               row(2, null::numeric), 'create_batch stores max_concurrency (calls_per_second absent: null)');
 select is(public.batch_progress_of(:'l') ->> 'max_concurrency', '2', 'the progress shows it');
+select throws_ok($$insert into public.batches (name, calls_per_second) values ('too slow', 0.0001)$$, '23514', null,
+                 'calls_per_second below 0.001 is refused (its spacing would overflow an interval)');
 select is(public.claim_pending_call(pg_temp.row_of(:'l', 'T1')) ->> 'attempt', '1', 'one live call of the batch');
 select is(public.claim_next_due() ->> 'attempt', '1', 'two');
 select is(public.claim_pending_call(pg_temp.row_of(:'l', 'T3')), '{"claimed": false, "reason": "batch_at_capacity"}'::jsonb,
