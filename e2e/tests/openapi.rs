@@ -516,7 +516,11 @@ async fn the_openapi_document_is_what_the_worker_does() {
     for (action, changed, paused) in [("pause", true, true), ("pause", false, true), ("resume", true, false)] {
         let answer = client.main("POST", &format!("{location}/{action}"), Key::Right).await;
         let body = contract.check("POST", &format!("/api/v1/batches/{{batchId}}/{action}"), &answer);
-        assert_eq!((answer.status, &body["changed"], &body["paused"]), (200, &json!(changed), &json!(paused)), "{body}");
+        assert_eq!(
+            (answer.status, &body["changed"], &body["paused"]),
+            (200, &json!(changed), &json!(paused)),
+            "{body}"
+        );
     }
 
     // Retrying a live batch's failures (none) is 200; cancelling is 200; then retrying is 409.

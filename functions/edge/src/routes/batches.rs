@@ -10,8 +10,8 @@ use outcall_core::config::{self, Config};
 use outcall_core::error::ApiError;
 use outcall_core::ids::BatchId;
 use outcall_core::rpc::{
-    BatchDocument, BatchProgressOf, BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches,
-    PauseBatch, ResumeBatch, RetryFailedBatch, Rpc,
+    BatchDocument, BatchProgressOf, BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches, PauseBatch,
+    ResumeBatch, RetryFailedBatch, Rpc,
 };
 use serde_json::Value;
 use std::time::Duration;

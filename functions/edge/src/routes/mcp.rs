@@ -14,7 +14,9 @@ use outcall_core::error::ApiError;
 use outcall_core::mcp::{self, Dispatch, ToolCall};
 use outcall_core::routes::Route;
 use outcall_core::rpc::sms::{CancelSmsBatch, CreateSmsBatch, SmsBatchMessages, SmsBatchStatus};
-use outcall_core::rpc::{BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches, PauseBatch, ResumeBatch};
+use outcall_core::rpc::{
+    BatchStatus, BatchTranscripts, CancelBatch, CreateBatch, ListBatches, PauseBatch, ResumeBatch,
+};
 use outcall_core::sms::sending::BATCH_SEND_BUDGET_MS;
 use serde_json::Value;
 use std::rc::Rc;
