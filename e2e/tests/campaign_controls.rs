@@ -15,7 +15,10 @@ fn targets(label: &str, n: usize) -> Vec<Value> {
 /// The batch's sessions (ids), from the database.
 async fn sessions_of(stack: &Stack, batch_id: &str) -> Vec<Value> {
     stack
-        .select("call_sessions", &format!("select=id,status,pending_calls!inner(batch_id)&pending_calls.batch_id=eq.{batch_id}"))
+        .select(
+            "call_sessions",
+            &format!("select=id,status,pending_calls!inner(batch_id)&pending_calls.batch_id=eq.{batch_id}"),
+        )
         .await
 }
 
@@ -68,8 +71,9 @@ async fn pause_resume_and_per_batch_limits_at_the_sandbox() {
 /// 8 targets, 2 live at most: paused once 2 are dialled; those finish, nothing new is created until resume.
 async fn pause_with_live_calls(stack: &Stack) {
     const TARGETS: usize = 8;
-    let accepted =
-        stack.create_batch(&json!({"name": "Paused campaign", "maxConcurrency": 2, "targets": targets("Paused", TARGETS)})).await;
+    let accepted = stack
+        .create_batch(&json!({"name": "Paused campaign", "maxConcurrency": 2, "targets": targets("Paused", TARGETS)}))
+        .await;
     let batch_id = accepted["batchId"].as_str().unwrap().to_owned();
     eventually("two calls of the batch", Duration::from_secs(30), async || {
         sessions_of(stack, &batch_id).await.len() >= 2
@@ -117,10 +121,15 @@ async fn pause_with_live_calls(stack: &Stack) {
     let calls = sandbox_calls_of_batch(stack, &batch_id).await;
     assert_eq!(calls.len(), TARGETS, "one create per target");
     let last_end_before = during_pause.iter().filter_map(|c| c["ended_ms"].as_u64()).max().unwrap();
-    let after: Vec<u64> =
-        created_ms(&calls).into_iter().filter(|at| !during_pause.iter().any(|c| c["created_ms"] == json!(at))).collect();
+    let after: Vec<u64> = created_ms(&calls)
+        .into_iter()
+        .filter(|at| !during_pause.iter().any(|c| c["created_ms"] == json!(at)))
+        .collect();
     assert_eq!(after.len(), TARGETS - at_pause);
-    assert!(after.iter().all(|at| *at > last_end_before), "every later create came after the live calls ended: {after:?}");
+    assert!(
+        after.iter().all(|at| *at > last_end_before),
+        "every later create came after the live calls ended: {after:?}"
+    );
     assert!(peak_live(&calls) <= 2, "maxConcurrency 2 held through pause and resume");
     let audit = format!(
         "select count(*) from public.operator_actions where actor = 'api_key' and target_ids = array['{batch_id}'::uuid]"
@@ -131,12 +140,18 @@ async fn pause_with_live_calls(stack: &Stack) {
 /// A (12 targets, 2 live, 1 call/s) and B (6 targets, 1 live) at once, globally 3 live and 4 calls/s.
 async fn two_batches_with_their_own_limits(stack: &Stack) {
     let a = stack
-        .create_batch(&json!({"name": "Campaign A", "maxConcurrency": 2, "callsPerSecond": 1, "targets": targets("A", 12)}))
+        .create_batch(
+            &json!({"name": "Campaign A", "maxConcurrency": 2, "callsPerSecond": 1, "targets": targets("A", 12)}),
+        )
         .await;
     let b = stack.create_batch(&json!({"name": "Campaign B", "maxConcurrency": 1, "targets": targets("B", 6)})).await;
     let (a, b) = (a["batchId"].as_str().unwrap().to_owned(), b["batchId"].as_str().unwrap().to_owned());
     let status = stack.batch(&a).await;
-    assert_eq!((status["maxConcurrency"].as_u64(), status["callsPerSecond"].as_f64()), (Some(2), Some(1.0)), "{status}");
+    assert_eq!(
+        (status["maxConcurrency"].as_u64(), status["callsPerSecond"].as_f64()),
+        (Some(2), Some(1.0)),
+        "{status}"
+    );
     for id in [&a, &b] {
         let ended = stack.wait_batch_ended(id).await;
         assert_eq!(ended["counts"]["completed"], ended["total"], "{ended}");

@@ -94,10 +94,11 @@ create table public.batches (
   -- Campaign controls. paused_at: pause_batch .. resume_batch, nothing new is dialled meanwhile (null: not
   -- paused). The batch's own limits on top of the policy's (null: none), held by the claims (30_dispatch.sql).
   paused_at timestamptz,
+  -- (the API's bounds; at 0.001 a pace's spacing, 1 / calls_per_second, is 1,000 s)
   max_concurrency int
-    constraint batches_max_concurrency_positive check (max_concurrency >= 1),
+    constraint batches_max_concurrency_range check (max_concurrency between 1 and 1000),
   calls_per_second numeric
-    constraint batches_calls_per_second_positive check (calls_per_second > 0),
+    constraint batches_calls_per_second_range check (calls_per_second between 0.001 and 1000),
   -- Spend (25_cost.sql): the cap in USD (null: none), and create_batch's estimate before the first dial:
   -- {calls, learning_calls, expected_call_minutes, usd_per_minute: {vapi, twilio, stt}, usd}.
   cost_cap numeric

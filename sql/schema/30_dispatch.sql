@@ -410,7 +410,8 @@ comment on function public.claim_pending_call(uuid) is
 
 -- A group's most overdue claimable row, locked (SKIP LOCKED: one taken by a concurrent claim is passed over), or
 -- a row of nulls: p_batch_id's, or with p_batch_id null the rows of no batch. One probe of
--- pending_calls_batch_due_idx; the dispatch lock must be held (the phone filter is exact under it).
+-- pending_calls_batch_due_idx (two statements: `batch_id is not distinct from` would not use the index); the dispatch
+-- lock must be held (the phone filter is exact under it).
 create or replace function outcall_private.next_due_row(p_batch_id uuid) returns public.pending_calls
 language plpgsql volatile
 set search_path = ''

@@ -3,7 +3,7 @@
 -- pause / resume, and a batch's own limits in the claims (batch_at_capacity, batch_rate_limited) and in
 -- reserve_dial_slot. The turns between batches and the limits under concurrent claims: 26_fair_claims.sql.
 begin;
-select plan(64);
+select plan(65);
 
 select has_function('public', 'pause_batch', array['uuid']);
 select has_function('public', 'resume_batch', array['uuid']);
@@ -17,16 +17,6 @@ insert into outcall_private.settings (name, value) values
   ('webhook_url', 'http://127.0.0.1:8787/webhooks/pending-call'), ('webhook_secret', 'shh')
 on conflict (name) do update set value = excluded.value;
 
--- p_n targets named T1.., phones +1555<tag><nnn>; p_extra: more of create_batch's fields.
-create function pg_temp.new_batch(p_name text, p_n int, p_tag text, p_extra jsonb default '{}') returns uuid
-language sql as $$
-  select (public.create_batch(jsonb_build_object(
-            'name', p_name,
-            'targets', (select jsonb_agg(jsonb_build_object('employee_name', 'T' || n,
-                                                            'phone', '+1555' || p_tag || lpad(n::text, 3, '0'))
-                                         order by n)
-                          from generate_series(1, p_n) as n)) || p_extra) ->> 'batch_id')::uuid
-$$;
 create function pg_temp.row_of(p_batch uuid, p_name text) returns uuid language sql as $$
   select id from public.pending_calls where batch_id = p_batch and employee_name = p_name
 $$;
@@ -40,7 +30,7 @@ $$;
 create temp table q0 as select coalesce(max(id), 0) as id from net.http_request_queue;
 
 -- Pause ------------------------------------------------------------------------------------------------------------
-select pg_temp.new_batch('Paused', 3, '201') as p \gset
+select test_fixtures.new_batch('Paused', 3, '201') as p \gset
 select is((public.claim_pending_call(pg_temp.row_of(:'p', 'T1')) ->> 'attempt')::int, 1, 'T1 of the batch is live');
 create temp table paused1 as select public.pause_batch(:'p') as j;
 select is((select j ->> 'changed' from paused1), 'true', 'pause_batch: changed');
@@ -101,13 +91,13 @@ select is((select call_status from public.pending_calls where id = pg_temp.row_o
           'where it stopped: the most overdue row first');
 
 -- Finished batches refuse; unknown batches are null
-select pg_temp.new_batch('Cancelled', 1, '202') as c \gset
+select test_fixtures.new_batch('Cancelled', 1, '202') as c \gset
 select public.cancel_batch(:'c');
 select is(public.pause_batch(:'c'), jsonb_build_object('batch_id', :'c'::uuid, 'status', 'cancelled', 'error', 'batch_cancelled'),
           'pausing a cancelled batch: refused, batch_cancelled');
 select is(public.resume_batch(:'c') ->> 'error', 'batch_cancelled', 'resuming it too');
 select is((select paused_at from public.batches where id = :'c'), null, 'nothing changed');
-select pg_temp.new_batch('Completed', 1, '203') as d \gset
+select test_fixtures.new_batch('Completed', 1, '203') as d \gset
 update public.pending_calls set call_status = 'completed' where batch_id = :'d';
 select is(public.pause_batch(:'d') ->> 'error', 'batch_completed', 'pausing a completed batch: batch_completed');
 select is(public.pause_batch('00000000-0000-0000-0000-0000002500ff'), null, 'an unknown batch: null');
@@ -118,7 +108,7 @@ select is((select count(*)::int from public.operator_actions where target_ids = 
 -- An operator's pause and resume (operator_batch_action), audited with who
 insert into auth.users (id, email) values ('00000000-0000-0000-0000-000000250001', 'olga@example.com');
 select outcall_private.add_operator('olga@example.com', 'operator');
-select pg_temp.new_batch('Operated', 2, '204') as o \gset
+select test_fixtures.new_batch('Operated', 2, '204') as o \gset
 select set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-000000250001", "role": "authenticated"}', true);
 set local role authenticated;
 create temp table op1 as select public.operator_batch_action(:'o', 'pause') as j;
@@ -137,10 +127,12 @@ reset role;
 
 -- A batch's own limits -----------------------------------------------------------------------------------------------
 update public.pending_calls set call_status = 'cancelled' where call_status in ('pending', 'retry_pending');
-select pg_temp.new_batch('Capped', 4, '205', '{"max_concurrency": 2}') as l \gset
+select test_fixtures.new_batch('Capped', 4, '205', '{"max_concurrency": 2}') as l \gset
 select row_eq(format('select max_concurrency, calls_per_second from public.batches where id = %L', :'l'),
               row(2, null::numeric), 'create_batch stores max_concurrency (calls_per_second absent: null)');
 select is(public.batch_progress_of(:'l') ->> 'max_concurrency', '2', 'the progress shows it');
+select throws_ok($$insert into public.batches (name, calls_per_second) values ('too slow', 0.0001)$$, '23514', null,
+                 'calls_per_second below 0.001 is refused (its spacing would overflow an interval)');
 select is(public.claim_pending_call(pg_temp.row_of(:'l', 'T1')) ->> 'attempt', '1', 'one live call of the batch');
 select is(public.claim_next_due() ->> 'attempt', '1', 'two');
 select is(public.claim_pending_call(pg_temp.row_of(:'l', 'T3')), '{"claimed": false, "reason": "batch_at_capacity"}'::jsonb,
@@ -157,8 +149,8 @@ select is(pg_temp.batch_of(public.claim_next_due()), :'l'::uuid, 'and the batch 
 -- calls_per_second: its own creates (in flight or answered within the window) and its pace
 update public.pending_calls set call_status = 'cancelled' where call_status in ('pending', 'retry_pending');
 select test_fixtures.free_send_slots();
-select pg_temp.new_batch('Paced', 3, '206', '{"calls_per_second": 0.5}') as r \gset
-select pg_temp.new_batch('Unpaced', 2, '207') as u \gset
+select test_fixtures.new_batch('Paced', 3, '206', '{"calls_per_second": 0.5}') as r \gset
+select test_fixtures.new_batch('Unpaced', 2, '207') as u \gset
 select is((select calls_per_second from public.batches where id = :'r'), 0.5, 'create_batch stores calls_per_second');
 create temp table r1 as select public.claim_pending_call(pg_temp.row_of(:'r', 'T1')) as j;
 select is((select j ->> 'attempt' from r1), '1', 'the paced batch dials one');

@@ -8,15 +8,6 @@ select test_fixtures.open_policy();
 select test_fixtures.free_send_slots();
 update public.pending_calls set call_status = 'cancelled' where call_status in ('pending', 'retry_pending');
 
-create function pg_temp.new_batch(p_name text, p_n int, p_tag text, p_extra jsonb default '{}') returns uuid
-language sql as $$
-  select (public.create_batch(jsonb_build_object(
-            'name', p_name,
-            'targets', (select jsonb_agg(jsonb_build_object('employee_name', 'T' || n,
-                                                            'phone', '+1555' || p_tag || lpad(n::text, 4, '0'))
-                                         order by n)
-                          from generate_series(1, p_n) as n)) || p_extra) ->> 'batch_id')::uuid
-$$;
 -- The group of each of the next p_n claims of claim_next_due: a batch's name, or '-' for a row of no batch.
 create function pg_temp.claim_groups(p_n int) returns text[] language plpgsql as $$
 declare
@@ -34,8 +25,8 @@ begin
 end $$;
 
 -- Turns -----------------------------------------------------------------------------------------------------------
-select pg_temp.new_batch('Big', 1000, '301') as big \gset
-select pg_temp.new_batch('Small', 5, '302') as small \gset
+select test_fixtures.new_batch('Big', 1000, '301') as big \gset
+select test_fixtures.new_batch('Small', 5, '302') as small \gset
 -- Big was created (and its rows due) first, and is even more overdue: most-overdue-first would serve it 1,000 times.
 update public.pending_calls set next_attempt_at = now() - interval '1 hour' where batch_id = :'big';
 update public.batches set created_at = created_at - interval '1 minute' where id = :'big';

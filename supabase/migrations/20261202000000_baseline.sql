@@ -249,10 +249,11 @@ create table public.batches (
   -- Campaign controls. paused_at: pause_batch .. resume_batch, nothing new is dialled meanwhile (null: not
   -- paused). The batch's own limits on top of the policy's (null: none), held by the claims (30_dispatch.sql).
   paused_at timestamptz,
+  -- (the API's bounds; at 0.001 a pace's spacing, 1 / calls_per_second, is 1,000 s)
   max_concurrency int
-    constraint batches_max_concurrency_positive check (max_concurrency >= 1),
+    constraint batches_max_concurrency_range check (max_concurrency between 1 and 1000),
   calls_per_second numeric
-    constraint batches_calls_per_second_positive check (calls_per_second > 0),
+    constraint batches_calls_per_second_range check (calls_per_second between 0.001 and 1000),
   -- Spend (25_cost.sql): the cap in USD (null: none), and create_batch's estimate before the first dial:
   -- {calls, learning_calls, expected_call_minutes, usd_per_minute: {vapi, twilio, stt}, usd}.
   cost_cap numeric
@@ -1951,7 +1952,8 @@ comment on function public.claim_pending_call(uuid) is
 
 -- A group's most overdue claimable row, locked (SKIP LOCKED: one taken by a concurrent claim is passed over), or
 -- a row of nulls: p_batch_id's, or with p_batch_id null the rows of no batch. One probe of
--- pending_calls_batch_due_idx; the dispatch lock must be held (the phone filter is exact under it).
+-- pending_calls_batch_due_idx (two statements: `batch_id is not distinct from` would not use the index); the dispatch
+-- lock must be held (the phone filter is exact under it).
 create or replace function outcall_private.next_due_row(p_batch_id uuid) returns public.pending_calls
 language plpgsql volatile
 set search_path = ''

@@ -41,6 +41,8 @@ const REQUEST_KEYS: [&str; 9] = [
 /// The most a batch's own limits may say: beyond them they would hold nothing the global ones do not.
 pub const MAX_BATCH_CONCURRENCY: u64 = 1_000;
 pub const MAX_BATCH_CALLS_PER_SECOND: f64 = 1_000.0;
+/// One call every 1,000 s at the slowest: a pace's spacing (1 / callsPerSecond) must stay a sane interval.
+pub const MIN_BATCH_CALLS_PER_SECOND: f64 = 0.001;
 
 /// One problem with one part of the request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -432,8 +434,8 @@ fn parse_ids(ids: &[Value], errors: &mut Vec<ItemError>) -> Vec<PendingCallId> {
     parsed
 }
 
-/// `maxConcurrency` (a whole number, 1 to [`MAX_BATCH_CONCURRENCY`]) and `callsPerSecond` (a number above 0, at
-/// most [`MAX_BATCH_CALLS_PER_SECOND`]); absent or null: none.
+/// `maxConcurrency` (a whole number, 1 to [`MAX_BATCH_CONCURRENCY`]) and `callsPerSecond` (a number from
+/// [`MIN_BATCH_CALLS_PER_SECOND`] to [`MAX_BATCH_CALLS_PER_SECOND`]); absent or null: none.
 fn parse_limits(request: &Map<String, Value>, errors: &mut Vec<ItemError>) -> Limits {
     let given = |key: &str| request.get(key).filter(|v| !v.is_null());
     let max_concurrency = given("maxConcurrency").and_then(|raw| match whole_number(raw) {
@@ -445,9 +447,11 @@ fn parse_limits(request: &Map<String, Value>, errors: &mut Vec<ItemError>) -> Li
         }
     });
     let calls_per_second = given("callsPerSecond").and_then(|raw| match raw.as_f64() {
-        Some(cps) if cps > 0.0 && cps <= MAX_BATCH_CALLS_PER_SECOND => Some(cps),
+        Some(cps) if (MIN_BATCH_CALLS_PER_SECOND..=MAX_BATCH_CALLS_PER_SECOND).contains(&cps) => Some(cps),
         _ => {
-            let message = format!("callsPerSecond must be a number above 0, at most {MAX_BATCH_CALLS_PER_SECOND}");
+            let message = format!(
+                "callsPerSecond must be a number from {MIN_BATCH_CALLS_PER_SECOND} to {MAX_BATCH_CALLS_PER_SECOND}"
+            );
             errors.push(ItemError::new("callsPerSecond", "out_of_range", message).with_value(raw));
             None
         }
@@ -838,6 +842,8 @@ mod tests {
             ("maxConcurrency", json!("2")),
             ("callsPerSecond", json!(0)),
             ("callsPerSecond", json!(-1)),
+            ("callsPerSecond", json!(5e-324)),
+            ("callsPerSecond", json!(0.0009)),
             ("callsPerSecond", json!(1000.5)),
             ("callsPerSecond", json!("1")),
         ] {

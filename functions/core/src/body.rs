@@ -172,7 +172,9 @@ mod tests {
             assert_eq!(route_cap(method, route_of(method, path), max), cap, "{method} {path}");
         }
         let id = BatchId::parse("3f9c1b2e-8d4a-4c6b-9e1f-2a7d5c8b0e13").unwrap();
-        for route in [api::Route::Cancel(id), api::Route::RetryFailed(id), api::Route::Pause(id), api::Route::Resume(id)] {
+        for route in
+            [api::Route::Cancel(id), api::Route::RetryFailed(id), api::Route::Pause(id), api::Route::Resume(id)]
+        {
             assert_eq!(route_cap("POST", Route::Api(route), max), None, "{route:?} takes no body");
         }
     }

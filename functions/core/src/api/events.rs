@@ -156,6 +156,23 @@ mod tests {
     }
 
     #[test]
+    fn pausing_and_resuming_are_events_of_the_stream() {
+        let progress = |paused_at: Value| {
+            json!({"batch_id": ID, "counts": {"queued": 3}, "completed_at": null,
+                   "paused": !paused_at.is_null(), "paused_at": paused_at})
+        };
+        let mut feed = ProgressFeed::new(0, 0);
+        feed.on_read(Ok(progress(Value::Null)), 0).unwrap();
+        let paused = feed.on_read(Ok(progress(json!("2026-11-21T10:00:00Z"))), 1_000).unwrap();
+        assert!(
+            paused.contains(r#""paused":true"#) && paused.contains(r#""pausedAt":"2026-11-21T10:00:00Z""#),
+            "{paused}"
+        );
+        let resumed = feed.on_read(Ok(progress(Value::Null)), 2_000).unwrap();
+        assert!(resumed.starts_with("id: 3\nevent: progress\n") && resumed.contains(r#""paused":false"#), "{resumed}");
+    }
+
+    #[test]
     fn a_stream_ends_after_its_lifetime_and_resumes_from_last_event_id() {
         let progress = |n: u64| json!({"batch_id": ID, "counts": {"in_progress": n}, "completed_at": null});
         let mut feed = ProgressFeed::new(1_000, 0);
