@@ -35,10 +35,12 @@ async fn creates_refused(stack: &Stack) -> i64 {
 /// The breaker's state and the probes it has started (a cool-down over, or a lost probe replaced) since `since`.
 async fn breaker(stack: &Stack, since: i64) -> (String, i64) {
     let db = stack.db().await;
-    let state: String =
-        db.query_one("select state from outcall_private.provider_breaker", &[]).await.unwrap().get(0);
+    let state: String = db.query_one("select state from outcall_private.provider_breaker", &[]).await.unwrap().get(0);
     let probes: i64 = db
-        .query_one("select count(*) from public.breaker_transitions where id > $1 and to_state = 'half_open'", &[&since])
+        .query_one(
+            "select count(*) from public.breaker_transitions where id > $1 and to_state = 'half_open'",
+            &[&since],
+        )
         .await
         .unwrap()
         .get(0);
@@ -81,7 +83,8 @@ async fn a_burst_of_503s_opens_the_breaker_and_its_probe_closes_it_with_nothing_
 async fn run(stack: Stack, since: i64) {
     let mut ids = Vec::new();
     for n in 0..ROWS {
-        let row = merge(sample_row(&fresh_phone(Scenario::Human), "Rosa Linde"), json!({"exam_id": format!("BRK-{n}")}));
+        let row =
+            merge(sample_row(&fresh_phone(Scenario::Human), "Rosa Linde"), json!({"exam_id": format!("BRK-{n}")}));
         ids.push(stack.insert_pending_call(row).await["id"].as_str().unwrap().to_owned());
     }
 
@@ -146,8 +149,11 @@ async fn run(stack: Stack, since: i64) {
                     and ended_at < (select min(at) from public.breaker_transitions where id > {since} and to_state = 'open')"
             ))
             .await;
-        let (attempts, offset, max) =
-            (row["attempts"].as_i64().unwrap(), row["attempt_offset"].as_i64().unwrap(), row["max_attempts"].as_i64().unwrap());
+        let (attempts, offset, max) = (
+            row["attempts"].as_i64().unwrap(),
+            row["attempt_offset"].as_i64().unwrap(),
+            row["max_attempts"].as_i64().unwrap(),
+        );
         assert_eq!(attempts, sessions.len() as i64, "attempt numbers stay unique: one session each");
         assert_eq!(attempts - offset, 1 + counted_failures, "refused attempts not counted: {row}");
         assert_eq!(max - offset, 3, "the budget is unchanged: {row}");
@@ -206,7 +212,11 @@ async fn quota(stack: &Stack) {
     assert_eq!(refusals(stack, "vapi", "unavailable").await - vapi_unavailable, 1, "the assistant-request failure too");
     let (state, _) = breaker(stack, since).await;
     let vapi_failures = stack.scalar("select vapi_failures::bigint from outcall_private.provider_breaker").await;
-    assert_eq!((state.as_str(), vapi_failures), ("closed", 1), "one VAPI failure counts towards opening, quota does not");
+    assert_eq!(
+        (state.as_str(), vapi_failures),
+        ("closed", 1),
+        "one VAPI failure counts towards opening, quota does not"
+    );
     let moved = stack.scalar(&format!("select count(*) from public.breaker_transitions where id > {since}")).await;
     assert_eq!(moved, 0, "429s and concurrency refusals never move the breaker");
 }
