@@ -3,6 +3,9 @@
 //! a probe closes it and the rest are dialled: every row completes with exactly one created call, and the tries
 //! the breaker refused did not use up attempts.
 //!
+//! Then quota: Twilio 429s and VAPI's concurrency refusals are counted per day and never open the breaker, while
+//! a VAPI assistant-request failure counts towards it.
+//!
 //! It sets the sandbox's faults for its duration, so it is the only test in its binary (cargo runs test
 //! binaries one after another). The local policy's waits are scaled (`./dev`): 5 failures within 3 s open the
 //! breaker for a 1.5 s cool-down.
@@ -32,10 +35,12 @@ async fn creates_refused(stack: &Stack) -> i64 {
 /// The breaker's state and the probes it has started (a cool-down over, or a lost probe replaced) since `since`.
 async fn breaker(stack: &Stack, since: i64) -> (String, i64) {
     let db = stack.db().await;
-    let state: String =
-        db.query_one("select state from outcall_private.provider_breaker", &[]).await.unwrap().get(0);
+    let state: String = db.query_one("select state from outcall_private.provider_breaker", &[]).await.unwrap().get(0);
     let probes: i64 = db
-        .query_one("select count(*) from public.breaker_transitions where id > $1 and to_state = 'half_open'", &[&since])
+        .query_one(
+            "select count(*) from public.breaker_transitions where id > $1 and to_state = 'half_open'",
+            &[&since],
+        )
         .await
         .unwrap()
         .get(0);
@@ -78,7 +83,8 @@ async fn a_burst_of_503s_opens_the_breaker_and_its_probe_closes_it_with_nothing_
 async fn run(stack: Stack, since: i64) {
     let mut ids = Vec::new();
     for n in 0..ROWS {
-        let row = merge(sample_row(&fresh_phone(Scenario::Human), "Rosa Linde"), json!({"exam_id": format!("BRK-{n}")}));
+        let row =
+            merge(sample_row(&fresh_phone(Scenario::Human), "Rosa Linde"), json!({"exam_id": format!("BRK-{n}")}));
         ids.push(stack.insert_pending_call(row).await["id"].as_str().unwrap().to_owned());
     }
 
@@ -143,12 +149,74 @@ async fn run(stack: Stack, since: i64) {
                     and ended_at < (select min(at) from public.breaker_transitions where id > {since} and to_state = 'open')"
             ))
             .await;
-        let (attempts, offset, max) =
-            (row["attempts"].as_i64().unwrap(), row["attempt_offset"].as_i64().unwrap(), row["max_attempts"].as_i64().unwrap());
+        let (attempts, offset, max) = (
+            row["attempts"].as_i64().unwrap(),
+            row["attempt_offset"].as_i64().unwrap(),
+            row["max_attempts"].as_i64().unwrap(),
+        );
         assert_eq!(attempts, sessions.len() as i64, "attempt numbers stay unique: one session each");
         assert_eq!(attempts - offset, 1 + counted_failures, "refused attempts not counted: {row}");
         assert_eq!(max - offset, 3, "the budget is unchanged: {row}");
         given_back += offset;
     }
     assert!(given_back > 0, "some attempts were given back");
+
+    quota(&stack).await;
+}
+
+/// Today's count of a provider's refusals of one kind (`provider_errors_daily`).
+async fn refusals(stack: &Stack, provider: &str, kind: &str) -> i64 {
+    stack
+        .scalar(&format!(
+            "select coalesce((select count from public.provider_errors_daily where day = (now() at time zone 'UTC')::date
+                and provider = '{provider}' and kind = '{kind}'), 0)::bigint"
+        ))
+        .await
+}
+
+async fn quota(stack: &Stack) {
+    let since = stack.scalar("select coalesce(max(id), 0) from public.breaker_transitions").await;
+    // Twilio's 429s: each try the sandbox refuses is counted once, as quota.
+    let throttled_before = refusals(stack, "twilio", "throttled").await;
+    sandbox(stack, "/_sandbox/faults", Some(json!({"seed": 17, "twilio_429": 1.0}))).await;
+    let row = merge(sample_row(&fresh_phone(Scenario::Human), "Rosa Linde"), json!({"exam_id": "BRK-429"}));
+    let id = stack.insert_pending_call(row).await["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let injected = loop {
+        let injected = sandbox(stack, "/_sandbox/faults", None).await["injected"]["twilio_429"].as_i64().unwrap_or(0);
+        if injected >= 2 {
+            break injected;
+        }
+        assert!(Instant::now() < deadline, "the sandbox never refused two creates");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let reset = sandbox(stack, "/_sandbox/faults/reset", Some(json!({}))).await;
+    let injected = injected.max(reset["injected"]["twilio_429"].as_i64().unwrap_or(0));
+    assert_eq!(stack.wait_terminal(&id).await["call_status"], "completed");
+    assert_eq!(refusals(stack, "twilio", "throttled").await - throttled_before, injected, "every 429 counted once");
+
+    // VAPI's end-of-call reasons: a concurrency refusal is quota, an assistant-request failure an outage.
+    let vapi_throttled = refusals(stack, "vapi", "throttled").await;
+    let vapi_unavailable = refusals(stack, "vapi", "unavailable").await;
+    for reason in ["call.start.error-subscription-concurrency-limit-reached", "assistant-request-failed"] {
+        let row = sample_row(&fresh_phone(Scenario::Human), "Rosa Linde");
+        let (id, _session, sid) = stack.insert_dialled(&row).await;
+        let call = json!({"id": format!("vapi-{}", uuid::Uuid::new_v4().simple()),
+                          "assistantOverrides": {"variableValues": {"pendingcallid": id}}});
+        let (status, body) =
+            stack.vapi_message(json!({"type": "end-of-call-report", "endedReason": reason, "call": call})).await;
+        assert_eq!((status, &body["changed"]), (200, &json!(true)), "{reason}: {body}");
+        stack.hang_up(&sid).await;
+    }
+    assert_eq!(refusals(stack, "vapi", "throttled").await - vapi_throttled, 1, "VAPI's concurrency refusal counted");
+    assert_eq!(refusals(stack, "vapi", "unavailable").await - vapi_unavailable, 1, "the assistant-request failure too");
+    let (state, _) = breaker(stack, since).await;
+    let vapi_failures = stack.scalar("select vapi_failures::bigint from outcall_private.provider_breaker").await;
+    assert_eq!(
+        (state.as_str(), vapi_failures),
+        ("closed", 1),
+        "one VAPI failure counts towards opening, quota does not"
+    );
+    let moved = stack.scalar(&format!("select count(*) from public.breaker_transitions where id > {since}")).await;
+    assert_eq!(moved, 0, "429s and concurrency refusals never move the breaker");
 }

@@ -561,7 +561,7 @@ begin
 
   update public.call_sessions set updated_at = now() where id = v_session.id;
   perform outcall_private.lock_dispatch_limits();
-  v_breaker := outcall_private.breaker_answer();
+  v_breaker := outcall_private.breaker_answer(v_session.id);
   if v_breaker is not null then
     return jsonb_build_object('outcome', 'wait', 'retry_after_ms', v_breaker -> 'retry_after_ms', 'reason', 'breaker_open');
   end if;

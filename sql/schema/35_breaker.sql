@@ -75,8 +75,9 @@ $$;
 
 -- Check (e) of dispatch_gate: {claimed: false, reason: breaker_open, retry_after_ms} while open (until the
 -- cool-down ends) or half-open with a live probe (ask again in a second), else null (this claim may dial; if the
--- breaker is not closed it becomes the probe, breaker_claimed). The dispatch lock must be held.
-create or replace function outcall_private.breaker_answer() returns jsonb
+-- breaker is not closed it becomes the probe, breaker_claimed). p_session_id: a re-send's session, let through
+-- when it is the probe itself (say after a 429). The dispatch lock must be held.
+create or replace function outcall_private.breaker_answer(p_session_id uuid default null) returns jsonb
 language plpgsql stable
 set search_path = ''
 as $$
@@ -87,7 +88,8 @@ begin
   if v_breaker.state = 'open' and v_breaker.reopen_at > pg_catalog.now() then
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'breaker_open',
       'retry_after_ms', outcall_private.interval_ms(v_breaker.reopen_at - pg_catalog.now()));
-  elsif v_breaker.state = 'half_open' and outcall_private.breaker_probe_is_live(v_breaker) then
+  elsif v_breaker.state = 'half_open' and outcall_private.breaker_probe_is_live(v_breaker)
+        and v_breaker.probe_session_id is distinct from p_session_id then
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'breaker_open',
       'retry_after_ms', least(1000, outcall_private.interval_ms(
         v_breaker.probe_started_at + outcall_private.dial_request_lease() - pg_catalog.now())));

@@ -285,7 +285,7 @@ grant execute on function
   outcall_private.breaker_transition_of(uuid),
   outcall_private.breaker_transition_field(uuid),
   outcall_private.breaker_probe_is_live(outcall_private.provider_breaker),
-  outcall_private.breaker_answer(),
+  outcall_private.breaker_answer(uuid),
   outcall_private.breaker_claimed(uuid),
   outcall_private.breaker_failure(uuid, text, text),
   outcall_private.breaker_success(uuid, text),

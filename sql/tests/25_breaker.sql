@@ -1,7 +1,7 @@
 -- The providers' circuit breaker (sql/schema/35_breaker.sql): every transition, what the claims and re-sends
 -- answer while it is not closed, attempts given back, the probe, and the providers' refusals per day.
 begin;
-select plan(65);
+select plan(68);
 
 select test_fixtures.open_policy();
 
@@ -125,6 +125,11 @@ select is(public.claim_pending_call('00000000-0000-0000-0000-0000000b0006'),
           'others keep refusing while the probe is out');
 select is(public.claim_next_due() ->> 'reason', 'breaker_open', 'claim_next_due too');
 select is(public.reserve_dial_slot(:'s1') ->> 'outcome', 'settled', '(a settled session is just settled)');
+select is(public.release_dial_slot((:'probe_claim'::jsonb ->> 'session_id')::uuid, 'throttled') - 'breaker',
+          '{"released": true}'::jsonb, 'the probe''s try answered 429: quota, the probe goes on');
+select is(pg_temp.breaker(), 'half_open / 5 / 0 / probe', 'still half-open with its probe');
+select is(public.reserve_dial_slot((:'probe_claim'::jsonb ->> 'session_id')::uuid), '{"outcome": "reserved"}'::jsonb,
+          'the probe''s own re-send is let through');
 
 -- half_open -> open: the probe's create fails ------------------------------------------------------------------
 select is(public.release_dial_slot((:'probe_claim'::jsonb ->> 'session_id')::uuid, 'unavailable') -> 'breaker',
@@ -202,7 +207,7 @@ select is(jsonb_array_length(public.provider_health(3) -> 'transitions'), 3, 'th
 select is(public.provider_health() -> 'transitions' -> 0 ->> 'reason', 'failures', 'newest first');
 select is(public.provider_health() -> 'errors',
           jsonb_build_array(
-            jsonb_build_object('day', (now() at time zone 'UTC')::date, 'provider', 'twilio', 'kind', 'throttled', 'count', 1, 'last_at', now()),
+            jsonb_build_object('day', (now() at time zone 'UTC')::date, 'provider', 'twilio', 'kind', 'throttled', 'count', 2, 'last_at', now()),
             jsonb_build_object('day', (now() at time zone 'UTC')::date, 'provider', 'twilio', 'kind', 'unavailable', 'count', 10, 'last_at', now()),
             jsonb_build_object('day', (now() at time zone 'UTC')::date, 'provider', 'vapi', 'kind', 'throttled', 'count', 1, 'last_at', now()),
             jsonb_build_object('day', (now() at time zone 'UTC')::date, 'provider', 'vapi', 'kind', 'unavailable', 'count', 3, 'last_at', now())),

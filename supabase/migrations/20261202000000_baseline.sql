@@ -2103,7 +2103,7 @@ begin
 
   update public.call_sessions set updated_at = now() where id = v_session.id;
   perform outcall_private.lock_dispatch_limits();
-  v_breaker := outcall_private.breaker_answer();
+  v_breaker := outcall_private.breaker_answer(v_session.id);
   if v_breaker is not null then
     return jsonb_build_object('outcome', 'wait', 'retry_after_ms', v_breaker -> 'retry_after_ms', 'reason', 'breaker_open');
   end if;
@@ -2331,8 +2331,9 @@ $$;
 
 -- Check (e) of dispatch_gate: {claimed: false, reason: breaker_open, retry_after_ms} while open (until the
 -- cool-down ends) or half-open with a live probe (ask again in a second), else null (this claim may dial; if the
--- breaker is not closed it becomes the probe, breaker_claimed). The dispatch lock must be held.
-create or replace function outcall_private.breaker_answer() returns jsonb
+-- breaker is not closed it becomes the probe, breaker_claimed). p_session_id: a re-send's session, let through
+-- when it is the probe itself (say after a 429). The dispatch lock must be held.
+create or replace function outcall_private.breaker_answer(p_session_id uuid default null) returns jsonb
 language plpgsql stable
 set search_path = ''
 as $$
@@ -2343,7 +2344,8 @@ begin
   if v_breaker.state = 'open' and v_breaker.reopen_at > pg_catalog.now() then
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'breaker_open',
       'retry_after_ms', outcall_private.interval_ms(v_breaker.reopen_at - pg_catalog.now()));
-  elsif v_breaker.state = 'half_open' and outcall_private.breaker_probe_is_live(v_breaker) then
+  elsif v_breaker.state = 'half_open' and outcall_private.breaker_probe_is_live(v_breaker)
+        and v_breaker.probe_session_id is distinct from p_session_id then
     return pg_catalog.jsonb_build_object('claimed', false, 'reason', 'breaker_open',
       'retry_after_ms', least(1000, outcall_private.interval_ms(
         v_breaker.probe_started_at + outcall_private.dial_request_lease() - pg_catalog.now())));
@@ -6332,7 +6334,7 @@ grant execute on function
   outcall_private.breaker_transition_of(uuid),
   outcall_private.breaker_transition_field(uuid),
   outcall_private.breaker_probe_is_live(outcall_private.provider_breaker),
-  outcall_private.breaker_answer(),
+  outcall_private.breaker_answer(uuid),
   outcall_private.breaker_claimed(uuid),
   outcall_private.breaker_failure(uuid, text, text),
   outcall_private.breaker_success(uuid, text),

@@ -118,7 +118,9 @@ impl Event {
         match answer {
             Some(SlotReservation::Reserved) => Event::Reserved,
             Some(SlotReservation::Wait { reason: Some(reason), .. }) if reason == BREAKER_OPEN => Event::BreakerOpen,
-            Some(SlotReservation::Wait { retry_after_ms, .. }) => Event::ReserveLater(Duration::from_millis(retry_after_ms)),
+            Some(SlotReservation::Wait { retry_after_ms, .. }) => {
+                Event::ReserveLater(Duration::from_millis(retry_after_ms))
+            }
             Some(SlotReservation::Settled) | None => Event::Settled,
         }
     }
@@ -260,7 +262,9 @@ impl DialMachine {
             (_, Reply::Status(status)) => {
                 Failure { reason: format!("twilio {status}"), code: error_code(body), unreported: None }
             }
-            (_, Reply::NoAnswer) => Failure { reason: "twilio did not answer".to_owned(), code: None, unreported: None },
+            (_, Reply::NoAnswer) => {
+                Failure { reason: "twilio did not answer".to_owned(), code: None, unreported: None }
+            }
         };
         self.retries += 1;
         let next = self.backoff.next_try(verdict(reply), self.retries, retry_after);
@@ -391,13 +395,7 @@ mod tests {
         );
         assert_eq!(
             actions,
-            [
-                Action::Send,
-                RELEASE,
-                Action::Sleep(ms(1_000)),
-                Action::LookUp,
-                Action::Done(Dial::Placed(SID.into()))
-            ]
+            [Action::Send, RELEASE, Action::Sleep(ms(1_000)), Action::LookUp, Action::Done(Dial::Placed(SID.into()))]
         );
     }
 
@@ -459,7 +457,11 @@ mod tests {
         events.push((at, answered(503, r#"{"code": 20503, "message": "Service unavailable"}"#)));
         let actions = run(&mut m, events);
         let unreported = Some(ProviderFailure::Unavailable);
-        assert_eq!(actions.last(), Some(&failed("twilio 503", Some("20503"), true, unreported)), "the last 503 reported with it");
+        assert_eq!(
+            actions.last(),
+            Some(&failed("twilio 503", Some("20503"), true, unreported)),
+            "the last 503 reported with it"
+        );
         let released = actions.iter().filter(|a| **a == RELEASE).count();
         assert_eq!(released, 3, "each 503 reported once: three with their release, the last with the result");
         assert_eq!(actions.iter().filter(|a| **a == Action::Send).count(), 4, "four tries in all");

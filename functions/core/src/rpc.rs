@@ -16,9 +16,9 @@
 
 use crate::classification::{ClassificationType, IvrAction};
 use crate::dial::DialResult;
-use crate::retry::ProviderFailure;
 use crate::ids::{BatchId, PendingCallId, RunId, SessionId};
 use crate::outcome::Outcome;
+use crate::retry::ProviderFailure;
 use crate::twilio::CallStatus;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -1318,8 +1318,10 @@ mod tests {
     fn a_dial_result_sends_either_the_call_sid_or_the_error() {
         let placed = RecordDialResult::new(session(), &DialResult::Placed { call_sid: CALL_SID.into() });
         assert_eq!(sent(&placed), json!({"p_session_id": session().to_string(), "p_call_sid": CALL_SID}));
-        let failed =
-            RecordDialResult::new(session(), &DialResult::Failed { reason: "x".into(), code: None, retryable: true, failure: None });
+        let failed = RecordDialResult::new(
+            session(),
+            &DialResult::Failed { reason: "x".into(), code: None, retryable: true, failure: None },
+        );
         assert_eq!(
             sent(&failed),
             json!({"p_session_id": session().to_string(), "p_error": "x", "p_error_code": null, "p_retryable": true,
@@ -1399,7 +1401,8 @@ mod tests {
         );
         assert_eq!(answer::<ReserveDialSlot>(json!({"outcome": "settled"})).unwrap(), Some(SlotReservation::Settled));
         assert_eq!(
-            answer::<ReserveDialSlot>(json!({"outcome": "wait", "retry_after_ms": 30000, "reason": "breaker_open"})).unwrap(),
+            answer::<ReserveDialSlot>(json!({"outcome": "wait", "retry_after_ms": 30000, "reason": "breaker_open"}))
+                .unwrap(),
             Some(SlotReservation::Wait { retry_after_ms: 30_000, reason: Some("breaker_open".into()) })
         );
         let opened = json!({"from": "closed", "to": "open", "reason": "failures", "failures": 5, "provider": "twilio"});
@@ -1407,15 +1410,21 @@ mod tests {
         assert_eq!(released.breaker.unwrap().to_string(), "closed -> open (failures; 5 twilio failures)");
         assert_eq!(answer::<ReleaseDialSlot>(json!({"released": false})).unwrap().unwrap().breaker, None);
         let session_id = session().to_string();
-        let recorded = answer::<RecordDialResult>(json!({"session_id": session_id, "pending_call_id": pending_call().to_string(),
-            "call_status": "retry_pending", "changed": true, "attempt_given_back": true})).unwrap().unwrap();
+        let recorded =
+            answer::<RecordDialResult>(json!({"session_id": session_id, "pending_call_id": pending_call().to_string(),
+            "call_status": "retry_pending", "changed": true, "attempt_given_back": true}))
+            .unwrap()
+            .unwrap();
         assert!(recorded.attempt_given_back && recorded.breaker.is_none());
         assert_eq!(
             sent(&ReleaseDialSlot { session_id: session(), failure: Some(ProviderFailure::Throttled) }),
             json!({"p_session_id": session_id, "p_failure": "throttled"})
         );
         assert!(answer::<ReserveDialSlot>(json!({"reserved": true})).is_err(), "an unknown shape is an error");
-        assert_eq!(answer::<ReleaseDialSlot>(json!({"released": false})).unwrap(), Some(Released { released: false, breaker: None }));
+        assert_eq!(
+            answer::<ReleaseDialSlot>(json!({"released": false})).unwrap(),
+            Some(Released { released: false, breaker: None })
+        );
         let reconciled = answer::<ReconcileDialingSession>(json!({"session_id": session().to_string(),
             "outcome": "adopted", "call_sid": CALL_SID, "call_status": "calling"}))
         .unwrap()

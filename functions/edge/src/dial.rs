@@ -11,7 +11,9 @@ use outcall_core::dispatch::{create_call_form, Claim};
 use outcall_core::error::ApiError;
 use outcall_core::reconcile::{calls_to_url, candidates, CallPage};
 use outcall_core::retry::{verdict, Verdict};
-use outcall_core::rpc::{BreakerTransition, ReconcileDialingSession, RecordDialResult, ReleaseDialSlot, ReserveDialSlot};
+use outcall_core::rpc::{
+    BreakerTransition, ReconcileDialingSession, RecordDialResult, ReleaseDialSlot, ReserveDialSlot,
+};
 use outcall_core::twilio::{calls_url, encode_form};
 use worker::{console_log, Method};
 
@@ -90,7 +92,10 @@ async fn look_for_call(config: &Config, db: &Db, claim: &Claim) -> Result<Event,
 async fn reserve(db: &Db, claim: &Claim) -> Result<Event, ApiError> {
     let event = Event::reservation(db.call(&ReserveDialSlot { session_id: claim.session_id }).await?);
     if event == Event::BreakerOpen {
-        console_log!("dial: session {}: the circuit breaker holds dialling; the attempt is given back", claim.session_id);
+        console_log!(
+            "dial: session {}: the circuit breaker holds dialling; the attempt is given back",
+            claim.session_id
+        );
     }
     Ok(event)
 }
