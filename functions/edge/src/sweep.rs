@@ -39,7 +39,11 @@ pub async fn sweep(config: &Config, db: &Db) -> Result<(), ApiError> {
     for lookup in db.call(&SessionsLackingPrice { limit: PRICES_PER_SWEEP }).await? {
         match price(config, db, &lookup).await {
             Ok(recorded) => priced += usize::from(recorded),
-            Err(reason) => console_log!("sweep: session {} not priced: {reason}", lookup.session_id),
+            Err(reason) => {
+                // Twilio (or the database) is unwell: the rest wait for the next minute, the dials do not.
+                console_log!("sweep: session {} not priced: {reason}", lookup.session_id);
+                break;
+            }
         }
     }
     let dialled = drain(config, db, SWEEP_DRAIN_BUDGET_MS).await;
