@@ -282,7 +282,7 @@ comment on function outcall_private.default_batch_name(timestamptz) is
 create or replace function outcall_private.batch_smart_starts(
   p_targets jsonb, p_copies uuid[], p_not_before timestamptz, p_days int[], p_start time, p_end time
 ) returns jsonb
-language sql stable
+language sql volatile
 set search_path = ''
 as $$
   select pg_catalog.jsonb_object_agg(s.clinic, s.at)

@@ -695,10 +695,13 @@ create table outcall_private.dispatch_policy (
     constraint dispatch_policy_smart_margin_range check (smart_margin between 0 and 1),
   smart_horizon interval not null default '24 hours'
     constraint dispatch_policy_smart_horizon_range check (smart_horizon between interval '1 hour' and interval '14 days'),
+  -- How long a clinic's learned rates are reused (answer_rate_cache) before they are read from its history again.
+  smart_refresh interval not null default '1 hour'
+    constraint dispatch_policy_smart_refresh_nonnegative check (smart_refresh >= interval '0'),
   constraint dispatch_policy_window_valid check (window_start < window_end)
 );
 comment on table outcall_private.dispatch_policy is
-  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after; for SMS sms_messages_per_second (a new sender''s pace), sms_max_attempts, sms_retry_delays.';
+  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after; for SMS sms_messages_per_second (a new sender''s pace), sms_max_attempts, sms_retry_delays; smart scheduling: smart_scheduling (on/off), smart_min_samples (attempts a clinic''s weekday hour needs to be rated), smart_margin (answer-rate points a later hour must gain), smart_horizon (how far past the earliest instant), smart_refresh (how long learned rates are reused).';
 insert into outcall_private.dispatch_policy default values;
 
 -- The calls-per-second pace: the earliest instant the next send slot may be granted (30_dispatch.sql).
@@ -710,6 +713,20 @@ create table outcall_private.rate_state (
 comment on table outcall_private.rate_state is
   'The calls-per-second reservation (one row): next_slot_at. Its row lock serializes claims and dial-slot reservations.';
 insert into outcall_private.rate_state default values;
+
+-- Smart scheduling's learned rates per clinic (learned_answer_rates, 20_helpers.sql), reused for the policy's
+-- smart_refresh: what clinic_answer_rates (88_analytics.sql) answered at computed_at for min_samples.
+create table outcall_private.answer_rate_cache (
+  clinic_name text not null,
+  clinic_timezone text not null,
+  min_samples int not null,
+  rates numeric[],
+  overall numeric,
+  computed_at timestamptz not null,
+  primary key (clinic_name, clinic_timezone)
+);
+comment on table outcall_private.answer_rate_cache is
+  'Per clinic (clinic_name, clinic_timezone): clinic_answer_rates(clinic, zone, min_samples) as computed at computed_at (rates: 168 slots, null when no slot has min_samples attempts; overall). Reused for dispatch_policy.smart_refresh.';
 
 -- The create requests in flight and those answered within the window: one row per session (its latest try).
 -- The calls-per-second send slots (30_dispatch.sql).
@@ -980,20 +997,55 @@ as $$
   select (p_weekday - 1) * 24 + p_hour + 1
 $$;
 
+-- A clinic's learned rates as the scheduler reads them: clinic_answer_rates (88_analytics.sql, the dashboard's view
+-- aggregated over the clinic's sessions: some 10 microseconds a session) kept in answer_rate_cache for the policy's
+-- smart_refresh, so a retry or a batch mostly reads one row. The cache is written under a try-lock per clinic:
+-- a transaction refreshing it is never waited for (this one then keeps what it computed without storing it).
+create or replace function outcall_private.learned_answer_rates(
+  p_clinic_name text, p_tz text, p_policy outcall_private.dispatch_policy, out rates numeric[], out overall numeric
+)
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_cached outcall_private.answer_rate_cache;
+begin
+  select * into v_cached from outcall_private.answer_rate_cache as c
+   where c.clinic_name = p_clinic_name and c.clinic_timezone = p_tz;
+  if found and v_cached.min_samples = p_policy.smart_min_samples
+     and v_cached.computed_at > pg_catalog.now() - p_policy.smart_refresh then
+    rates := v_cached.rates;
+    overall := v_cached.overall;
+    return;
+  end if;
+  select r.rates, r.overall into rates, overall
+    from outcall_private.clinic_answer_rates(p_clinic_name, p_tz, p_policy.smart_min_samples) as r;
+  if pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('outcall_private.answer_rate_cache'),
+                                          pg_catalog.hashtext(p_clinic_name || '/' || p_tz)) then
+    insert into outcall_private.answer_rate_cache as c
+           (clinic_name, clinic_timezone, min_samples, rates, overall, computed_at)
+    values (p_clinic_name, p_tz, p_policy.smart_min_samples, rates, overall, pg_catalog.now())
+    on conflict (clinic_name, clinic_timezone) do update
+      set min_samples = excluded.min_samples, rates = excluded.rates, overall = excluded.overall,
+          computed_at = excluded.computed_at;
+  end if;
+end
+$$;
+
 -- A better instant than p_earliest (the earliest allowed one, inside the row's window) for the row's next attempt,
 -- or null: keep p_earliest. Candidates: the first instant inside the row's window of each later local hour of the
 -- clinic's clock, before p_earliest + the policy's smart_horizon and before p_before (the row's expiry; null: none).
--- Each is rated by the clinic's answer rate at its (local weekday, hour) (clinic_answer_rates, 88_analytics.sql:
--- the dashboard's view), only where that slot has smart_min_samples attempts or more. The best (the earliest of
+-- Each is rated by the clinic's answer rate at its (local weekday, hour) (learned_answer_rates: the dashboard's
+-- view), only where that slot has smart_min_samples attempts or more. The best (the earliest of
 -- equals) is taken if its rate is at least smart_margin above the earliest's: its slot's rate when sampled enough,
 -- else the clinic's rate over all its attempts. Null also when the policy's smart_scheduling is off, the row has no
 -- clinic_name (rows without one are not one clinic), or the clinic has no slot sampled enough.
--- Cost: one read of the clinic's slots (an index scan of its rows, pending_calls_clinic_idx, and their sessions),
--- then up to one window opening per hour of the horizon, only when some slot is sampled enough.
+-- Cost: one read of the clinic's cached rates (or of its history, once per smart_refresh), then, only when some
+-- slot is sampled enough, up to one window opening per hour of the horizon.
 create or replace function outcall_private.smart_attempt_at(
   p_call public.pending_calls, p_earliest timestamptz, p_before timestamptz default null
 ) returns timestamptz
-language plpgsql stable
+language plpgsql volatile
 set search_path = ''
 as $$
 declare
@@ -1014,7 +1066,7 @@ begin
     return null;
   end if;
   select r.rates, r.overall into v_rates, v_overall
-    from outcall_private.clinic_answer_rates(p_call.clinic_name, v_tz, v_policy.smart_min_samples) as r;
+    from outcall_private.learned_answer_rates(p_call.clinic_name, v_tz, v_policy) as r;
   if v_rates is null then
     return null;  -- (no slot sampled enough)
   end if;
@@ -1062,7 +1114,7 @@ $$;
 -- 'infinity' when that window never opens (a null here must never mean "at once").
 create or replace function outcall_private.retry_at(p_call public.pending_calls, p_before timestamptz default null)
 returns timestamptz
-language sql stable
+language sql volatile
 set search_path = ''
 as $$
   select coalesce(outcall_private.smart_attempt_at(p_call, e.earliest, p_before), e.earliest, 'infinity')
@@ -2713,7 +2765,7 @@ comment on function outcall_private.default_batch_name(timestamptz) is
 create or replace function outcall_private.batch_smart_starts(
   p_targets jsonb, p_copies uuid[], p_not_before timestamptz, p_days int[], p_start time, p_end time
 ) returns jsonb
-language sql stable
+language sql volatile
 set search_path = ''
 as $$
   select pg_catalog.jsonb_object_agg(s.clinic, s.at)
@@ -4902,10 +4954,11 @@ grant execute on function
 -- The webhook's settings: postgres's only (the trigger functions that read them are SECURITY DEFINER).
 revoke all on table outcall_private.settings from public, anon, authenticated, service_role;
 -- The RPCs run with the caller's rights: service_role reads the policy and the live sessions, writes the rate
--- state and the send slots. It does not change the policy (that is postgres's, like the webhook settings).
+-- state, the send slots and the learned answer rates. It does not change the policy (that is postgres's, like the webhook settings).
 grant select on table outcall_private.dispatch_policy, outcall_private.live_sessions to service_role;
 grant select, update on table outcall_private.rate_state to service_role;
 grant select, insert, update, delete on table outcall_private.dial_requests to service_role;
+grant select, insert, update on table outcall_private.answer_rate_cache to service_role;
 -- The SMS senders' pace: claim_sms makes a sender's row and moves its next slot.
 grant select, insert, update on table outcall_private.sms_senders to service_role;
 
@@ -4923,6 +4976,7 @@ grant execute on function
   outcall_private.retry_at(text, int),
   outcall_private.week_slot(int, int),
   outcall_private.clinic_answer_rates(text, text, int),
+  outcall_private.learned_answer_rates(text, text, outcall_private.dispatch_policy),
   outcall_private.smart_attempt_at(public.pending_calls, timestamptz, timestamptz),
   outcall_private.batch_smart_starts(jsonb, uuid[], timestamptz, int[], time, time),
   outcall_private.retry_at(public.pending_calls, timestamptz),
