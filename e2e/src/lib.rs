@@ -298,7 +298,7 @@ impl Stack {
             "update outcall_private.dispatch_policy p set max_concurrent_calls = s.max_concurrent_calls,
                calls_per_second = s.calls_per_second, retry_delays = s.retry_delays,
                reconcile_after = s.reconcile_after, window_days = s.window_days,
-               window_start = s.window_start, window_end = s.window_end
+               window_start = s.window_start, window_end = s.window_end, smart_scheduling = s.smart_scheduling
              from jsonb_populate_record(null::outcall_private.dispatch_policy, $1::text::jsonb) as s",
             &[&saved],
         )
