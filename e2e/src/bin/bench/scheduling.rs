@@ -122,6 +122,16 @@ pub async fn run(stack: &Stack) {
     db.execute(HISTORY_SQL, &[&names, &zones, &locals, &answered]).await.unwrap();
     let history = names.len();
     let history_seconds = started.elapsed().as_secs_f64();
+    println!(
+        "smart scheduling: {CLINICS} synthetic clinics in {} time zones, hidden answer probabilities by local weekday and hour (seed {SEED})",
+        ZONES.len()
+    );
+    println!(
+        "  history: {history} attempts over {WEEKS} weeks in Mon–Fri 09:00–17:00 local, {} per clinic and weekday hour (stored in {history_seconds:.1} s)",
+        PER_HOUR as i64 * WEEKS
+    );
+    // Before the attempts below: each of their batches wakes the Worker (a webhook), which then has a backlog.
+    accepting(stack, &clinics).await;
 
     // The new attempts: a clinic in turn, a weekday of the next two weeks (from tomorrow: never due during the
     // bench), a minute of the window; one uniform number each for the outcome.
@@ -162,14 +172,6 @@ pub async fn run(stack: &Stack) {
     let n = NEW_ATTEMPTS as f64;
     let rate = |answered: usize| answered as f64 / n;
     println!(
-        "smart scheduling: {CLINICS} synthetic clinics in {} time zones, hidden answer probabilities by local weekday and hour (seed {SEED})",
-        ZONES.len()
-    );
-    println!(
-        "  history: {history} attempts over {WEEKS} weeks in Mon–Fri 09:00–17:00 local, {} per clinic and weekday hour (stored in {history_seconds:.1} s)",
-        PER_HOUR as i64 * WEEKS
-    );
-    println!(
         "  {NEW_ATTEMPTS} new attempts, each from a uniform instant of its clinic's window; outcomes drawn from the hidden probabilities:"
     );
     println!("    (a) uniform over the window (without smart scheduling): answer rate {:.3}", rate(uniform));
@@ -194,7 +196,6 @@ pub async fn run(stack: &Stack) {
         );
     }
 
-    accepting(stack, &clinics).await;
     clean_up(&db).await;
     stack.restore_policy(&saved).await;
 }
