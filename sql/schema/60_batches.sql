@@ -427,8 +427,10 @@ begin
          coalesce(t.clinic_timezone, 'America/New_York'), t.appointment_time, coalesce(t.procedures, '{}'),
          coalesce(t.instructions, '{}'::jsonb), coalesce(t.variables, '{}'::jsonb), coalesce(t.max_attempts, 3),
          t.prompt, t.first_message,
-         coalesce((v_starts ->> jsonb_build_array(t.clinic_name, coalesce(t.clinic_timezone, 'America/New_York'))::text)
-                    ::timestamptz, v_not_before, now()),
+         coalesce(case when v_starts is not null  -- (no look-up per row when no clinic has a better hour)
+                    then (v_starts ->> jsonb_build_array(t.clinic_name, coalesce(t.clinic_timezone, 'America/New_York'))
+                                         ::text)::timestamptz end,
+                  v_not_before, now()),
          v_days, v_start, v_end
     from jsonb_to_recordset(v_targets) as t(employee_name text, phone text, exam_id text, employee_dob date,
                                             client_name text, clinic_name text, clinic_timezone text,
@@ -444,8 +446,9 @@ begin
   select v_batch.id, o.id, o.employee_name, o.phone, o.exam_id, o.employee_dob, o.client_name,
          o.clinic_name, o.clinic_timezone, o.appointment_time, o.procedures, o.instructions,
          o.variables, o.prompt, o.first_message, o.max_attempts - o.attempt_offset,
-         coalesce((v_starts ->> jsonb_build_array(o.clinic_name, o.clinic_timezone)::text)::timestamptz, v_not_before,
-                  now()),
+         coalesce(case when v_starts is not null
+                    then (v_starts ->> jsonb_build_array(o.clinic_name, o.clinic_timezone)::text)::timestamptz end,
+                  v_not_before, now()),
          v_days, v_start, v_end
     from public.pending_calls as o
    where o.id = any (v_found);
