@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 const SEED: u64 = 16;
 const CLINICS: usize = 12;
-const ZONES: [&str; 5] = ["America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Europe/London"];
+const ZONES: [&str; 5] =
+    ["America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Europe/London"];
 const WEEKS: i64 = 6;
 /// Attempts per clinic and weekday hour in a week of history: 6 × 6 weeks = 36 a slot (the policy's minimum: 30).
 const PER_HOUR: usize = 6;
@@ -152,7 +153,8 @@ pub async fn run(stack: &Stack) {
     );
     db.batch_execute(SCHEDULE_FUNCTION).await.unwrap();
     let started = Instant::now();
-    let scheduled = db.query("select * from pg_temp.bench_schedule($1, $2, $3)", &[&names, &zones, &locals]).await.unwrap();
+    let scheduled =
+        db.query("select * from pg_temp.bench_schedule($1, $2, $3)", &[&names, &zones, &locals]).await.unwrap();
     let schedule_seconds = started.elapsed().as_secs_f64();
 
     let (mut uniform, mut smart, mut expected_uniform, mut expected_smart, mut moved) = (0, 0, 0.0, 0.0, Vec::new());
@@ -222,7 +224,11 @@ async fn accepting(stack: &Stack, clinics: &[Clinic]) {
         let elapsed = started.elapsed();
         assert_eq!(status, 202, "{body}");
         crate::cancel_batch(stack, &body).await;
-        if smart { on.push(elapsed) } else { off.push(elapsed) }
+        if smart {
+            on.push(elapsed)
+        } else {
+            off.push(elapsed)
+        }
     }
     stack.set_policy("smart_scheduling = true").await;
     let median = |mut samples: Vec<Duration>| {
