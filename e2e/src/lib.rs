@@ -302,7 +302,8 @@ impl Stack {
                expected_call_minutes = s.expected_call_minutes, vapi_usd_per_minute = s.vapi_usd_per_minute,
                twilio_usd_per_minute = s.twilio_usd_per_minute, stt_usd_per_minute = s.stt_usd_per_minute,
                daily_cost_cap = s.daily_cost_cap, breaker_failures = s.breaker_failures,
-               breaker_window = s.breaker_window, breaker_cooldown = s.breaker_cooldown
+               breaker_window = s.breaker_window, breaker_cooldown = s.breaker_cooldown,
+               smart_scheduling = s.smart_scheduling
              from jsonb_populate_record(null::outcall_private.dispatch_policy, $1::text::jsonb) as s",
             &[&saved],
         )

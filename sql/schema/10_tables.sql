@@ -629,10 +629,13 @@ create table outcall_private.dispatch_policy (
     constraint dispatch_policy_smart_margin_range check (smart_margin between 0 and 1),
   smart_horizon interval not null default '24 hours'
     constraint dispatch_policy_smart_horizon_range check (smart_horizon between interval '1 hour' and interval '14 days'),
+  -- How long a clinic's learned rates are reused (answer_rate_cache) before they are read from its history again.
+  smart_refresh interval not null default '1 hour'
+    constraint dispatch_policy_smart_refresh_nonnegative check (smart_refresh >= interval '0'),
   constraint dispatch_policy_window_valid check (window_start < window_end)
 );
 comment on table outcall_private.dispatch_policy is
-  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after; for SMS sms_messages_per_second (a new sender''s pace), sms_max_attempts, sms_retry_delays; the circuit breaker''s breaker_failures, breaker_window, breaker_cooldown; cost: expected_call_minutes, vapi_usd_per_minute, twilio_usd_per_minute, stt_usd_per_minute, daily_cost_cap (USD per UTC day, null: none).';
+  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after; for SMS sms_messages_per_second (a new sender''s pace), sms_max_attempts, sms_retry_delays; the circuit breaker''s breaker_failures, breaker_window, breaker_cooldown; cost: expected_call_minutes, vapi_usd_per_minute, twilio_usd_per_minute, stt_usd_per_minute, daily_cost_cap (USD per UTC day, null: none); smart scheduling: smart_scheduling (on/off), smart_min_samples (attempts a clinic''s weekday hour needs to be rated), smart_margin (answer-rate points a later hour must gain), smart_horizon (how far past the earliest instant), smart_refresh (how long learned rates are reused).';
 insert into outcall_private.dispatch_policy default values;
 
 -- The calls-per-second pace: the earliest instant the next send slot may be granted (30_dispatch.sql).
@@ -717,6 +720,20 @@ create table outcall_private.daily_spend (
 );
 comment on table outcall_private.daily_spend is
   'Per UTC day (of the attempts'' created_at): spent, the sum of the sessions'' cost + twilio_price. Kept by outcall_private.count_session_spend.';
+
+-- Smart scheduling's learned rates per clinic (learned_answer_rates, 20_helpers.sql), reused for the policy's
+-- smart_refresh: what clinic_answer_rates (88_analytics.sql) answered at computed_at for min_samples.
+create table outcall_private.answer_rate_cache (
+  clinic_name text not null,
+  clinic_timezone text not null,
+  min_samples int not null,
+  rates numeric[],
+  overall numeric,
+  computed_at timestamptz not null,
+  primary key (clinic_name, clinic_timezone)
+);
+comment on table outcall_private.answer_rate_cache is
+  'Per clinic (clinic_name, clinic_timezone): clinic_answer_rates(clinic, zone, min_samples) as computed at computed_at (rates: 168 slots, null when no slot has min_samples attempts; overall). Reused for dispatch_policy.smart_refresh.';
 
 -- The create requests in flight and those answered within the window: one row per session (its latest try).
 -- The calls-per-second send slots (30_dispatch.sql).

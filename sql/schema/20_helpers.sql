@@ -205,20 +205,55 @@ as $$
   select (p_weekday - 1) * 24 + p_hour + 1
 $$;
 
+-- A clinic's learned rates as the scheduler reads them: clinic_answer_rates (88_analytics.sql, the dashboard's view
+-- aggregated over the clinic's sessions: some 10 microseconds a session) kept in answer_rate_cache for the policy's
+-- smart_refresh, so a retry or a batch mostly reads one row. The cache is written under a try-lock per clinic:
+-- a transaction refreshing it is never waited for (this one then keeps what it computed without storing it).
+create or replace function outcall_private.learned_answer_rates(
+  p_clinic_name text, p_tz text, p_policy outcall_private.dispatch_policy, out rates numeric[], out overall numeric
+)
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_cached outcall_private.answer_rate_cache;
+begin
+  select * into v_cached from outcall_private.answer_rate_cache as c
+   where c.clinic_name = p_clinic_name and c.clinic_timezone = p_tz;
+  if found and v_cached.min_samples = p_policy.smart_min_samples
+     and v_cached.computed_at > pg_catalog.now() - p_policy.smart_refresh then
+    rates := v_cached.rates;
+    overall := v_cached.overall;
+    return;
+  end if;
+  select r.rates, r.overall into rates, overall
+    from outcall_private.clinic_answer_rates(p_clinic_name, p_tz, p_policy.smart_min_samples) as r;
+  if pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('outcall_private.answer_rate_cache'),
+                                          pg_catalog.hashtext(p_clinic_name || '/' || p_tz)) then
+    insert into outcall_private.answer_rate_cache as c
+           (clinic_name, clinic_timezone, min_samples, rates, overall, computed_at)
+    values (p_clinic_name, p_tz, p_policy.smart_min_samples, rates, overall, pg_catalog.now())
+    on conflict (clinic_name, clinic_timezone) do update
+      set min_samples = excluded.min_samples, rates = excluded.rates, overall = excluded.overall,
+          computed_at = excluded.computed_at;
+  end if;
+end
+$$;
+
 -- A better instant than p_earliest (the earliest allowed one, inside the row's window) for the row's next attempt,
 -- or null: keep p_earliest. Candidates: the first instant inside the row's window of each later local hour of the
 -- clinic's clock, before p_earliest + the policy's smart_horizon and before p_before (the row's expiry; null: none).
--- Each is rated by the clinic's answer rate at its (local weekday, hour) (clinic_answer_rates, 88_analytics.sql:
--- the dashboard's view), only where that slot has smart_min_samples attempts or more. The best (the earliest of
+-- Each is rated by the clinic's answer rate at its (local weekday, hour) (learned_answer_rates: the dashboard's
+-- view), only where that slot has smart_min_samples attempts or more. The best (the earliest of
 -- equals) is taken if its rate is at least smart_margin above the earliest's: its slot's rate when sampled enough,
 -- else the clinic's rate over all its attempts. Null also when the policy's smart_scheduling is off, the row has no
 -- clinic_name (rows without one are not one clinic), or the clinic has no slot sampled enough.
--- Cost: one read of the clinic's slots (an index scan of its rows, pending_calls_clinic_idx, and their sessions),
--- then up to one window opening per hour of the horizon, only when some slot is sampled enough.
+-- Cost: one read of the clinic's cached rates (or of its history, once per smart_refresh), then, only when some
+-- slot is sampled enough, up to one window opening per hour of the horizon.
 create or replace function outcall_private.smart_attempt_at(
   p_call public.pending_calls, p_earliest timestamptz, p_before timestamptz default null
 ) returns timestamptz
-language plpgsql stable
+language plpgsql volatile
 set search_path = ''
 as $$
 declare
@@ -239,7 +274,7 @@ begin
     return null;
   end if;
   select r.rates, r.overall into v_rates, v_overall
-    from outcall_private.clinic_answer_rates(p_call.clinic_name, v_tz, v_policy.smart_min_samples) as r;
+    from outcall_private.learned_answer_rates(p_call.clinic_name, v_tz, v_policy) as r;
   if v_rates is null then
     return null;  -- (no slot sampled enough)
   end if;
@@ -287,7 +322,7 @@ $$;
 -- 'infinity' when that window never opens (a null here must never mean "at once").
 create or replace function outcall_private.retry_at(p_call public.pending_calls, p_before timestamptz default null)
 returns timestamptz
-language sql stable
+language sql volatile
 set search_path = ''
 as $$
   select coalesce(outcall_private.smart_attempt_at(p_call, e.earliest, least(p_before, p_call.expires_at)), e.earliest,

@@ -299,7 +299,7 @@ create or replace function outcall_private.batch_smart_starts(
   p_targets jsonb, p_copies uuid[], p_not_before timestamptz, p_days int[], p_start time, p_end time,
   p_expires_at timestamptz
 ) returns jsonb
-language sql stable
+language sql volatile
 set search_path = ''
 as $$
   select pg_catalog.jsonb_object_agg(s.clinic, s.at)
@@ -479,9 +479,10 @@ begin
                                             appointment_time timestamptz, procedures text[], instructions jsonb,
                                             variables jsonb, max_attempts int, prompt text, first_message text,
                                             expires_at timestamptz)
-   cross join lateral (select (v_starts ->> jsonb_build_array(t.clinic_name,
-                                                             coalesce(t.clinic_timezone, 'America/New_York'))::text)
-                                ::timestamptz as at) as smart;
+   cross join lateral (select case when v_starts is not null  -- (no look-up per row when no clinic has a better hour)
+                                then (v_starts ->> jsonb_build_array(t.clinic_name,
+                                                                     coalesce(t.clinic_timezone, 'America/New_York'))::text)
+                                       ::timestamptz end as at) as smart;
   get diagnostics v_targets_created = row_count;
 
   -- The copies: the original's call fields and the budget of its round, in this batch, on its schedule.
@@ -492,8 +493,9 @@ begin
   select v_batch.id, o.id, o.employee_name, o.phone, o.exam_id, o.employee_dob, o.client_name,
          o.clinic_name, o.clinic_timezone, o.appointment_time, o.procedures, o.instructions,
          o.variables, o.prompt, o.first_message, o.max_attempts - o.attempt_offset,
-         coalesce((v_starts ->> jsonb_build_array(o.clinic_name, o.clinic_timezone)::text)::timestamptz, v_not_before,
-                  now()),
+         coalesce(case when v_starts is not null
+                    then (v_starts ->> jsonb_build_array(o.clinic_name, o.clinic_timezone)::text)::timestamptz end,
+                  v_not_before, now()),
          v_days, v_start, v_end, v_expires_at
     from public.pending_calls as o
    where o.id = any (v_found);

@@ -208,7 +208,7 @@ grant execute on function
 -- The webhook's settings: postgres's only (the trigger functions that read them are SECURITY DEFINER).
 revoke all on table outcall_private.settings from public, anon, authenticated, service_role;
 -- The RPCs run with the caller's rights: service_role reads the policy and the live sessions, writes the rate
--- state and the send slots. It does not change the policy (that is postgres's, like the webhook settings).
+-- state, the send slots and the learned answer rates. It does not change the policy (that is postgres's, like the webhook settings).
 grant select on table outcall_private.dispatch_policy, outcall_private.live_sessions to service_role;
 grant select, update on table outcall_private.rate_state to service_role;
 -- The day's spend (the daily cap's figure): read by the claim, written by the call_sessions trigger (definer).
@@ -218,6 +218,7 @@ grant select, insert, update, delete on table outcall_private.dial_requests to s
 grant select, insert, update on table outcall_private.batch_dispatch_state to service_role;
 -- The providers' circuit breaker (35_breaker.sql): the RPCs move it.
 grant select, update on table outcall_private.provider_breaker to service_role;
+grant select, insert, update on table outcall_private.answer_rate_cache to service_role;
 -- The SMS senders' pace: claim_sms makes a sender's row and moves its next slot.
 grant select, insert, update on table outcall_private.sms_senders to service_role;
 
@@ -235,6 +236,7 @@ grant execute on function
   outcall_private.retry_at(text, int),
   outcall_private.week_slot(int, int),
   outcall_private.clinic_answer_rates(text, text, int),
+  outcall_private.learned_answer_rates(text, text, outcall_private.dispatch_policy),
   outcall_private.smart_attempt_at(public.pending_calls, timestamptz, timestamptz),
   outcall_private.batch_smart_starts(jsonb, uuid[], timestamptz, int[], time, time, timestamptz),
   outcall_private.retry_at(public.pending_calls, timestamptz),

@@ -3,7 +3,7 @@
 -- row's window, within the horizon and before the expiry bound; too few samples, too small a gain, the policy off
 -- or no clinic: the earliest allowed instant, as before.
 begin;
-select plan(28);
+select plan(30);
 
 -- The window is open all week (the test's hours are then the only constraint); retries wait 5 minutes.
 select test_fixtures.open_policy();
@@ -115,6 +115,13 @@ select is(pg_temp.retried('Flat Clinic'), now() + interval '5 minutes',
 update outcall_private.dispatch_policy set smart_margin = 0.02;
 select is(pg_temp.retried('Flat Clinic'), pg_temp.at(11), 'with a 2-point margin it moves to 11:00');
 update outcall_private.dispatch_policy set smart_margin = default;
+-- The learned rates are reused for smart_refresh: new history shows once they are read again.
+select pg_temp.history('Flat Clinic', 11, 40, 40);
+select is(pg_temp.retried('Flat Clinic'), now() + interval '5 minutes',
+          'history added since the rates were learned is not read within smart_refresh (1 hour)');
+update outcall_private.dispatch_policy set smart_refresh = '0';
+select is(pg_temp.retried('Flat Clinic'), pg_temp.at(11), 'read again (smart_refresh 0): 11:00 now answers 76 %');
+update outcall_private.dispatch_policy set smart_refresh = default;
 select is(pg_temp.retried(null), now() + interval '5 minutes', 'a row without a clinic_name: the earliest');
 select is(pg_temp.retried('Unknown Clinic'), now() + interval '5 minutes', 'a clinic without history: the earliest');
 update outcall_private.dispatch_policy set smart_scheduling = false;
@@ -132,13 +139,13 @@ select is(pg_temp.batch_row(null), now(), 'no clinic: now, as before');
 select public.create_batch(jsonb_build_object('targets', jsonb_build_array(
          jsonb_build_object('employee_name', 'A', 'phone', '+15550250003', 'clinic_name', 'Smart Clinic',
                             'clinic_timezone', :'tz'),
-         jsonb_build_object('employee_name', 'B', 'phone', '+15550250004', 'clinic_name', 'Flat Clinic',
+         jsonb_build_object('employee_name', 'B', 'phone', '+15550250004', 'clinic_name', 'Sparse Clinic',
                             'clinic_timezone', :'tz'),
          jsonb_build_object('employee_name', 'C', 'phone', '+15550250005')))) ->> 'batch_id' as three_id \gset
 select is((select array_agg(p.next_attempt_at order by p.clinic_name nulls first)
              from public.pending_calls as p where p.batch_id = :'three_id'),
-          array[now(), now(), pg_temp.at(11)],
-          'one batch, three clinics: each row on its own clinic''s answer (none, Flat: now; Smart: 11:00)');
+          array[now(), pg_temp.at(11), now()],
+          'one batch, three clinics: each row on its own clinic''s answer (none: now; Smart: 11:00; Sparse: now)');
 
 -- The row's own expiry bounds it (expires_at, 10_tables.sql) ------------------------------------------------------------
 select (pg_temp.calling('Smart Clinic')).id as expiring_id \gset

@@ -784,10 +784,13 @@ create table outcall_private.dispatch_policy (
     constraint dispatch_policy_smart_margin_range check (smart_margin between 0 and 1),
   smart_horizon interval not null default '24 hours'
     constraint dispatch_policy_smart_horizon_range check (smart_horizon between interval '1 hour' and interval '14 days'),
+  -- How long a clinic's learned rates are reused (answer_rate_cache) before they are read from its history again.
+  smart_refresh interval not null default '1 hour'
+    constraint dispatch_policy_smart_refresh_nonnegative check (smart_refresh >= interval '0'),
   constraint dispatch_policy_window_valid check (window_start < window_end)
 );
 comment on table outcall_private.dispatch_policy is
-  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after; for SMS sms_messages_per_second (a new sender''s pace), sms_max_attempts, sms_retry_delays; the circuit breaker''s breaker_failures, breaker_window, breaker_cooldown; cost: expected_call_minutes, vapi_usd_per_minute, twilio_usd_per_minute, stt_usd_per_minute, daily_cost_cap (USD per UTC day, null: none).';
+  'The dispatch policy (one row): max_concurrent_calls, calls_per_second, retry_delays, the calling window (window_days, window_start, window_end on the clinic''s wall clock), reconcile_after; for SMS sms_messages_per_second (a new sender''s pace), sms_max_attempts, sms_retry_delays; the circuit breaker''s breaker_failures, breaker_window, breaker_cooldown; cost: expected_call_minutes, vapi_usd_per_minute, twilio_usd_per_minute, stt_usd_per_minute, daily_cost_cap (USD per UTC day, null: none); smart scheduling: smart_scheduling (on/off), smart_min_samples (attempts a clinic''s weekday hour needs to be rated), smart_margin (answer-rate points a later hour must gain), smart_horizon (how far past the earliest instant), smart_refresh (how long learned rates are reused).';
 insert into outcall_private.dispatch_policy default values;
 
 -- The calls-per-second pace: the earliest instant the next send slot may be granted (30_dispatch.sql).
@@ -872,6 +875,20 @@ create table outcall_private.daily_spend (
 );
 comment on table outcall_private.daily_spend is
   'Per UTC day (of the attempts'' created_at): spent, the sum of the sessions'' cost + twilio_price. Kept by outcall_private.count_session_spend.';
+
+-- Smart scheduling's learned rates per clinic (learned_answer_rates, 20_helpers.sql), reused for the policy's
+-- smart_refresh: what clinic_answer_rates (88_analytics.sql) answered at computed_at for min_samples.
+create table outcall_private.answer_rate_cache (
+  clinic_name text not null,
+  clinic_timezone text not null,
+  min_samples int not null,
+  rates numeric[],
+  overall numeric,
+  computed_at timestamptz not null,
+  primary key (clinic_name, clinic_timezone)
+);
+comment on table outcall_private.answer_rate_cache is
+  'Per clinic (clinic_name, clinic_timezone): clinic_answer_rates(clinic, zone, min_samples) as computed at computed_at (rates: 168 slots, null when no slot has min_samples attempts; overall). Reused for dispatch_policy.smart_refresh.';
 
 -- The create requests in flight and those answered within the window: one row per session (its latest try).
 -- The calls-per-second send slots (30_dispatch.sql).
@@ -1162,20 +1179,55 @@ as $$
   select (p_weekday - 1) * 24 + p_hour + 1
 $$;
 
+-- A clinic's learned rates as the scheduler reads them: clinic_answer_rates (88_analytics.sql, the dashboard's view
+-- aggregated over the clinic's sessions: some 10 microseconds a session) kept in answer_rate_cache for the policy's
+-- smart_refresh, so a retry or a batch mostly reads one row. The cache is written under a try-lock per clinic:
+-- a transaction refreshing it is never waited for (this one then keeps what it computed without storing it).
+create or replace function outcall_private.learned_answer_rates(
+  p_clinic_name text, p_tz text, p_policy outcall_private.dispatch_policy, out rates numeric[], out overall numeric
+)
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_cached outcall_private.answer_rate_cache;
+begin
+  select * into v_cached from outcall_private.answer_rate_cache as c
+   where c.clinic_name = p_clinic_name and c.clinic_timezone = p_tz;
+  if found and v_cached.min_samples = p_policy.smart_min_samples
+     and v_cached.computed_at > pg_catalog.now() - p_policy.smart_refresh then
+    rates := v_cached.rates;
+    overall := v_cached.overall;
+    return;
+  end if;
+  select r.rates, r.overall into rates, overall
+    from outcall_private.clinic_answer_rates(p_clinic_name, p_tz, p_policy.smart_min_samples) as r;
+  if pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('outcall_private.answer_rate_cache'),
+                                          pg_catalog.hashtext(p_clinic_name || '/' || p_tz)) then
+    insert into outcall_private.answer_rate_cache as c
+           (clinic_name, clinic_timezone, min_samples, rates, overall, computed_at)
+    values (p_clinic_name, p_tz, p_policy.smart_min_samples, rates, overall, pg_catalog.now())
+    on conflict (clinic_name, clinic_timezone) do update
+      set min_samples = excluded.min_samples, rates = excluded.rates, overall = excluded.overall,
+          computed_at = excluded.computed_at;
+  end if;
+end
+$$;
+
 -- A better instant than p_earliest (the earliest allowed one, inside the row's window) for the row's next attempt,
 -- or null: keep p_earliest. Candidates: the first instant inside the row's window of each later local hour of the
 -- clinic's clock, before p_earliest + the policy's smart_horizon and before p_before (the row's expiry; null: none).
--- Each is rated by the clinic's answer rate at its (local weekday, hour) (clinic_answer_rates, 88_analytics.sql:
--- the dashboard's view), only where that slot has smart_min_samples attempts or more. The best (the earliest of
+-- Each is rated by the clinic's answer rate at its (local weekday, hour) (learned_answer_rates: the dashboard's
+-- view), only where that slot has smart_min_samples attempts or more. The best (the earliest of
 -- equals) is taken if its rate is at least smart_margin above the earliest's: its slot's rate when sampled enough,
 -- else the clinic's rate over all its attempts. Null also when the policy's smart_scheduling is off, the row has no
 -- clinic_name (rows without one are not one clinic), or the clinic has no slot sampled enough.
--- Cost: one read of the clinic's slots (an index scan of its rows, pending_calls_clinic_idx, and their sessions),
--- then up to one window opening per hour of the horizon, only when some slot is sampled enough.
+-- Cost: one read of the clinic's cached rates (or of its history, once per smart_refresh), then, only when some
+-- slot is sampled enough, up to one window opening per hour of the horizon.
 create or replace function outcall_private.smart_attempt_at(
   p_call public.pending_calls, p_earliest timestamptz, p_before timestamptz default null
 ) returns timestamptz
-language plpgsql stable
+language plpgsql volatile
 set search_path = ''
 as $$
 declare
@@ -1196,7 +1248,7 @@ begin
     return null;
   end if;
   select r.rates, r.overall into v_rates, v_overall
-    from outcall_private.clinic_answer_rates(p_call.clinic_name, v_tz, v_policy.smart_min_samples) as r;
+    from outcall_private.learned_answer_rates(p_call.clinic_name, v_tz, v_policy) as r;
   if v_rates is null then
     return null;  -- (no slot sampled enough)
   end if;
@@ -1244,7 +1296,7 @@ $$;
 -- 'infinity' when that window never opens (a null here must never mean "at once").
 create or replace function outcall_private.retry_at(p_call public.pending_calls, p_before timestamptz default null)
 returns timestamptz
-language sql stable
+language sql volatile
 set search_path = ''
 as $$
   select coalesce(outcall_private.smart_attempt_at(p_call, e.earliest, least(p_before, p_call.expires_at)), e.earliest,
@@ -3698,7 +3750,7 @@ create or replace function outcall_private.batch_smart_starts(
   p_targets jsonb, p_copies uuid[], p_not_before timestamptz, p_days int[], p_start time, p_end time,
   p_expires_at timestamptz
 ) returns jsonb
-language sql stable
+language sql volatile
 set search_path = ''
 as $$
   select pg_catalog.jsonb_object_agg(s.clinic, s.at)
@@ -3878,9 +3930,10 @@ begin
                                             appointment_time timestamptz, procedures text[], instructions jsonb,
                                             variables jsonb, max_attempts int, prompt text, first_message text,
                                             expires_at timestamptz)
-   cross join lateral (select (v_starts ->> jsonb_build_array(t.clinic_name,
-                                                             coalesce(t.clinic_timezone, 'America/New_York'))::text)
-                                ::timestamptz as at) as smart;
+   cross join lateral (select case when v_starts is not null  -- (no look-up per row when no clinic has a better hour)
+                                then (v_starts ->> jsonb_build_array(t.clinic_name,
+                                                                     coalesce(t.clinic_timezone, 'America/New_York'))::text)
+                                       ::timestamptz end as at) as smart;
   get diagnostics v_targets_created = row_count;
 
   -- The copies: the original's call fields and the budget of its round, in this batch, on its schedule.
@@ -3891,8 +3944,9 @@ begin
   select v_batch.id, o.id, o.employee_name, o.phone, o.exam_id, o.employee_dob, o.client_name,
          o.clinic_name, o.clinic_timezone, o.appointment_time, o.procedures, o.instructions,
          o.variables, o.prompt, o.first_message, o.max_attempts - o.attempt_offset,
-         coalesce((v_starts ->> jsonb_build_array(o.clinic_name, o.clinic_timezone)::text)::timestamptz, v_not_before,
-                  now()),
+         coalesce(case when v_starts is not null
+                    then (v_starts ->> jsonb_build_array(o.clinic_name, o.clinic_timezone)::text)::timestamptz end,
+                  v_not_before, now()),
          v_days, v_start, v_end, v_expires_at
     from public.pending_calls as o
    where o.id = any (v_found);
@@ -6257,7 +6311,7 @@ grant execute on function
 -- The webhook's settings: postgres's only (the trigger functions that read them are SECURITY DEFINER).
 revoke all on table outcall_private.settings from public, anon, authenticated, service_role;
 -- The RPCs run with the caller's rights: service_role reads the policy and the live sessions, writes the rate
--- state and the send slots. It does not change the policy (that is postgres's, like the webhook settings).
+-- state, the send slots and the learned answer rates. It does not change the policy (that is postgres's, like the webhook settings).
 grant select on table outcall_private.dispatch_policy, outcall_private.live_sessions to service_role;
 grant select, update on table outcall_private.rate_state to service_role;
 -- The day's spend (the daily cap's figure): read by the claim, written by the call_sessions trigger (definer).
@@ -6267,6 +6321,7 @@ grant select, insert, update, delete on table outcall_private.dial_requests to s
 grant select, insert, update on table outcall_private.batch_dispatch_state to service_role;
 -- The providers' circuit breaker (35_breaker.sql): the RPCs move it.
 grant select, update on table outcall_private.provider_breaker to service_role;
+grant select, insert, update on table outcall_private.answer_rate_cache to service_role;
 -- The SMS senders' pace: claim_sms makes a sender's row and moves its next slot.
 grant select, insert, update on table outcall_private.sms_senders to service_role;
 
@@ -6284,6 +6339,7 @@ grant execute on function
   outcall_private.retry_at(text, int),
   outcall_private.week_slot(int, int),
   outcall_private.clinic_answer_rates(text, text, int),
+  outcall_private.learned_answer_rates(text, text, outcall_private.dispatch_policy),
   outcall_private.smart_attempt_at(public.pending_calls, timestamptz, timestamptz),
   outcall_private.batch_smart_starts(jsonb, uuid[], timestamptz, int[], time, time, timestamptz),
   outcall_private.retry_at(public.pending_calls, timestamptz),

@@ -8,12 +8,15 @@
 //!   the context request, sequentially and 8 at a time, with the ratios;
 //! - learning phone systems: the listener's latency per media frame, audio forwarded over audio received,
 //!   the call's end to its classification stored, and on the replay, the person answering to VAPI connected;
-//! - batch SMS (`sms.rs`): a template filled for 10,000 targets, accepting 10,000 messages, messages per second.
+//! - batch SMS (`sms.rs`): a template filled for 10,000 targets, accepting 10,000 messages, messages per second;
+//! - smart scheduling (`scheduling.rs`): the answer rate on synthetic clinics with and without it, and its cost to a
+//!   10,000-target batch.
 //!
 //! `bench faults` (`./dev bench faults`) runs the 10,000-row fault run instead (`faults.rs`).
 
 mod cpu;
 mod faults;
+mod scheduling;
 mod sms;
 
 use outcall_e2e::{fresh_phone, merge, sample_row, Scenario, Stack};
@@ -37,12 +40,13 @@ async fn main() {
         Some("context-request") => println!("{}", json!({"message": live_context_request(&stack).await.0})),
         Some("faults") => faults::run(&stack).await,
         Some("sms") => sms::run(&stack).await,
+        Some("scheduling") => scheduling::run(&stack).await,
         Some("dispatch") => {
             dispatch_rate(&stack, Scenario::Failed).await;
             dispatch_rate(&stack, Scenario::Human).await;
         }
         Some(other) => {
-            panic!("bench: unknown part {other:?} (none for everything, side-by-side, dispatch, sms, faults or context-request)")
+            panic!("bench: unknown part {other:?} (none for everything, side-by-side, dispatch, sms, scheduling, faults or context-request)")
         }
     }
 }
@@ -149,6 +153,7 @@ async fn everything(stack: &Stack) {
     dispatch_rate(&stack, Scenario::Human).await;
     learning(&stack).await;
     sms::run(&stack).await;
+    scheduling::run(&stack).await;
 }
 
 const SIDE_BY_SIDE_REQUESTS: usize = 300;
