@@ -231,7 +231,7 @@ async fn quota(stack: &Stack) {
     }
     assert_eq!(refusals(stack, "vapi", "throttled").await - vapi_throttled, 1, "VAPI's concurrency refusal counted");
     assert_eq!(refusals(stack, "vapi", "unavailable").await - vapi_unavailable, 1, "the assistant-request failure too");
-    let (state, _) = breaker(stack, since).await;
+    let (state, _, _) = breaker(stack, since).await;
     let vapi_failures = stack.scalar("select vapi_failures::bigint from outcall_private.provider_breaker").await;
     assert_eq!(
         (state.as_str(), vapi_failures),
