@@ -27,9 +27,10 @@ async fn sandbox(stack: &Stack, path: &str, body: Option<Value>) -> Value {
     response.json().await.unwrap_or(Value::Null)
 }
 
-/// Twilio 503s the sandbox has answered so far (every create while the faults are on).
+/// Creates the sandbox has refused so far (every create while the faults are on; not the look-ups and price
+/// fetches the same faults refuse).
 async fn creates_refused(stack: &Stack) -> i64 {
-    sandbox(stack, "/_sandbox/faults", None).await["injected"]["twilio_503"].as_i64().unwrap_or(0)
+    sandbox(stack, "/_sandbox/faults", None).await["refused"]["create"].as_i64().unwrap_or(0)
 }
 
 /// The breaker's state, the probes it has started (a cool-down over, or a lost probe replaced) since `since`, and

@@ -18,9 +18,11 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/_sandbox/faults", get(current).post(replace)).route("/_sandbox/faults/reset", post(reset))
 }
 
-/// `{"settings": {...every field...}, "injected": {"twilio_429": n, ...}}`.
+/// `{"settings": {...every field...}, "injected": {"twilio_429": n, ...}, "refused": {"create": n, ...}}`.
 async fn current(State(state): State<Arc<AppState>>) -> Response {
-    Json(json!({ "settings": state.faults.settings(), "injected": state.faults.injected() })).into_response()
+    let faults = &state.faults;
+    Json(json!({ "settings": faults.settings(), "injected": faults.injected(), "refused": faults.refused() }))
+        .into_response()
 }
 
 /// Replaces the whole set (missing fields take their defaults), reseeds and

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod rng;
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -198,6 +199,9 @@ struct Injector {
     settings: FaultSettings,
     streams: [SplitMix64; STREAMS],
     injected: [u64; FaultKind::ALL.len()],
+    /// Twilio requests refused (429, 503) by what they asked (create, fetch, list, message create): a test of
+    /// creates must not count the look-ups and price fetches the same faults refuse.
+    refused: BTreeMap<String, u64>,
 }
 
 impl Injector {
@@ -205,7 +209,7 @@ impl Injector {
         // Stream seeds are outputs of the run's seed, so streams start far apart.
         let mut root = SplitMix64::new(settings.seed);
         let streams = std::array::from_fn(|_| SplitMix64::new(root.next_u64()));
-        Injector { settings, streams, injected: [0; FaultKind::ALL.len()] }
+        Injector { settings, streams, injected: [0; FaultKind::ALL.len()], refused: BTreeMap::new() }
     }
 
     fn next_unit(&mut self, stream: Stream) -> f64 {
@@ -250,6 +254,16 @@ impl Faults {
 
     pub fn record(&self, kind: FaultKind) {
         lock(&self.inner).count(kind);
+    }
+
+    /// A Twilio request of this kind was refused by its fault.
+    pub fn record_refusal(&self, request: &str) {
+        *lock(&self.inner).refused.entry(request.to_owned()).or_default() += 1;
+    }
+
+    /// `{"create": n, ...}`: the Twilio requests refused so far, by what they asked.
+    pub fn refused(&self) -> Map<String, Value> {
+        lock(&self.inner).refused.iter().map(|(request, n)| (request.clone(), Value::from(*n))).collect()
     }
 
     /// One draw for a Calls API request: at most one fault, counted.
@@ -354,6 +368,17 @@ mod tests {
             busy.drop_webhook();
         }
         assert_eq!(twilio_draws(&quiet, 100), twilio_draws(&busy, 100));
+    }
+
+    #[test]
+    fn refusals_are_counted_by_what_was_asked_until_the_next_settings() {
+        let f = faults(r#"{"seed": 5, "twilio_503": 1.0}"#);
+        for request in ["create", "fetch", "create", "list"] {
+            f.record_refusal(request);
+        }
+        assert_eq!(Value::Object(f.refused()), serde_json::json!({"create": 2, "fetch": 1, "list": 1}));
+        f.reset();
+        assert!(f.refused().is_empty());
     }
 
     #[test]

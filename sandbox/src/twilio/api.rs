@@ -72,6 +72,7 @@ pub(crate) async fn answer(
     }
     let fault = state.faults.twilio_request();
     if let Some(refused) = api_faults::refusal(fault, request) {
+        state.faults.record_refusal(request);
         return refused;
     }
     api_faults::spoil(fault, request, process(fault)).await

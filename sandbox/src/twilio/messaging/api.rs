@@ -151,6 +151,7 @@ async fn create_message(
         if let Some((_, error)) = fault.and_then(api_faults::refusal_error) {
             state.sms.refused(error.code);
         }
+        state.faults.record_refusal("message create");
         return refused;
     }
     let processed = accept_message(&state, account_sid, &form, fault);
