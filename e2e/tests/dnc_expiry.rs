@@ -1,7 +1,8 @@
 //! Do-not-call and expiry, end to end: a batch whose targets include a phone put on the list through the API
 //! and one that texted STOP (the sandbox's signed inbound message), under a rate so low that its `expiresAt`
 //! passes before every row can be dialled. From what the sandbox's Twilio saw: no suppressed phone is ever
-//! dialled, no call is created at or after its row's expiry, and the batch's `suppressed` / `expired` counts are
+//! dialled, every call created belongs to an attempt started before its row's expiry (and arrived within its
+//! dial's delay), and the batch's `suppressed` / `expired` counts are
 //! the database's. Also the suppression API's answers (201, 200, 400 with the path and nothing written, list,
 //! removal by body) and `expiresAt`'s refusals. (Alone in its binary: it narrows the global policy.)
 
@@ -37,7 +38,8 @@ async fn suppressed_phones_are_never_dialled_and_nothing_is_dialled_after_its_ex
         .api(Method::POST, "suppressions", &[], Some(json!({"phone": "555-0100", "source": "whim"}).to_string()))
         .await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("validation_error")), "{body}");
-    let paths: Vec<&str> = body["error"]["items"].as_array().unwrap().iter().map(|i| i["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> =
+        body["error"]["items"].as_array().unwrap().iter().map(|i| i["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["phone", "source"]);
     assert_eq!(stack.scalar("select count(*) from public.suppression_list").await, before, "nothing written");
 
@@ -51,11 +53,14 @@ async fn suppressed_phones_are_never_dialled_and_nothing_is_dialled_after_its_ex
     // expiresAt's refusals ----------------------------------------------------------------------------------
     let one = |phone: &str| json!([{"phone": phone, "name": "Refused"}]);
     let past = (Utc::now() - Span::minutes(1)).to_rfc3339();
-    let (status, _, body) =
-        stack.api(Method::POST, "batches", &[], Some(json!({"targets": one(&manual), "expiresAt": past}).to_string())).await;
+    let (status, _, body) = stack
+        .api(Method::POST, "batches", &[], Some(json!({"targets": one(&manual), "expiresAt": past}).to_string()))
+        .await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!((body["error"]["items"][0]["path"].as_str(), body["error"]["items"][0]["code"].as_str()),
-               (Some("expiresAt"), Some("expires_in_past")));
+    assert_eq!(
+        (body["error"]["items"][0]["path"].as_str(), body["error"]["items"][0]["code"].as_str()),
+        (Some("expiresAt"), Some("expires_in_past"))
+    );
     let request = json!({"targets": one(&manual), "expiresAt": "2099-01-01T00:00:00Z",
                          "schedule": {"notBefore": "2099-01-02T00:00:00Z"}});
     let (status, _, body) = stack.api(Method::POST, "batches", &[], Some(request.to_string())).await;
@@ -69,8 +74,10 @@ async fn suppressed_phones_are_never_dialled_and_nothing_is_dialled_after_its_ex
     targets.insert(1, json!({"phone": manual, "name": "Listed by hand"}));
     targets.insert(4, json!({"phone": texted_stop, "name": "Texted STOP"}));
     let expires_at = Utc::now() + Span::seconds(7);
-    let accepted = stack.create_batch(&json!({"name": "Do not call, expiring", "targets": targets,
-                                             "expiresAt": expires_at.to_rfc3339()})).await;
+    let accepted = stack
+        .create_batch(&json!({"name": "Do not call, expiring", "targets": targets,
+                                             "expiresAt": expires_at.to_rfc3339()}))
+        .await;
     let batch_id = accepted["batchId"].as_str().unwrap().to_owned();
     let batch = stack.wait_batch_ended(&batch_id).await;
     stack.restore_policy(&saved).await;
@@ -80,10 +87,22 @@ async fn suppressed_phones_are_never_dialled_and_nothing_is_dialled_after_its_ex
     let to = |phone: &str| calls.iter().filter(|c| c["to"] == phone).count();
     assert_eq!((to(&manual), to(&texted_stop)), (0, 0), "a suppressed phone is never dialled");
     let dialled: Vec<&Value> = calls.iter().filter(|c| callable.iter().any(|p| c["to"] == p.as_str())).collect();
+    // Each create Twilio saw is an attempt started (claimed: its session created) before the expiry, and it arrived
+    // within its dial's own delay after that claim: none was dialled late.
+    let sessions: Vec<Value> = stack
+        .select(
+            "call_sessions",
+            &format!("select=id,created_at,pending_calls!inner(batch_id)&pending_calls.batch_id=eq.{batch_id}"),
+        )
+        .await;
+    let instant = |v: &Value| v.as_str().unwrap().parse::<DateTime<Utc>>().unwrap();
     for call in &dialled {
-        let created: DateTime<Utc> = call["received_at"].as_str().unwrap().parse().unwrap();
-        assert!(created < expires_at, "{} created at {created}, its row expired at {expires_at}", call["to"]);
+        let session = sessions.iter().find(|s| s["id"] == call["session"]).unwrap_or_else(|| panic!("{call}"));
+        let (claimed, created) = (instant(&session["created_at"]), instant(&call["received_at"]));
+        assert!(claimed < expires_at, "{} claimed at {claimed}, its row expired at {expires_at}", call["to"]);
+        assert!(created < claimed + Span::seconds(2), "{} claimed at {claimed}, created at {created}", call["to"]);
     }
+    assert_eq!(sessions.len(), dialled.len(), "one session per call Twilio saw, none without a call");
 
     // What the database and the batch say.
     let results = batch["results"].as_array().unwrap();

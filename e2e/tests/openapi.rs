@@ -801,11 +801,15 @@ async fn suppression_routes(client: &Client, contract: &mut Contract) {
     let invalid = json!({"phone": "555-0100", "reason": 7, "colour": "red"});
     assert!(!schema::validate(&contract.doc, &request_schema, &invalid).is_empty(), "the document refuses it too");
     let body = contract.check("POST", ADD, &post(ADD, invalid.to_string()).await);
-    let paths: BTreeSet<&str> = body["error"]["items"].as_array().unwrap().iter().filter_map(|i| i["path"].as_str()).collect();
+    let paths: BTreeSet<&str> =
+        body["error"]["items"].as_array().unwrap().iter().filter_map(|i| i["path"].as_str()).collect();
     assert_eq!(paths, ["colour", "phone", "reason"].into_iter().collect(), "{body}");
     assert_eq!(contract.check("POST", REMOVE, &post(REMOVE, "[]".into()).await)["error"]["code"], "invalid_json");
     let padding = json!({"phone": phone, "reason": "x".repeat(outcall_core::suppression::SUPPRESSION_MAX_BYTES)});
-    assert_eq!(contract.check("POST", ADD, &post(ADD, padding.to_string()).await)["error"]["code"], "payload_too_large");
+    assert_eq!(
+        contract.check("POST", ADD, &post(ADD, padding.to_string()).await)["error"]["code"],
+        "payload_too_large"
+    );
     assert_eq!(
         contract.check("POST", REMOVE, &post(REMOVE, padding.to_string()).await)["error"]["code"],
         "payload_too_large"

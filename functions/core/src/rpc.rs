@@ -1042,7 +1042,8 @@ pub enum CallAction {
     RetryNow,
     /// A `pending`/`retry_pending` row → `cancelled`.
     Cancel,
-    /// A `pending`/`retry_pending`/`failed`/`cancelled` row → `pending` with a fresh attempt budget, due now.
+    /// A `pending`/`retry_pending`/`failed`/`cancelled` row (or `suppressed`, once its phone is off the
+    /// do-not-call list) → `pending` with a fresh attempt budget, due now. Refused past the row's expiry.
     Reset,
     /// `archived_at` set (any row not dispatching or calling).
     Archive,
@@ -1069,7 +1070,8 @@ pub struct CallActionAnswer {
     pub results: Vec<CallActionResult>,
 }
 
-/// One call's result: done, or why not (`not_found`, `live`, `terminal`, `completed`, `batch_cancelled`).
+/// One call's result: done, or why not (`not_found`, `live`, `terminal`, `completed`, `batch_cancelled`,
+/// `expired`, `suppressed`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallActionResult {
     pub id: PendingCallId,
