@@ -72,7 +72,9 @@ def map_case(context, case):
     if positive and case.operation.label == "POST /api/v1/sms-batches" and isinstance(case.body, dict):
         plain_sms_batch(case.body)
         return case
-    if not positive or case.operation.label != "POST /api/v1/batches" or not isinstance(case.body, dict):
+    # The estimate takes create's body and checks it the same.
+    batch_routes = ("POST /api/v1/batches", "POST /api/v1/batches/estimate")
+    if not positive or case.operation.label not in batch_routes or not isinstance(case.body, dict):
         return case
     body = case.body
     for target in body.get("targets") or []:

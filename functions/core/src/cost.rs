@@ -20,7 +20,9 @@ pub fn parse_cost_cap(value: Option<&Value>) -> Result<Option<f64>, ItemError> {
         _ => Err(ItemError::new(
             "costCap",
             "invalid_cost_cap",
-            format!("costCap must be a number of USD from {MIN_COST_CAP_USD} to {MAX_COST_CAP_USD}"),
+            // Written out, not formatted: f64's Display would link float printing into the Worker (with
+            // str::parse below, some 15 KB gzipped).
+            "costCap must be a number of USD from 0.0001 to 1000000000",
         )
         .with_value(value)),
     }
@@ -31,7 +33,8 @@ pub fn parse_cost_cap(value: Option<&Value>) -> Result<Option<f64>, ItemError> {
 /// else the amount charged, 0 or more.
 pub fn charged_amount(price: Option<&str>) -> Result<Option<f64>, String> {
     let Some(raw) = price.map(str::trim).filter(|p| !p.is_empty()) else { return Ok(None) };
-    let parsed: f64 = raw.parse().map_err(|_| format!("twilio price {raw:?} is not a decimal"))?;
+    // serde_json's number parser, already in the Worker (str::parse would link core's float parsing).
+    let parsed: f64 = serde_json::from_str(raw).map_err(|_| format!("twilio price {raw:?} is not a decimal"))?;
     if !parsed.is_finite() || parsed > 0.0 {
         return Err(format!("twilio price {raw:?} is not a charge (Twilio writes charges negative)"));
     }
@@ -66,6 +69,8 @@ mod tests {
         assert!(charged_amount(Some("0.013")).is_err(), "a positive price is no charge");
         assert!(charged_amount(Some("free")).is_err());
         assert!(charged_amount(Some("-inf")).is_err());
+        assert!(charged_amount(Some("\"-0.1\"")).is_err(), "a JSON string inside is no decimal");
+        assert!(charged_amount(Some("-1e400")).is_err(), "out of range");
     }
 
     #[test]
