@@ -141,26 +141,28 @@ comment on function outcall_private.cost_hold(uuid) is
 -- the Worker's minute sweep asks for the calls that lack one, a few at a time, and records what Twilio answers.
 
 -- Answered calls (Twilio completed; unanswered ones are not billed) that ended in the last day without a price,
--- not looked at in the last minute, oldest end first: [{session_id, call_sid}].
+-- not looked at in the last minute: never looked at first, then the longest unlooked-at, oldest end first — so a
+-- call Twilio keeps answering without a price (or not at all) cannot hold the others back:
+-- [{session_id, call_sid}].
 create or replace function public.sessions_lacking_price(p_limit int) returns jsonb
 language sql stable
 set search_path = ''
 as $$
   select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('session_id', s.id, 'call_sid', s.call_sid)
-                                       order by s.ended_at, s.id), '[]'::jsonb)
-    from (select s.id, s.call_sid, s.ended_at
+                                       order by s.twilio_price_checked_at nulls first, s.ended_at, s.id), '[]'::jsonb)
+    from (select s.id, s.call_sid, s.ended_at, s.twilio_price_checked_at
             from public.call_sessions as s
            where s.status = 'completed'
              and s.twilio_price is null
              and s.call_sid is not null
              and s.ended_at > pg_catalog.now() - interval '1 day'
              and (s.twilio_price_checked_at is null or s.twilio_price_checked_at < pg_catalog.now() - interval '1 minute')
-           order by s.ended_at, s.id
+           order by s.twilio_price_checked_at nulls first, s.ended_at, s.id
            limit greatest(p_limit, 0)) as s
 $$;
 
 comment on function public.sessions_lacking_price(int) is
-  'Up to p_limit answered calls (Twilio completed) ended within a day without Twilio''s price, not looked at in the last minute, oldest end first: [{session_id, call_sid}].';
+  'Up to p_limit answered calls (Twilio completed) ended within a day without Twilio''s price, not looked at in the last minute; never looked at first, then the longest unlooked-at, oldest end first: [{session_id, call_sid}].';
 
 -- Records Twilio's price of a session's call (p_price: the amount charged, positive; Twilio's own figure is
 -- negative), once; p_price null (Twilio has none yet) only notes the look. Returns {session_id, twilio_price,

@@ -2,7 +2,7 @@
 -- Twilio's price per attempt, summed per batch and per UTC day), the price look-ups of the sweep
 -- (sessions_lacking_price, record_twilio_price), and the spend caps in the claim (cost_cap; held in the status).
 begin;
-select plan(43);
+select plan(44);
 
 select test_fixtures.open_policy();
 select test_fixtures.free_send_slots();
@@ -80,6 +80,11 @@ select is(public.record_twilio_price(:'s1', null, null), jsonb_build_object('ses
 select is(public.sessions_lacking_price(10), '[]'::jsonb, 'looked at within the minute: not listed again');
 update public.call_sessions set twilio_price_checked_at = now() - interval '2 minutes' where id = :'s1';
 select is(jsonb_array_length(public.sessions_lacking_price(10)), 1, 'a minute later: listed again');
+-- A call ended later but never looked at goes first: one Twilio keeps answering without a price cannot hold it back.
+select pg_temp.call_ends(pg_temp.row_of(pg_temp.batch('Later', '{+15557771003}'), '+15557771003'), 'CAcost3', 0) as s3 \gset
+select is(public.sessions_lacking_price(1) -> 0 ->> 'call_sid', 'CAcost3',
+          'never looked at before looked at (even when it ended later)');
+update public.call_sessions set twilio_price = 0 where id = :'s3';
 select is(public.record_twilio_price(:'s1', 0.028, 'USD'), jsonb_build_object('session_id', :'s1'::uuid, 'twilio_price', 0.028, 'changed', true),
           'Twilio''s price recorded');
 select is(public.record_twilio_price(:'s1', 0.5, 'USD') ->> 'changed', 'false', 'a second price changes nothing');

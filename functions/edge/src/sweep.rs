@@ -39,7 +39,13 @@ pub async fn sweep(config: &Config, db: &Db) -> Result<(), ApiError> {
     for lookup in db.call(&SessionsLackingPrice { limit: PRICES_PER_SWEEP }).await? {
         match price(config, db, &lookup).await {
             Ok(recorded) => priced += usize::from(recorded),
-            Err(reason) => {
+            Err(PriceError::NotFound) => {
+                // Twilio has no such call (another account, a test double restarted): the look is noted and the
+                // others go on; it is listed after the calls not yet looked at.
+                console_log!("sweep: session {} not priced: twilio has no such call", lookup.session_id);
+                note_look(db, &lookup).await?;
+            }
+            Err(PriceError::Failed(reason)) => {
                 // Twilio (or the database) is unwell: the rest wait for the next minute, the dials do not.
                 console_log!("sweep: session {} not priced: {reason}", lookup.session_id);
                 break;
@@ -60,16 +66,31 @@ pub async fn sweep(config: &Config, db: &Db) -> Result<(), ApiError> {
 
 /// Fetches one call's price from Twilio and records it; `true` when a price was recorded (Twilio may have
 /// none yet: the look is noted and the call listed again a minute later).
-async fn price(config: &Config, db: &Db, lookup: &PriceLookup) -> Result<bool, String> {
+async fn price(config: &Config, db: &Db, lookup: &PriceLookup) -> Result<bool, PriceError> {
     let url = call_url(&config.twilio_api_base, &config.twilio_account_sid, &lookup.call_sid);
-    let call = twilio::get::<CallResource>(config, &url).await.map_err(|e| e.to_string())?;
+    let call = match twilio::get::<CallResource>(config, &url).await {
+        Ok(call) => call,
+        Err(ReadError::NotFound) => return Err(PriceError::NotFound),
+        Err(e) => return Err(PriceError::Failed(e.to_string())),
+    };
     let price = charged_amount(call.price.as_deref()).unwrap_or_else(|reason| {
         console_log!("sweep: session {}: {reason}", lookup.session_id);
         None
     });
     let record = RecordTwilioPrice { session_id: lookup.session_id, price, price_unit: call.price_unit };
-    let recorded = db.call(&record).await.map_err(|e| e.message)?;
+    let recorded = db.call(&record).await.map_err(|e| PriceError::Failed(e.message))?;
     Ok(recorded.is_some_and(|r| r.changed))
+}
+
+/// Why a call was not priced: Twilio does not have it, or Twilio or the database failed (the rest then wait).
+enum PriceError {
+    NotFound,
+    Failed(String),
+}
+
+/// Stamps the session as looked at without a price (`record_twilio_price` with none).
+async fn note_look(db: &Db, lookup: &PriceLookup) -> Result<(), ApiError> {
+    db.call(&RecordTwilioPrice { session_id: lookup.session_id, price: None, price_unit: None }).await.map(drop)
 }
 
 /// Settles one stale session by asking Twilio: carries out `outcall_core::reconcile::Reconciliation`.
