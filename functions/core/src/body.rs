@@ -70,9 +70,8 @@ pub fn route_cap(method: &str, route: Route, batch_max_targets: usize) -> Option
         Route::VapiEvents => Some(VAPI_EVENTS_MAX_BYTES),
         // A `tools/call` of trigger-batch-calls carries a batch request: the batch route's cap. An SMS
         // target (a phone, a name, its variables or a body of at most 1,600 characters) fits the same.
-        Route::Api(api::Route::CreateBatch | api::Route::EstimateBatch | api::Route::Sms(api::SmsRoute::Create)) | Route::Mcp => {
-            Some(batch_max_bytes(batch_max_targets))
-        }
+        Route::Api(api::Route::CreateBatch | api::Route::EstimateBatch | api::Route::Sms(api::SmsRoute::Create))
+        | Route::Mcp => Some(batch_max_bytes(batch_max_targets)),
         Route::Api(api::Route::Suppressions(api::SuppressionRoute::Add | api::SuppressionRoute::Remove)) => {
             Some(crate::suppression::SUPPRESSION_MAX_BYTES)
         }

@@ -9,7 +9,8 @@ mod request;
 mod route;
 
 pub use answers::{
-    api_json, batch_answer, create_answer, estimate_answer, sms_create_answer, suppression_added, validation_error, Accepted,
+    api_json, batch_answer, create_answer, estimate_answer, sms_create_answer, suppression_added, validation_error,
+    Accepted,
 };
 pub use events::{
     completed, last_event_id, ProgressFeed, EVENTS_KEEPALIVE_MS, EVENTS_LIFETIME_MS, EVENTS_POLL_MS, EVENTS_RETRY_MS,
