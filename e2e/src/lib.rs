@@ -2,6 +2,7 @@
 //! through PostgREST, Twilio and VAPI calling the Worker, an operator reading the sandbox.
 
 pub mod fault_run;
+pub mod observed;
 pub mod postgres;
 pub mod realtime;
 pub mod sms;

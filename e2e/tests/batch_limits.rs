@@ -3,6 +3,7 @@
 //! over at least 9.5 s at Twilio, never 3 within a second; 20 targets with 2 call slots must never have
 //! more than 2 live (and do fill both). (Alone in its binary: it narrows the global policy.)
 
+use outcall_e2e::observed::{created_ms, peak_live};
 use outcall_e2e::{fresh_phone, Scenario, Stack};
 use serde_json::{json, Value};
 
@@ -35,23 +36,6 @@ async fn batch_under(stack: &Stack, policy: &str, label: &str) -> (Vec<Value>, V
         stack.http.get(format!("{}/_sandbox/stats", stack.sandbox_url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(stats["sessions_dialled_twice"], json!([]));
     (calls, stats)
-}
-
-fn created_ms(calls: &[Value]) -> Vec<u64> {
-    let mut created: Vec<u64> = calls.iter().map(|c| c["created_ms"].as_u64().unwrap()).collect();
-    created.sort_unstable();
-    created
-}
-
-/// The most calls live at once: at each call's creation, those created by then and not yet ended.
-fn peak_live(calls: &[Value]) -> usize {
-    let live_at = |at: u64| {
-        calls
-            .iter()
-            .filter(|c| c["created_ms"].as_u64().unwrap() <= at && c["ended_ms"].as_u64().is_none_or(|end| end > at))
-            .count()
-    };
-    calls.iter().map(|c| live_at(c["created_ms"].as_u64().unwrap())).max().unwrap_or(0)
 }
 
 #[tokio::test]

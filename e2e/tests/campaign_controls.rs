@@ -4,6 +4,7 @@
 //! progress side by side (the claim serves batches by turns). (One test: the steps narrow the global policy, so
 //! they run one after the other, alone in this binary.)
 
+use outcall_e2e::observed::{created_ms, peak_live};
 use outcall_e2e::{fresh_phone, Scenario, Stack};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -26,23 +27,6 @@ async fn sessions_of(stack: &Stack, batch_id: &str) -> Vec<Value> {
 async fn sandbox_calls_of_batch(stack: &Stack, batch_id: &str) -> Vec<Value> {
     let ids: Vec<Value> = sessions_of(stack, batch_id).await.into_iter().map(|s| s["id"].clone()).collect();
     stack.sandbox_calls().await.into_iter().filter(|c| ids.contains(&c["session"])).collect()
-}
-
-fn created_ms(calls: &[Value]) -> Vec<u64> {
-    let mut created: Vec<u64> = calls.iter().map(|c| c["created_ms"].as_u64().unwrap()).collect();
-    created.sort_unstable();
-    created
-}
-
-/// The most calls live at once: at each call's creation, those created by then and not yet ended.
-fn peak_live(calls: &[Value]) -> usize {
-    let live_at = |at: u64| {
-        calls
-            .iter()
-            .filter(|c| c["created_ms"].as_u64().unwrap() <= at && c["ended_ms"].as_u64().is_none_or(|end| end > at))
-            .count()
-    };
-    calls.iter().map(|c| live_at(c["created_ms"].as_u64().unwrap())).max().unwrap_or(0)
 }
 
 async fn post(stack: &Stack, path: &str) -> (u16, Value) {
