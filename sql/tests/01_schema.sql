@@ -9,7 +9,7 @@ select tables_are('public', array['pending_calls', 'call_sessions', 'call_classi
                                    'sms_batches', 'sms_messages', 'sms_opt_outs', 'sms_replies',
                                    -- (do-not-call: sql/schema/62_suppression.sql, tested in 25_dnc_expiry.sql)
                                    'suppression_list',
-                                   -- (the circuit breaker: sql/schema/35_breaker.sql, tested in 25_breaker.sql)
+                                   -- (the circuit breaker: sql/schema/35_breaker.sql, tested in 29_breaker.sql)
                                    'breaker_transitions', 'provider_errors_daily']);
 
 select columns_are('public', 'pending_calls', array[

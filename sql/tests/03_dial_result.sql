@@ -1,5 +1,5 @@
 -- record_dial_result(p_session_id uuid, p_call_sid text, p_error text, p_error_code text, p_retryable boolean,
--- p_failure text) (the circuit breaker's part: 25_breaker.sql)
+-- p_failure text) (the circuit breaker's part: 29_breaker.sql)
 -- (Retries of a failed dial: 13_retries.sql.)
 begin;
 select plan(34);

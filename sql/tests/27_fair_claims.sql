@@ -1,6 +1,6 @@
 -- The turns between batches (claim_next_due), in one transaction: a batch of 1,000 rows does not starve one of 5,
 -- the rows of no batch take their turn too, a paused batch gives up its turns. The same under concurrent claims:
--- 27_concurrent_batch_claims.sql.
+-- 28_concurrent_batch_claims.sql.
 begin;
 select plan(11);
 

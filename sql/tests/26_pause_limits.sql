@@ -1,7 +1,7 @@
 -- Campaign controls, in one transaction: pause_batch / resume_batch (idempotent, audited, refused for a finished
 -- batch; the claims hold a paused batch's rows, live calls finish, resume kicks the webhook), operator_batch_action
 -- pause / resume, and a batch's own limits in the claims (batch_at_capacity, batch_rate_limited) and in
--- reserve_dial_slot. The turns between batches and the limits under concurrent claims: 26_fair_claims.sql.
+-- reserve_dial_slot. The turns between batches and the limits under concurrent claims: 27_fair_claims.sql.
 begin;
 select plan(65);
 
