@@ -6,7 +6,9 @@ spans fields, as the OpenAPI document says of `createBatch`: a `clinic_timezone`
 window is open all week on the local stack, so no window is outside it.) A schema cannot say which names and ids
 exist, nor compare two fields, so for schema-valid (positive) cases only, these hooks put in real ones: every
 `clinic_timezone` becomes one the database has, a request whose only rows would be `pendingCallIds` gets one known
-id among them, and a window's start and end are put in order. Everything else, and every negative case, goes as
+id among them, a window's start and end are put in order, and a batch with an expiry (`expiresAt`, a target's
+`expires_at`: it must be ahead by the database's clock and after `notBefore`) expires at EXPIRES, after a
+`notBefore` of FAR_AHEAD (its rows are written, never dialled). Everything else, and every negative case, goes as
 generated.
 
 One more, for the local stack's sake: a schema-valid batch of more than PARK_OVER rows (the coverage phase sends
@@ -27,6 +29,7 @@ import schemathesis
 KNOWN_ZONE = "America/Chicago"
 PARK_OVER = 50
 FAR_AHEAD = "2099-01-01T00:00:00Z"
+EXPIRES = "2100-01-01T00:00:00Z"
 _known_id = None
 
 
@@ -88,6 +91,13 @@ def map_case(context, case):
     if isinstance(window, dict) and isinstance(window.get("start"), str) and isinstance(window.get("end"), str):
         start, end = sorted([window["start"], window["end"]])
         window["start"], window["end"] = (start, end) if start < end else ("00:00", "23:59")
+    expiring = [t for t in body.get("targets") or [] if isinstance(t, dict) and isinstance(t.get("expires_at"), str)]
+    if isinstance(body.get("expiresAt"), str) or expiring:
+        for holder, key in [(body, "expiresAt")] + [(t, "expires_at") for t in expiring]:
+            if isinstance(holder.get(key), str):
+                holder[key] = EXPIRES
+        schedule = body.get("schedule")
+        body["schedule"] = {**(schedule if isinstance(schedule, dict) else {}), "notBefore": FAR_AHEAD}
     if len(body.get("targets") or []) + len(ids or []) > PARK_OVER:
         schedule = body.get("schedule")
         body["schedule"] = {**(schedule if isinstance(schedule, dict) else {}), "notBefore": FAR_AHEAD}
