@@ -77,6 +77,13 @@ export async function batchAction(token, batchId, segment) {
   return body;
 }
 
+// POST /api/v1/operator/suppressions/{add|remove} with {phone, reason?, source?} (add) or {phone} (remove).
+export async function suppressionAction(token, action, body) {
+  const { status, body: answer } = await workerRequest(token, 'POST', `/api/v1/operator/suppressions/${action}`, body);
+  if (status !== 200) throw new Error(answer?.error?.message ?? `Refused (HTTP ${status})`);
+  return answer;
+}
+
 export async function classificationAction(token, classificationId, segment, correction) {
   const path = `/api/v1/operator/classifications/${classificationId}/${segment}`;
   const { status, body } = await workerRequest(token, 'POST', path, correction);

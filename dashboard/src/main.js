@@ -11,6 +11,7 @@ import { renderBatches } from './pages/batches.js';
 import { renderBatch } from './pages/batch.js';
 import { renderPhones } from './pages/phones.js';
 import { renderAnalytics } from './pages/analytics.js';
+import { renderSuppressions } from './pages/suppressions.js';
 import { breakerBadge } from './providers.js';
 
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
@@ -21,6 +22,7 @@ const ROUTES = [
   { pattern: new RegExp(`^#/batches/(${UUID})$`), page: 'batches', render: renderBatch },
   { pattern: new RegExp('^#/phones$'), page: 'phones', render: renderPhones },
   { pattern: new RegExp('^#/analytics$'), page: 'analytics', render: renderAnalytics },
+  { pattern: new RegExp('^#/do-not-call$'), page: 'do-not-call', render: renderSuppressions },
 ];
 
 const main = document.getElementById('main');

@@ -1,7 +1,7 @@
 // The operators' dashboard in a real browser (headless Chromium through playwright-core) against the running stack,
 // as issue 14's "Done when" lists it: an operator signs in through the sandbox's Auth, sees a row inserted through
 // PostgREST appear live and reach its terminal status, reads its transcript, cancels a pending row (and archives and
-// unarchives it), acts on a batch and a classification, exports CSV and finds the database in it; a viewer sees calls
+// unarchives it), acts on a batch and a classification, adds a phone to the do-not-call list and removes it, exports CSV and finds the database in it; a viewer sees calls
 // and no action, and the action API refuses the viewer's token; a signed-in non-operator sees nothing. Screenshots
 // of each page go to .dev/screenshots/. Run by e2e/tests/dashboard.rs (`cargo test -p outcall-e2e --test
 // dashboard`), which passes the stack's settings (.dev/stack.env) and fresh phone numbers; plain
@@ -50,7 +50,8 @@ function stackEnv() {
 function testPhones() {
   if (process.env.OUTCALL_DASHBOARD_PHONES) return JSON.parse(process.env.OUTCALL_DASHBOARD_PHONES);
   const n = () => String(900 + Math.floor(Math.random() * 100));
-  return { human: [`+15550001${n()}`, `+15550001${n()}`, `+15550001${n()}`], failed: [`+15550007${n()}`] };
+  return { human: [`+15550001${n()}`, `+15550001${n()}`, `+15550001${n()}`], failed: [`+15550007${n()}`],
+    dnc: [`+15550001${n()}`] };
 }
 
 async function rest(method, path, body, headers = {}) {
@@ -270,11 +271,12 @@ async function operatorCases(browser, emails, ids) {
   await batchCases(page, ids);
   await pauseCases(page, emails, ids);
   await phoneCases(page);
+  await doNotCallCases(page, emails, ids);
 
   // The calls list, searched down to this run's rows, exported as CSV: what the database holds.
   await go(page, '#/calls', 'table.calls');
   await page.fill('input[name="search"]', RUN);
-  const mine = [ids.live, ids.pending, ...ids.batchRows, ids.pausedRow];
+  const mine = [ids.live, ids.pending, ...ids.batchRows, ids.pausedRow, ids.dncRow];
   await page.waitForFunction((n) => document.querySelectorAll('table.calls tbody tr[data-id]').length === n,
     mine.length);
   const csv = await downloadCsv(page, '#export-csv');
@@ -426,6 +428,43 @@ async function phoneCases(page) {
   assert.equal(audit[0].detail.note, 'menu changed (dashboard test)');
 }
 
+// The do-not-call page: the operator adds a phone (its parked row ends suppressed), sees it listed, removes it;
+// both changes are audited and shown on the page; a bad phone is refused with nothing written.
+async function doNotCallCases(page, emails, ids) {
+  const phone = phones.dnc[0];
+  const parked = await insertCall({ phone, employee_name: `Dee Listed ${RUN}`,
+    next_attempt_at: new Date(Date.now() + 365 * 24 * 3600 * 1000).toISOString() });
+  ids.dncRow = parked;
+  await go(page, '#/do-not-call', 'main[data-page="do-not-call"] table.suppressions');
+  const row = `table.suppressions tr[data-phone="${phone}"]`;
+  assert.equal(await page.locator(row).count(), 0, 'not listed at first');
+  await page.fill('form.suppression-add input[name="phone"]', '555-not-a-phone');
+  await page.click('form.suppression-add button[data-action="add"]');
+  await page.waitForSelector('form.suppression-add .action-output .error');
+  await page.fill('form.suppression-add input[name="phone"]', phone);
+  await page.fill('form.suppression-add input[name="reason"]', 'asked not to be called (dashboard test)');
+  await page.selectOption('form.suppression-add select[name="source"]', 'clinic');
+  await page.click('form.suppression-add button[data-action="add"]');
+  await page.waitForSelector(row);
+  assert.deepEqual(await page.locator(`${row} td`).allTextContents().then((t) => t.slice(1, 5)),
+    [phone, 'clinic', 'asked not to be called (dashboard test)', emails.operator]);
+  assert.equal((await callRow(parked)).call_status, 'suppressed', 'its waiting row ended suppressed');
+  await screenshot(page, 'do-not-call');
+  await page.click(`${row} button.action[data-action="remove"]`);
+  await page.click(`${row} button[data-confirm="remove"]`);
+  await page.waitForSelector(row, { state: 'detached' });
+  assert.deepEqual(await rest('GET', `suppression_list?phone=eq.${encodeURIComponent(phone)}`), []);
+  // Audited, one row per change (the bad phone wrote none), and the page shows both.
+  const audit = await rest('GET', 'operator_actions?target_kind=eq.suppression&order=at');
+  const mine = audit.filter((a) => a.detail.phone === phone);
+  assert.deepEqual(mine.map((a) => [a.action, a.email]), [['add', emails.operator], ['remove', emails.operator]]);
+  assert.equal(audit.filter((a) => a.detail.phone === '555-not-a-phone').length, 0);
+  await page.waitForFunction((p) => {
+    const shown = [...document.querySelectorAll('.suppression-audit tr')].map((tr) => tr.textContent);
+    return shown.some((t) => t.includes(`${p}: added`)) && shown.some((t) => t.includes(`${p}: removed`));
+  }, phone);
+}
+
 async function viewerCases(browser, emails, ids) {
   const page = await newPage(browser, 'viewer');
   await signIn(page, emails.viewer);
@@ -442,6 +481,9 @@ async function viewerCases(browser, emails, ids) {
   const token = await accessToken(page);
   assert.equal(await postAction(page, token, '/api/v1/operator/calls/cancel', { ids: [ids.live] }), 403);
   assert.equal(await postAction(page, token, `/api/v1/operator/batches/${ids.batch}/cancel`, {}), 403);
+  await go(page, '#/do-not-call', 'main[data-page="do-not-call"] table.suppressions');
+  assert.equal(await page.locator('form.suppression-add, button.action').count(), 0, 'a viewer reads the list only');
+  assert.equal(await postAction(page, token, '/api/v1/operator/suppressions/add', { phone: phones.dnc[0] }), 403);
   await page.context().close();
 }
 
@@ -485,8 +527,8 @@ try {
   await outsiderCases(browser, emails, ids);
   const csp = problems.filter((p) => /Content.Security.Policy/i.test(p));
   assert.deepEqual(csp, [], 'the pages keep to their Content-Security-Policy');
-  const pages = ['signin', 'calls', 'call', 'batch', 'batches', 'phones', 'analytics', 'breaker-open', 'calls-viewer',
-    'denied'];
+  const pages = ['signin', 'calls', 'call', 'batch', 'batches', 'phones', 'do-not-call', 'analytics', 'breaker-open',
+    'calls-viewer', 'denied'];
   console.log(`screenshots: ${pages.map((n) => `.dev/screenshots/${n}.png`).join(' ')}`);
 } catch (error) {
   if (problems.length) console.error(`browser console:\n  ${problems.join('\n  ')}`);

@@ -19,6 +19,7 @@ async fn operators_sign_in_watch_calls_live_and_act_viewers_only_read_others_see
     let phones = json!({
         "human": [fresh_phone(Scenario::Human), fresh_phone(Scenario::Human), fresh_phone(Scenario::Human)],
         "failed": [fresh_phone(Scenario::Failed)],
+        "dnc": [fresh_phone(Scenario::Human)],
     });
     let run = tokio::process::Command::new("node")
         .arg(root.join("e2e/browser/dashboard.mjs"))

@@ -243,7 +243,13 @@ fn operations(doc: &Value) -> impl Iterator<Item = (String, String, &Value)> {
 
 /// A documented path with its id (`{batchId}`, `{smsBatchId}`, `{classificationId}`) filled in, and its `{action}` with one it takes.
 fn concrete(path: &str, id: &str) -> String {
-    let action = if path.contains("/classifications/") { "invalidate" } else { "cancel" };
+    let action = if path.contains("/classifications/") {
+        "invalidate"
+    } else if path.contains("/operator/suppressions/") {
+        "add"
+    } else {
+        "cancel"
+    };
     path.replace("{batchId}", id)
         .replace("{smsBatchId}", id)
         .replace("{classificationId}", id)
@@ -893,9 +899,23 @@ async fn dashboard_routes(client: &Client, contract: &mut Contract) {
     let (method, answer) = send(concrete(classifications, &unknown), &operator, Some(reason)).await;
     assert_eq!(contract.check(method, classifications, &answer)["error"]["code"], "not_found");
 
+    // The do-not-call list: a viewer refused, a bad phone refused with its path, an operator adds and removes.
+    let suppressions = "/api/v1/operator/suppressions/{action}";
+    let phone = fresh_phone(Scenario::Human);
+    let add = json!({"phone": phone, "reason": "asked", "source": "clinic"}).to_string();
+    let (method, answer) = send(concrete(suppressions, ""), &viewer, Some(add.clone())).await;
+    assert_eq!(contract.check(method, suppressions, &answer)["error"]["code"], "forbidden");
+    let (method, answer) = send(concrete(suppressions, ""), &operator, Some(json!({"phone": "555"}).to_string())).await;
+    assert_eq!(contract.check(method, suppressions, &answer)["error"]["items"][0]["path"], "phone");
+    let (method, answer) = send(concrete(suppressions, ""), &operator, Some(add)).await;
+    assert_eq!(contract.check(method, suppressions, &answer)["created"], true);
+    let remove = suppressions.replace("{action}", "remove");
+    let (method, answer) = send(remove, &operator, Some(json!({"phone": phone}).to_string())).await;
+    assert_eq!(contract.check(method, suppressions, &answer)["removed"], true);
+
     // 413 on every action route: the body over 64 KiB, refused unread.
     let oversized = json!({"padding": "x".repeat(outcall_core::operator::ACTION_MAX_BYTES)}).to_string();
-    for template in [calls, batches, classifications] {
+    for template in [calls, batches, classifications, suppressions] {
         let (method, answer) = send(concrete(template, &unknown), &operator, Some(oversized.clone())).await;
         assert_eq!(contract.check(method, template, &answer)["error"]["code"], "payload_too_large", "{template}");
     }

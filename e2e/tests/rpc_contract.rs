@@ -17,9 +17,9 @@ use serde_json::{Map, Value};
 
 /// Functions whose examples would change rows that other tests own (claims, a sweep, an SMS batch or reply
 /// written whatever the ids; sql/tests/23_sms.sql and 24_sms_opt_out.sql send those), and the operators' actions:
-/// they need an operator's JWT (the service key gets 42501; sql/tests/20_operator_actions.sql and the dashboard's
-/// tests send them).
-const NOT_SENT: [&str; 8] = [
+/// they need an operator's JWT (the service key gets 42501; sql/tests/20_operator_actions.sql,
+/// 33_operator_suppression.sql and the dashboard's tests send them).
+const NOT_SENT: [&str; 9] = [
     "claim_next_due",
     "sweep_stale_sessions",
     "claim_sms",
@@ -28,6 +28,7 @@ const NOT_SENT: [&str; 8] = [
     "operator_call_action",
     "operator_batch_action",
     "operator_classification_action",
+    "operator_suppression_action",
 ];
 
 struct Function {

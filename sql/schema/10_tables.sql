@@ -308,27 +308,29 @@ create table public.operator_actions (
   email text,
   action text not null,
   target_kind text not null
-    constraint operator_actions_target_kind_valid check (target_kind in ('call', 'batch', 'classification')),
+    constraint operator_actions_target_kind_valid check (target_kind in ('call', 'batch', 'classification', 'suppression')),
   target_ids uuid[] not null,
   -- Who: an operator (user_id, email) or the API key (pause_batch, resume_batch: no user, no email).
   actor text not null default 'operator'
     constraint operator_actions_actor_valid check (actor in ('operator', 'api_key')),
   -- Per kind: call {results: [{id, ok, reason?, before, after}]}; batch {before, after, answer};
-  -- classification {ok, reason?, note (the operator's reason), before, after}.
+  -- classification {ok, reason?, note (the operator's reason), before, after};
+  -- suppression {phone, answer} (target_ids empty: no uuid names a phone).
   detail jsonb not null
     constraint operator_actions_detail_object check (jsonb_typeof(detail) = 'object'),
   constraint operator_actions_action_valid check (case target_kind
     when 'call' then action in ('retry_now', 'cancel', 'reset', 'archive', 'unarchive')
     when 'batch' then action in ('cancel', 'retry_failed', 'pause', 'resume')
     when 'classification' then action in ('invalidate', 'correct')
+    when 'suppression' then action in ('add', 'remove')
   end),
   constraint operator_actions_actor_identified check ((actor = 'operator') = (user_id is not null and email is not null))
 );
 
 comment on table public.operator_actions is
-  'The audit of operators'' actions: who (user_id, email at the time; actor api_key: the API key, no user), when (at), what (action on target_kind call | batch | classification, target_ids) and detail (before and after). Written only by operator_call_action, operator_batch_action, operator_classification_action, and pause_batch / resume_batch (actor api_key).';
+  'The audit of operators'' actions: who (user_id, email at the time; actor api_key: the API key, no user), when (at), what (action on target_kind call | batch | classification | suppression, target_ids) and detail (before and after). Written only by operator_call_action, operator_batch_action, operator_classification_action, operator_suppression_action, and pause_batch / resume_batch (actor api_key).';
 comment on column public.operator_actions.detail is
-  'call: {results: [{id, ok, reason?, before, after}]} (before/after: call_status, attempts, max_attempts, attempt_offset, next_attempt_at, last_error, archived_at; null for an unknown id); batch: {before, after (status and counters), answer}; classification: {ok, reason?, note, before, after (classification_type, ivr_actions, is_active, invalidated_at, invalidated_reason)}.';
+  'call: {results: [{id, ok, reason?, before, after}]} (before/after: call_status, attempts, max_attempts, attempt_offset, next_attempt_at, last_error, archived_at; null for an unknown id); batch: {before, after (status and counters), answer}; classification: {ok, reason?, note, before, after (classification_type, ivr_actions, is_active, invalidated_at, invalidated_reason)}; suppression: {phone, answer (the add_suppression or remove_suppression answer)}.';
 
 -- public.sms_batches --------------------------------------------------------------------------------------------
 -- Batch SMS (65_sms.sql): one row per create_sms_batch call. Like public.batches, its counters and derived state

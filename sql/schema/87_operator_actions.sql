@@ -1,10 +1,11 @@
 -- 87: what operators do from the dashboard (through the Worker's /api/v1/operator/*, with their own JWT): act on
 -- calls (retry now, cancel, reset to pending, archive, unarchive), on a batch (cancel, retry its failed rows, pause,
 -- resume) and on
--- a classification (invalidate, correct). Each call of an action function writes one row of
+-- a classification (invalidate, correct), and on the do-not-call list (add, remove). Each call of an action function writes one row of
 -- public.operator_actions (who, what, before and after) in the same transaction as the change.
--- Contract: functions/core/src/rpc.rs (OperatorCallAction, OperatorBatchAction, OperatorClassificationAction);
--- docs/architecture.md ("Operators' actions"). pgTAP: sql/tests/20_operator_actions.sql.
+-- Contract: functions/core/src/rpc.rs (OperatorCallAction, OperatorBatchAction, OperatorClassificationAction,
+-- OperatorSuppressionAction); docs/architecture.md ("Operators' actions"). pgTAP: sql/tests/20_operator_actions.sql,
+-- 33_operator_suppression.sql.
 --
 -- SECURITY DEFINER, executable by authenticated: the API roles have no write privilege, these functions are the
 -- writers, and they check the caller themselves (outcall_private.acting_operator): auth.uid() must be on the
@@ -367,3 +368,55 @@ $$;
 
 comment on function public.operator_classification_action(uuid, text, jsonb) is
   'An operator''s action on an active classification: invalidate (p_correction {reason}: deactivated, invalidated_reason = reason) or correct (p_correction {classification_type, ivr_actions, reason}: replaced, checked by the table). {action, classification_id, ok, reason?: inactive, classification: {id, phone_number, classification_type, ivr_actions, confidence, is_active, classification_expires_at, invalidated_at, invalidated_reason}}. One operator_actions row (before, after, note). Not an operator: 42501; another action, no reason, a bad correction: 22023; unknown id: P0002.';
+
+-- Do-not-call -----------------------------------------------------------------------------------------------------
+
+-- operator_suppression_action: the dashboard's do-not-call page. add (p_reason, p_source manual | clinic: an
+-- sms_opt_out entry is the SMS triggers' to make) and remove are 62_suppression.sql's add_suppression (added_by =
+-- the operator's email) and remove_suppression, audited with target_kind suppression: no uuid names a phone, so
+-- target_ids is empty and the phone is in detail ({phone, answer}). Checked here too, before anything is written
+-- (the Worker parses the body first): a phone not in E.164, an sms_opt_out or unknown source, a reason over 500
+-- characters: 22023.
+create or replace function public.operator_suppression_action(
+  p_action text,
+  p_phone text,
+  p_reason text default null,
+  p_source text default null
+) returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_operator outcall_private.operators := outcall_private.acting_operator('operator_suppression_action');
+  v_answer jsonb;
+begin
+  if p_action is null or p_action not in ('add', 'remove') then
+    raise exception 'operator_suppression_action: p_action must be add or remove, not %', coalesce(p_action, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  -- (the phone is not quoted: messages reach the HTTP answer and logs)
+  if p_phone is null or not outcall_private.is_e164(p_phone) then
+    raise exception 'operator_suppression_action: p_phone must be a phone number in E.164 (+ and 8 to 15 digits)'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_action = 'add' and coalesce(p_source, 'manual') not in ('manual', 'clinic') then
+    raise exception 'operator_suppression_action: p_source must be manual or clinic, not %', p_source
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if char_length(p_reason) > 500 then
+    raise exception 'operator_suppression_action: p_reason is longer than 500 characters'
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  v_answer := case p_action
+    when 'add' then public.add_suppression(p_phone, p_reason, coalesce(p_source, 'manual'), v_operator.email)
+    else public.remove_suppression(p_phone) end;
+
+  perform outcall_private.record_operator_action(v_operator, p_action, 'suppression', '{}'::uuid[],
+                                                 jsonb_build_object('phone', p_phone, 'answer', v_answer));
+  return jsonb_build_object('action', p_action) || v_answer;
+end
+$$;
+
+comment on function public.operator_suppression_action(text, text, text, text) is
+  'An operator''s change to the do-not-call list: add (p_phone, p_reason, p_source manual | clinic; add_suppression with added_by = the operator''s email) -> {action, created, suppression}; remove (p_phone; remove_suppression) -> {action, removed, suppression | null}. suppression: {phone, reason, source, added_by, created_at}. One operator_actions row (target_kind suppression, target_ids {}, detail {phone, answer}). Not an operator: 42501; another action, a phone not in E.164, another source, a reason over 500 characters: 22023.';

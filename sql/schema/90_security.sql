@@ -175,12 +175,14 @@ grant execute on function
 revoke all on function
   public.operator_call_action(text, uuid[]),
   public.operator_batch_action(uuid, text),
-  public.operator_classification_action(uuid, text, jsonb)
+  public.operator_classification_action(uuid, text, jsonb),
+  public.operator_suppression_action(text, text, text, text)
   from public, anon, authenticated;
 grant execute on function
   public.operator_call_action(text, uuid[]),
   public.operator_batch_action(uuid, text),
-  public.operator_classification_action(uuid, text, jsonb)
+  public.operator_classification_action(uuid, text, jsonb),
+  public.operator_suppression_action(text, text, text, text)
   to authenticated, service_role;
 
 -- outcall_private: not exposed by the API, closed to the API roles ---------------------------------

@@ -76,7 +76,8 @@ $$;
 -- The operators' actions: executable by authenticated, refusing inside all but operators (42501).
 create temp table actions (sig regprocedure);
 insert into actions values ('public.operator_call_action(text, uuid[])'), ('public.operator_batch_action(uuid, text)'),
-  ('public.operator_classification_action(uuid, text, jsonb)');
+  ('public.operator_classification_action(uuid, text, jsonb)'),
+  ('public.operator_suppression_action(text, text, text, text)');
 grant select on actions to public;
 -- The relations whose row count, as the current role, differs from what postgres counted.
 create function pg_temp.rows_differ() returns text[] language sql as $$
@@ -287,7 +288,7 @@ select pg_temp.act_as('00000000-0000-0000-0000-0000000e0002');
 select is(pg_temp.rows_differ(), '{}'::text[], 'an operator reads every row of every table and view of public');
 select is(pg_temp.writable(), '{}'::text[], 'an operator: every insert, update, delete, truncate is refused');
 select is(pg_temp.callable(), array(select sig::text from actions order by 1),
-          'an operator: every function of public is refused but the three actions');
+          'an operator: every function of public is refused but the four actions');
 reset role;
 select is(outcall_private.is_viewer(), true, 'is_viewer(): true for an operator');
 select is(outcall_private.operator_role(), 'operator', 'operator_role(): operator');

@@ -463,27 +463,29 @@ create table public.operator_actions (
   email text,
   action text not null,
   target_kind text not null
-    constraint operator_actions_target_kind_valid check (target_kind in ('call', 'batch', 'classification')),
+    constraint operator_actions_target_kind_valid check (target_kind in ('call', 'batch', 'classification', 'suppression')),
   target_ids uuid[] not null,
   -- Who: an operator (user_id, email) or the API key (pause_batch, resume_batch: no user, no email).
   actor text not null default 'operator'
     constraint operator_actions_actor_valid check (actor in ('operator', 'api_key')),
   -- Per kind: call {results: [{id, ok, reason?, before, after}]}; batch {before, after, answer};
-  -- classification {ok, reason?, note (the operator's reason), before, after}.
+  -- classification {ok, reason?, note (the operator's reason), before, after};
+  -- suppression {phone, answer} (target_ids empty: no uuid names a phone).
   detail jsonb not null
     constraint operator_actions_detail_object check (jsonb_typeof(detail) = 'object'),
   constraint operator_actions_action_valid check (case target_kind
     when 'call' then action in ('retry_now', 'cancel', 'reset', 'archive', 'unarchive')
     when 'batch' then action in ('cancel', 'retry_failed', 'pause', 'resume')
     when 'classification' then action in ('invalidate', 'correct')
+    when 'suppression' then action in ('add', 'remove')
   end),
   constraint operator_actions_actor_identified check ((actor = 'operator') = (user_id is not null and email is not null))
 );
 
 comment on table public.operator_actions is
-  'The audit of operators'' actions: who (user_id, email at the time; actor api_key: the API key, no user), when (at), what (action on target_kind call | batch | classification, target_ids) and detail (before and after). Written only by operator_call_action, operator_batch_action, operator_classification_action, and pause_batch / resume_batch (actor api_key).';
+  'The audit of operators'' actions: who (user_id, email at the time; actor api_key: the API key, no user), when (at), what (action on target_kind call | batch | classification | suppression, target_ids) and detail (before and after). Written only by operator_call_action, operator_batch_action, operator_classification_action, operator_suppression_action, and pause_batch / resume_batch (actor api_key).';
 comment on column public.operator_actions.detail is
-  'call: {results: [{id, ok, reason?, before, after}]} (before/after: call_status, attempts, max_attempts, attempt_offset, next_attempt_at, last_error, archived_at; null for an unknown id); batch: {before, after (status and counters), answer}; classification: {ok, reason?, note, before, after (classification_type, ivr_actions, is_active, invalidated_at, invalidated_reason)}.';
+  'call: {results: [{id, ok, reason?, before, after}]} (before/after: call_status, attempts, max_attempts, attempt_offset, next_attempt_at, last_error, archived_at; null for an unknown id); batch: {before, after (status and counters), answer}; classification: {ok, reason?, note, before, after (classification_type, ivr_actions, is_active, invalidated_at, invalidated_reason)}; suppression: {phone, answer (the add_suppression or remove_suppression answer)}.';
 
 -- public.sms_batches --------------------------------------------------------------------------------------------
 -- Batch SMS (65_sms.sql): one row per create_sms_batch call. Like public.batches, its counters and derived state
@@ -5524,10 +5526,11 @@ comment on function public.operator_of(uuid) is
 -- 87: what operators do from the dashboard (through the Worker's /api/v1/operator/*, with their own JWT): act on
 -- calls (retry now, cancel, reset to pending, archive, unarchive), on a batch (cancel, retry its failed rows, pause,
 -- resume) and on
--- a classification (invalidate, correct). Each call of an action function writes one row of
+-- a classification (invalidate, correct), and on the do-not-call list (add, remove). Each call of an action function writes one row of
 -- public.operator_actions (who, what, before and after) in the same transaction as the change.
--- Contract: functions/core/src/rpc.rs (OperatorCallAction, OperatorBatchAction, OperatorClassificationAction);
--- docs/architecture.md ("Operators' actions"). pgTAP: sql/tests/20_operator_actions.sql.
+-- Contract: functions/core/src/rpc.rs (OperatorCallAction, OperatorBatchAction, OperatorClassificationAction,
+-- OperatorSuppressionAction); docs/architecture.md ("Operators' actions"). pgTAP: sql/tests/20_operator_actions.sql,
+-- 33_operator_suppression.sql.
 --
 -- SECURITY DEFINER, executable by authenticated: the API roles have no write privilege, these functions are the
 -- writers, and they check the caller themselves (outcall_private.acting_operator): auth.uid() must be on the
@@ -5890,6 +5893,58 @@ $$;
 
 comment on function public.operator_classification_action(uuid, text, jsonb) is
   'An operator''s action on an active classification: invalidate (p_correction {reason}: deactivated, invalidated_reason = reason) or correct (p_correction {classification_type, ivr_actions, reason}: replaced, checked by the table). {action, classification_id, ok, reason?: inactive, classification: {id, phone_number, classification_type, ivr_actions, confidence, is_active, classification_expires_at, invalidated_at, invalidated_reason}}. One operator_actions row (before, after, note). Not an operator: 42501; another action, no reason, a bad correction: 22023; unknown id: P0002.';
+
+-- Do-not-call -----------------------------------------------------------------------------------------------------
+
+-- operator_suppression_action: the dashboard's do-not-call page. add (p_reason, p_source manual | clinic: an
+-- sms_opt_out entry is the SMS triggers' to make) and remove are 62_suppression.sql's add_suppression (added_by =
+-- the operator's email) and remove_suppression, audited with target_kind suppression: no uuid names a phone, so
+-- target_ids is empty and the phone is in detail ({phone, answer}). Checked here too, before anything is written
+-- (the Worker parses the body first): a phone not in E.164, an sms_opt_out or unknown source, a reason over 500
+-- characters: 22023.
+create or replace function public.operator_suppression_action(
+  p_action text,
+  p_phone text,
+  p_reason text default null,
+  p_source text default null
+) returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_operator outcall_private.operators := outcall_private.acting_operator('operator_suppression_action');
+  v_answer jsonb;
+begin
+  if p_action is null or p_action not in ('add', 'remove') then
+    raise exception 'operator_suppression_action: p_action must be add or remove, not %', coalesce(p_action, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  -- (the phone is not quoted: messages reach the HTTP answer and logs)
+  if p_phone is null or not outcall_private.is_e164(p_phone) then
+    raise exception 'operator_suppression_action: p_phone must be a phone number in E.164 (+ and 8 to 15 digits)'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_action = 'add' and coalesce(p_source, 'manual') not in ('manual', 'clinic') then
+    raise exception 'operator_suppression_action: p_source must be manual or clinic, not %', p_source
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if char_length(p_reason) > 500 then
+    raise exception 'operator_suppression_action: p_reason is longer than 500 characters'
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  v_answer := case p_action
+    when 'add' then public.add_suppression(p_phone, p_reason, coalesce(p_source, 'manual'), v_operator.email)
+    else public.remove_suppression(p_phone) end;
+
+  perform outcall_private.record_operator_action(v_operator, p_action, 'suppression', '{}'::uuid[],
+                                                 jsonb_build_object('phone', p_phone, 'answer', v_answer));
+  return jsonb_build_object('action', p_action) || v_answer;
+end
+$$;
+
+comment on function public.operator_suppression_action(text, text, text, text) is
+  'An operator''s change to the do-not-call list: add (p_phone, p_reason, p_source manual | clinic; add_suppression with added_by = the operator''s email) -> {action, created, suppression}; remove (p_phone; remove_suppression) -> {action, removed, suppression | null}. suppression: {phone, reason, source, added_by, created_at}. One operator_actions row (target_kind suppression, target_ids {}, detail {phone, answer}). Not an operator: 42501; another action, a phone not in E.164, another source, a reason over 500 characters: 22023.';
 
 -- ======== sql/schema/88_analytics.sql ========
 
@@ -6280,12 +6335,14 @@ grant execute on function
 revoke all on function
   public.operator_call_action(text, uuid[]),
   public.operator_batch_action(uuid, text),
-  public.operator_classification_action(uuid, text, jsonb)
+  public.operator_classification_action(uuid, text, jsonb),
+  public.operator_suppression_action(text, text, text, text)
   from public, anon, authenticated;
 grant execute on function
   public.operator_call_action(text, uuid[]),
   public.operator_batch_action(uuid, text),
-  public.operator_classification_action(uuid, text, jsonb)
+  public.operator_classification_action(uuid, text, jsonb),
+  public.operator_suppression_action(text, text, text, text)
   to authenticated, service_role;
 
 -- outcall_private: not exposed by the API, closed to the API roles ---------------------------------

@@ -84,6 +84,12 @@ function summarizeDetail(detail) {
     return detail.results.map((r) => `${shortId(r.id)}: ${change(r)}${r.ok ? '' : ` (refused: ${r.reason ?? ''})`}`)
       .join('; ');
   }
+  if ('phone' in detail) { // the do-not-call list's (operator_suppression_action)
+    const answer = detail.answer ?? {};
+    const outcome = 'created' in answer ? (answer.created ? 'added' : 'listed already')
+      : (answer.removed ? 'removed' : 'not listed');
+    return `${detail.phone}: ${outcome}`;
+  }
   const { before = {}, after = {} } = detail;
   if ('classification_type' in before || 'classification_type' in after) {
     const type = before.classification_type === after.classification_type ? after.classification_type

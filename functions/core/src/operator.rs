@@ -8,18 +8,21 @@
 use crate::classification::{ClassificationType, IvrAction};
 use crate::error::ApiError;
 use crate::ids::{BatchId, PendingCallId};
+use crate::rpc::suppression::{OperatorSuppressionAction, SuppressionAction};
 use crate::rpc::{BatchAction, CallAction, ClassificationAction, MAX_CALL_ACTION_IDS as MAX_CALL_IDS};
+use crate::suppression::{self, Source};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// Every route, as the OpenAPI document names it: (method, path template).
-pub const ROUTES: [(&str, &str); 5] = [
+pub const ROUTES: [(&str, &str); 6] = [
     ("GET", "/api/v1/dashboard/config"),
     ("GET", "/api/v1/operator/me"),
     ("POST", "/api/v1/operator/calls/{action}"),
     ("POST", "/api/v1/operator/batches/{batchId}/{action}"),
     ("POST", "/api/v1/operator/classifications/{classificationId}/{action}"),
+    ("POST", "/api/v1/operator/suppressions/{action}"),
 ];
 
 /// The body cap of every action: 500 ids are about 20 KB; a correction a few hundred bytes of IVR steps.
@@ -36,12 +39,14 @@ pub enum Route {
     Calls(CallAction),
     Batch(BatchId, BatchAction),
     Classification(Uuid, ClassificationAction),
+    /// `POST /api/v1/operator/suppressions/{add|remove}`: the phone in the body, never in the path.
+    Suppressions(SuppressionAction),
 }
 
 impl Route {
     /// Whether the route takes a body (the actions: a JSON body, capped at [`ACTION_MAX_BYTES`]).
     pub fn reads_body(self) -> bool {
-        matches!(self, Route::Calls(_) | Route::Batch(..) | Route::Classification(..))
+        matches!(self, Route::Calls(_) | Route::Batch(..) | Route::Classification(..) | Route::Suppressions(_))
     }
 }
 
@@ -67,6 +72,7 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
         ["operator", "calls", _] => ROUTES[2].1,
         ["operator", "batches", _, _] => ROUTES[3].1,
         ["operator", "classifications", _, _] => ROUTES[4].1,
+        ["operator", "suppressions", _] => ROUTES[5].1,
         _ => return None,
     };
     let allowed = allowed_method(template);
@@ -92,6 +98,11 @@ pub fn route(method: &str, path: &str) -> Option<Result<Route, ApiError>> {
                 other => Err(unknown_action(other)),
             })
         }
+        ["operator", "suppressions", action] => match *action {
+            "add" => Ok(Route::Suppressions(SuppressionAction::Add)),
+            "remove" => Ok(Route::Suppressions(SuppressionAction::Remove)),
+            other => Err(unknown_action(other)),
+        },
         ["operator", "me"] => Ok(Route::Me),
         _ => Ok(Route::DashboardConfig),
     })
@@ -193,6 +204,30 @@ pub fn correction(action: ClassificationAction, body: &str) -> Result<Value, Api
                 "ivr_actions": parsed.ivr_actions,
                 "reason": reason(&parsed.reason)?,
             }))
+        }
+    }
+}
+
+/// The body of a do-not-call action, parsed as `/api/v1/suppressions`' (`suppression::parse_add` /
+/// `parse_remove`: every problem with its path, 400 `validation_error`): add takes `{"phone", "reason"?,
+/// "source"?: "manual" | "clinic"}` (an `sms_opt_out` entry is the SMS opt-outs' own), remove `{"phone"}`.
+pub fn suppression_request(action: SuppressionAction, body: &str) -> Result<OperatorSuppressionAction, ApiError> {
+    match action {
+        SuppressionAction::Add => {
+            let new = suppression::parse_add(body)?;
+            if new.source == Source::SmsOptOut {
+                let message = "source must be manual or clinic (sms_opt_out entries come from SMS opt-outs)";
+                return Err(crate::api::validation_error(vec![crate::batch::ItemError::new(
+                    "source",
+                    "invalid_source",
+                    message,
+                )]));
+            }
+            Ok(OperatorSuppressionAction { action, phone: new.phone, reason: new.reason, source: Some(new.source) })
+        }
+        SuppressionAction::Remove => {
+            let phone = suppression::parse_remove(body)?;
+            Ok(OperatorSuppressionAction { action, phone, reason: None, source: None })
         }
     }
 }
@@ -307,6 +342,9 @@ mod tests {
             ok("POST", &format!("/api/v1/operator/classifications/{ID}/correct")),
             Route::Classification(class, ClassificationAction::Correct)
         );
+        assert_eq!(ok("POST", "/api/v1/operator/suppressions/add"), Route::Suppressions(SuppressionAction::Add));
+        assert_eq!(ok("POST", "/api/v1/operator/suppressions/remove"), Route::Suppressions(SuppressionAction::Remove));
+        assert!(Route::Suppressions(SuppressionAction::Add).reads_body());
         assert!(Route::Calls(CallAction::Cancel).reads_body() && !Route::Me.reads_body());
     }
 
@@ -321,6 +359,8 @@ mod tests {
         assert_eq!(refused("POST", "/api/v1/operator/batches/nope/cancel").code, "invalid_id");
         assert_eq!(refused("POST", "/api/v1/operator/classifications/nope/correct").code, "invalid_id");
         assert_eq!(refused("POST", &format!("/api/v1/operator/classifications/{ID}/delete")).code, "unknown_action");
+        assert_eq!(refused("POST", "/api/v1/operator/suppressions/+15550001001").code, "unknown_action");
+        assert_eq!(refused("GET", "/api/v1/operator/suppressions/add").status, 405);
         assert_eq!(allow_header("/api/v1/operator/me").as_deref(), Some("GET"));
         assert_eq!(allow_header("/api/v1/operator/calls/cancel").as_deref(), Some("POST"));
         assert_eq!(allow_header("/api/v1/operator/batches/nope/cancel").as_deref(), Some("POST"));
@@ -388,6 +428,33 @@ mod tests {
         }
         assert!(no_body("").is_ok() && no_body(" {} ").is_ok());
         assert_eq!(no_body(r#"{"ids": []}"#).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn suppression_bodies_are_parsed_with_their_paths() {
+        let add = suppression_request(
+            SuppressionAction::Add,
+            r#"{"phone": "+1 (555) 600-0001", "reason": " asked ", "source": "clinic"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&add).unwrap(),
+            json!({"p_action": "add", "p_phone": "+15556000001", "p_reason": "asked", "p_source": "clinic"})
+        );
+        let remove = suppression_request(SuppressionAction::Remove, r#"{"phone": "+15556000001"}"#).unwrap();
+        assert_eq!(serde_json::to_value(&remove).unwrap(), json!({"p_action": "remove", "p_phone": "+15556000001"}));
+        for (action, bad, path) in [
+            (SuppressionAction::Add, r#"{"phone": "555"}"#, "phone"),
+            (SuppressionAction::Add, r#"{"reason": "x"}"#, "phone"),
+            (SuppressionAction::Add, r#"{"phone": "+15556000001", "source": "sms_opt_out"}"#, "source"),
+            (SuppressionAction::Add, r#"{"phone": "+15556000001", "source": "robot"}"#, "source"),
+            (SuppressionAction::Remove, r#"{"phone": "not a phone"}"#, "phone"),
+            (SuppressionAction::Remove, r#"{"phone": "+15556000001", "reason": "x"}"#, "reason"),
+        ] {
+            let e = suppression_request(action, bad).unwrap_err();
+            assert_eq!((e.status, e.code), (400, "validation_error"), "{bad}");
+            assert_eq!(e.body()["error"]["items"][0]["path"], path, "{bad}");
+        }
     }
 
     #[test]

@@ -1261,6 +1261,7 @@ contract!(
     suppression::AddSuppression,
     suppression::RemoveSuppression,
     suppression::ListSuppressions,
+    suppression::OperatorSuppressionAction,
     ProviderHealth,
 );
 
@@ -1280,7 +1281,7 @@ mod tests {
     #[test]
     fn every_function_is_listed_once_with_p_arguments() {
         let names = functions();
-        assert_eq!(names.len(), 44, "{names:?}");
+        assert_eq!(names.len(), 45, "{names:?}");
         let mut unique = names.clone();
         unique.sort();
         unique.dedup();

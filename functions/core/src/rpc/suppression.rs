@@ -77,3 +77,41 @@ impl Rpc for ListSuppressions {
         vec![Self { limit: 100, offset: 0 }]
     }
 }
+
+/// What an operator may do to the do-not-call list (`operator_suppression_action`'s `p_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressionAction {
+    /// `add_suppression` with the operator's email as `added_by`.
+    Add,
+    /// `remove_suppression`.
+    Remove,
+}
+
+/// `operator_suppression_action`: an operator adds (source manual or clinic) or removes a phone, audited
+/// (`sql/schema/87_operator_actions.sql`). Answers `{action, created, suppression}` or `{action, removed,
+/// suppression | null}`, passed on as SQL wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorSuppressionAction {
+    #[serde(rename = "p_action")]
+    pub action: SuppressionAction,
+    #[serde(rename = "p_phone")]
+    pub phone: PhoneNumber,
+    #[serde(rename = "p_reason", skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(rename = "p_source", skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+}
+
+impl Rpc for OperatorSuppressionAction {
+    const NAME: &'static str = "operator_suppression_action";
+    type Answer = BatchDocument;
+    fn examples() -> Vec<Self> {
+        vec![Self {
+            action: SuppressionAction::Add,
+            phone: phone(),
+            reason: Some("asked".into()),
+            source: Some(Source::Clinic),
+        }]
+    }
+}

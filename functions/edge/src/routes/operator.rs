@@ -37,5 +37,9 @@ pub async fn handle(route: Route, req: Incoming, env: &Env) -> Answer {
             let request = OperatorClassificationAction { classification_id, action, correction };
             http::json(200, &db.as_user(&token).call(&request).await?)
         }
+        Route::Suppressions(action) => {
+            let request = operator::suppression_request(action, &body().await?)?;
+            http::json(200, &db.as_user(&token).call(&request).await?)
+        }
     }
 }
